@@ -1,0 +1,143 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrMalformedScope reports a scope string that is not a space-separated list of
+// RFC 6749 §3.3 scope tokens (printable ASCII except space, '"' and '\').
+var ErrMalformedScope = errors.New("malformed scope")
+
+// MaxScopes bounds how many scope tokens one request or token may carry, so a
+// crafted request cannot make coverage checks quadratic in an unbounded input.
+const MaxScopes = 64
+
+// ParseScope splits a space-separated scope string into its tokens, keeping the
+// first occurrence of each. It refuses empty tokens (two spaces in a row, leading
+// or trailing space), characters outside RFC 6749 §3.3, and more than MaxScopes
+// tokens. The empty string parses to no scopes.
+func ParseScope(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, " ")
+	if len(parts) > MaxScopes {
+		return nil, fmt.Errorf("%w: more than %d scopes", ErrMalformedScope, MaxScopes)
+	}
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if p == "" {
+			return nil, fmt.Errorf("%w: empty scope token (scopes are separated by single spaces)", ErrMalformedScope)
+		}
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+				return nil, fmt.Errorf("%w: scope %q has a character outside RFC 6749 §3.3", ErrMalformedScope, printable(p))
+			}
+		}
+		if !contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// FormatScope joins scope tokens with single spaces, the wire form of the
+// "scope" claim and parameter.
+func FormatScope(scopes []string) string { return strings.Join(scopes, " ") }
+
+// Covers reports whether holding scope p grants scope c: p == c, or p is "*", or
+// p ends in ":*" and c starts with p without its "*" ("db:read:*" covers
+// "db:read:orders" and "db:read:*", not "db:write:orders" nor "db:read").
+func Covers(p, c string) bool {
+	if p == c || p == "*" {
+		return true
+	}
+	if strings.HasSuffix(p, ":*") {
+		return strings.HasPrefix(c, p[:len(p)-1])
+	}
+	return false
+}
+
+// CoveredBy reports whether some scope in set covers c.
+func CoveredBy(set []string, c string) bool {
+	for _, p := range set {
+		if Covers(p, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Uncovered returns the first scope of want that no scope of have covers, and
+// false when every scope of want is covered.
+func Uncovered(have, want []string) (string, bool) {
+	for _, c := range want {
+		if !CoveredBy(have, c) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// Intersect returns the scopes granted by both a and b, wildcard-aware: for each
+// pair the narrower scope is kept when one covers the other ("db:*" with
+// "db:read:*" gives "db:read:*"). The result is minimal (no scope in it is
+// covered by another) and ordered by first appearance in a.
+func Intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		for _, y := range b {
+			var n string
+			switch {
+			case Covers(x, y):
+				n = y
+			case Covers(y, x):
+				n = x
+			default:
+				continue
+			}
+			if !contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return minimize(out)
+}
+
+// minimize drops every scope that another, different scope in the list covers.
+func minimize(s []string) []string {
+	out := s[:0:0]
+	for i, c := range s {
+		redundant := false
+		for j, p := range s {
+			if i != j && p != c && Covers(p, c) {
+				redundant = true
+				break
+			}
+		}
+		if !redundant {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// printable quotes at most 64 bytes of s, so an error never carries a huge input.
+func printable(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

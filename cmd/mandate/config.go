@@ -1,0 +1,317 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// Config is the whole server configuration (see DESIGN.md, "Configuration").
+type Config struct {
+	Issuer         string                `mapstructure:"issuer"`
+	Listen         string                `mapstructure:"listen"`
+	DataDir        string                `mapstructure:"data_dir"`
+	Signing        SigningConfig         `mapstructure:"signing"`
+	Tokens         TokensConfig          `mapstructure:"tokens"`
+	Policy         PolicyConfig          `mapstructure:"policy"`
+	Deviation      DeviationConfig       `mapstructure:"deviation"`
+	Clients        []ClientConfig        `mapstructure:"clients"`
+	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
+}
+
+// SigningConfig chooses the token signing algorithm.
+type SigningConfig struct {
+	Alg string `mapstructure:"alg"`
+}
+
+// TokensConfig bounds token lifetimes and chain depth.
+type TokensConfig struct {
+	RootTTL      time.Duration `mapstructure:"root_ttl"`
+	DelegatedTTL time.Duration `mapstructure:"delegated_ttl"`
+	MaxDepth     int           `mapstructure:"max_depth"`
+	Retention    time.Duration `mapstructure:"retention"`
+}
+
+// PolicyConfig points at a directory of Cedar policies.
+type PolicyConfig struct {
+	Dir string `mapstructure:"dir"`
+}
+
+// DeviationConfig configures automatic revocation of misbehaving agents.
+type DeviationConfig struct {
+	MaxDenials int           `mapstructure:"max_denials"`
+	Window     time.Duration `mapstructure:"window"`
+}
+
+// ClientConfig registers one client.
+type ClientConfig struct {
+	ID         string   `mapstructure:"id"`
+	SecretHash string   `mapstructure:"secret_hash"`
+	Secret     string   `mapstructure:"secret"`
+	Grants     []string `mapstructure:"grants"`
+	Scopes     []string `mapstructure:"scopes"`
+	Audiences  []string `mapstructure:"audiences"`
+	Groups     []string `mapstructure:"groups"`
+	Role       string   `mapstructure:"role"`
+}
+
+// TrustedIssuerConfig registers an external identity provider.
+type TrustedIssuerConfig struct {
+	Issuer   string `mapstructure:"issuer"`
+	JWKSFile string `mapstructure:"jwks_file"`
+	JWKSURL  string `mapstructure:"jwks_url"`
+	Audience string `mapstructure:"audience"`
+}
+
+// defaults are every scalar key with its default; registering them is also what
+// lets viper map MANDATE_* environment variables onto them.
+var defaults = map[string]any{
+	"issuer":                 "",
+	"listen":                 "127.0.0.1:8080",
+	"data_dir":               "./mandate-data",
+	"signing.alg":            tokens.AlgEdDSA,
+	"tokens.root_ttl":        "15m",
+	"tokens.delegated_ttl":   "5m",
+	"tokens.max_depth":       4,
+	"tokens.retention":       "24h",
+	"policy.dir":             "",
+	"deviation.max_denials":  0,
+	"deviation.window":       "0s",
+}
+
+// flagKeys maps serve's flags onto config keys.
+var flagKeys = map[string]string{"listen": "listen", "data-dir": "data_dir", "issuer": "issuer"}
+
+// loadConfig reads the YAML file at path (optional), MANDATE_* environment
+// variables and the given flags, in increasing precedence, and validates the
+// result. Unknown keys in the file are errors. It also returns warnings that do
+// not stop the server.
+func loadConfig(path string, flags *pflag.FlagSet) (*Config, []string, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("MANDATE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if flags != nil {
+		for name, key := range flagKeys {
+			if f := flags.Lookup(name); f != nil && f.Changed {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	var cfg Config
+	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.StringToTimeDurationHookFunc()
+	})
+	if err != nil {
+		return nil, nil, configError(err)
+	}
+	base := ""
+	if path != "" {
+		base = filepath.Dir(path)
+		if v.InConfig("data_dir") && !filepath.IsAbs(cfg.DataDir) {
+			cfg.DataDir = filepath.Join(base, cfg.DataDir)
+		}
+	}
+	warnings, err := cfg.validate(base)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &cfg, warnings, nil
+}
+
+var invalidKeys = regexp.MustCompile(`has invalid keys: (.*)`)
+
+// configError rewrites mapstructure's errors so they name the key and the fix.
+func configError(err error) error {
+	msg := err.Error()
+	if m := invalidKeys.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("config: unknown key(s) %s: check the spelling against the configuration reference in README.md", m[1])
+	}
+	return fmt.Errorf("config: %s", strings.ReplaceAll(msg, "\n", "; "))
+}
+
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~:/@+-]{1,128}$`)
+
+// validate checks every key, returning the first error (naming the key and the
+// fix) and warnings for settings that work but are unwise. Relative jwks_file
+// paths are resolved against base, the config file's directory.
+func (c *Config) validate(base string) ([]string, error) {
+	var warn []string
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, errors.New("config: issuer must be an absolute http(s) URL without query or fragment, such as https://mandate.example")
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			warn = append(warn, "issuer uses http on a non-loopback host: tokens and secrets travel in clear; use https behind a TLS terminator")
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return nil, fmt.Errorf("config: listen %q must be host:port, such as 127.0.0.1:8080", c.Listen)
+	}
+	if c.DataDir == "" {
+		return nil, errors.New("config: data_dir is required (the directory of mandate.db)")
+	}
+	if c.Signing.Alg != tokens.AlgEdDSA && c.Signing.Alg != tokens.AlgES256 {
+		return nil, fmt.Errorf("config: signing.alg %q is not supported: use %s or %s", c.Signing.Alg, tokens.AlgEdDSA, tokens.AlgES256)
+	}
+	t := c.Tokens
+	switch {
+	case t.RootTTL <= 0:
+		return nil, errors.New("config: tokens.root_ttl must be a positive duration, such as 15m")
+	case t.DelegatedTTL <= 0:
+		return nil, errors.New("config: tokens.delegated_ttl must be a positive duration, such as 5m")
+	case t.MaxDepth < 1 || t.MaxDepth > 32:
+		return nil, fmt.Errorf("config: tokens.max_depth must be between 1 and 32 (got %d)", t.MaxDepth)
+	case t.Retention < 0:
+		return nil, errors.New("config: tokens.retention must not be negative")
+	}
+	if c.Policy.Dir != "" {
+		return nil, errors.New("config: policy.dir is set, but Cedar policy evaluation is not available in this version; remove policy.dir (refusing to start rather than ignore a policy)")
+	}
+	if c.Deviation.MaxDenials != 0 || c.Deviation.Window != 0 {
+		return nil, errors.New("config: deviation is set, but deviation-triggered revocation is not available in this version; remove deviation")
+	}
+	if len(c.Clients) == 0 {
+		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		key := fmt.Sprintf("clients[%d]", i)
+		if !clientIDPattern.MatchString(cl.ID) {
+			return nil, fmt.Errorf("config: %s.id %q must be 1-128 characters of letters, digits and ._~:/@+-", key, cl.ID)
+		}
+		key = fmt.Sprintf("clients[%d] (%s)", i, cl.ID)
+		if seen[cl.ID] {
+			return nil, fmt.Errorf("config: %s: id is registered twice", key)
+		}
+		seen[cl.ID] = true
+		switch {
+		case cl.SecretHash != "" && cl.Secret != "":
+			return nil, fmt.Errorf("config: %s: set secret_hash or secret, not both", key)
+		case cl.SecretHash != "":
+			if _, err := delegation.ParseBcryptSecret(cl.SecretHash); err != nil {
+				return nil, fmt.Errorf("config: %s.secret_hash is not a bcrypt hash: generate one with `mandate hash-secret`", key)
+			}
+		case cl.Secret != "":
+			warn = append(warn, fmt.Sprintf("%s uses a plain secret; store a bcrypt secret_hash instead (mandate hash-secret)", key))
+		default:
+			return nil, fmt.Errorf("config: %s.secret_hash is required: generate one with `mandate hash-secret`", key)
+		}
+		for _, g := range cl.Grants {
+			if g != delegation.GrantClientCredentials && g != delegation.GrantTokenExchange {
+				return nil, fmt.Errorf("config: %s.grants: unknown grant %q: use client_credentials or token_exchange", key, g)
+			}
+		}
+		switch delegation.Role(cl.Role) {
+		case delegation.RoleAgent, delegation.RoleResourceServer, delegation.RoleAdmin:
+		default:
+			return nil, fmt.Errorf("config: %s.role %q is not a role: use resource_server or admin, or leave it out", key, cl.Role)
+		}
+		if len(cl.Grants) == 0 && cl.Role == "" {
+			return nil, fmt.Errorf("config: %s can do nothing: give it grants (client_credentials, token_exchange) or a role", key)
+		}
+		for _, s := range cl.Scopes {
+			if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {
+				return nil, fmt.Errorf("config: %s.scopes: %q is not a single RFC 6749 scope token", key, s)
+			}
+		}
+		for _, a := range cl.Audiences {
+			if strings.TrimSpace(a) == "" || a != strings.TrimSpace(a) {
+				return nil, fmt.Errorf("config: %s.audiences: %q must be non-empty without surrounding spaces", key, a)
+			}
+		}
+		for _, g := range cl.Groups {
+			if !clientIDPattern.MatchString(g) {
+				return nil, fmt.Errorf("config: %s.groups: %q must be 1-128 characters of letters, digits and ._~:/@+-", key, g)
+			}
+		}
+	}
+	for i := range c.TrustedIssuers {
+		ti := &c.TrustedIssuers[i]
+		key := fmt.Sprintf("trusted_issuers[%d]", i)
+		if u, err := url.Parse(ti.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("config: %s.issuer %q must be the issuer's absolute URL, exactly as in its tokens' iss", key, ti.Issuer)
+		}
+		switch {
+		case ti.JWKSURL != "":
+			return nil, fmt.Errorf("config: %s.jwks_url is not supported in this version: download the JWKS and use jwks_file", key)
+		case ti.JWKSFile == "":
+			return nil, fmt.Errorf("config: %s.jwks_file is required (the issuer's JWKS document)", key)
+		}
+		if base != "" && !filepath.IsAbs(ti.JWKSFile) {
+			ti.JWKSFile = filepath.Join(base, ti.JWKSFile)
+		}
+	}
+	return warn, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serviceConfig turns the validated file configuration into the core's.
+func (c *Config) serviceConfig() (delegation.Config, error) {
+	sc := delegation.Config{
+		Issuer: c.Issuer, RootTTL: c.Tokens.RootTTL, DelegatedTTL: c.Tokens.DelegatedTTL,
+		MaxDepth: c.Tokens.MaxDepth,
+	}
+	for _, cl := range c.Clients {
+		var secret delegation.Secret
+		if cl.SecretHash != "" {
+			h, err := delegation.ParseBcryptSecret(cl.SecretHash)
+			if err != nil {
+				return sc, err
+			}
+			secret = h
+		} else {
+			secret = delegation.NewPlainSecret(cl.Secret)
+		}
+		sc.Clients = append(sc.Clients, delegation.Client{
+			ID: cl.ID, Secret: secret, Grants: cl.Grants, Scopes: cl.Scopes,
+			Audiences: cl.Audiences, Groups: cl.Groups, Role: delegation.Role(cl.Role),
+		})
+	}
+	for i, ti := range c.TrustedIssuers {
+		raw, err := os.ReadFile(ti.JWKSFile)
+		if err != nil {
+			return sc, fmt.Errorf("config: trusted_issuers[%d].jwks_file: %w", i, err)
+		}
+		keys, err := tokens.NewSetResolver(raw)
+		if err != nil {
+			return sc, fmt.Errorf("config: trusted_issuers[%d].jwks_file %s: %w", i, ti.JWKSFile, err)
+		}
+		sc.TrustedIssuers = append(sc.TrustedIssuers, delegation.TrustedIssuer{Issuer: ti.Issuer, Audience: ti.Audience, Keys: keys})
+	}
+	return sc, nil
+}

@@ -1,0 +1,84 @@
+// Command mandate is the Mandate delegation token service: `serve` runs it,
+// `demo` tells its story end to end on a throw-away store, and `hash-secret`
+// prepares client secrets for the configuration file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "mandate:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "mandate",
+		Short:         "Delegation tokens for multi-agent AI systems (RFC 8693)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().String("config", "", "YAML configuration file")
+	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd())
+	return root
+}
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token service",
+		Long: `Run the token service: token exchange, client credentials, revocation,
+introspection and discovery, over an embedded bbolt store in data_dir.
+Configuration comes from --config, MANDATE_* environment variables and flags.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, warnings, err := loadConfig(path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			for _, w := range warnings {
+				log.Warn(w)
+			}
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			return runServer(ctx, cfg, log)
+		},
+	}
+	cmd.Flags().String("listen", "", "listen address, host:port (config key listen)")
+	cmd.Flags().String("data-dir", "", "directory of mandate.db (config key data_dir)")
+	cmd.Flags().String("issuer", "", "issuer URL (config key issuer)")
+	return cmd
+}
+
+// runServer serves until ctx ends, then shuts down gracefully.
+func runServer(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	s, err := startServer(cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
+}

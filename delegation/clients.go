@@ -1,0 +1,156 @@
+package delegation
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+)
+
+// Role is what a client may do besides obtaining tokens.
+type Role string
+
+// Client roles. A plain client (RoleAgent) obtains and exchanges tokens; a
+// resource server also introspects (and reads the revocation feed); an admin may
+// do everything, including revoking any token.
+const (
+	RoleAgent          Role = ""
+	RoleResourceServer Role = "resource_server"
+	RoleAdmin          Role = "admin"
+)
+
+// Grant names as the configuration spells them.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantTokenExchange     = "token_exchange"
+)
+
+// Secret checks a presented client secret. Implementations must compare in
+// constant time with respect to the secret's content.
+type Secret interface {
+	Check(presented string) bool
+}
+
+// BcryptSecret is a secret stored as a bcrypt hash, the form the config file
+// holds ("mandate hash-secret" prints one).
+type BcryptSecret []byte
+
+// Check runs bcrypt's constant-time comparison.
+func (h BcryptSecret) Check(presented string) bool {
+	return bcrypt.CompareHashAndPassword(h, []byte(presented)) == nil
+}
+
+// ParseBcryptSecret validates a bcrypt hash string.
+func ParseBcryptSecret(hash string) (BcryptSecret, error) {
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return nil, fmt.Errorf("not a bcrypt hash: %w", err)
+	}
+	return BcryptSecret(hash), nil
+}
+
+// PlainSecret is a secret configured in clear text (accepted with a warning,
+// for development). It keeps only a SHA-256 digest and compares digests in
+// constant time.
+type PlainSecret [sha256.Size]byte
+
+// NewPlainSecret digests s.
+func NewPlainSecret(s string) PlainSecret { return sha256.Sum256([]byte(s)) }
+
+// Check compares digests in constant time.
+func (p PlainSecret) Check(presented string) bool {
+	d := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(p[:], d[:]) == 1
+}
+
+// Client is a registered client (an agent, a resource server, or an admin).
+// Scopes and Audiences are the ceiling of every token it ever holds.
+type Client struct {
+	ID        string
+	Secret    Secret
+	Grants    []string
+	Scopes    []string
+	Audiences []string
+	Groups    []string
+	Role      Role
+}
+
+// Can reports whether the client may use grant (GrantClientCredentials or GrantTokenExchange).
+func (c *Client) Can(grant string) bool { return slices.Contains(c.Grants, grant) }
+
+// newDummySecret returns a bcrypt hash at the highest cost among the clients'
+// hashes. It is checked when a client id is unknown, so an unknown id costs the
+// same as a wrong secret and response time does not reveal which ids exist.
+func newDummySecret(clients map[string]*Client) Secret {
+	cost := 0
+	for _, c := range clients {
+		if b, ok := c.Secret.(BcryptSecret); ok {
+			if n, err := bcrypt.Cost(b); err == nil && n > cost {
+				cost = n
+			}
+		}
+	}
+	if cost == 0 {
+		return NewPlainSecret("mandate-dummy-secret")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("mandate-dummy-secret"), cost)
+	if err != nil {
+		return NewPlainSecret("mandate-dummy-secret")
+	}
+	return BcryptSecret(h)
+}
+
+// errBadCredentials is the one answer to every authentication failure.
+var errBadCredentials = oauth.New(oauth.CodeInvalidClient, "client authentication failed")
+
+// Authenticate checks a client id and secret. Every failure (unknown id, wrong
+// secret, empty secret) is the same invalid_client error and takes about the
+// same time.
+func (s *Service) Authenticate(id, secret string) (*Client, error) {
+	c, ok := s.clients[id]
+	if !ok || secret == "" {
+		s.dummy.Check(secret)
+		return nil, errBadCredentials
+	}
+	if !c.Secret.Check(secret) {
+		return nil, errBadCredentials
+	}
+	return c, nil
+}
+
+// Client returns the registered client with the given id.
+func (s *Service) Client(id string) (*Client, bool) {
+	c, ok := s.clients[id]
+	return c, ok
+}
+
+func validateClients(list []Client) (map[string]*Client, error) {
+	m := make(map[string]*Client, len(list))
+	for i := range list {
+		c := &list[i]
+		if c.ID == "" {
+			return nil, fmt.Errorf("clients[%d]: id is required", i)
+		}
+		if _, dup := m[c.ID]; dup {
+			return nil, fmt.Errorf("clients[%d]: id %q is registered twice", i, c.ID)
+		}
+		if c.Secret == nil {
+			return nil, fmt.Errorf("client %q: no secret", c.ID)
+		}
+		switch c.Role {
+		case RoleAgent, RoleResourceServer, RoleAdmin:
+		default:
+			return nil, fmt.Errorf("client %q: unknown role %q", c.ID, c.Role)
+		}
+		for _, g := range c.Grants {
+			if g != GrantClientCredentials && g != GrantTokenExchange {
+				return nil, fmt.Errorf("client %q: unknown grant %q", c.ID, g)
+			}
+		}
+		m[c.ID] = c
+	}
+	return m, nil
+}

@@ -1,0 +1,20 @@
+// Package delegation is Mandate's service core: it authenticates clients and
+// decides every token request (client_credentials roots, RFC 8693 exchanges
+// from Mandate or trusted external tokens), revocation (RFC 7009) and
+// introspection (RFC 7662).
+//
+// Invariants it enforces on every issued token:
+//   - attenuation: a child's scopes are covered by its parent's and by the new
+//     holder's registration, its audiences are a subset of both, and it never
+//     outlives its parent;
+//   - lineage: a child's lineage is its parent's plus the parent's jti, its sub
+//     is the parent's, and its act chain only ever grows by the new holder;
+//   - possession: only a token's holder can exchange it, and no token with a
+//     revoked ancestor can be exchanged or introspected as active;
+//   - durability: a token's record is committed before the token is returned.
+//
+// The core never sees an HTTP type; package httpapi translates. Every refusal is
+// an *oauth.Error with the RFC code and a description that names the rule but
+// never a secret or a whole token. Time comes from Config.Now, so tests run on a
+// fixed clock.
+package delegation

@@ -1,0 +1,363 @@
+package delegation
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// TokenRequest is a parsed token endpoint request. Audiences holds every
+// "audience" and "resource" value (one set, matched exactly). Empty strings
+// mean absent (RFC 6749 §3.1).
+type TokenRequest struct {
+	GrantType          string
+	Scope              string
+	Audiences          []string
+	SubjectToken       string
+	SubjectTokenType   string
+	ActorToken         string
+	ActorTokenType     string
+	RequestedTokenType string
+}
+
+// Token decides a token request from an authenticated client.
+func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*TokenResponse, error) {
+	var (
+		resp *TokenResponse
+		err  error
+	)
+	switch req.GrantType {
+	case "":
+		return nil, s.refuse(ctx, "", c, oauth.New(oauth.CodeInvalidRequest, "grant_type is required"))
+	case oauth.GrantClientCredentials:
+		if !c.Can(GrantClientCredentials) {
+			err = oauth.New(oauth.CodeUnauthorizedClient, "client %q may not use the client_credentials grant", c.ID)
+			break
+		}
+		resp, err = s.clientCredentials(ctx, c, req)
+	case oauth.GrantTokenExchange:
+		if !c.Can(GrantTokenExchange) {
+			err = oauth.New(oauth.CodeUnauthorizedClient, "client %q may not use the token-exchange grant", c.ID)
+			break
+		}
+		resp, err = s.exchange(ctx, c, req)
+	default:
+		err = oauth.New(oauth.CodeUnsupportedGrantType, "grant_type %q is not supported", printable(req.GrantType))
+	}
+	if err != nil {
+		return nil, s.refuse(ctx, req.GrantType, c, err)
+	}
+	return resp, nil
+}
+
+// clientCredentials mints a root token for the client itself.
+func (s *Service) clientCredentials(ctx context.Context, c *Client, req TokenRequest) (*TokenResponse, error) {
+	scopes, err := grantScopes(req.Scope, c, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	auds, err := grantAudiences(req.Audiences, c, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	claims := &tokens.Claims{
+		Issuer: s.issuer, Subject: c.ID, ClientID: c.ID,
+		Audience: auds, Scope: chain.FormatScope(scopes),
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(s.rootTTL).Unix(),
+	}
+	if err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now)); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, claims, "client_credentials", "")
+}
+
+// exchange implements RFC 8693 token exchange: delegation from a Mandate token,
+// or a root from a trusted external issuer's token.
+func (s *Service) exchange(ctx context.Context, c *Client, req TokenRequest) (*TokenResponse, error) {
+	if req.SubjectToken == "" {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token is required")
+	}
+	if req.SubjectTokenType == "" {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token_type is required")
+	}
+	if !supportedTokenType(req.SubjectTokenType) {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token_type %q is not supported (use %s or %s)",
+			printable(req.SubjectTokenType), oauth.TokenTypeAccessToken, oauth.TokenTypeJWT)
+	}
+	switch {
+	case req.ActorToken != "" && req.ActorTokenType == "":
+		return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token_type is required with actor_token")
+	case req.ActorToken == "" && req.ActorTokenType != "":
+		return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token_type given without actor_token")
+	case req.ActorTokenType != "" && !supportedTokenType(req.ActorTokenType):
+		return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token_type %q is not supported", printable(req.ActorTokenType))
+	}
+	issuedType := oauth.TokenTypeAccessToken
+	switch req.RequestedTokenType {
+	case "", oauth.TokenTypeAccessToken:
+	case oauth.TokenTypeJWT:
+		issuedType = oauth.TokenTypeJWT
+	default:
+		return nil, oauth.New(oauth.CodeInvalidRequest, "requested_token_type %q is not supported (use %s or %s)",
+			printable(req.RequestedTokenType), oauth.TokenTypeAccessToken, oauth.TokenTypeJWT)
+	}
+
+	iss, err := unverifiedIssuer(req.SubjectToken)
+	if err != nil {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token is malformed: %v", err)
+	}
+	if iss == s.issuer {
+		return s.delegate(ctx, c, req, issuedType)
+	}
+	if ti, ok := s.trusted[iss]; ok {
+		return s.externalRoot(ctx, c, ti, req, issuedType)
+	}
+	return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token issuer %q is neither Mandate nor a trusted issuer", printable(iss))
+}
+
+// delegate issues a child of a Mandate token held by c, to c itself or to the
+// actor named by the actor token.
+func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, issuedType string) (*TokenResponse, error) {
+	now := s.now()
+	parent, err := s.verifyLive(ctx, req.SubjectToken, "subject_token", now)
+	if err != nil {
+		return nil, err
+	}
+	if parent.ClientID != c.ID {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token is held by another client; only its holder may exchange it")
+	}
+	depth := len(parent.Lineage) + 1
+	if depth > s.maxDepth {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "delegation depth %d would exceed max_depth %d", depth, s.maxDepth)
+	}
+
+	holder := c
+	if req.ActorToken != "" {
+		actor, err := s.verifyLive(ctx, req.ActorToken, "actor_token", now)
+		if err != nil {
+			return nil, err
+		}
+		if actor.Subject != actor.ClientID {
+			return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token must be the new actor's own identity token (its sub equal to its client_id)")
+		}
+		h, ok := s.clients[actor.ClientID]
+		if !ok {
+			return nil, oauth.New(oauth.CodeInvalidRequest, "actor %q is no longer a registered client", printable(actor.ClientID))
+		}
+		holder = h
+	}
+	if err := s.checkMayAct(parent.MayAct, holder); err != nil {
+		return nil, err
+	}
+
+	parentScopes, err := chain.ParseScope(parent.Scope)
+	if err != nil {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token scope is malformed")
+	}
+	scopes, err := grantScopes(req.Scope, holder, parentScopes, "the subject_token's scope")
+	if err != nil {
+		return nil, err
+	}
+	auds, err := grantAudiences(req.Audiences, holder, parent.Audience, "the subject_token's audience")
+	if err != nil {
+		return nil, err
+	}
+
+	act := parent.Act
+	action := policy.ActionDownscope
+	if holder != c {
+		act = &tokens.Actor{Subject: holder.ID, Act: parent.Act}
+		action = policy.ActionDelegate
+	}
+	exp := now.Add(s.delegatedTTL).Unix()
+	if parent.Expiry < exp {
+		exp = parent.Expiry
+	}
+	lineage := make([]string, 0, depth)
+	lineage = append(append(lineage, parent.Lineage...), parent.ID)
+	claims := &tokens.Claims{
+		Issuer: s.issuer, Subject: parent.Subject, ClientID: holder.ID,
+		Audience: auds, Scope: chain.FormatScope(scopes),
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
+		Act: act, Lineage: lineage,
+	}
+	if err := s.decide(ctx, s.policyRequest(c, holder, action, claims, parent.Act, now)); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, claims, "token_exchange", issuedType)
+}
+
+// verifyLive verifies a Mandate token presented in a request: signature, type,
+// issuer, time, chain structure, and that neither it nor any ancestor is revoked.
+func (s *Service) verifyLive(ctx context.Context, token, param string, now time.Time) (*tokens.Claims, error) {
+	c, err := s.keys.Verify(token)
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "%s is not a valid Mandate token: %v", param, err)
+	}
+	if err := s.checkClaims(c, now); err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "%s %v", param, err)
+	}
+	rev, err := s.store.FirstRevoked(ctx, append(c.Lineage[:len(c.Lineage):len(c.Lineage)], c.ID)...)
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not check revocation")
+	}
+	if rev != nil {
+		if rev.JTI == c.ID {
+			return nil, oauth.New(oauth.CodeInvalidRequest, "%s has been revoked", param)
+		}
+		return nil, oauth.New(oauth.CodeInvalidRequest, "%s descends from revoked token %s", param, rev.JTI)
+	}
+	return c, nil
+}
+
+// checkClaims applies the issuer, time and structure rules to a verified
+// Mandate token. Its errors read after the parameter name ("subject_token has expired").
+func (s *Service) checkClaims(c *tokens.Claims, now time.Time) error {
+	if c.Issuer != s.issuer {
+		return errors.New("was issued by another issuer")
+	}
+	if now.Unix() >= c.Expiry {
+		return errors.New("has expired")
+	}
+	if c.NotBefore > now.Add(ownLeeway).Unix() || c.IssuedAt > now.Add(ownLeeway).Unix() {
+		return errors.New("is not valid yet")
+	}
+	if err := chain.CheckStructure(c, s.maxDepth); err != nil {
+		return fmt.Errorf("has a %v", err)
+	}
+	return nil
+}
+
+// checkMayAct enforces RFC 8693 §4.4: when the subject token names who may act
+// for its subject, the new holder must be that actor, and Mandate its issuer.
+func (s *Service) checkMayAct(mayAct *tokens.Actor, holder *Client) error {
+	if mayAct == nil {
+		return nil
+	}
+	if mayAct.Subject != holder.ID {
+		return oauth.New(oauth.CodeInvalidRequest, "the subject_token's may_act does not allow %q to act for its subject", holder.ID)
+	}
+	if mayAct.Issuer != "" && mayAct.Issuer != s.issuer {
+		return oauth.New(oauth.CodeInvalidRequest, "the subject_token's may_act names an actor of another issuer")
+	}
+	return nil
+}
+
+// grantScopes decides the scopes of a new token held by holder. With a request,
+// every requested scope must be covered by the parent's scopes (when parent is
+// not nil) and by the holder's registration; without one, the result is the
+// parent's scopes narrowed to the holder (or the registration, for a root).
+func grantScopes(requested string, holder *Client, parent []string, parentName string) ([]string, error) {
+	want, err := chain.ParseScope(requested)
+	if err != nil {
+		return nil, oauth.New(oauth.CodeInvalidScope, "%v", err)
+	}
+	if want == nil {
+		if parent == nil {
+			return holder.Scopes, nil
+		}
+		got := chain.Intersect(parent, holder.Scopes)
+		if len(got) == 0 {
+			return nil, oauth.New(oauth.CodeInvalidScope, "no scope of %s is within client %q's registered scopes", parentName, holder.ID)
+		}
+		return got, nil
+	}
+	if parent != nil {
+		if sc, bad := chain.Uncovered(parent, want); bad {
+			return nil, oauth.New(oauth.CodeInvalidScope, "scope %q is not covered by %s", printable(sc), parentName)
+		}
+	}
+	if sc, bad := chain.Uncovered(holder.Scopes, want); bad {
+		return nil, oauth.New(oauth.CodeInvalidScope, "scope %q is beyond client %q's registered scopes", printable(sc), holder.ID)
+	}
+	return want, nil
+}
+
+// grantAudiences is grantScopes for audiences and resource indicators, matched exactly.
+func grantAudiences(requested []string, holder *Client, parent []string, parentName string) ([]string, error) {
+	want := chain.Dedupe(requested)
+	if len(want) > chain.MaxScopes {
+		return nil, oauth.New(oauth.CodeInvalidTarget, "more than %d audiences requested", chain.MaxScopes)
+	}
+	if len(want) == 0 {
+		if parent == nil {
+			return holder.Audiences, nil
+		}
+		got := chain.Common(parent, holder.Audiences)
+		if len(got) == 0 {
+			return nil, oauth.New(oauth.CodeInvalidTarget, "no audience of %s is within client %q's registered audiences", parentName, holder.ID)
+		}
+		return got, nil
+	}
+	if parent != nil {
+		if a, bad := chain.Missing(parent, want); bad {
+			return nil, oauth.New(oauth.CodeInvalidTarget, "audience %q is not within %s", printable(a), parentName)
+		}
+	}
+	if a, bad := chain.Missing(holder.Audiences, want); bad {
+		return nil, oauth.New(oauth.CodeInvalidTarget, "audience %q is beyond client %q's registered audiences", printable(a), holder.ID)
+	}
+	return want, nil
+}
+
+func (s *Service) policyRequest(principal, holder *Client, action policy.Action, c *tokens.Claims, priorAct *tokens.Actor, now time.Time) policy.Request {
+	scopes, _ := chain.ParseScope(c.Scope)
+	r := policy.Request{
+		Principal: principal.ID, Action: action, Resource: holder.ID,
+		PrincipalGroups: principal.Groups, ResourceGroups: holder.Groups,
+		Subject: c.Subject, Scopes: scopes, Audiences: c.Audience,
+		Depth: len(c.Lineage), Actors: priorAct.Path(),
+		TTL: time.Unix(c.Expiry, 0).Sub(now),
+	}
+	if len(c.Lineage) > 0 {
+		r.Root = c.Lineage[0]
+	}
+	return r
+}
+
+func supportedTokenType(t string) bool {
+	return t == oauth.TokenTypeAccessToken || t == oauth.TokenTypeJWT
+}
+
+// unverifiedIssuer reads "iss" from a JWT's payload without verifying it, only to
+// choose which keys will verify it.
+func unverifiedIssuer(token string) (string, error) {
+	if len(token) > tokens.MaxTokenSize {
+		return "", fmt.Errorf("longer than %d bytes", tokens.MaxTokenSize)
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a JWS compact serialization")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", errors.New("payload is not base64url")
+	}
+	var p struct {
+		Iss string `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return "", errors.New("payload is not a JSON object")
+	}
+	if p.Iss == "" {
+		return "", errors.New(`no "iss" claim`)
+	}
+	return p.Iss, nil
+}
+
+func printable(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,331 @@
+// Package httpapi is Mandate's HTTP transport: it parses OAuth requests,
+// authenticates clients, calls the delegation core and renders its answers. It
+// holds no business logic: each handler is parse → authenticate → core call →
+// render.
+//
+// Invariants: request bodies are bounded; a parameter that may appear once and
+// appears twice is invalid_request (RFC 6749 §3.2); only the form body is read,
+// never the query string, so secrets and tokens never travel in URLs; every
+// token, revocation and introspection response is Cache-Control: no-store; and
+// an error never echoes a secret or a token.
+package httpapi
+
+import (
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/oauth"
+)
+
+// Paths of the endpoints, relative to the issuer URL.
+const (
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathToken      = "/oauth2/token"
+	PathRevoke     = "/oauth2/revoke"
+	PathIntrospect = "/oauth2/introspect"
+	PathHealth     = "/healthz"
+	PathReady      = "/readyz"
+)
+
+// DefaultMaxBodyBytes bounds a form body (64 KiB: four maximum-size tokens and
+// their parameters fit with room to spare).
+const DefaultMaxBodyBytes = 64 << 10
+
+// Options configures the transport.
+type Options struct {
+	// JWKS returns the current JSON Web Key Set document.
+	JWKS func() []byte
+	// Ready reports whether the store and keys are usable (for /readyz).
+	Ready func() error
+	// Logger receives request errors; nothing is logged when nil.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
+	MaxBodyBytes int64
+}
+
+type api struct {
+	svc      *delegation.Service
+	opts     Options
+	metadata map[string]any
+	log      *slog.Logger
+}
+
+// New returns an echo server with every Mandate endpoint registered.
+func New(svc *delegation.Service, opts Options) *echo.Echo {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &api{svc: svc, opts: opts, log: log, metadata: Metadata(svc.Issuer())}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = a.handleEchoError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
+	e.GET(PathMetadata, a.getMetadata)
+	e.GET(PathJWKS, a.getJWKS)
+	e.POST(PathToken, a.postToken)
+	e.POST(PathRevoke, a.postRevoke)
+	e.POST(PathIntrospect, a.postIntrospect)
+	e.GET(PathHealth, func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET(PathReady, a.getReady)
+	return e
+}
+
+// Metadata returns the RFC 8414 authorization server metadata for issuer.
+func Metadata(issuer string) map[string]any {
+	base := strings.TrimSuffix(issuer, "/")
+	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	return map[string]any{
+		"issuer":                 issuer,
+		"token_endpoint":         base + PathToken,
+		"jwks_uri":               base + PathJWKS,
+		"revocation_endpoint":    base + PathRevoke,
+		"introspection_endpoint": base + PathIntrospect,
+		"grant_types_supported":  []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		"token_endpoint_auth_methods_supported":         authMethods,
+		"revocation_endpoint_auth_methods_supported":    authMethods,
+		"introspection_endpoint_auth_methods_supported": authMethods,
+		"response_types_supported":                      []string{},
+	}
+}
+
+func (a *api) getMetadata(c echo.Context) error {
+	return c.JSON(http.StatusOK, a.metadata)
+}
+
+func (a *api) getJWKS(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/json", a.opts.JWKS())
+}
+
+func (a *api) getReady(c echo.Context) error {
+	if a.opts.Ready != nil {
+		if err := a.opts.Ready(); err != nil {
+			a.log.Warn("not ready", slog.String("error", err.Error()))
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Parameters that may appear at most once in a request (RFC 6749 §3.1, §3.2).
+var singleParams = []string{
+	"grant_type", "scope", "subject_token", "subject_token_type", "actor_token",
+	"actor_token_type", "requested_token_type", "client_id", "client_secret",
+	"token", "token_type_hint",
+}
+
+func (a *api) postToken(c echo.Context) error {
+	form, client, err := a.authenticatedForm(c)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	var auds []string
+	for _, name := range []string{"audience", "resource"} {
+		for _, v := range form[name] {
+			if v != "" {
+				auds = append(auds, v)
+			}
+		}
+	}
+	resp, err := a.svc.Token(c.Request().Context(), client, delegation.TokenRequest{
+		GrantType:          form.Get("grant_type"),
+		Scope:              form.Get("scope"),
+		Audiences:          auds,
+		SubjectToken:       form.Get("subject_token"),
+		SubjectTokenType:   form.Get("subject_token_type"),
+		ActorToken:         form.Get("actor_token"),
+		ActorTokenType:     form.Get("actor_token_type"),
+		RequestedTokenType: form.Get("requested_token_type"),
+	})
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, resp)
+}
+
+func (a *api) postRevoke(c echo.Context) error {
+	form, client, err := a.authenticatedForm(c)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	token := form.Get("token")
+	if token == "" {
+		return a.writeError(c, oauth.New(oauth.CodeInvalidRequest, "token is required"))
+	}
+	if err := a.svc.Revoke(c.Request().Context(), client, token); err != nil {
+		return a.writeError(c, err)
+	}
+	noStore(c)
+	return c.NoContent(http.StatusOK)
+}
+
+func (a *api) postIntrospect(c echo.Context) error {
+	form, client, err := a.authenticatedForm(c)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	token := form.Get("token")
+	if token == "" {
+		return a.writeError(c, oauth.New(oauth.CodeInvalidRequest, "token is required"))
+	}
+	res, err := a.svc.Introspect(c.Request().Context(), client, token)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, res)
+}
+
+// authenticatedForm reads the form body, refuses repeated single parameters and
+// authenticates the client.
+func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client, error) {
+	form, err := a.readForm(c.Request())
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range singleParams {
+		if len(form[p]) > 1 {
+			return nil, nil, oauth.New(oauth.CodeInvalidRequest, "parameter %q appears more than once", p)
+		}
+	}
+	id, secret, err := clientCredentials(c.Request(), form)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := a.svc.Authenticate(id, secret)
+	if err != nil {
+		a.log.Info("client authentication failed", slog.String("client", printable(id)), slog.String("remote", c.RealIP()))
+		return nil, nil, err
+	}
+	return form, client, nil
+}
+
+// readForm reads an application/x-www-form-urlencoded body of bounded size.
+func (a *api) readForm(r *http.Request) (url.Values, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "the request body must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "could not read the request body")
+	}
+	if int64(len(body)) > a.opts.MaxBodyBytes {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "request body larger than %d bytes", a.opts.MaxBodyBytes).WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "malformed form body")
+	}
+	return form, nil
+}
+
+// clientCredentials extracts client_secret_basic (id and secret form-urlencoded
+// before Base64, RFC 6749 §2.3.1) or client_secret_post credentials. Using both
+// methods at once is invalid_request; a malformed Authorization header, or none
+// at all, is invalid_client.
+func clientCredentials(r *http.Request, form url.Values) (id, secret string, err error) {
+	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		if formID == "" {
+			return "", "", oauth.New(oauth.CodeInvalidClient, "client authentication is required")
+		}
+		return formID, formSecret, nil
+	}
+	scheme, rest, _ := strings.Cut(authz, " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return "", "", oauth.New(oauth.CodeInvalidClient, "only HTTP Basic client authentication is accepted in the Authorization header")
+	}
+	if formSecret != "" {
+		return "", "", oauth.New(oauth.CodeInvalidRequest, "use one client authentication method, not both")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return "", "", oauth.New(oauth.CodeInvalidClient, "malformed Basic credentials")
+	}
+	u, p, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", oauth.New(oauth.CodeInvalidClient, "malformed Basic credentials")
+	}
+	if id, err = url.QueryUnescape(u); err != nil {
+		return "", "", oauth.New(oauth.CodeInvalidClient, "malformed Basic credentials")
+	}
+	if secret, err = url.QueryUnescape(p); err != nil {
+		return "", "", oauth.New(oauth.CodeInvalidClient, "malformed Basic credentials")
+	}
+	if formID != "" && formID != id {
+		return "", "", oauth.New(oauth.CodeInvalidRequest, "client_id in the body does not match the Authorization header")
+	}
+	return id, secret, nil
+}
+
+func noStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// writeError renders an OAuth error; invalid_client gets 401 and a
+// WWW-Authenticate challenge (RFC 6749 §5.2). Internal causes are logged, never sent.
+func (a *api) writeError(c echo.Context, err error) error {
+	e := oauth.As(err)
+	if e.Code == oauth.CodeServerError {
+		attrs := []any{slog.String("path", c.Path())}
+		if cause := e.Cause(); cause != nil {
+			attrs = append(attrs, slog.String("cause", cause.Error()))
+		}
+		a.log.Error("internal error", attrs...)
+	}
+	noStore(c)
+	if e.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="mandate"`)
+	}
+	return c.JSON(e.Status, e.Body())
+}
+
+// handleEchoError renders routing errors (404, 405) and recovered panics in the
+// same JSON shape as OAuth errors.
+func (a *api) handleEchoError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code := "invalid_request"
+		switch he.Code {
+		case http.StatusNotFound:
+			code = "not_found"
+		case http.StatusMethodNotAllowed:
+			code = "method_not_allowed"
+		case http.StatusInternalServerError:
+			code = oauth.CodeServerError
+		}
+		_ = c.JSON(he.Code, oauth.Response{Error: code, ErrorDescription: http.StatusText(he.Code)})
+		return
+	}
+	_ = a.writeError(c, oauth.Wrap(err, oauth.CodeServerError, "internal error"))
+}
+
+func printable(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,68 @@
+package delegation
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// Introspection is an RFC 7662 response. Inactive tokens carry only Active.
+type Introspection struct {
+	Active    bool                 `json:"active"`
+	Issuer    string               `json:"iss,omitempty"`
+	Subject   string               `json:"sub,omitempty"`
+	Audience  []string             `json:"aud,omitempty"`
+	ClientID  string               `json:"client_id,omitempty"`
+	Scope     *string              `json:"scope,omitempty"`
+	TokenType string               `json:"token_type,omitempty"`
+	IssuedAt  int64                `json:"iat,omitempty"`
+	NotBefore int64                `json:"nbf,omitempty"`
+	Expiry    int64                `json:"exp,omitempty"`
+	ID        string               `json:"jti,omitempty"`
+	Act       *tokens.Actor        `json:"act,omitempty"`
+	Lineage   []string             `json:"lineage"`
+	Cnf       *tokens.Confirmation `json:"cnf,omitempty"`
+}
+
+// MarshalJSON renders an inactive token as {"active":false} and nothing else
+// (RFC 7662 §2.2), and an active one with all its claims.
+func (i Introspection) MarshalJSON() ([]byte, error) {
+	if !i.Active {
+		return []byte(`{"active":false}`), nil
+	}
+	type plain Introspection
+	return json.Marshal(plain(i))
+}
+
+// CanIntrospect reports whether the client's role allows introspection.
+func (c *Client) CanIntrospect() bool { return c.Role == RoleResourceServer || c.Role == RoleAdmin }
+
+// Introspect implements RFC 7662 for resource_server and admin clients. A token
+// that is malformed, foreign, expired, or revoked (itself or any ancestor) is
+// inactive; an active one is described with its act chain and lineage.
+func (s *Service) Introspect(ctx context.Context, c *Client, token string) (*Introspection, error) {
+	if !c.CanIntrospect() {
+		return nil, oauth.New(oauth.CodeUnauthorizedClient, "introspection is for resource_server and admin clients").WithStatus(http.StatusForbidden)
+	}
+	claims, err := s.verifyLive(ctx, token, "token", s.now())
+	if err != nil {
+		if e := oauth.As(err); e.Code == oauth.CodeServerError {
+			return nil, e
+		}
+		return &Introspection{Active: false}, nil
+	}
+	scope := claims.Scope
+	lineage := claims.Lineage
+	if lineage == nil {
+		lineage = []string{}
+	}
+	return &Introspection{
+		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, Audience: claims.Audience,
+		ClientID: claims.ClientID, Scope: &scope, TokenType: "Bearer",
+		IssuedAt: claims.IssuedAt, NotBefore: claims.NotBefore, Expiry: claims.Expiry,
+		ID: claims.ID, Act: claims.Act, Lineage: lineage, Cnf: claims.Cnf,
+	}, nil
+}

@@ -1,0 +1,244 @@
+package delegation
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// Keys signs new tokens and verifies Mandate's own; *tokens.KeyRing satisfies it.
+type Keys interface {
+	Sign(c *tokens.Claims) (string, error)
+	Verify(token string) (*tokens.Claims, error)
+}
+
+// Store is what the core persists through; *bolt.DB satisfies it.
+type Store interface {
+	store.Tokens
+	store.Revocations
+}
+
+// PolicyEngine decides whether a token request is allowed at all; policy.AllowAll
+// permits everything the attenuation rules permit.
+type PolicyEngine interface {
+	Decide(ctx context.Context, r policy.Request) (policy.Decision, error)
+}
+
+// TrustedIssuer is an external identity provider whose JWTs may be exchanged for
+// root tokens on behalf of their subject.
+type TrustedIssuer struct {
+	// Issuer is the exact "iss" of its tokens.
+	Issuer string
+	// Audience must appear in the external token's "aud" (default: Mandate's issuer).
+	Audience string
+	// Keys resolves its signing keys (from its JWKS).
+	Keys tokens.KeyResolver
+}
+
+// Config is the service's configuration; every field but Policy, Logger and Now
+// is required.
+type Config struct {
+	Issuer         string
+	RootTTL        time.Duration
+	DelegatedTTL   time.Duration
+	MaxDepth       int
+	Clients        []Client
+	TrustedIssuers []TrustedIssuer
+	Policy         PolicyEngine
+	Logger         *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service is the delegation core. It is safe for concurrent use.
+type Service struct {
+	issuer       string
+	rootTTL      time.Duration
+	delegatedTTL time.Duration
+	maxDepth     int
+	clients      map[string]*Client
+	trusted      map[string]*TrustedIssuer
+	keys         Keys
+	store        Store
+	policy       PolicyEngine
+	log          *slog.Logger
+	now          func() time.Time
+	dummy        Secret
+}
+
+// Leeway tolerated on "nbf"/"iat" of Mandate's own tokens, and on all times of
+// external tokens, for clock skew between machines.
+const (
+	ownLeeway      = 5 * time.Second
+	externalLeeway = 30 * time.Second
+)
+
+// New validates cfg and returns a Service over keys and st.
+func New(cfg Config, keys Keys, st Store) (*Service, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("issuer is required")
+	}
+	if cfg.RootTTL <= 0 || cfg.DelegatedTTL <= 0 {
+		return nil, errors.New("root_ttl and delegated_ttl must be positive")
+	}
+	if cfg.MaxDepth < 1 {
+		return nil, errors.New("max_depth must be at least 1")
+	}
+	if keys == nil || st == nil {
+		return nil, errors.New("keys and store are required")
+	}
+	clients, err := validateClients(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		issuer:       cfg.Issuer,
+		rootTTL:      cfg.RootTTL,
+		delegatedTTL: cfg.DelegatedTTL,
+		maxDepth:     cfg.MaxDepth,
+		clients:      clients,
+		trusted:      map[string]*TrustedIssuer{},
+		keys:         keys,
+		store:        st,
+		policy:       cfg.Policy,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+	}
+	for i := range cfg.TrustedIssuers {
+		ti := cfg.TrustedIssuers[i]
+		if ti.Issuer == "" || ti.Keys == nil {
+			return nil, fmt.Errorf("trusted_issuers[%d]: issuer and keys are required", i)
+		}
+		if ti.Issuer == cfg.Issuer {
+			return nil, fmt.Errorf("trusted_issuers[%d]: %q is Mandate's own issuer", i, ti.Issuer)
+		}
+		if _, dup := s.trusted[ti.Issuer]; dup {
+			return nil, fmt.Errorf("trusted_issuers[%d]: %q listed twice", i, ti.Issuer)
+		}
+		if ti.Audience == "" {
+			ti.Audience = cfg.Issuer
+		}
+		s.trusted[ti.Issuer] = &ti
+	}
+	if s.policy == nil {
+		s.policy = policy.AllowAll{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.dummy = newDummySecret(clients)
+	return s, nil
+}
+
+// Issuer is the "iss" of every token this service mints.
+func (s *Service) Issuer() string { return s.issuer }
+
+// newJTI returns 128 random bits, base64url: unique and unguessable.
+func newJTI() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random jti: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// TokenResponse is a successful token endpoint answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
+type TokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope"`
+}
+
+// issue signs c, commits its record, and builds the response. The record is
+// durable before the token leaves this function.
+func (s *Service) issue(ctx context.Context, c *tokens.Claims, grant string, issuedType string) (*TokenResponse, error) {
+	jti, err := newJTI()
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
+	}
+	c.ID = jti
+	signed, err := s.keys.Sign(c)
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
+	}
+	rec := &store.TokenRecord{
+		JTI:       c.ID,
+		Lineage:   c.Lineage,
+		Subject:   c.Subject,
+		Holder:    c.ClientID,
+		Act:       c.Act,
+		Scope:     c.Scope,
+		Audience:  c.Audience,
+		IssuedAt:  time.Unix(c.IssuedAt, 0).UTC(),
+		ExpiresAt: time.Unix(c.Expiry, 0).UTC(),
+	}
+	if n := len(c.Lineage); n > 0 {
+		rec.Parent = c.Lineage[n-1]
+	}
+	if c.Cnf != nil {
+		rec.JKT = c.Cnf.JKT
+	}
+	if err := s.store.PutToken(ctx, rec); err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not record the token")
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "token issued",
+		slog.String("grant", grant), slog.String("jti", c.ID), slog.String("root", c.Root()),
+		slog.String("holder", c.ClientID), slog.String("sub", c.Subject), slog.Int("depth", c.Depth()),
+		slog.String("scope", c.Scope))
+	return &TokenResponse{
+		AccessToken:     signed,
+		IssuedTokenType: issuedType,
+		TokenType:       "Bearer",
+		ExpiresIn:       c.Expiry - s.now().Unix(),
+		Scope:           c.Scope,
+	}, nil
+}
+
+// decide runs the policy engine; a denial or an evaluation error refuses the
+// request with invalid_request (RFC 8693 §2.2.2), fail closed.
+func (s *Service) decide(ctx context.Context, r policy.Request) error {
+	d, err := s.policy.Decide(ctx, r)
+	if err != nil {
+		return oauth.Wrap(err, oauth.CodeInvalidRequest, "policy evaluation failed; request denied")
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "policy decision", slog.Bool("allow", d.Allow),
+		slog.String("action", string(r.Action)), slog.String("principal", r.Principal),
+		slog.String("resource", r.Resource), slog.Any("policies", d.Policies))
+	if !d.Allow {
+		if len(d.Policies) > 0 {
+			return oauth.New(oauth.CodeInvalidRequest, "denied by policy %q", d.Policies[0])
+		}
+		return oauth.New(oauth.CodeInvalidRequest, "denied by policy: %s", d.Reason)
+	}
+	return nil
+}
+
+// refuse logs a refused request (with the rule, never the token) and returns err.
+func (s *Service) refuse(ctx context.Context, grant string, c *Client, err error) error {
+	e := oauth.As(err)
+	lvl := slog.LevelInfo
+	if e.Code == oauth.CodeServerError {
+		lvl = slog.LevelError
+	}
+	attrs := []slog.Attr{slog.String("grant", grant), slog.String("client", c.ID),
+		slog.String("error", e.Code), slog.String("description", e.Description)}
+	if cause := e.Cause(); cause != nil {
+		attrs = append(attrs, slog.String("cause", cause.Error()))
+	}
+	s.log.LogAttrs(ctx, lvl, "token request refused", attrs...)
+	return e
+}

@@ -1,0 +1,388 @@
+// Package bolt is Mandate's embedded store on a single bbolt file.
+//
+// Layout: one bucket per kind of record, JSON values, and two expiry indexes
+// (big-endian expiry seconds + jti) so garbage collection reads only what has
+// expired. Token writes go through bbolt's Batch, so concurrent requests share
+// one fsync (group commit) and each caller returns only once its transaction is
+// on disk. The file is created 0600 in a 0700 directory and Open refuses a file
+// others can read, since it holds the private signing keys.
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+var (
+	bucketTokens      = []byte("tokens")       // jti → TokenRecord
+	bucketChildren    = []byte("children")     // parent jti 0x00 child jti → nil
+	bucketTokenExpiry = []byte("token_expiry") // exp(8) jti → nil
+	bucketRevocations = []byte("revocations")  // jti → Revocation
+	bucketRevExpiry   = []byte("rev_expiry")   // exp(8) jti → nil
+	bucketKeys        = []byte("keys")         // kid → tokens.StoredKey
+	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketKeys}
+)
+
+// FileName is the store's file inside the data directory.
+const FileName = "mandate.db"
+
+// ErrInsecurePermissions reports a data file or directory others can read or write.
+var ErrInsecurePermissions = errors.New("insecure permissions")
+
+// Options configures Open.
+type Options struct {
+	// Retention keeps expired token records this long for lineage and audit
+	// before collection. Revocation records always leave at their token's expiry.
+	Retention time.Duration
+	// LockTimeout bounds the wait for another process's lock on the file (default 2s).
+	LockTimeout time.Duration
+}
+
+// DB is the bbolt-backed store. It satisfies store.Tokens, store.Revocations and
+// tokens.KeyStore and is safe for concurrent use.
+type DB struct {
+	db        *bbolt.DB
+	retention time.Duration
+}
+
+// Open opens (creating if needed) <dir>/mandate.db. The directory is created
+// 0700 and the file 0600; an existing file or directory that others can access
+// is refused rather than silently used.
+func Open(dir string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data_dir: %w", err)
+	}
+	if err := checkPrivate(dir, true); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, FileName)
+	if err := checkPrivate(path, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	timeout := opts.LockTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: the file is locked by another process (is another mandate running on this data_dir?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	bdb.MaxBatchDelay = 2 * time.Millisecond
+	err = bdb.Update(func(tx *bbolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("initialise %s: %w", path, err)
+	}
+	return &DB{db: bdb, retention: opts.Retention}, nil
+}
+
+func checkPrivate(path string, isDir bool) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() != isDir {
+		return fmt.Errorf("%s: expected a %s", path, map[bool]string{true: "directory", false: "file"}[isDir])
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		want := "600"
+		if isDir {
+			want = "700"
+		}
+		return fmt.Errorf("%w: %s is %v; it holds signing keys, so run chmod %s %s", ErrInsecurePermissions, path, st.Mode().Perm(), want, path)
+	}
+	return nil
+}
+
+// Close releases the file.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Path returns the file's path.
+func (d *DB) Path() string { return d.db.Path() }
+
+// Ping reports whether the store is open and readable, for readiness checks.
+func (d *DB) Ping() error {
+	return d.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketTokens) == nil {
+			return errors.New("store not initialised")
+		}
+		return nil
+	})
+}
+
+func expiryKey(exp time.Time, jti string) []byte {
+	k := make([]byte, 8+len(jti))
+	binary.BigEndian.PutUint64(k, uint64(exp.Unix()))
+	copy(k[8:], jti)
+	return k
+}
+
+func childKey(parent, child string) []byte {
+	k := make([]byte, 0, len(parent)+1+len(child))
+	k = append(k, parent...)
+	k = append(k, 0)
+	return append(k, child...)
+}
+
+// PutToken durably stores rec, its expiry index entry and its parent → child
+// link in one group-committed transaction.
+func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord) error {
+	if rec.JTI == "" {
+		return errors.New("token record without jti")
+	}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode token record: %w", err)
+	}
+	return d.db.Batch(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketTokens).Put([]byte(rec.JTI), val); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketTokenExpiry).Put(expiryKey(rec.ExpiresAt, rec.JTI), nil); err != nil {
+			return err
+		}
+		if rec.Parent != "" {
+			return tx.Bucket(bucketChildren).Put(childKey(rec.Parent, rec.JTI), nil)
+		}
+		return nil
+	})
+}
+
+// Token returns the record with the given jti, or store.ErrNotFound.
+func (d *DB) Token(_ context.Context, jti string) (*store.TokenRecord, error) {
+	var rec store.TokenRecord
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketTokens).Get([]byte(jti))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		return json.Unmarshal(v, &rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Children returns the jtis issued directly from jti, in key order.
+func (d *DB) Children(_ context.Context, jti string) ([]string, error) {
+	var out []string
+	prefix := childKey(jti, "")
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketChildren).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, string(k[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func hasPrefix(k, p []byte) bool {
+	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
+}
+
+// Revoke durably records r unless the token is already revoked, in which case
+// the existing record is returned with false.
+func (d *DB) Revoke(_ context.Context, r store.Revocation) (store.Revocation, bool, error) {
+	if r.JTI == "" {
+		return r, false, errors.New("revocation without jti")
+	}
+	val, err := json.Marshal(r)
+	if err != nil {
+		return r, false, fmt.Errorf("encode revocation: %w", err)
+	}
+	var existing *store.Revocation
+	err = d.db.Batch(func(tx *bbolt.Tx) error {
+		existing = nil // Batch may retry fn
+		b := tx.Bucket(bucketRevocations)
+		if v := b.Get([]byte(r.JTI)); v != nil {
+			var old store.Revocation
+			if err := json.Unmarshal(v, &old); err != nil {
+				return err
+			}
+			existing = &old
+			return nil
+		}
+		if err := b.Put([]byte(r.JTI), val); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRevExpiry).Put(expiryKey(r.ExpiresAt, r.JTI), nil)
+	})
+	if err != nil {
+		return r, false, err
+	}
+	if existing != nil {
+		return *existing, false, nil
+	}
+	return r, true, nil
+}
+
+// FirstRevoked returns the revocation of the first revoked jti in jtis, or nil.
+func (d *DB) FirstRevoked(_ context.Context, jtis ...string) (*store.Revocation, error) {
+	var found *store.Revocation
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRevocations)
+		for _, j := range jtis {
+			if v := b.Get([]byte(j)); v != nil {
+				var r store.Revocation
+				if err := json.Unmarshal(v, &r); err != nil {
+					return err
+				}
+				found = &r
+				return nil
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+// SigningKeys returns every stored signing key.
+func (d *DB) SigningKeys(_ context.Context) ([]tokens.StoredKey, error) {
+	var out []tokens.StoredKey
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketKeys).ForEach(func(_, v []byte) error {
+			var k tokens.StoredKey
+			if err := json.Unmarshal(v, &k); err != nil {
+				return fmt.Errorf("decode signing key: %w", err)
+			}
+			out = append(out, k)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// AddSigningKey durably stores a new signing key; a kid already present is an error.
+func (d *DB) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
+	val, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if b.Get([]byte(k.ID)) != nil {
+			return fmt.Errorf("signing key %s already stored", k.ID)
+		}
+		return b.Put([]byte(k.ID), val)
+	})
+}
+
+// GCResult counts what one collection pass removed.
+type GCResult struct {
+	Tokens      int
+	Revocations int
+}
+
+// gcBatch bounds the deletions of one write transaction so a large backlog
+// never holds the writer lock for long.
+const gcBatch = 1000
+
+// GC deletes revocation records whose token expired at or before now, and token
+// records (with their child links) that expired at or before now - retention.
+func (d *DB) GC(now time.Time) (GCResult, error) {
+	var res GCResult
+	for {
+		n, err := d.collect(bucketRevExpiry, now, func(tx *bbolt.Tx, jti []byte) error {
+			return tx.Bucket(bucketRevocations).Delete(jti)
+		})
+		res.Revocations += n
+		if err != nil || n < gcBatch {
+			if err != nil {
+				return res, err
+			}
+			break
+		}
+	}
+	for {
+		n, err := d.collect(bucketTokenExpiry, now.Add(-d.retention), func(tx *bbolt.Tx, jti []byte) error {
+			b := tx.Bucket(bucketTokens)
+			v := b.Get(jti)
+			if v == nil {
+				return nil
+			}
+			var rec store.TokenRecord
+			if err := json.Unmarshal(v, &rec); err == nil && rec.Parent != "" {
+				if err := tx.Bucket(bucketChildren).Delete(childKey(rec.Parent, rec.JTI)); err != nil {
+					return err
+				}
+			}
+			return b.Delete(jti)
+		})
+		res.Tokens += n
+		if err != nil {
+			return res, err
+		}
+		if n < gcBatch {
+			return res, nil
+		}
+	}
+}
+
+// collect deletes up to gcBatch index entries with expiry <= cutoff, calling del
+// for each jti, in one transaction.
+func (d *DB) collect(index []byte, cutoff time.Time, del func(*bbolt.Tx, []byte) error) (int, error) {
+	n := 0
+	limit := uint64(cutoff.Unix())
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		n = 0
+		c := tx.Bucket(index).Cursor()
+		for k, _ := c.First(); k != nil && n < gcBatch; k, _ = c.First() {
+			if binary.BigEndian.Uint64(k[:8]) > limit {
+				break
+			}
+			jti := append([]byte(nil), k[8:]...)
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			if err := del(tx, jti); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// RunGC collects expired records every interval until ctx ends, reporting each
+// pass (including errors) to report, which may be nil.
+func (d *DB) RunGC(ctx context.Context, interval time.Duration, now func() time.Time, report func(GCResult, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := d.GC(now())
+			if report != nil {
+				report(res, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,66 @@
+// Package store defines what Mandate persists and the interfaces a storage
+// backend satisfies; store/bolt is the embedded default.
+//
+// Invariants every backend keeps: a method that returns nil has made its write
+// durable (an acknowledged token or revocation survives a crash); a revocation
+// is one record however many descendants it cuts off, since verifiers walk
+// lineage, not the tree; a revocation record may be dropped once its token has
+// expired, because no descendant outlives it. Records hold no secrets and no
+// whole tokens, only claims.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// ErrNotFound is returned when a record does not exist (or was collected).
+var ErrNotFound = errors.New("not found")
+
+// TokenRecord is what Mandate remembers of an issued token: its claims, not the
+// token itself. Parent is the last lineage entry ("" for a root).
+type TokenRecord struct {
+	JTI       string        `json:"jti"`
+	Parent    string        `json:"parent,omitempty"`
+	Lineage   []string      `json:"lineage"`
+	Subject   string        `json:"sub"`
+	Holder    string        `json:"holder"`
+	Act       *tokens.Actor `json:"act,omitempty"`
+	Scope     string        `json:"scope"`
+	Audience  []string      `json:"aud"`
+	IssuedAt  time.Time     `json:"iat"`
+	ExpiresAt time.Time     `json:"exp"`
+	JKT       string        `json:"jkt,omitempty"`
+}
+
+// Revocation records that a token, and with it every descendant, is revoked.
+type Revocation struct {
+	JTI       string    `json:"jti"`
+	ExpiresAt time.Time `json:"exp"`
+	RevokedAt time.Time `json:"revoked_at"`
+	Reason    string    `json:"reason,omitempty"`
+	By        string    `json:"by,omitempty"`
+}
+
+// Tokens persists token records and their parent → child index.
+type Tokens interface {
+	// PutToken durably stores rec and indexes it under its parent.
+	PutToken(ctx context.Context, rec *TokenRecord) error
+	// Token returns the record with the given jti, or ErrNotFound.
+	Token(ctx context.Context, jti string) (*TokenRecord, error)
+	// Children returns the jtis of the tokens issued directly from jti.
+	Children(ctx context.Context, jti string) ([]string, error)
+}
+
+// Revocations persists revocation records.
+type Revocations interface {
+	// Revoke durably records r. If the token is already revoked it returns the
+	// existing record and false, leaving it unchanged.
+	Revoke(ctx context.Context, r Revocation) (Revocation, bool, error)
+	// FirstRevoked returns the revocation of the first jti in jtis that is
+	// revoked, or nil when none is.
+	FirstRevoked(ctx context.Context, jtis ...string) (*Revocation, error)
+}
