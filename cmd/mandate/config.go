@@ -80,17 +80,17 @@ type TrustedIssuerConfig struct {
 // defaults are every scalar key with its default; registering them is also what
 // lets viper map MANDATE_* environment variables onto them.
 var defaults = map[string]any{
-	"issuer":                 "",
-	"listen":                 "127.0.0.1:8080",
-	"data_dir":               "./mandate-data",
-	"signing.alg":            tokens.AlgEdDSA,
-	"tokens.root_ttl":        "15m",
-	"tokens.delegated_ttl":   "5m",
-	"tokens.max_depth":       4,
-	"tokens.retention":       "24h",
-	"policy.dir":             "",
-	"deviation.max_denials":  0,
-	"deviation.window":       "0s",
+	"issuer":                "",
+	"listen":                "127.0.0.1:8080",
+	"data_dir":              "./mandate-data",
+	"signing.alg":           tokens.AlgEdDSA,
+	"tokens.root_ttl":       "15m",
+	"tokens.delegated_ttl":  "5m",
+	"tokens.max_depth":      4,
+	"tokens.retention":      "24h",
+	"policy.dir":            "",
+	"deviation.max_denials": 0,
+	"deviation.window":      "0s",
 }
 
 // flagKeys maps serve's flags onto config keys.

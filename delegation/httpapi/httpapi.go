@@ -91,12 +91,12 @@ func Metadata(issuer string) map[string]any {
 	base := strings.TrimSuffix(issuer, "/")
 	authMethods := []string{"client_secret_basic", "client_secret_post"}
 	return map[string]any{
-		"issuer":                 issuer,
-		"token_endpoint":         base + PathToken,
-		"jwks_uri":               base + PathJWKS,
-		"revocation_endpoint":    base + PathRevoke,
-		"introspection_endpoint": base + PathIntrospect,
-		"grant_types_supported":  []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		"issuer":                                        issuer,
+		"token_endpoint":                                base + PathToken,
+		"jwks_uri":                                      base + PathJWKS,
+		"revocation_endpoint":                           base + PathRevoke,
+		"introspection_endpoint":                        base + PathIntrospect,
+		"grant_types_supported":                         []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
 		"token_endpoint_auth_methods_supported":         authMethods,
 		"revocation_endpoint_auth_methods_supported":    authMethods,
 		"introspection_endpoint_auth_methods_supported": authMethods,
