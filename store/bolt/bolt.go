@@ -5,7 +5,8 @@
 // expired. Token writes go through bbolt's Batch, so concurrent requests share
 // one fsync (group commit) and each caller returns only once its transaction is
 // on disk. The file is created 0600 in a 0700 directory and Open refuses a file
-// others can read, since it holds the private signing keys.
+// others can read and a directory others can write, since the file holds the
+// private signing keys.
 package bolt
 
 import (
@@ -59,8 +60,8 @@ type DB struct {
 }
 
 // Open opens (creating if needed) <dir>/mandate.db. The directory is created
-// 0700 and the file 0600; an existing file or directory that others can access
-// is refused rather than silently used.
+// 0700 and the file 0600; an existing file others can read, or a directory
+// others can write, is refused rather than silently used.
 func Open(dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
@@ -99,6 +100,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	return &DB{db: bdb, retention: opts.Retention}, nil
 }
 
+// checkPrivate refuses a data file others can read or write, and a data
+// directory others can write (they could swap the file); a directory others can
+// merely list is fine, since the file inside is 0600.
 func checkPrivate(path string, isDir bool) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -107,11 +111,11 @@ func checkPrivate(path string, isDir bool) error {
 	if st.IsDir() != isDir {
 		return fmt.Errorf("%s: expected a %s", path, map[bool]string{true: "directory", false: "file"}[isDir])
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		want := "600"
-		if isDir {
-			want = "700"
-		}
+	forbidden, want := fs.FileMode(0o077), "600"
+	if isDir {
+		forbidden, want = 0o022, "700"
+	}
+	if st.Mode().Perm()&forbidden != 0 {
 		return fmt.Errorf("%w: %s is %v; it holds signing keys, so run chmod %s %s", ErrInsecurePermissions, path, st.Mode().Perm(), want, path)
 	}
 	return nil
@@ -385,4 +389,23 @@ func (d *DB) RunGC(ctx context.Context, interval time.Duration, now func() time.
 			}
 		}
 	}
+}
+
+// Stats counts the records of each kind.
+type Stats struct {
+	Tokens      int
+	Revocations int
+	Keys        int
+}
+
+// Stats returns the current record counts.
+func (d *DB) Stats() (Stats, error) {
+	var s Stats
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		s.Tokens = tx.Bucket(bucketTokens).Stats().KeyN
+		s.Revocations = tx.Bucket(bucketRevocations).Stats().KeyN
+		s.Keys = tx.Bucket(bucketKeys).Stats().KeyN
+		return nil
+	})
+	return s, err
 }

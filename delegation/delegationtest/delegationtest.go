@@ -1,0 +1,319 @@
+// Package delegationtest runs a real Mandate server for tests: a bbolt file in
+// t.TempDir(), a generated signing key, the delegation core and its HTTP
+// transport on a loopback port, and a clock the test controls. Nothing is faked
+// but time.
+//
+// It also has small helpers to call the endpoints the way a client would:
+// discovering them from RFC 8414 metadata and authenticating with
+// client_secret_basic.
+package delegationtest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/httpapi"
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// Clock is a settable clock for the server under test.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock stopped at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Start is the instant every test clock starts at.
+var Start = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+// Client registers a test client; its secret is Secret(ID).
+type Client struct {
+	ID        string
+	Grants    []string
+	Scopes    []string
+	Audiences []string
+	Groups    []string
+	Role      delegation.Role
+}
+
+// Secret is the client secret the harness registers for id.
+func Secret(id string) string { return "secret-for-" + id + "-%:+" }
+
+// Both grants, for brevity in client tables.
+var Both = []string{delegation.GrantClientCredentials, delegation.GrantTokenExchange}
+
+// DefaultClients is the cast most tests use: an orchestrator, two sub-agents,
+// an agent with no scopes (identity-only tokens), an unrelated agent, a
+// resource server and an admin.
+func DefaultClients() []Client {
+	return []Client{
+		{ID: "orchestrator", Grants: Both, Scopes: []string{"db:read:*", "db:write:*", "tools:*"},
+			Audiences: []string{"https://db.example", "https://tools.example", "https://mail.example"}},
+		{ID: "researcher", Grants: Both, Scopes: []string{"db:read:*", "tools:search"},
+			Audiences: []string{"https://db.example", "https://tools.example"}},
+		{ID: "db-agent", Grants: Both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
+		{ID: "idle", Grants: []string{delegation.GrantClientCredentials}},
+		{ID: "outsider", Grants: Both, Scopes: []string{"db:read:*", "tools:*"}, Audiences: []string{"https://db.example"}},
+		{ID: "no-grants-rs", Role: delegation.RoleResourceServer},
+		{ID: "ops", Role: delegation.RoleAdmin},
+	}
+}
+
+// Options configures a test server; zero values take the defaults below.
+type Options struct {
+	Clients        []Client      // DefaultClients()
+	RootTTL        time.Duration // 15m
+	DelegatedTTL   time.Duration // 5m
+	MaxDepth       int           // 4
+	Alg            string        // EdDSA
+	TrustedIssuers []delegation.TrustedIssuer
+	// Dir is the data directory (a new t.TempDir() when empty); reuse it to restart.
+	Dir string
+}
+
+// Env is a running test server.
+type Env struct {
+	URL      string
+	Dir      string
+	Metadata map[string]any
+	DB       *bolt.DB
+	Keys     *tokens.KeyRing
+	Svc      *delegation.Service
+	Clock    *Clock
+	Server   *httptest.Server
+}
+
+// New starts a server and registers its shutdown with t.Cleanup.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Clients == nil {
+		opts.Clients = DefaultClients()
+	}
+	if opts.RootTTL == 0 {
+		opts.RootTTL = 15 * time.Minute
+	}
+	if opts.DelegatedTTL == 0 {
+		opts.DelegatedTTL = 5 * time.Minute
+	}
+	if opts.MaxDepth == 0 {
+		opts.MaxDepth = 4
+	}
+	if opts.Alg == "" {
+		opts.Alg = tokens.AlgEdDSA
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	clock := NewClock(Start)
+	db, err := bolt.Open(opts.Dir, bolt.Options{Retention: time.Hour})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	keys, err := tokens.OpenKeyRing(context.Background(), db, opts.Alg, clock.Now())
+	if err != nil {
+		t.Fatalf("keys: %v", err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + ts.Listener.Addr().String()
+	cfg := delegation.Config{
+		Issuer: issuer, RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth,
+		TrustedIssuers: opts.TrustedIssuers, Now: clock.Now,
+	}
+	for _, c := range opts.Clients {
+		h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Clients = append(cfg.Clients, delegation.Client{ID: c.ID, Secret: delegation.BcryptSecret(h),
+			Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: c.Role})
+	}
+	svc, err := delegation.New(cfg, keys, db)
+	if err != nil {
+		t.Fatalf("service: %v", err)
+	}
+	ts.Config.Handler = httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping})
+	ts.Start()
+	env := &Env{URL: issuer, Dir: opts.Dir, DB: db, Keys: keys, Svc: svc, Clock: clock, Server: ts}
+	t.Cleanup(func() {
+		ts.Close()
+		db.Close()
+	})
+	resp := env.Get(t, issuer+httpapi.PathMetadata)
+	if resp.Status != http.StatusOK {
+		t.Fatalf("metadata: %d %s", resp.Status, resp.Raw)
+	}
+	env.Metadata = resp.JSON
+	return env
+}
+
+// Response is an HTTP answer with its JSON body decoded (when it is JSON).
+type Response struct {
+	Status int
+	Header http.Header
+	Raw    []byte
+	JSON   map[string]any
+}
+
+// Error returns the "error" member of an OAuth error body.
+func (r Response) Error() string { s, _ := r.JSON["error"].(string); return s }
+
+// String returns a string member of the body.
+func (r Response) String(name string) string { s, _ := r.JSON[name].(string); return s }
+
+// Endpoint returns an endpoint URL from the discovered metadata.
+func (e *Env) Endpoint(t testing.TB, name string) string {
+	t.Helper()
+	u, ok := e.Metadata[name].(string)
+	if !ok {
+		t.Fatalf("metadata has no %s", name)
+	}
+	return u
+}
+
+// Get performs a GET.
+func (e *Env) Get(t testing.TB, u string) Response {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return read(t, resp)
+}
+
+// Post sends a form to the endpoint named in the metadata (such as
+// "token_endpoint"), authenticated as client with client_secret_basic; an empty
+// client sends no credentials.
+func (e *Env) Post(t testing.TB, endpoint, client string, form url.Values) Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.Endpoint(t, endpoint), strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if client != "" {
+		req.Header.Set("Authorization", BasicAuth(client, Secret(client)))
+	}
+	return e.Do(t, req)
+}
+
+// Do sends a request and reads the answer.
+func (e *Env) Do(t testing.TB, req *http.Request) Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return read(t, resp)
+}
+
+// BasicAuth encodes client_secret_basic credentials the RFC 6749 §2.3.1 way:
+// id and secret form-urlencoded, then Base64.
+func BasicAuth(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+func read(t testing.TB, resp *http.Response) Response {
+	t.Helper()
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	r := Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		_ = json.Unmarshal(raw, &r.JSON)
+	}
+	return r
+}
+
+// Mint gets a client_credentials token for client, failing the test on error.
+func (e *Env) Mint(t testing.TB, client string, extra url.Values) string {
+	t.Helper()
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
+	for k, v := range extra {
+		form[k] = v
+	}
+	r := e.Post(t, "token_endpoint", client, form)
+	if r.Status != http.StatusOK {
+		t.Fatalf("mint for %s: %d %s", client, r.Status, r.Raw)
+	}
+	return r.String("access_token")
+}
+
+// ExchangeForm builds a token-exchange form for subject (and actor, if not empty).
+func ExchangeForm(subject, actor string, extra url.Values) url.Values {
+	form := url.Values{
+		"grant_type":         {oauth.GrantTokenExchange},
+		"subject_token":      {subject},
+		"subject_token_type": {oauth.TokenTypeAccessToken},
+	}
+	if actor != "" {
+		form.Set("actor_token", actor)
+		form.Set("actor_token_type", oauth.TokenTypeAccessToken)
+	}
+	for k, v := range extra {
+		form[k] = v
+	}
+	return form
+}
+
+// Exchange performs a token exchange as client and returns the raw answer.
+func (e *Env) Exchange(t testing.TB, client, subject, actor string, extra url.Values) Response {
+	t.Helper()
+	return e.Post(t, "token_endpoint", client, ExchangeForm(subject, actor, extra))
+}
+
+// Delegate exchanges subject (held by client) for a token held by to (client
+// itself when to is client or empty), failing the test on error.
+func (e *Env) Delegate(t testing.TB, client, subject, to string, extra url.Values) string {
+	t.Helper()
+	actor := ""
+	if to != "" && to != client {
+		actor = e.Mint(t, to, nil)
+	}
+	r := e.Exchange(t, client, subject, actor, extra)
+	if r.Status != http.StatusOK {
+		t.Fatalf("exchange by %s to %s: %d %s", client, to, r.Status, r.Raw)
+	}
+	return r.String("access_token")
+}
+
+// Claims verifies a token with the server's keys and returns its claims.
+func (e *Env) Claims(t testing.TB, token string) *tokens.Claims {
+	t.Helper()
+	c, err := e.Keys.Verify(token)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return c
+}

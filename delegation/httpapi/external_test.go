@@ -1,0 +1,158 @@
+package httpapi_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/mandate-auth/mandate/delegation"
+	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+const idpIssuer = "https://idp.example"
+
+// idp is an external identity provider with its own ES256 key.
+type idp struct {
+	key  *ecdsa.PrivateKey
+	kid  string
+	jwks []byte
+}
+
+func newIdP(t *testing.T) *idp {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := jwk.FromRaw(key.Public())
+	_ = pub.Set(jwk.KeyIDKey, "idp-1")
+	_ = pub.Set(jwk.AlgorithmKey, jwa.ES256)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	raw, _ := json.Marshal(set)
+	return &idp{key: key, kid: "idp-1", jwks: raw}
+}
+
+func (p *idp) sign(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	payload, _ := json.Marshal(claims)
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, p.kid)
+	_ = h.Set(jws.TypeKey, "JWT")
+	out, err := jws.Sign(payload, jws.WithKey(jwa.ES256, p.key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func externalEnv(t *testing.T) (*dt.Env, *idp) {
+	t.Helper()
+	p := newIdP(t)
+	keys, err := tokens.NewSetResolver(p.jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := dt.New(t, dt.Options{TrustedIssuers: []delegation.TrustedIssuer{
+		{Issuer: idpIssuer, Audience: "mandate", Keys: keys},
+	}})
+	return env, p
+}
+
+func userToken(exp time.Time, mutate func(map[string]any)) map[string]any {
+	c := map[string]any{
+		"iss": idpIssuer, "sub": "alice@example.com", "aud": "mandate",
+		"iat": dt.Start.Unix(), "exp": exp.Unix(), "scope": "openid profile",
+	}
+	if mutate != nil {
+		mutate(c)
+	}
+	return c
+}
+
+func TestExternalSubjectBecomesARoot(t *testing.T) {
+	env, p := externalEnv(t)
+	ext := p.sign(t, userToken(dt.Start.Add(time.Hour), nil))
+	r := env.Exchange(t, "orchestrator", ext, "", url.Values{"subject_token_type": {oauth.TokenTypeJWT}, "scope": {"db:read:*"}})
+	if r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
+	}
+	root := r.String("access_token")
+	c := env.Claims(t, root)
+	if c.Subject != "alice@example.com" || c.ClientID != "orchestrator" || len(c.Lineage) != 0 ||
+		!reflect.DeepEqual(c.Act, &tokens.Actor{Subject: "orchestrator"}) || c.Scope != "db:read:*" {
+		t.Errorf("external root = %+v act %+v", c, c.Act)
+	}
+	if c.Expiry != dt.Start.Add(15*time.Minute).Unix() {
+		t.Errorf("exp = %d, want now + root_ttl", c.Expiry)
+	}
+	// It delegates like any root, and the subject stays alice.
+	child := env.Claims(t, env.Delegate(t, "orchestrator", root, "researcher", nil))
+	if child.Subject != "alice@example.com" || !reflect.DeepEqual(child.Act, &tokens.Actor{Subject: "researcher", Act: &tokens.Actor{Subject: "orchestrator"}}) {
+		t.Errorf("child of external root: sub %q act %+v", child.Subject, child.Act)
+	}
+	// With no scope requested the client's registration applies; the IdP's scope plays no part.
+	r = env.Exchange(t, "researcher", ext, "", nil)
+	if c := env.Claims(t, r.String("access_token")); c.Scope != "db:read:* tools:search" || c.ClientID != "researcher" {
+		t.Errorf("default external root scope %q", c.Scope)
+	}
+}
+
+func TestExternalRootNeverOutlivesTheExternalToken(t *testing.T) {
+	env, p := externalEnv(t)
+	ext := p.sign(t, userToken(dt.Start.Add(3*time.Minute), nil))
+	r := env.Exchange(t, "orchestrator", ext, "", nil)
+	if c := env.Claims(t, r.String("access_token")); c.Expiry != dt.Start.Add(3*time.Minute).Unix() {
+		t.Errorf("exp = %d, want the external token's", c.Expiry)
+	}
+}
+
+func TestExternalSubjectRefusals(t *testing.T) {
+	env, p := externalEnv(t)
+	other := newIdP(t) // same kid, different key
+	researcherID := env.Mint(t, "researcher", nil)
+	good := func(m func(map[string]any)) string { return p.sign(t, userToken(dt.Start.Add(time.Hour), m)) }
+	tests := []struct {
+		name    string
+		subject string
+		actor   string
+		extra   url.Values
+		code    string
+	}{
+		{"signed by another key", other.sign(t, userToken(dt.Start.Add(time.Hour), nil)), "", nil, oauth.CodeInvalidRequest},
+		{"expired", p.sign(t, userToken(dt.Start.Add(-time.Second), nil)), "", nil, oauth.CodeInvalidRequest},
+		{"wrong audience", good(func(c map[string]any) { c["aud"] = []string{"someone-else"} }), "", nil, oauth.CodeInvalidRequest},
+		{"no exp", good(func(c map[string]any) { delete(c, "exp") }), "", nil, oauth.CodeInvalidRequest},
+		{"no sub", good(func(c map[string]any) { delete(c, "sub") }), "", nil, oauth.CodeInvalidRequest},
+		{"not yet valid", good(func(c map[string]any) { c["nbf"] = dt.Start.Add(10 * time.Minute).Unix() }), "", nil, oauth.CodeInvalidRequest},
+		{"with an actor token", good(nil), researcherID, nil, oauth.CodeInvalidRequest},
+		{"may_act names another agent", good(func(c map[string]any) { c["may_act"] = map[string]any{"sub": "researcher"} }), "", nil, oauth.CodeInvalidRequest},
+		{"may_act names another issuer's agent", good(func(c map[string]any) {
+			c["may_act"] = map[string]any{"sub": "orchestrator", "iss": "https://elsewhere.example"}
+		}), "", nil, oauth.CodeInvalidRequest},
+		{"scope beyond the client", good(nil), "", url.Values{"scope": {"admin:*"}}, oauth.CodeInvalidScope},
+		{"audience beyond the client", good(nil), "", url.Values{"audience": {"https://evil.example"}}, oauth.CodeInvalidTarget},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectError(t, env.Exchange(t, "orchestrator", tt.subject, tt.actor, tt.extra), 400, tt.code)
+		})
+	}
+	t.Run("may_act naming the client is honoured", func(t *testing.T) {
+		ext := good(func(c map[string]any) { c["may_act"] = map[string]any{"sub": "orchestrator", "iss": env.URL} })
+		if r := env.Exchange(t, "orchestrator", ext, "", nil); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Raw)
+		}
+	})
+}
