@@ -272,7 +272,7 @@ func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 	r := &SetResolver{keys: map[string]PublicKey{}}
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
-		if k.KeyID() == "" || k.KeyUsage() == "enc" {
+		if k.KeyID() == "" || k.KeyUsage() == "enc" || k.KeyType() == jwa.OctetSeq {
 			continue
 		}
 		var raw any
@@ -281,7 +281,7 @@ func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 		}
 		pub, err := jwk.PublicRawKeyOf(raw)
 		if err != nil {
-			continue // symmetric keys have no public form
+			continue
 		}
 		var alg jwa.SignatureAlgorithm
 		if a := k.Algorithm().String(); a != "" {

@@ -1,0 +1,208 @@
+package bolt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, dir string, retention time.Duration) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(dir, bolt.Options{Retention: retention})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func rec(jti string, lineage []string, exp time.Time) *store.TokenRecord {
+	r := &store.TokenRecord{JTI: jti, Lineage: lineage, Subject: "o", Holder: "h", Scope: "s",
+		Audience: []string{"a"}, IssuedAt: t0, ExpiresAt: exp, Act: &tokens.Actor{Subject: "h"}}
+	if n := len(lineage); n > 0 {
+		r.Parent = lineage[n-1]
+	}
+	return r
+}
+
+func TestTokensAreDurableAndIndexed(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, time.Hour)
+	ctx := context.Background()
+	root := rec("root", nil, t0.Add(time.Hour))
+	for _, r := range []*store.TokenRecord{root, rec("c1", []string{"root"}, t0.Add(time.Minute)), rec("c2", []string{"root"}, t0.Add(time.Minute)), rec("g", []string{"root", "c1"}, t0.Add(time.Minute))} {
+		if err := db.PutToken(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	db = open(t, dir, time.Hour)
+	got, err := db.Token(ctx, "root")
+	if err != nil || !reflect.DeepEqual(got.Act, root.Act) || got.ExpiresAt.Unix() != root.ExpiresAt.Unix() {
+		t.Fatalf("after reopen: %+v %v", got, err)
+	}
+	kids, _ := db.Children(ctx, "root")
+	if !reflect.DeepEqual(kids, []string{"c1", "c2"}) {
+		t.Errorf("children = %v", kids)
+	}
+	if kids, _ := db.Children(ctx, "roo"); len(kids) != 0 {
+		t.Errorf("prefix of a jti matched children: %v", kids)
+	}
+	if _, err := db.Token(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+}
+
+func TestRevocationIsOneIdempotentRecord(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, time.Hour)
+	ctx := context.Background()
+	first := store.Revocation{JTI: "root", ExpiresAt: t0.Add(time.Hour), RevokedAt: t0, Reason: "task over", By: "ops"}
+	if _, created, err := db.Revoke(ctx, first); err != nil || !created {
+		t.Fatalf("revoke: %v %v", created, err)
+	}
+	again := first
+	again.Reason, again.RevokedAt = "other", t0.Add(time.Minute)
+	got, created, err := db.Revoke(ctx, again)
+	if err != nil || created || got.Reason != "task over" {
+		t.Fatalf("second revoke: %+v %v %v", got, created, err)
+	}
+	db.Close()
+	db = open(t, dir, time.Hour)
+	r, err := db.FirstRevoked(ctx, "other", "root", "x")
+	if err != nil || r == nil || r.JTI != "root" || r.By != "ops" {
+		t.Fatalf("FirstRevoked after reopen = %+v, %v", r, err)
+	}
+	if r, _ := db.FirstRevoked(ctx, "a", "b"); r != nil {
+		t.Errorf("unrevoked reported revoked: %+v", r)
+	}
+	if st, _ := db.Stats(); st.Revocations != 1 {
+		t.Errorf("revocations = %d", st.Revocations)
+	}
+}
+
+func TestConcurrentWritesAllLand(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, time.Hour)
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := db.PutToken(context.Background(), rec(fmt.Sprintf("t%03d", i), []string{"root"}, t0.Add(time.Hour))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	db.Close()
+	db = open(t, dir, time.Hour)
+	if kids, _ := db.Children(context.Background(), "root"); len(kids) != 200 {
+		t.Errorf("%d of 200 acknowledged writes survived", len(kids))
+	}
+}
+
+func TestGarbageCollection(t *testing.T) {
+	db := open(t, t.TempDir(), time.Hour)
+	ctx := context.Background()
+	_ = db.PutToken(ctx, rec("root", nil, t0.Add(10*time.Minute)))
+	_ = db.PutToken(ctx, rec("child", []string{"root"}, t0.Add(5*time.Minute)))
+	_ = db.PutToken(ctx, rec("live", nil, t0.Add(3*time.Hour)))
+	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "root", ExpiresAt: t0.Add(10 * time.Minute), RevokedAt: t0})
+	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "live", ExpiresAt: t0.Add(3 * time.Hour), RevokedAt: t0})
+
+	// Before expiry nothing goes.
+	if res, err := db.GC(t0.Add(4 * time.Minute)); err != nil || res != (bolt.GCResult{}) {
+		t.Fatalf("early GC removed %+v, %v", res, err)
+	}
+	// At the root's expiry its revocation leaves; the records stay for retention.
+	res, err := db.GC(t0.Add(10 * time.Minute))
+	if err != nil || res.Revocations != 1 || res.Tokens != 0 {
+		t.Fatalf("GC at expiry = %+v, %v", res, err)
+	}
+	if r, _ := db.FirstRevoked(ctx, "live"); r == nil {
+		t.Error("a live token's revocation was collected")
+	}
+	if _, err := db.Token(ctx, "child"); err != nil {
+		t.Error("record collected before retention passed")
+	}
+	// After retention the expired records and their child links go.
+	res, err = db.GC(t0.Add(10*time.Minute + time.Hour))
+	if err != nil || res.Tokens != 2 {
+		t.Fatalf("GC after retention = %+v, %v", res, err)
+	}
+	if kids, _ := db.Children(ctx, "root"); len(kids) != 0 {
+		t.Errorf("dangling child links: %v", kids)
+	}
+	if _, err := db.Token(ctx, "live"); err != nil {
+		t.Error("live record collected")
+	}
+	st, _ := db.Stats()
+	if st.Tokens != 1 || st.Revocations != 1 {
+		t.Errorf("stats after GC = %+v", st)
+	}
+}
+
+func TestGarbageCollectionInBatches(t *testing.T) {
+	db := open(t, t.TempDir(), 0)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 2500; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = db.PutToken(ctx, rec(fmt.Sprintf("t%05d", i), nil, t0.Add(time.Minute)))
+		}()
+	}
+	wg.Wait()
+	res, err := db.GC(t0.Add(time.Minute))
+	if err != nil || res.Tokens != 2500 {
+		t.Fatalf("GC = %+v, %v", res, err)
+	}
+}
+
+func TestFilePermissions(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	db := open(t, dir, 0)
+	db.Close()
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, bolt.FileName): 0o600} {
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != want {
+			t.Errorf("%s mode %v, want %v", path, st.Mode().Perm(), want)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, bolt.FileName), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bolt.Open(dir, bolt.Options{}); !errors.Is(err, bolt.ErrInsecurePermissions) {
+		t.Errorf("world-readable file opened: %v", err)
+	}
+	_ = os.Chmod(filepath.Join(dir, bolt.FileName), 0o600)
+	_ = os.Chmod(dir, 0o777)
+	if _, err := bolt.Open(dir, bolt.Options{}); !errors.Is(err, bolt.ErrInsecurePermissions) {
+		t.Errorf("world-writable directory used: %v", err)
+	}
+}
+
+func TestSecondProcessIsLockedOut(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, 0)
+	_, err := bolt.Open(dir, bolt.Options{LockTimeout: 50 * time.Millisecond})
+	if err == nil {
+		t.Fatal("second open of a locked file succeeded")
+	}
+}

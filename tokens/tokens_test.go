@@ -1,0 +1,263 @@
+package tokens_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+var now = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+func openRing(t *testing.T, dir, alg string) *tokens.KeyRing {
+	t.Helper()
+	db, err := bolt.Open(dir, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := tokens.OpenKeyRing(t.Context(), db, alg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func sampleClaims() *tokens.Claims {
+	return &tokens.Claims{
+		Issuer: "https://mandate.example", Subject: "orchestrator", ClientID: "researcher",
+		Audience: tokens.Audience{"https://db.example"}, Scope: "db:read:*",
+		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(time.Minute).Unix(), ID: "jti-1",
+		Act: &tokens.Actor{Subject: "researcher"}, Lineage: []string{"root"},
+	}
+}
+
+func TestSignVerifyRoundTrip(t *testing.T) {
+	for _, alg := range []string{tokens.AlgEdDSA, tokens.AlgES256} {
+		t.Run(alg, func(t *testing.T) {
+			r := openRing(t, t.TempDir(), alg)
+			tok, err := r.Sign(sampleClaims())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, sampleClaims()) {
+				t.Errorf("round trip changed claims: %+v", got)
+			}
+			if r.CurrentAlg() != alg {
+				t.Errorf("alg = %s", r.CurrentAlg())
+			}
+		})
+	}
+}
+
+func TestKeysPersistAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	first := openRing(t, dir, tokens.AlgEdDSA)
+	tok, _ := first.Sign(sampleClaims())
+	second := openRing(t, dir, tokens.AlgEdDSA)
+	if first.CurrentKeyID() != second.CurrentKeyID() {
+		t.Fatalf("restart generated a new key: %s → %s", first.CurrentKeyID(), second.CurrentKeyID())
+	}
+	if _, err := second.Verify(tok); err != nil {
+		t.Fatalf("token from before the restart: %v", err)
+	}
+	// Switching algorithm adds a key; tokens of the old key still verify.
+	third := openRing(t, dir, tokens.AlgES256)
+	if third.CurrentKeyID() == first.CurrentKeyID() || third.CurrentAlg() != tokens.AlgES256 {
+		t.Fatal("alg change did not make an ES256 key current")
+	}
+	if _, err := third.Verify(tok); err != nil {
+		t.Fatalf("old key dropped: %v", err)
+	}
+	var set struct{ Keys []map[string]any }
+	if err := json.Unmarshal(third.JWKS(), &set); err != nil || len(set.Keys) != 2 {
+		t.Fatalf("jwks = %s", third.JWKS())
+	}
+	for _, k := range set.Keys {
+		if _, private := k["d"]; private {
+			t.Fatal("JWKS holds private key material")
+		}
+	}
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestVerifyRefusesForgeries(t *testing.T) {
+	r := openRing(t, t.TempDir(), tokens.AlgEdDSA)
+	good, _ := r.Sign(sampleClaims())
+	parts := strings.Split(good, ".")
+	kid := r.CurrentKeyID()
+	payload := parts[1]
+
+	var jwks struct{ Keys []map[string]any }
+	_ = json.Unmarshal(r.JWKS(), &jwks)
+	pubBytes, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0]["x"].(string))
+
+	hs256, _ := jws.Sign([]byte(`{"iss":"x"}`), jws.WithKey(jwa.HS256, pubBytes, jws.WithProtectedHeaders(headers(t, kid, "at+jwt"))))
+	_, attacker, _ := ed25519.GenerateKey(rand.Reader)
+	selfSigned, _ := jws.Sign(mustB64Decode(payload), jws.WithKey(jwa.EdDSA, attacker, jws.WithProtectedHeaders(headers(t, kid, "at+jwt"))))
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	es256, _ := jws.Sign(mustB64Decode(payload), jws.WithKey(jwa.ES256, ecKey, jws.WithProtectedHeaders(headers(t, kid, "at+jwt"))))
+
+	// A header pointing at keys elsewhere must never be fetched.
+	var fetched atomic.Int32
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fetched.Add(1) }))
+	defer evil.Close()
+	attackerJWK, _ := jwk.FromRaw(attacker.Public())
+	jku := headers(t, "attacker-kid", "at+jwt")
+	_ = jku.Set(jws.JWKSetURLKey, evil.URL)
+	_ = jku.Set(jws.X509URLKey, evil.URL)
+	withJKU, _ := jws.Sign(mustB64Decode(payload), jws.WithKey(jwa.EdDSA, attacker, jws.WithProtectedHeaders(jku)))
+	embedded := headers(t, kid, "at+jwt")
+	_ = embedded.Set(jws.JWKKey, attackerJWK)
+	withJWK, _ := jws.Sign(mustB64Decode(payload), jws.WithKey(jwa.EdDSA, attacker, jws.WithProtectedHeaders(embedded)))
+	crit := headers(t, kid, "at+jwt")
+	_ = crit.Set(jws.CriticalKey, []string{"exp"})
+	_ = crit.Set("exp", 1)
+	withCrit, _ := jws.Sign(mustB64Decode(payload), jws.WithKey(jwa.EdDSA, signerOf(t, r, good), jws.WithProtectedHeaders(crit)))
+
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"alg none", b64(`{"alg":"none","kid":"`+kid+`","typ":"at+jwt"}`) + "." + payload + ".", tokens.ErrAlgorithm},
+		{"alg none without kid", b64(`{"alg":"none"}`) + "." + payload + ".", tokens.ErrAlgorithm},
+		{"HS256 keyed with the public key", string(hs256), tokens.ErrAlgorithm},
+		{"ES256 claimed for an EdDSA key", string(es256), tokens.ErrAlgorithm},
+		{"unknown kid", b64(`{"alg":"EdDSA","kid":"nope","typ":"at+jwt"}`) + "." + payload + "." + parts[2], tokens.ErrUnknownKey},
+		{"no kid", b64(`{"alg":"EdDSA","typ":"at+jwt"}`) + "." + payload + "." + parts[2], tokens.ErrUnknownKey},
+		{"payload changed after signing", parts[0] + "." + b64(`{"iss":"x","scope":"*"}`) + "." + parts[2], tokens.ErrSignature},
+		{"signature changed", parts[0] + "." + payload + "." + b64(strings.Repeat("x", 64)), tokens.ErrSignature},
+		{"signed by an attacker under our kid", string(selfSigned), tokens.ErrSignature},
+		{"jku and x5u to an attacker's keys", string(withJKU), tokens.ErrUnknownKey},
+		{"embedded jwk header", string(withJWK), tokens.ErrSignature},
+		{"crit extension", string(withCrit), tokens.ErrType},
+		{"two segments", parts[0] + "." + payload, tokens.ErrMalformed},
+		{"JSON serialization", `{"payload":"` + payload + `","signatures":[]}`, tokens.ErrMalformed},
+		{"oversized", strings.Repeat("a", tokens.MaxTokenSize+1), tokens.ErrMalformed},
+		{"header not base64", "!!!." + payload + "." + parts[2], tokens.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.Verify(tt.token)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if fetched.Load() != 0 {
+		t.Fatal("verification fetched a URL named by the token")
+	}
+}
+
+func TestVerifyChecksType(t *testing.T) {
+	r := openRing(t, t.TempDir(), tokens.AlgEdDSA)
+	good, _ := r.Sign(sampleClaims())
+	signer := signerOf(t, r, good)
+	payload := mustB64Decode(strings.Split(good, ".")[1])
+	for typ, want := range map[string]error{"JWT": tokens.ErrType, "": tokens.ErrType, "application/at+jwt": nil, "AT+JWT": nil} {
+		tok, _ := jws.Sign(payload, jws.WithKey(jwa.EdDSA, signer, jws.WithProtectedHeaders(headers(t, r.CurrentKeyID(), typ))))
+		if _, err := r.Verify(string(tok)); !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("typ %q: err = %v, want %v", typ, err, want)
+		}
+	}
+	notJSON, _ := jws.Sign([]byte("hello"), jws.WithKey(jwa.EdDSA, signer, jws.WithProtectedHeaders(headers(t, r.CurrentKeyID(), "at+jwt"))))
+	if _, err := r.Verify(string(notJSON)); !errors.Is(err, tokens.ErrMalformed) {
+		t.Errorf("non-JSON payload: %v", err)
+	}
+}
+
+func TestSetResolverSkipsUnusableKeys(t *testing.T) {
+	if _, err := tokens.NewSetResolver([]byte(`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`)); !errors.Is(err, tokens.ErrNoUsableKeys) {
+		t.Errorf("symmetric-only JWKS: %v", err)
+	}
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, _ := jwk.FromRaw(ec.Public())
+	_ = k.Set(jwk.KeyIDKey, "e")
+	_ = k.Set(jwk.KeyUsageKey, "enc")
+	set := jwk.NewSet()
+	_ = set.AddKey(k)
+	raw, _ := json.Marshal(set)
+	if _, err := tokens.NewSetResolver(raw); !errors.Is(err, tokens.ErrNoUsableKeys) {
+		t.Errorf("encryption-only JWKS: %v", err)
+	}
+	_ = k.Set(jwk.KeyUsageKey, "sig")
+	raw, _ = json.Marshal(set)
+	res, err := tokens.NewSetResolver(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pk, ok := res.ResolveKey("e"); !ok || pk.Alg != "" {
+		t.Errorf("key without alg: %+v %v", pk, ok)
+	}
+}
+
+func TestAudienceAcceptsStringOrArray(t *testing.T) {
+	var c tokens.Claims
+	if err := json.Unmarshal([]byte(`{"aud":"a"}`), &c); err != nil || !reflect.DeepEqual(c.Audience, tokens.Audience{"a"}) {
+		t.Errorf("string aud: %v %v", c.Audience, err)
+	}
+	if err := json.Unmarshal([]byte(`{"aud":["a","b"]}`), &c); err != nil || len(c.Audience) != 2 {
+		t.Errorf("array aud: %v %v", c.Audience, err)
+	}
+	if err := json.Unmarshal([]byte(`{"aud":5}`), &c); err == nil {
+		t.Error("numeric aud accepted")
+	}
+	out, _ := json.Marshal(tokens.Claims{})
+	if !strings.Contains(string(out), `"aud":[]`) || !strings.Contains(string(out), `"lineage":[]`) {
+		t.Errorf("empty claims encode as %s", out)
+	}
+}
+
+func headers(t *testing.T, kid, typ string) jws.Headers {
+	t.Helper()
+	h := jws.NewHeaders()
+	if kid != "" {
+		_ = h.Set(jws.KeyIDKey, kid)
+	}
+	if typ != "" {
+		_ = h.Set(jws.TypeKey, typ)
+	}
+	return h
+}
+
+func mustB64Decode(s string) []byte {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// signerOf returns the ring's private key, for tests that must sign malformed
+// tokens with the real key.
+func signerOf(t *testing.T, r *tokens.KeyRing, _ string) any {
+	t.Helper()
+	k, ok := tokens.ExportSigningKeyForTest(r)
+	if !ok {
+		t.Fatal("no signing key")
+	}
+	return k
+}
