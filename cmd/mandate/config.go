@@ -145,15 +145,35 @@ func loadConfig(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 	return &cfg, warnings, nil
 }
 
-var invalidKeys = regexp.MustCompile(`has invalid keys: (.*)`)
+var (
+	invalidKeys  = regexp.MustCompile(`'([^']*)' has invalid keys: ([^\n]*)`)
+	decodeFailed = regexp.MustCompile(`'([^']*)' (.*)`)
+)
 
 // configError rewrites mapstructure's errors so they name the key and the fix.
 func configError(err error) error {
-	msg := err.Error()
-	if m := invalidKeys.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("config: unknown key(s) %s: check the spelling against the configuration reference in README.md", m[1])
+	var msgs []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		switch m := invalidKeys.FindStringSubmatch(line); {
+		case m != nil && m[1] != "" && !strings.HasPrefix(m[1], "main."):
+			msgs = append(msgs, fmt.Sprintf("unknown key(s) %s in %s", m[2], m[1]))
+		case m != nil:
+			msgs = append(msgs, fmt.Sprintf("unknown key(s) %s", m[2]))
+		default:
+			if d := decodeFailed.FindStringSubmatch(line); d != nil {
+				msgs = append(msgs, fmt.Sprintf("%s: %s", d[1], d[2]))
+			}
+		}
 	}
-	return fmt.Errorf("config: %s", strings.ReplaceAll(msg, "\n", "; "))
+	if len(msgs) == 0 {
+		return fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	hint := ""
+	if strings.Contains(strings.Join(msgs, ""), "unknown key") {
+		hint = " (check the spelling against the configuration reference in README.md)"
+	}
+	return fmt.Errorf("config: %s%s", strings.Join(msgs, "; "), hint)
 }
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~:/@+-]{1,128}$`)
