@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// TestDemoTellsTheWholeStory runs the demo for real (server, store, API) and
+// checks each turn of the story happened, in order.
+func TestDemoTellsTheWholeStory(t *testing.T) {
+	var out bytes.Buffer
+	if err := runDemo(context.Background(), &out, bcrypt.MinCost); err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	steps := []string{
+		`(?m)^1\. The orchestrator starts a task`,
+		`lineage  \[\]\s+depth 0`,
+		`act      researcher\s`,
+		`act      db-agent ← researcher`,
+		`lineage  root → child\s+depth 2`,
+		`refused → 400 invalid_scope`,
+		`GET /orders → 200 .*db-agent acting for orchestrator, delegated through researcher`,
+		`POST /oauth2/revoke → 200`,
+		`GET /orders\s+→ 401 .*invalid_token`,
+		`delegates again\s+→ 400 invalid_request: subject_token descends from revoked token`,
+		`root\s+holder orchestrator .*\[revoked: revoked by orchestrator`,
+		`└─ grandchild holder db-agent .*\[revoked-by-ancestor\]`,
+	}
+	pos := 0
+	for _, s := range steps {
+		loc := regexp.MustCompile(s).FindStringIndex(text[pos:])
+		if loc == nil {
+			t.Fatalf("demo output lacks (in order) %q:\n%s", s, text)
+		}
+		pos += loc[1]
+	}
+	if strings.Contains(text, "eyJ") {
+		t.Error("the demo prints a whole token")
+	}
+}

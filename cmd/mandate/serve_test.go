@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+)
+
+func testConfig(dir string) *Config {
+	return &Config{
+		Issuer:  "http://mandate.test",
+		Listen:  "127.0.0.1:0",
+		DataDir: dir,
+		Signing: SigningConfig{Alg: "EdDSA"},
+		Tokens:  TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: 4, Retention: time.Hour},
+		Clients: []ClientConfig{
+			{ID: "orchestrator", SecretHash: testHash, Grants: []string{"client_credentials", "token_exchange"}, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
+			{ID: "researcher", SecretHash: testHash, Grants: []string{"client_credentials", "token_exchange"}, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
+			{ID: "rs", SecretHash: testHash, Role: "resource_server"},
+		},
+	}
+}
+
+func call(t *testing.T, s *server, path, client string, form url.Values) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(client, "test-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := map[string]any{"status": resp.StatusCode}
+	_ = json.Unmarshal(raw, &out)
+	out["status"] = resp.StatusCode
+	return out
+}
+
+func start(t *testing.T, cfg *Config) *server {
+	t.Helper()
+	s, err := startServer(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRestartKeepsKeysTokensAndRevocations(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	s := start(t, cfg)
+	kid := s.Keys.CurrentKeyID()
+	mint := func(s *server, client string) string {
+		r := call(t, s, "/oauth2/token", client, url.Values{"grant_type": {"client_credentials"}})
+		if r["status"] != 200 {
+			t.Fatalf("mint: %v", r)
+		}
+		return r["access_token"].(string)
+	}
+	kept := mint(s, "orchestrator")
+	revoked := mint(s, "orchestrator")
+	child := call(t, s, "/oauth2/token", "orchestrator", url.Values{
+		"grant_type": {oauth.GrantTokenExchange}, "subject_token": {revoked}, "subject_token_type": {oauth.TokenTypeAccessToken},
+		"actor_token": {mint(s, "researcher")}, "actor_token_type": {oauth.TokenTypeAccessToken},
+	})["access_token"].(string)
+	if r := call(t, s, "/oauth2/revoke", "orchestrator", url.Values{"token": {revoked}}); r["status"] != 200 {
+		t.Fatalf("revoke: %v", r)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	s = start(t, cfg)
+	defer s.Shutdown(context.Background())
+	if s.Keys.CurrentKeyID() != kid {
+		t.Fatalf("restart changed the signing key: %s → %s", kid, s.Keys.CurrentKeyID())
+	}
+	if r := call(t, s, "/oauth2/introspect", "rs", url.Values{"token": {kept}}); r["active"] != true {
+		t.Errorf("token lost across restart: %v", r)
+	}
+	for name, tok := range map[string]string{"revoked": revoked, "child of revoked": child} {
+		if r := call(t, s, "/oauth2/introspect", "rs", url.Values{"token": {tok}}); r["active"] != false {
+			t.Errorf("%s active after restart: %v", name, r)
+		}
+	}
+	if r := call(t, s, "/oauth2/token", "researcher", url.Values{
+		"grant_type": {oauth.GrantTokenExchange}, "subject_token": {child}, "subject_token_type": {oauth.TokenTypeAccessToken},
+	}); r["error"] != oauth.CodeInvalidRequest {
+		t.Errorf("exchange of a revoked chain after restart: %v", r)
+	}
+	claims, err := s.Keys.Verify(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.Token(context.Background(), claims.ID); err != nil {
+		t.Errorf("record lost across restart: %v", err)
+	}
+}
+
+func TestServeCommandRefusesBadConfig(t *testing.T) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(strings.NewReader(""), &out, &errOut)
+	cmd.SetArgs([]string{"serve", "--config", writeConfig(t, "tokens: {max_depth: 0}\nclients: []\n")})
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "tokens.max_depth") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestServeRunsUntilCancelled(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestHashSecret(t *testing.T) {
+	run := func(stdin string, args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := newRootCmd(strings.NewReader(stdin), &out, io.Discard)
+		cmd.SetArgs(append([]string{"hash-secret", "--cost", "4"}, args...))
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	out, err := run("my secret\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(out)), []byte("my secret")) != nil {
+		t.Errorf("hash %q does not match", out)
+	}
+	if strings.Contains(out, "my secret") {
+		t.Error("secret echoed")
+	}
+	if _, err := run(""); err == nil {
+		t.Error("empty stdin accepted")
+	}
+	out, err = run("", "--generate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	secret := strings.TrimSpace(strings.TrimPrefix(lines[0], "secret:"))
+	hash := strings.TrimSpace(strings.TrimPrefix(lines[1], "secret_hash:"))
+	if len(secret) < 43 || bcrypt.CompareHashAndPassword([]byte(hash), []byte(secret)) != nil {
+		t.Errorf("generate: %q", out)
+	}
+	// The printed hash loads as a client's secret_hash.
+	if _, _, err := loadConfig(writeConfig(t, "clients:\n  - id: a\n    secret_hash: \""+hash+"\"\n    grants: [client_credentials]\n"), nil); err != nil {
+		t.Errorf("hash-secret output rejected by config: %v", err)
+	}
+}
