@@ -61,11 +61,11 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 
 // clientCredentials mints a root token for the client itself.
 func (s *Service) clientCredentials(ctx context.Context, c *Client, req TokenRequest) (*TokenResponse, error) {
-	scopes, err := grantScopes(req.Scope, c, nil, "")
+	scopes, err := grantScopes(req.Scope, c, nil)
 	if err != nil {
 		return nil, err
 	}
-	auds, err := grantAudiences(req.Audiences, c, nil, "")
+	auds, err := grantAudiences(req.Audiences, c, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +164,11 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 	if err != nil {
 		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token scope is malformed")
 	}
-	scopes, err := grantScopes(req.Scope, holder, parentScopes, "the subject_token's scope")
+	scopes, err := grantScopes(req.Scope, holder, &parentGrant{parentScopes, "the subject_token's scope"})
 	if err != nil {
 		return nil, err
 	}
-	auds, err := grantAudiences(req.Audiences, holder, parent.Audience, "the subject_token's audience")
+	auds, err := grantAudiences(req.Audiences, holder, &parentGrant{parent.Audience, "the subject_token's audience"})
 	if err != nil {
 		return nil, err
 	}
@@ -253,11 +253,20 @@ func (s *Service) checkMayAct(mayAct *tokens.Actor, holder *Client) error {
 	return nil
 }
 
+// parentGrant is what a child must stay within besides its holder's
+// registration: the parent token's scopes or audiences. A nil *parentGrant
+// means a root, bounded by the registration alone; a parent with no values
+// (an identity-only token) bounds the child to nothing.
+type parentGrant struct {
+	values []string
+	name   string // for error descriptions: "the subject_token's scope"
+}
+
 // grantScopes decides the scopes of a new token held by holder. With a request,
-// every requested scope must be covered by the parent's scopes (when parent is
-// not nil) and by the holder's registration; without one, the result is the
+// every requested scope must be covered by the parent's scopes (unless this is
+// a root) and by the holder's registration; without one, the result is the
 // parent's scopes narrowed to the holder (or the registration, for a root).
-func grantScopes(requested string, holder *Client, parent []string, parentName string) ([]string, error) {
+func grantScopes(requested string, holder *Client, parent *parentGrant) ([]string, error) {
 	want, err := chain.ParseScope(requested)
 	if err != nil {
 		return nil, oauth.New(oauth.CodeInvalidScope, "%v", err)
@@ -266,15 +275,15 @@ func grantScopes(requested string, holder *Client, parent []string, parentName s
 		if parent == nil {
 			return holder.Scopes, nil
 		}
-		got := chain.Intersect(parent, holder.Scopes)
+		got := chain.Intersect(parent.values, holder.Scopes)
 		if len(got) == 0 {
-			return nil, oauth.New(oauth.CodeInvalidScope, "no scope of %s is within client %q's registered scopes", parentName, holder.ID)
+			return nil, oauth.New(oauth.CodeInvalidScope, "no scope of %s is within client %q's registered scopes", parent.name, holder.ID)
 		}
 		return got, nil
 	}
 	if parent != nil {
-		if sc, bad := chain.Uncovered(parent, want); bad {
-			return nil, oauth.New(oauth.CodeInvalidScope, "scope %q is not covered by %s", printable(sc), parentName)
+		if sc, bad := chain.Uncovered(parent.values, want); bad {
+			return nil, oauth.New(oauth.CodeInvalidScope, "scope %q is not covered by %s", printable(sc), parent.name)
 		}
 	}
 	if sc, bad := chain.Uncovered(holder.Scopes, want); bad {
@@ -284,24 +293,24 @@ func grantScopes(requested string, holder *Client, parent []string, parentName s
 }
 
 // grantAudiences is grantScopes for audiences and resource indicators, matched exactly.
-func grantAudiences(requested []string, holder *Client, parent []string, parentName string) ([]string, error) {
-	want := chain.Dedupe(requested)
-	if len(want) > chain.MaxScopes {
+func grantAudiences(requested []string, holder *Client, parent *parentGrant) ([]string, error) {
+	if len(requested) > chain.MaxScopes {
 		return nil, oauth.New(oauth.CodeInvalidTarget, "more than %d audiences requested", chain.MaxScopes)
 	}
+	want := chain.Dedupe(requested)
 	if len(want) == 0 {
 		if parent == nil {
 			return holder.Audiences, nil
 		}
-		got := chain.Common(parent, holder.Audiences)
+		got := chain.Common(parent.values, holder.Audiences)
 		if len(got) == 0 {
-			return nil, oauth.New(oauth.CodeInvalidTarget, "no audience of %s is within client %q's registered audiences", parentName, holder.ID)
+			return nil, oauth.New(oauth.CodeInvalidTarget, "no audience of %s is within client %q's registered audiences", parent.name, holder.ID)
 		}
 		return got, nil
 	}
 	if parent != nil {
-		if a, bad := chain.Missing(parent, want); bad {
-			return nil, oauth.New(oauth.CodeInvalidTarget, "audience %q is not within %s", printable(a), parentName)
+		if a, bad := chain.Missing(parent.values, want); bad {
+			return nil, oauth.New(oauth.CodeInvalidTarget, "audience %q is not within %s", printable(a), parent.name)
 		}
 	}
 	if a, bad := chain.Missing(holder.Audiences, want); bad {

@@ -3,7 +3,6 @@ package delegation
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
@@ -14,7 +13,7 @@ type Introspection struct {
 	Active    bool                 `json:"active"`
 	Issuer    string               `json:"iss,omitempty"`
 	Subject   string               `json:"sub,omitempty"`
-	Audience  []string             `json:"aud,omitempty"`
+	Audience  []string             `json:"aud"`
 	ClientID  string               `json:"client_id,omitempty"`
 	Scope     *string              `json:"scope,omitempty"`
 	TokenType string               `json:"token_type,omitempty"`
@@ -45,7 +44,7 @@ func (c *Client) CanIntrospect() bool { return c.Role == RoleResourceServer || c
 // inactive; an active one is described with its act chain and lineage.
 func (s *Service) Introspect(ctx context.Context, c *Client, token string) (*Introspection, error) {
 	if !c.CanIntrospect() {
-		return nil, oauth.New(oauth.CodeUnauthorizedClient, "introspection is for resource_server and admin clients").WithStatus(http.StatusForbidden)
+		return nil, oauth.New(oauth.CodeAccessDenied, "introspection is for resource_server and admin clients")
 	}
 	claims, err := s.verifyLive(ctx, token, "token", s.now())
 	if err != nil {
@@ -59,8 +58,12 @@ func (s *Service) Introspect(ctx context.Context, c *Client, token string) (*Int
 	if lineage == nil {
 		lineage = []string{}
 	}
+	aud := []string(claims.Audience)
+	if aud == nil {
+		aud = []string{}
+	}
 	return &Introspection{
-		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, Audience: claims.Audience,
+		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, Audience: aud,
 		ClientID: claims.ClientID, Scope: &scope, TokenType: "Bearer",
 		IssuedAt: claims.IssuedAt, NotBefore: claims.NotBefore, Expiry: claims.Expiry,
 		ID: claims.ID, Act: claims.Act, Lineage: lineage, Cnf: claims.Cnf,

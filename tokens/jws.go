@@ -151,11 +151,14 @@ func sameType(got, want string) bool {
 }
 
 // algFitsKey reports whether alg can be used with the raw public key's type and
-// curve, so a key published without "alg" still selects exactly one family.
+// curve, so a key published without "alg" still selects exactly one family. It
+// is on the verification path, so it only does cheap checks: Ed25519 length
+// (ed25519.Verify panics on a short key) and RSA size. Keys from outside are
+// also checked once, when loaded, by wellFormed.
 func algFitsKey(alg jwa.SignatureAlgorithm, key any) bool {
 	switch k := key.(type) {
 	case ed25519.PublicKey:
-		return alg == jwa.EdDSA
+		return alg == jwa.EdDSA && len(k) == ed25519.PublicKeySize
 	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256():
@@ -181,4 +184,15 @@ func printable(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// wellFormed reports whether a public key loaded from a JWKS is usable: an EC
+// key must be a point on its curve (checked once here, not on every verification).
+func wellFormed(pub any) bool {
+	if k, ok := pub.(*ecdsa.PublicKey); ok {
+		if _, err := k.ECDH(); err != nil {
+			return false
+		}
+	}
+	return true
 }

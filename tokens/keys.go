@@ -263,7 +263,8 @@ type SetResolver struct {
 var ErrNoUsableKeys = errors.New("JWKS has no usable signature key")
 
 // NewSetResolver parses a JWKS document into a resolver. Keys without a kid, of
-// use "enc", or symmetric ("oct") are skipped; a set with none left is an error.
+// use "enc", symmetric ("oct"), malformed or too weak, or whose "alg" does not
+// fit them are skipped; a set with none left is an error.
 func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 	set, err := jwk.Parse(jwksJSON)
 	if err != nil {
@@ -283,12 +284,17 @@ func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 		if err != nil {
 			continue
 		}
+		if !wellFormed(pub) {
+			continue
+		}
 		var alg jwa.SignatureAlgorithm
 		if a := k.Algorithm().String(); a != "" {
 			alg = jwa.SignatureAlgorithm(a)
-			if !allowedAlgs[alg] {
+			if !allowedAlgs[alg] || !algFitsKey(alg, pub) {
 				continue
 			}
+		} else if !usableKey(pub) {
+			continue
 		}
 		r.keys[k.KeyID()] = PublicKey{ID: k.KeyID(), Alg: alg, Key: pub}
 	}
@@ -296,6 +302,17 @@ func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 		return nil, ErrNoUsableKeys
 	}
 	return r, nil
+}
+
+// usableKey reports whether some allowed algorithm fits the key (so it is well
+// formed and strong enough).
+func usableKey(pub any) bool {
+	for alg := range allowedAlgs {
+		if algFitsKey(alg, pub) {
+			return true
+		}
+	}
+	return false
 }
 
 // ResolveKey returns the key with the given kid.

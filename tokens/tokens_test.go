@@ -26,7 +26,7 @@ import (
 
 var now = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
-func openRing(t *testing.T, dir, alg string) *tokens.KeyRing {
+func openRing(t testing.TB, dir, alg string) *tokens.KeyRing {
 	t.Helper()
 	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
@@ -260,4 +260,17 @@ func signerOf(t *testing.T, r *tokens.KeyRing, _ string) any {
 		t.Fatal("no signing key")
 	}
 	return k
+}
+
+func TestSetResolverRefusesMalformedAndWeakKeys(t *testing.T) {
+	for name, doc := range map[string]string{
+		"short ed25519":   `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"AAAAAAA"}]}`,
+		"ec off curve":    `{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"AQ","y":"AQ"}]}`,
+		"rsa 512":         `{"keys":[{"kty":"RSA","kid":"k","n":"` + b64(strings.Repeat("\xff", 64)) + `","e":"AQAB"}]}`,
+		"alg not for key": `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","alg":"ES256","x":"` + b64(strings.Repeat("a", 32)) + `"}]}`,
+	} {
+		if _, err := tokens.NewSetResolver([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }

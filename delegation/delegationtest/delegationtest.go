@@ -73,8 +73,8 @@ func Secret(id string) string { return "secret-for-" + id + "-%:+" }
 var Both = []string{delegation.GrantClientCredentials, delegation.GrantTokenExchange}
 
 // DefaultClients is the cast most tests use: an orchestrator, two sub-agents,
-// an agent with no scopes (identity-only tokens), an unrelated agent, a
-// resource server and an admin.
+// agents with no scopes (identity-only tokens) or no audiences, an unrelated
+// agent, a resource server and an admin.
 func DefaultClients() []Client {
 	return []Client{
 		{ID: "orchestrator", Grants: Both, Scopes: []string{"db:read:*", "db:write:*", "tools:*"},
@@ -83,6 +83,8 @@ func DefaultClients() []Client {
 			Audiences: []string{"https://db.example", "https://tools.example"}},
 		{ID: "db-agent", Grants: Both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
 		{ID: "idle", Grants: []string{delegation.GrantClientCredentials}},
+		{ID: "blank", Grants: Both},
+		{ID: "no-aud", Grants: Both, Scopes: []string{"db:read:*"}},
 		{ID: "outsider", Grants: Both, Scopes: []string{"db:read:*", "tools:*"}, Audiences: []string{"https://db.example"}},
 		{ID: "no-grants-rs", Role: delegation.RoleResourceServer},
 		{ID: "ops", Role: delegation.RoleAdmin},

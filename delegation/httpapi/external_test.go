@@ -136,6 +136,7 @@ func TestExternalSubjectRefusals(t *testing.T) {
 		{"no exp", good(func(c map[string]any) { delete(c, "exp") }), "", nil, oauth.CodeInvalidRequest},
 		{"no sub", good(func(c map[string]any) { delete(c, "sub") }), "", nil, oauth.CodeInvalidRequest},
 		{"not yet valid", good(func(c map[string]any) { c["nbf"] = dt.Start.Add(10 * time.Minute).Unix() }), "", nil, oauth.CodeInvalidRequest},
+		{"issued in the future", good(func(c map[string]any) { c["iat"] = dt.Start.Add(10 * time.Minute).Unix() }), "", nil, oauth.CodeInvalidRequest},
 		{"with an actor token", good(nil), researcherID, nil, oauth.CodeInvalidRequest},
 		{"may_act names another agent", good(func(c map[string]any) { c["may_act"] = map[string]any{"sub": "researcher"} }), "", nil, oauth.CodeInvalidRequest},
 		{"may_act names another issuer's agent", good(func(c map[string]any) {

@@ -188,7 +188,7 @@ func TestIntrospection(t *testing.T) {
 
 	for _, client := range []string{"orchestrator", "db-agent", "idle"} {
 		r := env.Post(t, "introspection_endpoint", client, url.Values{"token": {root}})
-		expectError(t, r, http.StatusForbidden, oauth.CodeUnauthorizedClient)
+		expectError(t, r, http.StatusForbidden, oauth.CodeAccessDenied)
 		if strings.Contains(string(r.Raw), "orchestrator\"") || strings.Contains(string(r.Raw), "active") {
 			t.Errorf("refusal discloses token data: %s", r.Raw)
 		}
