@@ -59,11 +59,7 @@ func (s *Service) externalRoot(ctx context.Context, c *Client, ti *TrustedIssuer
 	if err := s.checkMayAct(ext.MayAct, c); err != nil {
 		return nil, err
 	}
-	scopes, err := grantScopes(req.Scope, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	auds, err := grantAudiences(req.Audiences, c, nil)
+	scopes, auds, err := attenuate(req, c, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -61,11 +61,7 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 
 // clientCredentials mints a root token for the client itself.
 func (s *Service) clientCredentials(ctx context.Context, c *Client, req TokenRequest) (*TokenResponse, error) {
-	scopes, err := grantScopes(req.Scope, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	auds, err := grantAudiences(req.Audiences, c, nil)
+	scopes, auds, err := attenuate(req, c, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,15 +156,7 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 		return nil, err
 	}
 
-	parentScopes, err := chain.ParseScope(parent.Scope)
-	if err != nil {
-		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token scope is malformed")
-	}
-	scopes, err := grantScopes(req.Scope, holder, &parentGrant{parentScopes, "the subject_token's scope"})
-	if err != nil {
-		return nil, err
-	}
-	auds, err := grantAudiences(req.Audiences, holder, &parentGrant{parent.Audience, "the subject_token's audience"})
+	scopes, auds, err := attenuate(req, holder, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +239,27 @@ func (s *Service) checkMayAct(mayAct *tokens.Actor, holder *Client) error {
 		return oauth.New(oauth.CodeInvalidRequest, "the subject_token's may_act names an actor of another issuer")
 	}
 	return nil
+}
+
+// attenuate decides a new token's scopes and audiences: within the parent
+// token's (nil for a root) and within the holder's registration.
+func attenuate(req TokenRequest, holder *Client, parent *tokens.Claims) (scopes, auds []string, err error) {
+	var ps, pa *parentGrant
+	if parent != nil {
+		parentScopes, err := chain.ParseScope(parent.Scope)
+		if err != nil {
+			return nil, nil, oauth.New(oauth.CodeInvalidRequest, "subject_token scope is malformed")
+		}
+		ps = &parentGrant{parentScopes, "the subject_token's scope"}
+		pa = &parentGrant{parent.Audience, "the subject_token's audience"}
+	}
+	if scopes, err = grantScopes(req.Scope, holder, ps); err != nil {
+		return nil, nil, err
+	}
+	if auds, err = grantAudiences(req.Audiences, holder, pa); err != nil {
+		return nil, nil, err
+	}
+	return scopes, auds, nil
 }
 
 // parentGrant is what a child must stay within besides its holder's

@@ -160,13 +160,9 @@ func (a *api) postToken(c echo.Context) error {
 }
 
 func (a *api) postRevoke(c echo.Context) error {
-	form, client, err := a.authenticatedForm(c)
+	client, token, err := a.tokenParam(c)
 	if err != nil {
 		return a.writeError(c, err)
-	}
-	token := form.Get("token")
-	if token == "" {
-		return a.writeError(c, oauth.New(oauth.CodeInvalidRequest, "token is required"))
 	}
 	if err := a.svc.Revoke(c.Request().Context(), client, token); err != nil {
 		return a.writeError(c, err)
@@ -176,13 +172,9 @@ func (a *api) postRevoke(c echo.Context) error {
 }
 
 func (a *api) postIntrospect(c echo.Context) error {
-	form, client, err := a.authenticatedForm(c)
+	client, token, err := a.tokenParam(c)
 	if err != nil {
 		return a.writeError(c, err)
-	}
-	token := form.Get("token")
-	if token == "" {
-		return a.writeError(c, oauth.New(oauth.CodeInvalidRequest, "token is required"))
 	}
 	res, err := a.svc.Introspect(c.Request().Context(), client, token)
 	if err != nil {
@@ -190,6 +182,20 @@ func (a *api) postIntrospect(c echo.Context) error {
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, res)
+}
+
+// tokenParam authenticates a revocation or introspection request and returns
+// its required "token" parameter.
+func (a *api) tokenParam(c echo.Context) (*delegation.Client, string, error) {
+	form, client, err := a.authenticatedForm(c)
+	if err != nil {
+		return nil, "", err
+	}
+	token := form.Get("token")
+	if token == "" {
+		return nil, "", oauth.New(oauth.CodeInvalidRequest, "token is required")
+	}
+	return client, token, nil
 }
 
 // authenticatedForm reads the form body, refuses repeated single parameters and
