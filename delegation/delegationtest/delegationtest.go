@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -101,6 +102,8 @@ type Options struct {
 	TrustedIssuers []delegation.TrustedIssuer
 	// Dir is the data directory (a new t.TempDir() when empty); reuse it to restart.
 	Dir string
+	// Logger receives the core's and the transport's logs (discarded when nil).
+	Logger *slog.Logger
 }
 
 // Env is a running test server.
@@ -149,7 +152,7 @@ func New(t testing.TB, opts Options) *Env {
 	issuer := "http://" + ts.Listener.Addr().String()
 	cfg := delegation.Config{
 		Issuer: issuer, RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth,
-		TrustedIssuers: opts.TrustedIssuers, Now: clock.Now,
+		TrustedIssuers: opts.TrustedIssuers, Now: clock.Now, Logger: opts.Logger,
 	}
 	for _, c := range opts.Clients {
 		h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)
@@ -163,7 +166,7 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("service: %v", err)
 	}
-	ts.Config.Handler = httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping})
+	ts.Config.Handler = httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: opts.Logger})
 	ts.Start()
 	env := &Env{URL: issuer, Dir: opts.Dir, DB: db, Keys: keys, Svc: svc, Clock: clock, Server: ts}
 	t.Cleanup(func() {

@@ -206,3 +206,24 @@ func TestSecondProcessIsLockedOut(t *testing.T) {
 		t.Fatal("second open of a locked file succeeded")
 	}
 }
+
+func TestRunGCCollectsInTheBackground(t *testing.T) {
+	db := open(t, t.TempDir(), 0)
+	_ = db.PutToken(context.Background(), rec("old", nil, t0))
+	_, _, _ = db.Revoke(context.Background(), store.Revocation{JTI: "old", ExpiresAt: t0, RevokedAt: t0})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	passes := make(chan bolt.GCResult, 16)
+	go db.RunGC(ctx, time.Millisecond, func() time.Time { return t0.Add(time.Hour) }, func(r bolt.GCResult, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		passes <- r
+	})
+	if got := <-passes; got != (bolt.GCResult{Tokens: 1, Revocations: 1}) {
+		t.Fatalf("first pass = %+v", got)
+	}
+	if got := <-passes; got != (bolt.GCResult{}) {
+		t.Fatalf("second pass = %+v", got)
+	}
+}
