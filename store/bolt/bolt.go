@@ -383,6 +383,9 @@ func (d *DB) RunGC(ctx context.Context, interval time.Duration, now func() time.
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if ctx.Err() != nil {
+				return
+			}
 			res, err := d.GC(now())
 			if report != nil {
 				report(res, err)

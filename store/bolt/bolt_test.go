@@ -212,14 +212,21 @@ func TestRunGCCollectsInTheBackground(t *testing.T) {
 	_ = db.PutToken(context.Background(), rec("old", nil, t0))
 	_, _, _ = db.Revoke(context.Background(), store.Revocation{JTI: "old", ExpiresAt: t0, RevokedAt: t0})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	passes := make(chan bolt.GCResult, 16)
-	go db.RunGC(ctx, time.Millisecond, func() time.Time { return t0.Add(time.Hour) }, func(r bolt.GCResult, err error) {
-		if err != nil {
-			t.Error(err)
-		}
-		passes <- r
-	})
+	passes := make(chan bolt.GCResult)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		db.RunGC(ctx, time.Millisecond, func() time.Time { return t0.Add(time.Hour) }, func(r bolt.GCResult, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			select {
+			case passes <- r:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() { cancel(); <-stopped }()
 	if got := <-passes; got != (bolt.GCResult{Tokens: 1, Revocations: 1}) {
 		t.Fatalf("first pass = %+v", got)
 	}
