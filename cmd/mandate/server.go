@@ -29,6 +29,7 @@ type server struct {
 	http     *http.Server
 	stop     context.CancelFunc
 	done     chan struct{} // closed when the serve loop returns
+	gcDone   chan struct{} // closed when the GC loop returns
 	serveErr error         // the serve loop's error, readable after done
 }
 
@@ -92,15 +93,18 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 			MaxHeaderBytes:    32 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
-		done: make(chan struct{}),
+		done: make(chan struct{}), gcDone: make(chan struct{}),
 	}
-	go db.RunGC(ctx, gcInterval, now, func(r bolt.GCResult, err error) {
-		if err != nil {
-			log.Error("garbage collection failed", slog.String("error", err.Error()))
-		} else if r.Tokens+r.Revocations > 0 {
-			log.Info("expired records collected", slog.Int("tokens", r.Tokens), slog.Int("revocations", r.Revocations))
-		}
-	})
+	go func() {
+		defer close(s.gcDone)
+		db.RunGC(ctx, gcInterval, now, func(r bolt.GCResult, err error) {
+			if err != nil {
+				log.Error("garbage collection failed", slog.String("error", err.Error()))
+			} else if r.Tokens+r.Revocations > 0 {
+				log.Info("expired records collected", slog.Int("tokens", r.Tokens), slog.Int("revocations", r.Revocations))
+			}
+		})
+	}()
 	go func() {
 		s.serveErr = s.http.Serve(ln)
 		close(s.done)
@@ -115,6 +119,7 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 func (s *server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.stop()
+	<-s.gcDone
 	<-s.done
 	if serr := s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
