@@ -1,11 +1,11 @@
 package tokens
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,14 +48,6 @@ type KeyResolver interface {
 	ResolveKey(kid string) (PublicKey, bool)
 }
 
-// allowedAlgs are the only JWS algorithms Mandate ever verifies: asymmetric, never
-// "none", never HMAC (whose key would be a public key an attacker also has).
-var allowedAlgs = map[jwa.SignatureAlgorithm]bool{
-	jwa.EdDSA: true, jwa.ES256: true, jwa.ES384: true, jwa.ES512: true,
-	jwa.RS256: true, jwa.RS384: true, jwa.RS512: true,
-	jwa.PS256: true, jwa.PS384: true, jwa.PS512: true,
-}
-
 // Header is the part of a verified token's protected header callers may need.
 type Header struct {
 	KeyID string
@@ -66,57 +58,65 @@ type Header struct {
 // Verify checks a compact JWS against keys and returns its payload. wantType,
 // when not empty, is the required "typ" ("at+jwt" and "application/at+jwt" are
 // the same type, compared case-insensitively as RFC 7515 §4.1.9 says). It
-// refuses JSON serialization, multiple signatures, "crit" extensions, and any
-// alg other than the resolved key's own.
+// refuses JSON serialization, non-canonical base64, "crit" extensions, the
+// unencoded-payload option, and any alg other than the resolved key's own.
+//
+// The compact form and the protected header are parsed here, into a fixed
+// struct, and the signature is checked with jwx's per-algorithm verifier
+// primitive: this is the hot path of every resource server, and a generic
+// header map would cost more than the Ed25519 check itself.
 func Verify(token string, keys KeyResolver, wantType string) ([]byte, Header, error) {
 	var hdr Header
 	if len(token) > MaxTokenSize {
 		return nil, hdr, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenSize)
 	}
-	if strings.Count(token, ".") != 2 {
+	dot1 := strings.IndexByte(token, '.')
+	dot2 := strings.LastIndexByte(token, '.')
+	if dot1 <= 0 || dot2 == dot1 || strings.IndexByte(token[dot1+1:dot2], '.') >= 0 {
 		return nil, hdr, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
 	}
-	var crit []string
-	provider := jws.KeyProviderFunc(func(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
-		h := sig.ProtectedHeaders()
-		hdr = Header{KeyID: h.KeyID(), Alg: h.Algorithm(), Type: h.Type()}
-		crit = h.Critical()
-		if !allowedAlgs[hdr.Alg] {
-			return fmt.Errorf("%w: %q", ErrAlgorithm, hdr.Alg.String())
-		}
-		if hdr.KeyID == "" {
-			return fmt.Errorf("%w: no kid in header", ErrUnknownKey)
-		}
-		k, ok := keys.ResolveKey(hdr.KeyID)
-		if !ok {
-			return fmt.Errorf("%w: kid %q", ErrUnknownKey, printable(hdr.KeyID))
-		}
-		if k.Alg != "" && k.Alg != hdr.Alg {
-			return fmt.Errorf("%w: key %q is for %s, token says %s", ErrAlgorithm, printable(k.ID), k.Alg, hdr.Alg)
-		}
-		if !algFitsKey(hdr.Alg, k.Key) {
-			return fmt.Errorf("%w: %s does not fit key %q", ErrAlgorithm, hdr.Alg, printable(k.ID))
-		}
-		sink.Key(hdr.Alg, k.Key)
-		return nil
-	})
-	payload, err := jws.Verify([]byte(token), jws.WithCompact(), jws.WithKeyProvider(provider))
+	rawHeader, err := b64.DecodeString(token[:dot1])
 	if err != nil {
-		for _, sentinel := range []error{ErrAlgorithm, ErrUnknownKey} {
-			if errors.Is(err, sentinel) {
-				return nil, hdr, unwrapSentinel(err, sentinel)
-			}
-		}
-		if hdr.KeyID == "" && hdr.Alg == "" {
-			return nil, hdr, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
+		return nil, hdr, fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	var h protectedHeader
+	if err := json.Unmarshal(rawHeader, &h); err != nil {
+		return nil, hdr, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	}
+	hdr = Header{KeyID: h.Kid, Alg: jwa.SignatureAlgorithm(h.Alg), Type: h.Typ}
+	verifier, ok := verifiers[hdr.Alg]
+	if !ok {
+		return nil, hdr, fmt.Errorf("%w: %q", ErrAlgorithm, printable(h.Alg))
+	}
+	if hdr.KeyID == "" {
+		return nil, hdr, fmt.Errorf("%w: no kid in header", ErrUnknownKey)
+	}
+	k, ok := keys.ResolveKey(hdr.KeyID)
+	if !ok {
+		return nil, hdr, fmt.Errorf("%w: kid %q", ErrUnknownKey, printable(hdr.KeyID))
+	}
+	if k.Alg != "" && k.Alg != hdr.Alg {
+		return nil, hdr, fmt.Errorf("%w: key %q is for %s, token says %s", ErrAlgorithm, printable(k.ID), k.Alg, hdr.Alg)
+	}
+	if !algFitsKey(hdr.Alg, k.Key) {
+		return nil, hdr, fmt.Errorf("%w: %s does not fit key %q", ErrAlgorithm, hdr.Alg, printable(k.ID))
+	}
+	sig, err := b64.DecodeString(token[dot2+1:])
+	if err != nil {
+		return nil, hdr, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+	}
+	if err := verifier.Verify([]byte(token[:dot2]), sig, k.Key); err != nil {
 		return nil, hdr, ErrSignature
 	}
-	if len(crit) > 0 {
-		return nil, hdr, fmt.Errorf("%w: unsupported critical header %q", ErrType, crit)
+	if len(h.Crit) > 0 || h.B64 != nil {
+		return nil, hdr, fmt.Errorf("%w: unsupported critical header or b64 option", ErrType)
 	}
 	if wantType != "" && !sameType(hdr.Type, wantType) {
 		return nil, hdr, fmt.Errorf("%w: typ %q, want %q", ErrType, printable(hdr.Type), wantType)
+	}
+	payload, err := b64.DecodeString(token[dot1+1 : dot2])
+	if err != nil {
+		return nil, hdr, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
 	if len(payload) == 0 || payload[0] != '{' {
 		return nil, hdr, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
@@ -124,16 +124,35 @@ func Verify(token string, keys KeyResolver, wantType string) ([]byte, Header, er
 	return payload, hdr, nil
 }
 
-// unwrapSentinel strips jwx's wrapping ("key provider 0 failed: ...") and keeps
-// our own message, which already names the sentinel.
-func unwrapSentinel(err, sentinel error) error {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if strings.HasPrefix(e.Error(), sentinel.Error()) {
-			return e
-		}
-	}
-	return sentinel
+// b64 is strict base64url without padding: a non-canonical encoding (stray
+// trailing bits) is malformed, so one signature has one string form.
+var b64 = base64.RawURLEncoding.Strict()
+
+// protectedHeader is every JOSE header member Verify reads. jku, x5u, x5c and
+// jwk are deliberately absent: keys never come from the token.
+type protectedHeader struct {
+	Alg  string   `json:"alg"`
+	Kid  string   `json:"kid"`
+	Typ  string   `json:"typ"`
+	Crit []string `json:"crit"`
+	B64  *bool    `json:"b64"`
 }
+
+// verifiers holds jwx's signature primitive for each allowed algorithm: only
+// asymmetric ones, never "none", never HMAC (whose key would be a public key an
+// attacker also has).
+var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
+	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
+	for _, alg := range []jwa.SignatureAlgorithm{jwa.EdDSA, jwa.ES256, jwa.ES384, jwa.ES512,
+		jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512} {
+		v, err := jws.NewVerifier(alg)
+		if err != nil {
+			panic(fmt.Sprintf("jwx lacks a verifier for %s: %v", alg, err))
+		}
+		m[alg] = v
+	}
+	return m
+}()
 
 // ParseClaims decodes a verified payload into Claims.
 func ParseClaims(payload []byte) (*Claims, error) {

@@ -290,7 +290,7 @@ func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 		var alg jwa.SignatureAlgorithm
 		if a := k.Algorithm().String(); a != "" {
 			alg = jwa.SignatureAlgorithm(a)
-			if !allowedAlgs[alg] || !algFitsKey(alg, pub) {
+			if verifiers[alg] == nil || !algFitsKey(alg, pub) {
 				continue
 			}
 		} else if !usableKey(pub) {
@@ -307,7 +307,7 @@ func NewSetResolver(jwksJSON []byte) (*SetResolver, error) {
 // usableKey reports whether some allowed algorithm fits the key (so it is well
 // formed and strong enough).
 func usableKey(pub any) bool {
-	for alg := range allowedAlgs {
+	for alg := range verifiers {
 		if algFitsKey(alg, pub) {
 			return true
 		}
