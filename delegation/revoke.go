@@ -76,6 +76,7 @@ func (s *Service) revoke(ctx context.Context, jti string, exp time.Time, reason,
 		return r, oauth.Wrap(err, oauth.CodeServerError, "could not record the revocation")
 	}
 	if created {
+		s.revoked.notify()
 		s.log.LogAttrs(ctx, slog.LevelInfo, "token revoked", slog.String("jti", jti),
 			slog.String("by", by), slog.String("reason", reason))
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -25,6 +26,7 @@ type Keys interface {
 type Store interface {
 	store.Tokens
 	store.Revocations
+	store.RevocationLog
 }
 
 // PolicyEngine decides whether a token request is allowed at all; policy.AllowAll
@@ -73,6 +75,10 @@ type Service struct {
 	log          *slog.Logger
 	now          func() time.Time
 	dummy        Secret
+	revLog       store.RevocationLog
+	revoked      broadcast     // wakes feed long polls
+	closing      chan struct{} // closed by Close
+	closeOnce    sync.Once
 }
 
 // Leeway tolerated on "nbf"/"iat" of Mandate's own tokens, and on all times of
@@ -112,6 +118,8 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		policy:       cfg.Policy,
 		log:          cfg.Logger,
 		now:          cfg.Now,
+		revLog:       st,
+		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {
 		ti := cfg.TrustedIssuers[i]

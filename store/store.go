@@ -37,7 +37,9 @@ type TokenRecord struct {
 }
 
 // Revocation records that a token, and with it every descendant, is revoked.
+// Seq is its position in the store's revocation log, assigned by Revoke.
 type Revocation struct {
+	Seq       uint64    `json:"seq"`
 	JTI       string    `json:"jti"`
 	ExpiresAt time.Time `json:"exp"`
 	RevokedAt time.Time `json:"revoked_at"`
@@ -57,10 +59,23 @@ type Tokens interface {
 
 // Revocations persists revocation records.
 type Revocations interface {
-	// Revoke durably records r. If the token is already revoked it returns the
-	// existing record and false, leaving it unchanged.
+	// Revoke durably records r and appends it to the revocation log, setting
+	// its Seq. If the token is already revoked it returns the existing record
+	// and false, leaving it unchanged.
 	Revoke(ctx context.Context, r Revocation) (Revocation, bool, error)
 	// FirstRevoked returns the revocation of the first jti in jtis that is
 	// revoked, or nil when none is.
 	FirstRevoked(ctx context.Context, jtis ...string) (*Revocation, error)
+}
+
+// RevocationLog is the ordered log of revocations that feeds resource servers.
+// Entries leave it when their token expires, so reading it from the start
+// yields every revocation that still matters.
+type RevocationLog interface {
+	// RevocationsAfter returns the stored revocations with Seq > after, in
+	// order, and the head: the Seq of the newest revocation ever recorded.
+	RevocationsAfter(ctx context.Context, after uint64) ([]Revocation, uint64, error)
+	// ID identifies this store, so a log position from another store (or a
+	// restored copy) is never mistaken for one of this store's.
+	ID() string
 }

@@ -95,6 +95,7 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		},
 		done: make(chan struct{}), gcDone: make(chan struct{}),
 	}
+	s.http.RegisterOnShutdown(svc.Close) // release revocation-feed long polls
 	go func() {
 		defer close(s.gcDone)
 		db.RunGC(ctx, gcInterval, now, func(r bolt.GCResult, err error) {

@@ -170,6 +170,7 @@ func New(t testing.TB, opts Options) *Env {
 	ts.Start()
 	env := &Env{URL: issuer, Dir: opts.Dir, DB: db, Keys: keys, Svc: svc, Clock: clock, Server: ts}
 	t.Cleanup(func() {
+		svc.Close() // release long polls, or ts.Close would wait for them
 		ts.Close()
 		db.Close()
 	})

@@ -16,7 +16,7 @@ var ccForm = url.Values{"grant_type": {oauth.GrantClientCredentials}}
 func TestMetadataAdvertisesEveryEndpoint(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	for _, f := range []string{"issuer", "token_endpoint", "jwks_uri", "revocation_endpoint",
-		"introspection_endpoint", "grant_types_supported", "token_endpoint_auth_methods_supported"} {
+		"introspection_endpoint", "grant_types_supported", "token_endpoint_auth_methods_supported", "revocation_feed_endpoint"} {
 		if _, ok := env.Metadata[f]; !ok {
 			t.Errorf("metadata lacks %s", f)
 		}

@@ -18,7 +18,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -34,6 +36,7 @@ const (
 	PathToken      = "/oauth2/token"
 	PathRevoke     = "/oauth2/revoke"
 	PathIntrospect = "/oauth2/introspect"
+	PathFeed       = "/oauth2/revocations"
 	PathHealth     = "/healthz"
 	PathReady      = "/readyz"
 )
@@ -81,6 +84,7 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	e.POST(PathToken, a.postToken)
 	e.POST(PathRevoke, a.postRevoke)
 	e.POST(PathIntrospect, a.postIntrospect)
+	e.GET(PathFeed, a.getFeed)
 	e.GET(PathHealth, func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET(PathReady, a.getReady)
 	return e
@@ -96,6 +100,7 @@ func Metadata(issuer string) map[string]any {
 		"jwks_uri":                                      base + PathJWKS,
 		"revocation_endpoint":                           base + PathRevoke,
 		"introspection_endpoint":                        base + PathIntrospect,
+		"revocation_feed_endpoint":                      base + PathFeed,
 		"grant_types_supported":                         []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
 		"token_endpoint_auth_methods_supported":         authMethods,
 		"revocation_endpoint_auth_methods_supported":    authMethods,
@@ -182,6 +187,42 @@ func (a *api) postIntrospect(c echo.Context) error {
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, res)
+}
+
+// getFeed serves the revocation feed: ?since=CURSOR&wait=SECONDS, with HTTP
+// Basic client authentication (a GET has no body for client_secret_post).
+func (a *api) getFeed(c echo.Context) error {
+	q := c.QueryParams()
+	for _, p := range []string{"since", "wait"} {
+		if len(q[p]) > 1 {
+			return a.writeError(c, oauth.New(oauth.CodeInvalidRequest, "parameter %q appears more than once", p))
+		}
+	}
+	var wait time.Duration
+	if w := q.Get("wait"); w != "" {
+		n, err := strconv.Atoi(w)
+		if err != nil || n < 0 {
+			return a.writeError(c, oauth.New(oauth.CodeInvalidRequest, "wait must be a whole number of seconds"))
+		}
+		wait = time.Duration(min(n, 3600)) * time.Second
+	}
+	if c.Request().Header.Get("Authorization") == "" {
+		return a.writeError(c, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required"))
+	}
+	id, secret, err := clientCredentials(c.Request(), url.Values{})
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	client, err := a.svc.Authenticate(id, secret)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	feed, err := a.svc.RevocationFeed(c.Request().Context(), client, q.Get("since"), wait)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, feed)
 }
 
 // tokenParam authenticates a revocation or introspection request and returns

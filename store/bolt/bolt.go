@@ -11,7 +11,9 @@ package bolt
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +35,11 @@ var (
 	bucketTokenExpiry = []byte("token_expiry") // exp(8) jti → nil
 	bucketRevocations = []byte("revocations")  // jti → Revocation
 	bucketRevExpiry   = []byte("rev_expiry")   // exp(8) jti → nil
+	bucketRevLog      = []byte("rev_log")      // seq(8) → jti; bucket sequence = head
 	bucketKeys        = []byte("keys")         // kid → tokens.StoredKey
-	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketKeys}
+	bucketMeta        = []byte("meta")         // store_id → random id
+	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta}
+	keyStoreID        = []byte("store_id")
 )
 
 // FileName is the store's file inside the data directory.
@@ -57,6 +62,7 @@ type Options struct {
 type DB struct {
 	db        *bbolt.DB
 	retention time.Duration
+	id        string
 }
 
 // Open opens (creating if needed) <dir>/mandate.db. The directory is created
@@ -85,19 +91,30 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	bdb.MaxBatchDelay = 2 * time.Millisecond
+	var id string
 	err = bdb.Update(func(tx *bbolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyStoreID); v != nil {
+			id = string(v)
+			return nil
+		}
+		var raw [8]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return err
+		}
+		id = hex.EncodeToString(raw[:])
+		return meta.Put(keyStoreID, []byte(id))
 	})
 	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &DB{db: bdb, retention: opts.Retention}, nil
+	return &DB{db: bdb, retention: opts.Retention, id: id}, nil
 }
 
 // checkPrivate refuses a data file others can read or write, and a data
@@ -209,19 +226,17 @@ func hasPrefix(k, p []byte) bool {
 	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
 }
 
-// Revoke durably records r unless the token is already revoked, in which case
-// the existing record is returned with false.
+// Revoke durably records r and appends it to the revocation log, unless the
+// token is already revoked, in which case the existing record is returned with
+// false.
 func (d *DB) Revoke(_ context.Context, r store.Revocation) (store.Revocation, bool, error) {
 	if r.JTI == "" {
 		return r, false, errors.New("revocation without jti")
 	}
-	val, err := json.Marshal(r)
-	if err != nil {
-		return r, false, fmt.Errorf("encode revocation: %w", err)
-	}
 	var existing *store.Revocation
-	err = d.db.Batch(func(tx *bbolt.Tx) error {
-		existing = nil // Batch may retry fn
+	rec := r
+	err := d.db.Batch(func(tx *bbolt.Tx) error {
+		existing, rec = nil, r // Batch may retry fn
 		b := tx.Bucket(bucketRevocations)
 		if v := b.Get([]byte(r.JTI)); v != nil {
 			var old store.Revocation
@@ -231,7 +246,20 @@ func (d *DB) Revoke(_ context.Context, r store.Revocation) (store.Revocation, bo
 			existing = &old
 			return nil
 		}
+		log := tx.Bucket(bucketRevLog)
+		seq, err := log.NextSequence()
+		if err != nil {
+			return err
+		}
+		rec.Seq = seq
+		val, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode revocation: %w", err)
+		}
 		if err := b.Put([]byte(r.JTI), val); err != nil {
+			return err
+		}
+		if err := log.Put(seqKey(seq), []byte(r.JTI)); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketRevExpiry).Put(expiryKey(r.ExpiresAt, r.JTI), nil)
@@ -242,7 +270,42 @@ func (d *DB) Revoke(_ context.Context, r store.Revocation) (store.Revocation, bo
 	if existing != nil {
 		return *existing, false, nil
 	}
-	return r, true, nil
+	return rec, true, nil
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// ID identifies this store file; it is created once and never changes.
+func (d *DB) ID() string { return d.id }
+
+// RevocationsAfter returns the revocations logged after seq, in order, and the
+// log's head.
+func (d *DB) RevocationsAfter(_ context.Context, after uint64) ([]store.Revocation, uint64, error) {
+	var out []store.Revocation
+	var head uint64
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		log := tx.Bucket(bucketRevLog)
+		head = log.Sequence()
+		revs := tx.Bucket(bucketRevocations)
+		c := log.Cursor()
+		for k, jti := c.Seek(seqKey(after + 1)); k != nil; k, jti = c.Next() {
+			v := revs.Get(jti)
+			if v == nil {
+				continue
+			}
+			var r store.Revocation
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, head, err
 }
 
 // FirstRevoked returns the revocation of the first revoked jti in jtis, or nil.
@@ -312,7 +375,16 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 	var res GCResult
 	for {
 		n, err := d.collect(bucketRevExpiry, now, func(tx *bbolt.Tx, jti []byte) error {
-			return tx.Bucket(bucketRevocations).Delete(jti)
+			b := tx.Bucket(bucketRevocations)
+			if v := b.Get(jti); v != nil {
+				var r store.Revocation
+				if err := json.Unmarshal(v, &r); err == nil && r.Seq != 0 {
+					if err := tx.Bucket(bucketRevLog).Delete(seqKey(r.Seq)); err != nil {
+						return err
+					}
+				}
+			}
+			return b.Delete(jti)
 		})
 		res.Revocations += n
 		if err != nil || n < gcBatch {

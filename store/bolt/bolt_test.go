@@ -234,3 +234,48 @@ func TestRunGCCollectsInTheBackground(t *testing.T) {
 		t.Fatalf("second pass = %+v", got)
 	}
 }
+
+func TestRevocationLog(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, 0)
+	ctx := context.Background()
+	id := db.ID()
+	if other := open(t, t.TempDir(), 0); other.ID() == id || len(id) != 16 {
+		t.Fatalf("store ids %q and %q", id, other.ID())
+	}
+	for i, jti := range []string{"a", "b", "c"} {
+		r, created, err := db.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute), RevokedAt: t0})
+		if err != nil || !created || r.Seq != uint64(i+1) {
+			t.Fatalf("revoke %s: seq %d %v %v", jti, r.Seq, created, err)
+		}
+	}
+	if r, created, _ := db.Revoke(ctx, store.Revocation{JTI: "b", ExpiresAt: t0}); created || r.Seq != 2 {
+		t.Errorf("re-revoking moved the entry: %+v", r)
+	}
+	jtis := func(rs []store.Revocation) (out []string) {
+		for _, r := range rs {
+			out = append(out, r.JTI)
+		}
+		return out
+	}
+	all, head, err := db.RevocationsAfter(ctx, 0)
+	if err != nil || head != 3 || !reflect.DeepEqual(jtis(all), []string{"a", "b", "c"}) {
+		t.Fatalf("log = %v head %d %v", jtis(all), head, err)
+	}
+	if later, _, _ := db.RevocationsAfter(ctx, 2); !reflect.DeepEqual(jtis(later), []string{"c"}) {
+		t.Errorf("after 2 = %v", jtis(later))
+	}
+	if none, head, _ := db.RevocationsAfter(ctx, 3); len(none) != 0 || head != 3 {
+		t.Errorf("after head = %v, %d", none, head)
+	}
+	// Expired entries leave the log; the head never goes back.
+	if _, err := db.GC(t0.Add(2 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = open(t, dir, 0)
+	all, head, _ = db.RevocationsAfter(ctx, 0)
+	if head != 3 || !reflect.DeepEqual(jtis(all), []string{"c"}) || db.ID() != id {
+		t.Errorf("after GC and reopen: %v head %d id %s", jtis(all), head, db.ID())
+	}
+}
