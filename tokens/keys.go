@@ -162,6 +162,35 @@ func loadSigningKey(k StoredKey) (*signingKey, error) {
 	return &signingKey{id: k.ID, alg: alg, priv: priv, hdrs: hdrs}, nil
 }
 
+// Rotate generates a key for alg, stores it in ks and makes it the signing key.
+// Earlier keys stay published so the tokens they signed keep verifying.
+func (r *KeyRing) Rotate(ctx context.Context, ks KeyStore, alg string, now time.Time) (StoredKey, error) {
+	k, err := GenerateKey(alg, now)
+	if err != nil {
+		return k, err
+	}
+	sk, err := loadSigningKey(k)
+	if err != nil {
+		return k, err
+	}
+	if err := ks.AddSigningKey(ctx, k); err != nil {
+		return k, fmt.Errorf("store new signing key: %w", err)
+	}
+	stored, err := ks.SigningKeys(ctx)
+	if err != nil {
+		return k, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
+	jwks, err := buildJWKS(stored, r.public)
+	if err != nil {
+		return k, err
+	}
+	r.current, r.jwks = sk, jwks
+	return k, nil
+}
+
 // Sign serializes the claims and signs them with the current key, with "kid" and
 // "typ: at+jwt" in the protected header.
 func (r *KeyRing) Sign(c *Claims) (string, error) {

@@ -1,0 +1,48 @@
+package chain
+
+import "errors"
+
+// Errors a resource server can branch on with errors.Is. Each Verify error
+// wraps exactly one of them (a revocation is a *RevokedError, which matches
+// ErrRevoked).
+var (
+	// ErrMalformedToken: not a well-formed Mandate token (encoding, claims, or
+	// an act chain or lineage that breaks the chain invariants).
+	ErrMalformedToken = errors.New("malformed token")
+	// ErrInvalidSignature: the signature does not verify, its algorithm is not
+	// allowed, or no published key has its kid.
+	ErrInvalidSignature = errors.New("invalid token signature")
+	// ErrWrongIssuer: the token's iss is not the configured issuer.
+	ErrWrongIssuer = errors.New("token from another issuer")
+	// ErrWrongAudience: the token's aud does not include this resource server.
+	ErrWrongAudience = errors.New("token not meant for this audience")
+	// ErrExpired: the token's exp has passed (beyond the leeway).
+	ErrExpired = errors.New("token has expired")
+	// ErrNotYetValid: the token's nbf or iat is in the future (beyond the leeway).
+	ErrNotYetValid = errors.New("token is not valid yet")
+	// ErrRevoked: the token or one of its ancestors is revoked.
+	ErrRevoked = errors.New("token has been revoked")
+	// ErrStaleRevocations: the revocation feed has not been synced within the
+	// configured bound, so the verifier cannot vouch for any token (fail closed).
+	ErrStaleRevocations = errors.New("revocation data is stale")
+	// ErrSenderConstrained: the token is bound to a key (cnf) and cannot be
+	// accepted as a bearer token.
+	ErrSenderConstrained = errors.New("token is sender-constrained")
+)
+
+// RevokedError says which revoked jti cut the token off: its own, or an
+// ancestor's (the whole task or subtree was revoked).
+type RevokedError struct {
+	JTI      string
+	Ancestor bool
+}
+
+func (e *RevokedError) Error() string {
+	if e.Ancestor {
+		return "token has been revoked: ancestor " + e.JTI + " is revoked"
+	}
+	return "token has been revoked"
+}
+
+// Is makes errors.Is(err, ErrRevoked) true.
+func (e *RevokedError) Is(target error) bool { return target == ErrRevoked }

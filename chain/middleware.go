@@ -1,0 +1,174 @@
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+type ctxKey struct{}
+
+// WithChain returns a context carrying a verified chain.
+func WithChain(ctx context.Context, c *Chain) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// FromContext returns the chain the middleware verified for this request.
+func FromContext(ctx context.Context) (*Chain, bool) {
+	c, ok := ctx.Value(ctxKey{}).(*Chain)
+	return c, ok
+}
+
+// errNoToken and errBadAuthorization are the two ways a request can lack a
+// usable bearer token (RFC 6750 §3.1).
+var (
+	errNoToken          = errors.New("no bearer token")
+	errBadAuthorization = errors.New("malformed Authorization header: use 'Bearer <token>'")
+)
+
+// BearerToken extracts the token of an "Authorization: Bearer" header (RFC
+// 6750 §2.1). Tokens in query strings or form bodies are not accepted.
+func BearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", errNoToken
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		if strings.EqualFold(scheme, "Bearer") {
+			return "", errBadAuthorization
+		}
+		return "", errNoToken
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", errBadAuthorization
+	}
+	return tok, nil
+}
+
+// Middleware verifies the bearer token of every request and puts its *Chain in
+// the request context; a request without a valid token is answered with the
+// RFC 6750 challenge and never reaches next.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := v.Authenticate(r)
+		if err != nil {
+			v.Reject(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithChain(r.Context(), c)))
+	})
+}
+
+// Authenticate extracts and verifies the request's bearer token.
+func (v *Verifier) Authenticate(r *http.Request) (*Chain, error) {
+	tok, err := BearerToken(r)
+	if err != nil {
+		return nil, err
+	}
+	return v.Verify(r.Context(), tok)
+}
+
+// Reject writes the response for a failed Authenticate or Verify:
+//   - no token: 401 with a bare Bearer challenge (RFC 6750 §3.1);
+//   - a malformed Authorization header: 400 invalid_request;
+//   - stale revocation data: 503 with Retry-After, since the token may be
+//     fine but this server cannot vouch for it now;
+//   - anything else: 401 invalid_token with the reason.
+func (v *Verifier) Reject(w http.ResponseWriter, err error) {
+	status, code := http.StatusUnauthorized, "invalid_token"
+	switch {
+	case errors.Is(err, errNoToken):
+		code = ""
+	case errors.Is(err, errBadAuthorization):
+		status, code = http.StatusBadRequest, "invalid_request"
+	case errors.Is(err, ErrStaleRevocations):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable", "error_description": err.Error()})
+		return
+	}
+	w.Header().Set("WWW-Authenticate", v.challenge(code, err.Error(), ""))
+	body := map[string]string{"error": code, "error_description": err.Error()}
+	if code == "" {
+		body = map[string]string{"error": "unauthorized", "error_description": "a bearer token is required"}
+	}
+	writeJSON(w, status, body)
+}
+
+// challenge builds a WWW-Authenticate value with realm, error, description,
+// scope and the RFC 9728 resource_metadata parameter, as configured.
+func (v *Verifier) challenge(code, description, scope string) string {
+	var parts []string
+	if v.cfg.Realm != "" {
+		parts = append(parts, param("realm", v.cfg.Realm))
+	}
+	if code != "" {
+		parts = append(parts, param("error", code))
+		if description != "" {
+			parts = append(parts, param("error_description", description))
+		}
+	}
+	if scope != "" {
+		parts = append(parts, param("scope", scope))
+	}
+	if v.cfg.ResourceMetadataURL != "" {
+		parts = append(parts, param("resource_metadata", v.cfg.ResourceMetadataURL))
+	}
+	if len(parts) == 0 {
+		return "Bearer"
+	}
+	return "Bearer " + strings.Join(parts, ", ")
+}
+
+// param renders an auth-param as a quoted string, dropping characters RFC
+// 6750 §3 does not allow in error_description (and escaping quotes).
+func param(name, value string) string {
+	var b strings.Builder
+	for _, r := range value {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r >= 0x20 && r <= 0x7e:
+			b.WriteRune(r)
+		}
+	}
+	return name + `="` + b.String() + `"`
+}
+
+// RequireScope returns middleware that lets a request through only when the
+// verified chain in its context grants every scope; otherwise it answers 403
+// insufficient_scope naming the missing scope (RFC 6750 §3.1). It must run
+// after Verifier.Middleware.
+func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := FromContext(r.Context())
+			if !ok {
+				v.Reject(w, errNoToken)
+				return
+			}
+			if missing, bad := Uncovered(c.Scopes, scopes); bad {
+				v.RejectScope(w, missing)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// RejectScope writes the 403 insufficient_scope answer for a missing scope.
+func (v *Verifier) RejectScope(w http.ResponseWriter, missing string) {
+	w.Header().Set("WWW-Authenticate", v.challenge("insufficient_scope", "the token does not grant "+missing, missing))
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "scope": missing})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}

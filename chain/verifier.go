@@ -1,0 +1,426 @@
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// VerifierConfig configures a Verifier. Issuer, Audience, ClientID and
+// ClientSecret are required; every other field has a default.
+type VerifierConfig struct {
+	// Issuer is Mandate's issuer URL; metadata is discovered from it (RFC 8414).
+	Issuer string
+	// Audience must be among a token's audiences: this resource server's identifier.
+	Audience string
+	// ClientID and ClientSecret are a resource_server client's credentials,
+	// used for the revocation feed.
+	ClientID     string
+	ClientSecret string
+
+	// HTTPClient makes every request (default: a client with no overall
+	// timeout; each request gets its own deadline).
+	HTTPClient *http.Client
+	// Leeway tolerated on exp, nbf and iat for clock skew (default 5s).
+	Leeway time.Duration
+	// MaxDepth bounds a token's lineage (default 32, the most Mandate allows).
+	MaxDepth int
+	// MaxStaleness is how long the verifier keeps accepting tokens without a
+	// successful feed sync; beyond it every Verify fails closed (default 30s).
+	MaxStaleness time.Duration
+	// JWKSRefreshInterval is the least time between two JWKS fetches caused by
+	// an unknown kid (default 10s), so forged kids cannot make it hammer Mandate.
+	JWKSRefreshInterval time.Duration
+	// FeedWait is the long-poll wait asked of the feed (default 20s).
+	FeedWait time.Duration
+	// FeedRetryMax caps the back-off between failed feed polls (default 5s).
+	FeedRetryMax time.Duration
+	// CacheSize bounds the cache of verified tokens (default 10,000; negative
+	// disables it).
+	CacheSize int
+	// Realm and ResourceMetadataURL go into WWW-Authenticate challenges; the
+	// latter (RFC 9728) tells clients where this resource's metadata is.
+	Realm               string
+	ResourceMetadataURL string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// OnSync, when set, is called after every feed round trip with its error
+	// (nil on success): for logs and metrics.
+	OnSync func(error)
+}
+
+// Verifier checks Mandate tokens locally: signature against the issuer's JWKS,
+// issuer, audience, time, chain structure, and revocation of the token and all
+// its ancestors, from a revocation set kept current by a long-polled feed. It
+// refuses everything (ErrStaleRevocations) once the feed has not been synced
+// within MaxStaleness. It is safe for concurrent use; Close stops its feed.
+type Verifier struct {
+	cfg      VerifierConfig
+	jwksURI  string
+	feedURL  string
+	keys     atomic.Pointer[tokens.SetResolver]
+	refresh  sync.Mutex
+	lastJWKS time.Time // guarded by refresh
+
+	mu       sync.RWMutex
+	revoked  map[string]int64 // jti → exp (Unix seconds)
+	cursor   string
+	lastSync atomic.Int64 // Unix nanoseconds of the last successful sync; 0 = never
+
+	cache  *claimCache
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Discovery and JWKS documents larger than this are refused.
+const maxDocument = 1 << 20
+
+// NewVerifier discovers the issuer's metadata and JWKS, syncs the revocation
+// feed once, and starts following the feed in the background. It fails when
+// discovery or the JWKS fail; a failed first sync is not fatal (Verify fails
+// closed until a sync succeeds), so a resource server can start while Mandate
+// is briefly away.
+func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("chain: VerifierConfig needs Issuer and Audience")
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, errors.New("chain: VerifierConfig needs a resource_server ClientID and ClientSecret for the revocation feed")
+	}
+	setDefault(&cfg.Leeway, 5*time.Second)
+	setDefault(&cfg.MaxStaleness, 30*time.Second)
+	setDefault(&cfg.JWKSRefreshInterval, 10*time.Second)
+	setDefault(&cfg.FeedWait, 20*time.Second)
+	setDefault(&cfg.FeedRetryMax, 5*time.Second)
+	if cfg.MaxDepth <= 0 {
+		cfg.MaxDepth = 32
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10000
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v := &Verifier{cfg: cfg, revoked: map[string]int64{}, cache: newClaimCache(cfg.CacheSize), done: make(chan struct{})}
+	if err := v.discover(ctx); err != nil {
+		return nil, err
+	}
+	if err := v.fetchKeys(ctx); err != nil {
+		return nil, err
+	}
+	v.lastJWKS = cfg.Now()
+	err := v.Sync(ctx)
+	if cfg.OnSync != nil {
+		cfg.OnSync(err)
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	v.cancel = cancel
+	go v.follow(loopCtx)
+	return v, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Close stops following the feed and waits for the follower to exit. A closed
+// verifier soon refuses everything as stale.
+func (v *Verifier) Close() {
+	v.cancel()
+	<-v.done
+}
+
+// Verify checks a token and returns its chain, or an error wrapping one of the
+// Err* sentinels of this package. Repeated tokens are served from a cache of
+// verified claims, but revocation and staleness are checked on every call.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Chain, error) {
+	now := v.cfg.Now()
+	if err := v.fresh(now); err != nil {
+		return nil, err
+	}
+	if c := v.cache.get(token); c != nil {
+		if err := v.checkLive(c, now); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	payload, _, err := tokens.Verify(token, v.resolver(), tokens.TypeAccessToken)
+	if errors.Is(err, tokens.ErrUnknownKey) && v.refreshKeys(ctx, now) {
+		payload, _, err = tokens.Verify(token, v.resolver(), tokens.TypeAccessToken)
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, tokens.ErrSignature), errors.Is(err, tokens.ErrAlgorithm), errors.Is(err, tokens.ErrUnknownKey):
+			return nil, fmt.Errorf("%w: %v", ErrInvalidSignature, err)
+		default:
+			return nil, fmt.Errorf("%w: %v", ErrMalformedToken, err)
+		}
+	}
+	claims, err := tokens.ParseClaims(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedToken, err)
+	}
+	if claims.Issuer != v.cfg.Issuer {
+		return nil, fmt.Errorf("%w: iss %q", ErrWrongIssuer, printable(claims.Issuer))
+	}
+	if !claims.Audience.Contains(v.cfg.Audience) {
+		return nil, fmt.Errorf("%w: aud does not include %q", ErrWrongAudience, v.cfg.Audience)
+	}
+	if err := CheckStructure(claims, v.cfg.MaxDepth); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedToken, err)
+	}
+	if claims.Cnf != nil {
+		return nil, fmt.Errorf("%w: it can only be used with a proof of its key (DPoP)", ErrSenderConstrained)
+	}
+	scopes, err := ParseScope(claims.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedToken, err)
+	}
+	leeway := int64(v.cfg.Leeway / time.Second)
+	if claims.NotBefore > now.Unix()+leeway || claims.IssuedAt > now.Unix()+leeway {
+		return nil, ErrNotYetValid
+	}
+	c := newChain(claims, scopes)
+	if err := v.checkLive(c, now); err != nil {
+		return nil, err
+	}
+	v.cache.put(token, c, now)
+	return c, nil
+}
+
+// fresh fails closed when the revocation set is older than MaxStaleness.
+func (v *Verifier) fresh(now time.Time) error {
+	last := v.lastSync.Load()
+	if last == 0 {
+		return fmt.Errorf("%w: the revocation feed has never been synced", ErrStaleRevocations)
+	}
+	if age := now.Sub(time.Unix(0, last)); age > v.cfg.MaxStaleness {
+		return fmt.Errorf("%w: last synced %s ago (bound %s)", ErrStaleRevocations, age.Round(time.Second), v.cfg.MaxStaleness)
+	}
+	return nil
+}
+
+// checkLive applies the checks that change with time: expiry and revocation.
+func (v *Verifier) checkLive(c *Chain, now time.Time) error {
+	if !now.Before(c.Expiry.Add(v.cfg.Leeway)) {
+		return ErrExpired
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if _, ok := v.revoked[c.JTI]; ok {
+		return &RevokedError{JTI: c.JTI}
+	}
+	for _, j := range c.Lineage {
+		if _, ok := v.revoked[j]; ok {
+			return &RevokedError{JTI: j, Ancestor: true}
+		}
+	}
+	return nil
+}
+
+// Revoked reports whether the verifier currently knows jti to be revoked.
+func (v *Verifier) Revoked(jti string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	_, ok := v.revoked[jti]
+	return ok
+}
+
+// LastSync is when the revocation feed was last synced (zero if never).
+func (v *Verifier) LastSync() time.Time {
+	if n := v.lastSync.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// --- discovery and keys ---
+
+func (v *Verifier) discover(ctx context.Context) error {
+	u, err := url.Parse(v.cfg.Issuer)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("chain: issuer %q is not a URL", v.cfg.Issuer)
+	}
+	// RFC 8414 §3.1: the well-known segment goes between host and path.
+	u.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/")
+	var md struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+		Feed    string `json:"revocation_feed_endpoint"`
+	}
+	if err := v.getJSON(ctx, u.String(), false, &md); err != nil {
+		return fmt.Errorf("chain: discovery: %w", err)
+	}
+	switch {
+	case md.Issuer != v.cfg.Issuer: // RFC 8414 §3.3
+		return fmt.Errorf("chain: discovery: metadata names issuer %q, not %q", md.Issuer, v.cfg.Issuer)
+	case md.JWKSURI == "":
+		return errors.New("chain: discovery: metadata has no jwks_uri")
+	case md.Feed == "":
+		return errors.New("chain: discovery: the issuer offers no revocation_feed_endpoint")
+	}
+	v.jwksURI, v.feedURL = md.JWKSURI, md.Feed
+	return nil
+}
+
+func (v *Verifier) fetchKeys(ctx context.Context) error {
+	var raw json.RawMessage
+	if err := v.getJSON(ctx, v.jwksURI, false, &raw); err != nil {
+		return fmt.Errorf("chain: JWKS: %w", err)
+	}
+	r, err := tokens.NewSetResolver(raw)
+	if err != nil {
+		return fmt.Errorf("chain: JWKS: %w", err)
+	}
+	v.keys.Store(r)
+	return nil
+}
+
+func (v *Verifier) resolver() tokens.KeyResolver { return v.keys.Load() }
+
+// refreshKeys refetches the JWKS after an unknown kid, at most once per
+// JWKSRefreshInterval, and reports whether it got a new set.
+func (v *Verifier) refreshKeys(ctx context.Context, now time.Time) bool {
+	v.refresh.Lock()
+	defer v.refresh.Unlock()
+	if now.Sub(v.lastJWKS) < v.cfg.JWKSRefreshInterval {
+		return false
+	}
+	v.lastJWKS = now
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return v.fetchKeys(ctx) == nil
+}
+
+// getJSON GETs a document of bounded size, with the feed credentials when auth is set.
+func (v *Verifier) getJSON(ctx context.Context, u string, auth bool, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if auth {
+		req.SetBasicAuth(url.QueryEscape(v.cfg.ClientID), url.QueryEscape(v.cfg.ClientSecret))
+	}
+	resp, err := v.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
+	if err != nil {
+		return err
+	}
+	if len(body) > maxDocument {
+		return fmt.Errorf("%s: document larger than %d bytes", u, maxDocument)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %s", u, resp.StatusCode, printable(string(body)))
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s: %w", u, err)
+	}
+	return nil
+}
+
+// --- the revocation feed ---
+
+// Sync polls the feed once without waiting and applies what it returns.
+func (v *Verifier) Sync(ctx context.Context) error { return v.poll(ctx, 0) }
+
+// follow long-polls the feed until ctx ends, backing off after failures. After
+// a failure the next poll does not wait, so a verifier that went stale is
+// fresh again as soon as Mandate answers, not a long-poll later.
+func (v *Verifier) follow(ctx context.Context) {
+	defer close(v.done)
+	const retryMin = 50 * time.Millisecond
+	backoff := retryMin
+	var err error
+	for {
+		wait := v.cfg.FeedWait
+		if err != nil || v.lastSync.Load() == 0 {
+			wait = 0
+		}
+		err = v.poll(ctx, wait)
+		if ctx.Err() != nil {
+			return
+		}
+		if v.cfg.OnSync != nil {
+			v.cfg.OnSync(err)
+		}
+		if err == nil {
+			backoff = retryMin
+			continue
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, v.cfg.FeedRetryMax)
+	}
+}
+
+type feedAnswer struct {
+	Revocations []struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	} `json:"revocations"`
+	Cursor string `json:"cursor"`
+	Reset  bool   `json:"reset"`
+}
+
+func (v *Verifier) poll(ctx context.Context, wait time.Duration) error {
+	v.mu.RLock()
+	cursor := v.cursor
+	v.mu.RUnlock()
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("since", cursor)
+	}
+	if wait > 0 {
+		q.Set("wait", fmt.Sprint(int(wait/time.Second)))
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
+	defer cancel()
+	var a feedAnswer
+	if err := v.getJSON(ctx, v.feedURL+"?"+q.Encode(), true, &a); err != nil {
+		return fmt.Errorf("revocation feed: %w", err)
+	}
+	if a.Cursor == "" {
+		return errors.New("revocation feed: answer without a cursor")
+	}
+	now := v.cfg.Now()
+	v.mu.Lock()
+	if a.Reset {
+		v.revoked = make(map[string]int64, len(a.Revocations))
+	}
+	for _, r := range a.Revocations {
+		v.revoked[r.JTI] = r.Exp
+	}
+	for jti, exp := range v.revoked { // a token past exp is refused anyway
+		if exp+int64(v.cfg.Leeway/time.Second) < now.Unix() {
+			delete(v.revoked, jti)
+		}
+	}
+	v.cursor = a.Cursor
+	v.mu.Unlock()
+	v.lastSync.Store(now.UnixNano())
+	return nil
+}

@@ -1,0 +1,365 @@
+package chain_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mandate-auth/mandate/chain"
+	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+const dbAudience = "https://db.example"
+
+// network is the verifier's connection to Mandate: real TCP on loopback that a
+// test can cut (closing every open connection and refusing new ones) and heal.
+type network struct {
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+	jwks  atomic.Int32 // JWKS fetches seen
+}
+
+func (n *network) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.down {
+		return nil, errors.New("network unreachable")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil {
+		n.conns = append(n.conns, c)
+	}
+	return c, err
+}
+
+func (n *network) set(down bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.down = down
+	if down {
+		for _, c := range n.conns {
+			c.Close()
+		}
+		n.conns = nil
+	}
+}
+
+type countJWKS struct {
+	n    *network
+	next http.RoundTripper
+}
+
+func (c countJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/jwks.json") {
+		c.n.jwks.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+// rig is a real Mandate server and a real Verifier following its feed.
+type rig struct {
+	env   *dt.Env
+	v     *chain.Verifier
+	net   *network
+	syncs chan error
+	last  error // the latest sync result until() has seen
+}
+
+func newRig(t *testing.T, mutate func(*chain.VerifierConfig)) *rig {
+	t.Helper()
+	env := dt.New(t, dt.Options{})
+	n := &network{}
+	r := &rig{env: env, net: n, syncs: make(chan error, 1024)}
+	cfg := chain.VerifierConfig{
+		Issuer: env.URL, Audience: dbAudience,
+		ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),
+		HTTPClient:   &http.Client{Transport: countJWKS{n, &http.Transport{DialContext: n.dial}}},
+		Now:          env.Clock.Now,
+		FeedRetryMax: 20 * time.Millisecond,
+		Realm:        "db", ResourceMetadataURL: "https://db.example/.well-known/oauth-protected-resource",
+		OnSync: func(err error) {
+			select {
+			case r.syncs <- err:
+			default:
+			}
+		},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	v, err := chain.NewVerifier(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	r.v = v
+	return r
+}
+
+// until waits for feed syncs until cond holds; the bound only guards a broken
+// build from hanging.
+func (r *rig) until(t *testing.T, bound time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(bound)
+	for !cond() {
+		select {
+		case r.last = <-r.syncs:
+		case <-deadline:
+			t.Fatalf("condition not reached within %s", bound)
+		}
+	}
+}
+
+func chainOf(t *testing.T, env *dt.Env) (root, child, grand string) {
+	t.Helper()
+	root = env.Mint(t, "orchestrator", nil)
+	child = env.Delegate(t, "orchestrator", root, "researcher", url.Values{"scope": {"db:read:* tools:search"}})
+	grand = env.Delegate(t, "researcher", child, "db-agent", url.Values{"scope": {"db:read:orders"}, "audience": {dbAudience}})
+	return root, child, grand
+}
+
+func TestVerifyReturnsTheChain(t *testing.T) {
+	r := newRig(t, nil)
+	root, child, grand := chainOf(t, r.env)
+	c, err := r.v.Verify(context.Background(), grand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootID, childID := r.env.Claims(t, root).ID, r.env.Claims(t, child).ID
+	want := &chain.Chain{
+		JTI: r.env.Claims(t, grand).ID, Subject: "orchestrator", Holder: "db-agent",
+		Actors: []string{"db-agent", "researcher"}, Lineage: []string{rootID, childID},
+		Root: rootID, Depth: 2, Scopes: []string{"db:read:orders"}, Audiences: []string{dbAudience},
+		IssuedAt: dt.Start, Expiry: dt.Start.Add(5 * time.Minute),
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("chain\n got %+v\nwant %+v", c, want)
+	}
+	if !c.HasScope("db:read:orders") || c.HasScope("db:read:users") || !c.Covers("db:read:orders") || c.Covers("db:read:orders", "tools:search") {
+		t.Error("HasScope/Covers wrong")
+	}
+	rc, err := r.v.Verify(context.Background(), root)
+	if err != nil || rc.Depth != 0 || len(rc.Actors) != 0 || rc.Root != rc.JTI || !rc.HasScope("db:read:anything") {
+		t.Errorf("root chain = %+v, %v", rc, err)
+	}
+	again, _ := r.v.Verify(context.Background(), grand)
+	if again != c {
+		t.Error("a repeated token was verified again instead of served from the cache")
+	}
+}
+
+func TestRevocationReachesTheVerifierWithinASecond(t *testing.T) {
+	r := newRig(t, nil)
+	root, _, grand := chainOf(t, r.env)
+	if _, err := r.v.Verify(context.Background(), grand); err != nil {
+		t.Fatal(err) // now cached
+	}
+	resp := r.env.Post(t, "revocation_endpoint", "orchestrator", url.Values{"token": {root}})
+	if resp.Status != 200 {
+		t.Fatal(resp.Status)
+	}
+	rootID := r.env.Claims(t, root).ID
+	r.until(t, time.Second, func() bool { return r.v.Revoked(rootID) })
+	_, err := r.v.Verify(context.Background(), grand)
+	var rev *chain.RevokedError
+	if !errors.Is(err, chain.ErrRevoked) || !errors.As(err, &rev) || rev.JTI != rootID || !rev.Ancestor {
+		t.Fatalf("grandchild of a revoked root: %v", err)
+	}
+}
+
+func TestFailsClosedWhenTheFeedIsStaleAndRecovers(t *testing.T) {
+	r := newRig(t, nil)
+	_, _, grand := chainOf(t, r.env)
+	if _, err := r.v.Verify(context.Background(), grand); err != nil {
+		t.Fatal(err)
+	}
+	r.net.set(true) // Mandate unreachable
+	// Wait until the follower has seen the feed fail, as it would in any
+	// outage longer than the transport's own retry.
+	r.until(t, 5*time.Second, func() bool { return r.last != nil })
+	r.env.Clock.Advance(29 * time.Second)
+	if _, err := r.v.Verify(context.Background(), grand); err != nil {
+		t.Fatalf("within the staleness bound: %v", err)
+	}
+	r.env.Clock.Advance(2 * time.Second)
+	_, err := r.v.Verify(context.Background(), grand)
+	if !errors.Is(err, chain.ErrStaleRevocations) || !strings.Contains(err.Error(), "last synced 31s ago (bound 30s)") {
+		t.Fatalf("beyond the staleness bound: %v", err)
+	}
+	r.net.set(false)
+	r.until(t, 5*time.Second, func() bool { return r.v.LastSync().Equal(r.env.Clock.Now()) })
+	if _, err := r.v.Verify(context.Background(), grand); err != nil {
+		t.Fatalf("after Mandate came back: %v", err)
+	}
+}
+
+func TestNeverSyncedFailsClosed(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	v, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
+		Issuer: env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: "wrong", Now: env.Clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	_, _, grand := chainOf(t, env)
+	if _, err := v.Verify(context.Background(), grand); !errors.Is(err, chain.ErrStaleRevocations) || !strings.Contains(err.Error(), "never") {
+		t.Fatalf("verifier whose feed credentials are wrong: %v", err)
+	}
+}
+
+func TestKeyRotationIsPickedUpAndRefreshIsRateLimited(t *testing.T) {
+	r := newRig(t, nil)
+	old := r.env.Mint(t, "db-agent", nil)
+	if _, err := r.v.Verify(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.env.Keys.Rotate(context.Background(), r.env.DB, tokens.AlgEdDSA, r.env.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	fresh := r.env.Mint(t, "db-agent", nil)
+	r.env.Clock.Advance(11 * time.Second) // past the refresh interval since start-up
+	fetches := r.net.jwks.Load()
+	if _, err := r.v.Verify(context.Background(), fresh); err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+	if r.net.jwks.Load() != fetches+1 {
+		t.Errorf("JWKS fetched %d times for one new kid", r.net.jwks.Load()-fetches)
+	}
+	if _, err := r.v.Verify(context.Background(), old); err != nil {
+		t.Fatalf("token of the old key after rotation: %v", err)
+	}
+	// A flood of unknown kids costs at most one fetch per interval.
+	r.env.Clock.Advance(11 * time.Second)
+	h, p, s := split(fresh)
+	fetches = r.net.jwks.Load()
+	for i := range 100 {
+		forged := b64(`{"alg":"EdDSA","typ":"at+jwt","kid":"k`+strings.Repeat("x", i)+`"}`) + "." + p + "." + s
+		if _, err := r.v.Verify(context.Background(), forged); !errors.Is(err, chain.ErrInvalidSignature) {
+			t.Fatalf("unknown kid: %v", err)
+		}
+	}
+	_ = h
+	if got := r.net.jwks.Load() - fetches; got != 1 {
+		t.Errorf("100 unknown kids caused %d JWKS fetches, want 1", got)
+	}
+}
+
+func TestEveryTypedError(t *testing.T) {
+	r := newRig(t, nil)
+	env := r.env
+	root, child, grand := chainOf(t, env)
+	forge := func(base string, edit func(*tokens.Claims)) string {
+		c := env.Claims(t, base)
+		edit(c)
+		tok, err := env.Keys.Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	h, p, s := split(grand)
+	revokedOwn := env.Delegate(t, "researcher", child, "", url.Values{"scope": {"db:read:x"}, "audience": {dbAudience}})
+	env.Post(t, "revocation_endpoint", "researcher", url.Values{"token": {revokedOwn}})
+	r.until(t, time.Second, func() bool { return r.v.Revoked(env.Claims(t, revokedOwn).ID) })
+
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"garbage", "not-a-token", chain.ErrMalformedToken},
+		{"payload edited after signing", h + "." + b64(`{"iss":"`+env.URL+`","scope":"*"}`) + "." + s, chain.ErrInvalidSignature},
+		{"alg none", b64(`{"alg":"none","typ":"at+jwt"}`) + "." + p + ".", chain.ErrInvalidSignature},
+		{"HS256", b64(`{"alg":"HS256","typ":"at+jwt","kid":"`+env.Keys.CurrentKeyID()+`"}`) + "." + p + "." + s, chain.ErrInvalidSignature},
+		{"wrong audience", env.Mint(t, "researcher", url.Values{"audience": {"https://tools.example"}}), chain.ErrWrongAudience},
+		{"wrong issuer", forge(grand, func(c *tokens.Claims) { c.Issuer = "https://evil.example" }), chain.ErrWrongIssuer},
+		{"not yet valid", forge(grand, func(c *tokens.Claims) { c.NotBefore = dt.Start.Add(time.Minute).Unix() }), chain.ErrNotYetValid},
+		{"lineage with a duplicate", forge(grand, func(c *tokens.Claims) { c.Lineage[1] = c.Lineage[0] }), chain.ErrMalformedToken},
+		{"lineage too deep", forge(grand, func(c *tokens.Claims) { c.Lineage = make([]string, 40); for i := range c.Lineage { c.Lineage[i] = string(rune('a' + i)) } }), chain.ErrMalformedToken},
+		{"act dropped", forge(grand, func(c *tokens.Claims) { c.Act = nil }), chain.ErrMalformedToken},
+		{"act rewritten", forge(grand, func(c *tokens.Claims) { c.Act.Subject = "orchestrator" }), chain.ErrMalformedToken},
+		{"malformed scope", forge(grand, func(c *tokens.Claims) { c.Scope = "db:read:orders  x" }), chain.ErrMalformedToken},
+		{"sender-constrained", forge(grand, func(c *tokens.Claims) { c.Cnf = &tokens.Confirmation{JKT: "abc"} }), chain.ErrSenderConstrained},
+		{"revoked itself", revokedOwn, chain.ErrRevoked},
+		{"revoked root spliced into lineage", forge(grand, func(c *tokens.Claims) { c.Lineage[1] = env.Claims(t, revokedOwn).ID }), chain.ErrRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.v.Verify(context.Background(), tt.token)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		env.Clock.Advance(5*time.Minute + 5*time.Second) // delegated TTL plus the leeway
+		if err := r.v.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.v.Verify(context.Background(), grand); !errors.Is(err, chain.ErrExpired) {
+			t.Fatalf("cached token past exp: %v", err)
+		}
+		if _, err := r.v.Verify(context.Background(), root); err != nil {
+			t.Fatalf("the root is still live: %v", err)
+		}
+	})
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	r := newRig(t, func(c *chain.VerifierConfig) { c.CacheSize = 8 })
+	var toks []string
+	for range 20 {
+		toks = append(toks, r.env.Mint(t, "db-agent", nil))
+	}
+	for _, tok := range toks {
+		if _, err := r.v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := chain.CacheLen(r.v); n > 8 {
+		t.Errorf("cache holds %d entries, bound 8", n)
+	}
+}
+
+func TestDiscoveryChecksTheIssuer(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	_, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
+		Issuer: env.URL + "/", Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),
+	})
+	if err == nil || !strings.Contains(err.Error(), "names issuer") {
+		t.Errorf("issuer mismatch: %v", err)
+	}
+	_, err = chain.NewVerifier(context.Background(), chain.VerifierConfig{Issuer: env.URL, Audience: dbAudience})
+	if err == nil {
+		t.Error("verifier without feed credentials")
+	}
+}
+
+func TestChainImportsNoServerCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/mandate-auth/mandate/chain").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	for _, banned := range []string{"labstack/echo", "go.etcd.io/bbolt", "mandate/delegation", "mandate/store"} {
+		if strings.Contains(string(out), banned) {
+			t.Errorf("package chain imports %s", banned)
+		}
+	}
+}
+
+func split(tok string) (string, string, string) {
+	p := strings.Split(tok, ".")
+	return p[0], p[1], p[2]
+}
