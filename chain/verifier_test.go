@@ -287,7 +287,12 @@ func TestEveryTypedError(t *testing.T) {
 		{"wrong issuer", forge(grand, func(c *tokens.Claims) { c.Issuer = "https://evil.example" }), chain.ErrWrongIssuer},
 		{"not yet valid", forge(grand, func(c *tokens.Claims) { c.NotBefore = dt.Start.Add(time.Minute).Unix() }), chain.ErrNotYetValid},
 		{"lineage with a duplicate", forge(grand, func(c *tokens.Claims) { c.Lineage[1] = c.Lineage[0] }), chain.ErrMalformedToken},
-		{"lineage too deep", forge(grand, func(c *tokens.Claims) { c.Lineage = make([]string, 40); for i := range c.Lineage { c.Lineage[i] = string(rune('a' + i)) } }), chain.ErrMalformedToken},
+		{"lineage too deep", forge(grand, func(c *tokens.Claims) {
+			c.Lineage = make([]string, 40)
+			for i := range c.Lineage {
+				c.Lineage[i] = string(rune('a' + i))
+			}
+		}), chain.ErrMalformedToken},
 		{"act dropped", forge(grand, func(c *tokens.Claims) { c.Act = nil }), chain.ErrMalformedToken},
 		{"act rewritten", forge(grand, func(c *tokens.Claims) { c.Act.Subject = "orchestrator" }), chain.ErrMalformedToken},
 		{"malformed scope", forge(grand, func(c *tokens.Claims) { c.Scope = "db:read:orders  x" }), chain.ErrMalformedToken},
