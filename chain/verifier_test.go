@@ -76,7 +76,7 @@ type rig struct {
 	last  error // the latest sync result until() has seen
 }
 
-func newRig(t *testing.T, mutate func(*chain.VerifierConfig)) *rig {
+func newRig(t testing.TB, mutate func(*chain.VerifierConfig)) *rig {
 	t.Helper()
 	env := dt.New(t, dt.Options{})
 	n := &network{}
@@ -109,7 +109,7 @@ func newRig(t *testing.T, mutate func(*chain.VerifierConfig)) *rig {
 
 // until waits for feed syncs until cond holds; the bound only guards a broken
 // build from hanging.
-func (r *rig) until(t *testing.T, bound time.Duration, cond func() bool) {
+func (r *rig) until(t testing.TB, bound time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.After(bound)
 	for !cond() {
@@ -121,7 +121,7 @@ func (r *rig) until(t *testing.T, bound time.Duration, cond func() bool) {
 	}
 }
 
-func chainOf(t *testing.T, env *dt.Env) (root, child, grand string) {
+func chainOf(t testing.TB, env *dt.Env) (root, child, grand string) {
 	t.Helper()
 	root = env.Mint(t, "orchestrator", nil)
 	child = env.Delegate(t, "orchestrator", root, "researcher", url.Values{"scope": {"db:read:* tools:search"}})
