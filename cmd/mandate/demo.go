@@ -98,10 +98,31 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	for _, a := range agents {
 		d.agents[a.id] = a
 	}
-	api := httptest.NewServer(ordersAPI(d, d.agents["orders-api"]))
+	self := d.agents["orders-api"]
+	d.feedSyncs = make(chan struct{}, 1)
+	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
+		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,
+		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(),
+		OnSync: func(error) {
+			select {
+			case d.feedSyncs <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+	d.verifier = verifier
+	api := httptest.NewServer(ordersAPI(verifier))
 	defer api.Close()
 	return d.run(ctx, api.URL, srv.Keys.CurrentAlg(), srv.Keys.CurrentKeyID())
 }
+
+// ordersMetadata is the orders API's RFC 9728 document: it names Mandate as
+// the authorization server, which is how an MCP client would find it.
+var ordersMetadata = chain.ResourceMetadata{Resource: ordersAud, ScopesSupported: []string{ordersScope}}
 
 // demoStore is what the demo reads to print the lineage tree.
 type demoStore interface {
@@ -116,6 +137,9 @@ type demo struct {
 	store  demoStore
 	start  time.Time
 	names  map[string]string // jti → a friendly name for the printout
+
+	verifier  *chain.Verifier
+	feedSyncs chan struct{} // a tick per revocation-feed round trip
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -133,7 +157,7 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 		a := d.agents[id]
 		d.say("  %-13s scopes %-33s audiences %s", a.id, strings.Join(a.scopes, " "), strings.Join(a.auds, " "))
 	}
-	d.say("  %-13s a resource server (the orders API); it may introspect tokens", "orders-api")
+	d.say("  %-13s a resource server (the orders API); it reads the revocation feed", "orders-api")
 
 	d.step(1, "The orchestrator starts a task: client_credentials gives it a root token.")
 	root, err := d.token("orchestrator", url.Values{"grant_type": {oauth.GrantClientCredentials}})
@@ -173,6 +197,9 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	}
 
 	d.step(6, "The db-agent calls the orders API with its token.")
+	d.say("   The API checks it locally with Mandate's chain.Verifier: signature against the published key,")
+	d.say("   audience, expiry, the act chain and lineage, and a revocation set it keeps current by long-polling")
+	d.say("   Mandate's revocation feed. No call to Mandate per request.")
 	status, body := d.callAPI(apiURL, grand)
 	d.say("   GET /orders → %d %s", status, body)
 	if status != http.StatusOK {
@@ -183,8 +210,14 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	if err := d.revoke("orchestrator", root); err != nil {
 		return err
 	}
+	revokedAt := time.Now()
 	d.say("   POST /oauth2/revoke → 200. One revocation record, whatever the size of the task's tree:")
 	d.say("   every descendant carries the root's jti in its lineage, so it is refused wherever it is shown.")
+	if err := d.awaitFeed(jtiOf(root)); err != nil {
+		return err
+	}
+	d.say("   The API's verifier learned it from the revocation feed %s after the revoke returned.",
+		time.Since(revokedAt).Round(10*time.Microsecond))
 
 	d.step(8, "Everything delegated from the root is now refused.")
 	status, body = d.callAPI(apiURL, grand)
@@ -335,7 +368,8 @@ func (d *demo) tree(ctx context.Context, jti, prefix, indent string) error {
 	return nil
 }
 
-// callAPI calls the protected API as its client would.
+// callAPI calls the protected API as its client would; a refusal is summarised
+// as "error: description" (the same is in its WWW-Authenticate challenge).
 func (d *demo) callAPI(apiURL, token string) (int, string) {
 	req, _ := http.NewRequest(http.MethodGet, apiURL+"/orders", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -345,63 +379,47 @@ func (d *demo) callAPI(apiURL, token string) (int, string) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	body := strings.TrimSpace(string(raw))
-	if w := resp.Header.Get("WWW-Authenticate"); w != "" {
-		body += "  (WWW-Authenticate: " + w + ")"
+	var refusal struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
 	}
-	return resp.StatusCode, body
+	if resp.StatusCode != http.StatusOK && json.Unmarshal(raw, &refusal) == nil && refusal.Error != "" {
+		return resp.StatusCode, refusal.Error + ": " + refusal.Description
+	}
+	return resp.StatusCode, strings.TrimSpace(string(raw))
 }
 
-// ordersAPI is the demo's protected resource: it asks Mandate whether a bearer
-// token is active (introspection) and requires db:read:orders for its audience.
-func ordersAPI(d *demo, self *demoAgent) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orders"`)
-			http.Error(w, "missing token", http.StatusUnauthorized)
-			return
+// awaitFeed waits until the API's verifier has the revocation of jti, which
+// its long poll brings within milliseconds; the bound only stops a broken
+// build from hanging.
+func (d *demo) awaitFeed(jti string) error {
+	deadline := time.After(5 * time.Second)
+	for !d.verifier.Revoked(jti) {
+		select {
+		case <-d.feedSyncs:
+		case <-deadline:
+			return fmt.Errorf("demo: the revocation did not reach the API within 5s")
 		}
-		_, info, err := d.post(self.id, "/oauth2/introspect", url.Values{"token": {bearer}})
-		if err != nil {
-			http.Error(w, "authorization server unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if info["active"] != true || !hasAudience(info["aud"], ordersAud) {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprintln(w, `{"error":"invalid_token"}`)
-			return
-		}
-		scopes, _ := chain.ParseScope(fmt.Sprint(info["scope"]))
-		if !chain.CoveredBy(scopes, ordersScope) {
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+ordersScope+`"`)
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		var who []string
-		if act, ok := info["act"].(map[string]any); ok {
-			for a := act; a != nil; a, _ = a["act"].(map[string]any) {
-				who = append(who, fmt.Sprint(a["sub"]))
-			}
+	}
+	return nil
+}
+
+// ordersAPI is the demo's protected resource: chain.Verifier's middleware
+// verifies each bearer token locally and RequireScope demands db:read:orders.
+// It also serves its RFC 9728 metadata.
+func ordersAPI(v *chain.Verifier) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(chain.ResourceMetadataPath(ordersMetadata.Resource), ordersMetadata.Handler())
+	mux.Handle("/orders", v.Middleware(v.RequireScope(ordersScope)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := chain.FromContext(r.Context())
+		caller := fmt.Sprintf("%s acting for %s", c.Holder, c.Subject)
+		if len(c.Actors) > 1 {
+			caller += ", delegated through " + strings.Join(c.Actors[1:], " ← ")
 		}
 		w.Header().Set("Content-Type", "application/json")
-		caller := fmt.Sprintf("%s acting for %s", info["client_id"], info["sub"])
-		if len(who) > 1 {
-			caller += ", delegated through " + strings.Join(who[1:], " ← ")
-		}
 		fmt.Fprintf(w, `{"orders":[{"id":1042,"total":99.5}],"caller":%q}`+"\n", caller)
-	})
-}
-
-func hasAudience(v any, want string) bool {
-	list, _ := v.([]any)
-	for _, a := range list {
-		if a == want {
-			return true
-		}
-	}
-	return false
+	}))))
+	return mux
 }
 
 // decodeUnverified reads a token's claims for display only; every decision in
