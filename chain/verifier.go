@@ -406,21 +406,32 @@ func (v *Verifier) poll(ctx context.Context, wait time.Duration) error {
 	if a.Cursor == "" {
 		return errors.New("revocation feed: answer without a cursor")
 	}
-	now := v.cfg.Now()
+	v.apply(cursor, &a, v.cfg.Now())
+	return nil
+}
+
+// apply merges a feed answer fetched from cursor into the revoked set. If
+// another poll (a Sync beside the follower) applied first, this answer may be
+// older than what it applied, so it is dropped: the next poll, from the newer
+// cursor, brings anything this one had. Entries past exp+leeway are pruned,
+// since such tokens are refused anyway.
+func (v *Verifier) apply(cursor string, a *feedAnswer, now time.Time) {
 	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cursor != cursor {
+		return
+	}
 	if a.Reset {
 		v.revoked = make(map[string]int64, len(a.Revocations))
 	}
 	for _, r := range a.Revocations {
 		v.revoked[r.JTI] = r.Exp
 	}
-	for jti, exp := range v.revoked { // a token past exp is refused anyway
+	for jti, exp := range v.revoked {
 		if exp+int64(v.cfg.Leeway/time.Second) < now.Unix() {
 			delete(v.revoked, jti)
 		}
 	}
 	v.cursor = a.Cursor
-	v.mu.Unlock()
 	v.lastSync.Store(now.UnixNano())
-	return nil
 }

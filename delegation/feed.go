@@ -11,6 +11,10 @@ import (
 	"github.com/mandate-auth/mandate/store"
 )
 
+// FeedGrace keeps a revocation in the feed this long after its token expires,
+// so a verifier that tolerates clock skew (its exp leeway) still learns of it.
+const FeedGrace = time.Minute
+
 // MaxFeedWait caps a long poll on the revocation feed; it stays below the HTTP
 // server's write timeout so a held request always completes.
 const MaxFeedWait = 25 * time.Second
@@ -94,7 +98,7 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 			ok, after = false, 0 // a cursor from the future: this store was restored
 			continue
 		}
-		feed := &Feed{Revocations: live(revs, s.now()), Cursor: s.cursor(head), Reset: !ok}
+		feed := &Feed{Revocations: live(revs, s.now().Add(-FeedGrace)), Cursor: s.cursor(head), Reset: !ok}
 		if !ok || len(feed.Revocations) > 0 || deadline == nil {
 			return feed, nil
 		}
@@ -111,11 +115,11 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 	}
 }
 
-// live keeps the entries whose token has not expired, as the feed's contract says.
-func live(revs []store.Revocation, now time.Time) []FeedEntry {
+// live keeps the entries whose token expired after cutoff.
+func live(revs []store.Revocation, cutoff time.Time) []FeedEntry {
 	out := make([]FeedEntry, 0, len(revs))
 	for _, r := range revs {
-		if r.ExpiresAt.After(now) {
+		if r.ExpiresAt.After(cutoff) {
 			out = append(out, FeedEntry{JTI: r.JTI, Exp: r.ExpiresAt.Unix(), RevokedAt: r.RevokedAt.Unix()})
 		}
 	}

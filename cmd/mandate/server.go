@@ -58,7 +58,7 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 	if issuer == "" {
 		issuer = "http://" + ln.Addr().String()
 	}
-	db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention})
+	db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention, RevocationGrace: delegation.FeedGrace})
 	if err != nil {
 		return nil, err
 	}

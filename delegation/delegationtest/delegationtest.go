@@ -140,7 +140,7 @@ func New(t testing.TB, opts Options) *Env {
 		opts.Dir = t.TempDir()
 	}
 	clock := NewClock(Start)
-	db, err := bolt.Open(opts.Dir, bolt.Options{Retention: time.Hour})
+	db, err := bolt.Open(opts.Dir, bolt.Options{Retention: time.Hour, RevocationGrace: delegation.FeedGrace})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
@@ -64,8 +65,13 @@ func TestFeedSnapshotAndCursor(t *testing.T) {
 	if got := feedJTIs(t, r); len(got) != 1 || got[0] != env.Claims(t, other).ID || r.JSON["reset"] != false {
 		t.Fatalf("delta = %s", r.Raw)
 	}
-	// Entries leave the feed when their token expires.
+	// Entries stay for FeedGrace after their token expires (verifiers allow
+	// clock skew), then leave the feed.
 	env.Clock.Advance(5 * time.Minute)
+	if got := feedJTIs(t, feed(t, env, "ops", nil)); len(got) != 3 {
+		t.Errorf("within the grace after the child expired: %v", got)
+	}
+	env.Clock.Advance(delegation.FeedGrace)
 	r = feed(t, env, "ops", nil)
 	if got := feedJTIs(t, r); len(got) != 2 || r.JSON["reset"] != true {
 		t.Errorf("after the child expired: %s", r.Raw)

@@ -51,8 +51,12 @@ var ErrInsecurePermissions = errors.New("insecure permissions")
 // Options configures Open.
 type Options struct {
 	// Retention keeps expired token records this long for lineage and audit
-	// before collection. Revocation records always leave at their token's expiry.
+	// before collection.
 	Retention time.Duration
+	// RevocationGrace keeps a revocation record this long after its token's
+	// expiry (the revocation feed serves it to verifiers that allow clock
+	// skew), then collects it.
+	RevocationGrace time.Duration
 	// LockTimeout bounds the wait for another process's lock on the file (default 2s).
 	LockTimeout time.Duration
 }
@@ -62,6 +66,7 @@ type Options struct {
 type DB struct {
 	db        *bbolt.DB
 	retention time.Duration
+	revGrace  time.Duration
 	id        string
 }
 
@@ -114,7 +119,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &DB{db: bdb, retention: opts.Retention, id: id}, nil
+	return &DB{db: bdb, retention: opts.Retention, revGrace: opts.RevocationGrace, id: id}, nil
 }
 
 // checkPrivate refuses a data file others can read or write, and a data
@@ -369,12 +374,13 @@ type GCResult struct {
 // never holds the writer lock for long.
 const gcBatch = 1000
 
-// GC deletes revocation records whose token expired at or before now, and token
-// records (with their child links) that expired at or before now - retention.
+// GC deletes revocation records (and their log entries) whose token expired at
+// or before now - RevocationGrace, and token records (with their child links)
+// that expired at or before now - Retention.
 func (d *DB) GC(now time.Time) (GCResult, error) {
 	var res GCResult
 	for {
-		n, err := d.collect(bucketRevExpiry, now, func(tx *bbolt.Tx, jti []byte) error {
+		n, err := d.collect(bucketRevExpiry, now.Add(-d.revGrace), func(tx *bbolt.Tx, jti []byte) error {
 			b := tx.Bucket(bucketRevocations)
 			if v := b.Get(jti); v != nil {
 				var r store.Revocation

@@ -279,3 +279,22 @@ func TestRevocationLog(t *testing.T) {
 		t.Errorf("after GC and reopen: %v head %d id %s", jtis(all), head, db.ID())
 	}
 }
+
+func TestRevocationGraceDelaysCollection(t *testing.T) {
+	db, err := bolt.Open(t.TempDir(), bolt.Options{RevocationGrace: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "r", ExpiresAt: t0, RevokedAt: t0})
+	if res, _ := db.GC(t0.Add(59 * time.Second)); res.Revocations != 0 {
+		t.Fatal("collected within the grace")
+	}
+	if res, _ := db.GC(t0.Add(time.Minute)); res.Revocations != 1 {
+		t.Fatal("not collected after the grace")
+	}
+	if revs, _, _ := db.RevocationsAfter(ctx, 0); len(revs) != 0 {
+		t.Errorf("log entry left behind: %v", revs)
+	}
+}
