@@ -21,10 +21,11 @@ func FromContext(ctx context.Context) (*Chain, bool) {
 	return c, ok
 }
 
-// errNoToken and errBadAuthorization are the two ways a request can lack a
-// usable bearer token (RFC 6750 §3.1).
+// ErrNoToken and errBadAuthorization are the two ways a request can lack a
+// usable bearer token (RFC 6750 §3.1); Reject answers ErrNoToken with a bare
+// challenge.
 var (
-	errNoToken          = errors.New("no bearer token")
+	ErrNoToken          = errors.New("no bearer token")
 	errBadAuthorization = errors.New("malformed Authorization header: use 'Bearer <token>'")
 )
 
@@ -33,14 +34,14 @@ var (
 func BearerToken(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", errNoToken
+		return "", ErrNoToken
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		if strings.EqualFold(scheme, "Bearer") {
 			return "", errBadAuthorization
 		}
-		return "", errNoToken
+		return "", ErrNoToken
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" || strings.ContainsAny(tok, " \t") {
@@ -81,7 +82,7 @@ func (v *Verifier) Authenticate(r *http.Request) (*Chain, error) {
 func (v *Verifier) Reject(w http.ResponseWriter, err error) {
 	status, code := http.StatusUnauthorized, "invalid_token"
 	switch {
-	case errors.Is(err, errNoToken):
+	case errors.Is(err, ErrNoToken):
 		code = ""
 	case errors.Is(err, errBadAuthorization):
 		status, code = http.StatusBadRequest, "invalid_request"
@@ -123,16 +124,13 @@ func (v *Verifier) challenge(code, description, scope string) string {
 	return "Bearer " + strings.Join(parts, ", ")
 }
 
-// param renders an auth-param as a quoted string, dropping characters RFC
-// 6750 §3 does not allow in error_description (and escaping quotes).
+// param renders an auth-param as a quoted string, keeping only the
+// characters RFC 6750 §3 allows in error_description and scope (printable
+// ASCII except '"' and '\\'), so no escaping is ever needed.
 func param(name, value string) string {
 	var b strings.Builder
 	for _, r := range value {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r >= 0x20 && r <= 0x7e:
+		if r >= 0x20 && r <= 0x7e && r != '"' && r != '\\' {
 			b.WriteRune(r)
 		}
 	}
@@ -148,7 +146,7 @@ func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handle
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := FromContext(r.Context())
 			if !ok {
-				v.Reject(w, errNoToken)
+				v.Reject(w, ErrNoToken)
 				return
 			}
 			if missing, bad := Uncovered(c.Scopes, scopes); bad {

@@ -66,6 +66,7 @@ func TestMiddlewareAnswersPerRFC6750(t *testing.T) {
 	r := newRig(t, nil)
 	_, _, grand := chainOf(t, r.env)
 	wrongScope := r.env.Mint(t, "researcher", url.Values{"scope": {"tools:search"}, "audience": {dbAudience}})
+	otherAud := r.env.Mint(t, "researcher", url.Values{"audience": {"https://tools.example"}})
 	for name, u := range protectedServers(t, r.v) {
 		t.Run(name, func(t *testing.T) {
 			ok := get(t, u, "Bearer "+grand)
@@ -83,6 +84,7 @@ func TestMiddlewareAnswersPerRFC6750(t *testing.T) {
 				{"garbage", "Bearer abc.def.ghi", 401, `error="invalid_token", error_description="malformed token`},
 				{"tampered", "Bearer " + grand[:len(grand)-4] + "AAAA", 401, `error="invalid_token", error_description="invalid token signature`},
 				{"missing scope", "Bearer " + wrongScope, 403, `error="insufficient_scope", error_description="the token does not grant db:read:orders", scope="db:read:orders"`},
+				{"wrong audience", "Bearer " + otherAud, 401, `error_description="token not meant for this audience: aud does not include https://db.example"`},
 			}
 			for _, tt := range tests {
 				a := get(t, u, tt.authz)
@@ -91,6 +93,9 @@ func TestMiddlewareAnswersPerRFC6750(t *testing.T) {
 				}
 				if strings.Contains(a.body, grand) {
 					t.Errorf("%s: response echoes the token", tt.name)
+				}
+				if strings.Contains(a.authn, `\`) {
+					t.Errorf("%s: challenge has an escape RFC 6750 does not allow: %s", tt.name, a.authn)
 				}
 			}
 			if a := get(t, u, "Bearer "+wrongScope); !strings.Contains(a.body, `"scope":"db:read:orders"`) {
@@ -122,6 +127,9 @@ func TestResourceMetadata(t *testing.T) {
 	}
 	if p := chain.ResourceMetadataPath("https://api.example"); p != "/.well-known/oauth-protected-resource" {
 		t.Errorf("root path = %q", p)
+	}
+	if p := chain.ResourceMetadataPath("https://api.example/a%20b/?t=1"); p != "/.well-known/oauth-protected-resource/a%20b?t=1" {
+		t.Errorf("escaped path with query = %q", p)
 	}
 	rec := httptest.NewRecorder()
 	md.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))

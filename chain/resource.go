@@ -23,11 +23,15 @@ type ResourceMetadata struct {
 }
 
 // ResourceMetadataPath is where the document for resource is served: the
-// well-known segment goes between the host and the resource's path (RFC 9728 §3.1).
+// well-known segment goes between the host and the resource's path, and the
+// resource's query, if any, stays at the end (RFC 9728 §3.1).
 func ResourceMetadataPath(resource string) string {
 	p := "/.well-known/oauth-protected-resource"
 	if u, err := url.Parse(resource); err == nil {
-		p += strings.TrimSuffix(u.Path, "/")
+		p += strings.TrimSuffix(u.EscapedPath(), "/")
+		if u.RawQuery != "" {
+			p += "?" + u.RawQuery
+		}
 	}
 	return p
 }

@@ -31,7 +31,8 @@ type VerifierConfig struct {
 	// HTTPClient makes every request (default: a client with no overall
 	// timeout; each request gets its own deadline).
 	HTTPClient *http.Client
-	// Leeway tolerated on exp, nbf and iat for clock skew (default 5s).
+	// Leeway tolerated on exp, nbf and iat for clock skew (default 5s, at most
+	// MaxLeeway: Mandate keeps revocations in its feed that long past expiry).
 	Leeway time.Duration
 	// MaxDepth bounds a token's lineage (default 32, the most Mandate allows).
 	MaxDepth int
@@ -41,7 +42,8 @@ type VerifierConfig struct {
 	// JWKSRefreshInterval is the least time between two JWKS fetches caused by
 	// an unknown kid (default 10s), so forged kids cannot make it hammer Mandate.
 	JWKSRefreshInterval time.Duration
-	// FeedWait is the long-poll wait asked of the feed (default 20s).
+	// FeedWait is the long-poll wait asked of the feed (default 20s; kept
+	// between 1s and half of MaxStaleness, so a quiet poll never outlasts it).
 	FeedWait time.Duration
 	// FeedRetryMax caps the back-off between failed feed polls (default 5s).
 	FeedRetryMax time.Duration
@@ -72,18 +74,28 @@ type Verifier struct {
 	refresh  sync.Mutex
 	lastJWKS time.Time // guarded by refresh
 
-	mu       sync.RWMutex
-	revoked  map[string]int64 // jti → exp (Unix seconds)
-	cursor   string
-	lastSync atomic.Int64 // Unix nanoseconds of the last successful sync; 0 = never
+	mu        sync.RWMutex
+	revoked   map[string]int64 // jti → exp (Unix seconds)
+	cursor    string
+	lastPrune time.Time                 // guarded by mu
+	lastSync  atomic.Pointer[time.Time] // when the verifier last caught up with the feed; nil = never
 
 	cache  *claimCache
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// Discovery and JWKS documents larger than this are refused.
-const maxDocument = 1 << 20
+// Discovery and JWKS documents larger than maxDocument are refused; a feed
+// answer may be larger (a page of revocations), up to maxFeedAnswer.
+const (
+	maxDocument   = 1 << 20
+	maxFeedAnswer = 16 << 20
+)
+
+// MaxLeeway is the most clock-skew leeway a Verifier accepts: Mandate keeps a
+// revocation in its feed for a minute after the token expires, so a verifier
+// with more leeway could accept a revoked token it never heard of.
+const MaxLeeway = time.Minute
 
 // NewVerifier discovers the issuer's metadata and JWKS, syncs the revocation
 // feed once, and starts following the feed in the background. It fails when
@@ -98,9 +110,13 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		return nil, errors.New("chain: VerifierConfig needs a resource_server ClientID and ClientSecret for the revocation feed")
 	}
 	setDefault(&cfg.Leeway, 5*time.Second)
+	if cfg.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("chain: Leeway %s exceeds MaxLeeway %s", cfg.Leeway, MaxLeeway)
+	}
 	setDefault(&cfg.MaxStaleness, 30*time.Second)
 	setDefault(&cfg.JWKSRefreshInterval, 10*time.Second)
 	setDefault(&cfg.FeedWait, 20*time.Second)
+	cfg.FeedWait = min(max(cfg.FeedWait, time.Second), cfg.MaxStaleness/2)
 	setDefault(&cfg.FeedRetryMax, 5*time.Second)
 	if cfg.MaxDepth <= 0 {
 		cfg.MaxDepth = 32
@@ -203,13 +219,15 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Chain, error) {
 	return c, nil
 }
 
-// fresh fails closed when the revocation set is older than MaxStaleness.
+// fresh fails closed when the revocation set is older than MaxStaleness. The
+// times keep their monotonic reading (with the default clock), so a step of
+// the wall clock cannot stretch the bound.
 func (v *Verifier) fresh(now time.Time) error {
 	last := v.lastSync.Load()
-	if last == 0 {
+	if last == nil {
 		return fmt.Errorf("%w: the revocation feed has never been synced", ErrStaleRevocations)
 	}
-	if age := now.Sub(time.Unix(0, last)); age > v.cfg.MaxStaleness {
+	if age := now.Sub(*last); age > v.cfg.MaxStaleness {
 		return fmt.Errorf("%w: last synced %s ago (bound %s)", ErrStaleRevocations, age.Round(time.Second), v.cfg.MaxStaleness)
 	}
 	return nil
@@ -241,10 +259,11 @@ func (v *Verifier) Revoked(jti string) bool {
 	return ok
 }
 
-// LastSync is when the revocation feed was last synced (zero if never).
+// LastSync is when the verifier last caught up with the revocation feed (zero
+// if never).
 func (v *Verifier) LastSync() time.Time {
-	if n := v.lastSync.Load(); n != 0 {
-		return time.Unix(0, n)
+	if t := v.lastSync.Load(); t != nil {
+		return *t
 	}
 	return time.Time{}
 }
@@ -263,7 +282,7 @@ func (v *Verifier) discover(ctx context.Context) error {
 		JWKSURI string `json:"jwks_uri"`
 		Feed    string `json:"revocation_feed_endpoint"`
 	}
-	if err := v.getJSON(ctx, u.String(), false, &md); err != nil {
+	if err := v.getJSON(ctx, u.String(), false, maxDocument, &md); err != nil {
 		return fmt.Errorf("chain: discovery: %w", err)
 	}
 	switch {
@@ -280,7 +299,7 @@ func (v *Verifier) discover(ctx context.Context) error {
 
 func (v *Verifier) fetchKeys(ctx context.Context) error {
 	var raw json.RawMessage
-	if err := v.getJSON(ctx, v.jwksURI, false, &raw); err != nil {
+	if err := v.getJSON(ctx, v.jwksURI, false, maxDocument, &raw); err != nil {
 		return fmt.Errorf("chain: JWKS: %w", err)
 	}
 	r, err := tokens.NewSetResolver(raw)
@@ -307,8 +326,9 @@ func (v *Verifier) refreshKeys(ctx context.Context, now time.Time) bool {
 	return v.fetchKeys(ctx) == nil
 }
 
-// getJSON GETs a document of bounded size, with the feed credentials when auth is set.
-func (v *Verifier) getJSON(ctx context.Context, u string, auth bool, out any) error {
+// getJSON GETs a document of at most limit bytes, with the feed credentials
+// when auth is set.
+func (v *Verifier) getJSON(ctx context.Context, u string, auth bool, limit int64, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -321,12 +341,12 @@ func (v *Verifier) getJSON(ctx context.Context, u string, auth bool, out any) er
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return err
 	}
-	if len(body) > maxDocument {
-		return fmt.Errorf("%s: document larger than %d bytes", u, maxDocument)
+	if int64(len(body)) > limit {
+		return fmt.Errorf("%s: document larger than %d bytes", u, limit)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: HTTP %d: %s", u, resp.StatusCode, printable(string(body)))
@@ -339,41 +359,67 @@ func (v *Verifier) getJSON(ctx context.Context, u string, auth bool, out any) er
 
 // --- the revocation feed ---
 
-// Sync polls the feed once without waiting and applies what it returns.
-func (v *Verifier) Sync(ctx context.Context) error { return v.poll(ctx, 0) }
+// Sync polls the feed without waiting, page after page until caught up, and
+// applies what it returns.
+func (v *Verifier) Sync(ctx context.Context) error {
+	for {
+		more, err := v.poll(ctx, 0)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
 
-// follow long-polls the feed until ctx ends, backing off after failures. After
-// a failure the next poll does not wait, so a verifier that went stale is
-// fresh again as soon as Mandate answers, not a long-poll later.
+// follow long-polls the feed until ctx ends, backing off after failures.
+// After a failure, or while catching up on pages, the next poll does not
+// wait, so a verifier that went stale is fresh again as soon as Mandate
+// answers. A quiet answer that came back at once (a proxy that ignores wait)
+// is followed by a short pause, never a busy loop.
 func (v *Verifier) follow(ctx context.Context) {
 	defer close(v.done)
-	const retryMin = 50 * time.Millisecond
+	const retryMin, minInterval = 50 * time.Millisecond, 100 * time.Millisecond
 	backoff := retryMin
-	var err error
+	var (
+		err  error
+		more bool
+	)
 	for {
 		wait := v.cfg.FeedWait
-		if err != nil || v.lastSync.Load() == 0 {
+		if err != nil || more || v.lastSync.Load() == nil {
 			wait = 0
 		}
-		err = v.poll(ctx, wait)
+		started := time.Now()
+		more, err = v.poll(ctx, wait)
 		if ctx.Err() != nil {
 			return
 		}
-		if v.cfg.OnSync != nil {
+		if v.cfg.OnSync != nil && !more {
 			v.cfg.OnSync(err)
 		}
-		if err == nil {
+		pause := time.Duration(0)
+		switch {
+		case err != nil:
+			pause, backoff = backoff, min(2*backoff, v.cfg.FeedRetryMax)
+		case wait > 0 && time.Since(started) < minInterval:
+			pause, backoff = minInterval-time.Since(started), retryMin
+		default:
 			backoff = retryMin
-			continue
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if pause > 0 && !sleep(ctx, pause) {
 			return
-		case <-t.C:
 		}
-		backoff = min(2*backoff, v.cfg.FeedRetryMax)
+	}
+}
+
+// sleep waits for d or until ctx ends, reporting whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -384,9 +430,12 @@ type feedAnswer struct {
 	} `json:"revocations"`
 	Cursor string `json:"cursor"`
 	Reset  bool   `json:"reset"`
+	More   bool   `json:"more"`
 }
 
-func (v *Verifier) poll(ctx context.Context, wait time.Duration) error {
+// poll asks the feed once and applies the answer; more says another page is
+// waiting.
+func (v *Verifier) poll(ctx context.Context, wait time.Duration) (more bool, err error) {
 	v.mu.RLock()
 	cursor := v.cursor
 	v.mu.RUnlock()
@@ -400,38 +449,44 @@ func (v *Verifier) poll(ctx context.Context, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
 	var a feedAnswer
-	if err := v.getJSON(ctx, v.feedURL+"?"+q.Encode(), true, &a); err != nil {
-		return fmt.Errorf("revocation feed: %w", err)
+	if err := v.getJSON(ctx, v.feedURL+"?"+q.Encode(), true, maxFeedAnswer, &a); err != nil {
+		return false, fmt.Errorf("revocation feed: %w", err)
 	}
 	if a.Cursor == "" {
-		return errors.New("revocation feed: answer without a cursor")
+		return false, errors.New("revocation feed: answer without a cursor")
 	}
 	v.apply(cursor, &a, v.cfg.Now())
-	return nil
+	return a.More, nil
 }
 
-// apply merges a feed answer fetched from cursor into the revoked set. If
-// another poll (a Sync beside the follower) applied first, this answer may be
-// older than what it applied, so it is dropped: the next poll, from the newer
-// cursor, brings anything this one had. Entries past exp+leeway are pruned,
-// since such tokens are refused anyway.
+// apply merges a feed answer fetched from cursor into the revoked set. It
+// only ever adds: a reset (the server could not serve the cursor, say after a
+// restore from backup) does not make the verifier forget a revocation, since
+// revocations are permanent. If another poll (a Sync beside the follower)
+// applied first, this answer may be older than what it applied, so it is
+// dropped: the next poll, from the newer cursor, brings anything this one
+// had. The verifier counts as synced only once it has caught up (no More).
+// Entries past exp+leeway, whose tokens are refused anyway, are pruned every
+// half minute.
 func (v *Verifier) apply(cursor string, a *feedAnswer, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.cursor != cursor {
 		return
 	}
-	if a.Reset {
-		v.revoked = make(map[string]int64, len(a.Revocations))
-	}
 	for _, r := range a.Revocations {
 		v.revoked[r.JTI] = r.Exp
 	}
-	for jti, exp := range v.revoked {
-		if exp+int64(v.cfg.Leeway/time.Second) < now.Unix() {
-			delete(v.revoked, jti)
+	if now.Sub(v.lastPrune) > 30*time.Second {
+		for jti, exp := range v.revoked {
+			if exp+int64(v.cfg.Leeway/time.Second) < now.Unix() {
+				delete(v.revoked, jti)
+			}
 		}
+		v.lastPrune = now
 	}
 	v.cursor = a.Cursor
-	v.lastSync.Store(now.UnixNano())
+	if !a.More {
+		v.lastSync.Store(&now)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/tokens"
 )
@@ -78,7 +79,12 @@ type rig struct {
 
 func newRig(t testing.TB, mutate func(*chain.VerifierConfig)) *rig {
 	t.Helper()
-	env := dt.New(t, dt.Options{})
+	return newRigWith(t, dt.Options{}, mutate)
+}
+
+func newRigWith(t testing.TB, opts dt.Options, mutate func(*chain.VerifierConfig)) *rig {
+	t.Helper()
+	env := dt.New(t, opts)
 	n := &network{}
 	r := &rig{env: env, net: n, syncs: make(chan error, 1024)}
 	cfg := chain.VerifierConfig{
@@ -367,4 +373,45 @@ func TestChainImportsNoServerCode(t *testing.T) {
 func split(tok string) (string, string, string) {
 	p := strings.Split(tok, ".")
 	return p[0], p[1], p[2]
+}
+
+// TestCatchesUpOverManyPages: a verifier that starts (or falls) far behind
+// follows the feed's pages and counts as synced only once caught up.
+func TestCatchesUpOverManyPages(t *testing.T) {
+	env := dt.New(t, dt.Options{FeedPageSize: 3})
+	var jtis []string
+	for range 10 {
+		tok := env.Mint(t, "orchestrator", nil)
+		env.Post(t, "revocation_endpoint", "orchestrator", url.Values{"token": {tok}})
+		jtis = append(jtis, env.Claims(t, tok).ID)
+	}
+	v, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
+		Issuer: env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"), Now: env.Clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for _, j := range jtis {
+		if !v.Revoked(j) {
+			t.Fatalf("first sync stopped after a page: %s unknown", j)
+		}
+	}
+	if v.LastSync().IsZero() {
+		t.Error("not synced after catching up")
+	}
+}
+
+func TestLeewayIsBoundedByTheFeedGrace(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	_, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
+		Issuer: env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),
+		Leeway: 2 * time.Minute,
+	})
+	if err == nil || !strings.Contains(err.Error(), "MaxLeeway") {
+		t.Errorf("leeway beyond the feed grace: %v", err)
+	}
+	if chain.MaxLeeway != delegation.FeedGrace {
+		t.Errorf("chain.MaxLeeway %s != delegation.FeedGrace %s", chain.MaxLeeway, delegation.FeedGrace)
+	}
 }

@@ -2,6 +2,8 @@ package delegation
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,10 @@ import (
 // so a verifier that tolerates clock skew (its exp leeway) still learns of it.
 const FeedGrace = time.Minute
 
+// DefaultFeedPageSize bounds the entries of one feed answer (about 370 KB of
+// JSON); a reader with more to catch up on gets More and asks again at once.
+const DefaultFeedPageSize = 5000
+
 // MaxFeedWait caps a long poll on the revocation feed; it stays below the HTTP
 // server's write timeout so a held request always completes.
 const MaxFeedWait = 25 * time.Second
@@ -27,12 +33,14 @@ type FeedEntry struct {
 	RevokedAt int64  `json:"revoked_at"`
 }
 
-// Feed is one answer of the revocation feed. Reset means Revocations is the
-// whole set of live revocations, replacing whatever the reader held.
+// Feed is one answer of the revocation feed. Reset means the reader's cursor
+// could not be served and this answer starts the live set from the beginning;
+// More means another page follows at once (ask again with Cursor).
 type Feed struct {
 	Revocations []FeedEntry `json:"revocations"`
 	Cursor      string      `json:"cursor"`
 	Reset       bool        `json:"reset"`
+	More        bool        `json:"more"`
 }
 
 // broadcast wakes every waiter at once by closing a channel; waiters hold no
@@ -70,10 +78,11 @@ func (s *Service) Close() {
 
 // RevocationFeed answers a resource server's feed request. With a cursor this
 // store issued, it returns the revocations since then; with none, or one it
-// cannot serve (malformed, another store's, ahead of this store), it returns
-// every live revocation with Reset. With wait > 0 and nothing new, it holds
-// until a revocation happens, the wait passes (capped at MaxFeedWait), ctx
-// ends, or the service closes.
+// cannot serve (malformed, another store's, or not matching this store's log
+// at its position, as after a restore from backup), it starts from the
+// beginning with Reset. An answer holds at most Config.FeedPageSize entries. With
+// wait > 0 and nothing new, it holds until a revocation happens, the wait
+// passes (capped at MaxFeedWait), ctx ends, or the service closes.
 func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, wait time.Duration) (*Feed, error) {
 	if !c.CanIntrospect() {
 		return nil, oauth.New(oauth.CodeAccessDenied, "the revocation feed is for resource_server and admin clients")
@@ -81,7 +90,10 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 	if wait > MaxFeedWait {
 		wait = MaxFeedWait
 	}
-	after, ok := s.parseCursor(since)
+	after, ok, err := s.parseCursor(ctx, since)
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not read the revocation log")
+	}
 	var deadline <-chan time.Time
 	if ok && wait > 0 {
 		t := time.NewTimer(wait)
@@ -90,7 +102,7 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 	}
 	for {
 		woken := s.revoked.wait() // before reading, so no revocation slips between
-		revs, head, err := s.revLog.RevocationsAfter(ctx, after)
+		revs, next, head, err := s.revLog.RevocationsAfter(ctx, after, s.feedPage)
 		if err != nil {
 			return nil, oauth.Wrap(err, oauth.CodeServerError, "could not read the revocation log")
 		}
@@ -98,11 +110,15 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 			ok, after = false, 0 // a cursor from the future: this store was restored
 			continue
 		}
-		feed := &Feed{Revocations: live(revs, s.now().Add(-FeedGrace)), Cursor: s.cursor(head), Reset: !ok}
-		if !ok || len(feed.Revocations) > 0 || deadline == nil {
+		cursor, err := s.cursorAt(ctx, next, revs)
+		if err != nil {
+			return nil, oauth.Wrap(err, oauth.CodeServerError, "could not read the revocation log")
+		}
+		feed := &Feed{Revocations: live(revs, s.now().Add(-FeedGrace)), Cursor: cursor, Reset: !ok, More: next < head}
+		if !ok || len(feed.Revocations) > 0 || feed.More || deadline == nil {
 			return feed, nil
 		}
-		after = head
+		after = next
 		select {
 		case <-woken:
 		case <-deadline:
@@ -126,20 +142,55 @@ func live(revs []store.Revocation, cutoff time.Time) []FeedEntry {
 	return out
 }
 
-// A cursor is "<store id>.<log sequence>": opaque to readers, and tied to the
-// store that issued it.
-func (s *Service) cursor(head uint64) string {
-	return s.revLog.ID() + "." + strconv.FormatUint(head, 10)
+// A cursor is "<store id>.<seq>.<tag>": the position in this store's log and
+// a tag of the jti logged there, so a cursor is only honoured by the store,
+// and the history, that issued it. A restored backup that has logged other
+// revocations at that position, or a position whose entry has been
+// collected, gets a reset instead of a silent gap.
+func (s *Service) cursorAt(ctx context.Context, seq uint64, revs []store.Revocation) (string, error) {
+	if seq == 0 {
+		return s.revLog.ID() + ".0", nil
+	}
+	var jti string
+	if n := len(revs); n > 0 && revs[n-1].Seq == seq {
+		jti = revs[n-1].JTI
+	} else {
+		var err error
+		if jti, _, err = s.revLog.RevocationAt(ctx, seq); err != nil {
+			return "", err
+		}
+	}
+	return s.revLog.ID() + "." + strconv.FormatUint(seq, 10) + "." + cursorTag(jti), nil
 }
 
-func (s *Service) parseCursor(c string) (uint64, bool) {
-	id, seq, found := strings.Cut(c, ".")
-	if !found || id != s.revLog.ID() {
-		return 0, false
+func cursorTag(jti string) string {
+	if jti == "" {
+		return ""
 	}
-	n, err := strconv.ParseUint(seq, 10, 64)
+	h := sha256.Sum256([]byte(jti))
+	return hex.EncodeToString(h[:6])
+}
+
+// parseCursor returns the log position of a cursor this store can serve, and
+// false for any other.
+func (s *Service) parseCursor(ctx context.Context, c string) (uint64, bool, error) {
+	parts := strings.Split(c, ".")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] != s.revLog.ID() {
+		return 0, false, nil
+	}
+	seq, err := strconv.ParseUint(parts[1], 10, 64)
 	if err != nil {
-		return 0, false
+		return 0, false, nil
 	}
-	return n, true
+	if seq == 0 {
+		return 0, len(parts) == 2, nil
+	}
+	if len(parts) != 3 || parts[2] == "" {
+		return 0, false, nil
+	}
+	jti, found, err := s.revLog.RevocationAt(ctx, seq)
+	if err != nil || !found {
+		return 0, false, err
+	}
+	return seq, cursorTag(jti) == parts[2], nil
 }

@@ -14,15 +14,16 @@ import (
 // Revoke implements RFC 7009 for an authenticated client: it revokes the token
 // and, through lineage, everything delegated from it, with one record. A client
 // may revoke a token it holds or one descending from a token it holds; an admin
-// may revoke any. Tokens that are invalid, foreign or already expired are
-// accepted silently (RFC 7009 §2.2), since there is nothing left to revoke.
+// may revoke any. Tokens that are invalid, foreign or expired (beyond
+// FeedGrace) are accepted silently (RFC 7009 §2.2): nothing is left to revoke.
 func (s *Service) Revoke(ctx context.Context, c *Client, token string) error {
 	claims, err := s.keys.Verify(token)
 	if err != nil || claims.Issuer != s.issuer {
 		return nil
 	}
-	now := s.now()
-	if now.Unix() >= claims.Expiry {
+	// A token past exp is refused everywhere, but verifiers allow clock skew
+	// up to FeedGrace, so a revocation in that window is still recorded.
+	if !s.now().Before(time.Unix(claims.Expiry, 0).Add(FeedGrace)) {
 		return nil
 	}
 	if c.Role != RoleAdmin && claims.ClientID != c.ID {

@@ -59,6 +59,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// FeedPageSize bounds one revocation-feed answer (DefaultFeedPageSize when 0).
+	FeedPageSize int
 }
 
 // Service is the delegation core. It is safe for concurrent use.
@@ -76,6 +78,7 @@ type Service struct {
 	now          func() time.Time
 	dummy        Secret
 	revLog       store.RevocationLog
+	feedPage     int
 	revoked      broadcast     // wakes feed long polls
 	closing      chan struct{} // closed by Close
 	closeOnce    sync.Once
@@ -119,6 +122,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		log:          cfg.Logger,
 		now:          cfg.Now,
 		revLog:       st,
+		feedPage:     cfg.FeedPageSize,
 		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {
@@ -145,6 +149,9 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.feedPage <= 0 {
+		s.feedPage = DefaultFeedPageSize
 	}
 	s.dummy = newDummySecret(clients)
 	return s, nil

@@ -69,13 +69,17 @@ type Revocations interface {
 }
 
 // RevocationLog is the ordered log of revocations that feeds resource servers.
-// Entries leave it when their token expires, so reading it from the start
-// yields every revocation that still matters.
+// Entries leave it when their revocation record is collected, so reading it
+// from the start yields every revocation that still matters.
 type RevocationLog interface {
-	// RevocationsAfter returns the stored revocations with Seq > after, in
-	// order, and the head: the Seq of the newest revocation ever recorded.
-	RevocationsAfter(ctx context.Context, after uint64) ([]Revocation, uint64, error)
-	// ID identifies this store, so a log position from another store (or a
-	// restored copy) is never mistaken for one of this store's.
+	// RevocationsAfter returns up to limit stored revocations with Seq > after,
+	// in order; next is the Seq of the last entry it examined (or head when
+	// it reached the end), and head the Seq of the newest revocation ever
+	// recorded.
+	RevocationsAfter(ctx context.Context, after uint64, limit int) (revs []Revocation, next, head uint64, err error)
+	// RevocationAt returns the jti logged at seq, if that entry is still stored.
+	RevocationAt(ctx context.Context, seq uint64) (string, bool, error)
+	// ID identifies this store, so a log position from another store is never
+	// mistaken for one of this store's.
 	ID() string
 }

@@ -37,7 +37,7 @@ func RequireScope(v *chain.Verifier, scopes ...string) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			ch, ok := Chain(c)
 			if !ok {
-				v.Reject(c.Response(), chain.ErrMalformedToken)
+				v.Reject(c.Response(), chain.ErrNoToken)
 				return nil
 			}
 			if missing, bad := chain.Uncovered(ch.Scopes, scopes); bad {

@@ -99,6 +99,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 		d.agents[a.id] = a
 	}
 	self := d.agents["orders-api"]
+	ordersMetadata.AuthorizationServers = []string{srv.URL}
 	d.feedSyncs = make(chan struct{}, 1)
 	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
 		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,

@@ -104,6 +104,8 @@ type Options struct {
 	Dir string
 	// Logger receives the core's and the transport's logs (discarded when nil).
 	Logger *slog.Logger
+	// FeedPageSize bounds revocation-feed answers (the core's default when 0).
+	FeedPageSize int
 }
 
 // Env is a running test server.
@@ -153,6 +155,7 @@ func New(t testing.TB, opts Options) *Env {
 	cfg := delegation.Config{
 		Issuer: issuer, RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth,
 		TrustedIssuers: opts.TrustedIssuers, Now: clock.Now, Logger: opts.Logger,
+		FeedPageSize: opts.FeedPageSize,
 	}
 	for _, c := range opts.Clients {
 		h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)

@@ -133,3 +133,35 @@ func TestFeedAuthorization(t *testing.T) {
 		expectError(t, feed(t, env, "no-grants-rs", q), 400, oauth.CodeInvalidRequest)
 	}
 }
+
+// TestFeedPages: a reader far behind gets bounded pages flagged More, and
+// following the cursors yields every revocation exactly once.
+func TestFeedPages(t *testing.T) {
+	env := dt.New(t, dt.Options{FeedPageSize: 3})
+	var want []string
+	for range 7 {
+		tok := env.Mint(t, "orchestrator", nil)
+		revoke(t, env, "orchestrator", tok)
+		want = append(want, env.Claims(t, tok).ID)
+	}
+	var got []string
+	q := url.Values{}
+	for page := 0; ; page++ {
+		r := feed(t, env, "no-grants-rs", q)
+		jtis := feedJTIs(t, r)
+		if len(jtis) > 3 {
+			t.Fatalf("page of %d entries, bound 3", len(jtis))
+		}
+		if (page == 0) != (r.JSON["reset"] == true) {
+			t.Errorf("page %d reset = %v", page, r.JSON["reset"])
+		}
+		got = append(got, jtis...)
+		q = url.Values{"since": {r.String("cursor")}}
+		if r.JSON["more"] != true {
+			break
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("pages gave %v, want %v", got, want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
@@ -136,7 +137,7 @@ func TestRevocationOfUnknownOrExpiredTokensIsAccepted(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
 		}
 	}
-	env.Clock.Advance(time.Minute)
+	env.Clock.Advance(time.Minute + delegation.FeedGrace)
 	if r := revoke(t, env, "outsider", root); r.Status != 200 {
 		t.Errorf("expired: %d %s", r.Status, r.Raw)
 	}
@@ -197,4 +198,21 @@ func TestIntrospection(t *testing.T) {
 		t.Errorf("admin introspection: %s", r.Raw)
 	}
 	expectError(t, env.Post(t, "introspection_endpoint", "", url.Values{"token": {root}}), 401, oauth.CodeInvalidClient)
+}
+
+// TestRevocationJustAfterExpiryIsStillRecorded: verifiers accept a token up to
+// their leeway past exp, so a revocation in that window must still reach them.
+func TestRevocationJustAfterExpiryIsStillRecorded(t *testing.T) {
+	env := dt.New(t, dt.Options{RootTTL: time.Minute})
+	root := env.Mint(t, "orchestrator", nil)
+	env.Clock.Advance(time.Minute + 10*time.Second)
+	if r := revoke(t, env, "outsider", root); r.Status != 400 {
+		t.Errorf("an unrelated client within the grace: %d", r.Status)
+	}
+	if r := revoke(t, env, "orchestrator", root); r.Status != 200 {
+		t.Fatalf("holder within the grace: %d", r.Status)
+	}
+	if got := feedJTIs(t, feed(t, env, "no-grants-rs", nil)); len(got) != 1 || got[0] != env.Claims(t, root).ID {
+		t.Errorf("feed = %v", got)
+	}
 }

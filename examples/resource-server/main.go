@@ -97,7 +97,7 @@ func newAPI(v *chain.Verifier, md chain.ResourceMetadata) http.Handler {
 
 func listOrders(w http.ResponseWriter, r *http.Request) {
 	c, _ := chain.FromContext(r.Context())
-	writeJSON(w, map[string]any{
+	writeJSON(w, http.StatusOK, map[string]any{
 		"orders": []map[string]any{{"id": 1042, "total": 99.5}},
 		// Who is calling, for whom, through which agents: the audit line an API
 		// can now write for every call.
@@ -108,11 +108,11 @@ func listOrders(w http.ResponseWriter, r *http.Request) {
 
 func createOrder(w http.ResponseWriter, r *http.Request) {
 	c, _ := chain.FromContext(r.Context())
-	w.WriteHeader(http.StatusCreated)
-	writeJSON(w, map[string]any{"created": true, "by": c.Holder, "for": c.Subject})
+	writeJSON(w, http.StatusCreated, map[string]any{"created": true, "by": c.Holder, "for": c.Subject})
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

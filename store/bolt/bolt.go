@@ -287,17 +287,23 @@ func seqKey(seq uint64) []byte {
 // ID identifies this store file; it is created once and never changes.
 func (d *DB) ID() string { return d.id }
 
-// RevocationsAfter returns the revocations logged after seq, in order, and the
+// RevocationsAfter returns up to limit revocations logged after seq, in order,
+// the Seq of the last entry examined (head when the end was reached) and the
 // log's head.
-func (d *DB) RevocationsAfter(_ context.Context, after uint64) ([]store.Revocation, uint64, error) {
+func (d *DB) RevocationsAfter(_ context.Context, after uint64, limit int) ([]store.Revocation, uint64, uint64, error) {
 	var out []store.Revocation
-	var head uint64
+	var next, head uint64
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		log := tx.Bucket(bucketRevLog)
 		head = log.Sequence()
+		next = head
 		revs := tx.Bucket(bucketRevocations)
 		c := log.Cursor()
 		for k, jti := c.Seek(seqKey(after + 1)); k != nil; k, jti = c.Next() {
+			if limit > 0 && len(out) == limit {
+				return nil
+			}
+			next = binary.BigEndian.Uint64(k)
 			v := revs.Get(jti)
 			if v == nil {
 				continue
@@ -308,9 +314,22 @@ func (d *DB) RevocationsAfter(_ context.Context, after uint64) ([]store.Revocati
 			}
 			out = append(out, r)
 		}
+		next = head
 		return nil
 	})
-	return out, head, err
+	return out, next, head, err
+}
+
+// RevocationAt returns the jti logged at seq, if the entry is still stored.
+func (d *DB) RevocationAt(_ context.Context, seq uint64) (string, bool, error) {
+	var jti string
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketRevLog).Get(seqKey(seq)); v != nil {
+			jti = string(v)
+		}
+		return nil
+	})
+	return jti, jti != "", err
 }
 
 // FirstRevoked returns the revocation of the first revoked jti in jtis, or nil.

@@ -258,15 +258,21 @@ func TestRevocationLog(t *testing.T) {
 		}
 		return out
 	}
-	all, head, err := db.RevocationsAfter(ctx, 0)
-	if err != nil || head != 3 || !reflect.DeepEqual(jtis(all), []string{"a", "b", "c"}) {
-		t.Fatalf("log = %v head %d %v", jtis(all), head, err)
+	all, next, head, err := db.RevocationsAfter(ctx, 0, 0)
+	if err != nil || head != 3 || next != 3 || !reflect.DeepEqual(jtis(all), []string{"a", "b", "c"}) {
+		t.Fatalf("log = %v next %d head %d %v", jtis(all), next, head, err)
 	}
-	if later, _, _ := db.RevocationsAfter(ctx, 2); !reflect.DeepEqual(jtis(later), []string{"c"}) {
-		t.Errorf("after 2 = %v", jtis(later))
+	if page, next, _, _ := db.RevocationsAfter(ctx, 0, 2); !reflect.DeepEqual(jtis(page), []string{"a", "b"}) || next != 2 {
+		t.Errorf("first page = %v next %d", jtis(page), next)
 	}
-	if none, head, _ := db.RevocationsAfter(ctx, 3); len(none) != 0 || head != 3 {
-		t.Errorf("after head = %v, %d", none, head)
+	if later, next, _, _ := db.RevocationsAfter(ctx, 2, 2); !reflect.DeepEqual(jtis(later), []string{"c"}) || next != 3 {
+		t.Errorf("after 2 = %v next %d", jtis(later), next)
+	}
+	if none, next, head, _ := db.RevocationsAfter(ctx, 3, 0); len(none) != 0 || head != 3 || next != 3 {
+		t.Errorf("after head = %v, %d %d", none, next, head)
+	}
+	if jti, ok, _ := db.RevocationAt(ctx, 2); !ok || jti != "b" {
+		t.Errorf("RevocationAt(2) = %q %v", jti, ok)
 	}
 	// Expired entries leave the log; the head never goes back.
 	if _, err := db.GC(t0.Add(2 * time.Minute)); err != nil {
@@ -274,7 +280,10 @@ func TestRevocationLog(t *testing.T) {
 	}
 	db.Close()
 	db = open(t, dir, 0)
-	all, head, _ = db.RevocationsAfter(ctx, 0)
+	all, _, head, _ = db.RevocationsAfter(ctx, 0, 0)
+	if _, ok, _ := db.RevocationAt(ctx, 1); ok {
+		t.Error("collected entry still in the log")
+	}
 	if head != 3 || !reflect.DeepEqual(jtis(all), []string{"c"}) || db.ID() != id {
 		t.Errorf("after GC and reopen: %v head %d id %s", jtis(all), head, db.ID())
 	}
@@ -294,7 +303,7 @@ func TestRevocationGraceDelaysCollection(t *testing.T) {
 	if res, _ := db.GC(t0.Add(time.Minute)); res.Revocations != 1 {
 		t.Fatal("not collected after the grace")
 	}
-	if revs, _, _ := db.RevocationsAfter(ctx, 0); len(revs) != 0 {
+	if revs, _, _, _ := db.RevocationsAfter(ctx, 0, 0); len(revs) != 0 {
 		t.Errorf("log entry left behind: %v", revs)
 	}
 }
