@@ -363,7 +363,7 @@ func (v *Verifier) getJSON(ctx context.Context, u string, auth bool, limit int64
 // applies what it returns.
 func (v *Verifier) Sync(ctx context.Context) error {
 	for {
-		more, err := v.poll(ctx, 0)
+		more, _, err := v.poll(ctx, 0)
 		if err != nil || !more {
 			return err
 		}
@@ -380,8 +380,9 @@ func (v *Verifier) follow(ctx context.Context) {
 	const retryMin, minInterval = 50 * time.Millisecond, 100 * time.Millisecond
 	backoff := retryMin
 	var (
-		err  error
-		more bool
+		err     error
+		more    bool
+		entries int
 	)
 	for {
 		wait := v.cfg.FeedWait
@@ -389,7 +390,7 @@ func (v *Verifier) follow(ctx context.Context) {
 			wait = 0
 		}
 		started := time.Now()
-		more, err = v.poll(ctx, wait)
+		more, entries, err = v.poll(ctx, wait)
 		if ctx.Err() != nil {
 			return
 		}
@@ -400,7 +401,7 @@ func (v *Verifier) follow(ctx context.Context) {
 		switch {
 		case err != nil:
 			pause, backoff = backoff, min(2*backoff, v.cfg.FeedRetryMax)
-		case wait > 0 && time.Since(started) < minInterval:
+		case wait > 0 && entries == 0 && time.Since(started) < minInterval:
 			pause, backoff = minInterval-time.Since(started), retryMin
 		default:
 			backoff = retryMin
@@ -434,8 +435,8 @@ type feedAnswer struct {
 }
 
 // poll asks the feed once and applies the answer; more says another page is
-// waiting.
-func (v *Verifier) poll(ctx context.Context, wait time.Duration) (more bool, err error) {
+// waiting, entries how many revocations the answer carried.
+func (v *Verifier) poll(ctx context.Context, wait time.Duration) (more bool, entries int, err error) {
 	v.mu.RLock()
 	cursor := v.cursor
 	v.mu.RUnlock()
@@ -450,13 +451,13 @@ func (v *Verifier) poll(ctx context.Context, wait time.Duration) (more bool, err
 	defer cancel()
 	var a feedAnswer
 	if err := v.getJSON(ctx, v.feedURL+"?"+q.Encode(), true, maxFeedAnswer, &a); err != nil {
-		return false, fmt.Errorf("revocation feed: %w", err)
+		return false, 0, fmt.Errorf("revocation feed: %w", err)
 	}
 	if a.Cursor == "" {
-		return false, errors.New("revocation feed: answer without a cursor")
+		return false, 0, errors.New("revocation feed: answer without a cursor")
 	}
 	v.apply(cursor, &a, v.cfg.Now())
-	return a.More, nil
+	return a.More, len(a.Revocations), nil
 }
 
 // apply merges a feed answer fetched from cursor into the revoked set. It
