@@ -60,3 +60,13 @@ func (c *claimCache) len() int {
 	defer c.mu.RUnlock()
 	return len(c.m)
 }
+
+// clear drops every entry.
+func (c *claimCache) clear() {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}

@@ -42,6 +42,10 @@ type VerifierConfig struct {
 	// JWKSRefreshInterval is the least time between two JWKS fetches caused by
 	// an unknown kid (default 10s), so forged kids cannot make it hammer Mandate.
 	JWKSRefreshInterval time.Duration
+	// JWKSMaxAge is how long a fetched JWKS is used before the follower
+	// refetches it anyway (default 5m), so a key Mandate withdraws stops being
+	// trusted without a restart.
+	JWKSMaxAge time.Duration
 	// FeedWait is the long-poll wait asked of the feed (default 20s; kept
 	// between 1s and half of MaxStaleness, so a quiet poll never outlasts it).
 	FeedWait time.Duration
@@ -115,6 +119,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	}
 	setDefault(&cfg.MaxStaleness, 30*time.Second)
 	setDefault(&cfg.JWKSRefreshInterval, 10*time.Second)
+	setDefault(&cfg.JWKSMaxAge, 5*time.Minute)
 	setDefault(&cfg.FeedWait, 20*time.Second)
 	cfg.FeedWait = min(max(cfg.FeedWait, time.Second), cfg.MaxStaleness/2)
 	setDefault(&cfg.FeedRetryMax, 5*time.Second)
@@ -306,7 +311,9 @@ func (v *Verifier) fetchKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("chain: JWKS: %w", err)
 	}
-	v.keys.Store(r)
+	if old := v.keys.Swap(r); old != nil && old.Withdrawn(r) {
+		v.cache.clear() // cached chains may have been signed by the withdrawn key
+	}
 	return nil
 }
 
@@ -324,6 +331,22 @@ func (v *Verifier) refreshKeys(ctx context.Context, now time.Time) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return v.fetchKeys(ctx) == nil
+}
+
+// refreshStaleKeys refetches the JWKS once it is older than JWKSMaxAge. A
+// failed fetch keeps the current set and is retried after the next poll.
+func (v *Verifier) refreshStaleKeys(ctx context.Context) {
+	v.refresh.Lock()
+	defer v.refresh.Unlock()
+	now := v.cfg.Now()
+	if now.Sub(v.lastJWKS) < v.cfg.JWKSMaxAge {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if v.fetchKeys(ctx) == nil {
+		v.lastJWKS = now
+	}
 }
 
 // getJSON GETs a document of at most limit bytes, with the feed credentials
@@ -397,6 +420,7 @@ func (v *Verifier) follow(ctx context.Context) {
 		if v.cfg.OnSync != nil && !more {
 			v.cfg.OnSync(err)
 		}
+		v.refreshStaleKeys(ctx)
 		pause := time.Duration(0)
 		switch {
 		case err != nil:

@@ -415,3 +415,19 @@ func TestLeewayIsBoundedByTheFeedGrace(t *testing.T) {
 		t.Errorf("chain.MaxLeeway %s != delegation.FeedGrace %s", chain.MaxLeeway, delegation.FeedGrace)
 	}
 }
+
+// TestJWKSIsRefetchedWhenOld: the follower refetches the JWKS once it is
+// older than JWKSMaxAge, so a key Mandate withdraws (rotation, issue 5) stops
+// being trusted without a restart; a withdrawn kid also empties the cache.
+func TestJWKSIsRefetchedWhenOld(t *testing.T) {
+	r := newRig(t, nil)
+	tok := r.env.Mint(t, "db-agent", nil)
+	if _, err := r.v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	fetches := r.net.jwks.Load()
+	r.env.Clock.Advance(5*time.Minute + time.Second)
+	// Any feed answer lets the follower notice the JWKS is old.
+	r.env.Post(t, "revocation_endpoint", "db-agent", url.Values{"token": {r.env.Mint(t, "db-agent", nil)}})
+	r.until(t, 5*time.Second, func() bool { return r.net.jwks.Load() > fetches })
+}

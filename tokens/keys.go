@@ -344,6 +344,22 @@ func usableKey(pub any) bool {
 	return false
 }
 
+// Has reports whether the set holds a key with the given kid.
+func (r *SetResolver) Has(kid string) bool {
+	_, ok := r.keys[kid]
+	return ok
+}
+
+// Withdrawn reports whether some key of r is absent from next.
+func (r *SetResolver) Withdrawn(next *SetResolver) bool {
+	for kid := range r.keys {
+		if !next.Has(kid) {
+			return true
+		}
+	}
+	return false
+}
+
 // ResolveKey returns the key with the given kid.
 func (r *SetResolver) ResolveKey(kid string) (PublicKey, bool) {
 	k, ok := r.keys[kid]

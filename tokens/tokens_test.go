@@ -274,3 +274,13 @@ func TestSetResolverRefusesMalformedAndWeakKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSetResolverWithdrawn(t *testing.T) {
+	one := `{"kty":"OKP","crv":"Ed25519","kid":"a","x":"` + b64(strings.Repeat("a", 32)) + `"}`
+	two := `{"kty":"OKP","crv":"Ed25519","kid":"b","x":"` + b64(strings.Repeat("b", 32)) + `"}`
+	ab, _ := tokens.NewSetResolver([]byte(`{"keys":[` + one + `,` + two + `]}`))
+	b, _ := tokens.NewSetResolver([]byte(`{"keys":[` + two + `]}`))
+	if !ab.Withdrawn(b) || b.Withdrawn(ab) {
+		t.Error("Withdrawn wrong")
+	}
+}
