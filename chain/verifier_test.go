@@ -266,15 +266,7 @@ func TestEveryTypedError(t *testing.T) {
 	r := newRig(t, nil)
 	env := r.env
 	root, child, grand := chainOf(t, env)
-	forge := func(base string, edit func(*tokens.Claims)) string {
-		c := env.Claims(t, base)
-		edit(c)
-		tok, err := env.Keys.Sign(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	forge := func(base string, edit func(*tokens.Claims)) string { return env.Forge(t, base, edit) }
 	h, p, s := split(grand)
 	revokedOwn := env.Delegate(t, "researcher", child, "", url.Values{"scope": {"db:read:x"}, "audience": {dbAudience}})
 	env.Post(t, "revocation_endpoint", "researcher", url.Values{"token": {revokedOwn}})

@@ -20,12 +20,11 @@ func benchEnv(b *testing.B) (*dt.Env, *delegation.Client) {
 	return env, c
 }
 
-func BenchmarkClientCredentials(b *testing.B) {
-	env, c := benchEnv(b)
-	req := delegation.TokenRequest{GrantType: oauth.GrantClientCredentials}
+// benchToken runs one token request serially and at parallelism 32.
+func benchToken(b *testing.B, svc *delegation.Service, c *delegation.Client, req delegation.TokenRequest) {
 	b.Run("serial", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := env.Svc.Token(context.Background(), c, req); err != nil {
+			if _, err := svc.Token(context.Background(), c, req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -34,7 +33,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 		b.SetParallelism(32)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, err := env.Svc.Token(context.Background(), c, req); err != nil {
+				if _, err := svc.Token(context.Background(), c, req); err != nil {
 					b.Error(err)
 					return
 				}
@@ -43,31 +42,18 @@ func BenchmarkClientCredentials(b *testing.B) {
 	})
 }
 
+func BenchmarkClientCredentials(b *testing.B) {
+	env, c := benchEnv(b)
+	benchToken(b, env.Svc, c, delegation.TokenRequest{GrantType: oauth.GrantClientCredentials})
+}
+
 func BenchmarkExchange(b *testing.B) {
 	env, c := benchEnv(b)
 	root := env.Mint(b, "orchestrator", nil)
 	actor := env.Mint(b, "researcher", nil)
-	req := delegation.TokenRequest{
+	benchToken(b, env.Svc, c, delegation.TokenRequest{
 		GrantType: oauth.GrantTokenExchange, SubjectToken: root, SubjectTokenType: oauth.TokenTypeAccessToken,
 		ActorToken: actor, ActorTokenType: oauth.TokenTypeAccessToken, Scope: "db:read:orders",
-	}
-	b.Run("serial", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := env.Svc.Token(context.Background(), c, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.SetParallelism(32)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := env.Svc.Token(context.Background(), c, req); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
 	})
 }
 

@@ -326,3 +326,17 @@ func (e *Env) Claims(t testing.TB, token string) *tokens.Claims {
 	}
 	return c
 }
+
+// Forge re-signs token with the server's own key after edit changes its claims:
+// a token Mandate would never issue but whose signature is valid, to test the
+// checks that do not rest on the signature.
+func (e *Env) Forge(t testing.TB, token string, edit func(*tokens.Claims)) string {
+	t.Helper()
+	c := e.Claims(t, token)
+	edit(c)
+	tok, err := e.Keys.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

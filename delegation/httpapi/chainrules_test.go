@@ -45,15 +45,7 @@ func TestEmptyParentGrantsBoundTheChild(t *testing.T) {
 func TestSignedButIllFormedChainsAreRefused(t *testing.T) {
 	env := dt.New(t, dt.Options{MaxDepth: 3})
 	_, child, grand := chainOf(t, env)
-	forge := func(base string, edit func(*tokens.Claims)) string {
-		c := env.Claims(t, base)
-		edit(c)
-		tok, err := env.Keys.Sign(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	forge := func(base string, edit func(*tokens.Claims)) string { return env.Forge(t, base, edit) }
 	tests := []struct {
 		name   string
 		holder string
