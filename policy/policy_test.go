@@ -77,7 +77,9 @@ func TestTokenRequestDecisions(t *testing.T) {
 			r.Action, r.Resource, r.ResourceGroups, r.Scopes, r.Depth = policy.ActionDownscope, "orchestrator", orch, []string{"db:write:orders"}, 2
 		}), false, []string{"no-writes-below-depth-1"}},
 		// downscope and ttl_seconds
-		{"downscope for oneself", base(func(r *policy.Request) { r.Action, r.Resource, r.ResourceGroups = policy.ActionDownscope, "orchestrator", orch }), true, []string{"agents-downscope"}},
+		{"downscope for oneself", base(func(r *policy.Request) {
+			r.Action, r.Resource, r.ResourceGroups = policy.ActionDownscope, "orchestrator", orch
+		}), true, []string{"agents-downscope"}},
 		{"downscope with a long ttl", base(func(r *policy.Request) {
 			r.Action, r.Resource, r.ResourceGroups, r.TTL = policy.ActionDownscope, "orchestrator", orch, time.Hour
 		}), false, []string{}},
