@@ -35,6 +35,10 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 		resp *TokenResponse
 		err  error
 	)
+	if until, ok := s.dev.suspendedUntil(c.ID, s.now()); ok {
+		return nil, s.refuse(ctx, req.GrantType, c, oauth.New(oauth.CodeInvalidRequest,
+			"client %q is suspended until %s after repeated denied requests", c.ID, until.UTC().Format(time.RFC3339)))
+	}
 	switch req.GrantType {
 	case "":
 		return nil, s.refuse(ctx, "", c, oauth.New(oauth.CodeInvalidRequest, "grant_type is required"))
@@ -54,6 +58,7 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 		err = oauth.New(oauth.CodeUnsupportedGrantType, "grant_type %q is not supported", printable(req.GrantType))
 	}
 	if err != nil {
+		s.observe(ctx, c, err)
 		return nil, s.refuse(ctx, req.GrantType, c, err)
 	}
 	return resp, nil

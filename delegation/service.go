@@ -61,6 +61,9 @@ type Config struct {
 	Now func() time.Time
 	// FeedPageSize bounds one revocation-feed answer (DefaultFeedPageSize when 0).
 	FeedPageSize int
+	// Deviation, when MaxDenials > 0, suspends and revokes agents that keep
+	// being refused.
+	Deviation Deviation
 }
 
 // Service is the delegation core. It is safe for concurrent use.
@@ -79,6 +82,7 @@ type Service struct {
 	dummy        Secret
 	revLog       store.RevocationLog
 	feedPage     int
+	dev          *deviations
 	revoked      broadcast     // wakes feed long polls
 	closing      chan struct{} // closed by Close
 	closeOnce    sync.Once
@@ -102,6 +106,9 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	if cfg.MaxDepth < 1 {
 		return nil, errors.New("max_depth must be at least 1")
 	}
+	if cfg.Deviation.MaxDenials > 0 && cfg.Deviation.Window <= 0 {
+		return nil, errors.New("deviation.window must be positive when deviation.max_denials is set")
+	}
 	if keys == nil || st == nil {
 		return nil, errors.New("keys and store are required")
 	}
@@ -123,6 +130,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		now:          cfg.Now,
 		revLog:       st,
 		feedPage:     cfg.FeedPageSize,
+		dev:          newDeviations(cfg.Deviation),
 		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {
@@ -224,20 +232,23 @@ func (s *Service) issue(ctx context.Context, c *tokens.Claims, grant string, iss
 }
 
 // decide runs the policy engine; a denial or an evaluation error refuses the
-// request with invalid_request (RFC 8693 §2.2.2), fail closed.
+// request with invalid_request (RFC 8693 §2.2.2), fail closed, and the
+// description names the determining policy. Every decision is logged with its
+// policies (denials at info, permits at debug).
 func (s *Service) decide(ctx context.Context, r policy.Request) error {
 	d, err := s.policy.Decide(ctx, r)
 	if err != nil {
-		return oauth.Wrap(err, oauth.CodeInvalidRequest, "policy evaluation failed; request denied")
+		return oauth.Wrap(fmt.Errorf("%w: %w", errPolicyDenied, err), oauth.CodeInvalidRequest, "policy evaluation failed, so the request is denied")
 	}
-	s.log.LogAttrs(ctx, slog.LevelDebug, "policy decision", slog.Bool("allow", d.Allow),
-		slog.String("action", string(r.Action)), slog.String("principal", r.Principal),
-		slog.String("resource", r.Resource), slog.Any("policies", d.Policies))
+	lvl := slog.LevelDebug
 	if !d.Allow {
-		if len(d.Policies) > 0 {
-			return oauth.New(oauth.CodeInvalidRequest, "denied by policy %q", d.Policies[0])
-		}
-		return oauth.New(oauth.CodeInvalidRequest, "denied by policy: %s", d.Reason)
+		lvl = slog.LevelInfo
+	}
+	s.log.LogAttrs(ctx, lvl, "policy decision", slog.Bool("allow", d.Allow),
+		slog.String("action", string(r.Action)), slog.String("principal", r.Principal),
+		slog.String("resource", r.Resource), slog.Int("depth", r.Depth), slog.Any("policies", d.Policies))
+	if !d.Allow {
+		return oauth.Wrap(errPolicyDenied, oauth.CodeInvalidRequest, "%s", d.Reason)
 	}
 	return nil
 }

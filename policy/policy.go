@@ -208,6 +208,10 @@ func (s *Set) AuthorizeCall(r CallRequest) Decision {
 	return s.eval(ents, cedar.Request{Principal: principal, Action: action(act), Resource: resource, Context: cedar.NewRecord(ctx)})
 }
 
+// NoPolicyPermits is the reason of a denial no policy determined: Cedar's
+// default deny.
+const NoPolicyPermits = "no policy permits this request"
+
 // eval authorizes and explains. Any evaluation error denies, naming the
 // failing policies, whatever the other policies say.
 func (s *Set) eval(ents cedar.EntityMap, req cedar.Request) Decision {
@@ -217,7 +221,7 @@ func (s *Set) eval(ents cedar.EntityMap, req cedar.Request) Decision {
 		for _, e := range diag.Errors {
 			ids = append(ids, string(e.PolicyID))
 		}
-		return Decision{Policies: ids, Reason: fmt.Sprintf("policy %q failed to evaluate (%s); denied", ids[0], diag.Errors[0].Message)}
+		return Decision{Policies: ids, Reason: fmt.Sprintf("policy %q failed to evaluate (%s), so the request is denied", ids[0], diag.Errors[0].Message)}
 	}
 	ids := make([]string, 0, len(diag.Reasons))
 	for _, r := range diag.Reasons {
@@ -226,11 +230,11 @@ func (s *Set) eval(ents cedar.EntityMap, req cedar.Request) Decision {
 	slices.Sort(ids)
 	switch {
 	case d == cedar.Allow:
-		return Decision{Allow: true, Policies: ids, Reason: fmt.Sprintf("permitted by %s", quoteAll(ids))}
+		return Decision{Allow: true, Policies: ids, Reason: "permitted by " + quoteAll(ids)}
 	case len(ids) > 0:
-		return Decision{Policies: ids, Reason: fmt.Sprintf("forbidden by %s", quoteAll(ids))}
+		return Decision{Policies: ids, Reason: "denied by " + quoteAll(ids)}
 	default:
-		return Decision{Policies: []string{}, Reason: "no policy permits"}
+		return Decision{Policies: []string{}, Reason: NoPolicyPermits}
 	}
 }
 

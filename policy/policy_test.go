@@ -48,13 +48,16 @@ func TestTokenRequestDecisions(t *testing.T) {
 	}{
 		// mint
 		{"orchestrator mints a task", base(func(r *policy.Request) {
-			r.Action, r.Resource, r.ResourceGroups, r.Depth, r.Root = policy.ActionMint, "orchestrator", orch, 0, ""
-		}), true, []string{"orchestrators-mint-tasks"}},
-		{"agent mints an identity token", base(func(r *policy.Request) {
-			r.Principal, r.PrincipalGroups, r.Action, r.Resource, r.Scopes, r.Depth = "db-agent", nil, policy.ActionMint, "db-agent", nil, 0
-		}), true, []string{"agents-mint-identity"}},
-		{"agent mints scopes for itself", base(func(r *policy.Request) {
-			r.Principal, r.PrincipalGroups, r.Action, r.Resource, r.ResourceGroups, r.Depth = "researcher", res, policy.ActionMint, "researcher", res, 0
+			r.Action, r.Resource, r.ResourceGroups, r.Depth, r.Root, r.Scopes = policy.ActionMint, "orchestrator", orch, 0, "", []string{"db:write:*"}
+		}), true, []string{"agents-mint-own"}},
+		{"agent mints a token for itself", base(func(r *policy.Request) {
+			r.Principal, r.PrincipalGroups, r.Action, r.Resource, r.Depth = "db-agent", nil, policy.ActionMint, "db-agent", 0
+		}), true, []string{"agents-mint-own"}},
+		{"research agent mints writes for itself", base(func(r *policy.Request) {
+			r.Principal, r.PrincipalGroups, r.Action, r.Resource, r.ResourceGroups, r.Depth, r.Scopes = "researcher", res, policy.ActionMint, "researcher", res, 0, []string{"db:write:x"}
+		}), false, []string{"research-agents-no-own-writes"}},
+		{"agent mints a token for another", base(func(r *policy.Request) {
+			r.Action, r.Depth = policy.ActionMint, 0
 		}), false, []string{}},
 		// delegate: principal and resource groups
 		{"orchestrator delegates reads to research", base(nil), true, []string{"orchestrators-delegate-to-research"}},
@@ -93,7 +96,7 @@ func TestTokenRequestDecisions(t *testing.T) {
 			if d.Allow != tt.allow || !reflect.DeepEqual(d.Policies, tt.policies) {
 				t.Fatalf("decision %+v, want allow=%v policies=%v", d, tt.allow, tt.policies)
 			}
-			if !tt.allow && len(tt.policies) == 0 && d.Reason != "no policy permits" {
+			if !tt.allow && len(tt.policies) == 0 && d.Reason != policy.NoPolicyPermits {
 				t.Errorf("reason = %q", d.Reason)
 			}
 		})
@@ -150,7 +153,7 @@ func TestCallDecisions(t *testing.T) {
 	}
 	other := call
 	other.Resource.ID = "users"
-	if d := s.AuthorizeCall(other); d.Allow || d.Reason != "no policy permits" {
+	if d := s.AuthorizeCall(other); d.Allow || d.Reason != policy.NoPolicyPermits {
 		t.Errorf("another table: %+v", d)
 	}
 	noScope := call

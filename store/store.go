@@ -55,6 +55,8 @@ type Tokens interface {
 	Token(ctx context.Context, jti string) (*TokenRecord, error)
 	// Children returns the jtis of the tokens issued directly from jti.
 	Children(ctx context.Context, jti string) ([]string, error)
+	// HeldBy returns the records of the tokens holder holds that expire after now.
+	HeldBy(ctx context.Context, holder string, now time.Time) ([]*TokenRecord, error)
 }
 
 // Revocations persists revocation records.

@@ -79,9 +79,9 @@ var Both = []string{delegation.GrantClientCredentials, delegation.GrantTokenExch
 func DefaultClients() []Client {
 	return []Client{
 		{ID: "orchestrator", Grants: Both, Scopes: []string{"db:read:*", "db:write:*", "tools:*"},
-			Audiences: []string{"https://db.example", "https://tools.example", "https://mail.example"}},
+			Audiences: []string{"https://db.example", "https://tools.example", "https://mail.example"}, Groups: []string{"orchestrators"}},
 		{ID: "researcher", Grants: Both, Scopes: []string{"db:read:*", "tools:search"},
-			Audiences: []string{"https://db.example", "https://tools.example"}},
+			Audiences: []string{"https://db.example", "https://tools.example"}, Groups: []string{"research-agents"}},
 		{ID: "db-agent", Grants: Both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
 		{ID: "idle", Grants: []string{delegation.GrantClientCredentials}},
 		{ID: "blank", Grants: Both},
@@ -106,6 +106,10 @@ type Options struct {
 	Logger *slog.Logger
 	// FeedPageSize bounds revocation-feed answers (the core's default when 0).
 	FeedPageSize int
+	// Policy decides token requests (attenuation only when nil).
+	Policy delegation.PolicyEngine
+	// Deviation configures suspension of agents that keep being refused.
+	Deviation delegation.Deviation
 }
 
 // Env is a running test server.
@@ -155,7 +159,7 @@ func New(t testing.TB, opts Options) *Env {
 	cfg := delegation.Config{
 		Issuer: issuer, RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth,
 		TrustedIssuers: opts.TrustedIssuers, Now: clock.Now, Logger: opts.Logger,
-		FeedPageSize: opts.FeedPageSize,
+		FeedPageSize: opts.FeedPageSize, Policy: opts.Policy, Deviation: opts.Deviation,
 	}
 	for _, c := range opts.Clients {
 		h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)

@@ -32,13 +32,14 @@ import (
 var (
 	bucketTokens      = []byte("tokens")       // jti → TokenRecord
 	bucketChildren    = []byte("children")     // parent jti 0x00 child jti → nil
+	bucketHolders     = []byte("holders")      // holder 0x00 exp(8) jti → nil
 	bucketTokenExpiry = []byte("token_expiry") // exp(8) jti → nil
 	bucketRevocations = []byte("revocations")  // jti → Revocation
 	bucketRevExpiry   = []byte("rev_expiry")   // exp(8) jti → nil
 	bucketRevLog      = []byte("rev_log")      // seq(8) → jti; bucket sequence = head
 	bucketKeys        = []byte("keys")         // kid → tokens.StoredKey
 	bucketMeta        = []byte("meta")         // store_id → random id
-	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta}
+	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketHolders, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta}
 	keyStoreID        = []byte("store_id")
 )
 
@@ -190,6 +191,9 @@ func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord) error {
 		if err := tx.Bucket(bucketTokenExpiry).Put(expiryKey(rec.ExpiresAt, rec.JTI), nil); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketHolders).Put(holderKey(rec.Holder, rec.ExpiresAt, rec.JTI), nil); err != nil {
+			return err
+		}
 		if rec.Parent != "" {
 			return tx.Bucket(bucketChildren).Put(childKey(rec.Parent, rec.JTI), nil)
 		}
@@ -221,6 +225,38 @@ func (d *DB) Children(_ context.Context, jti string) ([]string, error) {
 		c := tx.Bucket(bucketChildren).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
 			out = append(out, string(k[len(prefix):]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func holderKey(holder string, exp time.Time, jti string) []byte {
+	k := make([]byte, 0, len(holder)+1+8+len(jti))
+	k = append(k, holder...)
+	k = append(k, 0)
+	return append(k, expiryKey(exp, jti)...)
+}
+
+// HeldBy returns the records of holder's tokens that expire after now, read
+// through the holder index (sorted by expiry, so expired ones are skipped by
+// one seek).
+func (d *DB) HeldBy(_ context.Context, holder string, now time.Time) ([]*store.TokenRecord, error) {
+	var out []*store.TokenRecord
+	prefix := append([]byte(holder), 0)
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketHolders).Cursor()
+		toks := tx.Bucket(bucketTokens)
+		for k, _ := c.Seek(holderKey(holder, now.Add(time.Second), "")); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			v := toks.Get(k[len(prefix)+8:])
+			if v == nil {
+				continue
+			}
+			var rec store.TokenRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			out = append(out, &rec)
 		}
 		return nil
 	})
@@ -427,9 +463,14 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 				return nil
 			}
 			var rec store.TokenRecord
-			if err := json.Unmarshal(v, &rec); err == nil && rec.Parent != "" {
-				if err := tx.Bucket(bucketChildren).Delete(childKey(rec.Parent, rec.JTI)); err != nil {
+			if err := json.Unmarshal(v, &rec); err == nil {
+				if err := tx.Bucket(bucketHolders).Delete(holderKey(rec.Holder, rec.ExpiresAt, rec.JTI)); err != nil {
 					return err
+				}
+				if rec.Parent != "" {
+					if err := tx.Bucket(bucketChildren).Delete(childKey(rec.Parent, rec.JTI)); err != nil {
+						return err
+					}
 				}
 			}
 			return b.Delete(jti)

@@ -307,3 +307,36 @@ func TestRevocationGraceDelaysCollection(t *testing.T) {
 		t.Errorf("log entry left behind: %v", revs)
 	}
 }
+
+func TestHeldBy(t *testing.T) {
+	db := open(t, t.TempDir(), 0)
+	ctx := context.Background()
+	mk := func(jti, holder string, exp time.Time) {
+		r := rec(jti, nil, exp)
+		r.Holder = holder
+		if err := db.PutToken(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("a1", "agent", t0.Add(time.Minute))
+	mk("a2", "agent", t0.Add(time.Hour))
+	mk("gone", "agent", t0)
+	mk("b1", "agent-b", t0.Add(time.Hour)) // a holder whose id extends another's
+	held, err := db.HeldBy(ctx, "agent", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range held {
+		got = append(got, r.JTI)
+	}
+	if !reflect.DeepEqual(got, []string{"a1", "a2"}) {
+		t.Errorf("held by agent = %v", got)
+	}
+	if _, err := db.GC(t0.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := db.HeldBy(ctx, "agent", t0); len(held) != 0 {
+		t.Errorf("index survived GC: %d", len(held))
+	}
+}

@@ -1,0 +1,114 @@
+package delegation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+)
+
+// Deviation configures automatic revocation of an agent that keeps asking for
+// what it may not have: at MaxDenials counted refusals within Window, its live
+// tokens are revoked (cascading to everything delegated from them) and it gets
+// no new token until Window has passed. Zero MaxDenials turns it off.
+type Deviation struct {
+	MaxDenials int
+	Window     time.Duration
+}
+
+// errPolicyDenied marks refusals by policy, which count as deviations.
+var errPolicyDenied = errors.New("denied by policy")
+
+// deviations counts, per client, the refusals that signal an agent going
+// beyond its mandate: policy denials and widening attempts (invalid_scope,
+// invalid_target). Memory is bounded: at most MaxDenials timestamps per
+// registered client.
+type deviations struct {
+	cfg       Deviation
+	mu        sync.Mutex
+	denials   map[string][]time.Time
+	suspended map[string]time.Time
+}
+
+func newDeviations(cfg Deviation) *deviations {
+	return &deviations{cfg: cfg, denials: map[string][]time.Time{}, suspended: map[string]time.Time{}}
+}
+
+// counts reports whether a refusal counts against the client.
+func countsAsDeviation(err error) bool {
+	if errors.Is(err, errPolicyDenied) {
+		return true
+	}
+	e := oauth.As(err)
+	return e.Code == oauth.CodeInvalidScope || e.Code == oauth.CodeInvalidTarget
+}
+
+// suspendedUntil reports whether client is suspended at now, and until when.
+func (d *deviations) suspendedUntil(client string, now time.Time) (time.Time, bool) {
+	if d.cfg.MaxDenials <= 0 {
+		return time.Time{}, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.suspended[client]
+	if ok && !now.Before(until) {
+		delete(d.suspended, client)
+		return time.Time{}, false
+	}
+	return until, ok
+}
+
+// record notes a counted refusal and reports whether it crossed the threshold
+// (which also suspends the client and clears its count).
+func (d *deviations) record(client string, now time.Time) (int, bool) {
+	if d.cfg.MaxDenials <= 0 {
+		return 0, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	recent := d.denials[client][:0]
+	for _, t := range d.denials[client] {
+		if now.Sub(t) < d.cfg.Window {
+			recent = append(recent, t)
+		}
+	}
+	recent = append(recent, now)
+	if len(recent) < d.cfg.MaxDenials {
+		d.denials[client] = recent
+		return len(recent), false
+	}
+	delete(d.denials, client)
+	d.suspended[client] = now.Add(d.cfg.Window)
+	return len(recent), true
+}
+
+// observe counts a refusal of c's request and, at the threshold, revokes every
+// live token c holds, with the reason recorded on each revocation.
+func (s *Service) observe(ctx context.Context, c *Client, err error) {
+	if !countsAsDeviation(err) {
+		return
+	}
+	now := s.now()
+	n, tripped := s.dev.record(c.ID, now)
+	if !tripped {
+		return
+	}
+	reason := fmt.Sprintf("deviation: %d denied requests within %s", n, s.dev.cfg.Window)
+	held, herr := s.store.HeldBy(ctx, c.ID, now)
+	if herr != nil {
+		s.log.Error("deviation: could not list the agent's tokens", slog.String("client", c.ID), slog.String("error", herr.Error()))
+		return
+	}
+	revoked := 0
+	for _, rec := range held {
+		if _, rerr := s.revoke(ctx, rec.JTI, rec.ExpiresAt, reason, "mandate/deviation"); rerr == nil {
+			revoked++
+		}
+	}
+	s.log.Warn("agent suspended for deviation", slog.String("client", c.ID), slog.String("reason", reason),
+		slog.Int("tokens_revoked", revoked), slog.Time("until", now.Add(s.dev.cfg.Window)))
+}
