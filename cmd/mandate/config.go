@@ -212,11 +212,18 @@ func (c *Config) validate(base string) ([]string, error) {
 	case t.Retention < 0:
 		return nil, errors.New("config: tokens.retention must not be negative")
 	}
-	if c.Policy.Dir != "" {
-		return nil, errors.New("config: policy.dir is set, but Cedar policy evaluation is not available in this version; remove policy.dir (refusing to start rather than ignore a policy)")
+	if c.Policy.Dir == "" {
+		warn = append(warn, "policy.dir is not set: only the attenuation rules limit delegation; set it to a directory of Cedar policies")
+	} else if base != "" && !filepath.IsAbs(c.Policy.Dir) {
+		c.Policy.Dir = filepath.Join(base, c.Policy.Dir)
 	}
-	if c.Deviation.MaxDenials != 0 || c.Deviation.Window != 0 {
-		return nil, errors.New("config: deviation is set, but deviation-triggered revocation is not available in this version; remove deviation")
+	switch d := c.Deviation; {
+	case d.MaxDenials < 0:
+		return nil, errors.New("config: deviation.max_denials must not be negative (0 turns deviation off)")
+	case d.MaxDenials > 0 && d.Window <= 0:
+		return nil, errors.New("config: deviation.window must be a positive duration, such as 1m, when deviation.max_denials is set")
+	case d.MaxDenials == 0 && d.Window != 0:
+		return nil, errors.New("config: deviation.window is set but deviation.max_denials is not: set both (for example max_denials: 5, window: 1m)")
 	}
 	if len(c.Clients) == 0 {
 		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")
@@ -304,7 +311,8 @@ func isLoopback(host string) bool {
 func (c *Config) serviceConfig() (delegation.Config, error) {
 	sc := delegation.Config{
 		Issuer: c.Issuer, RootTTL: c.Tokens.RootTTL, DelegatedTTL: c.Tokens.DelegatedTTL,
-		MaxDepth: c.Tokens.MaxDepth,
+		MaxDepth:  c.Tokens.MaxDepth,
+		Deviation: delegation.Deviation{MaxDenials: c.Deviation.MaxDenials, Window: c.Deviation.Window},
 	}
 	for _, cl := range c.Clients {
 		var secret delegation.Secret

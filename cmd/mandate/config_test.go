@@ -28,8 +28,8 @@ func TestLoadValidConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(warnings) != 0 {
-		t.Errorf("warnings: %v", warnings)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "policy.dir is not set") {
+		t.Errorf("warnings: %v (want only the missing policy directory)", warnings)
 	}
 	if cfg.Issuer != "https://mandate.example" || cfg.Listen != "127.0.0.1:9090" || cfg.Signing.Alg != "ES256" {
 		t.Errorf("cfg = %+v", cfg)
@@ -107,8 +107,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad issuer", "issuer: mandate.example\n" + client, "issuer"},
 		{"issuer with query", "issuer: https://m.example/?a=b\n" + client, "issuer"},
 		{"bad listen", "listen: 8080\n" + client, "listen"},
-		{"policy not yet available", "policy: {dir: ./policies}\n" + client, "policy.dir"},
-		{"deviation not yet available", "deviation: {max_denials: 5, window: 1m}\n" + client, "deviation"},
+		{"deviation without a window", "deviation: {max_denials: 5}\n" + client, "deviation.window"},
+		{"deviation window alone", "deviation: {window: 1m}\n" + client, "deviation.max_denials"},
+		{"negative deviation", "deviation: {max_denials: -1, window: 1m}\n" + client, "deviation.max_denials"},
 		{"no clients", "listen: 127.0.0.1:1\n", "clients"},
 		{"client without id", "clients:\n  - secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[0].id"},
 		{"duplicate client", client + "  - id: orchestrator\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[1]"},
@@ -148,7 +149,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 }
 
 func TestPlainSecretWarns(t *testing.T) {
-	_, warnings, err := loadConfig(writeConfig(t, "clients:\n  - id: a\n    secret: dev-only\n    grants: [client_credentials]\n"), nil)
+	_, warnings, err := loadConfig(writeConfig(t, "policy: {dir: ./p}\nclients:\n  - id: a\n    secret: dev-only\n    grants: [client_credentials]\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,9 +73,23 @@ func runServer(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-s.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-s.Done():
+			break wait
+		case <-hup:
+			if s.Policy == nil {
+				log.Warn("SIGHUP: no policy.dir configured, nothing to reload")
+			} else {
+				_ = s.Policy.Reload() // logs the outcome; a broken set is rejected
+			}
+		}
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +171,33 @@ func TestHashSecret(t *testing.T) {
 	// The printed hash loads as a client's secret_hash.
 	if _, _, err := loadConfig(writeConfig(t, "clients:\n  - id: a\n    secret_hash: \""+hash+"\"\n    grants: [client_credentials]\n"), nil); err != nil {
 		t.Errorf("hash-secret output rejected by config: %v", err)
+	}
+}
+
+func TestServeLoadsPoliciesAndRefusesBrokenOnes(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t.TempDir())
+	cfg.Policy.Dir = dir
+	if err := os.WriteFile(filepath.Join(dir, "p.cedar"), []byte("permit (principal, action resource);"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startServer(cfg, slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "p.cedar:1:") {
+		t.Fatalf("broken policy: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`@id("only-mint") permit (principal, action == Action::"mint", resource);`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, cfg)
+	defer s.Shutdown(context.Background())
+	root := call(t, s, "/oauth2/token", "orchestrator", url.Values{"grant_type": {"client_credentials"}})
+	if root["status"] != 200 {
+		t.Fatalf("mint: %v", root)
+	}
+	r := call(t, s, "/oauth2/token", "orchestrator", url.Values{
+		"grant_type": {oauth.GrantTokenExchange}, "subject_token": {root["access_token"].(string)}, "subject_token_type": {oauth.TokenTypeAccessToken},
+	})
+	if r["error"] != "invalid_request" || !strings.Contains(r["error_description"].(string), "no policy permits") {
+		t.Errorf("exchange under a mint-only policy: %v", r)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
 )
@@ -22,9 +23,10 @@ const gcInterval = time.Minute
 type server struct {
 	URL  string // the issuer URL
 	Addr string // the bound listen address
-	DB   *bolt.DB
-	Keys *tokens.KeyRing
-	Svc  *delegation.Service
+	DB     *bolt.DB
+	Keys   *tokens.KeyRing
+	Svc    *delegation.Service
+	Policy *policy.Engine // nil without policy.dir
 
 	http     *http.Server
 	stop     context.CancelFunc
@@ -77,13 +79,23 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		return fail(err)
 	}
 	sc.Issuer, sc.Logger, sc.Now = issuer, log, now
+	var engine *policy.Engine
+	if cfg.Policy.Dir != "" {
+		if engine, err = policy.NewEngine(cfg.Policy.Dir, log); err != nil {
+			return fail(fmt.Errorf("config: policy.dir: %w", err))
+		}
+		sc.Policy = engine
+		if err := engine.Watch(ctx, nil); err != nil {
+			log.Warn("policy files are not watched; reload with SIGHUP", slog.String("error", err.Error()))
+		}
+	}
 	svc, err := delegation.New(sc, keys, db)
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
 	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log})
 	s := &server{
-		URL: issuer, Addr: ln.Addr().String(), DB: db, Keys: keys, Svc: svc, stop: stop,
+		URL: issuer, Addr: ln.Addr().String(), DB: db, Keys: keys, Svc: svc, Policy: engine, stop: stop,
 		http: &http.Server{
 			Handler:           e,
 			ReadHeaderTimeout: 5 * time.Second,
