@@ -58,6 +58,9 @@ type VerifierConfig struct {
 	// latter (RFC 9728) tells clients where this resource's metadata is.
 	Realm               string
 	ResourceMetadataURL string
+	// Policy, when set, authorizes calls locally (Authorize, RequirePermission):
+	// a *policy.Set, or a *policy.Engine that follows a policy directory.
+	Policy CallAuthorizer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// OnSync, when set, is called after every feed round trip with its error

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/policy"
 )
 
 const contextKey = "mandate.chain"
@@ -42,6 +43,25 @@ func RequireScope(v *chain.Verifier, scopes ...string) echo.MiddlewareFunc {
 			}
 			if missing, bad := chain.Uncovered(ch.Scopes, scopes); bad {
 				v.RejectScope(c.Response(), missing)
+				return nil
+			}
+			return next(c)
+		}
+	}
+}
+
+// RequirePermission returns middleware that lets a request through only when
+// the verifier's call policy permits its chain to perform action on resource;
+// otherwise 403 naming the policy. It must run after Verify.
+func RequirePermission(v *chain.Verifier, action policy.Action, resource policy.Entity) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ch, ok := Chain(c)
+			if !ok {
+				v.Reject(c.Response(), chain.ErrNoToken)
+				return nil
+			}
+			if !v.Permitted(c.Response(), ch, action, resource) {
 				return nil
 			}
 			return next(c)
