@@ -21,8 +21,8 @@ const gcInterval = time.Minute
 
 // server is a running Mandate: store, keys, core and HTTP listener wired together.
 type server struct {
-	URL  string // the issuer URL
-	Addr string // the bound listen address
+	URL    string // the issuer URL
+	Addr   string // the bound listen address
 	DB     *bolt.DB
 	Keys   *tokens.KeyRing
 	Svc    *delegation.Service
