@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +19,11 @@ import (
 
 func main() {
 	if err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute(); err != nil {
+		if errors.Is(err, errDenied) {
+			os.Exit(1) // the decision is already printed
+		}
 		fmt.Fprintln(os.Stderr, "mandate:", err)
-		os.Exit(1)
+		os.Exit(2)
 	}
 }
 
@@ -34,7 +38,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", "", "YAML configuration file")
-	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd())
+	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd(), newPolicyCmd())
 	return root
 }
 

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// golden compares out with testdata/golden/name, or rewrites it with -update.
+func golden(t *testing.T, name string, out []byte) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/mandate -update to create it)", err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, out, want)
+	}
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := newRootCmd(strings.NewReader(stdin), &out, io.Discard)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestPolicyCheck(t *testing.T) {
+	const dir, reqs = "../../testdata/policies", "../../testdata/policy-requests/"
+	tests := []struct {
+		name, request, dir, format, golden string
+		denied                             bool
+	}{
+		{"allow", "delegate-reads-to-research.json", dir, "text", "policy-check-allow.txt", false},
+		{"deny by a forbid", "delegate-write-to-research.json", dir, "text", "policy-check-deny.txt", true},
+		{"deny as json", "delegate-write-to-research.json", dir, "json", "policy-check-deny.json", true},
+		{"call policy", "call-orders-too-deep.json", dir + "/api", "text", "policy-check-call.txt", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runCLI(t, "", "policy", "check", "--request", reqs+tt.request, "--dir", tt.dir, "--format", tt.format)
+			if tt.denied != errors.Is(err, errDenied) || (!tt.denied && err != nil) {
+				t.Fatalf("err = %v", err)
+			}
+			golden(t, tt.golden, []byte(strings.ReplaceAll(out, dir, "testdata/policies")))
+		})
+	}
+}
+
+func TestPolicyCheckRefusesBadRequests(t *testing.T) {
+	const dir = "../../testdata/policies"
+	for name, req := range map[string]string{
+		"typo in a field":     `{"principal": "a", "action": "mint", "resource": "a", "contxt": {}}`,
+		"missing resource":    `{"principal": "a", "action": "mint"}`,
+		"call on an agent":    `{"principal": "a", "action": "call", "resource": "b"}`,
+		"entity without type": `{"principal": "a", "action": "call", "resource": {"id": "x"}}`,
+		"not json":            `principal=a`,
+	} {
+		if _, err := runCLI(t, req, "policy", "check", "--request", "-", "--dir", dir); err == nil || errors.Is(err, errDenied) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if _, err := runCLI(t, "{}", "policy", "check", "--request", "-"); err == nil || !strings.Contains(err.Error(), "--dir") {
+		t.Errorf("no directory: %v", err)
+	}
+}
+
+func TestPolicyCheckTakesGroupsFromTheConfig(t *testing.T) {
+	cfg := writeConfig(t, "policy: {dir: "+filepath.Join(mustAbs(t, "../../testdata/policies"))+"}\nclients:\n"+
+		"  - {id: orchestrator, secret_hash: \""+testHash+"\", grants: [token_exchange], groups: [orchestrators]}\n"+
+		"  - {id: researcher, secret_hash: \""+testHash+"\", grants: [token_exchange], groups: [research-agents]}\n")
+	req := `{"principal": "orchestrator", "action": "delegate", "resource": "researcher", "context": {"scopes": ["db:read:x"], "depth": 1}}`
+	out, err := runCLI(t, req, "--config", cfg, "policy", "check", "--request", "-")
+	if err != nil || !strings.Contains(out, "decision  allow") {
+		t.Errorf("groups from config: %v\n%s", err, out)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
