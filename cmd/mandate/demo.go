@@ -3,15 +3,19 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
 )
@@ -41,8 +46,35 @@ follow. Nothing is left behind.`,
 
 // demoAgent is a client the demo registers, with the secret only it knows.
 type demoAgent struct {
-	id, secret, role string
-	scopes, auds     []string
+	id, secret, role     string
+	scopes, auds, groups []string
+}
+
+// demoPolicies is the demo's Cedar policy set (also at testdata/policies):
+// token policies at the top, the orders API's call policy in api/.
+//
+//go:embed policies
+var demoPolicies embed.FS
+
+// writeDemoPolicies copies the embedded policies into dir/policies, where the
+// server's policy engine loads them like any policy directory.
+func writeDemoPolicies(dir string) (string, error) {
+	root := filepath.Join(dir, "policies")
+	err := fs.WalkDir(demoPolicies, "policies", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if e.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		b, err := demoPolicies.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o600)
+	})
+	return root, err
 }
 
 const (
@@ -61,14 +93,19 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	defer os.RemoveAll(dir)
 
 	agents := []*demoAgent{
-		{id: "orchestrator", scopes: []string{"db:read:*", "db:write:*", "tools:*"}, auds: []string{ordersAud, searchAud}},
-		{id: "researcher", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud, searchAud}},
-		{id: "db-agent", scopes: []string{"db:read:*"}, auds: []string{ordersAud}},
+		{id: "orchestrator", scopes: []string{"db:read:*", "db:write:*", "tools:*"}, auds: []string{ordersAud, searchAud}, groups: []string{"orchestrators"}},
+		{id: "researcher", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud, searchAud}, groups: []string{"research-agents"}},
+		{id: "db-agent", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud}},
 		{id: "orders-api", role: "resource_server"},
 	}
+	policyDir, err := writeDemoPolicies(dir)
+	if err != nil {
+		return err
+	}
 	cfg := &Config{
-		Listen: "127.0.0.1:0", DataDir: dir, Signing: SigningConfig{Alg: tokens.AlgEdDSA},
+		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Signing: SigningConfig{Alg: tokens.AlgEdDSA},
 		Tokens: TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: 4, Retention: 24 * time.Hour},
+		Policy: PolicyConfig{Dir: policyDir},
 	}
 	for _, a := range agents {
 		a.secret, err = randomSecret()
@@ -79,7 +116,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 		if err != nil {
 			return err
 		}
-		cc := ClientConfig{ID: a.id, SecretHash: string(h), Scopes: a.scopes, Audiences: a.auds, Role: a.role}
+		cc := ClientConfig{ID: a.id, SecretHash: string(h), Scopes: a.scopes, Audiences: a.auds, Groups: a.groups, Role: a.role}
 		if a.role == "" {
 			cc.Grants = []string{"client_credentials", "token_exchange"}
 		}
@@ -94,16 +131,20 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	}
 	defer srv.Shutdown(context.Background())
 
-	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.DB, start: time.Now()}
+	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.DB, start: time.Now(), policyLines: policySummary(srv.Policy.Current())}
 	for _, a := range agents {
 		d.agents[a.id] = a
 	}
 	self := d.agents["orders-api"]
 	ordersMetadata.AuthorizationServers = []string{srv.URL}
+	callPolicy, err := policy.LoadDir(filepath.Join(policyDir, "api"))
+	if err != nil {
+		return err
+	}
 	d.feedSyncs = make(chan struct{}, 1)
 	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
 		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,
-		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(),
+		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
 		OnSync: func(error) {
 			select {
 			case d.feedSyncs <- struct{}{}:
@@ -139,8 +180,9 @@ type demo struct {
 	start  time.Time
 	names  map[string]string // jti → a friendly name for the printout
 
-	verifier  *chain.Verifier
-	feedSyncs chan struct{} // a tick per revocation-feed round trip
+	verifier    *chain.Verifier
+	feedSyncs   chan struct{} // a tick per revocation-feed round trip
+	policyLines []string      // "file.cedar: id, id"
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -153,6 +195,10 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	d.say("============================================================")
 	d.say("Mandate is serving at %s on a throw-away store.", d.base)
 	d.say("It signs every token with %s (key id %s…) and publishes the key at /.well-known/jwks.json.", alg, kid[:12])
+	d.say("Cedar policies decide every token request (the set is in testdata/policies):")
+	for _, line := range d.policyLines {
+		d.say("  %s", line)
+	}
 	d.say("\nThe cast (each client's registered scopes and audiences are the most it can ever hold):")
 	for _, id := range []string{"orchestrator", "researcher", "db-agent"} {
 		a := d.agents[id]
@@ -196,11 +242,19 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	} else {
 		return fmt.Errorf("demo: widening was not refused")
 	}
+	d.say("   And policy holds where registration alone would not: the db-agent is registered for tools:search,")
+	d.say("   but the researcher may only pass it database reads.")
+	if _, err := d.token("researcher", exchange(child, ids["db-agent"], url.Values{"scope": {"tools:search"}})); err != nil {
+		d.say("   researcher → db-agent \"tools:search\" refused → %v", err)
+	} else {
+		return fmt.Errorf("demo: the policy did not refuse")
+	}
 
 	d.step(6, "The db-agent calls the orders API with its token.")
 	d.say("   The API checks it locally with Mandate's chain.Verifier: signature against the published key,")
 	d.say("   audience, expiry, the act chain and lineage, and a revocation set it keeps current by long-polling")
-	d.say("   Mandate's revocation feed. No call to Mandate per request.")
+	d.say("   Mandate's revocation feed; then its own Cedar policy decides whether this chain may read")
+	d.say("   Table::\"orders\". No call to Mandate per request.")
 	status, body := d.callAPI(apiURL, grand)
 	d.say("   GET /orders → %d %s", status, body)
 	if status != http.StatusOK {
@@ -390,6 +444,25 @@ func (d *demo) callAPI(apiURL, token string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(raw))
 }
 
+// policySummary lists a policy set's ids by file, for the printout.
+func policySummary(set *policy.Set) []string {
+	byFile := map[string][]string{}
+	var files []string
+	for _, id := range set.IDs() {
+		f, _, _ := strings.Cut(filepath.Base(set.Position(id)), ":")
+		if byFile[f] == nil {
+			files = append(files, f)
+		}
+		byFile[f] = append(byFile[f], id)
+	}
+	sort.Strings(files)
+	lines := make([]string, len(files))
+	for i, f := range files {
+		lines[i] = fmt.Sprintf("%-17s %s", f+":", strings.Join(byFile[f], ", "))
+	}
+	return lines
+}
+
 // awaitFeed waits until the API's verifier has the revocation of jti, which
 // its long poll brings within milliseconds; the bound only stops a broken
 // build from hanging.
@@ -405,13 +478,16 @@ func (d *demo) awaitFeed(jti string) error {
 	return nil
 }
 
+// ordersTable is the entity the orders API's call policy is about.
+var ordersTable = policy.Entity{Type: "Table", ID: "orders"}
+
 // ordersAPI is the demo's protected resource: chain.Verifier's middleware
-// verifies each bearer token locally and RequireScope demands db:read:orders.
-// It also serves its RFC 9728 metadata.
+// verifies each bearer token locally, and its own Cedar policy decides whether
+// the chain may call Table::"orders". It also serves its RFC 9728 metadata.
 func ordersAPI(v *chain.Verifier) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(chain.ResourceMetadataPath(ordersMetadata.Resource), ordersMetadata.Handler())
-	mux.Handle("/orders", v.Middleware(v.RequireScope(ordersScope)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/orders", v.Middleware(v.RequirePermission(policy.ActionCall, ordersTable)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := chain.FromContext(r.Context())
 		caller := fmt.Sprintf("%s acting for %s", c.Holder, c.Subject)
 		if len(c.Actors) > 1 {
