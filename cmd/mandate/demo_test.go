@@ -19,12 +19,12 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 	}
 	text := out.String()
 	steps := []string{
+		`mint.cedar: +agents-mint-own`,
 		`(?m)^1\. The orchestrator starts a task`,
 		`lineage  \[\]\s+depth 0`,
 		`act      researcher\s`,
 		`act      db-agent ← researcher`,
 		`lineage  root → child\s+depth 2`,
-		`mint.cedar: +agents-mint-own`,
 		`refused → 400 invalid_scope`,
 		`refused → 400 invalid_request: denied by policy "db-agent-reads-only"`,
 		`GET /orders → 200 .*db-agent acting for orchestrator, delegated through researcher`,
