@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,9 +63,11 @@ func (e *Engine) Reload() error {
 	return nil
 }
 
-// Watch reloads whenever a *.cedar file in the directory is written, created,
-// removed or renamed (changes within 100 ms are taken together), until ctx
-// ends. onReload, if set, receives each reload's result.
+// Watch reloads whenever anything in the directory changes (changes within
+// 100 ms are taken together), until ctx ends: not only *.cedar names, since
+// deployment tools such as Kubernetes ConfigMap volumes swap a hidden
+// symlinked directory under unchanged file names. onReload, if set, receives
+// each reload's result.
 func (e *Engine) Watch(ctx context.Context, onReload func(error)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -84,11 +84,11 @@ func (e *Engine) Watch(ctx context.Context, onReload func(error)) error {
 			select {
 			case <-ctx.Done():
 				return
-			case ev, ok := <-w.Events:
+			case _, ok := <-w.Events:
 				if !ok {
 					return
 				}
-				if strings.HasSuffix(filepath.Base(ev.Name), ".cedar") && debounce == nil {
+				if debounce == nil {
 					debounce = time.After(100 * time.Millisecond)
 				}
 			case err, ok := <-w.Errors:

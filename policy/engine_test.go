@@ -20,7 +20,7 @@ const (
 func writePolicy(t *testing.T, dir, src string) {
 	t.Helper()
 	// Write then rename, as editors and deploy tools do, so no reader sees half a file.
-	tmp := filepath.Join(dir, ".tmp")
+	tmp := filepath.Join(dir, ".tmp-"+time.Now().Format("150405.000000000"))
 	if err := os.WriteFile(tmp, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
