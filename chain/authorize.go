@@ -18,14 +18,19 @@ var ErrNoPolicy = errors.New("chain: the verifier has no call policy (VerifierCo
 
 // Authorize asks the configured Cedar policy, locally, whether the chain may
 // perform action on resource (Action::"call" on Tool::"search", say). The
-// principal is Agent::"<holder>"; the context carries the holder, subject,
-// actors, depth, scopes (with their patterns), audiences and root.
+// principal is Agent::"<holder>", with the groups VerifierConfig.Groups names;
+// the context carries the holder, subject, actors, depth, scopes (with their
+// patterns), audiences and root.
 func (v *Verifier) Authorize(c *Chain, action policy.Action, resource policy.Entity) (policy.Decision, error) {
 	if v.cfg.Policy == nil {
 		return policy.Decision{}, ErrNoPolicy
 	}
+	var groups []string
+	if v.cfg.Groups != nil {
+		groups = v.cfg.Groups(c.Holder)
+	}
 	return v.cfg.Policy.AuthorizeCall(policy.CallRequest{
-		Holder: c.Holder, Action: action, Resource: resource, Subject: c.Subject,
+		Holder: c.Holder, Groups: groups, Action: action, Resource: resource, Subject: c.Subject,
 		Actors: c.Actors, Depth: c.Depth, Scopes: c.Scopes, Audiences: c.Audiences, Root: c.Root,
 	}), nil
 }

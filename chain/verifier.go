@@ -61,6 +61,9 @@ type VerifierConfig struct {
 	// Policy, when set, authorizes calls locally (Authorize, RequirePermission):
 	// a *policy.Set, or a *policy.Engine that follows a policy directory.
 	Policy CallAuthorizer
+	// Groups, when set, names the groups of a holder, so call policies can
+	// say principal in Group::"..." (Mandate's tokens do not carry groups).
+	Groups func(holder string) []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// OnSync, when set, is called after every feed round trip with its error

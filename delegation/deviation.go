@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store"
 )
 
 // Deviation configures automatic revocation of an agent that keeps asking for
@@ -20,8 +21,19 @@ type Deviation struct {
 	Window     time.Duration
 }
 
-// errPolicyDenied marks refusals by policy, which count as deviations.
-var errPolicyDenied = errors.New("denied by policy")
+// Causes of policy refusals. Only errPolicyForbidden (a forbid policy named
+// the request) counts as a deviation: Cedar's default deny and failing
+// policies are what a broken or emptied policy set produces for everyone, and
+// must not make Mandate revoke the whole fleet.
+var (
+	errPolicyDenied    = errors.New("denied by policy")
+	errPolicyForbidden = errors.New("forbidden by policy")
+)
+
+// errSuspended refuses a request from a suspended client.
+func errSuspended(c *Client, until time.Time) error {
+	return oauth.New(oauth.CodeInvalidRequest, "client %q is suspended until %s after repeated denied requests", c.ID, until.UTC().Format(time.RFC3339))
+}
 
 // deviations counts, per client, the refusals that signal an agent going
 // beyond its mandate: policy denials and widening attempts (invalid_scope,
@@ -38,9 +50,11 @@ func newDeviations(cfg Deviation) *deviations {
 	return &deviations{cfg: cfg, denials: map[string][]time.Time{}, suspended: map[string]time.Time{}}
 }
 
-// counts reports whether a refusal counts against the client.
+// countsAsDeviation reports whether a refusal counts against the client: a
+// forbid policy's denial, or an attempt to widen scope or audience (including
+// malformed scope values, which is how widening is tried).
 func countsAsDeviation(err error) bool {
-	if errors.Is(err, errPolicyDenied) {
+	if errors.Is(err, errPolicyForbidden) {
 		return true
 	}
 	e := oauth.As(err)
@@ -98,9 +112,16 @@ func (s *Service) observe(ctx context.Context, c *Client, err error) {
 		return
 	}
 	reason := fmt.Sprintf("deviation: %d denied requests within %s", n, s.dev.cfg.Window)
-	held, herr := s.store.HeldBy(ctx, c.ID, now)
+	var held []*store.TokenRecord
+	var herr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if held, herr = s.store.HeldBy(ctx, c.ID, now); herr == nil {
+			break
+		}
+	}
 	if herr != nil {
-		s.log.Error("deviation: could not list the agent's tokens", slog.String("client", c.ID), slog.String("error", herr.Error()))
+		// The suspension still stands: the agent gets no new token.
+		s.log.Error("deviation: could not list the agent's tokens; they are NOT revoked", slog.String("client", c.ID), slog.String("error", herr.Error()))
 		return
 	}
 	revoked := 0

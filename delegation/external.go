@@ -79,7 +79,7 @@ func (s *Service) externalRoot(ctx context.Context, c *Client, ti *TrustedIssuer
 	if err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now)); err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, claims, "token_exchange", issuedType)
+	return s.issue(ctx, c, claims, "token_exchange", issuedType)
 }
 
 // unix converts a NumericDate, clamped to [1970, year 5138] so absurd values

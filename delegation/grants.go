@@ -36,8 +36,7 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 		err  error
 	)
 	if until, ok := s.dev.suspendedUntil(c.ID, s.now()); ok {
-		return nil, s.refuse(ctx, req.GrantType, c, oauth.New(oauth.CodeInvalidRequest,
-			"client %q is suspended until %s after repeated denied requests", c.ID, until.UTC().Format(time.RFC3339)))
+		return nil, s.refuse(ctx, req.GrantType, c, errSuspended(c, until))
 	}
 	switch req.GrantType {
 	case "":
@@ -79,7 +78,7 @@ func (s *Service) clientCredentials(ctx context.Context, c *Client, req TokenReq
 	if err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now)); err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, claims, "client_credentials", "")
+	return s.issue(ctx, c, claims, "client_credentials", "")
 }
 
 // exchange implements RFC 8693 token exchange: delegation from a Mandate token,
@@ -187,7 +186,7 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 	if err := s.decide(ctx, s.policyRequest(c, holder, action, claims, parent.Act, now)); err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, claims, "token_exchange", issuedType)
+	return s.issue(ctx, c, claims, "token_exchange", issuedType)
 }
 
 // verifyLive verifies a Mandate token presented in a request: signature, type,

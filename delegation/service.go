@@ -187,8 +187,10 @@ type TokenResponse struct {
 }
 
 // issue signs c, commits its record, and builds the response. The record is
-// durable before the token leaves this function.
-func (s *Service) issue(ctx context.Context, c *tokens.Claims, grant string, issuedType string) (*TokenResponse, error) {
+// durable before the token leaves this function. If the requesting client was
+// suspended while its request was in flight (after the deviation revoked what
+// it held), the new token is revoked at once and refused.
+func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims, grant string, issuedType string) (*TokenResponse, error) {
 	jti, err := newJTI()
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
@@ -218,6 +220,12 @@ func (s *Service) issue(ctx context.Context, c *tokens.Claims, grant string, iss
 	if err := s.store.PutToken(ctx, rec); err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not record the token")
 	}
+	if until, suspended := s.dev.suspendedUntil(requester.ID, s.now()); suspended {
+		if _, err := s.revoke(ctx, c.ID, rec.ExpiresAt, "issued while its requester was suspended", "mandate/deviation"); err != nil {
+			return nil, err
+		}
+		return nil, errSuspended(requester, until)
+	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "token issued",
 		slog.String("grant", grant), slog.String("jti", c.ID), slog.String("root", c.Root()),
 		slog.String("holder", c.ClientID), slog.String("sub", c.Subject), slog.Int("depth", c.Depth()),
@@ -238,7 +246,7 @@ func (s *Service) issue(ctx context.Context, c *tokens.Claims, grant string, iss
 func (s *Service) decide(ctx context.Context, r policy.Request) error {
 	d, err := s.policy.Decide(ctx, r)
 	if err != nil {
-		return oauth.Wrap(fmt.Errorf("%w: %w", errPolicyDenied, err), oauth.CodeInvalidRequest, "policy evaluation failed, so the request is denied")
+		return oauth.Wrap(err, oauth.CodeInvalidRequest, "policy evaluation failed, so the request is denied")
 	}
 	lvl := slog.LevelDebug
 	if !d.Allow {
@@ -248,7 +256,11 @@ func (s *Service) decide(ctx context.Context, r policy.Request) error {
 		slog.String("action", string(r.Action)), slog.String("principal", r.Principal),
 		slog.String("resource", r.Resource), slog.Int("depth", r.Depth), slog.Any("policies", d.Policies))
 	if !d.Allow {
-		return oauth.Wrap(errPolicyDenied, oauth.CodeInvalidRequest, "%s", d.Reason)
+		cause := errPolicyDenied
+		if d.Forbidden {
+			cause = errPolicyForbidden
+		}
+		return oauth.Wrap(cause, oauth.CodeInvalidRequest, "%s", d.Reason)
 	}
 	return nil
 }

@@ -63,8 +63,8 @@ func (e *Engine) Reload() error {
 	return nil
 }
 
-// Watch reloads whenever anything in the directory changes (changes within
-// 100 ms are taken together), until ctx ends: not only *.cedar names, since
+// Watch reloads whenever anything in the directory changes, once it has been
+// quiet for 200 ms (so a multi-file update is loaded whole), until ctx ends: not only *.cedar names, since
 // deployment tools such as Kubernetes ConfigMap volumes swap a hidden
 // symlinked directory under unchanged file names. onReload, if set, receives
 // each reload's result.
@@ -79,6 +79,10 @@ func (e *Engine) Watch(ctx context.Context, onReload func(error)) error {
 	}
 	go func() {
 		defer w.Close()
+		const quiet = 200 * time.Millisecond
+		timer := time.NewTimer(quiet)
+		timer.Stop()
+		defer timer.Stop()
 		var debounce <-chan time.Time
 		for {
 			select {
@@ -88,9 +92,8 @@ func (e *Engine) Watch(ctx context.Context, onReload func(error)) error {
 				if !ok {
 					return
 				}
-				if debounce == nil {
-					debounce = time.After(100 * time.Millisecond)
-				}
+				timer.Reset(quiet) // every event restarts the quiet period
+				debounce = timer.C
 			case err, ok := <-w.Errors:
 				if !ok {
 					return

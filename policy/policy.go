@@ -74,11 +74,14 @@ type CallRequest struct {
 
 // Decision is a policy outcome with the ids of the policies that determined
 // it: the permitting ones on allow; the forbidding, or failing, ones on deny
-// (none when no policy permits).
+// (none when no policy permits). Forbidden is set only when forbid policies
+// determined a denial, as opposed to Cedar's default deny or a failing policy
+// (which an operator's mistake, not an agent, is likely to cause).
 type Decision struct {
-	Allow    bool     `json:"allow"`
-	Policies []string `json:"policies"`
-	Reason   string   `json:"reason"`
+	Allow     bool     `json:"allow"`
+	Forbidden bool     `json:"forbidden,omitempty"`
+	Policies  []string `json:"policies"`
+	Reason    string   `json:"reason"`
 }
 
 // AllowAll permits every request; it is the engine when no policy directory is
@@ -94,6 +97,7 @@ func (AllowAll) Decide(context.Context, Request) (Decision, error) {
 type Set struct {
 	ps        *cedar.PolicySet
 	positions map[string]string // id → file:line
+	patterns  []pattern         // the scope patterns its policies mention
 }
 
 // LoadDir parses every *.cedar file of dir (in name order) into one Set. A
@@ -129,11 +133,16 @@ type File struct {
 // Parse builds a Set from Cedar documents (see LoadDir for the rules).
 func Parse(files ...File) (*Set, error) {
 	s := &Set{ps: cedar.NewPolicySet(), positions: map[string]string{}}
+	var sources [][]byte
 	for _, f := range files {
 		list, err := cedar.NewPolicyListFromBytes(f.Name, f.Source)
 		if err != nil {
 			return nil, fmt.Errorf("policy: %s", strings.Replace(err.Error(), "<input>", f.Name, 1))
 		}
+		if len(list) == 0 && strings.HasSuffix(f.Name, ".cedar") {
+			return nil, fmt.Errorf("policy: %s holds no policy (an emptied file would silently drop its rules; delete it instead)", f.Name)
+		}
+		sources = append(sources, f.Source)
 		for _, p := range list {
 			pos := fmt.Sprintf("%s:%d", f.Name, p.Position().Line)
 			id := filepath.Base(f.Name) + fmt.Sprintf(":%d", p.Position().Line)
@@ -150,6 +159,7 @@ func Parse(files ...File) (*Set, error) {
 	if len(s.positions) == 0 {
 		return nil, fmt.Errorf("policy: the policy files hold no policy")
 	}
+	s.patterns = literalPatterns(sources...)
 	return s, nil
 }
 
@@ -166,8 +176,14 @@ func (s *Set) IDs() []string {
 // Position returns where a policy is defined ("file:line").
 func (s *Set) Position(id string) string { return s.positions[id] }
 
-// Decide evaluates a token request.
+// errNoSet is the decision of a nil *Set (a load error that was ignored).
+var errNoSet = Decision{Policies: []string{}, Reason: "no policy set is loaded, so the request is denied"}
+
+// Decide evaluates a token request. A nil *Set denies.
 func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
+	if s == nil {
+		return errNoSet, nil
+	}
 	principal := agent(r.Principal)
 	resource := agent(r.Resource)
 	ents := cedar.EntityMap{
@@ -176,7 +192,7 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 	if resource != principal {
 		ents[resource] = cedar.Entity{UID: resource, Parents: groups(r.ResourceGroups)}
 	}
-	ctx := scopeContext(r.Scopes)
+	ctx := s.scopeContext(r.Scopes)
 	ctx["subject"] = cedar.String(r.Subject)
 	ctx["audiences"] = stringSet(r.Audiences)
 	ctx["depth"] = cedar.Long(r.Depth)
@@ -186,15 +202,16 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 	return s.eval(ents, cedar.Request{Principal: principal, Action: action(r.Action), Resource: resource, Context: cedar.NewRecord(ctx)}), nil
 }
 
-// AuthorizeCall evaluates a call to a resource server.
+// AuthorizeCall evaluates a call to a resource server. A nil *Set denies.
 func (s *Set) AuthorizeCall(r CallRequest) Decision {
+	if s == nil {
+		return errNoSet
+	}
 	principal := agent(r.Holder)
 	resource := cedar.NewEntityUID(cedar.EntityType(r.Resource.Type), cedar.String(r.Resource.ID))
-	ents := cedar.EntityMap{
-		principal: {UID: principal, Parents: groups(r.Groups)},
-		resource:  {UID: resource},
-	}
-	ctx := scopeContext(r.Scopes)
+	ents := cedar.EntityMap{resource: {UID: resource}}
+	ents[principal] = cedar.Entity{UID: principal, Parents: groups(r.Groups)} // the holder's groups win if resource names it
+	ctx := s.scopeContext(r.Scopes)
 	ctx["holder"] = cedar.String(r.Holder)
 	ctx["subject"] = cedar.String(r.Subject)
 	ctx["audiences"] = stringSet(r.Audiences)
@@ -232,7 +249,7 @@ func (s *Set) eval(ents cedar.EntityMap, req cedar.Request) Decision {
 	case d == cedar.Allow:
 		return Decision{Allow: true, Policies: ids, Reason: "permitted by " + quoteAll(ids)}
 	case len(ids) > 0:
-		return Decision{Policies: ids, Reason: "denied by " + quoteAll(ids)}
+		return Decision{Forbidden: true, Policies: ids, Reason: "denied by " + quoteAll(ids)}
 	default:
 		return Decision{Policies: []string{}, Reason: NoPolicyPermits}
 	}
@@ -266,59 +283,34 @@ func stringSet(list []string) cedar.Set {
 	return cedar.NewSet(vals...)
 }
 
-// scopeContext returns the scope attributes of a context: scopes, and since
-// Cedar cannot match patterns inside a set, scope_patterns (every pattern
-// some scope matches) and scope_patterns_all (every pattern all scopes match).
-func scopeContext(scopes []string) cedar.RecordMap {
-	var union, all []string
-	for i, sc := range scopes {
-		pats := Patterns(sc)
-		for _, p := range pats {
-			if !slices.Contains(union, p) {
-				union = append(union, p)
+// scopeContext returns the scope attributes of a context: the scopes, and,
+// since Cedar cannot match patterns inside a set, the patterns this set's
+// policies mention that the scopes meet: scope_patterns (some scope can grant
+// something the pattern matches) and scope_patterns_all (everything every
+// scope grants matches the pattern).
+func (s *Set) scopeContext(scopes []string) cedar.RecordMap {
+	var some, all []cedar.Value
+	for _, p := range s.patterns {
+		any, every := false, len(scopes) > 0
+		for _, sc := range scopes {
+			g := splitScope(sc)
+			if !any && p.overlaps(g) {
+				any = true
+			}
+			if every && !p.contains(g) {
+				every = false
 			}
 		}
-		if i == 0 {
-			all = pats
-			continue
+		if any {
+			some = append(some, cedar.String(p.text))
 		}
-		all = slices.DeleteFunc(all, func(p string) bool { return !slices.Contains(pats, p) })
+		if every {
+			all = append(all, cedar.String(p.text))
+		}
 	}
 	return cedar.RecordMap{
 		"scopes":             stringSet(scopes),
-		"scope_patterns":     stringSet(union),
-		"scope_patterns_all": stringSet(all),
+		"scope_patterns":     cedar.NewSet(some...),
+		"scope_patterns_all": cedar.NewSet(all...),
 	}
-}
-
-// maxPatternSegments bounds the segments expanded into patterns (2^n of them);
-// a longer scope contributes only itself, so a crafted scope cannot blow up.
-const maxPatternSegments = 6
-
-// Patterns returns scope with every combination of its ':'-separated segments
-// replaced by '*' ("db:write:orders" gives db:write:orders, *:write:orders,
-// db:*:orders, db:write:*, *:*:orders, *:write:*, db:*:*, *:*:*), the scope
-// itself first.
-func Patterns(scope string) []string {
-	segs := strings.Split(scope, ":")
-	if len(segs) > maxPatternSegments {
-		return []string{scope}
-	}
-	n := 1 << len(segs)
-	out := make([]string, 0, n)
-	buf := make([]string, len(segs))
-	for mask := 0; mask < n; mask++ {
-		for i, s := range segs {
-			if mask&(1<<i) != 0 {
-				buf[i] = "*"
-			} else {
-				buf[i] = s
-			}
-		}
-		p := strings.Join(buf, ":")
-		if !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -213,17 +213,26 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	}
 	d.show(root, "root")
 
-	d.step(2, "Each sub-agent proves who it is with a token of its own (client_credentials).")
+	d.step(2, "Each sub-agent gets a token of its own (client_credentials): handed over as actor_token, it names the next holder.")
 	ids := map[string]string{}
-	for _, id := range []string{"researcher", "db-agent"} {
-		if ids[id], err = d.token(id, url.Values{"grant_type": {oauth.GrantClientCredentials}}); err != nil {
-			return err
-		}
-		d.say("   %s has an identity token; handed over as actor_token, it names the next holder.", id)
+	if ids["researcher"], err = d.token("researcher", url.Values{"grant_type": {oauth.GrantClientCredentials}}); err != nil {
+		return err
 	}
+	d.say("   researcher: granted.")
+	if _, err := d.token("db-agent", url.Values{"grant_type": {oauth.GrantClientCredentials}}); err != nil {
+		d.say("   db-agent, asking for all it is registered for (db:read:* tools:search): refused → %v", err)
+	} else {
+		return fmt.Errorf("demo: the db-agent's policy did not hold")
+	}
+	d.say("   Policy holds where registration alone would not: the db-agent only ever holds database reads.")
+	if ids["db-agent"], err = d.token("db-agent", url.Values{"grant_type": {oauth.GrantClientCredentials}, "scope": {"db:read:*"}}); err != nil {
+		return err
+	}
+	d.say("   db-agent, asking for db:read:*: granted.")
 
-	d.step(3, "The orchestrator delegates to the researcher (RFC 8693 token exchange), narrowing to \"db:read:* tools:search\".")
-	child, err := d.token("orchestrator", exchange(root, ids["researcher"], url.Values{"scope": {"db:read:* tools:search"}}))
+	d.step(3, "The orchestrator delegates to the researcher (RFC 8693 token exchange), narrowing to \"db:read:*\".")
+	d.say("   (Policy lets orchestrators hand research agents read scopes and nothing else.)")
+	child, err := d.token("orchestrator", exchange(root, ids["researcher"], url.Values{"scope": {"db:read:*"}}))
 	if err != nil {
 		return err
 	}
@@ -241,13 +250,6 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 		d.say("   refused → %v", err)
 	} else {
 		return fmt.Errorf("demo: widening was not refused")
-	}
-	d.say("   And policy holds where registration alone would not: the db-agent is registered for tools:search,")
-	d.say("   but the researcher may only pass it database reads.")
-	if _, err := d.token("researcher", exchange(child, ids["db-agent"], url.Values{"scope": {"tools:search"}})); err != nil {
-		d.say("   researcher → db-agent \"tools:search\" refused → %v", err)
-	} else {
-		return fmt.Errorf("demo: the policy did not refuse")
 	}
 
 	d.step(6, "The db-agent calls the orders API with its token.")

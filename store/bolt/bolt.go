@@ -99,8 +99,14 @@ func Open(dir string, opts Options) (*DB, error) {
 	bdb.MaxBatchDelay = 2 * time.Millisecond
 	var id string
 	err = bdb.Update(func(tx *bbolt.Tx) error {
+		indexHolders := tx.Bucket(bucketHolders) == nil && tx.Bucket(bucketTokens) != nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if indexHolders { // a store from before the holder index: build it once
+			if err := backfillHolders(tx); err != nil {
 				return err
 			}
 		}
@@ -126,6 +132,17 @@ func Open(dir string, opts Options) (*DB, error) {
 // checkPrivate refuses a data file others can read or write, and a data
 // directory others can write (they could swap the file); a directory others can
 // merely list is fine, since the file inside is 0600.
+func backfillHolders(tx *bbolt.Tx) error {
+	idx := tx.Bucket(bucketHolders)
+	return tx.Bucket(bucketTokens).ForEach(func(_, v []byte) error {
+		var rec store.TokenRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		return idx.Put(holderKey(rec.Holder, rec.ExpiresAt, rec.JTI), nil)
+	})
+}
+
 func checkPrivate(path string, isDir bool) error {
 	st, err := os.Stat(path)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
@@ -338,5 +340,29 @@ func TestHeldBy(t *testing.T) {
 	}
 	if held, _ := db.HeldBy(ctx, "agent", t0); len(held) != 0 {
 		t.Errorf("index survived GC: %d", len(held))
+	}
+}
+
+// TestHolderIndexIsBuiltForOlderStores: a store written before the holder
+// index existed gets it at open, so deviation finds tokens issued before.
+func TestHolderIndexIsBuiltForOlderStores(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, 0)
+	r := rec("old", nil, t0.Add(time.Hour))
+	if err := db.PutToken(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := bbolt.Open(filepath.Join(dir, bolt.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("holders")) }); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db = open(t, dir, 0)
+	if held, _ := db.HeldBy(context.Background(), "h", t0); len(held) != 1 || held[0].JTI != "old" {
+		t.Errorf("held after backfill = %v", held)
 	}
 }
