@@ -10,12 +10,12 @@ import (
 )
 
 // BenchmarkDecide is one exchange decision against the demo policy set: an
-// orchestrator delegating two scopes to a research agent (context built,
+// orchestrator delegating two read scopes to a research agent (context built,
 // entities built, all eight policies evaluated).
 func BenchmarkDecide(b *testing.B) {
 	s := demoSet(b)
 	req := policy.Request{Principal: "orchestrator", PrincipalGroups: orch, Action: policy.ActionDelegate,
-		Resource: "researcher", ResourceGroups: res, Subject: "orchestrator", Scopes: []string{"db:read:*", "tools:search"},
+		Resource: "researcher", ResourceGroups: res, Subject: "orchestrator", Scopes: []string{"db:read:*", "db:read:orders"},
 		Audiences: []string{"https://orders.example"}, Depth: 1, Actors: []string{"orchestrator"}, Root: "task-42", TTL: 5 * time.Minute}
 	ctx := context.Background()
 	for b.Loop() {

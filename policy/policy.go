@@ -289,11 +289,14 @@ func stringSet(list []string) cedar.Set {
 // something the pattern matches) and scope_patterns_all (everything every
 // scope grants matches the pattern).
 func (s *Set) scopeContext(scopes []string) cedar.RecordMap {
+	grants := make([]grant, len(scopes))
+	for i, sc := range scopes {
+		grants[i] = splitScope(sc)
+	}
 	var some, all []cedar.Value
 	for _, p := range s.patterns {
 		any, every := false, len(scopes) > 0
-		for _, sc := range scopes {
-			g := splitScope(sc)
+		for _, g := range grants {
 			if !any && p.overlaps(g) {
 				any = true
 			}
