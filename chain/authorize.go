@@ -40,35 +40,25 @@ func (v *Verifier) Authorize(c *Chain, action policy.Action, resource policy.Ent
 // resource; otherwise 403 insufficient_scope naming the determining policy.
 // It must run after Middleware.
 func (v *Verifier) RequirePermission(action policy.Action, resource policy.Entity) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, ok := FromContext(r.Context())
-			if !ok {
-				v.Reject(w, ErrNoToken)
-				return
-			}
-			if !v.Permitted(w, c, action, resource) {
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+	return v.Require(v.MayCall(action, resource))
 }
 
-// Permitted checks a chain against the call policy and, when it is refused,
-// writes the 403 answer and returns false; RequirePermission is built on it,
-// and handlers that pick the resource per request can call it directly.
-func (v *Verifier) Permitted(w http.ResponseWriter, c *Chain, action policy.Action, resource policy.Entity) bool {
-	d, err := v.Authorize(c, action, resource)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": err.Error()})
-		return false
+// MayCall is the Check behind RequirePermission: the call policy must permit
+// the chain to perform action on resource. Handlers that pick the resource
+// per request can run it directly.
+func (v *Verifier) MayCall(action policy.Action, resource policy.Entity) Check {
+	return func(w http.ResponseWriter, c *Chain) bool {
+		d, err := v.Authorize(c, action, resource)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": err.Error()})
+			return false
+		}
+		if !d.Allow {
+			v.RejectPolicy(w, d)
+			return false
+		}
+		return true
 	}
-	if !d.Allow {
-		v.RejectPolicy(w, d)
-		return false
-	}
-	return true
 }
 
 // RejectPolicy writes the 403 answer for a call the policy denied (RFC 6750

@@ -137,11 +137,14 @@ func param(name, value string) string {
 	return name + `="` + b.String() + `"`
 }
 
-// RequireScope returns middleware that lets a request through only when the
-// verified chain in its context grants every scope; otherwise it answers 403
-// insufficient_scope naming the missing scope (RFC 6750 §3.1). It must run
-// after Verifier.Middleware.
-func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handler {
+// Check inspects a verified chain; when it refuses, it writes the answer and
+// returns false. RequireScope and RequirePermission are Checks wrapped by
+// Require, and chain/echomw wraps the same Checks for echo.
+type Check func(w http.ResponseWriter, c *Chain) bool
+
+// Require returns middleware that runs check on the chain Middleware put in
+// the request context (a request without one gets the bare 401 challenge).
+func (v *Verifier) Require(check Check) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := FromContext(r.Context())
@@ -149,12 +152,29 @@ func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handle
 				v.Reject(w, ErrNoToken)
 				return
 			}
-			if missing, bad := Uncovered(c.Scopes, scopes); bad {
-				v.RejectScope(w, missing)
-				return
+			if check(w, c) {
+				next.ServeHTTP(w, r)
 			}
-			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+// RequireScope returns middleware that lets a request through only when the
+// verified chain in its context grants every scope; otherwise it answers 403
+// insufficient_scope naming the missing scope (RFC 6750 §3.1). It must run
+// after Verifier.Middleware.
+func (v *Verifier) RequireScope(scopes ...string) func(http.Handler) http.Handler {
+	return v.Require(v.HasScopes(scopes...))
+}
+
+// HasScopes is the Check behind RequireScope.
+func (v *Verifier) HasScopes(scopes ...string) Check {
+	return func(w http.ResponseWriter, c *Chain) bool {
+		if missing, bad := Uncovered(c.Scopes, scopes); bad {
+			v.RejectScope(w, missing)
+			return false
+		}
+		return true
 	}
 }
 

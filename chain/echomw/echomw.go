@@ -30,10 +30,9 @@ func Verify(v *chain.Verifier) echo.MiddlewareFunc {
 	}
 }
 
-// RequireScope returns middleware that lets a request through only when its
-// verified chain grants every scope; otherwise 403 insufficient_scope naming
-// the missing one. It must run after Verify.
-func RequireScope(v *chain.Verifier, scopes ...string) echo.MiddlewareFunc {
+// Require returns middleware that runs a chain.Check on the chain Verify
+// stored; it must run after Verify.
+func Require(v *chain.Verifier, check chain.Check) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			ch, ok := Chain(c)
@@ -41,8 +40,7 @@ func RequireScope(v *chain.Verifier, scopes ...string) echo.MiddlewareFunc {
 				v.Reject(c.Response(), chain.ErrNoToken)
 				return nil
 			}
-			if missing, bad := chain.Uncovered(ch.Scopes, scopes); bad {
-				v.RejectScope(c.Response(), missing)
+			if !check(c.Response(), ch) {
 				return nil
 			}
 			return next(c)
@@ -50,23 +48,17 @@ func RequireScope(v *chain.Verifier, scopes ...string) echo.MiddlewareFunc {
 	}
 }
 
-// RequirePermission returns middleware that lets a request through only when
-// the verifier's call policy permits its chain to perform action on resource;
-// otherwise 403 naming the policy. It must run after Verify.
+// RequireScope lets a request through only when its verified chain grants
+// every scope; otherwise 403 insufficient_scope naming the missing one.
+func RequireScope(v *chain.Verifier, scopes ...string) echo.MiddlewareFunc {
+	return Require(v, v.HasScopes(scopes...))
+}
+
+// RequirePermission lets a request through only when the verifier's call
+// policy permits its chain to perform action on resource; otherwise 403
+// naming the policy.
 func RequirePermission(v *chain.Verifier, action policy.Action, resource policy.Entity) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			ch, ok := Chain(c)
-			if !ok {
-				v.Reject(c.Response(), chain.ErrNoToken)
-				return nil
-			}
-			if !v.Permitted(c.Response(), ch, action, resource) {
-				return nil
-			}
-			return next(c)
-		}
-	}
+	return Require(v, v.MayCall(action, resource))
 }
 
 // Chain returns the chain Verify stored in the echo context.
