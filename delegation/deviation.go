@@ -21,10 +21,11 @@ type Deviation struct {
 	Window     time.Duration
 }
 
-// Causes of policy refusals. Only errPolicyForbidden (a forbid policy named
-// the request) counts as a deviation: Cedar's default deny and failing
-// policies are what a broken or emptied policy set produces for everyone, and
-// must not make Mandate revoke the whole fleet.
+// Causes of policy refusals (matched through *policyDenial). Only
+// errPolicyForbidden (a forbid policy named the request) counts as a
+// deviation: Cedar's default deny and failing policies are what a broken or
+// emptied policy set produces for everyone, and must not make Mandate revoke
+// the whole fleet.
 var (
 	errPolicyDenied    = errors.New("denied by policy")
 	errPolicyForbidden = errors.New("forbidden by policy")
@@ -132,4 +133,6 @@ func (s *Service) observe(ctx context.Context, c *Client, err error) {
 	}
 	s.log.Warn("agent suspended for deviation", slog.String("client", c.ID), slog.String("reason", reason),
 		slog.Int("tokens_revoked", revoked), slog.Time("until", now.Add(s.dev.cfg.Window)))
+	s.audit(ctx, store.AuditEvent{Time: now, Type: store.AuditSuspended, Client: c.ID,
+		Reason: fmt.Sprintf("%s; %d live tokens revoked; suspended until %s", reason, revoked, now.Add(s.dev.cfg.Window).UTC().Format(time.RFC3339))})
 }

@@ -76,10 +76,11 @@ func (s *Service) externalRoot(ctx context.Context, c *Client, ti *TrustedIssuer
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
 		Act: &tokens.Actor{Subject: c.ID},
 	}
-	if err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now)); err != nil {
+	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))
+	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, c, claims, "token_exchange", issuedType)
+	return s.issue(ctx, c, claims, "token_exchange", issuedType, policies)
 }
 
 // unix converts a NumericDate, clamped to [1970, year 5138] so absurd values

@@ -75,10 +75,11 @@ func (s *Service) clientCredentials(ctx context.Context, c *Client, req TokenReq
 		Audience: auds, Scope: chain.FormatScope(scopes),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(s.rootTTL).Unix(),
 	}
-	if err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now)); err != nil {
+	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))
+	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, c, claims, "client_credentials", "")
+	return s.issue(ctx, c, claims, "client_credentials", "", policies)
 }
 
 // exchange implements RFC 8693 token exchange: delegation from a Mandate token,
@@ -183,10 +184,11 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
 		Act: act, Lineage: lineage,
 	}
-	if err := s.decide(ctx, s.policyRequest(c, holder, action, claims, parent.Act, now)); err != nil {
+	policies, err := s.decide(ctx, s.policyRequest(c, holder, action, claims, parent.Act, now))
+	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, c, claims, "token_exchange", issuedType)
+	return s.issue(ctx, c, claims, "token_exchange", issuedType, policies)
 }
 
 // verifyLive verifies a Mandate token presented in a request: signature, type,

@@ -70,9 +70,10 @@ func (s *Service) RevokeID(ctx context.Context, jti, reason, by string) (store.R
 // revoke writes the single revocation record that makes jti and its whole
 // subtree unusable; revoking twice keeps the first record.
 func (s *Service) revoke(ctx context.Context, jti string, exp time.Time, reason, by string) (store.Revocation, error) {
+	now := s.now()
 	r, created, err := s.store.Revoke(ctx, store.Revocation{
-		JTI: jti, ExpiresAt: exp.UTC(), RevokedAt: s.now().UTC(), Reason: reason, By: by,
-	})
+		JTI: jti, ExpiresAt: exp.UTC(), RevokedAt: now.UTC(), Reason: reason, By: by,
+	}, &store.AuditEvent{Time: now, Type: store.AuditRevoked, Client: by, JTI: jti, Reason: reason})
 	if err != nil {
 		return r, oauth.Wrap(err, oauth.CodeServerError, "could not record the revocation")
 	}

@@ -27,6 +27,7 @@ type Store interface {
 	store.Tokens
 	store.Revocations
 	store.RevocationLog
+	store.Audit
 }
 
 // PolicyEngine decides whether a token request is allowed at all; policy.AllowAll
@@ -190,7 +191,7 @@ type TokenResponse struct {
 // durable before the token leaves this function. If the requesting client was
 // suspended while its request was in flight (after the deviation revoked what
 // it held), the new token is revoked at once and refused.
-func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims, grant string, issuedType string) (*TokenResponse, error) {
+func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims, grant string, issuedType string, policies []string) (*TokenResponse, error) {
 	jti, err := newJTI()
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
@@ -217,7 +218,9 @@ func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims
 	if c.Cnf != nil {
 		rec.JKT = c.Cnf.JKT
 	}
-	if err := s.store.PutToken(ctx, rec); err != nil {
+	ev := &store.AuditEvent{Time: s.now(), Type: store.AuditIssued, Client: requester.ID, Grant: grant,
+		JTI: c.ID, Holder: c.ClientID, Subject: c.Subject, Scope: c.Scope, Root: c.Root(), Depth: c.Depth(), Policies: policies}
+	if err := s.store.PutToken(ctx, rec, ev); err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not record the token")
 	}
 	if until, suspended := s.dev.suspendedUntil(requester.ID, s.now()); suspended {
@@ -243,10 +246,10 @@ func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims
 // request with invalid_request (RFC 8693 §2.2.2), fail closed, and the
 // description names the determining policy. Every decision is logged with its
 // policies (denials at info, permits at debug).
-func (s *Service) decide(ctx context.Context, r policy.Request) error {
+func (s *Service) decide(ctx context.Context, r policy.Request) ([]string, error) {
 	d, err := s.policy.Decide(ctx, r)
 	if err != nil {
-		return oauth.Wrap(err, oauth.CodeInvalidRequest, "policy evaluation failed, so the request is denied")
+		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "policy evaluation failed, so the request is denied")
 	}
 	lvl := slog.LevelDebug
 	if !d.Allow {
@@ -256,13 +259,31 @@ func (s *Service) decide(ctx context.Context, r policy.Request) error {
 		slog.String("action", string(r.Action)), slog.String("principal", r.Principal),
 		slog.String("resource", r.Resource), slog.Int("depth", r.Depth), slog.Any("policies", d.Policies))
 	if !d.Allow {
-		cause := errPolicyDenied
-		if d.Forbidden {
-			cause = errPolicyForbidden
-		}
-		return oauth.Wrap(cause, oauth.CodeInvalidRequest, "%s", d.Reason)
+		return nil, oauth.Wrap(&policyDenial{forbidden: d.Forbidden, policies: d.Policies}, oauth.CodeInvalidRequest, "%s", d.Reason)
 	}
-	return nil
+	return d.Policies, nil
+}
+
+// policyDenial is the cause of a refusal by policy: which policies, and
+// whether a forbid (not Cedar's default deny) determined it.
+type policyDenial struct {
+	forbidden bool
+	policies  []string
+}
+
+func (p *policyDenial) Error() string { return "denied by policy" }
+
+// Is lets errors.Is match errPolicyDenied, and errPolicyForbidden for a forbid.
+func (p *policyDenial) Is(target error) bool {
+	return target == errPolicyDenied || (p.forbidden && target == errPolicyForbidden)
+}
+
+// audit appends an event to the audit trail; a failure is logged, since the
+// decision it records has already been made.
+func (s *Service) audit(ctx context.Context, ev store.AuditEvent) {
+	if err := s.store.Append(ctx, ev); err != nil {
+		s.log.Error("audit append failed", slog.String("type", ev.Type), slog.String("error", err.Error()))
+	}
 }
 
 // refuse logs a refused request (with the rule, never the token) and returns err.
@@ -274,6 +295,12 @@ func (s *Service) refuse(ctx context.Context, grant string, c *Client, err error
 	}
 	attrs := []slog.Attr{slog.String("grant", grant), slog.String("client", c.ID),
 		slog.String("error", e.Code), slog.String("description", e.Description)}
+	ev := store.AuditEvent{Time: s.now(), Type: store.AuditRefused, Client: c.ID, Grant: grant, Code: e.Code, Reason: e.Description}
+	var denial *policyDenial
+	if errors.As(err, &denial) {
+		ev.Policies = denial.policies
+	}
+	s.audit(ctx, ev)
 	if cause := e.Cause(); cause != nil {
 		attrs = append(attrs, slog.String("cause", cause.Error()))
 	}

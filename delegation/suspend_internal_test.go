@@ -33,7 +33,7 @@ func TestATokenIssuedDuringSuspensionIsRevoked(t *testing.T) {
 	c, _ := svc.Client("a")
 	claims := &tokens.Claims{Issuer: "https://m.example", Subject: "a", ClientID: "a", IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(time.Minute).Unix()}
 	svc.dev.record("a", now) // suspended while the request was in flight
-	_, err = svc.issue(context.Background(), c, claims, "client_credentials", "")
+	_, err = svc.issue(context.Background(), c, claims, "client_credentials", "", nil)
 	if e := oauth.As(err); e.Code != oauth.CodeInvalidRequest {
 		t.Fatalf("issue during suspension: %v", err)
 	}

@@ -49,8 +49,9 @@ type Revocation struct {
 
 // Tokens persists token records and their parent → child index.
 type Tokens interface {
-	// PutToken durably stores rec and indexes it under its parent.
-	PutToken(ctx context.Context, rec *TokenRecord) error
+	// PutToken durably stores rec, indexes it under its parent and holder, and
+	// appends ev (if not nil) to the audit trail in the same transaction.
+	PutToken(ctx context.Context, rec *TokenRecord, ev *AuditEvent) error
 	// Token returns the record with the given jti, or ErrNotFound.
 	Token(ctx context.Context, jti string) (*TokenRecord, error)
 	// Children returns the jtis of the tokens issued directly from jti.
@@ -62,9 +63,10 @@ type Tokens interface {
 // Revocations persists revocation records.
 type Revocations interface {
 	// Revoke durably records r and appends it to the revocation log, setting
-	// its Seq. If the token is already revoked it returns the existing record
-	// and false, leaving it unchanged.
-	Revoke(ctx context.Context, r Revocation) (Revocation, bool, error)
+	// its Seq, and appends ev (if not nil) to the audit trail, in one
+	// transaction. If the token is already revoked it returns the existing
+	// record and false, leaving everything unchanged.
+	Revoke(ctx context.Context, r Revocation, ev *AuditEvent) (Revocation, bool, error)
 	// FirstRevoked returns the revocation of the first jti in jtis that is
 	// revoked, or nil when none is.
 	FirstRevoked(ctx context.Context, jtis ...string) (*Revocation, error)

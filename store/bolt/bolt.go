@@ -38,9 +38,12 @@ var (
 	bucketRevExpiry   = []byte("rev_expiry")   // exp(8) jti → nil
 	bucketRevLog      = []byte("rev_log")      // seq(8) → jti; bucket sequence = head
 	bucketKeys        = []byte("keys")         // kid → tokens.StoredKey
-	bucketMeta        = []byte("meta")         // store_id → random id
-	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketHolders, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta}
+	bucketMeta        = []byte("meta")         // store_id → random id; audit_head, audit_base
+	bucketAudit       = []byte("audit")        // seq(8) → AuditRecord
+	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketHolders, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta, bucketAudit}
 	keyStoreID        = []byte("store_id")
+	keyAuditHead      = []byte("audit_head") // hash of the newest audit record
+	keyAuditBase      = []byte("audit_base") // seq(8) hash of the newest collected record
 )
 
 // FileName is the store's file inside the data directory.
@@ -193,7 +196,7 @@ func childKey(parent, child string) []byte {
 
 // PutToken durably stores rec, its expiry index entry and its parent → child
 // link in one group-committed transaction.
-func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord) error {
+func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord, ev *store.AuditEvent) error {
 	if rec.JTI == "" {
 		return errors.New("token record without jti")
 	}
@@ -212,9 +215,11 @@ func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord) error {
 			return err
 		}
 		if rec.Parent != "" {
-			return tx.Bucket(bucketChildren).Put(childKey(rec.Parent, rec.JTI), nil)
+			if err := tx.Bucket(bucketChildren).Put(childKey(rec.Parent, rec.JTI), nil); err != nil {
+				return err
+			}
 		}
-		return nil
+		return appendAudit(tx, ev)
 	})
 }
 
@@ -287,7 +292,7 @@ func hasPrefix(k, p []byte) bool {
 // Revoke durably records r and appends it to the revocation log, unless the
 // token is already revoked, in which case the existing record is returned with
 // false.
-func (d *DB) Revoke(_ context.Context, r store.Revocation) (store.Revocation, bool, error) {
+func (d *DB) Revoke(_ context.Context, r store.Revocation, ev *store.AuditEvent) (store.Revocation, bool, error) {
 	if r.JTI == "" {
 		return r, false, errors.New("revocation without jti")
 	}
@@ -320,7 +325,10 @@ func (d *DB) Revoke(_ context.Context, r store.Revocation) (store.Revocation, bo
 		if err := log.Put(seqKey(seq), []byte(r.JTI)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketRevExpiry).Put(expiryKey(r.ExpiresAt, r.JTI), nil)
+		if err := tx.Bucket(bucketRevExpiry).Put(expiryKey(r.ExpiresAt, r.JTI), nil); err != nil {
+			return err
+		}
+		return appendAudit(tx, ev)
 	})
 	if err != nil {
 		return r, false, err
@@ -440,6 +448,7 @@ func (d *DB) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
 type GCResult struct {
 	Tokens      int
 	Revocations int
+	Audit       int
 }
 
 // gcBatch bounds the deletions of one write transaction so a large backlog
@@ -448,7 +457,9 @@ const gcBatch = 1000
 
 // GC deletes revocation records (and their log entries) whose token expired at
 // or before now - RevocationGrace, and token records (with their child links)
-// that expired at or before now - Retention.
+// that expired, and audit records written, before now - Retention. The
+// newest collected audit record's hash stays as the chain's base, so what is
+// kept still verifies.
 func (d *DB) GC(now time.Time) (GCResult, error) {
 	var res GCResult
 	for {
@@ -469,6 +480,16 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 			if err != nil {
 				return res, err
 			}
+			break
+		}
+	}
+	for {
+		n, err := d.collectAudit(now.Add(-d.retention))
+		res.Audit += n
+		if err != nil {
+			return res, err
+		}
+		if n < gcBatch {
 			break
 		}
 	}

@@ -45,7 +45,7 @@ func TestTokensAreDurableAndIndexed(t *testing.T) {
 	ctx := context.Background()
 	root := rec("root", nil, t0.Add(time.Hour))
 	for _, r := range []*store.TokenRecord{root, rec("c1", []string{"root"}, t0.Add(time.Minute)), rec("c2", []string{"root"}, t0.Add(time.Minute)), rec("g", []string{"root", "c1"}, t0.Add(time.Minute))} {
-		if err := db.PutToken(ctx, r); err != nil {
+		if err := db.PutToken(ctx, r, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,12 +73,12 @@ func TestRevocationIsOneIdempotentRecord(t *testing.T) {
 	db := open(t, dir, time.Hour)
 	ctx := context.Background()
 	first := store.Revocation{JTI: "root", ExpiresAt: t0.Add(time.Hour), RevokedAt: t0, Reason: "task over", By: "ops"}
-	if _, created, err := db.Revoke(ctx, first); err != nil || !created {
+	if _, created, err := db.Revoke(ctx, first, nil); err != nil || !created {
 		t.Fatalf("revoke: %v %v", created, err)
 	}
 	again := first
 	again.Reason, again.RevokedAt = "other", t0.Add(time.Minute)
-	got, created, err := db.Revoke(ctx, again)
+	got, created, err := db.Revoke(ctx, again, nil)
 	if err != nil || created || got.Reason != "task over" {
 		t.Fatalf("second revoke: %+v %v %v", got, created, err)
 	}
@@ -104,7 +104,7 @@ func TestConcurrentWritesAllLand(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := db.PutToken(context.Background(), rec(fmt.Sprintf("t%03d", i), []string{"root"}, t0.Add(time.Hour))); err != nil {
+			if err := db.PutToken(context.Background(), rec(fmt.Sprintf("t%03d", i), []string{"root"}, t0.Add(time.Hour)), nil); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -120,11 +120,11 @@ func TestConcurrentWritesAllLand(t *testing.T) {
 func TestGarbageCollection(t *testing.T) {
 	db := open(t, t.TempDir(), time.Hour)
 	ctx := context.Background()
-	_ = db.PutToken(ctx, rec("root", nil, t0.Add(10*time.Minute)))
-	_ = db.PutToken(ctx, rec("child", []string{"root"}, t0.Add(5*time.Minute)))
-	_ = db.PutToken(ctx, rec("live", nil, t0.Add(3*time.Hour)))
-	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "root", ExpiresAt: t0.Add(10 * time.Minute), RevokedAt: t0})
-	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "live", ExpiresAt: t0.Add(3 * time.Hour), RevokedAt: t0})
+	_ = db.PutToken(ctx, rec("root", nil, t0.Add(10*time.Minute)), nil)
+	_ = db.PutToken(ctx, rec("child", []string{"root"}, t0.Add(5*time.Minute)), nil)
+	_ = db.PutToken(ctx, rec("live", nil, t0.Add(3*time.Hour)), nil)
+	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "root", ExpiresAt: t0.Add(10 * time.Minute), RevokedAt: t0}, nil)
+	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "live", ExpiresAt: t0.Add(3 * time.Hour), RevokedAt: t0}, nil)
 
 	// Before expiry nothing goes.
 	if res, err := db.GC(t0.Add(4 * time.Minute)); err != nil || res != (bolt.GCResult{}) {
@@ -166,7 +166,7 @@ func TestGarbageCollectionInBatches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = db.PutToken(ctx, rec(fmt.Sprintf("t%05d", i), nil, t0.Add(time.Minute)))
+			_ = db.PutToken(ctx, rec(fmt.Sprintf("t%05d", i), nil, t0.Add(time.Minute)), nil)
 		}()
 	}
 	wg.Wait()
@@ -211,8 +211,8 @@ func TestSecondProcessIsLockedOut(t *testing.T) {
 
 func TestRunGCCollectsInTheBackground(t *testing.T) {
 	db := open(t, t.TempDir(), 0)
-	_ = db.PutToken(context.Background(), rec("old", nil, t0))
-	_, _, _ = db.Revoke(context.Background(), store.Revocation{JTI: "old", ExpiresAt: t0, RevokedAt: t0})
+	_ = db.PutToken(context.Background(), rec("old", nil, t0), nil)
+	_, _, _ = db.Revoke(context.Background(), store.Revocation{JTI: "old", ExpiresAt: t0, RevokedAt: t0}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	passes := make(chan bolt.GCResult)
 	stopped := make(chan struct{})
@@ -246,12 +246,12 @@ func TestRevocationLog(t *testing.T) {
 		t.Fatalf("store ids %q and %q", id, other.ID())
 	}
 	for i, jti := range []string{"a", "b", "c"} {
-		r, created, err := db.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute), RevokedAt: t0})
+		r, created, err := db.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute), RevokedAt: t0}, nil)
 		if err != nil || !created || r.Seq != uint64(i+1) {
 			t.Fatalf("revoke %s: seq %d %v %v", jti, r.Seq, created, err)
 		}
 	}
-	if r, created, _ := db.Revoke(ctx, store.Revocation{JTI: "b", ExpiresAt: t0}); created || r.Seq != 2 {
+	if r, created, _ := db.Revoke(ctx, store.Revocation{JTI: "b", ExpiresAt: t0}, nil); created || r.Seq != 2 {
 		t.Errorf("re-revoking moved the entry: %+v", r)
 	}
 	jtis := func(rs []store.Revocation) (out []string) {
@@ -298,7 +298,7 @@ func TestRevocationGraceDelaysCollection(t *testing.T) {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "r", ExpiresAt: t0, RevokedAt: t0})
+	_, _, _ = db.Revoke(ctx, store.Revocation{JTI: "r", ExpiresAt: t0, RevokedAt: t0}, nil)
 	if res, _ := db.GC(t0.Add(59 * time.Second)); res.Revocations != 0 {
 		t.Fatal("collected within the grace")
 	}
@@ -316,7 +316,7 @@ func TestHeldBy(t *testing.T) {
 	mk := func(jti, holder string, exp time.Time) {
 		r := rec(jti, nil, exp)
 		r.Holder = holder
-		if err := db.PutToken(ctx, r); err != nil {
+		if err := db.PutToken(ctx, r, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -349,7 +349,7 @@ func TestHolderIndexIsBuiltForOlderStores(t *testing.T) {
 	dir := t.TempDir()
 	db := open(t, dir, 0)
 	r := rec("old", nil, t0.Add(time.Hour))
-	if err := db.PutToken(context.Background(), r); err != nil {
+	if err := db.PutToken(context.Background(), r, nil); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

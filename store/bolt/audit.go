@@ -1,0 +1,136 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/mandate-auth/mandate/store"
+)
+
+// appendAudit adds ev, chained to the current head, inside tx; a nil ev
+// appends nothing. Batch may run it again on retry: it reads the head from
+// the same transaction, so a retry chains correctly.
+func appendAudit(tx *bbolt.Tx, ev *store.AuditEvent) error {
+	if ev == nil {
+		return nil
+	}
+	b := tx.Bucket(bucketAudit)
+	meta := tx.Bucket(bucketMeta)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	rec := store.AuditRecord{Seq: seq, AuditEvent: *ev, Prev: string(meta.Get(keyAuditHead))}
+	rec.Time = rec.Time.UTC()
+	rec.Hash = rec.ComputeHash()
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(seq), val); err != nil {
+		return err
+	}
+	return meta.Put(keyAuditHead, []byte(rec.Hash))
+}
+
+// Append durably records an event that is not part of a token or revocation
+// write (a refusal, a key rotation, a policy reload).
+func (d *DB) Append(_ context.Context, ev store.AuditEvent) error {
+	return d.db.Batch(func(tx *bbolt.Tx) error { return appendAudit(tx, &ev) })
+}
+
+// AuditAfter returns up to limit records after seq, oldest first.
+func (d *DB) AuditAfter(_ context.Context, after uint64, limit int) ([]store.AuditRecord, error) {
+	var out []store.AuditRecord
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			var r store.AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("audit record %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// VerifyAudit recomputes the whole chain: every record's hash, its link to
+// the one before, the continuity of sequence numbers, and the stored head.
+func (d *DB) VerifyAudit(_ context.Context) (store.AuditReport, error) {
+	var rep store.AuditReport
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		var baseSeq uint64
+		prev := ""
+		if v := meta.Get(keyAuditBase); len(v) >= 8 {
+			baseSeq, prev = binary.BigEndian.Uint64(v[:8]), string(v[8:])
+		}
+		rep.First, rep.Last = baseSeq+1, baseSeq
+		broken := func(seq uint64, format string, args ...any) {
+			if rep.BrokenAt == 0 && rep.Problem == "" {
+				rep.BrokenAt, rep.Problem = seq, fmt.Sprintf(format, args...)
+			}
+		}
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			rep.Records++
+			var r store.AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				broken(seq, "record %d is not a valid audit record", seq)
+				continue
+			}
+			switch {
+			case seq != rep.Last+1:
+				broken(seq, "record %d follows record %d: %d record(s) missing", seq, rep.Last, seq-rep.Last-1)
+			case r.Seq != seq:
+				broken(seq, "record %d claims to be record %d", seq, r.Seq)
+			case r.Prev != prev:
+				broken(seq, "record %d does not link to the record before it", seq)
+			case r.ComputeHash() != r.Hash:
+				broken(seq, "record %d was altered: its content does not match its hash", seq)
+			}
+			rep.Last, prev = seq, r.Hash
+		}
+		rep.Head = prev
+		if h := string(meta.Get(keyAuditHead)); h != prev {
+			broken(rep.Last, "the stored head does not match the last record: records were removed from the end")
+		}
+		rep.OK = rep.Problem == ""
+		return nil
+	})
+	return rep, err
+}
+
+// collectAudit deletes audit records older than cutoff (oldest first, up to
+// gcBatch per call) and remembers the newest deleted one as the chain's base.
+func (d *DB) collectAudit(cutoff time.Time) (int, error) {
+	n := 0
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		var last []byte
+		for k, v := c.First(); k != nil && n < gcBatch; k, v = c.First() {
+			var r store.AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil || !r.Time.Before(cutoff) {
+				break
+			}
+			last = append(append([]byte(nil), k...), r.Hash...)
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		if last == nil {
+			return nil
+		}
+		return tx.Bucket(bucketMeta).Put(keyAuditBase, last)
+	})
+	return n, err
+}
