@@ -2,6 +2,7 @@ package chain_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -231,11 +232,14 @@ func TestKeyRotationIsPickedUpAndRefreshIsRateLimited(t *testing.T) {
 	if _, err := r.v.Verify(context.Background(), old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.env.Keys.Rotate(context.Background(), r.env.DB, tokens.AlgEdDSA, r.env.Clock.Now()); err != nil {
+	if _, err := r.env.Keys.Rotate(context.Background(), r.env.DB, tokens.AlgEdDSA); err != nil {
+		t.Fatal(err)
+	}
+	r.env.Clock.Advance(tokens.KeyActivationDelay) // the new key signs from now on
+	if err := r.v.Sync(context.Background()); err != nil { // keep the fake clock's feed fresh
 		t.Fatal(err)
 	}
 	fresh := r.env.Mint(t, "db-agent", nil)
-	r.env.Clock.Advance(11 * time.Second) // past the refresh interval since start-up
 	fetches := r.net.jwks.Load()
 	if _, err := r.v.Verify(context.Background(), fresh); err != nil {
 		t.Fatalf("token of the new key: %v", err)
@@ -422,4 +426,58 @@ func TestJWKSIsRefetchedWhenOld(t *testing.T) {
 	// Any feed answer lets the follower notice the JWKS is old.
 	r.env.Post(t, "revocation_endpoint", "db-agent", url.Values{"token": {r.env.Mint(t, "db-agent", nil)}})
 	r.until(t, 5*time.Second, func() bool { return r.net.jwks.Load() > fetches })
+}
+
+// TestNoVerifierFailureAcrossRotation runs a verifier through a key
+// rotation: every 5 s a token is minted, and every live token must verify at
+// every step, before, during and after the new key's activation and the old
+// key's retirement.
+func TestNoVerifierFailureAcrossRotation(t *testing.T) {
+	r := newRig(t, func(c *chain.VerifierConfig) { c.JWKSMaxAge = time.Minute })
+	type minted struct {
+		tok string
+		exp time.Time
+	}
+	var live []minted
+	ctx := context.Background()
+	for step := 0; step < 400; step++ { // 2000 s: through activation and the old key leaving
+		if step == 5 {
+			// Make the verifier fetch the JWKS just before the rotation: a new key
+			// that signed at once would then be unknown to it, and its refetch
+			// rate-limited, for 10 s.
+			h, p, s := split(r.env.Mint(t, "db-agent", nil))
+			_ = h
+			forged := b64(`{"alg":"EdDSA","typ":"at+jwt","kid":"unknown"}`) + "." + p + "." + s
+			if _, err := r.v.Verify(ctx, forged); !errors.Is(err, chain.ErrInvalidSignature) {
+				t.Fatal(err)
+			}
+		}
+		if step == 6 {
+			if _, err := r.env.Keys.Rotate(ctx, r.env.DB, tokens.AlgEdDSA); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tok := r.env.Mint(t, "db-agent", nil)
+		live = append(live, minted{tok, r.env.Clock.Now().Add(15 * time.Minute)})
+		if err := r.v.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		kept := live[:0]
+		for _, m := range live {
+			if !r.env.Clock.Now().Before(m.exp) {
+				continue
+			}
+			if _, err := r.v.Verify(ctx, m.tok); err != nil {
+				t.Fatalf("step %d (%s after start): a live token was refused: %v", step, time.Duration(step)*5*time.Second, err)
+			}
+			kept = append(kept, m)
+		}
+		live = kept
+		r.env.Clock.Advance(5 * time.Second)
+	}
+	var set struct{ Keys []any }
+	_ = json.Unmarshal(r.env.Keys.JWKS(), &set)
+	if len(set.Keys) != 1 {
+		t.Errorf("the old key is still published after its tokens expired: %d keys", len(set.Keys))
+	}
 }

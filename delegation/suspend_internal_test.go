@@ -20,7 +20,7 @@ func TestATokenIssuedDuringSuspensionIsRevoked(t *testing.T) {
 	}
 	defer db.Close()
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.AlgEdDSA, now)
+	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -28,12 +29,23 @@ const (
 )
 
 // StoredKey is a signing key as a KeyStore persists it. PKCS8 is secret: a
-// KeyStore must keep it where only Mandate's own user can read it.
+// KeyStore must keep it where only Mandate's own user can read it. A key is
+// published from CreatedAt, signs from ActivatesAt (zero: from CreatedAt)
+// until the next key activates, and stays published for the ring's overlap
+// after that, until every token it signed has expired.
 type StoredKey struct {
-	ID        string    `json:"kid"`
-	Alg       string    `json:"alg"`
-	PKCS8     []byte    `json:"pkcs8"`
-	CreatedAt time.Time `json:"created_at"`
+	ID          string    `json:"kid"`
+	Alg         string    `json:"alg"`
+	PKCS8       []byte    `json:"pkcs8"`
+	CreatedAt   time.Time `json:"created_at"`
+	ActivatesAt time.Time `json:"activates_at,omitempty"`
+}
+
+func (k StoredKey) activation() time.Time {
+	if k.ActivatesAt.IsZero() {
+		return k.CreatedAt
+	}
+	return k.ActivatesAt
 }
 
 // KeyStore persists signing keys. It is owned here, where it is consumed; the
@@ -72,13 +84,41 @@ func GenerateKey(alg string, now time.Time) (StoredKey, error) {
 	return StoredKey{ID: kid, Alg: alg, PKCS8: der, CreatedAt: now.UTC()}, nil
 }
 
-// KeyRing is the issuer's set of signing keys: the current one signs, all of them
-// verify and are published in the JWKS. It is safe for concurrent use.
+// KeyActivationDelay is how long a rotated-in key is published before it
+// signs: longer than a verifier's least interval between JWKS fetches (10 s by
+// default), so no verifier meets a token whose key it cannot yet fetch.
+const KeyActivationDelay = 30 * time.Second
+
+// KeyRingOptions configures OpenKeyRing.
+type KeyRingOptions struct {
+	// Alg is the algorithm new keys use ("EdDSA" or "ES256").
+	Alg string
+	// Overlap is how long a key stays published after it stops signing: the
+	// longest token lifetime plus the leeway verifiers allow.
+	Overlap time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// KeyRing is the issuer's set of signing keys: the active one signs; the
+// JWKS publishes it, any key waiting to activate, and retired keys until
+// their tokens have expired. It is safe for concurrent use.
 type KeyRing struct {
+	opts KeyRingOptions
+
 	mu      sync.RWMutex
+	keys    []ringKey // by activation time, oldest first
 	current *signingKey
-	public  map[string]PublicKey
+	public  map[string]PublicKey // every known key, for verifying our own tokens
 	jwks    []byte
+	// nextChange is when the active key or the published set next changes
+	// (Unix nanoseconds; 0 for never), checked without the lock on Sign.
+	nextChange atomic.Int64
+}
+
+type ringKey struct {
+	stored StoredKey
+	sk     *signingKey
 }
 
 type signingKey struct {
@@ -88,47 +128,197 @@ type signingKey struct {
 	hdrs jws.Headers
 }
 
-// OpenKeyRing loads the keys in ks and makes the newest key of alg the signing
-// key, generating and storing one first when there is none (first start, or the
-// configured algorithm changed). Older keys stay published for verification.
-func OpenKeyRing(ctx context.Context, ks KeyStore, alg string, now time.Time) (*KeyRing, error) {
+// OpenKeyRing loads the keys in ks. When there is none, or the active key's
+// algorithm is not opts.Alg (the configuration changed), it generates and
+// stores a key that signs at once.
+func OpenKeyRing(ctx context.Context, ks KeyStore, opts KeyRingOptions) (*KeyRing, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	stored, err := ks.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
-	var newest *StoredKey
-	for i := range stored {
-		k := &stored[i]
-		if k.Alg == alg && (newest == nil || k.CreatedAt.After(newest.CreatedAt)) {
-			newest = k
+	r := &KeyRing{opts: opts, public: map[string]PublicKey{}}
+	for _, k := range stored {
+		if err := r.add(k); err != nil {
+			return nil, err
 		}
 	}
-	if newest == nil {
-		k, err := GenerateKey(alg, now)
+	now := opts.Now()
+	r.mu.Lock()
+	err = r.recompute(now)
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if r.current == nil || r.current.alg.String() != opts.Alg {
+		k, err := GenerateKey(opts.Alg, now)
 		if err != nil {
 			return nil, err
 		}
 		if err := ks.AddSigningKey(ctx, k); err != nil {
 			return nil, fmt.Errorf("store new signing key: %w", err)
 		}
-		stored = append(stored, k)
-		newest = &stored[len(stored)-1]
-	}
-	r := &KeyRing{public: map[string]PublicKey{}}
-	for _, k := range stored {
-		sk, err := loadSigningKey(k)
+		if err := r.add(k); err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		err = r.recompute(now)
+		r.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-		r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
-		if k.ID == newest.ID {
-			r.current = sk
-		}
-	}
-	if r.jwks, err = buildJWKS(stored, r.public); err != nil {
-		return nil, err
 	}
 	return r, nil
+}
+
+// add loads a stored key into the ring (callers recompute afterwards).
+func (r *KeyRing) add(k StoredKey) error {
+	sk, err := loadSigningKey(k)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keys = append(r.keys, ringKey{stored: k, sk: sk})
+	sort.SliceStable(r.keys, func(i, j int) bool { return r.keys[i].stored.activation().Before(r.keys[j].stored.activation()) })
+	r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
+	return nil
+}
+
+// recompute picks the active key and the published set at now, and when they
+// next change. The caller holds mu.
+func (r *KeyRing) recompute(now time.Time) error {
+	var next time.Time
+	later := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	r.current = nil
+	var published []StoredKey
+	var pub []PublicKey
+	for i, k := range r.keys {
+		act := k.stored.activation()
+		if act.After(now) { // waiting to activate: published ahead
+			later(act)
+			published, pub = append(published, k.stored), append(pub, r.public[k.stored.ID])
+			continue
+		}
+		retires := time.Time{}
+		for _, n := range r.keys[i+1:] {
+			if !n.stored.activation().After(now) {
+				retires = n.stored.activation()
+				break
+			}
+		}
+		if retires.IsZero() {
+			r.current = k.sk
+		}
+		if retires.IsZero() || now.Before(retires.Add(r.opts.Overlap)) {
+			if !retires.IsZero() {
+				later(retires.Add(r.opts.Overlap))
+			}
+			published, pub = append(published, k.stored), append(pub, r.public[k.stored.ID])
+		}
+	}
+	jwks, err := buildJWKS(published, pub)
+	if err != nil {
+		return err
+	}
+	r.jwks = jwks
+	if next.IsZero() {
+		r.nextChange.Store(0)
+	} else {
+		r.nextChange.Store(next.UnixNano())
+	}
+	return nil
+}
+
+// refresh recomputes when a scheduled change (an activation, a retired key
+// leaving the JWKS) is due.
+func (r *KeyRing) refresh() {
+	n := r.nextChange.Load()
+	if n == 0 {
+		return
+	}
+	now := r.opts.Now()
+	if now.UnixNano() < n {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.recompute(now) // the keys were all built before; this cannot fail
+}
+
+// Rotate generates a key for alg, stores it, and publishes it at once; it
+// starts signing after KeyActivationDelay, and the key it replaces stays
+// published until every token it signed has expired.
+func (r *KeyRing) Rotate(ctx context.Context, ks KeyStore, alg string) (StoredKey, error) {
+	now := r.opts.Now()
+	k, err := GenerateKey(alg, now)
+	if err != nil {
+		return k, err
+	}
+	k.ActivatesAt = now.Add(KeyActivationDelay).UTC()
+	if err := ks.AddSigningKey(ctx, k); err != nil {
+		return k, fmt.Errorf("store new signing key: %w", err)
+	}
+	if err := r.add(k); err != nil {
+		return k, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return k, r.recompute(now)
+}
+
+// KeyInfo describes a key for operators.
+type KeyInfo struct {
+	ID          string     `json:"kid"`
+	Alg         string     `json:"alg"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatesAt time.Time  `json:"activates_at"`
+	RetiredAt   *time.Time `json:"retired_at,omitempty"`
+	// Status is "pending" (published, not signing yet), "active", "retiring"
+	// (published until its tokens expire) or "retired" (no longer published).
+	Status    string     `json:"status"`
+	Published bool       `json:"published"`
+	LeavesAt  *time.Time `json:"leaves_jwks_at,omitempty"`
+}
+
+// Keys lists every key with its status at now.
+func (r *KeyRing) Keys() []KeyInfo {
+	r.refresh()
+	now := r.opts.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]KeyInfo, 0, len(r.keys))
+	for i, k := range r.keys {
+		info := KeyInfo{ID: k.stored.ID, Alg: k.stored.Alg, CreatedAt: k.stored.CreatedAt, ActivatesAt: k.stored.activation()}
+		var retires time.Time
+		for _, n := range r.keys[i+1:] {
+			if !n.stored.activation().After(now) {
+				retires = n.stored.activation()
+				break
+			}
+		}
+		switch {
+		case info.ActivatesAt.After(now):
+			info.Status, info.Published = "pending", true
+		case retires.IsZero():
+			info.Status, info.Published = "active", true
+		default:
+			leaves := retires.Add(r.opts.Overlap)
+			info.RetiredAt, info.LeavesAt = &retires, &leaves
+			info.Status, info.Published = "retired", false
+			if now.Before(leaves) {
+				info.Status, info.Published = "retiring", true
+			}
+		}
+		out = append(out, info)
+	}
+	return out
 }
 
 func loadSigningKey(k StoredKey) (*signingKey, error) {
@@ -162,35 +352,6 @@ func loadSigningKey(k StoredKey) (*signingKey, error) {
 	return &signingKey{id: k.ID, alg: alg, priv: priv, hdrs: hdrs}, nil
 }
 
-// Rotate generates a key for alg, stores it in ks and makes it the signing key.
-// Earlier keys stay published so the tokens they signed keep verifying.
-func (r *KeyRing) Rotate(ctx context.Context, ks KeyStore, alg string, now time.Time) (StoredKey, error) {
-	k, err := GenerateKey(alg, now)
-	if err != nil {
-		return k, err
-	}
-	sk, err := loadSigningKey(k)
-	if err != nil {
-		return k, err
-	}
-	if err := ks.AddSigningKey(ctx, k); err != nil {
-		return k, fmt.Errorf("store new signing key: %w", err)
-	}
-	stored, err := ks.SigningKeys(ctx)
-	if err != nil {
-		return k, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
-	jwks, err := buildJWKS(stored, r.public)
-	if err != nil {
-		return k, err
-	}
-	r.current, r.jwks = sk, jwks
-	return k, nil
-}
-
 // Sign serializes the claims and signs them with the current key, with "kid" and
 // "typ: at+jwt" in the protected header.
 func (r *KeyRing) Sign(c *Claims) (string, error) {
@@ -198,6 +359,7 @@ func (r *KeyRing) Sign(c *Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode claims: %w", err)
 	}
+	r.refresh()
 	r.mu.RLock()
 	k := r.current
 	r.mu.RUnlock()
@@ -228,6 +390,7 @@ func (r *KeyRing) ResolveKey(kid string) (PublicKey, bool) {
 
 // CurrentKeyID is the kid of the key that signs new tokens.
 func (r *KeyRing) CurrentKeyID() string {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.current.id
@@ -243,16 +406,17 @@ func (r *KeyRing) CurrentAlg() string {
 // JWKS returns the RFC 7517 JSON Web Key Set of every public key, as served at
 // jwks_uri. The returned slice must not be modified.
 func (r *KeyRing) JWKS() []byte {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.jwks
 }
 
-func buildJWKS(stored []StoredKey, public map[string]PublicKey) ([]byte, error) {
-	sort.Slice(stored, func(i, j int) bool { return stored[i].CreatedAt.After(stored[j].CreatedAt) })
+// buildJWKS publishes keys newest first.
+func buildJWKS(stored []StoredKey, public []PublicKey) ([]byte, error) {
 	set := jwk.NewSet()
-	for _, s := range stored {
-		pk := public[s.ID]
+	for i := len(stored) - 1; i >= 0; i-- {
+		s, pk := stored[i], public[i]
 		k, err := jwk.FromRaw(pk.Key)
 		if err != nil {
 			return nil, fmt.Errorf("jwk for %s: %w", s.ID, err)

@@ -33,7 +33,7 @@ func openRing(t testing.TB, dir, alg string) *tokens.KeyRing {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	r, err := tokens.OpenKeyRing(t.Context(), db, alg, now)
+	r, err := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: alg, Overlap: time.Hour, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,5 +282,69 @@ func TestSetResolverWithdrawn(t *testing.T) {
 	b, _ := tokens.NewSetResolver([]byte(`{"keys":[` + two + `]}`))
 	if !ab.Withdrawn(b) || b.Withdrawn(ab) {
 		t.Error("Withdrawn wrong")
+	}
+}
+
+// TestRotationWithOverlap: a rotated-in key is published at once, signs after
+// KeyActivationDelay, and the key it replaces stays published for the
+// overlap (until its tokens have expired), then leaves the JWKS.
+func TestRotationWithOverlap(t *testing.T) {
+	clock := now
+	db, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: 16 * time.Minute, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := r.CurrentKeyID()
+	oldTok, _ := r.Sign(sampleClaims())
+	published := func() []string {
+		var set struct{ Keys []struct{ Kid string } }
+		_ = json.Unmarshal(r.JWKS(), &set)
+		var kids []string
+		for _, k := range set.Keys {
+			kids = append(kids, k.Kid)
+		}
+		return kids
+	}
+	status := func() map[string]string {
+		m := map[string]string{}
+		for _, k := range r.Keys() {
+			m[k.ID] = k.Status
+		}
+		return m
+	}
+	nk, err := r.Rotate(t.Context(), db, tokens.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := published(); len(got) != 2 || got[0] != nk.ID {
+		t.Fatalf("after rotate, published %v (the new key must be published before it signs)", got)
+	}
+	if r.CurrentKeyID() != old || status()[nk.ID] != "pending" {
+		t.Fatalf("the new key signs before its activation: %v", status())
+	}
+	clock = clock.Add(tokens.KeyActivationDelay)
+	if r.CurrentKeyID() != nk.ID || status()[old] != "retiring" {
+		t.Fatalf("at activation: current %s, %v", r.CurrentKeyID(), status())
+	}
+	if _, err := r.Verify(oldTok); err != nil {
+		t.Fatalf("token of the retiring key: %v", err)
+	}
+	clock = clock.Add(16*time.Minute - time.Second)
+	if got := published(); len(got) != 2 {
+		t.Fatalf("retiring key left early: %v", got)
+	}
+	clock = clock.Add(time.Second)
+	if got := published(); len(got) != 1 || got[0] != nk.ID || status()[old] != "retired" {
+		t.Fatalf("after the overlap: published %v, %v", got, status())
+	}
+	// A restart keeps the schedule.
+	r2, err := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: 16 * time.Minute, Now: func() time.Time { return clock }})
+	if err != nil || r2.CurrentKeyID() != nk.ID || len(r2.Keys()) != 2 {
+		t.Fatalf("reopened: %v %v", r2.CurrentKeyID(), err)
 	}
 }

@@ -70,7 +70,8 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		db.Close()
 		return nil, err
 	}
-	keys, err := tokens.OpenKeyRing(ctx, db, cfg.Signing.Alg, now())
+	keys, err := tokens.OpenKeyRing(ctx, db, tokens.KeyRingOptions{
+		Alg: cfg.Signing.Alg, Overlap: cfg.Tokens.RootTTL + delegation.FeedGrace, Now: now})
 	if err != nil {
 		return fail(err)
 	}

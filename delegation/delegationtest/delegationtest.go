@@ -150,7 +150,8 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	keys, err := tokens.OpenKeyRing(context.Background(), db, opts.Alg, clock.Now())
+	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{
+		Alg: opts.Alg, Overlap: opts.RootTTL + delegation.FeedGrace, Now: clock.Now})
 	if err != nil {
 		t.Fatalf("keys: %v", err)
 	}
