@@ -235,7 +235,7 @@ func TestKeyRotationIsPickedUpAndRefreshIsRateLimited(t *testing.T) {
 	if _, err := r.env.Keys.Rotate(context.Background(), r.env.DB, tokens.AlgEdDSA); err != nil {
 		t.Fatal(err)
 	}
-	r.env.Clock.Advance(tokens.KeyActivationDelay) // the new key signs from now on
+	r.env.Clock.Advance(tokens.KeyActivationDelay)         // the new key signs from now on
 	if err := r.v.Sync(context.Background()); err != nil { // keep the fake clock's feed fresh
 		t.Fatal(err)
 	}
