@@ -15,10 +15,20 @@ import (
 // when the directory changes or Reload is called. A set that fails to load is
 // rejected and the previous one keeps serving. It is safe for concurrent use.
 type Engine struct {
-	dir    string
-	log    *slog.Logger
-	cur    atomic.Pointer[Set]
-	reload sync.Mutex
+	dir      string
+	log      *slog.Logger
+	cur      atomic.Pointer[Set]
+	reload   sync.Mutex
+	onReload func(policies int, err error) // guarded by reload
+}
+
+// OnReload registers f to hear every reload's outcome (the number of
+// policies now served, or the error that kept the previous set): for the
+// audit trail.
+func (e *Engine) OnReload(f func(policies int, err error)) {
+	e.reload.Lock()
+	e.onReload = f
+	e.reload.Unlock()
 }
 
 // NewEngine loads dir; an error (naming file, line and column for a parse
@@ -56,10 +66,16 @@ func (e *Engine) Reload() error {
 	s, err := LoadDir(e.dir)
 	if err != nil {
 		e.log.Error("policy reload rejected; the previous policies keep serving", slog.String("error", err.Error()))
+		if e.onReload != nil {
+			e.onReload(len(e.cur.Load().positions), err)
+		}
 		return err
 	}
 	e.cur.Store(s)
 	e.log.Info("policies reloaded", slog.String("dir", e.dir), slog.Int("policies", len(s.positions)))
+	if e.onReload != nil {
+		e.onReload(len(s.positions), nil)
+	}
 	return nil
 }
 

@@ -94,6 +94,10 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
+	if engine != nil {
+		dir := cfg.Policy.Dir
+		engine.OnReload(func(n int, err error) { svc.AuditPolicyReload(context.Background(), dir, n, err) })
+	}
 	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log})
 	s := &server{
 		URL: issuer, Addr: ln.Addr().String(), DB: db, Keys: keys, Svc: svc, Policy: engine, stop: stop,

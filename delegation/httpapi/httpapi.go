@@ -11,6 +11,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -87,6 +88,7 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	e.GET(PathFeed, a.getFeed)
 	e.GET(PathHealth, func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET(PathReady, a.getReady)
+	a.registerAdmin(e)
 	return e
 }
 
@@ -376,3 +378,5 @@ func printable(s string) string {
 	}
 	return s
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

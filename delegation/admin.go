@@ -1,0 +1,200 @@
+package delegation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// The operator side of the core: what the admin API (and through it the CLI)
+// may do. Callers have already checked the client is an admin.
+
+// Lineage returns the lineage of jti now.
+func (s *Service) Lineage(ctx context.Context, jti string) (*Lineage, error) {
+	return LineageOf(ctx, s.store, jti, s.now())
+}
+
+// ListTokens returns a page of tokens now.
+func (s *Service) ListTokens(ctx context.Context, f TokenFilter) (*TokenPage, error) {
+	return ListTokens(ctx, s.store, f, s.now())
+}
+
+// AuditAfter returns audit records after seq.
+func (s *Service) AuditAfter(ctx context.Context, after uint64, limit int) ([]store.AuditRecord, error) {
+	return s.store.AuditAfter(ctx, after, limit)
+}
+
+// VerifyAudit recomputes the audit chain.
+func (s *Service) VerifyAudit(ctx context.Context) (store.AuditReport, error) {
+	return s.store.VerifyAudit(ctx)
+}
+
+// RevokeTarget names what an operator revokes: exactly one field is set.
+type RevokeTarget struct {
+	// JTI: that token and its subtree.
+	JTI string `json:"jti,omitempty"`
+	// Root: the whole task the given token (a root or any token of it) belongs to.
+	Root string `json:"root,omitempty"`
+	// Holder: every live token the client holds, and their subtrees.
+	Holder string `json:"holder,omitempty"`
+	// Subject: every live task on the subject's behalf.
+	Subject string `json:"sub,omitempty"`
+	// JTIs: each of these tokens and their subtrees (for paged revocations).
+	JTIs []string `json:"jtis,omitempty"`
+}
+
+// RevokeResult counts what a revocation did: the records written (one per
+// token named, never one per descendant) and the tokens it made unusable
+// (live ones, descendants included, that were usable before).
+type RevokeResult struct {
+	Revoked  int `json:"revoked"`
+	Unusable int `json:"unusable"`
+}
+
+// maxCount bounds the subtree walk that counts what a revocation cut off.
+const maxCount = 1_000_000
+
+// AdminRevoke revokes for an operator, with the reason recorded on every
+// revocation and in the audit trail.
+func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, reason string) (RevokeResult, error) {
+	set := 0
+	for _, v := range []bool{t.JTI != "", t.Root != "", t.Holder != "", t.Subject != "", len(t.JTIs) > 0} {
+		if v {
+			set++
+		}
+	}
+	if set != 1 {
+		return RevokeResult{}, oauth.New(oauth.CodeInvalidRequest, "name exactly one of jti, root, holder, sub or jtis")
+	}
+	if reason == "" {
+		reason = "revoked by operator"
+	}
+	now := s.now()
+	var jtis []string
+	switch {
+	case t.JTI != "":
+		jtis = []string{t.JTI}
+	case len(t.JTIs) > 0:
+		if len(t.JTIs) > MaxPage {
+			return RevokeResult{}, oauth.New(oauth.CodeInvalidRequest, "at most %d jtis per request", MaxPage)
+		}
+		jtis = t.JTIs
+	case t.Root != "":
+		rec, err := s.store.Token(ctx, t.Root)
+		if errors.Is(err, store.ErrNotFound) {
+			return RevokeResult{}, ErrUnknownToken
+		}
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		root := rec.JTI
+		if len(rec.Lineage) > 0 {
+			root = rec.Lineage[0]
+		}
+		jtis = []string{root}
+	case t.Holder != "":
+		held, err := s.store.HeldBy(ctx, t.Holder, now)
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		for _, r := range held {
+			jtis = append(jtis, r.JTI)
+		}
+	case t.Subject != "":
+		err := s.store.ScanTokens(ctx, "", func(r *store.TokenRecord) bool {
+			if r.Subject == t.Subject && len(r.Lineage) == 0 && now.Before(r.ExpiresAt) {
+				jtis = append(jtis, r.JTI)
+			}
+			return true
+		})
+		if err != nil {
+			return RevokeResult{}, err
+		}
+	}
+	var res RevokeResult
+	for _, jti := range jtis {
+		rec, err := s.store.Token(ctx, jti)
+		if errors.Is(err, store.ErrNotFound) {
+			if t.JTI != "" {
+				return res, ErrUnknownToken
+			}
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		n := newNode(rec)
+		if err := setStatus(ctx, s.store, n, rec.Lineage, nil, now); err != nil {
+			return res, err
+		}
+		if n.Unusable() {
+			continue // already cut off: nothing to write
+		}
+		count, err := countUsable(ctx, s.store, jti, now, maxCount)
+		if err != nil {
+			return res, err
+		}
+		if _, err := s.revoke(ctx, jti, rec.ExpiresAt, reason, by); err != nil {
+			return res, err
+		}
+		res.Revoked++
+		res.Unusable += count
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "operator revocation", slog.String("by", by), slog.String("reason", reason),
+		slog.Int("records", res.Revoked), slog.Int("unusable", res.Unusable))
+	return res, nil
+}
+
+// KeyAdmin is the signing-key side an operator manages; *tokens.KeyRing
+// satisfies it.
+type KeyAdmin interface {
+	Keys() []tokens.KeyInfo
+	Rotate(ctx context.Context, ks tokens.KeyStore, alg string) (tokens.StoredKey, error)
+}
+
+var errNoKeyAdmin = errors.New("key management is not available on this server")
+
+// Keys lists the signing keys.
+func (s *Service) Keys() ([]tokens.KeyInfo, error) {
+	ka, ok := s.keys.(KeyAdmin)
+	if !ok {
+		return nil, errNoKeyAdmin
+	}
+	return ka.Keys(), nil
+}
+
+// RotateKey publishes a new signing key that signs after
+// tokens.KeyActivationDelay, and records the rotation in the audit trail.
+func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredKey, error) {
+	ka, ok := s.keys.(KeyAdmin)
+	ks, ok2 := s.store.(tokens.KeyStore)
+	if !ok || !ok2 {
+		return tokens.StoredKey{}, errNoKeyAdmin
+	}
+	if alg != tokens.AlgEdDSA && alg != tokens.AlgES256 {
+		return tokens.StoredKey{}, oauth.New(oauth.CodeInvalidRequest, "alg must be %s or %s", tokens.AlgEdDSA, tokens.AlgES256)
+	}
+	k, err := ka.Rotate(ctx, ks, alg)
+	if err != nil {
+		return k, err
+	}
+	s.audit(ctx, store.AuditEvent{Time: s.now(), Type: store.AuditKeyRotated, Client: by, KID: k.ID,
+		Reason: fmt.Sprintf("%s key published; signs from %s", alg, k.ActivatesAt.UTC().Format(time.RFC3339))})
+	s.log.Warn("signing key rotated", slog.String("by", by), slog.String("kid", k.ID), slog.Time("activates_at", k.ActivatesAt))
+	return k, nil
+}
+
+// AuditPolicyReload records the outcome of a policy reload.
+func (s *Service) AuditPolicyReload(ctx context.Context, dir string, policies int, err error) {
+	ev := store.AuditEvent{Time: s.now(), Type: store.AuditPolicyReloaded, Reason: fmt.Sprintf("%d policies loaded from %s", policies, dir)}
+	if err != nil {
+		ev.Code, ev.Reason = "rejected", fmt.Sprintf("reload of %s rejected, previous policies kept: %v", dir, err)
+	}
+	s.audit(ctx, ev)
+}

@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/oauth"
+)
+
+// Admin API paths (for the CLI); every route needs an admin client (HTTP Basic).
+const (
+	PathAdminTokens      = "/admin/tokens"
+	PathAdminLineage     = "/admin/lineage/:jti"
+	PathAdminRevoke      = "/admin/revoke"
+	PathAdminKeys        = "/admin/keys"
+	PathAdminKeysRotate  = "/admin/keys/rotate"
+	PathAdminAudit       = "/admin/audit"
+	PathAdminAuditVerify = "/admin/audit/verify"
+)
+
+// maxAuditWait caps an audit long poll (audit tail -f).
+const maxAuditWait = 20 * time.Second
+
+func (a *api) registerAdmin(e *echo.Echo) {
+	g := e.Group("", a.requireAdmin)
+	g.GET(PathAdminTokens, a.adminTokens)
+	g.GET(PathAdminLineage, a.adminLineage)
+	g.POST(PathAdminRevoke, a.adminRevoke)
+	g.GET(PathAdminKeys, a.adminKeys)
+	g.POST(PathAdminKeysRotate, a.adminRotate)
+	g.GET(PathAdminAudit, a.adminAudit)
+	g.GET(PathAdminAuditVerify, a.adminVerify)
+}
+
+const adminClientKey = "mandate.admin"
+
+// requireAdmin authenticates with HTTP Basic and admits admin clients only:
+// no credentials or bad ones are 401, any other client 403, and neither
+// learns anything about tokens.
+func (a *api) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Header.Get("Authorization") == "" {
+			return a.writeError(c, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required"))
+		}
+		id, secret, err := clientCredentials(c.Request(), url.Values{})
+		if err != nil {
+			return a.writeError(c, err)
+		}
+		client, err := a.svc.Authenticate(id, secret)
+		if err != nil {
+			return a.writeError(c, err)
+		}
+		if client.Role != delegation.RoleAdmin {
+			return a.writeError(c, oauth.New(oauth.CodeAccessDenied, "the admin API is for admin clients"))
+		}
+		c.Set(adminClientKey, client.ID)
+		noStore(c)
+		return next(c)
+	}
+}
+
+func adminID(c echo.Context) string { id, _ := c.Get(adminClientKey).(string); return id }
+
+func (a *api) adminTokens(c echo.Context) error {
+	q := c.QueryParams()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	page, err := a.svc.ListTokens(c.Request().Context(), delegation.TokenFilter{
+		Holder: q.Get("holder"), Subject: q.Get("sub"), Root: q.Get("root"),
+		Active: q.Get("active") == "true", After: q.Get("after"), Limit: limit,
+	})
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (a *api) adminLineage(c echo.Context) error {
+	l, err := a.svc.Lineage(c.Request().Context(), c.Param("jti"))
+	if errors.Is(err, delegation.ErrUnknownToken) {
+		return c.JSON(http.StatusNotFound, oauth.Response{Error: "not_found", ErrorDescription: err.Error()})
+	}
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, l)
+}
+
+// adminRevokeRequest is the body of POST /admin/revoke.
+type adminRevokeRequest struct {
+	delegation.RevokeTarget
+	Reason string `json:"reason"`
+}
+
+func (a *api) adminRevoke(c echo.Context) error {
+	var req adminRevokeRequest
+	if err := decodeJSON(c.Request(), a.opts.MaxBodyBytes, &req); err != nil {
+		return a.writeError(c, err)
+	}
+	res, err := a.svc.AdminRevoke(c.Request().Context(), adminID(c), req.RevokeTarget, req.Reason)
+	if errors.Is(err, delegation.ErrUnknownToken) {
+		return c.JSON(http.StatusNotFound, oauth.Response{Error: "not_found", ErrorDescription: err.Error()})
+	}
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (a *api) adminKeys(c echo.Context) error {
+	keys, err := a.svc.Keys()
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"keys": keys})
+}
+
+func (a *api) adminRotate(c echo.Context) error {
+	var req struct {
+		Alg string `json:"alg"`
+	}
+	if err := decodeJSON(c.Request(), a.opts.MaxBodyBytes, &req); err != nil {
+		return a.writeError(c, err)
+	}
+	k, err := a.svc.RotateKey(c.Request().Context(), adminID(c), req.Alg)
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"kid": k.ID, "alg": k.Alg, "activates_at": k.ActivatesAt})
+}
+
+// adminAudit returns records after ?after=SEQ (at most ?limit=N), holding up to
+// ?wait=SECONDS for new ones when there are none yet (audit tail -f).
+func (a *api) adminAudit(c echo.Context) error {
+	q := c.QueryParams()
+	after, _ := strconv.ParseUint(q.Get("after"), 10, 64)
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 || limit > delegation.MaxPage {
+		limit = delegation.MaxPage
+	}
+	wait, _ := strconv.Atoi(q.Get("wait"))
+	deadline := time.Now().Add(min(time.Duration(max(wait, 0))*time.Second, maxAuditWait))
+	for {
+		recs, err := a.svc.AuditAfter(c.Request().Context(), after, limit)
+		if err != nil {
+			return a.writeError(c, err)
+		}
+		if len(recs) > 0 || !time.Now().Before(deadline) {
+			if recs == nil {
+				return c.JSON(http.StatusOK, map[string]any{"records": []any{}})
+			}
+			return c.JSON(http.StatusOK, map[string]any{"records": recs})
+		}
+		select {
+		case <-c.Request().Context().Done():
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (a *api) adminVerify(c echo.Context) error {
+	rep, err := a.svc.VerifyAudit(c.Request().Context())
+	if err != nil {
+		return a.writeError(c, err)
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+// decodeJSON reads a bounded JSON body; unknown fields are errors, so a typo
+// cannot silently widen or narrow an operator's command.
+func decodeJSON(r *http.Request, limit int64, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil || int64(len(body)) > limit {
+		return oauth.New(oauth.CodeInvalidRequest, "request body unreadable or larger than %d bytes", limit)
+	}
+	dec := json.NewDecoder(bytesReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return oauth.New(oauth.CodeInvalidRequest, "malformed JSON body: %v", err)
+	}
+	return nil
+}
