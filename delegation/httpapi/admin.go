@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,14 +31,17 @@ const (
 const maxAuditWait = 20 * time.Second
 
 func (a *api) registerAdmin(e *echo.Echo) {
-	g := e.Group("", a.requireAdmin)
-	g.GET(PathAdminTokens, a.adminTokens)
-	g.GET(PathAdminLineage, a.adminLineage)
-	g.POST(PathAdminRevoke, a.adminRevoke)
-	g.GET(PathAdminKeys, a.adminKeys)
-	g.POST(PathAdminKeysRotate, a.adminRotate)
-	g.GET(PathAdminAudit, a.adminAudit)
-	g.GET(PathAdminAuditVerify, a.adminVerify)
+	// A group with middleware also catches unmatched paths under its prefix,
+	// so the prefix must be /admin, never "".
+	g := e.Group("/admin", a.requireAdmin)
+	rel := func(p string) string { return strings.TrimPrefix(p, "/admin") }
+	g.GET(rel(PathAdminTokens), a.adminTokens)
+	g.GET(rel(PathAdminLineage), a.adminLineage)
+	g.POST(rel(PathAdminRevoke), a.adminRevoke)
+	g.GET(rel(PathAdminKeys), a.adminKeys)
+	g.POST(rel(PathAdminKeysRotate), a.adminRotate)
+	g.GET(rel(PathAdminAudit), a.adminAudit)
+	g.GET(rel(PathAdminAuditVerify), a.adminVerify)
 }
 
 const adminClientKey = "mandate.admin"
