@@ -30,6 +30,11 @@ func (s *Service) AuditAfter(ctx context.Context, after uint64, limit int) ([]st
 	return s.store.AuditAfter(ctx, after, limit)
 }
 
+// AuditTail returns the newest n audit records.
+func (s *Service) AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error) {
+	return s.store.AuditTail(ctx, n)
+}
+
 // VerifyAudit recomputes the audit chain.
 func (s *Service) VerifyAudit(ctx context.Context) (store.AuditReport, error) {
 	return s.store.VerifyAudit(ctx)

@@ -75,6 +75,8 @@ type Audit interface {
 	Append(ctx context.Context, ev AuditEvent) error
 	// AuditAfter returns up to limit records with Seq > after, oldest first.
 	AuditAfter(ctx context.Context, after uint64, limit int) ([]AuditRecord, error)
+	// AuditTail returns the newest n records, oldest first.
+	AuditTail(ctx context.Context, n int) ([]AuditRecord, error)
 	// VerifyAudit recomputes the chain and reports the first broken record.
 	VerifyAudit(ctx context.Context) (AuditReport, error)
 }

@@ -287,19 +287,31 @@ type KeyInfo struct {
 	LeavesAt  *time.Time `json:"leaves_jwks_at,omitempty"`
 }
 
-// Keys lists every key with its status at now.
+// Keys lists every key with its status now.
 func (r *KeyRing) Keys() []KeyInfo {
 	r.refresh()
-	now := r.opts.Now()
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]KeyInfo, 0, len(r.keys))
+	stored := make([]StoredKey, len(r.keys))
 	for i, k := range r.keys {
-		info := KeyInfo{ID: k.stored.ID, Alg: k.stored.Alg, CreatedAt: k.stored.CreatedAt, ActivatesAt: k.stored.activation()}
+		stored[i] = k.stored
+	}
+	r.mu.RUnlock()
+	return DescribeKeys(stored, r.opts.Overlap, r.opts.Now())
+}
+
+// DescribeKeys gives each stored key its status at now, for a ring whose
+// retired keys stay published for overlap (what KeyRing.Keys reports, and
+// what an operator reads from a stopped server's file).
+func DescribeKeys(stored []StoredKey, overlap time.Duration, now time.Time) []KeyInfo {
+	keys := append([]StoredKey(nil), stored...)
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].activation().Before(keys[j].activation()) })
+	out := make([]KeyInfo, 0, len(keys))
+	for i, k := range keys {
+		info := KeyInfo{ID: k.ID, Alg: k.Alg, CreatedAt: k.CreatedAt, ActivatesAt: k.activation()}
 		var retires time.Time
-		for _, n := range r.keys[i+1:] {
-			if !n.stored.activation().After(now) {
-				retires = n.stored.activation()
+		for _, n := range keys[i+1:] {
+			if !n.activation().After(now) {
+				retires = n.activation()
 				break
 			}
 		}
@@ -309,7 +321,7 @@ func (r *KeyRing) Keys() []KeyInfo {
 		case retires.IsZero():
 			info.Status, info.Published = "active", true
 		default:
-			leaves := retires.Add(r.opts.Overlap)
+			leaves := retires.Add(overlap)
 			info.RetiredAt, info.LeavesAt = &retires, &leaves
 			info.Status, info.Published = "retired", false
 			if now.Before(leaves) {

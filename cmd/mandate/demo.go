@@ -23,9 +23,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/policy"
-	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -166,17 +166,12 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 // the authorization server, which is how an MCP client would find it.
 var ordersMetadata = chain.ResourceMetadata{Resource: ordersAud, ScopesSupported: []string{ordersScope}}
 
-// demoStore is what the demo reads to print the lineage tree.
-type demoStore interface {
-	store.Tokens
-	store.Revocations
-}
 
 type demo struct {
 	out    io.Writer
 	base   string
 	agents map[string]*demoAgent
-	store  demoStore
+	store  delegation.Inspector
 	start  time.Time
 	names  map[string]string // jti → a friendly name for the printout
 
@@ -288,10 +283,14 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 		return fmt.Errorf("demo: a revoked chain was exchanged")
 	}
 
-	d.step(9, "The task's lineage, as Mandate recorded it.")
-	if err := d.tree(ctx, jtiOf(root), "", "   "); err != nil {
+	d.step(9, "The task's lineage, as an operator sees it (`mandate lineage JTI`):")
+	l, err := delegation.LineageOf(ctx, d.store, jtiOf(root), time.Now())
+	if err != nil {
 		return err
 	}
+	renderLineageTree(d.out, l)
+	d.say("   (An operator ends a task with `mandate revoke --root JTI --reason ...`; every decision above is in")
+	d.say("   the hash-chained audit trail: `mandate audit tail`, `mandate audit verify`.)")
 	d.say("\nThat is the whole story: narrow at every hop, record who acts for whom, end it all with one revocation.")
 	d.say("Run the tests with: go test -race ./...")
 	return nil
@@ -387,42 +386,6 @@ func (d *demo) show(token, name string) {
 		}
 		d.say("      lineage  %-24s depth %d (ancestor jtis, root first)", strings.Join(names, " → "), len(c.Lineage))
 	}
-}
-
-// tree prints the recorded lineage under jti, with each token's status as the
-// store records it.
-func (d *demo) tree(ctx context.Context, jti, prefix, indent string) error {
-	rec, err := d.store.Token(ctx, jti)
-	if err != nil {
-		return err
-	}
-	status := "active"
-	if r, err := d.store.FirstRevoked(ctx, jti); err != nil {
-		return err
-	} else if r != nil {
-		status = "revoked: " + r.Reason
-	} else if r, err := d.store.FirstRevoked(ctx, rec.Lineage...); err != nil {
-		return err
-	} else if r != nil {
-		status = "revoked-by-ancestor"
-	}
-	d.say("%s%s%-10s holder %-12s scope %-30q [%s]", indent, prefix, d.names[jti], rec.Holder, rec.Scope, status)
-	kids, err := d.store.Children(ctx, jti)
-	if err != nil {
-		return err
-	}
-	if prefix != "" {
-		indent += "   "
-	}
-	for _, k := range kids {
-		if _, named := d.names[k]; !named {
-			continue
-		}
-		if err := d.tree(ctx, k, "└─ ", indent); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // callAPI calls the protected API as its client would; a refusal is summarised

@@ -32,8 +32,9 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 		`learned it from the revocation feed \S+ after the revoke returned`,
 		`GET /orders\s+→ 401 invalid_token: token has been revoked: ancestor \S+ is revoked`,
 		`delegates again\s+→ 400 invalid_request: subject_token descends from revoked token`,
-		`root\s+holder orchestrator .*\[revoked: revoked by orchestrator`,
-		`└─ grandchild holder db-agent .*\[revoked-by-ancestor\]`,
+		`\S+  orchestrator  \[revoked \S+ by orchestrator: revoked by orchestrator \(RFC 7009\)\]  ◀`,
+		`└─ \S+  db-agent  \[revoked-by-ancestor \(\S+\)\]`,
+		`mandate audit verify`,
 	}
 	pos := 0
 	for _, s := range steps {

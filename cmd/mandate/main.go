@@ -38,7 +38,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", "", "YAML configuration file")
-	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd(), newPolicyCmd())
+	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd(), newPolicyCmd(),
+		newLineageCmd(), newRevokeCmd(), newTokensCmd(), newInspectCmd(), newKeysCmd(), newAuditCmd())
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store"
 )
 
 // Admin API paths (for the CLI); every route needs an admin client (HTTP Basic).
@@ -140,14 +141,22 @@ func (a *api) adminRotate(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"kid": k.ID, "alg": k.Alg, "activates_at": k.ActivatesAt})
 }
 
-// adminAudit returns records after ?after=SEQ (at most ?limit=N), holding up to
-// ?wait=SECONDS for new ones when there are none yet (audit tail -f).
+// adminAudit returns the newest ?tail=N records, or records after ?after=SEQ
+// (at most ?limit=N), holding up to ?wait=SECONDS for new ones when there are
+// none yet (audit tail -f).
 func (a *api) adminAudit(c echo.Context) error {
 	q := c.QueryParams()
 	after, _ := strconv.ParseUint(q.Get("after"), 10, 64)
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	if limit <= 0 || limit > delegation.MaxPage {
 		limit = delegation.MaxPage
+	}
+	if n, _ := strconv.Atoi(q.Get("tail")); n > 0 {
+		recs, err := a.svc.AuditTail(c.Request().Context(), min(n, delegation.MaxPage))
+		if err != nil {
+			return a.writeError(c, err)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"records": append([]store.AuditRecord{}, recs...)})
 	}
 	wait, _ := strconv.Atoi(q.Get("wait"))
 	deadline := time.Now().Add(min(time.Duration(max(wait, 0))*time.Second, maxAuditWait))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -58,6 +59,24 @@ func (d *DB) AuditAfter(_ context.Context, after uint64, limit int) ([]store.Aud
 		}
 		return nil
 	})
+	return out, err
+}
+
+// AuditTail returns the newest n records, oldest first.
+func (d *DB) AuditTail(_ context.Context, n int) ([]store.AuditRecord, error) {
+	var out []store.AuditRecord
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var r store.AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("audit record %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	slices.Reverse(out)
 	return out, err
 }
 

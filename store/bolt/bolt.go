@@ -610,3 +610,38 @@ func (d *DB) Stats() (Stats, error) {
 	})
 	return s, err
 }
+
+// OpenReadOnly opens a data file (or the mandate.db of a data directory)
+// without writing to it, for forensics on a stopped server. A running server
+// holds the file's lock, so this fails after a short wait rather than read a
+// store that is being written.
+func OpenReadOnly(path string) (*DB, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, FileName)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: a running server holds it; use --server to ask that server instead", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	d := &DB{db: bdb}
+	err = bdb.View(func(tx *bbolt.Tx) error {
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%s is not a Mandate data file (no %s bucket)", path, b)
+			}
+		}
+		d.id = string(tx.Bucket(bucketMeta).Get(keyStoreID))
+		return nil
+	})
+	if err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	return d, nil
+}

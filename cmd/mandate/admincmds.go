@@ -1,0 +1,542 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/httpapi"
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// clockNow is the CLI's clock (tests point it at a test server's clock).
+var clockNow = time.Now
+
+// errRefused makes a command exit 1 after printing a negative verdict (an
+// audit trail that does not verify, a token that would be refused).
+var errRefused = errDenied
+
+// withBackend runs fn against the backend the flags name, closing it after.
+func withBackend(cmd *cobra.Command, f *adminFlags, fn func(context.Context, backend) error) error {
+	b, err := f.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return fn(cmd.Context(), b)
+}
+
+// isTerminal reports whether w is a terminal (progress is shown only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progress prints a self-erasing status line on a terminal, nothing when piped.
+type progress struct {
+	w  io.Writer
+	on bool
+}
+
+func newProgress(cmd *cobra.Command) *progress {
+	return &progress{w: cmd.ErrOrStderr(), on: isTerminal(cmd.ErrOrStderr())}
+}
+
+func (p *progress) show(format string, args ...any) {
+	if p.on {
+		fmt.Fprintf(p.w, "\r\033[K"+format, args...)
+	}
+}
+
+func (p *progress) done() {
+	if p.on {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+// jtiArg takes a jti, or reads the jti of a whole token (without verifying:
+// the lookup itself is what the operator asked for).
+func jtiArg(arg string) (string, error) {
+	if strings.Count(arg, ".") != 2 {
+		return arg, nil
+	}
+	c, err := decodeUnverified(arg)
+	if err != nil || c.ID == "" {
+		return "", errors.New("the argument looks like a token but its payload has no jti")
+	}
+	return c.ID, nil
+}
+
+func newLineageCmd() *cobra.Command {
+	var f adminFlags
+	var format string
+	cmd := &cobra.Command{
+		Use:   "lineage JTI|TOKEN",
+		Short: "Show a token's ancestors and whole subtree, with each token's status",
+		Long: `Show the root-to-leaf path of a token's ancestors and its whole subtree of
+descendants, each with holder, subject, scope, audience, expiry and status
+(active, revoked with when and why, expired, revoked-by-ancestor).
+--format tree (default), json (field names documented in docs/operators.md) or
+dot (Graphviz: mandate lineage JTI --format dot | dot -Tsvg > task.svg).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jti, err := jtiArg(args[0])
+			if err != nil {
+				return err
+			}
+			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+				l, err := b.Lineage(ctx, jti)
+				if err != nil {
+					return err
+				}
+				switch format {
+				case "tree":
+					renderLineageTree(cmd.OutOrStdout(), l)
+				case "json":
+					return renderJSON(cmd.OutOrStdout(), l)
+				case "dot":
+					renderLineageDOT(cmd.OutOrStdout(), l)
+				default:
+					return fmt.Errorf("--format %q: use tree, json or dot", format)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&format, "format", "tree", "tree, json or dot")
+	return cmd
+}
+
+func newRevokeCmd() *cobra.Command {
+	var f adminFlags
+	var root, holder, subject, reason, format string
+	cmd := &cobra.Command{
+		Use:   "revoke [JTI] [--root JTI | --holder CLIENT | --subject S] --reason TEXT",
+		Short: "Revoke a token, a whole task, an agent's tokens, or a subject's tasks",
+		Long: `Revoke, with a reason recorded on every revocation and in the audit trail:
+  mandate revoke JTI            that token and everything delegated from it
+  mandate revoke --root JTI     the whole task (JTI may be any token of it)
+  mandate revoke --holder C     every live token client C holds, and their subtrees
+  mandate revoke --subject S    every live task on behalf of S
+It prints how many tokens it made unusable (descendants included). Each
+revocation is one record, whatever the size of the subtree.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var t delegation.RevokeTarget
+			n := 0
+			if len(args) == 1 {
+				jti, err := jtiArg(args[0])
+				if err != nil {
+					return err
+				}
+				t.JTI, n = jti, n+1
+			}
+			for _, v := range []*string{&root, &holder, &subject} {
+				if *v != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return errors.New("name exactly one of JTI, --root, --holder or --subject")
+			}
+			if strings.TrimSpace(reason) == "" {
+				return errors.New("--reason is required: say why, for the audit trail")
+			}
+			if root != "" {
+				jti, err := jtiArg(root)
+				if err != nil {
+					return err
+				}
+				t.Root = jti
+			}
+			t.Subject = subject
+			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+				var res delegation.RevokeResult
+				var err error
+				if holder != "" {
+					res, err = revokeHolder(ctx, cmd, b, holder, reason)
+				} else {
+					p := newProgress(cmd)
+					p.show("revoking…")
+					res, err = b.Revoke(ctx, t, reason)
+					p.done()
+				}
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					return renderJSON(cmd.OutOrStdout(), res)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d token(s) made unusable, descendants included (%d revocation record(s) written)\n", res.Unusable, res.Revoked)
+				return nil
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&root, "root", "", "end the whole task of this token")
+	cmd.Flags().StringVar(&holder, "holder", "", "revoke every live token this client holds")
+	cmd.Flags().StringVar(&subject, "subject", "", "revoke every live task on behalf of this subject")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded)")
+	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	return cmd
+}
+
+// revokeHolder revokes a holder's live tokens page by page, so a revocation
+// touching thousands of tokens shows its progress.
+func revokeHolder(ctx context.Context, cmd *cobra.Command, b backend, holder, reason string) (delegation.RevokeResult, error) {
+	p := newProgress(cmd)
+	defer p.done()
+	var total delegation.RevokeResult
+	for {
+		page, err := b.ListTokens(ctx, delegation.TokenFilter{Holder: holder, Active: true, Limit: 500})
+		if err != nil || len(page.Tokens) == 0 {
+			return total, err
+		}
+		jtis := make([]string, len(page.Tokens))
+		for i, n := range page.Tokens {
+			jtis[i] = n.JTI
+		}
+		res, err := b.Revoke(ctx, delegation.RevokeTarget{JTIs: jtis}, reason)
+		if err != nil {
+			return total, err
+		}
+		total.Revoked += res.Revoked
+		total.Unusable += res.Unusable
+		p.show("revoked %d of %s's tokens (%d made unusable)…", total.Revoked, holder, total.Unusable)
+		if res.Revoked == 0 { // nothing more could be revoked: avoid looping on a stale listing
+			return total, nil
+		}
+	}
+}
+
+func newTokensCmd() *cobra.Command {
+	var f adminFlags
+	var filter delegation.TokenFilter
+	var all bool
+	var format string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens, filtered, a page at a time (or --all)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+				p := newProgress(cmd)
+				var got []*delegation.Node
+				next := ""
+				for {
+					page, err := b.ListTokens(ctx, filter)
+					if err != nil {
+						p.done()
+						return err
+					}
+					got = append(got, page.Tokens...)
+					next = page.Next
+					if !all || next == "" {
+						break
+					}
+					filter.After = next
+					p.show("fetched %d tokens…", len(got))
+				}
+				p.done()
+				if format == "json" {
+					return renderJSON(cmd.OutOrStdout(), delegation.TokenPage{Tokens: append([]*delegation.Node{}, got...), Next: next})
+				}
+				renderTokens(cmd.OutOrStdout(), got)
+				if next != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "more: --after %s (or --all)\n", next)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(list)
+	list.Flags().StringVar(&filter.Holder, "holder", "", "held by this client")
+	list.Flags().StringVar(&filter.Subject, "subject", "", "on behalf of this subject")
+	list.Flags().StringVar(&filter.Root, "root", "", "in this task (its root and all descendants)")
+	list.Flags().BoolVar(&filter.Active, "active", false, "only tokens that can still be used")
+	list.Flags().IntVar(&filter.Limit, "limit", 100, "page size")
+	list.Flags().StringVar(&filter.After, "after", "", "continue after this jti (from the previous page)")
+	list.Flags().BoolVar(&all, "all", false, "fetch every page")
+	list.Flags().StringVar(&format, "format", "table", "table or json")
+	cmd := &cobra.Command{Use: "tokens", Short: "Inspect issued tokens"}
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func newKeysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "List or rotate signing keys"}
+	var lf, rf adminFlags
+	var format, alg string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List signing keys: pending, active, retiring (published until its tokens expire), retired",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withBackend(cmd, &lf, func(ctx context.Context, b backend) error {
+				keys, err := b.Keys(ctx)
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					return renderJSON(cmd.OutOrStdout(), keys)
+				}
+				renderKeys(cmd.OutOrStdout(), keys)
+				return nil
+			})
+		},
+	}
+	lf.register(list)
+	list.Flags().StringVar(&format, "format", "table", "table or json")
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Publish a new signing key; it signs after 30 s, and the old key stays published until its tokens expire",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withBackend(cmd, &rf, func(ctx context.Context, b backend) error {
+				kid, at, err := b.Rotate(ctx, alg)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "new %s key %s published; it signs from %s\n", alg, kid, ts(at))
+				return nil
+			})
+		},
+	}
+	rf.register(rotate)
+	rotate.Flags().StringVar(&alg, "alg", tokens.AlgEdDSA, "EdDSA or ES256")
+	cmd.AddCommand(list, rotate)
+	return cmd
+}
+
+func newAuditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Read and verify the tamper-evident audit trail"}
+	var tf, vf adminFlags
+	var follow bool
+	var n int
+	var format string
+	tail := &cobra.Command{
+		Use:   "tail",
+		Short: "Print the newest audit records (-f to follow)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withBackend(cmd, &tf, func(ctx context.Context, b backend) error {
+				recs, err := b.AuditTail(ctx, n)
+				if err != nil {
+					return err
+				}
+				print := func(recs []store.AuditRecord) error {
+					if format == "json" {
+						for _, r := range recs {
+							if err := renderJSON(cmd.OutOrStdout(), r); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+					renderAudit(cmd.OutOrStdout(), recs)
+					return nil
+				}
+				if err := print(recs); err != nil || !follow {
+					return err
+				}
+				if tf.db != "" {
+					return errors.New("-f follows a running server's trail; with --db there is no writer to follow")
+				}
+				var last uint64
+				if len(recs) > 0 {
+					last = recs[len(recs)-1].Seq
+				}
+				ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+				defer stop()
+				for ctx.Err() == nil {
+					more, err := b.Audit(ctx, last, 1000, 20*time.Second)
+					if err != nil {
+						if ctx.Err() != nil {
+							return nil
+						}
+						return err
+					}
+					if len(more) > 0 {
+						last = more[len(more)-1].Seq
+						if err := print(more); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+		},
+	}
+	tf.register(tail)
+	tail.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new records")
+	tail.Flags().IntVarP(&n, "lines", "n", 20, "how many of the newest records")
+	tail.Flags().StringVar(&format, "format", "text", "text or json (one object per record)")
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the hash chain; name the first broken record (exit 1) or print the head hash",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withBackend(cmd, &vf, func(ctx context.Context, b backend) error {
+				rep, err := b.VerifyAudit(ctx)
+				if err != nil {
+					return err
+				}
+				renderVerify(cmd.OutOrStdout(), rep)
+				if !rep.OK {
+					return errRefused
+				}
+				return nil
+			})
+		},
+	}
+	vf.register(verify)
+	cmd.AddCommand(tail, verify)
+	return cmd
+}
+
+func newInspectCmd() *cobra.Command {
+	var f adminFlags
+	var jwksSrc, issuer string
+	cmd := &cobra.Command{
+		Use:   "inspect TOKEN [--jwks URL|FILE]",
+		Short: "Decode a token, verify it offline against a JWKS, and say why it would be refused",
+		Long: `Decode a token and print its chain; verify its signature against a JWKS (a
+file, a URL, or the server's jwks_uri) and check its time and chain
+structure, as a resource server would. Revocation needs the server: see
+'mandate lineage'. Exit status 1 when the token would be refused.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			token := strings.TrimSpace(args[0])
+			c, err := decodeUnverified(token)
+			if err != nil {
+				return fmt.Errorf("not a JWT: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			hdr := decodeHeader(token)
+			fmt.Fprintf(out, "header   alg %s · kid %s · typ %s\n", hdr["alg"], hdr["kid"], hdr["typ"])
+			fmt.Fprintf(out, "jti      %s\niss      %s\nsub      %s\nholder   %s\n", c.ID, c.Issuer, c.Subject, c.ClientID)
+			if c.Act != nil {
+				fmt.Fprintf(out, "act      %s\n", strings.Join(c.Act.Path(), " ← "))
+			}
+			fmt.Fprintf(out, "lineage  %s (depth %d)\n", strings.Join(append([]string{}, c.Lineage...), " → "), len(c.Lineage))
+			fmt.Fprintf(out, "scope    %s\naud      %s\n", c.Scope, strings.Join(c.Audience, " "))
+			fmt.Fprintf(out, "issued   %s\nexpires  %s\n", ts(time.Unix(c.IssuedAt, 0)), ts(time.Unix(c.Expiry, 0)))
+
+			keys, source, err := loadJWKS(cmd, &f, jwksSrc)
+			if err != nil {
+				return err
+			}
+			var problems []string
+			payload, _, verr := tokens.Verify(token, keys, tokens.TypeAccessToken)
+			if verr != nil {
+				problems = append(problems, "signature: "+verr.Error())
+			} else if vc, err := tokens.ParseClaims(payload); err != nil {
+				problems = append(problems, err.Error())
+			} else {
+				c = vc
+			}
+			now := clockNow()
+			if issuer != "" && c.Issuer != issuer {
+				problems = append(problems, fmt.Sprintf("issuer %q, expected %q", c.Issuer, issuer))
+			}
+			if now.Unix() >= c.Expiry {
+				problems = append(problems, fmt.Sprintf("expired %s ago", now.Sub(time.Unix(c.Expiry, 0)).Round(time.Second)))
+			}
+			if c.NotBefore > now.Unix()+5 {
+				problems = append(problems, "not valid yet")
+			}
+			if err := chain.CheckStructure(c, 32); err != nil {
+				problems = append(problems, err.Error())
+			}
+			if len(problems) > 0 {
+				fmt.Fprintf(out, "verdict  REFUSED (checked against %s):\n", source)
+				for _, p := range problems {
+					fmt.Fprintf(out, "         - %s\n", p)
+				}
+				return errRefused
+			}
+			fmt.Fprintf(out, "verdict  valid: signature by %s, not expired, chain well-formed (revocation not checked offline)\n", source)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&jwksSrc, "jwks", "", "JWKS file or URL (default: the server's jwks_uri)")
+	cmd.Flags().StringVar(&issuer, "issuer", "", "expected issuer (optional)")
+	return cmd
+}
+
+// loadJWKS reads the key set to verify against: --jwks (file or URL), or the
+// server's JWKS.
+func loadJWKS(cmd *cobra.Command, f *adminFlags, src string) (*tokens.SetResolver, string, error) {
+	if src == "" {
+		server := f.server
+		if server == "" {
+			server = os.Getenv("MANDATE_SERVER")
+		}
+		if server == "" {
+			return nil, "", errors.New("give --jwks FILE|URL, or --server / MANDATE_SERVER")
+		}
+		src = strings.TrimSuffix(server, "/") + httpapi.PathJWKS
+	}
+	var raw []byte
+	var err error
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		raw, err = fetch(cmd.Context(), src)
+	} else {
+		raw, err = os.ReadFile(src)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("JWKS %s: %w", src, err)
+	}
+	keys, err := tokens.NewSetResolver(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("JWKS %s: %w", src, err)
+	}
+	return keys, src, nil
+}
+
+func fetch(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+// decodeHeader reads a JWS header for display.
+func decodeHeader(token string) map[string]any {
+	var h map[string]any
+	part, _, _ := strings.Cut(token, ".")
+	if raw, err := base64.RawURLEncoding.DecodeString(part); err == nil {
+		_ = jsonUnmarshal(raw, &h)
+	}
+	return h
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+var goldenT0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+// fixedStore writes a small, fixed task into a data directory: a root, a
+// researcher's child (revoked by its holder), the db-agent's grandchildren
+// (one live, one expired), and a mailer's sibling (revoked by an operator).
+func fixedStore(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := bolt.Open(dir, bolt.Options{Retention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	at := func(m int) time.Time { return goldenT0.Add(time.Duration(m) * time.Minute) }
+	put := func(jti string, lineage []string, holder string, act *tokens.Actor, scope string, exp time.Time) {
+		rec := &store.TokenRecord{JTI: jti, Lineage: lineage, Subject: "orchestrator", Holder: holder, Act: act,
+			Scope: scope, Audience: []string{"https://db.example"}, IssuedAt: goldenT0, ExpiresAt: exp}
+		if n := len(lineage); n > 0 {
+			rec.Parent = lineage[n-1]
+		}
+		ev := &store.AuditEvent{Time: goldenT0, Type: store.AuditIssued, Client: "orchestrator", JTI: jti, Holder: holder,
+			Subject: "orchestrator", Scope: scope, Depth: len(lineage)}
+		if err := db.PutToken(ctx, rec, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	researcher := &tokens.Actor{Subject: "researcher"}
+	put("task-root", nil, "orchestrator", nil, "db:read:* tools:*", at(15))
+	put("tok-researcher", []string{"task-root"}, "researcher", researcher, "db:read:*", at(5))
+	put("tok-mailer", []string{"task-root"}, "mailer", &tokens.Actor{Subject: "mailer"}, "tools:mail", at(5))
+	put("tok-db-agent", []string{"task-root", "tok-researcher"}, "db-agent", &tokens.Actor{Subject: "db-agent", Act: researcher}, "db:read:orders", at(5))
+	put("tok-db-agent-2", []string{"task-root", "tok-researcher"}, "db-agent", &tokens.Actor{Subject: "db-agent", Act: researcher}, "db:read:users", at(2))
+	revoke := func(jti, by, reason string, m int) {
+		_, _, err := db.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: at(5), RevokedAt: at(m), Reason: reason, By: by},
+			&store.AuditEvent{Time: at(m), Type: store.AuditRevoked, Client: by, JTI: jti, Reason: reason})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoke("tok-mailer", "ops", "incident 7: mailer misbehaving", 1)
+	revoke("tok-researcher", "researcher", "task step done", 2)
+	for i, k := range []tokens.StoredKey{
+		{ID: "key-2026-10", Alg: "EdDSA", PKCS8: []byte("x"), CreatedAt: at(-60 * 24 * 30)},
+		{ID: "key-2026-11", Alg: "EdDSA", PKCS8: []byte("x"), CreatedAt: at(-10), ActivatesAt: at(-10)},
+		{ID: "key-next", Alg: "ES256", PKCS8: []byte("x"), CreatedAt: at(2), ActivatesAt: at(4)},
+	} {
+		if err := db.AddSigningKey(ctx, k); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	return dir
+}
+
+func fixedBackend(t *testing.T, dir string) *fileBackend {
+	t.Helper()
+	db, err := bolt.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &fileBackend{db: db, overlap: 16 * time.Minute, now: func() time.Time { return goldenT0.Add(3 * time.Minute) }}
+}
+
+func TestGoldenOutputs(t *testing.T) {
+	b := fixedBackend(t, fixedStore(t))
+	ctx := context.Background()
+	l, err := b.Lineage(ctx, "tok-researcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(f func(*bytes.Buffer)) []byte {
+		var buf bytes.Buffer
+		f(&buf)
+		return buf.Bytes()
+	}
+	golden(t, "lineage.tree.txt", render(func(w *bytes.Buffer) { renderLineageTree(w, l) }))
+	golden(t, "lineage.json", render(func(w *bytes.Buffer) { _ = renderJSON(w, l) }))
+	golden(t, "lineage.dot", render(func(w *bytes.Buffer) { renderLineageDOT(w, l) }))
+	rootL, _ := b.Lineage(ctx, "task-root")
+	golden(t, "lineage-root.tree.txt", render(func(w *bytes.Buffer) { renderLineageTree(w, rootL) }))
+
+	page, err := b.ListTokens(ctx, delegation.TokenFilter{Root: "task-root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "tokens-list.txt", render(func(w *bytes.Buffer) { renderTokens(w, page.Tokens) }))
+	keys, _ := b.Keys(ctx)
+	golden(t, "keys-list.txt", render(func(w *bytes.Buffer) { renderKeys(w, keys) }))
+	recs, _ := b.AuditTail(ctx, 20)
+	golden(t, "audit-tail.txt", render(func(w *bytes.Buffer) { renderAudit(w, recs) }))
+	rep, _ := b.VerifyAudit(ctx)
+	golden(t, "audit-verify.txt", render(func(w *bytes.Buffer) { renderVerify(w, rep) }))
+}
+
+func TestForensicsOnAStoppedServersFile(t *testing.T) {
+	dir := fixedStore(t)
+	out, err := runCLI(t, "", "lineage", "tok-db-agent", "--db", dir)
+	if err != nil || !strings.Contains(out, "tok-db-agent  db-agent  [revoked-by-ancestor (tok-researcher)]  ◀") {
+		t.Fatalf("lineage --db: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "", "revoke", "tok-db-agent", "--reason", "x", "--db", dir); !errors.Is(err, errReadOnly) {
+		t.Errorf("revoke --db: %v", err)
+	}
+	if _, err := runCLI(t, "", "keys", "rotate", "--db", dir); !errors.Is(err, errReadOnly) {
+		t.Errorf("keys rotate --db: %v", err)
+	}
+	out, err = runCLI(t, "", "audit", "verify", "--db", dir)
+	if err != nil || !strings.Contains(out, "audit trail intact: 7 records") {
+		t.Errorf("audit verify --db: %v\n%s", err, out)
+	}
+	// A running server's file is locked: --db refuses rather than read it mid-write.
+	db, err := bolt.Open(dir, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := runCLI(t, "", "lineage", "tok-db-agent", "--db", dir); err == nil || !strings.Contains(err.Error(), "running server") {
+		t.Errorf("--db on a locked file: %v", err)
+	}
+}
+
+// TestAuditVerifyNamesAnEditedRecord edits one record in the bbolt file, as
+// someone covering their tracks would, and expects `audit verify` to name it.
+func TestAuditVerifyNamesAnEditedRecord(t *testing.T) {
+	dir := fixedStore(t)
+	raw, err := bbolt.Open(filepath.Join(dir, bolt.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		k := make([]byte, 8)
+		binary.BigEndian.PutUint64(k, 6)
+		v := strings.Replace(string(b.Get(k)), `"client":"ops"`, `"client":"nobody"`, 1)
+		return b.Put(k, []byte(v))
+	})
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "", "audit", "verify", "--db", dir)
+	if !errors.Is(err, errDenied) || !strings.Contains(out, "audit trail BROKEN at record #6: record 6 was altered") {
+		t.Fatalf("audit verify after an edit: %v\n%s", err, out)
+	}
+}

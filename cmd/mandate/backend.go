@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/httpapi"
+	"github.com/mandate-auth/mandate/store"
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// backend is what the operator commands work against: a running server's
+// admin API, or a stopped server's data file opened read-only (--db).
+type backend interface {
+	Lineage(ctx context.Context, jti string) (*delegation.Lineage, error)
+	ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error)
+	Revoke(ctx context.Context, t delegation.RevokeTarget, reason string) (delegation.RevokeResult, error)
+	Keys(ctx context.Context) ([]tokens.KeyInfo, error)
+	Rotate(ctx context.Context, alg string) (kid string, activates time.Time, err error)
+	Audit(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.AuditRecord, error)
+	AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error)
+	VerifyAudit(ctx context.Context) (store.AuditReport, error)
+	Close() error
+}
+
+// adminFlags are the connection flags of every operator command.
+type adminFlags struct {
+	server, clientID, clientSecret, db string
+}
+
+func (f *adminFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.server, "server", "", "server URL (env MANDATE_SERVER; default: issuer of --config)")
+	cmd.PersistentFlags().StringVar(&f.clientID, "client-id", "", "admin client id (env MANDATE_CLIENT_ID)")
+	cmd.PersistentFlags().StringVar(&f.clientSecret, "client-secret", "", "admin client secret (env MANDATE_CLIENT_SECRET; prefer the environment)")
+	cmd.PersistentFlags().StringVar(&f.db, "db", "", "read a stopped server's data file (or data_dir) instead, read-only, for forensics")
+}
+
+// open picks the backend: --db, else the admin API of --server (flags, then
+// MANDATE_* environment, then the issuer of --config).
+func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
+	if f.db != "" {
+		db, err := bolt.OpenReadOnly(f.db)
+		if err != nil {
+			return nil, err
+		}
+		overlap := 16 * time.Minute
+		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
+			if cfg, _, err := loadConfig(cfgPath, nil); err == nil {
+				overlap = cfg.Tokens.RootTTL + delegation.FeedGrace
+			}
+		}
+		return &fileBackend{db: db, overlap: overlap, now: clockNow}, nil
+	}
+	pick := func(flag, env string) string {
+		if flag != "" {
+			return flag
+		}
+		return os.Getenv(env)
+	}
+	server := pick(f.server, "MANDATE_SERVER")
+	if server == "" {
+		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
+			cfg, _, err := loadConfig(cfgPath, nil)
+			if err != nil {
+				return nil, err
+			}
+			server = cfg.Issuer
+		}
+	}
+	id, secret := pick(f.clientID, "MANDATE_CLIENT_ID"), pick(f.clientSecret, "MANDATE_CLIENT_SECRET")
+	switch {
+	case server == "":
+		return nil, errors.New("no server: give --server, MANDATE_SERVER or --config (or --db for a stopped server's file)")
+	case id == "" || secret == "":
+		return nil, errors.New("no admin credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET (or --client-id/--client-secret)")
+	}
+	return &apiBackend{base: strings.TrimSuffix(server, "/"), id: id, secret: secret, http: &http.Client{Timeout: 60 * time.Second}}, nil
+}
+
+// apiBackend talks to a running server's admin API.
+type apiBackend struct {
+	base, id, secret string
+	http             *http.Client
+}
+
+func (b *apiBackend) Close() error { return nil }
+
+func (b *apiBackend) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(url.QueryEscape(b.id), url.QueryEscape(b.secret))
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			if e.Error == "not_found" {
+				return fmt.Errorf("%w: %s", delegation.ErrUnknownToken, e.Description)
+			}
+			return fmt.Errorf("%s: %d %s: %s", path, resp.StatusCode, e.Error, e.Description)
+		}
+		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func (b *apiBackend) Lineage(ctx context.Context, jti string) (*delegation.Lineage, error) {
+	var l delegation.Lineage
+	return &l, b.call(ctx, http.MethodGet, strings.Replace(httpapi.PathAdminLineage, ":jti", url.PathEscape(jti), 1), nil, &l)
+}
+
+func (b *apiBackend) ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"holder": f.Holder, "sub": f.Subject, "root": f.Root, "after": f.After} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Active {
+		q.Set("active", "true")
+	}
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	var p delegation.TokenPage
+	return &p, b.call(ctx, http.MethodGet, httpapi.PathAdminTokens+"?"+q.Encode(), nil, &p)
+}
+
+func (b *apiBackend) Revoke(ctx context.Context, t delegation.RevokeTarget, reason string) (delegation.RevokeResult, error) {
+	var r delegation.RevokeResult
+	body := struct {
+		delegation.RevokeTarget
+		Reason string `json:"reason"`
+	}{t, reason}
+	return r, b.call(ctx, http.MethodPost, httpapi.PathAdminRevoke, body, &r)
+}
+
+func (b *apiBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
+	var out struct {
+		Keys []tokens.KeyInfo `json:"keys"`
+	}
+	return out.Keys, b.call(ctx, http.MethodGet, httpapi.PathAdminKeys, nil, &out)
+}
+
+func (b *apiBackend) Rotate(ctx context.Context, alg string) (string, time.Time, error) {
+	var out struct {
+		KID         string    `json:"kid"`
+		ActivatesAt time.Time `json:"activates_at"`
+	}
+	err := b.call(ctx, http.MethodPost, httpapi.PathAdminKeysRotate, map[string]string{"alg": alg}, &out)
+	return out.KID, out.ActivatesAt, err
+}
+
+func (b *apiBackend) Audit(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.AuditRecord, error) {
+	var out struct {
+		Records []store.AuditRecord `json:"records"`
+	}
+	path := fmt.Sprintf("%s?after=%d&limit=%d&wait=%d", httpapi.PathAdminAudit, after, limit, int(wait/time.Second))
+	return out.Records, b.call(ctx, http.MethodGet, path, nil, &out)
+}
+
+func (b *apiBackend) AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error) {
+	var out struct {
+		Records []store.AuditRecord `json:"records"`
+	}
+	return out.Records, b.call(ctx, http.MethodGet, fmt.Sprintf("%s?tail=%d", httpapi.PathAdminAudit, n), nil, &out)
+}
+
+func (b *apiBackend) VerifyAudit(ctx context.Context) (store.AuditReport, error) {
+	var r store.AuditReport
+	return r, b.call(ctx, http.MethodGet, httpapi.PathAdminAuditVerify, nil, &r)
+}
+
+// fileBackend reads a stopped server's data file; it never writes.
+type fileBackend struct {
+	db      *bolt.DB
+	overlap time.Duration
+	now     func() time.Time
+}
+
+var errReadOnly = errors.New("--db opens the data file read-only, for forensics; use --server to revoke or rotate")
+
+func (b *fileBackend) Close() error { return b.db.Close() }
+
+func (b *fileBackend) Lineage(ctx context.Context, jti string) (*delegation.Lineage, error) {
+	return delegation.LineageOf(ctx, b.db, jti, b.now())
+}
+
+func (b *fileBackend) ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error) {
+	return delegation.ListTokens(ctx, b.db, f, b.now())
+}
+
+func (b *fileBackend) Revoke(context.Context, delegation.RevokeTarget, string) (delegation.RevokeResult, error) {
+	return delegation.RevokeResult{}, errReadOnly
+}
+
+func (b *fileBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
+	stored, err := b.db.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tokens.DescribeKeys(stored, b.overlap, b.now()), nil
+}
+
+func (b *fileBackend) Rotate(context.Context, string) (string, time.Time, error) {
+	return "", time.Time{}, errReadOnly
+}
+
+func (b *fileBackend) Audit(ctx context.Context, after uint64, limit int, _ time.Duration) ([]store.AuditRecord, error) {
+	return b.db.AuditAfter(ctx, after, limit)
+}
+
+func (b *fileBackend) AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error) {
+	return b.db.AuditTail(ctx, n)
+}
+
+func (b *fileBackend) VerifyAudit(ctx context.Context) (store.AuditReport, error) {
+	return b.db.VerifyAudit(ctx)
+}
