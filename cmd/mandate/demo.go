@@ -166,7 +166,6 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 // the authorization server, which is how an MCP client would find it.
 var ordersMetadata = chain.ResourceMetadata{Resource: ordersAud, ScopesSupported: []string{ordersScope}}
 
-
 type demo struct {
 	out    io.Writer
 	base   string
