@@ -201,3 +201,34 @@ func TestServeLoadsPoliciesAndRefusesBrokenOnes(t *testing.T) {
 		t.Errorf("exchange under a mint-only policy: %v", r)
 	}
 }
+
+func TestPolicyReloadsAreAudited(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t.TempDir())
+	cfg.Policy.Dir = dir
+	write := func(src string) {
+		if err := os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`@id("all") permit (principal, action, resource);`)
+	s := start(t, cfg)
+	defer s.Shutdown(context.Background())
+	write(`permit (principal, action resource);`)
+	_ = s.Policy.Reload()
+	write(`@id("all") permit (principal, action, resource); @id("x") forbid (principal, action == Action::"delegate", resource);`)
+	_ = s.Policy.Reload()
+	recs, err := s.DB.AuditTail(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reloads []string
+	for _, r := range recs {
+		if r.Type == "policy_reloaded" {
+			reloads = append(reloads, r.Code+"|"+r.Reason)
+		}
+	}
+	if len(reloads) < 2 || !strings.HasPrefix(reloads[0], "rejected|") || !strings.Contains(reloads[len(reloads)-1], "2 policies loaded") {
+		t.Errorf("reload audit = %v", reloads)
+	}
+}
