@@ -112,14 +112,20 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 			jtis = append(jtis, r.JTI)
 		}
 	case t.Subject != "":
-		err := s.store.ScanTokens(ctx, "", func(r *store.TokenRecord) bool {
-			if r.Subject == t.Subject && len(r.Lineage) == 0 && now.Before(r.ExpiresAt) {
-				jtis = append(jtis, r.JTI)
+		for after := ""; ; {
+			batch, err := s.store.ScanTokens(ctx, after, 512)
+			if err != nil {
+				return RevokeResult{}, err
 			}
-			return true
-		})
-		if err != nil {
-			return RevokeResult{}, err
+			if len(batch) == 0 {
+				break
+			}
+			for _, r := range batch {
+				if r.Subject == t.Subject && len(r.Lineage) == 0 && now.Before(r.ExpiresAt) {
+					jtis = append(jtis, r.JTI)
+				}
+			}
+			after = batch[len(batch)-1].JTI
 		}
 	}
 	var res RevokeResult

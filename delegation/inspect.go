@@ -17,7 +17,7 @@ type Inspector interface {
 	Children(ctx context.Context, jti string) ([]string, error)
 	FirstRevoked(ctx context.Context, jtis ...string) (*store.Revocation, error)
 	HeldBy(ctx context.Context, holder string, now time.Time) ([]*store.TokenRecord, error)
-	ScanTokens(ctx context.Context, after string, fn func(*store.TokenRecord) bool) error
+	ScanTokens(ctx context.Context, after string, limit int) ([]*store.TokenRecord, error)
 }
 
 // Token statuses.
@@ -274,16 +274,18 @@ func ListTokens(ctx context.Context, st Inspector, f TokenFilter, now time.Time)
 		}
 		return page, nil
 	}
-	var ferr error
-	err := st.ScanTokens(ctx, f.After, func(rec *store.TokenRecord) bool {
-		full, err := keep(rec)
-		ferr = err
-		return err == nil && !full
-	})
-	if err == nil {
-		err = ferr
+	for after := f.After; ; {
+		batch, err := st.ScanTokens(ctx, after, 512)
+		if err != nil || len(batch) == 0 {
+			return page, err
+		}
+		for _, rec := range batch {
+			if full, err := keep(rec); err != nil || full {
+				return page, err
+			}
+		}
+		after = batch[len(batch)-1].JTI
 	}
-	return page, err
 }
 
 func cmpString(a, b string) int {

@@ -58,9 +58,10 @@ type Tokens interface {
 	Children(ctx context.Context, jti string) ([]string, error)
 	// HeldBy returns the records of the tokens holder holds that expire after now.
 	HeldBy(ctx context.Context, holder string, now time.Time) ([]*TokenRecord, error)
-	// ScanTokens calls fn for each record with a jti after the given one, in
-	// jti order, until fn returns false.
-	ScanTokens(ctx context.Context, after string, fn func(*TokenRecord) bool) error
+	// ScanTokens returns up to limit records with a jti after the given one, in
+	// jti order. It holds no transaction once it returns, so callers may read
+	// the store again while working through the batch.
+	ScanTokens(ctx context.Context, after string, limit int) ([]*TokenRecord, error)
 }
 
 // Revocations persists revocation records.

@@ -285,26 +285,27 @@ func (d *DB) HeldBy(_ context.Context, holder string, now time.Time) ([]*store.T
 	return out, err
 }
 
-// ScanTokens calls fn for each record after the given jti, in jti order,
-// until fn returns false.
-func (d *DB) ScanTokens(_ context.Context, after string, fn func(*store.TokenRecord) bool) error {
-	return d.db.View(func(tx *bbolt.Tx) error {
+// ScanTokens returns up to limit records after the given jti, in jti order.
+// (A callback run inside the read transaction would deadlock the moment it
+// opened another read while a writer waited to grow the file.)
+func (d *DB) ScanTokens(_ context.Context, after string, limit int) ([]*store.TokenRecord, error) {
+	var out []*store.TokenRecord
+	err := d.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketTokens).Cursor()
 		k, v := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
 			k, v = c.Next()
 		}
-		for ; k != nil; k, v = c.Next() {
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
 			var rec store.TokenRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("token record %q: %w", k, err)
 			}
-			if !fn(&rec) {
-				return nil
-			}
+			out = append(out, &rec)
 		}
 		return nil
 	})
+	return out, err
 }
 
 func hasPrefix(k, p []byte) bool {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -364,5 +365,44 @@ func TestHolderIndexIsBuiltForOlderStores(t *testing.T) {
 	db = open(t, dir, 0)
 	if held, _ := db.HeldBy(context.Background(), "h", t0); len(held) != 1 || held[0].JTI != "old" {
 		t.Errorf("held after backfill = %v", held)
+	}
+}
+
+// TestListingWhileWritingDoesNotDeadlock: reading the store batch by batch,
+// with other reads between batches, while writers grow the file (a nested
+// read inside a scan once stalled every write).
+func TestListingWhileWritingDoesNotDeadlock(t *testing.T) {
+	db := open(t, t.TempDir(), time.Hour)
+	ctx := context.Background()
+	for i := range 600 {
+		_ = db.PutToken(ctx, rec(fmt.Sprintf("seed%04d", i), nil, t0.Add(time.Hour)), nil)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 500 {
+			if err := db.PutToken(ctx, rec(fmt.Sprintf("w%05d-%s", i, strings.Repeat("x", 2000)), nil, t0.Add(time.Hour)), nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		after := ""
+		for {
+			batch, err := db.ScanTokens(ctx, after, 64)
+			if err != nil || len(batch) == 0 {
+				break
+			}
+			for _, r := range batch[:1] {
+				_, _ = db.FirstRevoked(ctx, r.JTI)
+			}
+			after = batch[len(batch)-1].JTI
+		}
 	}
 }
