@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -128,26 +129,37 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 			after = batch[len(batch)-1].JTI
 		}
 	}
-	var res RevokeResult
+	// Revoke ancestors before descendants: a token whose ancestor is revoked
+	// here is cut off by that one record and needs none of its own.
+	var recs []*store.TokenRecord
 	for _, jti := range jtis {
 		rec, err := s.store.Token(ctx, jti)
 		if errors.Is(err, store.ErrNotFound) {
 			if t.JTI != "" {
-				return res, ErrUnknownToken
+				return RevokeResult{}, ErrUnknownToken
 			}
 			continue
 		}
 		if err != nil {
-			return res, err
+			return RevokeResult{}, err
 		}
+		recs = append(recs, rec)
+	}
+	slices.SortStableFunc(recs, func(a, b *store.TokenRecord) int { return len(a.Lineage) - len(b.Lineage) })
+	// Verifiers accept a token up to their leeway past exp, so a token that
+	// expired within FeedGrace is still worth revoking.
+	horizon := now.Add(-FeedGrace)
+	var res RevokeResult
+	for _, rec := range recs {
+		jti := rec.JTI
 		n := newNode(rec)
-		if err := setStatus(ctx, s.store, n, rec.Lineage, nil, now); err != nil {
+		if err := setStatus(ctx, s.store, n, rec.Lineage, nil, horizon); err != nil {
 			return res, err
 		}
 		if n.Unusable() {
 			continue // already cut off: nothing to write
 		}
-		count, err := countUsable(ctx, s.store, jti, now, maxCount)
+		count, err := countUsable(ctx, s.store, jti, horizon, maxCount)
 		if err != nil {
 			return res, err
 		}

@@ -299,7 +299,9 @@ func cmpString(a, b string) int {
 }
 
 // countUsable counts the tokens of jti's subtree (itself included) that are
-// still usable at now, walking the child index; it stops at limit.
+// still usable at now: unexpired, and not under a revoked token (the walk
+// does not enter a revoked subtree). The caller has checked jti's ancestors.
+// It stops at limit.
 func countUsable(ctx context.Context, st Inspector, jti string, now time.Time, limit int) (int, error) {
 	n := 0
 	queue := []string{jti}
@@ -312,6 +314,11 @@ func countUsable(ctx context.Context, st Inspector, jti string, now time.Time, l
 		}
 		if err != nil {
 			return n, err
+		}
+		if r, err := st.FirstRevoked(ctx, j); err != nil {
+			return n, err
+		} else if r != nil {
+			continue // already cut off, with everything under it
 		}
 		if now.Before(rec.ExpiresAt) {
 			n++

@@ -231,3 +231,25 @@ func TestAdminKeysAndAudit(t *testing.T) {
 		t.Errorf("verify = %s", v.Raw)
 	}
 }
+
+// TestAdminRevokeCountsEachTokenOnce: a holder with tokens at several depths
+// of one task gets one record (its topmost token), and the count includes no
+// token twice and no token that was already revoked.
+func TestAdminRevokeCountsEachTokenOnce(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	root := env.Mint(t, "orchestrator", nil)
+	d1 := env.Delegate(t, "orchestrator", root, "", url.Values{"scope": {"db:read:*"}}) // held by orchestrator too
+	d2 := env.Delegate(t, "orchestrator", d1, "", url.Values{"scope": {"db:read:x"}})
+	child := env.Delegate(t, "orchestrator", root, "researcher", nil)
+	env.Post(t, "revocation_endpoint", "researcher", url.Values{"token": {child}}) // already revoked
+	r := admin(t, env, "POST", httpapi.PathAdminRevoke, "ops", map[string]any{"holder": "orchestrator", "reason": "x"})
+	// root, d1 and d2 are all the orchestrator's: one record (root) cuts all three.
+	if r.JSON["revoked"] != float64(1) || r.JSON["unusable"] != float64(3) {
+		t.Fatalf("holder revoke: %s", r.Raw)
+	}
+	for _, tok := range []string{root, d1, d2} {
+		if active(t, env, tok) {
+			t.Error("a token survived")
+		}
+	}
+}
