@@ -35,8 +35,9 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 		resp *TokenResponse
 		err  error
 	)
+	grant := printable(req.GrantType) // what the audit and logs record
 	if until, ok := s.dev.suspendedUntil(c.ID, s.now()); ok {
-		return nil, s.refuse(ctx, req.GrantType, c, errSuspended(c, until))
+		return nil, s.refuse(ctx, grant, c, errSuspended(c, until))
 	}
 	switch req.GrantType {
 	case "":
@@ -58,7 +59,7 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 	}
 	if err != nil {
 		s.observe(ctx, c, err)
-		return nil, s.refuse(ctx, req.GrantType, c, err)
+		return nil, s.refuse(ctx, grant, c, err)
 	}
 	return resp, nil
 }
@@ -379,9 +380,17 @@ func unverifiedIssuer(token string) (string, error) {
 	return p.Iss, nil
 }
 
+// printable makes request text safe to put in an error description, a log or
+// the audit trail: control and non-ASCII characters become '?', and it is cut
+// at 64 bytes, so no request can forge a line or an escape sequence.
 func printable(s string) string {
 	if len(s) > 64 {
-		return s[:64] + "…"
+		s = s[:64] + "…"
 	}
-	return s
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r > 0x7e && r != '…') {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -164,3 +164,12 @@ func TestAuditVerifyNamesAnEditedRecord(t *testing.T) {
 		t.Fatalf("audit verify after an edit: %v\n%s", err, out)
 	}
 }
+
+func TestAuditLinesCannotBeForged(t *testing.T) {
+	var buf bytes.Buffer
+	renderAudit(&buf, []store.AuditRecord{{Seq: 1, AuditEvent: store.AuditEvent{Time: goldenT0, Type: "refused",
+		Grant: "x\n#8      2026-11-27T09:00:00Z revoked  client=ops\x1b[2K", Reason: "r\rx"}}})
+	if strings.Count(buf.String(), "\n") != 1 || strings.ContainsAny(buf.String(), "\x1b\r") {
+		t.Errorf("a record printed as more than one line, or with an escape: %q", buf.String())
+	}
+}

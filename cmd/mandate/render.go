@@ -171,7 +171,7 @@ func renderAudit(w io.Writer, recs []store.AuditRecord) {
 			{"sub", r.Subject}, {"scope", r.Scope}, {"kid", r.KID}, {"code", r.Code}} {
 			switch {
 			case kv[1] == "":
-			case strings.ContainsAny(kv[1], " \"="):
+			case needsQuote(kv[1]):
 				fmt.Fprintf(&b, " %s=%q", kv[0], kv[1])
 			default:
 				fmt.Fprintf(&b, " %s=%s", kv[0], kv[1])
@@ -185,6 +185,19 @@ func renderAudit(w io.Writer, recs []store.AuditRecord) {
 		}
 		fmt.Fprintln(w, b.String())
 	}
+}
+
+// needsQuote reports whether a value must be quoted to stay on its line and
+// unambiguous: spaces, quotes, '=', and any control or non-ASCII character
+// (%q escapes those, so a record can never print as two lines or a terminal
+// escape sequence).
+func needsQuote(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == '"' || r == '=' || r == '\\' || r >= 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // renderVerify writes an audit verification report.

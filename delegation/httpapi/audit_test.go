@@ -63,3 +63,12 @@ func TestEveryDecisionIsAudited(t *testing.T) {
 		t.Errorf("verify = %+v, %v", rep, err)
 	}
 }
+
+func TestAuditRecordsSanitizeRequestText(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	env.Post(t, "token_endpoint", "orchestrator", url.Values{"grant_type": {"x\n#9 revoked\x1b[2K"}})
+	recs, _ := env.DB.AuditTail(context.Background(), 1)
+	if len(recs) != 1 || strings.ContainsAny(recs[0].Grant+recs[0].Reason, "\n\x1b") {
+		t.Errorf("audit record = %+v", recs)
+	}
+}
