@@ -16,6 +16,10 @@ const (
 	AuditSuspended      = "suspended"
 	AuditKeyRotated     = "key_rotated"
 	AuditPolicyReloaded = "policy_reloaded"
+	// AuditCollected records a collection of old records and vouches for the
+	// chain's new base (Base, BaseHash), so deleting records from the start
+	// of the trail is detected.
+	AuditCollected = "audit_collected"
 )
 
 // AuditEvent is one decision to record: what happened, to which token, at
@@ -35,6 +39,8 @@ type AuditEvent struct {
 	Reason   string    `json:"reason,omitempty"`
 	Policies []string  `json:"policies,omitempty"`
 	KID      string    `json:"kid,omitempty"`
+	Base     uint64    `json:"base,omitempty"`
+	BaseHash string    `json:"base_hash,omitempty"`
 }
 
 // AuditRecord is an event as the trail keeps it: numbered, and chained to the

@@ -333,7 +333,7 @@ func newAuditCmd() *cobra.Command {
 	var tf, vf adminFlags
 	var follow bool
 	var n int
-	var format string
+	var format, anchor string
 	tail := &cobra.Command{
 		Use:   "tail",
 		Short: "Print the newest audit records (-f to follow)",
@@ -405,11 +405,15 @@ func newAuditCmd() *cobra.Command {
 				if !rep.OK {
 					return errRefused
 				}
+				if anchor != "" {
+					return checkAnchor(ctx, cmd.OutOrStdout(), b, rep, anchor)
+				}
 				return nil
 			})
 		},
 	}
 	vf.register(verify)
+	verify.Flags().StringVar(&anchor, "anchor", "", "SEQ:HASH printed by an earlier verify: check that record is still there, unchanged")
 	cmd.AddCommand(tail, verify)
 	return cmd
 }
@@ -483,6 +487,34 @@ structure, as a resource server would. Revocation needs the server: see
 	cmd.Flags().StringVar(&jwksSrc, "jwks", "", "JWKS file or URL (default: the server's jwks_uri)")
 	cmd.Flags().StringVar(&issuer, "issuer", "", "expected issuer (optional)")
 	return cmd
+}
+
+// checkAnchor compares a record with a head hash anchored earlier; a
+// rewritten trail (all hashes recomputed) passes verify but not this.
+func checkAnchor(ctx context.Context, w io.Writer, b backend, rep store.AuditReport, anchor string) error {
+	seqText, hash, ok := strings.Cut(anchor, ":")
+	var seq uint64
+	if _, err := fmt.Sscan(seqText, &seq); !ok || err != nil || hash == "" {
+		return errors.New("--anchor takes SEQ:HASH, as verify prints it")
+	}
+	if seq < rep.First {
+		fmt.Fprintf(w, "anchor #%d is older than the records kept (#%d..#%d): it cannot be checked\n", seq, rep.First, rep.Last)
+		return errRefused
+	}
+	recs, err := b.Audit(ctx, seq-1, 1, 0)
+	if err != nil {
+		return err
+	}
+	if len(recs) != 1 || recs[0].Seq != seq {
+		fmt.Fprintf(w, "anchor MISMATCH: record #%d is gone: the trail was truncated\n", seq)
+		return errRefused
+	}
+	if recs[0].Hash != hash {
+		fmt.Fprintf(w, "anchor MISMATCH: record #%d's hash is not the anchored one: the trail was rewritten\n", seq)
+		return errRefused
+	}
+	fmt.Fprintf(w, "anchor #%d matches\n", seq)
+	return nil
 }
 
 // loadJWKS reads the key set to verify against: --jwks (file or URL), or the

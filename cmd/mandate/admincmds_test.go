@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -171,5 +172,50 @@ func TestAuditLinesCannotBeForged(t *testing.T) {
 		Grant: "x\n#8      2026-11-27T09:00:00Z revoked  client=ops\x1b[2K", Reason: "r\rx"}}})
 	if strings.Count(buf.String(), "\n") != 1 || strings.ContainsAny(buf.String(), "\x1b\r") {
 		t.Errorf("a record printed as more than one line, or with an escape: %q", buf.String())
+	}
+}
+
+// TestAuditAnchor: a trail rewritten in full (every hash recomputed, head
+// updated) verifies on its own, but not against a head hash anchored earlier.
+func TestAuditAnchor(t *testing.T) {
+	dir := fixedStore(t)
+	out, err := runCLI(t, "", "audit", "verify", "--db", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor := strings.Fields(strings.Split(out, "head ")[1])[0]
+	if out, err := runCLI(t, "", "audit", "verify", "--db", dir, "--anchor", anchor); err != nil || !strings.Contains(out, "anchor #7 matches") {
+		t.Fatalf("intact: %v\n%s", err, out)
+	}
+	// Rewrite record 6 and re-chain everything after it, as a careful forger would.
+	raw, err := bbolt.Open(filepath.Join(dir, bolt.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.Update(func(tx *bbolt.Tx) error {
+		b, meta := tx.Bucket([]byte("audit")), tx.Bucket([]byte("meta"))
+		prev := ""
+		for i := uint64(1); i <= 7; i++ {
+			k := make([]byte, 8)
+			binary.BigEndian.PutUint64(k, i)
+			var r store.AuditRecord
+			_ = jsonUnmarshal(b.Get(k), &r)
+			if i == 6 {
+				r.Client = "nobody"
+			}
+			r.Prev = prev
+			r.Hash = r.ComputeHash()
+			prev = r.Hash
+			v, _ := json.Marshal(r)
+			_ = b.Put(k, v)
+		}
+		return meta.Put([]byte("audit_head"), []byte(prev))
+	})
+	raw.Close()
+	if out, err := runCLI(t, "", "audit", "verify", "--db", dir); err != nil {
+		t.Fatalf("a fully re-chained trail should verify on its own: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "", "audit", "verify", "--db", dir, "--anchor", anchor); !errors.Is(err, errDenied) || !strings.Contains(out, "rewritten") {
+		t.Fatalf("against the anchor: %v\n%s", err, out)
 	}
 }

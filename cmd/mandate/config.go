@@ -29,6 +29,7 @@ type Config struct {
 	Tokens         TokensConfig          `mapstructure:"tokens"`
 	Policy         PolicyConfig          `mapstructure:"policy"`
 	Deviation      DeviationConfig       `mapstructure:"deviation"`
+	Audit          AuditConfig           `mapstructure:"audit"`
 	Clients        []ClientConfig        `mapstructure:"clients"`
 	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
 }
@@ -55,6 +56,11 @@ type PolicyConfig struct {
 type DeviationConfig struct {
 	MaxDenials int           `mapstructure:"max_denials"`
 	Window     time.Duration `mapstructure:"window"`
+}
+
+// AuditConfig sets how long the audit trail keeps its records.
+type AuditConfig struct {
+	Retention time.Duration `mapstructure:"retention"`
 }
 
 // ClientConfig registers one client.
@@ -91,6 +97,7 @@ var defaults = map[string]any{
 	"policy.dir":            "",
 	"deviation.max_denials": 0,
 	"deviation.window":      "0s",
+	"audit.retention":       "2160h",
 }
 
 // flagKeys maps serve's flags onto config keys.
@@ -211,6 +218,9 @@ func (c *Config) validate(base string) ([]string, error) {
 		return nil, fmt.Errorf("config: tokens.max_depth must be between 1 and 32 (got %d)", t.MaxDepth)
 	case t.Retention < 0:
 		return nil, errors.New("config: tokens.retention must not be negative")
+	}
+	if c.Audit.Retention < 24*time.Hour {
+		return nil, errors.New("config: audit.retention must be at least 24h (default 2160h, 90 days): evidence is needed after the incident is found")
 	}
 	if c.Policy.Dir == "" {
 		warn = append(warn, "policy.dir is not set: only the attenuation rules limit delegation; set it to a directory of Cedar policies")

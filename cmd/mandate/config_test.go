@@ -107,6 +107,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad issuer", "issuer: mandate.example\n" + client, "issuer"},
 		{"issuer with query", "issuer: https://m.example/?a=b\n" + client, "issuer"},
 		{"bad listen", "listen: 8080\n" + client, "listen"},
+		{"audit retention too short", "audit: {retention: 1h}\n" + client, "audit.retention"},
 		{"deviation without a window", "deviation: {max_denials: 5}\n" + client, "deviation.window"},
 		{"deviation window alone", "deviation: {window: 1m}\n" + client, "deviation.max_denials"},
 		{"negative deviation", "deviation: {max_denials: -1, window: 1m}\n" + client, "deviation.max_denials"},

@@ -105,7 +105,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	cfg := &Config{
 		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Signing: SigningConfig{Alg: tokens.AlgEdDSA},
 		Tokens: TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: 4, Retention: 24 * time.Hour},
-		Policy: PolicyConfig{Dir: policyDir},
+		Policy: PolicyConfig{Dir: policyDir}, Audit: AuditConfig{Retention: 24 * time.Hour},
 	}
 	for _, a := range agents {
 		a.secret, err = randomSecret()

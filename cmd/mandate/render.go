@@ -203,7 +203,7 @@ func needsQuote(s string) bool {
 // renderVerify writes an audit verification report.
 func renderVerify(w io.Writer, r store.AuditReport) {
 	if r.OK {
-		fmt.Fprintf(w, "audit trail intact: %d records (#%d..#%d)\nhead %s\n", r.Records, r.First, r.Last, r.Head)
+		fmt.Fprintf(w, "audit trail intact: %d records (#%d..#%d)\nhead %d:%s  (anchor this elsewhere; check it later with --anchor)\n", r.Records, r.First, r.Last, r.Last, r.Head)
 		return
 	}
 	fmt.Fprintf(w, "audit trail BROKEN at record #%d: %s\n(%d records, #%d..#%d)\n", r.BrokenAt, r.Problem, r.Records, r.First, r.Last)

@@ -26,6 +26,7 @@ func testConfig(dir string) *Config {
 		DataDir: dir,
 		Signing: SigningConfig{Alg: "EdDSA"},
 		Tokens:  TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: 4, Retention: time.Hour},
+		Audit:   AuditConfig{Retention: 24 * time.Hour},
 		Clients: []ClientConfig{
 			{ID: "orchestrator", SecretHash: testHash, Grants: []string{"client_credentials", "token_exchange"}, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
 			{ID: "researcher", SecretHash: testHash, Grants: []string{"client_credentials", "token_exchange"}, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},

@@ -60,7 +60,7 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 	if issuer == "" {
 		issuer = "http://" + ln.Addr().String()
 	}
-	db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention, RevocationGrace: delegation.FeedGrace})
+	db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention, AuditRetention: cfg.Audit.Retention, RevocationGrace: delegation.FeedGrace})
 	if err != nil {
 		return nil, err
 	}

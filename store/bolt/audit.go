@@ -86,11 +86,12 @@ func (d *DB) VerifyAudit(_ context.Context) (store.AuditReport, error) {
 	var rep store.AuditReport
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		var baseSeq uint64
-		prev := ""
+		var baseSeq, vouchedSeq uint64
+		prev, vouchedHash := "", ""
 		if v := meta.Get(keyAuditBase); len(v) >= 8 {
 			baseSeq, prev = binary.BigEndian.Uint64(v[:8]), string(v[8:])
 		}
+		baseHash := prev
 		rep.First, rep.Last = baseSeq+1, baseSeq
 		broken := func(seq uint64, format string, args ...any) {
 			if rep.BrokenAt == 0 && rep.Problem == "" {
@@ -112,13 +113,19 @@ func (d *DB) VerifyAudit(_ context.Context) (store.AuditReport, error) {
 			case r.Seq != seq:
 				broken(seq, "record %d claims to be record %d", seq, r.Seq)
 			case r.Prev != prev:
-				broken(seq, "record %d does not link to the record before it", seq)
+				broken(seq, "record %d does not link to record %d: one of the two was rewritten", seq, seq-1)
 			case r.ComputeHash() != r.Hash:
 				broken(seq, "record %d was altered: its content does not match its hash", seq)
+			}
+			if r.Type == store.AuditCollected {
+				vouchedSeq, vouchedHash = r.Base, r.BaseHash
 			}
 			rep.Last, prev = seq, r.Hash
 		}
 		rep.Head = prev
+		if baseSeq > 0 && (baseSeq != vouchedSeq || baseHash != vouchedHash) {
+			broken(baseSeq+1, "the trail starts after record %d, but no collection record vouches for that: records were deleted from the start", baseSeq)
+		}
 		if h := string(meta.Get(keyAuditHead)); h != prev {
 			broken(rep.Last, "the stored head does not match the last record: records were removed from the end")
 		}
@@ -129,8 +136,9 @@ func (d *DB) VerifyAudit(_ context.Context) (store.AuditReport, error) {
 }
 
 // collectAudit deletes audit records older than cutoff (oldest first, up to
-// gcBatch per call) and remembers the newest deleted one as the chain's base.
-func (d *DB) collectAudit(cutoff time.Time) (int, error) {
+// gcBatch per call), remembers the newest deleted one as the chain's base,
+// and appends a record that vouches for that base, in one transaction.
+func (d *DB) collectAudit(cutoff, now time.Time) (int, error) {
 	n := 0
 	err := d.db.Update(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
@@ -149,7 +157,12 @@ func (d *DB) collectAudit(cutoff time.Time) (int, error) {
 		if last == nil {
 			return nil
 		}
-		return tx.Bucket(bucketMeta).Put(keyAuditBase, last)
+		if err := tx.Bucket(bucketMeta).Put(keyAuditBase, last); err != nil {
+			return err
+		}
+		base := binary.BigEndian.Uint64(last[:8])
+		return appendAudit(tx, &store.AuditEvent{Time: now, Type: store.AuditCollected, Base: base, BaseHash: string(last[8:]),
+			Reason: fmt.Sprintf("%d records up to #%d, older than %s, collected", n, base, cutoff.UTC().Format(time.RFC3339))})
 	})
 	return n, err
 }

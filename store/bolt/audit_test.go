@@ -85,7 +85,7 @@ func TestAuditVerifyNamesTheTamperedRecord(t *testing.T) {
 			_ = jsonUnmarshal([]byte(v), &r)
 			r.Hash = r.ComputeHash()
 			_ = b.Put(seq(2), jsonMarshal(r))
-		}, 3, "does not link"},
+		}, 3, "does not link to record 2: one of the two was rewritten"},
 		{"a truncated tail", func(b, _ *bbolt.Bucket) { _ = b.Delete(seq(6)) }, 5, "removed from the end"},
 		{"garbage", func(b, _ *bbolt.Bucket) { _ = b.Put(seq(2), []byte("{")) }, 2, "not a valid"},
 	}
@@ -104,13 +104,44 @@ func TestAuditVerifyNamesTheTamperedRecord(t *testing.T) {
 }
 
 func TestAuditCollectionKeepsTheChainVerifiable(t *testing.T) {
-	_, db := auditTrail(t, 6) // records at t0 .. t0+5m; retention 1h
+	dir, db := auditTrail(t, 6) // records at t0 .. t0+5m
+	db.Close()
+	db, err := bolt.Open(dir, bolt.Options{Retention: time.Hour, AuditRetention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	res, err := db.GC(t0.Add(time.Hour + 2*time.Minute + time.Second))
 	if err != nil || res.Audit != 3 {
 		t.Fatalf("GC = %+v, %v", res, err)
 	}
 	rep, _ := db.VerifyAudit(context.Background())
-	if !rep.OK || rep.First != 4 || rep.Records != 3 {
-		t.Fatalf("after collection: %+v", rep)
+	if !rep.OK || rep.First != 4 || rep.Records != 4 {
+		t.Fatalf("after collection (3 kept + the collection record): %+v", rep)
+	}
+	recs, _ := db.AuditTail(context.Background(), 1)
+	if recs[0].Type != store.AuditCollected || recs[0].Base != 3 {
+		t.Errorf("collection record = %+v", recs[0])
+	}
+}
+
+// TestDeletingTheStartIsDetected: removing the oldest records and moving the
+// base by hand (as collection would) is caught, since no collection record
+// vouches for the new base.
+func TestDeletingTheStartIsDetected(t *testing.T) {
+	dir, db := auditTrail(t, 6)
+	db.Close()
+	tamper(t, dir, func(b, meta *bbolt.Bucket) {
+		var last store.AuditRecord
+		for i := uint64(1); i <= 4; i++ {
+			_ = jsonUnmarshal(b.Get(seq(i)), &last)
+			_ = b.Delete(seq(i))
+		}
+		_ = meta.Put([]byte("audit_base"), append(seq(4), last.Hash...))
+	})
+	db = open(t, dir, time.Hour)
+	rep, _ := db.VerifyAudit(context.Background())
+	if rep.OK || rep.BrokenAt != 5 || !strings.Contains(rep.Problem, "deleted from the start") {
+		t.Fatalf("report = %+v", rep)
 	}
 }

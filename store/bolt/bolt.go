@@ -57,6 +57,9 @@ type Options struct {
 	// Retention keeps expired token records this long for lineage and audit
 	// before collection.
 	Retention time.Duration
+	// AuditRetention keeps audit records this long (zero: for ever); older ones
+	// are collected, and a chained record vouches for the new start.
+	AuditRetention time.Duration
 	// RevocationGrace keeps a revocation record this long after its token's
 	// expiry (the revocation feed serves it to verifiers that allow clock
 	// skew), then collects it.
@@ -69,8 +72,9 @@ type Options struct {
 // tokens.KeyStore and is safe for concurrent use.
 type DB struct {
 	db        *bbolt.DB
-	retention time.Duration
-	revGrace  time.Duration
+	retention      time.Duration
+	auditRetention time.Duration
+	revGrace       time.Duration
 	id        string
 }
 
@@ -129,7 +133,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &DB{db: bdb, retention: opts.Retention, revGrace: opts.RevocationGrace, id: id}, nil
+	return &DB{db: bdb, retention: opts.Retention, auditRetention: opts.AuditRetention, revGrace: opts.RevocationGrace, id: id}, nil
 }
 
 // checkPrivate refuses a data file others can read or write, and a data
@@ -480,9 +484,9 @@ const gcBatch = 1000
 
 // GC deletes revocation records (and their log entries) whose token expired at
 // or before now - RevocationGrace, and token records (with their child links)
-// that expired, and audit records written, before now - Retention. The
-// newest collected audit record's hash stays as the chain's base, so what is
-// kept still verifies.
+// that expired before now - Retention, and audit records written before now -
+// AuditRetention. A chained record vouches for the collected audit's new
+// base, so what is kept still verifies and a deleted start does not.
 func (d *DB) GC(now time.Time) (GCResult, error) {
 	var res GCResult
 	for {
@@ -506,8 +510,8 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 			break
 		}
 	}
-	for {
-		n, err := d.collectAudit(now.Add(-d.retention))
+	for d.auditRetention > 0 {
+		n, err := d.collectAudit(now.Add(-d.auditRetention), now)
 		res.Audit += n
 		if err != nil {
 			return res, err
