@@ -71,11 +71,11 @@ type Options struct {
 // DB is the bbolt-backed store. It satisfies store.Tokens, store.Revocations and
 // tokens.KeyStore and is safe for concurrent use.
 type DB struct {
-	db        *bbolt.DB
+	db             *bbolt.DB
 	retention      time.Duration
 	auditRetention time.Duration
 	revGrace       time.Duration
-	id        string
+	id             string
 }
 
 // Open opens (creating if needed) <dir>/mandate.db. The directory is created
