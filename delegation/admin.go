@@ -192,7 +192,8 @@ func (s *Service) Keys() ([]tokens.KeyInfo, error) {
 	return ka.Keys(), nil
 }
 
-// RotateKey publishes a new signing key that signs after
+// RotateKey publishes a new signing key (of alg, or of the current key's
+// algorithm when alg is empty) that signs after
 // tokens.KeyActivationDelay, and records the rotation in the audit trail.
 func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredKey, error) {
 	ka, ok := s.keys.(KeyAdmin)
@@ -200,8 +201,8 @@ func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredK
 	if !ok || !ok2 {
 		return tokens.StoredKey{}, errNoKeyAdmin
 	}
-	if alg != tokens.AlgEdDSA && alg != tokens.AlgES256 {
-		return tokens.StoredKey{}, oauth.New(oauth.CodeInvalidRequest, "alg must be %s or %s", tokens.AlgEdDSA, tokens.AlgES256)
+	if alg != "" && alg != tokens.AlgEdDSA && alg != tokens.AlgES256 {
+		return tokens.StoredKey{}, oauth.New(oauth.CodeInvalidRequest, "alg must be %s or %s (or empty: the current key's)", tokens.AlgEdDSA, tokens.AlgES256)
 	}
 	k, err := ka.Rotate(ctx, ks, alg)
 	if err != nil {

@@ -39,7 +39,14 @@ type StoredKey struct {
 	PKCS8       []byte    `json:"pkcs8"`
 	CreatedAt   time.Time `json:"created_at"`
 	ActivatesAt time.Time `json:"activates_at,omitempty"`
+	// Overlap is the ring's overlap when the key was made: it stays published
+	// at least this long after it retires, even if the configured token
+	// lifetime is lowered later.
+	Overlap time.Duration `json:"overlap,omitempty"`
 }
+
+// overlap is how long k stays published after it retires.
+func (k StoredKey) overlap(ring time.Duration) time.Duration { return max(k.Overlap, ring) }
 
 func (k StoredKey) activation() time.Time {
 	if k.ActivatesAt.IsZero() {
@@ -128,9 +135,11 @@ type signingKey struct {
 	hdrs jws.Headers
 }
 
-// OpenKeyRing loads the keys in ks. When there is none, or the active key's
-// algorithm is not opts.Alg (the configuration changed), it generates and
-// stores a key that signs at once.
+// OpenKeyRing loads the keys in ks. With none, it generates and stores a key
+// that signs at once. When the active key's algorithm is not opts.Alg (the
+// configuration changed), it publishes a key of opts.Alg that signs after
+// KeyActivationDelay (unless one is already waiting), and the old key signs
+// until then, so verifiers are never surprised by a restart.
 func OpenKeyRing(ctx context.Context, ks KeyStore, opts KeyRingOptions) (*KeyRing, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -152,10 +161,20 @@ func OpenKeyRing(ctx context.Context, ks KeyStore, opts KeyRingOptions) (*KeyRin
 	if err != nil {
 		return nil, err
 	}
-	if r.current == nil || r.current.alg.String() != opts.Alg {
+	pending := false
+	for _, k := range r.keys {
+		if k.stored.Alg == opts.Alg && k.stored.activation().After(now) {
+			pending = true
+		}
+	}
+	if r.current == nil || (r.current.alg.String() != opts.Alg && !pending) {
 		k, err := GenerateKey(opts.Alg, now)
 		if err != nil {
 			return nil, err
+		}
+		k.Overlap = opts.Overlap
+		if r.current != nil {
+			k.ActivatesAt = now.Add(KeyActivationDelay).UTC()
 		}
 		if err := ks.AddSigningKey(ctx, k); err != nil {
 			return nil, fmt.Errorf("store new signing key: %w", err)
@@ -216,9 +235,9 @@ func (r *KeyRing) recompute(now time.Time) error {
 		if retires.IsZero() {
 			r.current = k.sk
 		}
-		if retires.IsZero() || now.Before(retires.Add(r.opts.Overlap)) {
+		if leaves := retires.Add(k.stored.overlap(r.opts.Overlap)); retires.IsZero() || now.Before(leaves) {
 			if !retires.IsZero() {
-				later(retires.Add(r.opts.Overlap))
+				later(leaves)
 			}
 			published, pub = append(published, k.stored), append(pub, r.public[k.stored.ID])
 		}
@@ -252,16 +271,21 @@ func (r *KeyRing) refresh() {
 	_ = r.recompute(now) // the keys were all built before; this cannot fail
 }
 
-// Rotate generates a key for alg, stores it, and publishes it at once; it
-// starts signing after KeyActivationDelay, and the key it replaces stays
-// published until every token it signed has expired.
+// Rotate generates a key for alg (empty: the current key's algorithm),
+// stores it, and publishes it at once; it starts signing after
+// KeyActivationDelay, and the key it replaces stays published until every
+// token it signed has expired.
 func (r *KeyRing) Rotate(ctx context.Context, ks KeyStore, alg string) (StoredKey, error) {
 	now := r.opts.Now()
+	if alg == "" {
+		alg = r.CurrentAlg()
+	}
 	k, err := GenerateKey(alg, now)
 	if err != nil {
 		return k, err
 	}
 	k.ActivatesAt = now.Add(KeyActivationDelay).UTC()
+	k.Overlap = r.opts.Overlap
 	if err := ks.AddSigningKey(ctx, k); err != nil {
 		return k, fmt.Errorf("store new signing key: %w", err)
 	}
@@ -321,7 +345,7 @@ func DescribeKeys(stored []StoredKey, overlap time.Duration, now time.Time) []Ke
 		case retires.IsZero():
 			info.Status, info.Published = "active", true
 		default:
-			leaves := retires.Add(overlap)
+			leaves := retires.Add(k.overlap(overlap))
 			info.RetiredAt, info.LeavesAt = &retires, &leaves
 			info.Status, info.Published = "retired", false
 			if now.Before(leaves) {

@@ -82,17 +82,28 @@ func TestKeysPersistAcrossRestarts(t *testing.T) {
 	if _, err := second.Verify(tok); err != nil {
 		t.Fatalf("token from before the restart: %v", err)
 	}
-	// Switching algorithm adds a key; tokens of the old key still verify.
+	// Switching algorithm publishes an ES256 key that signs after the
+	// activation delay; until then the old key signs.
 	third := openRing(t, dir, tokens.AlgES256)
-	if third.CurrentKeyID() == first.CurrentKeyID() || third.CurrentAlg() != tokens.AlgES256 {
-		t.Fatal("alg change did not make an ES256 key current")
+	if third.CurrentKeyID() != first.CurrentKeyID() {
+		t.Fatal("an alg change made the new key sign at once")
 	}
-	if _, err := third.Verify(tok); err != nil {
+	if again := openRing(t, dir, tokens.AlgES256); len(again.Keys()) != 2 {
+		t.Fatal("a second restart generated yet another key")
+	}
+	later := func() time.Time { return now.Add(tokens.KeyActivationDelay) }
+	db, _ := bolt.Open(dir, bolt.Options{})
+	fourth, err := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgES256, Overlap: time.Hour, Now: later})
+	db.Close()
+	if err != nil || fourth.CurrentAlg() != tokens.AlgES256 {
+		t.Fatalf("after the delay the ES256 key signs: %v %v", fourth.CurrentAlg(), err)
+	}
+	if _, err := fourth.Verify(tok); err != nil {
 		t.Fatalf("old key dropped: %v", err)
 	}
 	var set struct{ Keys []map[string]any }
-	if err := json.Unmarshal(third.JWKS(), &set); err != nil || len(set.Keys) != 2 {
-		t.Fatalf("jwks = %s", third.JWKS())
+	if err := json.Unmarshal(fourth.JWKS(), &set); err != nil || len(set.Keys) != 2 {
+		t.Fatalf("jwks = %s", fourth.JWKS())
 	}
 	for _, k := range set.Keys {
 		if _, private := k["d"]; private {
@@ -346,5 +357,32 @@ func TestRotationWithOverlap(t *testing.T) {
 	r2, err := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: 16 * time.Minute, Now: func() time.Time { return clock }})
 	if err != nil || r2.CurrentKeyID() != nk.ID || len(r2.Keys()) != 2 {
 		t.Fatalf("reopened: %v %v", r2.CurrentKeyID(), err)
+	}
+}
+
+// TestLoweringTheLifetimeDoesNotWithdrawKeysEarly: a key keeps the overlap in
+// force when it was made, so a restart with a shorter root_ttl cannot take it
+// out of the JWKS while tokens it signed under the longer one are live.
+func TestLoweringTheLifetimeDoesNotWithdrawKeysEarly(t *testing.T) {
+	clock := now
+	at := func() time.Time { return clock }
+	db, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, _ := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: time.Hour, Now: at})
+	old := r.CurrentKeyID()
+	if _, err := r.Rotate(t.Context(), db, ""); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(tokens.KeyActivationDelay + 30*time.Minute)
+	short, _ := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: time.Minute, Now: at})
+	if !strings.Contains(string(short.JWKS()), old) {
+		t.Fatal("the retiring key left the JWKS when the lifetime was lowered")
+	}
+	clock = clock.Add(30 * time.Minute)
+	if strings.Contains(string(short.JWKS()), old) {
+		t.Fatal("the retiring key outstayed its own overlap")
 	}
 }

@@ -317,13 +317,13 @@ func newKeysCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "new %s key %s published; it signs from %s\n", alg, kid, ts(at))
+				fmt.Fprintf(cmd.OutOrStdout(), "new key %s published; it signs from %s\n", kid, ts(at))
 				return nil
 			})
 		},
 	}
 	rf.register(rotate)
-	rotate.Flags().StringVar(&alg, "alg", tokens.AlgEdDSA, "EdDSA or ES256")
+	rotate.Flags().StringVar(&alg, "alg", "", "EdDSA or ES256 (default: the current key's algorithm)")
 	cmd.AddCommand(list, rotate)
 	return cmd
 }

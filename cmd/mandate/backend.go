@@ -29,7 +29,7 @@ type backend interface {
 	ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error)
 	Revoke(ctx context.Context, t delegation.RevokeTarget, reason string) (delegation.RevokeResult, error)
 	Keys(ctx context.Context) ([]tokens.KeyInfo, error)
-	Rotate(ctx context.Context, alg string) (kid string, activates time.Time, err error)
+	Rotate(ctx context.Context, alg string) (kid string, activates time.Time, err error) // alg "" keeps the current one
 	Audit(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.AuditRecord, error)
 	AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error)
 	VerifyAudit(ctx context.Context) (store.AuditReport, error)
