@@ -204,6 +204,8 @@ type TokenFilter struct {
 type TokenPage struct {
 	Tokens []*Node `json:"tokens"`
 	Next   string  `json:"next,omitempty"`
+	// Truncated says a task listing stopped at MaxLineageNodes tokens.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // MaxPage bounds a listing's page.
@@ -215,22 +217,35 @@ func ListTokens(ctx context.Context, st Inspector, f TokenFilter, now time.Time)
 		f.Limit = min(max(f.Limit, 100), MaxPage)
 	}
 	var candidates []*store.TokenRecord
+	page := &TokenPage{Tokens: []*Node{}}
 	switch {
 	case f.Root != "":
-		root, err := st.Token(ctx, f.Root)
+		// A task: its root (the first ancestor of the token named) and every
+		// descendant, up to MaxLineageNodes.
+		named, err := st.Token(ctx, f.Root)
 		if errors.Is(err, store.ErrNotFound) {
-			return &TokenPage{Tokens: []*Node{}}, nil
+			return page, nil
 		}
 		if err != nil {
 			return nil, err
 		}
+		root := named
+		if len(named.Lineage) > 0 {
+			if root, err = st.Token(ctx, named.Lineage[0]); err != nil {
+				root = named // the root was collected: list from the named token
+			}
+		}
 		candidates = []*store.TokenRecord{root}
-		for i := 0; i < len(candidates) && len(candidates) <= MaxLineageNodes*10; i++ {
+		for i := 0; i < len(candidates); i++ {
 			kids, err := st.Children(ctx, candidates[i].JTI)
 			if err != nil {
 				return nil, err
 			}
 			for _, k := range kids {
+				if len(candidates) == MaxLineageNodes {
+					page.Truncated = true
+					break
+				}
 				if rec, err := st.Token(ctx, k); err == nil {
 					candidates = append(candidates, rec)
 				}
@@ -243,7 +258,6 @@ func ListTokens(ctx context.Context, st Inspector, f TokenFilter, now time.Time)
 		}
 		candidates = held
 	}
-	page := &TokenPage{Tokens: []*Node{}}
 	keep := func(rec *store.TokenRecord) (bool, error) {
 		if rec.JTI <= f.After && f.After != "" ||
 			f.Holder != "" && rec.Holder != f.Holder || f.Subject != "" && rec.Subject != f.Subject {

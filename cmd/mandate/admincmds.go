@@ -240,32 +240,38 @@ func newTokensCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+				// Pages are printed as they come (a large store is never held in
+				// memory): a table per page, or one JSON page object per line.
 				p := newProgress(cmd)
-				var got []*delegation.Node
-				next := ""
-				for {
+				defer p.done()
+				fetched := 0
+				for first := true; ; first = false {
 					page, err := b.ListTokens(ctx, filter)
 					if err != nil {
-						p.done()
 						return err
 					}
-					got = append(got, page.Tokens...)
-					next = page.Next
-					if !all || next == "" {
-						break
+					fetched += len(page.Tokens)
+					p.done()
+					if format == "json" {
+						if err := json.NewEncoder(cmd.OutOrStdout()).Encode(page); err != nil {
+							return err
+						}
+					} else {
+						renderTokenRows(cmd.OutOrStdout(), page.Tokens, first)
 					}
-					filter.After = next
-					p.show("fetched %d tokens…", len(got))
+					if page.Truncated {
+						fmt.Fprintf(cmd.ErrOrStderr(), "(task listing cut at %d tokens)\n", delegation.MaxLineageNodes)
+					}
+					if page.Next == "" {
+						return nil
+					}
+					if !all {
+						fmt.Fprintf(cmd.ErrOrStderr(), "more: --after %s (or --all)\n", page.Next)
+						return nil
+					}
+					filter.After = page.Next
+					p.show("fetched %d tokens…", fetched)
 				}
-				p.done()
-				if format == "json" {
-					return renderJSON(cmd.OutOrStdout(), delegation.TokenPage{Tokens: append([]*delegation.Node{}, got...), Next: next})
-				}
-				renderTokens(cmd.OutOrStdout(), got)
-				if next != "" {
-					fmt.Fprintf(cmd.ErrOrStderr(), "more: --after %s (or --all)\n", next)
-				}
-				return nil
 			})
 		},
 	}
@@ -446,6 +452,13 @@ structure, as a resource server would. Revocation needs the server: see
 			fmt.Fprintf(out, "scope    %s\naud      %s\n", c.Scope, strings.Join(c.Audience, " "))
 			fmt.Fprintf(out, "issued   %s\nexpires  %s\n", ts(time.Unix(c.IssuedAt, 0)), ts(time.Unix(c.Expiry, 0)))
 
+			if f.server == "" && os.Getenv("MANDATE_SERVER") == "" {
+				if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
+					if cfg, _, err := loadConfig(cfgPath, nil); err == nil {
+						f.server = cfg.Issuer
+					}
+				}
+			}
 			keys, source, err := loadJWKS(cmd, &f, jwksSrc)
 			if err != nil {
 				return err

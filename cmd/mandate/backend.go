@@ -87,7 +87,9 @@ func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 	case id == "" || secret == "":
 		return nil, errors.New("no admin credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET (or --client-id/--client-secret)")
 	}
-	return &apiBackend{base: strings.TrimSuffix(server, "/"), id: id, secret: secret, http: &http.Client{Timeout: 60 * time.Second}}, nil
+	// No overall timeout: a revocation across a large store may take a while;
+	// the operator interrupts with Ctrl-C (the command's context).
+	return &apiBackend{base: strings.TrimSuffix(server, "/"), id: id, secret: secret, http: &http.Client{}}, nil
 }
 
 // apiBackend talks to a running server's admin API.

@@ -137,10 +137,16 @@ func renderJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// renderTokens writes a page of tokens as a table.
-func renderTokens(w io.Writer, tokens []*delegation.Node) {
+// renderTokens writes tokens as a table.
+func renderTokens(w io.Writer, tokens []*delegation.Node) { renderTokenRows(w, tokens, true) }
+
+// renderTokenRows writes a page of tokens as a table, with the header only on
+// the first page.
+func renderTokenRows(w io.Writer, tokens []*delegation.Node, header bool) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JTI\tHOLDER\tSUB\tDEPTH\tSTATUS\tEXPIRES\tSCOPE")
+	if header {
+		fmt.Fprintln(tw, "JTI\tHOLDER\tSUB\tDEPTH\tSTATUS\tEXPIRES\tSCOPE")
+	}
 	for _, n := range tokens {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.JTI, n.Holder, n.Subject, n.Depth, n.Status, ts(n.ExpiresAt), n.Scope)
 	}

@@ -113,9 +113,12 @@ func TestAdminLineage(t *testing.T) {
 
 func TestAdminListTokens(t *testing.T) {
 	env := dt.New(t, dt.Options{})
-	root, _, _ := chainOf(t, env)
+	root, _, grand := chainOf(t, env)
 	other := env.Mint(t, "orchestrator", nil)
 	env.Post(t, "revocation_endpoint", "orchestrator", url.Values{"token": {other}})
+	if got := admin(t, env, "GET", httpapi.PathAdminTokens+"?root="+env.Claims(t, grand).ID, "ops", nil).JSON["tokens"].([]any); len(got) != 3 {
+		t.Errorf("root named by a grandchild lists %d tokens, want the whole task (3)", len(got))
+	}
 	list := func(q string) []string {
 		r := admin(t, env, "GET", httpapi.PathAdminTokens+"?"+q, "ops", nil)
 		var out []string
