@@ -10,3 +10,7 @@ func ExportSigningKeyForTest(r *KeyRing) (any, bool) {
 	}
 	return r.current.priv, true
 }
+
+// ExportDPoPPrivateForTest exposes a DPoP key's private half to tests that
+// build proofs carrying private material.
+func ExportDPoPPrivateForTest(k *DPoPKey) any { return k.priv }
