@@ -76,6 +76,9 @@ type Client struct {
 	Audiences []string
 	Groups    []string
 	Role      Role
+	// Ephemeral, when set, lets the client delegate to unregistered agents
+	// named "<ID>/<name>" (see TypeAgent).
+	Ephemeral *Ephemeral
 }
 
 // Can reports whether the client may use grant (GrantClientCredentials or GrantTokenExchange).

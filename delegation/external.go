@@ -74,7 +74,7 @@ func (s *Service) externalRoot(ctx context.Context, c *Client, ti *TrustedIssuer
 		Issuer: s.issuer, Subject: ext.Subject, ClientID: c.ID,
 		Audience: auds, Scope: chain.FormatScope(scopes),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
-		Act: &tokens.Actor{Subject: c.ID},
+		Act: &tokens.Actor{Subject: c.ID}, Cnf: bindTo(req.proof),
 	}
 	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))
 	if err != nil {

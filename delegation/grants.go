@@ -27,6 +27,12 @@ type TokenRequest struct {
 	ActorToken         string
 	ActorTokenType     string
 	RequestedTokenType string
+	// DPoP is the request's DPoP proof (RFC 9449), if any, and DPoPURL the
+	// token endpoint's URL it must be made for.
+	DPoP    string
+	DPoPURL string
+
+	proof *tokens.DPoPProof // set once DPoP has verified
 }
 
 // Token decides a token request from an authenticated client.
@@ -38,6 +44,13 @@ func (s *Service) Token(ctx context.Context, c *Client, req TokenRequest) (*Toke
 	grant := printable(req.GrantType) // what the audit and logs record
 	if until, ok := s.dev.suspendedUntil(c.ID, s.now()); ok {
 		return nil, s.refuse(ctx, grant, c, errSuspended(c, until))
+	}
+	if req.DPoP != "" {
+		p, err := tokens.VerifyDPoP(req.DPoP, tokens.DPoPCheck{Method: "POST", URL: req.DPoPURL, Now: s.now()}, s.replay)
+		if err != nil {
+			return nil, s.refuse(ctx, grant, c, oauth.Wrap(err, oauth.CodeInvalidDPoPProof, "%v", err))
+		}
+		req.proof = p
 	}
 	switch req.GrantType {
 	case "":
@@ -75,6 +88,7 @@ func (s *Service) clientCredentials(ctx context.Context, c *Client, req TokenReq
 		Issuer: s.issuer, Subject: c.ID, ClientID: c.ID,
 		Audience: auds, Scope: chain.FormatScope(scopes),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(s.rootTTL).Unix(),
+		Cnf: bindTo(req.proof),
 	}
 	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))
 	if err != nil {
@@ -138,25 +152,55 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 	if parent.ClientID != c.ID {
 		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token is held by another client; only its holder may exchange it")
 	}
+	if parent.Cnf != nil {
+		// A bound token is exchanged only with a proof of its key (RFC 9449 §5).
+		switch {
+		case req.proof == nil:
+			return nil, oauth.New(oauth.CodeInvalidDPoPProof, "subject_token is bound to a key (DPoP): send a DPoP proof made with it")
+		case req.proof.JKT != parent.Cnf.JKT:
+			return nil, oauth.New(oauth.CodeInvalidDPoPProof, "the DPoP proof is not made with the key subject_token is bound to")
+		}
+	}
 	depth := len(parent.Lineage) + 1
 	if depth > s.maxDepth {
 		return nil, oauth.New(oauth.CodeInvalidRequest, "delegation depth %d would exceed max_depth %d", depth, s.maxDepth)
 	}
 
 	holder := c
+	holderKey := "" // the key the child is bound to, if any
+	if req.proof != nil {
+		holderKey = req.proof.JKT
+	}
 	if req.ActorToken != "" {
-		actor, err := s.verifyLive(ctx, req.ActorToken, "actor_token", now)
-		if err != nil {
-			return nil, err
+		if isEphemeralActorToken(req.ActorToken) {
+			h, jkt, err := s.ephemeralActor(c, req.ActorToken, now)
+			if err != nil {
+				return nil, err
+			}
+			holder, holderKey = h, jkt
+		} else {
+			actor, err := s.verifyLive(ctx, req.ActorToken, "actor_token", now)
+			if err != nil {
+				return nil, err
+			}
+			if actor.Subject != actor.ClientID {
+				return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token must be the new actor's own identity token (its sub equal to its client_id)")
+			}
+			h, ok := s.clients[actor.ClientID]
+			if !ok {
+				return nil, oauth.New(oauth.CodeInvalidRequest, "actor %q is no longer a registered client", printable(actor.ClientID))
+			}
+			if h != c {
+				holder, holderKey = h, ""
+				if actor.Cnf != nil {
+					holderKey = actor.Cnf.JKT // the new holder proves possession with its own key
+				}
+			}
 		}
-		if actor.Subject != actor.ClientID {
-			return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token must be the new actor's own identity token (its sub equal to its client_id)")
-		}
-		h, ok := s.clients[actor.ClientID]
-		if !ok {
-			return nil, oauth.New(oauth.CodeInvalidRequest, "actor %q is no longer a registered client", printable(actor.ClientID))
-		}
-		holder = h
+	}
+	if parent.Cnf != nil && holderKey == "" {
+		// DESIGN.md, DPoP bindings: a child of a bound parent is always bound.
+		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token is sender-constrained, so its child must be too: the new holder needs a key (a DPoP-bound actor_token, or an ephemeral agent)")
 	}
 	if err := s.checkMayAct(parent.MayAct, holder); err != nil {
 		return nil, err
@@ -184,6 +228,9 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 		Audience: auds, Scope: chain.FormatScope(scopes),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: exp,
 		Act: act, Lineage: lineage,
+	}
+	if holderKey != "" {
+		claims.Cnf = &tokens.Confirmation{JKT: holderKey}
 	}
 	policies, err := s.decide(ctx, s.policyRequest(c, holder, action, claims, parent.Act, now))
 	if err != nil {

@@ -64,7 +64,7 @@ func (s *Service) Introspect(ctx context.Context, c *Client, token string) (*Int
 	}
 	return &Introspection{
 		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, Audience: aud,
-		ClientID: claims.ClientID, Scope: &scope, TokenType: "Bearer",
+		ClientID: claims.ClientID, Scope: &scope, TokenType: tokenTypeOf(claims),
 		IssuedAt: claims.IssuedAt, NotBefore: claims.NotBefore, Expiry: claims.Expiry,
 		ID: claims.ID, Act: claims.Act, Lineage: lineage, Cnf: claims.Cnf,
 	}, nil

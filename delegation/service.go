@@ -84,8 +84,9 @@ type Service struct {
 	revLog       store.RevocationLog
 	feedPage     int
 	dev          *deviations
-	revoked      broadcast     // wakes feed long polls
-	closing      chan struct{} // closed by Close
+	replay       *tokens.ReplayCache // DPoP proof jtis seen at the token endpoint
+	revoked      broadcast           // wakes feed long polls
+	closing      chan struct{}       // closed by Close
 	closeOnce    sync.Once
 }
 
@@ -132,6 +133,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		revLog:       st,
 		feedPage:     cfg.FeedPageSize,
 		dev:          newDeviations(cfg.Deviation),
+		replay:       tokens.NewReplayCache(0),
 		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {
@@ -233,10 +235,14 @@ func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims
 		slog.String("grant", grant), slog.String("jti", c.ID), slog.String("root", c.Root()),
 		slog.String("holder", c.ClientID), slog.String("sub", c.Subject), slog.Int("depth", c.Depth()),
 		slog.String("scope", c.Scope))
+	tokenType := "Bearer"
+	if c.Cnf != nil {
+		tokenType = "DPoP" // RFC 9449 §5
+	}
 	return &TokenResponse{
 		AccessToken:     signed,
 		IssuedTokenType: issuedType,
-		TokenType:       "Bearer",
+		TokenType:       tokenType,
 		ExpiresIn:       c.Expiry - s.now().Unix(),
 		Scope:           c.Scope,
 	}, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,16 @@ type ClientConfig struct {
 	Audiences  []string `mapstructure:"audiences"`
 	Groups     []string `mapstructure:"groups"`
 	Role       string   `mapstructure:"role"`
+	// Ephemeral lets the client delegate to unregistered agents named
+	// "<id>/<name>" that prove a key of their own (docs/dpop.md).
+	Ephemeral *EphemeralConfig `mapstructure:"ephemeral"`
+}
+
+// EphemeralConfig is the ceiling and the groups of a client's ephemeral agents.
+type EphemeralConfig struct {
+	Scopes    []string `mapstructure:"scopes"`
+	Audiences []string `mapstructure:"audiences"`
+	Groups    []string `mapstructure:"groups"`
 }
 
 // TrustedIssuerConfig registers an external identity provider.
@@ -289,6 +300,19 @@ func (c *Config) validate(base string) ([]string, error) {
 				return nil, fmt.Errorf("config: %s.groups: %q must be 1-128 characters of letters, digits and ._~:/@+-", key, g)
 			}
 		}
+		if e := cl.Ephemeral; e != nil {
+			if !slices.Contains(cl.Grants, delegation.GrantTokenExchange) {
+				return nil, fmt.Errorf("config: %s.ephemeral needs the token_exchange grant (ephemeral agents receive delegated tokens)", key)
+			}
+			if len(e.Scopes) == 0 {
+				return nil, fmt.Errorf("config: %s.ephemeral.scopes is empty: nothing could be delegated to its agents", key)
+			}
+			for _, s := range e.Scopes {
+				if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {
+					return nil, fmt.Errorf("config: %s.ephemeral.scopes: %q is not a single RFC 6749 scope token", key, s)
+				}
+			}
+		}
 	}
 	for i := range c.TrustedIssuers {
 		ti := &c.TrustedIssuers[i]
@@ -335,10 +359,14 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 		} else {
 			secret = delegation.NewPlainSecret(cl.Secret)
 		}
-		sc.Clients = append(sc.Clients, delegation.Client{
+		dc := delegation.Client{
 			ID: cl.ID, Secret: secret, Grants: cl.Grants, Scopes: cl.Scopes,
 			Audiences: cl.Audiences, Groups: cl.Groups, Role: delegation.Role(cl.Role),
-		})
+		}
+		if e := cl.Ephemeral; e != nil {
+			dc.Ephemeral = &delegation.Ephemeral{Scopes: e.Scopes, Audiences: e.Audiences, Groups: e.Groups}
+		}
+		sc.Clients = append(sc.Clients, dc)
 	}
 	for i, ti := range c.TrustedIssuers {
 		raw, err := os.ReadFile(ti.JWKSFile)

@@ -107,6 +107,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad issuer", "issuer: mandate.example\n" + client, "issuer"},
 		{"issuer with query", "issuer: https://m.example/?a=b\n" + client, "issuer"},
 		{"bad listen", "listen: 8080\n" + client, "listen"},
+		{"ephemeral without exchange", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    ephemeral: {scopes: [x]}\n", "clients[0] (a).ephemeral"},
+		{"ephemeral without scopes", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    ephemeral: {audiences: [x]}\n", "clients[0] (a).ephemeral.scopes"},
 		{"audit retention too short", "audit: {retention: 1h}\n" + client, "audit.retention"},
 		{"deviation without a window", "deviation: {max_denials: 5}\n" + client, "deviation.window"},
 		{"deviation window alone", "deviation: {window: 1m}\n" + client, "deviation.max_denials"},

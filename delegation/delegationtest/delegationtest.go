@@ -65,6 +65,7 @@ type Client struct {
 	Audiences []string
 	Groups    []string
 	Role      delegation.Role
+	Ephemeral *delegation.Ephemeral
 }
 
 // Secret is the client secret the harness registers for id.
@@ -79,7 +80,8 @@ var Both = []string{delegation.GrantClientCredentials, delegation.GrantTokenExch
 func DefaultClients() []Client {
 	return []Client{
 		{ID: "orchestrator", Grants: Both, Scopes: []string{"db:read:*", "db:write:*", "tools:*"},
-			Audiences: []string{"https://db.example", "https://tools.example", "https://mail.example"}, Groups: []string{"orchestrators"}},
+			Audiences: []string{"https://db.example", "https://tools.example", "https://mail.example"}, Groups: []string{"orchestrators"},
+			Ephemeral: &delegation.Ephemeral{Scopes: []string{"db:read:*", "tools:search"}, Audiences: []string{"https://db.example"}}},
 		{ID: "researcher", Grants: Both, Scopes: []string{"db:read:*", "tools:search"},
 			Audiences: []string{"https://db.example", "https://tools.example"}, Groups: []string{"research-agents"}},
 		{ID: "db-agent", Grants: Both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
@@ -168,7 +170,7 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatal(err)
 		}
 		cfg.Clients = append(cfg.Clients, delegation.Client{ID: c.ID, Secret: delegation.BcryptSecret(h),
-			Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: c.Role})
+			Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: c.Role, Ephemeral: c.Ephemeral})
 	}
 	svc, err := delegation.New(cfg, keys, db)
 	if err != nil {
@@ -238,6 +240,31 @@ func (e *Env) Post(t testing.TB, endpoint, client string, form url.Values) Respo
 		req.Header.Set("Authorization", BasicAuth(client, Secret(client)))
 	}
 	return e.Do(t, req)
+}
+
+// PostDPoP is Post with a DPoP proof header (none when proof is empty).
+func (e *Env) PostDPoP(t testing.TB, endpoint, client string, form url.Values, proof string) Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.Endpoint(t, endpoint), strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", BasicAuth(client, Secret(client)))
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	return e.Do(t, req)
+}
+
+// Proof makes a DPoP proof by key for the token endpoint, at the server's clock.
+func (e *Env) Proof(t testing.TB, key *tokens.DPoPKey) string {
+	t.Helper()
+	p, err := key.Proof(http.MethodPost, e.Endpoint(t, "token_endpoint"), "", "", e.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // Do sends a request and reads the answer.

@@ -108,6 +108,7 @@ func Metadata(issuer string) map[string]any {
 		"revocation_endpoint_auth_methods_supported":    authMethods,
 		"introspection_endpoint_auth_methods_supported": authMethods,
 		"response_types_supported":                      []string{},
+		"dpop_signing_alg_values_supported":             []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"},
 	}
 }
 
@@ -149,7 +150,17 @@ func (a *api) postToken(c echo.Context) error {
 			}
 		}
 	}
+	proofs := c.Request().Header.Values("DPoP")
+	if len(proofs) > 1 {
+		return a.writeError(c, oauth.New(oauth.CodeInvalidDPoPProof, "more than one DPoP header"))
+	}
+	var proof string
+	if len(proofs) == 1 {
+		proof = proofs[0]
+	}
 	resp, err := a.svc.Token(c.Request().Context(), client, delegation.TokenRequest{
+		DPoP:               proof,
+		DPoPURL:            a.metadata["token_endpoint"].(string),
 		GrantType:          form.Get("grant_type"),
 		Scope:              form.Get("scope"),
 		Audiences:          auds,
