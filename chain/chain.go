@@ -31,6 +31,9 @@ type Chain struct {
 	Audiences []string
 	IssuedAt  time.Time
 	Expiry    time.Time
+	// JKT is the thumbprint of the key the token is bound to (RFC 9449), or
+	// empty for a bearer token.
+	JKT string
 }
 
 // newChain builds a Chain from verified claims whose scope already parsed.
@@ -43,7 +46,15 @@ func newChain(c *tokens.Claims, scopes []string) *Chain {
 		JTI: c.ID, Subject: c.Subject, Holder: c.ClientID, Actors: c.Act.Path(),
 		Lineage: lineage, Root: c.Root(), Depth: len(lineage), Scopes: scopes,
 		Audiences: c.Audience, IssuedAt: time.Unix(c.IssuedAt, 0).UTC(), Expiry: time.Unix(c.Expiry, 0).UTC(),
+		JKT: jktOf(c),
 	}
+}
+
+func jktOf(c *tokens.Claims) string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.JKT
 }
 
 // HasScope reports whether the token grants scope (wildcard-aware: a token

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -32,22 +33,37 @@ var (
 // BearerToken extracts the token of an "Authorization: Bearer" header (RFC
 // 6750 §2.1). Tokens in query strings or form bodies are not accepted.
 func BearerToken(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return "", ErrNoToken
+	scheme, tok, err := authorization(r)
+	if err != nil {
+		return "", err
 	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		if strings.EqualFold(scheme, "Bearer") {
-			return "", errBadAuthorization
-		}
+	if scheme != "Bearer" {
 		return "", ErrNoToken
-	}
-	tok = strings.TrimSpace(tok)
-	if tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", errBadAuthorization
 	}
 	return tok, nil
+}
+
+// authorization splits the Authorization header into its scheme (Bearer or
+// DPoP, canonical case) and token.
+func authorization(r *http.Request) (string, string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", "", ErrNoToken
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		scheme = "Bearer"
+	case strings.EqualFold(scheme, "DPoP"):
+		scheme = "DPoP"
+	default:
+		return "", "", ErrNoToken
+	}
+	tok = strings.TrimSpace(tok)
+	if !ok || tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", "", errBadAuthorization
+	}
+	return scheme, tok, nil
 }
 
 // Middleware verifies the bearer token of every request and puts its *Chain in
@@ -64,13 +80,22 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// Authenticate extracts and verifies the request's bearer token.
+// Authenticate extracts and verifies the request's token: a bearer token
+// ("Authorization: Bearer"), or a DPoP-bound one ("Authorization: DPoP" with
+// exactly one DPoP proof header for this request).
 func (v *Verifier) Authenticate(r *http.Request) (*Chain, error) {
-	tok, err := BearerToken(r)
+	scheme, tok, err := authorization(r)
 	if err != nil {
 		return nil, err
 	}
-	return v.Verify(r.Context(), tok)
+	if scheme == "Bearer" {
+		return v.Verify(r.Context(), tok)
+	}
+	proofs := r.Header.Values("DPoP")
+	if len(proofs) != 1 {
+		return nil, fmt.Errorf("%w: exactly one DPoP header is required (got %d)", ErrInvalidDPoPProof, len(proofs))
+	}
+	return v.VerifyDPoP(r.Context(), tok, proofs[0], r.Method, v.requestURL(r))
 }
 
 // Reject writes the response for a failed Authenticate or Verify:
@@ -90,8 +115,20 @@ func (v *Verifier) Reject(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable", "error_description": err.Error()})
 		return
+	case errors.Is(err, ErrDPoPNonce):
+		w.Header().Set("DPoP-Nonce", v.DPoPNonce())
+		w.Header().Set("WWW-Authenticate", v.dpopChallenge("use_dpop_nonce", err.Error()))
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "use_dpop_nonce", "error_description": err.Error()})
+		return
+	case errors.Is(err, ErrInvalidDPoPProof):
+		w.Header().Set("WWW-Authenticate", v.dpopChallenge("invalid_dpop_proof", err.Error()))
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_dpop_proof", "error_description": err.Error()})
+		return
 	}
 	w.Header().Set("WWW-Authenticate", v.challenge(code, err.Error(), ""))
+	if code == "" {
+		w.Header().Add("WWW-Authenticate", v.dpopChallenge("", ""))
+	}
 	body := map[string]string{"error": code, "error_description": err.Error()}
 	if code == "" {
 		body = map[string]string{"error": "unauthorized", "error_description": "a bearer token is required"}
@@ -122,6 +159,25 @@ func (v *Verifier) challenge(code, description, scope string) string {
 		return "Bearer"
 	}
 	return "Bearer " + strings.Join(parts, ", ")
+}
+
+// dpopAlgs are the proof algorithms a resource server accepts (RFC 9449 §7.1).
+const dpopAlgs = "EdDSA ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512"
+
+// dpopChallenge is the DPoP-scheme WWW-Authenticate value (RFC 9449 §7.1).
+func (v *Verifier) dpopChallenge(code, description string) string {
+	parts := []string{}
+	if v.cfg.Realm != "" {
+		parts = append(parts, param("realm", v.cfg.Realm))
+	}
+	if code != "" {
+		parts = append(parts, param("error", code))
+		if description != "" {
+			parts = append(parts, param("error_description", description))
+		}
+	}
+	parts = append(parts, param("algs", dpopAlgs))
+	return "DPoP " + strings.Join(parts, ", ")
 }
 
 // param renders an auth-param as a quoted string, keeping only the

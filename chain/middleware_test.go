@@ -35,7 +35,7 @@ func get(t *testing.T, url, authz string) answer {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), strings.TrimSpace(string(b)), resp.Header.Get("Retry-After")}
+	return answer{resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), " | "), strings.TrimSpace(string(b)), resp.Header.Get("Retry-After")}
 }
 
 // protectedServers returns the same protected API twice: on net/http and on echo.

@@ -64,6 +64,19 @@ type VerifierConfig struct {
 	// Groups, when set, names the groups of a holder, so call policies can
 	// say principal in Group::"..." (Mandate's tokens do not carry groups).
 	Groups func(holder string) []string
+	// DPoPMaxAge bounds how old a DPoP proof may be (default 60 s).
+	DPoPMaxAge time.Duration
+	// DPoPReplayCacheSize bounds the proof jtis remembered against replay
+	// (default 262,144); when full of live entries, new proofs are refused.
+	DPoPReplayCacheSize int
+	// DPoPNonce makes clients include a server nonce in their proofs (RFC
+	// 9449 §9): a proof without the current one is answered 401
+	// use_dpop_nonce with a fresh nonce in the DPoP-Nonce header.
+	DPoPNonce bool
+	// PublicURL, when set, is the scheme and host clients use to reach this
+	// resource server (behind a proxy), for checking a proof's htu; otherwise
+	// the request's own Host (and TLS) decide.
+	PublicURL string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// OnSync, when set, is called after every feed round trip with its error
@@ -91,6 +104,8 @@ type Verifier struct {
 	lastSync  atomic.Pointer[time.Time] // when the verifier last caught up with the feed; nil = never
 
 	cache  *claimCache
+	replay *tokens.ReplayCache
+	nonces *nonceSource
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -141,7 +156,15 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v := &Verifier{cfg: cfg, revoked: map[string]int64{}, cache: newClaimCache(cfg.CacheSize), done: make(chan struct{})}
+	setDefault(&cfg.DPoPMaxAge, 60*time.Second)
+	v := &Verifier{cfg: cfg, revoked: map[string]int64{}, cache: newClaimCache(cfg.CacheSize), done: make(chan struct{}),
+		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize)}
+	if cfg.DPoPNonce {
+		var err error
+		if v.nonces, err = newNonceSource(); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.discover(ctx); err != nil {
 		return nil, err
 	}
@@ -172,10 +195,24 @@ func (v *Verifier) Close() {
 	<-v.done
 }
 
-// Verify checks a token and returns its chain, or an error wrapping one of the
-// Err* sentinels of this package. Repeated tokens are served from a cache of
+// Verify checks a bearer token and returns its chain, or an error wrapping
+// one of the Err* sentinels of this package. A token bound to a key (DPoP) is
+// refused here (ErrSenderConstrained): it is only accepted by VerifyDPoP,
+// with a proof of that key. Repeated tokens are served from a cache of
 // verified claims, but revocation and staleness are checked on every call.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Chain, error) {
+	c, err := v.verifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if c.JKT != "" {
+		return nil, fmt.Errorf("%w: it can only be used with a proof of its key (DPoP)", ErrSenderConstrained)
+	}
+	return c, nil
+}
+
+// verifyToken checks everything about a token but how it is presented.
+func (v *Verifier) verifyToken(ctx context.Context, token string) (*Chain, error) {
 	now := v.cfg.Now()
 	if err := v.fresh(now); err != nil {
 		return nil, err
@@ -210,9 +247,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Chain, error) {
 	}
 	if err := CheckStructure(claims, v.cfg.MaxDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedToken, err)
-	}
-	if claims.Cnf != nil {
-		return nil, fmt.Errorf("%w: it can only be used with a proof of its key (DPoP)", ErrSenderConstrained)
 	}
 	scopes, err := ParseScope(claims.Scope)
 	if err != nil {

@@ -1,0 +1,156 @@
+package chain_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/chain/echomw"
+	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// boundChain builds orchestrator → researcher → db-agent with every token
+// bound to its holder's key, and returns the db-agent's token and key.
+func boundChain(t testing.TB, env *dt.Env) (string, *tokens.DPoPKey) {
+	t.Helper()
+	keys := map[string]*tokens.DPoPKey{}
+	mint := func(client string, extra url.Values) string {
+		k, _ := tokens.NewDPoPKey(tokens.AlgEdDSA)
+		keys[client] = k
+		form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
+		for n, v := range extra {
+			form[n] = v
+		}
+		r := env.PostDPoP(t, "token_endpoint", client, form, env.Proof(t, k))
+		if r.Status != 200 {
+			t.Fatalf("mint %s: %s", client, r.Raw)
+		}
+		return r.String("access_token")
+	}
+	exchange := func(client, subject, actor string, extra url.Values) string {
+		r := env.PostDPoP(t, "token_endpoint", client, dt.ExchangeForm(subject, actor, extra), env.Proof(t, keys[client]))
+		if r.Status != 200 || r.String("token_type") != "DPoP" {
+			t.Fatalf("exchange by %s: %s", client, r.Raw)
+		}
+		return r.String("access_token")
+	}
+	root := mint("orchestrator", nil)
+	child := exchange("orchestrator", root, mint("researcher", nil), url.Values{"scope": {"db:read:*"}})
+	grand := exchange("researcher", child, mint("db-agent", nil), url.Values{"scope": {"db:read:orders"}, "audience": {dbAudience}})
+	return grand, keys["db-agent"]
+}
+
+type dpopCall struct {
+	scheme, token string
+	proofs        []string
+	method        string
+}
+
+func (c dpopCall) do(t *testing.T, u string) answer {
+	t.Helper()
+	method := c.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, _ := http.NewRequest(method, u, nil)
+	req.Header.Set("Authorization", c.scheme+" "+c.token)
+	for _, p := range c.proofs {
+		req.Header.Add("DPoP", p)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), strings.TrimSpace(string(b)), resp.Header.Get("DPoP-Nonce")}
+}
+
+func dpopServers(t *testing.T, v *chain.Verifier) map[string]string {
+	t.Helper()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := chain.FromContext(r.Context())
+		io.WriteString(w, c.Holder)
+	})
+	std := httptest.NewServer(v.Middleware(v.RequireScope("db:read:orders")(ok)))
+	t.Cleanup(std.Close)
+	e := echo.New()
+	e.Any("/*", echo.WrapHandler(ok), echomw.Verify(v), echomw.RequireScope(v, "db:read:orders"))
+	ech := httptest.NewServer(e)
+	t.Cleanup(ech.Close)
+	return map[string]string{"net/http": std.URL + "/orders", "echo": ech.URL + "/orders"}
+}
+
+// TestAStolenBoundTokenIsUselessAtResourceServers: a DPoP-bound token works
+// only with a fresh proof, for this request, by the key it is bound to.
+func TestAStolenBoundTokenIsUselessAtResourceServers(t *testing.T) {
+	r := newRig(t, nil)
+	grand, key := boundChain(t, r.env)
+	thief, _ := tokens.NewDPoPKey(tokens.AlgEdDSA)
+	now := r.env.Clock.Now()
+	for name, u := range dpopServers(t, r.v) {
+		t.Run(name, func(t *testing.T) {
+			proof := func(k *tokens.DPoPKey, method, target, tok string) string {
+				p, err := k.Proof(method, target, tok, "", now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			good := proof(key, "GET", u, grand)
+			if a := (dpopCall{scheme: "DPoP", token: grand, proofs: []string{good}}).do(t, u); a.status != 200 || a.body != "db-agent" {
+				t.Fatalf("the holder with its key: %+v", a)
+			}
+			other, _ := boundChain(t, r.env)
+			tests := []struct {
+				name      string
+				call      dpopCall
+				challenge string
+			}{
+				{"replayed as a Bearer token", dpopCall{scheme: "Bearer", token: grand}, `Bearer realm="db", error="invalid_token", error_description="token is sender-constrained`},
+				{"with the thief's proof", dpopCall{scheme: "DPoP", token: grand, proofs: []string{proof(thief, "GET", u, grand)}}, `DPoP realm="db", error="invalid_dpop_proof"`},
+				{"without a proof", dpopCall{scheme: "DPoP", token: grand}, `error="invalid_dpop_proof", error_description="invalid DPoP proof: exactly one DPoP header`},
+				{"with two proofs", dpopCall{scheme: "DPoP", token: grand, proofs: []string{proof(key, "GET", u, grand), proof(key, "GET", u, grand)}}, `invalid_dpop_proof`},
+				{"with a proof for another method", dpopCall{scheme: "DPoP", token: grand, proofs: []string{proof(key, "POST", u, grand)}}, `htm`},
+				{"with a proof for another URL", dpopCall{scheme: "DPoP", token: grand, proofs: []string{proof(key, "GET", u+"/all", grand)}}, `htu`},
+				{"with a proof for another token", dpopCall{scheme: "DPoP", token: grand, proofs: []string{proof(key, "GET", u, other)}}, `ath`},
+				{"with a replayed proof", dpopCall{scheme: "DPoP", token: grand, proofs: []string{good}}, `replayed`},
+			}
+			for _, tt := range tests {
+				if a := tt.call.do(t, u); a.status != 401 || !strings.Contains(a.authn, tt.challenge) {
+					t.Errorf("%s: %d %q", tt.name, a.status, a.authn)
+				}
+			}
+		})
+	}
+	// A bearer token presented under the DPoP scheme is refused too.
+	bearer := r.env.Mint(t, "db-agent", url.Values{"audience": {dbAudience}})
+	p, _ := key.Proof("GET", "http://x/orders", bearer, "", now)
+	if _, err := r.v.VerifyDPoP(context.Background(), bearer, p, "GET", "http://x/orders"); err == nil || !strings.Contains(err.Error(), "not bound") {
+		t.Errorf("bearer token under DPoP: %v", err)
+	}
+}
+
+func TestDPoPNonce(t *testing.T) {
+	r := newRig(t, func(c *chain.VerifierConfig) { c.DPoPNonce = true })
+	grand, key := boundChain(t, r.env)
+	u := dpopServers(t, r.v)["net/http"]
+	p, _ := key.Proof("GET", u, grand, "", r.env.Clock.Now())
+	a := (dpopCall{scheme: "DPoP", token: grand, proofs: []string{p}}).do(t, u)
+	if a.status != 401 || !strings.Contains(a.authn, `error="use_dpop_nonce"`) || a.retry == "" {
+		t.Fatalf("without a nonce: %+v", a)
+	}
+	p, _ = key.Proof("GET", u, grand, a.retry, r.env.Clock.Now())
+	if a := (dpopCall{scheme: "DPoP", token: grand, proofs: []string{p}}).do(t, u); a.status != 200 {
+		t.Fatalf("with the server's nonce: %+v", a)
+	}
+}
