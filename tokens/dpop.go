@@ -370,4 +370,3 @@ func VerifySelfSigned(token, wantType string) ([]byte, string, error) {
 	}
 	return payload, jkt, nil
 }
-
