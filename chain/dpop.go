@@ -19,8 +19,9 @@ import (
 // Errors of DPoP-protected requests.
 var (
 	// ErrInvalidDPoPProof: the proof is missing, malformed, for another
-	// request or key, stale, or replayed (answered invalid_dpop_proof).
-	ErrInvalidDPoPProof = errors.New("invalid DPoP proof")
+	// request or key, stale, or replayed (answered invalid_dpop_proof). It is
+	// tokens.ErrDPoP, which every proof check failure there wraps.
+	ErrInvalidDPoPProof = tokens.ErrDPoP
 	// ErrDPoPNonce: the proof lacks the current server nonce (answered
 	// use_dpop_nonce, with a fresh nonce).
 	ErrDPoPNonce = errors.New("a fresh DPoP nonce is required")
@@ -54,7 +55,7 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof, method, url str
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidDPoPProof, err)
+		return nil, err // wraps tokens.ErrDPoP, that is ErrInvalidDPoPProof
 	}
 	if p.JKT != c.JKT {
 		return nil, fmt.Errorf("%w: the proof is not made with the key the token is bound to", ErrInvalidDPoPProof)

@@ -1,0 +1,364 @@
+// Package client is Mandate's Go client. An orchestrator uses it to mint task
+// tokens, exchange (bearer or DPoP-bound), spawn ephemeral agents and revoke;
+// an agent uses it to call resource servers with DPoP-protected requests.
+//
+// It depends only on the wire vocabulary (delegation/oauth) and on package
+// tokens, never on Mandate's server. A Client authenticates with
+// client_secret_basic; when it has a key (WithKey), every token it obtains
+// for itself is bound to that key (RFC 9449), and exchanging a bound token
+// proves possession of it. Secrets and tokens never appear in its errors.
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// Client talks to one Mandate server as one registered client.
+type Client struct {
+	id, secret string
+	issuer     string
+	tokenURL   string
+	revokeURL  string
+	http       *http.Client
+	key        *tokens.DPoPKey
+	now        func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithKey binds the tokens the client obtains for itself to key (DPoP).
+func WithKey(key *tokens.DPoPKey) Option { return func(c *Client) { c.key = key } }
+
+// WithHTTPClient sets the HTTP client (default: one with a 30 s timeout).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithClock sets the clock used for proofs and expiry (default time.Now).
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// New discovers the server's endpoints from issuer (RFC 8414) and returns a
+// client authenticating as id with secret.
+func New(ctx context.Context, issuer, id, secret string, opts ...Option) (*Client, error) {
+	c := &Client{id: id, secret: secret, issuer: issuer, http: &http.Client{Timeout: 30 * time.Second}, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(issuer, "/")+"/.well-known/oauth-authorization-server", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("mandate discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Issuer     string `json:"issuer"`
+		Token      string `json:"token_endpoint"`
+		Revocation string `json:"revocation_endpoint"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md) != nil {
+		return nil, fmt.Errorf("mandate discovery: no metadata at %s (HTTP %d)", issuer, resp.StatusCode)
+	}
+	if md.Issuer != issuer {
+		return nil, fmt.Errorf("mandate discovery: metadata names issuer %q, not %q", md.Issuer, issuer)
+	}
+	c.tokenURL, c.revokeURL = md.Token, md.Revocation
+	return c, nil
+}
+
+// ID is the client's id.
+func (c *Client) ID() string { return c.id }
+
+// Key is the client's DPoP key, or nil.
+func (c *Client) Key() *tokens.DPoPKey { return c.key }
+
+// Token is an access token with what its holder needs to use it.
+type Token struct {
+	Value     string
+	Type      string // "Bearer" or "DPoP"
+	Scope     string
+	ExpiresAt time.Time
+	// Key is the key a DPoP token is bound to, when this side holds it (the
+	// holder's own tokens); nil for bearer tokens and for tokens handed on.
+	Key *tokens.DPoPKey
+	now func() time.Time // the clock proofs are dated by (time.Now when nil)
+}
+
+// Bound reports whether the token is bound to a key (DPoP).
+func (t *Token) Bound() bool { return t.Type == "DPoP" }
+
+// Adopt wraps a token this client was given by another (a delegation to it)
+// with the client's key, so it can use and exchange it.
+func (c *Client) Adopt(value string) *Token { return adopt(value, c.key, c.now) }
+
+// adopt wraps a token handed over as a string; a bound one gets key.
+func adopt(value string, key *tokens.DPoPKey, now func() time.Time) *Token {
+	t := &Token{Value: value, Type: "Bearer", now: now}
+	if claims, err := peek(value); err == nil {
+		t.Scope, t.ExpiresAt = claims.Scope, time.Unix(claims.Expiry, 0)
+		if claims.Cnf != nil {
+			t.Type, t.Key = "DPoP", key
+		}
+	}
+	return t
+}
+
+// Mint gets a root token for the client itself (client_credentials); scope
+// empty means everything it is registered for.
+func (c *Client) Mint(ctx context.Context, scope string, audiences ...string) (*Token, error) {
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	for _, a := range audiences {
+		form.Add("audience", a)
+	}
+	return c.token(ctx, form, c.key, c.key)
+}
+
+// ExchangeOptions narrow an exchange. Actor is the actor_token naming the new
+// holder: an agent's own token (from its Mint), or an ephemeral agent's
+// (Agent.ActorToken); empty keeps the token with this client.
+type ExchangeOptions struct {
+	Actor     string
+	Scope     string
+	Audiences []string
+}
+
+// Exchange trades subject for a narrower child (RFC 8693). A bound subject
+// is exchanged with a proof of its key.
+func (c *Client) Exchange(ctx context.Context, subject *Token, o ExchangeOptions) (*Token, error) {
+	form := url.Values{
+		"grant_type":         {oauth.GrantTokenExchange},
+		"subject_token":      {subject.Value},
+		"subject_token_type": {oauth.TokenTypeAccessToken},
+	}
+	if o.Actor != "" {
+		form.Set("actor_token", o.Actor)
+		form.Set("actor_token_type", oauth.TokenTypeJWT)
+	}
+	if o.Scope != "" {
+		form.Set("scope", o.Scope)
+	}
+	for _, a := range o.Audiences {
+		form.Add("audience", a)
+	}
+	proofKey := subject.Key
+	if proofKey == nil {
+		proofKey = c.key
+	}
+	var childKey *tokens.DPoPKey
+	if o.Actor == "" {
+		childKey = proofKey // the holder stays: the child is bound to the same key
+	}
+	return c.token(ctx, form, proofKey, childKey)
+}
+
+// DelegateToAgent hands subject on to an ephemeral agent: the child is held
+// by the agent's name and bound to its key, which only the agent has.
+func (c *Client) DelegateToAgent(ctx context.Context, subject *Token, a *Agent, scope string, audiences ...string) (*Token, error) {
+	actor, err := a.ActorToken(c.issuer, 2*time.Minute, c.now())
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.Exchange(ctx, subject, ExchangeOptions{Actor: actor, Scope: scope, Audiences: audiences})
+	if err != nil {
+		return nil, err
+	}
+	t.Key = a.Key
+	return t, nil
+}
+
+// token posts a token request, proving proofKey when set, and returns the
+// token bound to childKey when the server bound it.
+func (c *Client) token(ctx context.Context, form url.Values, proofKey, childKey *tokens.DPoPKey) (*Token, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	if proofKey != nil {
+		p, err := proofKey.Proof(http.MethodPost, c.tokenURL, "", "", c.now())
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("DPoP", p)
+	}
+	var out struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int64  `json:"expires_in"`
+		Scope       string `json:"scope"`
+	}
+	if err := c.do(req, &out); err != nil {
+		return nil, err
+	}
+	t := &Token{Value: out.AccessToken, Type: out.TokenType, Scope: out.Scope,
+		ExpiresAt: c.now().Add(time.Duration(out.ExpiresIn) * time.Second), now: c.now}
+	if t.Bound() {
+		t.Key = childKey
+	}
+	return t, nil
+}
+
+// Revoke revokes a token this client holds, or one delegated from such a
+// token, and with it everything delegated from it (RFC 7009).
+func (c *Client) Revoke(ctx context.Context, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.revokeURL, strings.NewReader(url.Values{"token": {token}}.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	return c.do(req, nil)
+}
+
+// do sends a request to Mandate; a refusal comes back as an *oauth.Error.
+func (c *Client) do(req *http.Request, out any) error {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e oauth.Response
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			oe := oauth.New(e.Error, "%s", e.ErrorDescription)
+			oe.Status = resp.StatusCode
+			return oe
+		}
+		return fmt.Errorf("mandate: HTTP %d", resp.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}
+
+// Agent is an ephemeral agent: a name in its owner's namespace and a fresh
+// key, with no registration of its own. Give the agent its *Agent (or at
+// least Key) and the token delegated to it; nobody else can use that token.
+type Agent struct {
+	Name  string
+	Key   *tokens.DPoPKey
+	owner string
+	now   func() time.Time // the spawning client's clock; time.Now when nil
+}
+
+// Adopt wraps a token delegated to the agent with the agent's key, for an
+// agent that received its token as a string (say, in another process that
+// was handed Name, Key and the token).
+func (a *Agent) Adopt(value string) *Token { return adopt(value, a.Key, a.now) }
+
+// SpawnAgent makes an ephemeral agent named "<client id>/<name>" with a fresh
+// Ed25519 key.
+func (c *Client) SpawnAgent(name string) (*Agent, error) {
+	k, err := tokens.NewDPoPKey(tokens.AlgEdDSA)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{Name: c.id + "/" + name, Key: k, owner: c.id, now: c.now}, nil
+}
+
+// ActorToken is the agent's self-signed actor token ("agent+jwt", see
+// docs/dpop.md) for an exchange at issuer, valid for ttl.
+func (a *Agent) ActorToken(issuer string, ttl time.Duration, now time.Time) (string, error) {
+	var jti [12]byte
+	if _, err := randRead(jti[:]); err != nil {
+		return "", err
+	}
+	return a.Key.SignJWT("agent+jwt", map[string]any{
+		"iss": a.owner, "sub": a.Name, "aud": issuer, "iat": now.Unix(), "exp": now.Add(ttl).Unix(),
+		"jti": base64.RawURLEncoding.EncodeToString(jti[:]),
+	})
+}
+
+// clock is the time proofs made for t are dated by.
+func (t *Token) clock() time.Time {
+	if t.now == nil {
+		return time.Now()
+	}
+	return t.now()
+}
+
+// Authorize sets a request's credentials: "Authorization: Bearer" for a
+// bearer token; for a bound one, "Authorization: DPoP" and a fresh proof for
+// this method and URL (with the server's nonce when it asked for one).
+func (t *Token) Authorize(req *http.Request, nonce string) error {
+	if !t.Bound() {
+		req.Header.Set("Authorization", "Bearer "+t.Value)
+		return nil
+	}
+	if t.Key == nil {
+		return errors.New("mandate: this DPoP-bound token's key is not here (adopt it with the holder's client)")
+	}
+	u := *req.URL
+	u.RawQuery, u.Fragment = "", ""
+	p, err := t.Key.Proof(req.Method, u.String(), t.Value, nonce, t.clock())
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "DPoP "+t.Value)
+	req.Header.Set("DPoP", p)
+	return nil
+}
+
+// Do sends req to a resource server with t; when the server answers
+// use_dpop_nonce, it retries once with the nonce it sent (a request with a
+// body needs GetBody set, as http.NewRequest does for common bodies).
+func Do(hc *http.Client, t *Token, req *http.Request) (*http.Response, error) {
+	if err := t.Authorize(req, ""); err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("DPoP-Nonce") == "" || !t.Bound() {
+		return resp, err
+	}
+	nonce := resp.Header.Get("DPoP-Nonce")
+	resp.Body.Close()
+	retry := req.Clone(req.Context())
+	if req.Body != nil {
+		if req.GetBody == nil {
+			return nil, errors.New("mandate: cannot resend the request body for the DPoP nonce")
+		}
+		if retry.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.Authorize(retry, nonce); err != nil {
+		return nil, err
+	}
+	return hc.Do(retry)
+}
+
+// peek reads a token's claims without verifying them (for the holder's own
+// bookkeeping: the server and resource servers verify).
+func peek(tok string) (*tokens.Claims, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	return tokens.ParseClaims(raw)
+}
