@@ -163,6 +163,24 @@ func ParseClaims(payload []byte) (*Claims, error) {
 	return &c, nil
 }
 
+// UnverifiedClaims reads a compact token's claims WITHOUT checking its
+// signature, for display and a holder's bookkeeping (its expiry, whether it
+// is bound); never decide anything on them: Verify or a chain.Verifier does.
+func UnverifiedClaims(token string) (*Claims, error) {
+	_, payload, ok := strings.Cut(token, ".")
+	if ok {
+		payload, _, ok = strings.Cut(payload, ".")
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload", ErrMalformed)
+	}
+	return ParseClaims(raw)
+}
+
 func sameType(got, want string) bool {
 	got = strings.ToLower(got)
 	want = strings.ToLower(want)

@@ -79,7 +79,7 @@ func jtiArg(arg string) (string, error) {
 	if strings.Count(arg, ".") != 2 {
 		return arg, nil
 	}
-	c, err := decodeUnverified(arg)
+	c, err := tokens.UnverifiedClaims(arg)
 	if err != nil || c.ID == "" {
 		return "", errors.New("the argument looks like a token but its payload has no jti")
 	}
@@ -437,7 +437,7 @@ structure, as a resource server would. Revocation needs the server: see
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			token := strings.TrimSpace(args[0])
-			c, err := decodeUnverified(token)
+			c, err := tokens.UnverifiedClaims(token)
 			if err != nil {
 				return fmt.Errorf("not a JWT: %w", err)
 			}

@@ -6,13 +6,13 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +24,7 @@ import (
 
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/client"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens"
@@ -48,6 +49,8 @@ follow. Nothing is left behind.`,
 type demoAgent struct {
 	id, secret, role     string
 	scopes, auds, groups []string
+	ephemeral            *EphemeralConfig
+	c                    *client.Client // its Mandate client, with its own DPoP key
 }
 
 // demoPolicies is the demo's Cedar policy set (also at testdata/policies):
@@ -93,7 +96,8 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	defer os.RemoveAll(dir)
 
 	agents := []*demoAgent{
-		{id: "orchestrator", scopes: []string{"db:read:*", "db:write:*", "tools:*"}, auds: []string{ordersAud, searchAud}, groups: []string{"orchestrators"}},
+		{id: "orchestrator", scopes: []string{"db:read:*", "db:write:*", "tools:*"}, auds: []string{ordersAud, searchAud}, groups: []string{"orchestrators"},
+			ephemeral: &EphemeralConfig{Scopes: []string{"db:read:*"}, Audiences: []string{ordersAud}, Groups: []string{"research-agents"}}},
 		{id: "researcher", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud, searchAud}, groups: []string{"research-agents"}},
 		{id: "db-agent", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud}},
 		{id: "orders-api", role: "resource_server"},
@@ -116,7 +120,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 		if err != nil {
 			return err
 		}
-		cc := ClientConfig{ID: a.id, SecretHash: string(h), Scopes: a.scopes, Audiences: a.auds, Groups: a.groups, Role: a.role}
+		cc := ClientConfig{ID: a.id, SecretHash: string(h), Scopes: a.scopes, Audiences: a.auds, Groups: a.groups, Role: a.role, Ephemeral: a.ephemeral}
 		if a.role == "" {
 			cc.Grants = []string{"client_credentials", "token_exchange"}
 		}
@@ -134,6 +138,16 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.DB, start: time.Now(), policyLines: policySummary(srv.Policy.Current())}
 	for _, a := range agents {
 		d.agents[a.id] = a
+		if a.role != "" {
+			continue
+		}
+		key, err := tokens.NewDPoPKey(tokens.AlgEdDSA)
+		if err != nil {
+			return err
+		}
+		if a.c, err = client.New(ctx, srv.URL, a.id, a.secret, client.WithKey(key)); err != nil {
+			return err
+		}
 	}
 	self := d.agents["orders-api"]
 	ordersMetadata.AuthorizationServers = []string{srv.URL}
@@ -185,6 +199,7 @@ func (d *demo) step(n int, title string) { d.say("\n%d. %s", n, title) }
 
 func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	d.names = map[string]string{}
+	orch, res, dba := d.agents["orchestrator"].c, d.agents["researcher"].c, d.agents["db-agent"].c
 	d.say("Mandate demo — delegation tokens for multi-agent AI systems")
 	d.say("============================================================")
 	d.say("Mandate is serving at %s on a throw-away store.", d.base)
@@ -199,172 +214,178 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 		d.say("  %-13s scopes %-33s audiences %s", a.id, strings.Join(a.scopes, " "), strings.Join(a.auds, " "))
 	}
 	d.say("  %-13s a resource server (the orders API); it reads the revocation feed", "orders-api")
+	d.say("Each agent talks to Mandate with delegation/client and holds a fresh Ed25519 DPoP key (RFC 9449):")
+	d.say("every token it gets is bound to that key (cnf.jkt), so the token is useless to anyone else.")
 
 	d.step(1, "The orchestrator starts a task: client_credentials gives it a root token.")
-	root, err := d.token("orchestrator", url.Values{"grant_type": {oauth.GrantClientCredentials}})
+	root, err := orch.Mint(ctx, "")
 	if err != nil {
 		return err
 	}
 	d.show(root, "root")
 
 	d.step(2, "Each sub-agent gets a token of its own (client_credentials): handed over as actor_token, it names the next holder.")
-	ids := map[string]string{}
-	if ids["researcher"], err = d.token("researcher", url.Values{"grant_type": {oauth.GrantClientCredentials}}); err != nil {
+	resID, err := res.Mint(ctx, "")
+	if err != nil {
 		return err
 	}
 	d.say("   researcher: granted.")
-	if _, err := d.token("db-agent", url.Values{"grant_type": {oauth.GrantClientCredentials}}); err != nil {
-		d.say("   db-agent, asking for all it is registered for (db:read:* tools:search): refused → %v", err)
+	if _, err := dba.Mint(ctx, ""); err != nil {
+		d.say("   db-agent, asking for all it is registered for (db:read:* tools:search): refused → %s", refusal(err))
 	} else {
 		return fmt.Errorf("demo: the db-agent's policy did not hold")
 	}
 	d.say("   Policy holds where registration alone would not: the db-agent only ever holds database reads.")
-	if ids["db-agent"], err = d.token("db-agent", url.Values{"grant_type": {oauth.GrantClientCredentials}, "scope": {"db:read:*"}}); err != nil {
+	dbaID, err := dba.Mint(ctx, "db:read:*")
+	if err != nil {
 		return err
 	}
 	d.say("   db-agent, asking for db:read:*: granted.")
 
 	d.step(3, "The orchestrator delegates to the researcher (RFC 8693 token exchange), narrowing to \"db:read:*\".")
-	d.say("   (Policy lets orchestrators hand research agents read scopes and nothing else.)")
-	child, err := d.token("orchestrator", exchange(root, ids["researcher"], url.Values{"scope": {"db:read:*"}}))
+	d.say("   (Policy lets orchestrators hand research agents read scopes and nothing else. The root is bound,")
+	d.say("   so the exchange carries a DPoP proof of the orchestrator's key; the child is bound to the researcher's.)")
+	child, err := orch.Exchange(ctx, root, client.ExchangeOptions{Actor: resID.Value, Scope: "db:read:*"})
 	if err != nil {
 		return err
 	}
 	d.show(child, "child")
 
 	d.step(4, "The researcher delegates to the db-agent, narrowing again to \""+ordersScope+"\" for "+ordersAud+".")
-	grand, err := d.token("researcher", exchange(child, ids["db-agent"], url.Values{"scope": {ordersScope}, "audience": {ordersAud}}))
+	grand, err := res.Exchange(ctx, res.Adopt(child.Value), client.ExchangeOptions{Actor: dbaID.Value, Scope: ordersScope, Audiences: []string{ordersAud}})
 	if err != nil {
 		return err
 	}
 	d.show(grand, "grandchild")
+	mine := dba.Adopt(grand.Value) // the db-agent receives the token and uses it with its key
 
 	d.step(5, "Attenuation holds: the db-agent tries to widen its token to db:write:orders.")
-	if _, err := d.token("db-agent", exchange(grand, "", url.Values{"scope": {"db:write:orders"}})); err != nil {
-		d.say("   refused → %v", err)
+	if _, err := dba.Exchange(ctx, mine, client.ExchangeOptions{Scope: "db:write:orders"}); err != nil {
+		d.say("   refused → %s", refusal(err))
 	} else {
 		return fmt.Errorf("demo: widening was not refused")
 	}
 
-	d.step(6, "The db-agent calls the orders API with its token.")
+	d.step(6, "The db-agent calls the orders API with its token and a DPoP proof of its key for this very request.")
 	d.say("   The API checks it locally with Mandate's chain.Verifier: signature against the published key,")
-	d.say("   audience, expiry, the act chain and lineage, and a revocation set it keeps current by long-polling")
-	d.say("   Mandate's revocation feed; then its own Cedar policy decides whether this chain may read")
-	d.say("   Table::\"orders\". No call to Mandate per request.")
-	status, body := d.callAPI(apiURL, grand)
+	d.say("   audience, expiry, the act chain and lineage, the proof (method, URL, age, token hash, replay)")
+	d.say("   against cnf.jkt, and a revocation set it keeps current by long-polling Mandate's revocation feed;")
+	d.say("   then its own Cedar policy decides whether this chain may read Table::\"orders\". No call to")
+	d.say("   Mandate per request.")
+	status, body := d.callAPI(apiURL, mine)
 	d.say("   GET /orders → %d %s", status, body)
 	if status != http.StatusOK {
 		return fmt.Errorf("demo: the API refused a live token")
 	}
 
-	d.step(7, "The task is over: the orchestrator revokes the root token (RFC 7009).")
-	if err := d.revoke("orchestrator", root); err != nil {
+	d.step(7, "The db-agent's token leaks (a log line, a prompt injection). The thief has the token, not the key.")
+	thiefKey, err := tokens.NewDPoPKey(tokens.AlgEdDSA)
+	if err != nil {
+		return err
+	}
+	status, body = d.callAPI(apiURL, &client.Token{Value: grand.Value, Type: "Bearer"})
+	d.say("   as a Bearer token               → %d %s", status, body)
+	if status != http.StatusUnauthorized {
+		return fmt.Errorf("demo: a bound token was accepted as Bearer")
+	}
+	status, body = d.callAPI(apiURL, &client.Token{Value: grand.Value, Type: "DPoP", Key: thiefKey})
+	d.say("   with a proof of the thief's key → %d %s", status, body)
+	if status != http.StatusUnauthorized {
+		return fmt.Errorf("demo: a bound token was accepted with another key")
+	}
+	a := d.agents["db-agent"]
+	thief, err := client.New(ctx, d.base, a.id, a.secret, client.WithKey(thiefKey))
+	if err != nil {
+		return err
+	}
+	if _, err := thief.Exchange(ctx, thief.Adopt(grand.Value), client.ExchangeOptions{Scope: ordersScope}); err != nil {
+		d.say("   exchanged at Mandate, even with the db-agent's client secret → %s", refusal(err))
+	} else {
+		return fmt.Errorf("demo: a stolen bound token was exchanged")
+	}
+
+	d.step(8, "The orchestrator spawns a short-lived agent with no registration: a fresh key pair is its identity.")
+	var suffix [2]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	agent, err := orch.SpawnAgent(fmt.Sprintf("summarizer-%x", suffix))
+	if err != nil {
+		return err
+	}
+	d.say("   Its actor_token is a JWT it signs itself (typ agent+jwt, its public key in the header), named")
+	d.say("   %s: inside the orchestrator's namespace, within the ceiling configured for its", agent.Name)
+	d.say("   ephemeral agents (db:read:* for %s, group research-agents), and subject to policy.", ordersAud)
+	eph, err := orch.DelegateToAgent(ctx, root, agent, ordersScope, ordersAud)
+	if err != nil {
+		return err
+	}
+	d.show(eph, "ephemeral")
+	agentTok := agent.Adopt(eph.Value) // what the agent receives, with the key only it holds
+	status, body = d.callAPI(apiURL, agentTok)
+	d.say("   GET /orders → %d %s", status, body)
+	if status != http.StatusOK {
+		return fmt.Errorf("demo: the API refused the ephemeral agent")
+	}
+
+	d.step(9, "The task is over: the orchestrator revokes the root token (RFC 7009).")
+	if err := orch.Revoke(ctx, root.Value); err != nil {
 		return err
 	}
 	revokedAt := time.Now()
 	d.say("   POST /oauth2/revoke → 200. One revocation record, whatever the size of the task's tree:")
 	d.say("   every descendant carries the root's jti in its lineage, so it is refused wherever it is shown.")
-	if err := d.awaitFeed(jtiOf(root)); err != nil {
+	if err := d.awaitFeed(jtiOf(root.Value)); err != nil {
 		return err
 	}
 	d.say("   The API's verifier learned it from the revocation feed %s after the revoke returned.",
 		time.Since(revokedAt).Round(10*time.Microsecond))
 
-	d.step(8, "Everything delegated from the root is now refused.")
-	status, body = d.callAPI(apiURL, grand)
-	d.say("   db-agent   GET /orders        → %d %s", status, body)
-	if status != http.StatusUnauthorized {
-		return fmt.Errorf("demo: the API accepted a revoked chain")
+	d.step(10, "Everything delegated from the root is now refused.")
+	for _, call := range []struct {
+		who string
+		tok *client.Token
+	}{{"db-agent", mine}, {"summarizer", agentTok}} {
+		status, body = d.callAPI(apiURL, call.tok)
+		d.say("   %-10s GET /orders        → %d %s", call.who, status, body)
+		if status != http.StatusUnauthorized {
+			return fmt.Errorf("demo: the API accepted a revoked chain")
+		}
 	}
-	if _, err := d.token("researcher", exchange(child, ids["db-agent"], nil)); err != nil {
-		d.say("   researcher delegates again    → %v", err)
+	if _, err := res.Exchange(ctx, res.Adopt(child.Value), client.ExchangeOptions{Actor: dbaID.Value}); err != nil {
+		d.say("   researcher delegates again    → %s", refusal(err))
 	} else {
 		return fmt.Errorf("demo: a revoked chain was exchanged")
 	}
 
-	d.step(9, "The task's lineage, as an operator sees it (`mandate lineage JTI`):")
-	l, err := delegation.LineageOf(ctx, d.store, jtiOf(root), time.Now())
+	d.step(11, "The task's lineage, as an operator sees it (`mandate lineage JTI`):")
+	l, err := delegation.LineageOf(ctx, d.store, jtiOf(root.Value), time.Now())
 	if err != nil {
 		return err
 	}
 	renderLineageTree(d.out, l)
 	d.say("   (An operator ends a task with `mandate revoke --root JTI --reason ...`; every decision above is in")
 	d.say("   the hash-chained audit trail: `mandate audit tail`, `mandate audit verify`.)")
-	d.say("\nThat is the whole story: narrow at every hop, record who acts for whom, end it all with one revocation.")
+	d.say("\nThat is the whole story: narrow at every hop, bind each token to its holder's key, record who acts")
+	d.say("for whom, end it all with one revocation.")
 	d.say("Run the tests with: go test -race ./...")
 	return nil
 }
 
-func exchange(subject, actor string, extra url.Values) url.Values {
-	f := url.Values{
-		"grant_type":         {oauth.GrantTokenExchange},
-		"subject_token":      {subject},
-		"subject_token_type": {oauth.TokenTypeAccessToken},
+// refusal prints a token endpoint's refusal as "400 invalid_scope: ...".
+func refusal(err error) string {
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		return fmt.Sprintf("%d %v", oe.Status, err)
 	}
-	if actor != "" {
-		f.Set("actor_token", actor)
-		f.Set("actor_token_type", oauth.TokenTypeAccessToken)
-	}
-	for k, v := range extra {
-		f[k] = v
-	}
-	return f
-}
-
-// post sends an authenticated form to one of Mandate's endpoints.
-func (d *demo) post(client, path string, form url.Values) (int, map[string]any, error) {
-	a := d.agents[client]
-	req, err := http.NewRequest(http.MethodPost, d.base+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(a.id), url.QueryEscape(a.secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &body); err != nil {
-			return resp.StatusCode, nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, raw)
-		}
-	}
-	return resp.StatusCode, body, nil
-}
-
-// token calls the token endpoint; an OAuth refusal comes back as an error that
-// prints "400 invalid_scope: ...".
-func (d *demo) token(client string, form url.Values) (string, error) {
-	status, body, err := d.post(client, "/oauth2/token", form)
-	if err != nil {
-		return "", err
-	}
-	if status != http.StatusOK {
-		return "", fmt.Errorf("%d %v: %v", status, body["error"], body["error_description"])
-	}
-	tok, _ := body["access_token"].(string)
-	return tok, nil
-}
-
-func (d *demo) revoke(client, token string) error {
-	status, body, err := d.post(client, "/oauth2/revoke", url.Values{"token": {token}})
-	if err != nil {
-		return err
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("revoke: %d %v", status, body)
-	}
-	return nil
+	return err.Error()
 }
 
 // show prints a token's decoded claims and remembers its name for the tree.
-func (d *demo) show(token, name string) {
-	c, _ := decodeUnverified(token)
+func (d *demo) show(t *client.Token, name string) {
+	c, _ := tokens.UnverifiedClaims(t.Value)
 	d.names[c.ID] = name
-	d.say("   ← %s token (%d bytes), decoded:", name, len(token))
+	d.say("   ← %s token (%d bytes, token_type %s), decoded:", name, len(t.Value), t.Type)
 	d.say("      jti      %s", c.ID)
 	d.say("      sub      %-24s on whose behalf the work is done; never changes", c.Subject)
 	d.say("      holder   %-24s client_id: who may present or exchange it", c.ClientID)
@@ -385,14 +406,17 @@ func (d *demo) show(token, name string) {
 		}
 		d.say("      lineage  %-24s depth %d (ancestor jtis, root first)", strings.Join(names, " → "), len(c.Lineage))
 	}
+	if c.Cnf != nil {
+		d.say("      cnf.jkt  %-24s the holder's key thumbprint (RFC 7638): use needs that key", c.Cnf.JKT[:12]+"…")
+	}
 }
 
-// callAPI calls the protected API as its client would; a refusal is summarised
-// as "error: description" (the same is in its WWW-Authenticate challenge).
-func (d *demo) callAPI(apiURL, token string) (int, string) {
+// callAPI calls the protected API as an agent does (delegation/client's Do);
+// a refusal is summarised as "error: description" (the same is in its
+// WWW-Authenticate challenge).
+func (d *demo) callAPI(apiURL string, t *client.Token) (int, string) {
 	req, _ := http.NewRequest(http.MethodGet, apiURL+"/orders", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(http.DefaultClient, t, req)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -463,22 +487,8 @@ func ordersAPI(v *chain.Verifier) http.Handler {
 	return mux
 }
 
-// decodeUnverified reads a token's claims for display only; every decision in
-// the demo is made by Mandate or by introspection, never by this.
-func decodeUnverified(token string) (*tokens.Claims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("not a JWT")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, err
-	}
-	return tokens.ParseClaims(raw)
-}
-
 func jtiOf(token string) string {
-	c, err := decodeUnverified(token)
+	c, err := tokens.UnverifiedClaims(token)
 	if err != nil {
 		return ""
 	}

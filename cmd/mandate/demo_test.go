@@ -28,9 +28,16 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 		`lineage  root → child\s+depth 2`,
 		`refused → 400 invalid_scope`,
 		`GET /orders → 200 .*db-agent acting for orchestrator, delegated through researcher`,
+		`as a Bearer token\s+→ 401 invalid_token: token is sender-constrained`,
+		`with a proof of the thief's key → 401 invalid_dpop_proof: .*not made with the key the token is bound to`,
+		`even with the db-agent's client secret → 400 invalid_dpop_proof`,
+		`holder   orchestrator/summarizer-[0-9a-f]{4}\s`,
+		`cnf.jkt  \S+`,
+		`GET /orders → 200 .*"caller":"orchestrator/summarizer-[0-9a-f]{4} acting for orchestrator"`,
 		`POST /oauth2/revoke → 200`,
 		`learned it from the revocation feed \S+ after the revoke returned`,
-		`GET /orders\s+→ 401 invalid_token: token has been revoked: ancestor \S+ is revoked`,
+		`db-agent\s+GET /orders\s+→ 401 invalid_token: token has been revoked: ancestor \S+ is revoked`,
+		`summarizer GET /orders\s+→ 401 invalid_token: token has been revoked`,
 		`delegates again\s+→ 400 invalid_request: subject_token descends from revoked token`,
 		`\S+  orchestrator  \[revoked \S+ by orchestrator: revoked by orchestrator \(RFC 7009\)\]  ◀`,
 		`└─ \S+  db-agent  \[revoked-by-ancestor \(\S+\)\]`,
@@ -43,6 +50,11 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 			t.Fatalf("demo output lacks (in order) %q:\n%s", s, text)
 		}
 		pos += loc[1]
+	}
+	// The ephemeral agent's branch is in the tree too (siblings come in jti
+	// order, which is random, so not in the ordered list above).
+	if !regexp.MustCompile(`─ \S+  orchestrator/summarizer-[0-9a-f]{4}  \[revoked-by-ancestor`).MatchString(text) {
+		t.Errorf("the lineage tree lacks the ephemeral agent:\n%s", text)
 	}
 	if strings.Contains(text, "eyJ") {
 		t.Error("the demo prints a whole token")
