@@ -261,7 +261,6 @@ func NewDPoPKey(alg string) (*DPoPKey, error) {
 	switch alg {
 	case AlgEdDSA, "":
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
-		alg = AlgEdDSA
 	case AlgES256:
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	default:
@@ -269,6 +268,24 @@ func NewDPoPKey(alg string) (*DPoPKey, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	return DPoPKeyFromSigner(priv)
+}
+
+// DPoPKeyFromSigner wraps an existing private key (an Ed25519 key, or an
+// ECDSA P-256 key) for an agent that keeps its key across restarts.
+func DPoPKeyFromSigner(priv crypto.Signer) (*DPoPKey, error) {
+	var alg jwa.SignatureAlgorithm
+	switch k := priv.(type) {
+	case ed25519.PrivateKey:
+		alg = jwa.EdDSA
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("DPoP keys on ECDSA use P-256 (ES256), not %s", k.Curve.Params().Name)
+		}
+		alg = jwa.ES256
+	default:
+		return nil, fmt.Errorf("DPoP key type %T is not supported (use Ed25519 or ECDSA P-256)", priv)
 	}
 	pub, err := jwk.FromRaw(priv.Public())
 	if err != nil {
@@ -278,7 +295,7 @@ func NewDPoPKey(alg string) (*DPoPKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DPoPKey{priv: priv, alg: jwa.SignatureAlgorithm(alg), pub: pub, jkt: jkt}, nil
+	return &DPoPKey{priv: priv, alg: alg, pub: pub, jkt: jkt}, nil
 }
 
 // JKT is the key's RFC 7638 SHA-256 thumbprint, the cnf.jkt of tokens bound to it.

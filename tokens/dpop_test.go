@@ -1,6 +1,12 @@
 package tokens_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -151,4 +157,28 @@ func mustPrivate(t *testing.T) any {
 	t.Helper()
 	k, _ := tokens.NewDPoPKey(tokens.AlgEdDSA)
 	return tokens.ExportDPoPPrivateForTest(k)
+}
+
+// TestDPoPKeyFromSigner: an agent's own key is usable as long as it is one
+// proofs can be verified with; anything else is refused with a reason.
+func TestDPoPKeyFromSigner(t *testing.T) {
+	_, ed, _ := ed25519.GenerateKey(nil)
+	k, err := tokens.DPoPKeyFromSigner(ed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := k.Proof("GET", "https://api.example/x", "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tokens.VerifyDPoP(p, tokens.DPoPCheck{Method: "GET", URL: "https://api.example/x", Now: time.Now()}, nil); err != nil || got.JKT != k.JKT() {
+		t.Fatalf("proof with a wrapped key: %v", err)
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for name, priv := range map[string]crypto.Signer{"P-384": p384, "RSA": rsaKey} {
+		if _, err := tokens.DPoPKeyFromSigner(priv); err == nil {
+			t.Errorf("%s key accepted", name)
+		}
+	}
 }
