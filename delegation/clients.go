@@ -79,6 +79,8 @@ type Client struct {
 	// Ephemeral, when set, lets the client delegate to unregistered agents
 	// named "<ID>/<name>" (see TypeAgent).
 	Ephemeral *Ephemeral
+
+	ephemeral bool // an ephemeral agent made for one exchange, not a registration
 }
 
 // Can reports whether the client may use grant (GrantClientCredentials or GrantTokenExchange).

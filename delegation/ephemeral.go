@@ -95,7 +95,7 @@ func (s *Service) ephemeralActor(c *Client, tok string, now time.Time) (*Client,
 	case exp.Sub(iat) > MaxAgentTokenLifetime:
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token lives longer than %s", MaxAgentTokenLifetime)
 	}
-	return &Client{ID: cl.Sub, Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups}, jkt, nil
+	return &Client{ID: cl.Sub, Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups, ephemeral: true}, jkt, nil
 }
 
 func floatTime(f float64) time.Time {

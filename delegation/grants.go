@@ -389,7 +389,8 @@ func (s *Service) policyRequest(principal, holder *Client, action policy.Action,
 		PrincipalGroups: principal.Groups, ResourceGroups: holder.Groups,
 		Subject: c.Subject, Scopes: scopes, Audiences: c.Audience,
 		Depth: len(c.Lineage), Actors: priorAct.Path(),
-		TTL: time.Unix(c.Expiry, 0).Sub(now),
+		TTL:       time.Unix(c.Expiry, 0).Sub(now),
+		Ephemeral: holder.ephemeral, Bound: c.Cnf != nil,
 	}
 	if len(c.Lineage) > 0 {
 		r.Root = c.Lineage[0]

@@ -12,7 +12,8 @@
 //   - resource Agent::"<new holder>" for token requests; for calls, the
 //     resource server's own entity, such as Tool::"search";
 //   - context: subject, scopes, scope_patterns, scope_patterns_all,
-//     audiences, depth, actors, root, ttl_seconds (token requests); holder,
+//     audiences, depth, actors, root, ttl_seconds, holder, ephemeral,
+//     bound (token requests); holder,
 //     subject, actors, depth, scopes, scope_patterns, scope_patterns_all,
 //     audiences, root (calls).
 //

@@ -48,6 +48,12 @@ type Request struct {
 	Root string
 	// TTL is the new token's lifetime after clamping.
 	TTL time.Duration
+	// Ephemeral: the new holder is an ephemeral agent (no registration; its
+	// id is "<owner>/<name>"), so policies can restrict names with like.
+	Ephemeral bool
+	// Bound: the new token is bound to its holder's key (DPoP), so policies
+	// can require sender-constrained delegation.
+	Bound bool
 }
 
 // Entity names a Cedar entity, such as Tool::"search" or Table::"orders".
@@ -199,6 +205,9 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 	ctx["actors"] = stringSet(r.Actors)
 	ctx["root"] = cedar.String(r.Root)
 	ctx["ttl_seconds"] = cedar.Long(r.TTL / time.Second)
+	ctx["holder"] = cedar.String(r.Resource)
+	ctx["ephemeral"] = cedar.Boolean(r.Ephemeral)
+	ctx["bound"] = cedar.Boolean(r.Bound)
 	return s.eval(ents, cedar.Request{Principal: principal, Action: action(r.Action), Resource: resource, Context: cedar.NewRecord(ctx)}), nil
 }
 

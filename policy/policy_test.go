@@ -118,9 +118,9 @@ func TestTokenRequestDecisions(t *testing.T) {
 // TestEveryContextAttribute writes one policy per attribute and checks it
 // both allows and denies.
 func TestEveryContextAttribute(t *testing.T) {
-	req := policy.Request{Principal: "a", Action: policy.ActionDelegate, Resource: "b", Subject: "alice",
+	req := policy.Request{Principal: "a", Action: policy.ActionDelegate, Resource: "a/researcher-7f3a", Subject: "alice",
 		Scopes: []string{"db:read:orders"}, Audiences: []string{"https://db.example"}, Depth: 2,
-		Actors: []string{"x", "y"}, Root: "task-1", TTL: 90 * time.Second}
+		Actors: []string{"x", "y"}, Root: "task-1", TTL: 90 * time.Second, Ephemeral: true, Bound: true}
 	tests := map[string]string{
 		"subject":            `context.subject == "alice"`,
 		"scopes":             `context.scopes.contains("db:read:orders")`,
@@ -131,6 +131,9 @@ func TestEveryContextAttribute(t *testing.T) {
 		"actors":             `context.actors.containsAll(["x", "y"])`,
 		"root":               `context.root == "task-1"`,
 		"ttl_seconds":        `context.ttl_seconds == 90`,
+		"holder":             `context.holder like "a/researcher-*"`,
+		"ephemeral":          `context.ephemeral`,
+		"bound":              `context.bound`,
 	}
 	for attr, cond := range tests {
 		s, err := policy.Parse(policy.File{Name: attr + ".cedar", Source: []byte(`permit (principal, action, resource) when { ` + cond + ` };`)})
@@ -142,6 +145,7 @@ func TestEveryContextAttribute(t *testing.T) {
 		}
 		other := req
 		other.Subject, other.Scopes, other.Audiences, other.Depth, other.Actors, other.Root, other.TTL = "bob", []string{"mail:send"}, nil, 3, []string{"x"}, "task-2", time.Minute
+		other.Resource, other.Ephemeral, other.Bound = "a/mailer-1", false, false
 		if d, _ := s.Decide(context.Background(), other); d.Allow {
 			t.Errorf("%s: allowed a request without the attribute's value", attr)
 		}

@@ -107,6 +107,8 @@ type checkRequestFile struct {
 		Actors     []string `json:"actors"`
 		Root       string   `json:"root"`
 		TTLSeconds int64    `json:"ttl_seconds"`
+		Ephemeral  bool     `json:"ephemeral"`
+		Bound      bool     `json:"bound"`
 	} `json:"context"`
 }
 
@@ -131,6 +133,11 @@ func checkRequest(set *policy.Set, raw []byte, cfg *Config) (policy.Decision, er
 				return c.Groups
 			}
 		}
+		for _, c := range cfg.Clients { // not registered: one of c's ephemeral agents?
+			if name, ok := strings.CutPrefix(id, c.ID+"/"); ok && name != "" && c.Ephemeral != nil {
+				return c.Ephemeral.Groups
+			}
+		}
 		return nil
 	}
 	ctx := r.Context
@@ -144,6 +151,7 @@ func checkRequest(set *policy.Set, raw []byte, cfg *Config) (policy.Decision, er
 			Action: policy.Action(r.Action), Resource: agent, ResourceGroups: groupsOf(r.ResourceGroups, agent),
 			Subject: ctx.Subject, Scopes: ctx.Scopes, Audiences: ctx.Audiences, Depth: ctx.Depth,
 			Actors: ctx.Actors, Root: ctx.Root, TTL: time.Duration(ctx.TTLSeconds) * time.Second,
+			Ephemeral: ctx.Ephemeral, Bound: ctx.Bound,
 		})
 	}
 	var ent policy.Entity

@@ -92,6 +92,33 @@ func TestPolicyCheckTakesGroupsFromTheConfig(t *testing.T) {
 	}
 }
 
+// TestPolicyCheckKnowsEphemeralAgents: an unregistered "<owner>/<name>" takes
+// its owner's ephemeral groups from the config, and the context's ephemeral
+// and bound flags reach the policies.
+func TestPolicyCheckKnowsEphemeralAgents(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("research") permit (principal, action == Action::"delegate", resource in Group::"research-agents");
+@id("named") forbid (principal, action, resource) when { context.ephemeral && !(context.holder like "orchestrator/summarizer-*") };
+@id("bound") forbid (principal, action, resource) when { !context.bound };`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "policy: {dir: "+dir+"}\nclients:\n"+
+		"  - {id: orchestrator, secret_hash: \""+testHash+"\", grants: [token_exchange], scopes: [\"db:read:*\"], ephemeral: {scopes: [\"db:read:*\"], groups: [research-agents]}}\n")
+	for _, tt := range []struct{ resource, context, want string }{
+		{"orchestrator/summarizer-1", `"ephemeral": true, "bound": true`, "decision  allow"},
+		{"orchestrator/mailer-1", `"ephemeral": true, "bound": true`, "named"},
+		{"orchestrator/summarizer-1", `"ephemeral": true`, "bound"},
+		{"someone-else/summarizer-1", `"bound": true`, "no policy permits"}, // not orchestrator's: no groups
+	} {
+		req := `{"principal": "orchestrator", "action": "delegate", "resource": "` + tt.resource + `", "context": {"scopes": ["db:read:x"], "depth": 1, ` + tt.context + `}}`
+		out, _ := runCLI(t, req, "--config", cfg, "policy", "check", "--request", "-")
+		if !strings.Contains(out, tt.want) {
+			t.Errorf("%s {%s}: want %q in\n%s", tt.resource, tt.context, tt.want, out)
+		}
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	t.Helper()
 	a, err := filepath.Abs(p)

@@ -10,6 +10,7 @@ import (
 	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -196,5 +197,49 @@ func TestEphemeralAgents(t *testing.T) {
 			f.Set("actor_token_type", oauth.TokenTypeJWT)
 			expectError(t, env.Post(t, "token_endpoint", tt.client, f), 400, tt.code)
 		})
+	}
+}
+
+// TestPolicyDecidesEphemeralNamesAndBinding: policy sees whether the new
+// holder is an ephemeral agent, its name (context.holder, for like) and
+// whether the token is bound, so "ephemeral agents only under these names"
+// and "delegate only sender-constrained" are one rule each.
+func TestPolicyDecidesEphemeralNamesAndBinding(t *testing.T) {
+	set, err := policy.Parse(policy.File{Name: "p.cedar", Source: []byte(`
+@id("all") permit (principal, action, resource);
+@id("named-agents") forbid (principal, action == Action::"delegate", resource)
+  when { context.ephemeral && !(context.holder like "orchestrator/summarizer-*") };
+@id("bound-delegation") forbid (principal, action == Action::"delegate", resource)
+  when { !context.bound };`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := dt.New(t, dt.Options{Policy: set})
+	root := env.Mint(t, "orchestrator", nil)
+	exchange := func(actor string) dt.Response {
+		f := dt.ExchangeForm(root, "", url.Values{"scope": {"db:read:orders"}})
+		f.Set("actor_token", actor)
+		f.Set("actor_token_type", oauth.TokenTypeJWT)
+		return env.Post(t, "token_endpoint", "orchestrator", f)
+	}
+	if r := exchange(agentToken(t, env, newKey(t), nil)); r.Status != 200 {
+		t.Fatalf("a summarizer: %d %s", r.Status, r.Raw)
+	}
+	r := exchange(agentToken(t, env, newKey(t), func(c map[string]any) { c["sub"] = "orchestrator/mailer-1" }))
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), `"named-agents"`) {
+		t.Errorf("a mailer: %s", r.Raw)
+	}
+	// A registered agent with a bearer identity token gets a bearer child:
+	// refused by the binding rule.
+	r = env.Exchange(t, "orchestrator", root, env.Mint(t, "researcher", nil), url.Values{"scope": {"db:read:orders"}})
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), `"bound-delegation"`) {
+		t.Errorf("a bearer delegation: %s", r.Raw)
+	}
+	// With a bound identity token, the same delegation passes.
+	resID := mintBound(t, env, "researcher", newKey(t), nil)
+	if r := env.Exchange(t, "orchestrator", root, resID, url.Values{"scope": {"db:read:orders"}}); r.Status != 200 {
+		t.Errorf("a bound delegation: %d %s", r.Status, r.Raw)
 	}
 }
