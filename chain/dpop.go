@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 
 	"github.com/mandate-auth/mandate/tokens"
@@ -39,7 +39,7 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof, method, url str
 	if c.JKT == "" {
 		return nil, fmt.Errorf("%w: the token is not bound to a key; send it as a Bearer token", ErrInvalidDPoPProof)
 	}
-	check := tokens.DPoPCheck{Method: method, URL: url, AccessToken: token, Now: v.cfg.Now(), MaxAge: v.cfg.DPoPMaxAge}
+	check := tokens.DPoPCheck{Method: method, URL: url, AccessToken: token, Now: v.cfg.Now(), MaxAge: v.cfg.DPoPMaxAge, JKT: c.JKT}
 	var p *tokens.DPoPProof
 	if v.nonces == nil {
 		p, err = tokens.VerifyDPoP(proof, check, v.replay)
@@ -57,24 +57,26 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof, method, url str
 	if err != nil {
 		return nil, err // wraps tokens.ErrDPoP, that is ErrInvalidDPoPProof
 	}
-	if p.JKT != c.JKT {
+	if p.JKT != c.JKT { // VerifyDPoP compared it; kept as a second lock
 		return nil, fmt.Errorf("%w: the proof is not made with the key the token is bound to", ErrInvalidDPoPProof)
 	}
 	return c, nil
 }
 
-// requestURL is the URL a client addressed: PublicURL's scheme and host when
-// configured, else the request's own.
-func (v *Verifier) requestURL(r *http.Request) string {
-	base := v.cfg.PublicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+// errNoPublicURL: DPoP needs to know this server's own URL.
+var errNoPublicURL = fmt.Errorf("%w: this resource server does not accept DPoP-bound tokens (no PublicURL is configured to check the proof's htu against)", ErrInvalidDPoPProof)
+
+// requestURL is the URL a client addressed: PublicURL's scheme and host and
+// the path as the client sent it (before any prefix stripping or rewriting).
+func (v *Verifier) requestURL(r *http.Request) (string, error) {
+	if v.cfg.PublicURL == "" {
+		return "", errNoPublicURL
 	}
-	return strings.TrimSuffix(base, "/") + r.URL.EscapedPath()
+	path := r.URL.EscapedPath()
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil {
+		path = u.EscapedPath()
+	}
+	return v.cfg.PublicURL + path, nil
 }
 
 // DPoPNonce returns the nonce clients must currently put in their proofs

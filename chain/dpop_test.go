@@ -75,29 +75,42 @@ func (c dpopCall) do(t *testing.T, u string) answer {
 	return answer{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), strings.TrimSpace(string(b)), resp.Header.Get("DPoP-Nonce")}
 }
 
-func dpopServers(t *testing.T, v *chain.Verifier) map[string]string {
+// dpopRig is a rig whose Verifier protects one loopback server, its
+// PublicURL, with the same route through net/http (behind StripPrefix, so the
+// path a client signed is not the handler's) and through echo.
+func dpopRig(t *testing.T, mutate func(*chain.VerifierConfig)) (*rig, map[string]string) {
 	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	base := "http://" + ts.Listener.Addr().String()
+	r := newRig(t, func(c *chain.VerifierConfig) {
+		c.PublicURL = base
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := chain.FromContext(r.Context())
 		io.WriteString(w, c.Holder)
 	})
-	std := httptest.NewServer(v.Middleware(v.RequireScope("db:read:orders")(ok)))
-	t.Cleanup(std.Close)
+	mux := http.NewServeMux()
+	mux.Handle("/std/", http.StripPrefix("/std", r.v.Middleware(r.v.RequireScope("db:read:orders")(ok))))
 	e := echo.New()
-	e.Any("/*", echo.WrapHandler(ok), echomw.Verify(v), echomw.RequireScope(v, "db:read:orders"))
-	ech := httptest.NewServer(e)
-	t.Cleanup(ech.Close)
-	return map[string]string{"net/http": std.URL + "/orders", "echo": ech.URL + "/orders"}
+	e.Any("/echo/*", echo.WrapHandler(ok), echomw.Verify(r.v), echomw.RequireScope(r.v, "db:read:orders"))
+	mux.Handle("/echo/", e)
+	ts.Config.Handler = mux
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return r, map[string]string{"net/http": base + "/std/orders", "echo": base + "/echo/orders"}
 }
 
 // TestAStolenBoundTokenIsUselessAtResourceServers: a DPoP-bound token works
 // only with a fresh proof, for this request, by the key it is bound to.
 func TestAStolenBoundTokenIsUselessAtResourceServers(t *testing.T) {
-	r := newRig(t, nil)
+	r, servers := dpopRig(t, nil)
 	grand, key := boundChain(t, r.env)
 	thief, _ := tokens.NewDPoPKey(tokens.AlgEdDSA)
 	now := r.env.Clock.Now()
-	for name, u := range dpopServers(t, r.v) {
+	for name, u := range servers {
 		t.Run(name, func(t *testing.T) {
 			proof := func(k *tokens.DPoPKey, method, target, tok string) string {
 				p, err := k.Proof(method, target, tok, "", now)
@@ -141,9 +154,9 @@ func TestAStolenBoundTokenIsUselessAtResourceServers(t *testing.T) {
 }
 
 func TestDPoPNonce(t *testing.T) {
-	r := newRig(t, func(c *chain.VerifierConfig) { c.DPoPNonce = true })
+	r, servers := dpopRig(t, func(c *chain.VerifierConfig) { c.DPoPNonce = true })
 	grand, key := boundChain(t, r.env)
-	u := dpopServers(t, r.v)["net/http"]
+	u := servers["net/http"]
 	p, _ := key.Proof("GET", u, grand, "", r.env.Clock.Now())
 	a := (dpopCall{scheme: "DPoP", token: grand, proofs: []string{p}}).do(t, u)
 	if a.status != 401 || !strings.Contains(a.authn, `error="use_dpop_nonce"`) || a.retry == "" {
@@ -152,5 +165,68 @@ func TestDPoPNonce(t *testing.T) {
 	p, _ = key.Proof("GET", u, grand, a.retry, r.env.Clock.Now())
 	if a := (dpopCall{scheme: "DPoP", token: grand, proofs: []string{p}}).do(t, u); a.status != 200 {
 		t.Fatalf("with the server's nonce: %+v", a)
+	}
+}
+
+// TestAConfirmationWithoutAThumbprintIsRefused: a cnf this verifier cannot
+// check must not let a token pass as a bearer token; and a refusal
+// challenges under both schemes, since both are accepted.
+func TestAConfirmationWithoutAThumbprintIsRefused(t *testing.T) {
+	r, servers := dpopRig(t, nil)
+	tok := r.env.Mint(t, "db-agent", url.Values{"audience": {dbAudience}})
+	forged := r.env.Forge(t, tok, func(c *tokens.Claims) { c.Cnf = &tokens.Confirmation{} })
+	if _, err := r.v.Verify(context.Background(), forged); err == nil || !strings.Contains(err.Error(), "cnf without jkt") {
+		t.Fatalf("cnf without jkt: %v", err)
+	}
+	u := servers["net/http"]
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+forged)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := resp.Header.Values("WWW-Authenticate")
+	if resp.StatusCode != 401 || len(got) != 2 || !strings.HasPrefix(got[0], `Bearer realm="db", error="invalid_token"`) ||
+		!strings.HasPrefix(got[1], `DPoP realm="db", error="invalid_token"`) {
+		t.Errorf("%d %q", resp.StatusCode, got)
+	}
+}
+
+// TestAProofIsForThisServerOnly: htu is checked against PublicURL, not the
+// Host header the sender chose, so a server that received a token and a
+// proof cannot relay them to another audience of the token; and a verifier
+// with no PublicURL refuses bound tokens, saying why.
+func TestAProofIsForThisServerOnly(t *testing.T) {
+	r, servers := dpopRig(t, nil)
+	grand, key := boundChain(t, r.env)
+	u := servers["net/http"]
+	relayed, _ := key.Proof("GET", "http://api-a.example/std/orders", grand, "", r.env.Clock.Now())
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Host = "api-a.example"
+	req.Header.Set("Authorization", "DPoP "+grand)
+	req.Header.Set("DPoP", relayed)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "htu") {
+		t.Errorf("a proof for another host, Host header forged: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+
+	bare := newRigWith(t, dt.Options{}, nil)
+	srv := httptest.NewServer(bare.v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	t.Cleanup(srv.Close)
+	grand, key = boundChain(t, bare.env)
+	p, _ := key.Proof("GET", srv.URL+"/orders", grand, "", bare.env.Clock.Now())
+	if a := (dpopCall{scheme: "DPoP", token: grand, proofs: []string{p}}).do(t, srv.URL+"/orders"); a.status != 401 || !strings.Contains(a.authn, "no PublicURL") {
+		t.Errorf("no PublicURL: %+v", a)
+	}
+	for _, bad := range []string{"orders.example", "https://orders.example/api", "ftp://x", "https://u:p@x"} {
+		_, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{Issuer: bare.env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"), PublicURL: bad})
+		if err == nil || !strings.Contains(err.Error(), "PublicURL") {
+			t.Errorf("PublicURL %q: %v", bad, err)
+		}
 	}
 }

@@ -95,7 +95,11 @@ func (v *Verifier) Authenticate(r *http.Request) (*Chain, error) {
 	if len(proofs) != 1 {
 		return nil, fmt.Errorf("%w: exactly one DPoP header is required (got %d)", ErrInvalidDPoPProof, len(proofs))
 	}
-	return v.VerifyDPoP(r.Context(), tok, proofs[0], r.Method, v.requestURL(r))
+	target, err := v.requestURL(r)
+	if err != nil {
+		return nil, err
+	}
+	return v.VerifyDPoP(r.Context(), tok, proofs[0], r.Method, target)
 }
 
 // Reject writes the response for a failed Authenticate or Verify:
@@ -126,8 +130,9 @@ func (v *Verifier) Reject(w http.ResponseWriter, err error) {
 		return
 	}
 	w.Header().Set("WWW-Authenticate", v.challenge(code, err.Error(), ""))
-	if code == "" {
-		w.Header().Add("WWW-Authenticate", v.dpopChallenge("", ""))
+	if status == http.StatusUnauthorized {
+		// Both schemes are accepted, so both are challenged (RFC 9449 §7.1).
+		w.Header().Add("WWW-Authenticate", v.dpopChallenge(code, err.Error()))
 	}
 	body := map[string]string{"error": code, "error_description": err.Error()}
 	if code == "" {

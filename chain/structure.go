@@ -27,6 +27,11 @@ func CheckStructure(c *tokens.Claims, maxDepth int) error {
 	if c.ID == "" || c.Subject == "" || c.ClientID == "" {
 		return fmt.Errorf("%w: jti, sub and client_id are required", ErrMalformedChain)
 	}
+	if c.Cnf != nil && c.Cnf.JKT == "" {
+		// Only key thumbprints (DPoP) are understood; a confirmation this code
+		// cannot check must not let the token pass as a bearer token.
+		return fmt.Errorf("%w: cnf without jkt", ErrMalformedChain)
+	}
 	if maxDepth > 0 && len(c.Lineage) > maxDepth {
 		return fmt.Errorf("%w: lineage of %d exceeds max depth %d", ErrMalformedChain, len(c.Lineage), maxDepth)
 	}

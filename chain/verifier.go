@@ -73,9 +73,12 @@ type VerifierConfig struct {
 	// 9449 §9): a proof without the current one is answered 401
 	// use_dpop_nonce with a fresh nonce in the DPoP-Nonce header.
 	DPoPNonce bool
-	// PublicURL, when set, is the scheme and host clients use to reach this
-	// resource server (behind a proxy), for checking a proof's htu; otherwise
-	// the request's own Host (and TLS) decide.
+	// PublicURL is the scheme and host clients use to reach this resource
+	// server ("https://orders.example"); a DPoP proof's htu must name it.
+	// The middleware accepts DPoP-bound tokens only when it is set: the
+	// request's Host header is the sender's to choose, so checking htu
+	// against it would let a server that received a token and proof relay
+	// them to another audience of the same token.
 	PublicURL string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -157,6 +160,13 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		cfg.Now = time.Now
 	}
 	setDefault(&cfg.DPoPMaxAge, 60*time.Second)
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			return nil, fmt.Errorf("chain: PublicURL %q must be a scheme and host, such as https://orders.example", cfg.PublicURL)
+		}
+		cfg.PublicURL = u.Scheme + "://" + u.Host
+	}
 	v := &Verifier{cfg: cfg, revoked: map[string]int64{}, cache: newClaimCache(cfg.CacheSize), done: make(chan struct{}),
 		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize)}
 	if cfg.DPoPNonce {

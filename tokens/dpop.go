@@ -47,6 +47,12 @@ type DPoPCheck struct {
 	AccessToken string
 	// Nonce, when set, must be the proof's nonce.
 	Nonce string
+	// JKT, when set, is the thumbprint of the only key the proof may be made
+	// with (the token's cnf.jkt). It is compared before the signature is
+	// checked or the jti recorded, so proofs by other keys cost a hash and
+	// can neither fill the replay cache nor make the server verify a costly
+	// signature.
+	JKT string
 	Now   time.Time
 	// MaxAge bounds how old a proof may be (default 60 s); 5 s in the future are tolerated.
 	MaxAge time.Duration
@@ -80,15 +86,19 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 		return bad("header is not base64url")
 	}
 	var h struct {
-		Typ string          `json:"typ"`
-		Alg string          `json:"alg"`
-		JWK json.RawMessage `json:"jwk"`
+		Typ  string          `json:"typ"`
+		Alg  string          `json:"alg"`
+		JWK  json.RawMessage `json:"jwk"`
+		Crit []string        `json:"crit"`
 	}
 	if json.Unmarshal(rawHeader, &h) != nil {
 		return bad("header is not a JSON object")
 	}
 	if h.Typ != TypeDPoP {
 		return bad("typ must be %s", TypeDPoP)
+	}
+	if h.Crit != nil {
+		return bad("crit names extensions this verifier does not understand")
 	}
 	alg := jwa.SignatureAlgorithm(h.Alg)
 	verifier, ok := verifiers[alg]
@@ -98,6 +108,9 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 	pub, jkt, err := publicJWK(h.JWK)
 	if err != nil {
 		return bad("%v", err)
+	}
+	if c.JKT != "" && jkt != c.JKT {
+		return bad("the proof is not made with the key the token is bound to")
 	}
 	if !algFitsKey(alg, pub) {
 		return bad("%s does not fit the proof's key", alg)
@@ -329,7 +342,7 @@ func (k *DPoPKey) Proof(method, target, accessToken, nonce string, now time.Time
 	if err != nil {
 		return "", err
 	}
-	u.RawQuery, u.Fragment = "", ""
+	u.RawQuery, u.Fragment, u.User = "", "", nil
 	claims := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti[:]), "htm": method, "htu": u.String(), "iat": now.Unix()}
 	if accessToken != "" {
 		claims["ath"] = AccessTokenHash(accessToken)

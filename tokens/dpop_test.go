@@ -62,6 +62,9 @@ func TestDPoPProofChecks(t *testing.T) {
 		want  string
 	}{
 		{"wrong typ", sign(key, "JWT", claims(nil)), nil, "typ"},
+		{"crit", b64(`{"typ":"dpop+jwt","alg":"EdDSA","crit":["x"],"x":1}`) + "." + parts[1] + "." + parts[2], nil, "crit"},
+		{"a 9000-bit RSA key", b64(`{"typ":"dpop+jwt","alg":"RS256","jwk":{"kty":"RSA","e":"AQAB","n":"`+b64("\xc1"+strings.Repeat("\x01", 1124))+`"}}`) + "." + parts[1] + "." + parts[2], nil, "not a usable key"},
+		{"another key than the token's", sign(other, tokens.TypeDPoP, claims(nil)), func(c *tokens.DPoPCheck) { c.JKT = key.JKT() }, "not made with the key"},
 		{"alg none", b64(`{"typ":"dpop+jwt","alg":"none"}`) + "." + parts[1] + ".", nil, "not allowed"},
 		{"private key in the header", string(withPrivate), nil, "public"},
 		{"signature by another key", parts[0] + "." + parts[1] + "." + foreignSig, nil, "signature"},
@@ -116,6 +119,21 @@ func TestDPoPReplay(t *testing.T) {
 	// Full of live entries: fail closed rather than forget.
 	if _, err := tokens.VerifyDPoP(p3, check, cache); !errors.Is(err, tokens.ErrDPoP) {
 		t.Fatalf("full cache accepted a proof: %v", err)
+	}
+	// Proofs by a key other than the token's are refused before they are
+	// recorded, so they cannot fill the cache for everyone else.
+	thief, _ := tokens.NewDPoPKey(tokens.AlgEdDSA)
+	bound := check
+	bound.JKT = key.JKT()
+	cache2 := tokens.NewReplayCache(1)
+	for range 3 {
+		tp, _ := thief.Proof("POST", api, "", "", now)
+		if _, err := tokens.VerifyDPoP(tp, bound, cache2); err == nil || cache2.Len() != 0 {
+			t.Fatalf("another key's proof: %v, %d entries", err, cache2.Len())
+		}
+	}
+	if _, err := tokens.VerifyDPoP(p3, bound, cache2); err != nil {
+		t.Fatalf("the holder after the thief's proofs: %v", err)
 	}
 	// Once the first entries are past their window, room comes back.
 	later := check

@@ -209,7 +209,9 @@ func algFitsKey(alg jwa.SignatureAlgorithm, key any) bool {
 	case *rsa.PublicKey:
 		switch alg {
 		case jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512:
-			return k.N.BitLen() >= 2048
+			// At most 8192 bits: a key from a proof's header is chosen by the
+			// sender, and verification cost grows with the cube of the size.
+			return k.N.BitLen() >= 2048 && k.N.BitLen() <= 8192
 		}
 		return false
 	}

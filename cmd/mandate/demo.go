@@ -156,8 +156,10 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 		return err
 	}
 	d.feedSyncs = make(chan struct{}, 1)
+	api := httptest.NewUnstartedServer(nil)
 	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
 		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,
+		PublicURL: "http://" + api.Listener.Addr().String(), // what DPoP proofs' htu must name
 		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
 		OnSync: func(error) {
 			select {
@@ -171,7 +173,8 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	}
 	defer verifier.Close()
 	d.verifier = verifier
-	api := httptest.NewServer(ordersAPI(verifier))
+	api.Config.Handler = ordersAPI(verifier)
+	api.Start()
 	defer api.Close()
 	return d.run(ctx, api.URL, srv.Keys.CurrentAlg(), srv.Keys.CurrentKeyID())
 }

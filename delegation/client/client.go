@@ -161,10 +161,20 @@ func (c *Client) Exchange(ctx context.Context, subject *Token, o ExchangeOptions
 		proofKey = c.key
 	}
 	var childKey *tokens.DPoPKey
-	if o.Actor == "" {
+	if o.Actor == "" || holderOf(o.Actor) == c.id {
 		childKey = proofKey // the holder stays: the child is bound to the same key
 	}
 	return c.token(ctx, form, proofKey, childKey)
+}
+
+// holderOf is the holder an actor token names, read without verifying (only
+// to know whether the child stays with this client; the server decides).
+func holderOf(actor string) string {
+	claims, err := tokens.UnverifiedClaims(actor)
+	if err != nil {
+		return ""
+	}
+	return claims.ClientID
 }
 
 // DelegateToAgent hands subject on to an ephemeral agent: the child is held
@@ -311,7 +321,7 @@ func (t *Token) Authorize(req *http.Request, nonce string) error {
 		return errors.New("mandate: this DPoP-bound token's key is not here (adopt it with the holder's client)")
 	}
 	u := *req.URL
-	u.RawQuery, u.Fragment = "", ""
+	u.RawQuery, u.Fragment, u.User = "", "", nil
 	p, err := t.Key.Proof(req.Method, u.String(), t.Value, nonce, t.clock())
 	if err != nil {
 		return err
@@ -324,7 +334,12 @@ func (t *Token) Authorize(req *http.Request, nonce string) error {
 // Do sends req to a resource server with t; when the server answers
 // use_dpop_nonce, it retries once with the nonce it sent (a request with a
 // body needs GetBody set, as http.NewRequest does for common bodies).
+// Redirects are returned, not followed: following one would carry the token
+// (and a proof) to wherever the server pointed.
 func Do(hc *http.Client, t *Token, req *http.Request) (*http.Response, error) {
+	noRedirects := *hc
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc = &noRedirects
 	if err := t.Authorize(req, ""); err != nil {
 		return nil, err
 	}

@@ -48,10 +48,11 @@ type api struct {
 
 func newAPI(t *testing.T, env *dt.Env, nonce bool) *api {
 	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
 	v, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
 		Issuer: env.URL, Audience: dbAudience,
 		ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),
-		Now: env.Clock.Now, DPoPNonce: nonce,
+		Now: env.Clock.Now, DPoPNonce: nonce, PublicURL: "http://" + srv.Listener.Addr().String(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -64,10 +65,11 @@ func newAPI(t *testing.T, env *dt.Env, nonce bool) *api {
 		io.WriteString(w, c.Holder+string(b))
 	})
 	inner := v.Middleware(v.RequireScope("db:read:orders")(ok))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.hits.Add(1)
 		inner.ServeHTTP(w, r)
-	}))
+	})
+	srv.Start()
 	t.Cleanup(srv.Close)
 	a.URL = srv.URL + "/orders"
 	return a
@@ -117,6 +119,14 @@ func TestMintAndExchangeBindToTheClientsKey(t *testing.T) {
 	}
 	if c := env.Claims(t, narrow.Value); !narrow.Bound() || narrow.Key != orch.Key() || c.Cnf.JKT != orch.Key().JKT() || c.Scope != "db:read:orders" {
 		t.Fatalf("narrowed: %+v %+v", narrow, c)
+	}
+	// Naming itself as the actor is the same: the child stays, keyed.
+	self, err := orch.Exchange(ctx, root, client.ExchangeOptions{Actor: root.Value, Scope: "tools:search"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.Key != orch.Key() || env.Claims(t, self.Value).Cnf.JKT != orch.Key().JKT() {
+		t.Fatalf("self-named exchange: %+v", self)
 	}
 	// Without a key, the same calls give bearer tokens.
 	plain := connect(t, env, "orchestrator", false)
@@ -323,5 +333,33 @@ func TestRefusalsAreOAuthErrorsWithoutSecrets(t *testing.T) {
 	}
 	if _, err := client.New(ctx, "http://127.0.0.1:1", "orchestrator", "x"); err == nil {
 		t.Error("discovery against nothing succeeded")
+	}
+}
+
+// TestDoDoesNotFollowRedirects: a redirect must not carry the token and a
+// proof to wherever the server points.
+func TestDoDoesNotFollowRedirects(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "" {
+			leaked.Add(1)
+		}
+	}))
+	t.Cleanup(elsewhere.Close)
+	redirector := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/x", http.StatusFound))
+	t.Cleanup(redirector.Close)
+	key, _ := tokens.NewDPoPKey(tokens.AlgEdDSA)
+	for _, tok := range []*client.Token{{Value: "a.b.c", Type: "Bearer"}, {Value: "a.b.c", Type: "DPoP", Key: key}} {
+		resp, err := client.Do(http.DefaultClient, tok, mustReq(t, redirector.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || leaked.Load() != 0 {
+			t.Errorf("%s: status %d, %d requests with credentials elsewhere", tok.Type, resp.StatusCode, leaked.Load())
+		}
+	}
+	if http.DefaultClient.CheckRedirect != nil {
+		t.Error("Do changed the caller's client")
 	}
 }

@@ -46,6 +46,11 @@ func run(log *slog.Logger) error {
 	if listen == "" {
 		listen = "127.0.0.1:8090"
 	}
+	// The URL clients call this API by, which DPoP proofs must name.
+	publicURL := os.Getenv("RS_PUBLIC_URL")
+	if publicURL == "" {
+		publicURL = "http://" + listen
+	}
 	if issuer == "" || audience == "" || id == "" || secret == "" {
 		return fmt.Errorf("set MANDATE_ISSUER, RS_AUDIENCE, RS_CLIENT_ID and RS_CLIENT_SECRET")
 	}
@@ -56,7 +61,7 @@ func run(log *slog.Logger) error {
 		ScopesSupported: []string{"db:read:orders", "db:write:orders"}, ResourceName: "Orders API"}
 	v, err := chain.NewVerifier(ctx, chain.VerifierConfig{
 		Issuer: issuer, Audience: audience, ClientID: id, ClientSecret: secret,
-		Realm: "orders", ResourceMetadataURL: md.URL(),
+		Realm: "orders", ResourceMetadataURL: md.URL(), PublicURL: publicURL,
 		OnSync: func(err error) {
 			if err != nil {
 				log.Warn("revocation feed", "error", err) // after MaxStaleness, requests get 503
