@@ -53,7 +53,7 @@ type DPoPCheck struct {
 	// can neither fill the replay cache nor make the server verify a costly
 	// signature.
 	JKT string
-	Now   time.Time
+	Now time.Time
 	// MaxAge bounds how old a proof may be (default 60 s); 5 s in the future are tolerated.
 	MaxAge time.Duration
 }

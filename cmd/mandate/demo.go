@@ -160,7 +160,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
 		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,
 		PublicURL: "http://" + api.Listener.Addr().String(), // what DPoP proofs' htu must name
-		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
+		Realm:     "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
 		OnSync: func(error) {
 			select {
 			case d.feedSyncs <- struct{}{}:
