@@ -159,8 +159,8 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	api := httptest.NewUnstartedServer(nil)
 	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
 		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,
+		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
 		PublicURL: "http://" + api.Listener.Addr().String(), // what DPoP proofs' htu must name
-		Realm:     "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
 		OnSync: func(error) {
 			select {
 			case d.feedSyncs <- struct{}{}:
