@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
 )
 
 // Role is what a client may do besides obtaining tokens.
@@ -69,8 +70,11 @@ func (p PlainSecret) Check(presented string) bool {
 // Client is a registered client (an agent, a resource server, or an admin).
 // Scopes and Audiences are the ceiling of every token it ever holds.
 type Client struct {
-	ID        string
+	ID string
+	// Secret authenticates the client (client_secret_basic/post); Keys, its
+	// JWKS, instead authenticates it by private_key_jwt. Exactly one is set.
 	Secret    Secret
+	Keys      tokens.KeyResolver
 	Grants    []string
 	Scopes    []string
 	Audiences []string
@@ -116,7 +120,7 @@ var errBadCredentials = oauth.New(oauth.CodeInvalidClient, "client authenticatio
 // same time.
 func (s *Service) Authenticate(id, secret string) (*Client, error) {
 	c, ok := s.clients[id]
-	if !ok || secret == "" {
+	if !ok || secret == "" || c.Secret == nil { // a key-only client has no secret to match
 		s.dummy.Check(secret)
 		return nil, errBadCredentials
 	}
@@ -142,8 +146,8 @@ func validateClients(list []Client) (map[string]*Client, error) {
 		if _, dup := m[c.ID]; dup {
 			return nil, fmt.Errorf("clients[%d]: id %q is registered twice", i, c.ID)
 		}
-		if c.Secret == nil {
-			return nil, fmt.Errorf("client %q: no secret", c.ID)
+		if (c.Secret == nil) == (c.Keys == nil) {
+			return nil, fmt.Errorf("client %q: set a secret or keys (private_key_jwt), exactly one", c.ID)
 		}
 		switch c.Role {
 		case RoleAgent, RoleResourceServer, RoleAdmin:

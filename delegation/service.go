@@ -85,6 +85,7 @@ type Service struct {
 	feedPage     int
 	dev          *deviations
 	replay       *tokens.ReplayCache // DPoP proof jtis seen at the token endpoint
+	assertions   *tokens.ReplayCache // private_key_jwt assertion jtis, until their exp
 	revoked      broadcast           // wakes feed long polls
 	closing      chan struct{}       // closed by Close
 	closeOnce    sync.Once
@@ -134,6 +135,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		feedPage:     cfg.FeedPageSize,
 		dev:          newDeviations(cfg.Deviation),
 		replay:       tokens.NewReplayCache(0),
+		assertions:   tokens.NewReplayCache(0),
 		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {

@@ -66,14 +66,17 @@ type AuditConfig struct {
 
 // ClientConfig registers one client.
 type ClientConfig struct {
-	ID         string   `mapstructure:"id"`
-	SecretHash string   `mapstructure:"secret_hash"`
-	Secret     string   `mapstructure:"secret"`
-	Grants     []string `mapstructure:"grants"`
-	Scopes     []string `mapstructure:"scopes"`
-	Audiences  []string `mapstructure:"audiences"`
-	Groups     []string `mapstructure:"groups"`
-	Role       string   `mapstructure:"role"`
+	ID         string `mapstructure:"id"`
+	SecretHash string `mapstructure:"secret_hash"`
+	Secret     string `mapstructure:"secret"`
+	// JWKSFile registers the client's public keys for private_key_jwt (RFC
+	// 7523) instead of a secret.
+	JWKSFile  string   `mapstructure:"jwks_file"`
+	Grants    []string `mapstructure:"grants"`
+	Scopes    []string `mapstructure:"scopes"`
+	Audiences []string `mapstructure:"audiences"`
+	Groups    []string `mapstructure:"groups"`
+	Role      string   `mapstructure:"role"`
 	// Ephemeral lets the client delegate to unregistered agents named
 	// "<id>/<name>" that prove a key of their own (docs/dpop.md).
 	Ephemeral *EphemeralConfig `mapstructure:"ephemeral"`
@@ -260,9 +263,19 @@ func (c *Config) validate(base string) ([]string, error) {
 			return nil, fmt.Errorf("config: %s: id is registered twice", key)
 		}
 		seen[cl.ID] = true
+		methods := 0
+		for _, set := range []bool{cl.SecretHash != "", cl.Secret != "", cl.JWKSFile != ""} {
+			if set {
+				methods++
+			}
+		}
 		switch {
-		case cl.SecretHash != "" && cl.Secret != "":
-			return nil, fmt.Errorf("config: %s: set secret_hash or secret, not both", key)
+		case methods > 1:
+			return nil, fmt.Errorf("config: %s: set one of secret_hash, secret or jwks_file", key)
+		case cl.JWKSFile != "":
+			if base != "" && !filepath.IsAbs(cl.JWKSFile) {
+				c.Clients[i].JWKSFile = filepath.Join(base, cl.JWKSFile)
+			}
 		case cl.SecretHash != "":
 			if _, err := delegation.ParseBcryptSecret(cl.SecretHash); err != nil {
 				return nil, fmt.Errorf("config: %s.secret_hash is not a bcrypt hash: generate one with `mandate hash-secret`", key)
@@ -270,7 +283,7 @@ func (c *Config) validate(base string) ([]string, error) {
 		case cl.Secret != "":
 			warn = append(warn, fmt.Sprintf("%s uses a plain secret; store a bcrypt secret_hash instead (mandate hash-secret)", key))
 		default:
-			return nil, fmt.Errorf("config: %s.secret_hash is required: generate one with `mandate hash-secret`", key)
+			return nil, fmt.Errorf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt): generate one with `mandate hash-secret`", key)
 		}
 		for _, g := range cl.Grants {
 			if g != delegation.GrantClientCredentials && g != delegation.GrantTokenExchange {
@@ -349,19 +362,27 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 		Deviation: delegation.Deviation{MaxDenials: c.Deviation.MaxDenials, Window: c.Deviation.Window},
 	}
 	for _, cl := range c.Clients {
-		var secret delegation.Secret
-		if cl.SecretHash != "" {
+		dc := delegation.Client{
+			ID: cl.ID, Grants: cl.Grants, Scopes: cl.Scopes,
+			Audiences: cl.Audiences, Groups: cl.Groups, Role: delegation.Role(cl.Role),
+		}
+		switch {
+		case cl.JWKSFile != "":
+			raw, err := os.ReadFile(cl.JWKSFile)
+			if err != nil {
+				return sc, fmt.Errorf("config: client %s: jwks_file: %w", cl.ID, err)
+			}
+			if dc.Keys, err = tokens.NewSetResolver(raw); err != nil {
+				return sc, fmt.Errorf("config: client %s: jwks_file %s: %w", cl.ID, cl.JWKSFile, err)
+			}
+		case cl.SecretHash != "":
 			h, err := delegation.ParseBcryptSecret(cl.SecretHash)
 			if err != nil {
 				return sc, err
 			}
-			secret = h
-		} else {
-			secret = delegation.NewPlainSecret(cl.Secret)
-		}
-		dc := delegation.Client{
-			ID: cl.ID, Secret: secret, Grants: cl.Grants, Scopes: cl.Scopes,
-			Audiences: cl.Audiences, Groups: cl.Groups, Role: delegation.Role(cl.Role),
+			dc.Secret = h
+		default:
+			dc.Secret = delegation.NewPlainSecret(cl.Secret)
 		}
 		if e := cl.Ephemeral; e != nil {
 			dc.Ephemeral = &delegation.Ephemeral{Scopes: e.Scopes, Audiences: e.Audiences, Groups: e.Groups}

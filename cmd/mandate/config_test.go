@@ -40,7 +40,7 @@ func TestLoadValidConfig(t *testing.T) {
 	if want := filepath.Join(filepath.Dir(path), "data"); cfg.DataDir != want {
 		t.Errorf("data_dir = %q, want %q (relative to the config file)", cfg.DataDir, want)
 	}
-	if len(cfg.Clients) != 3 || cfg.Clients[0].Groups[0] != "orchestrators" || cfg.Clients[1].Role != "resource_server" {
+	if len(cfg.Clients) != 4 || cfg.Clients[0].Groups[0] != "orchestrators" || cfg.Clients[1].Role != "resource_server" {
 		t.Errorf("clients = %+v", cfg.Clients)
 	}
 	sc, err := cfg.serviceConfig()
@@ -52,6 +52,9 @@ func TestLoadValidConfig(t *testing.T) {
 	}
 	if !sc.Clients[0].Secret.Check("test-secret") || sc.Clients[0].Secret.Check("wrong") {
 		t.Error("secret hash not wired")
+	}
+	if k := sc.Clients[2]; k.Secret != nil || k.Keys == nil {
+		t.Errorf("keyed client: secret %v keys %v (jwks_file relative to the config file)", k.Secret, k.Keys)
 	}
 }
 
@@ -118,6 +121,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"duplicate client", client + "  - id: orchestrator\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[1]"},
 		{"not a bcrypt hash", "clients:\n  - id: a\n    secret_hash: sha256:abc\n    grants: [client_credentials]\n", "clients[0] (a).secret_hash"},
 		{"no secret", "clients:\n  - id: a\n    grants: [client_credentials]\n", "clients[0] (a).secret_hash"},
+		{"secret and keys", "clients:\n  - id: a\n    jwks_file: k.json\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[0] (a): set one of"},
 		{"both secrets", "clients:\n  - id: a\n    secret: x\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[0] (a)"},
 		{"unknown grant", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [password]\n", "clients[0] (a).grants"},
 		{"unknown role", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    role: root\n", "clients[0] (a).role"},
@@ -140,6 +144,15 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 			}
 		})
 	}
+	t.Run("missing client jwks file", func(t *testing.T) {
+		cfg, _, err := loadConfig(writeConfig(t, client+"  - id: k\n    jwks_file: missing.json\n    grants: [client_credentials]\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cfg.serviceConfig(); err == nil || !strings.Contains(err.Error(), "client k: jwks_file") {
+			t.Errorf("err = %v", err)
+		}
+	})
 	t.Run("missing jwks file", func(t *testing.T) {
 		cfg, _, err := loadConfig(writeConfig(t, client+"trusted_issuers:\n  - issuer: https://idp.example\n    jwks_file: missing.json\n"), nil)
 		if err != nil {

@@ -66,6 +66,9 @@ type Client struct {
 	Groups    []string
 	Role      delegation.Role
 	Ephemeral *delegation.Ephemeral
+	// JWKS, when set, registers the client for private_key_jwt with these
+	// public keys instead of a secret.
+	JWKS []byte
 }
 
 // Secret is the client secret the harness registers for id.
@@ -165,12 +168,22 @@ func New(t testing.TB, opts Options) *Env {
 		FeedPageSize: opts.FeedPageSize, Policy: opts.Policy, Deviation: opts.Deviation,
 	}
 	for _, c := range opts.Clients {
-		h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
+		dc := delegation.Client{ID: c.ID,
+			Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: c.Role, Ephemeral: c.Ephemeral}
+		if c.JWKS != nil {
+			keys, err := tokens.NewSetResolver(c.JWKS)
+			if err != nil {
+				t.Fatalf("client %s: %v", c.ID, err)
+			}
+			dc.Keys = keys
+		} else {
+			h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dc.Secret = delegation.BcryptSecret(h)
 		}
-		cfg.Clients = append(cfg.Clients, delegation.Client{ID: c.ID, Secret: delegation.BcryptSecret(h),
-			Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: c.Role, Ephemeral: c.Ephemeral})
+		cfg.Clients = append(cfg.Clients, dc)
 	}
 	svc, err := delegation.New(cfg, keys, db)
 	if err != nil {

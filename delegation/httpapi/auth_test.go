@@ -25,7 +25,7 @@ func TestMetadataAdvertisesEveryEndpoint(t *testing.T) {
 		t.Errorf("issuer = %v, want %s", env.Metadata["issuer"], env.URL)
 	}
 	methods := env.Metadata["token_endpoint_auth_methods_supported"].([]any)
-	if len(methods) != 2 || methods[0] != "client_secret_basic" || methods[1] != "client_secret_post" {
+	if len(methods) != 3 || methods[0] != "client_secret_basic" || methods[1] != "client_secret_post" || methods[2] != "private_key_jwt" {
 		t.Errorf("auth methods = %v: only what works may be advertised", methods)
 	}
 	grants := env.Metadata["grant_types_supported"].([]any)

@@ -95,20 +95,24 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 // Metadata returns the RFC 8414 authorization server metadata for issuer.
 func Metadata(issuer string) map[string]any {
 	base := strings.TrimSuffix(issuer, "/")
-	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	algs := []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
 	return map[string]any{
-		"issuer":                                        issuer,
-		"token_endpoint":                                base + PathToken,
-		"jwks_uri":                                      base + PathJWKS,
-		"revocation_endpoint":                           base + PathRevoke,
-		"introspection_endpoint":                        base + PathIntrospect,
-		"revocation_feed_endpoint":                      base + PathFeed,
-		"grant_types_supported":                         []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
-		"token_endpoint_auth_methods_supported":         authMethods,
-		"revocation_endpoint_auth_methods_supported":    authMethods,
-		"introspection_endpoint_auth_methods_supported": authMethods,
-		"response_types_supported":                      []string{},
-		"dpop_signing_alg_values_supported":             []string{"EdDSA", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"},
+		"issuer":                                                   issuer,
+		"token_endpoint":                                           base + PathToken,
+		"jwks_uri":                                                 base + PathJWKS,
+		"revocation_endpoint":                                      base + PathRevoke,
+		"introspection_endpoint":                                   base + PathIntrospect,
+		"revocation_feed_endpoint":                                 base + PathFeed,
+		"grant_types_supported":                                    []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		"token_endpoint_auth_methods_supported":                    authMethods,
+		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"introspection_endpoint_auth_methods_supported":            authMethods,
+		"response_types_supported":                                 []string{},
+		"dpop_signing_alg_values_supported":                        algs,
+		"token_endpoint_auth_signing_alg_values_supported":         algs,
+		"revocation_endpoint_auth_signing_alg_values_supported":    algs,
+		"introspection_endpoint_auth_signing_alg_values_supported": algs,
 	}
 }
 
@@ -134,7 +138,7 @@ func (a *api) getReady(c echo.Context) error {
 var singleParams = []string{
 	"grant_type", "scope", "subject_token", "subject_token_type", "actor_token",
 	"actor_token_type", "requested_token_type", "client_id", "client_secret",
-	"token", "token_type_hint",
+	"token", "token_type_hint", "client_assertion", "client_assertion_type",
 }
 
 func (a *api) postToken(c echo.Context) error {
@@ -264,6 +268,14 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 			return nil, nil, oauth.New(oauth.CodeInvalidRequest, "parameter %q appears more than once", p)
 		}
 	}
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		client, err := a.assertionClient(c, form)
+		if err != nil {
+			a.log.Info("client authentication failed", slog.String("method", "private_key_jwt"), slog.String("client", printable(form.Get("client_id"))), slog.String("remote", c.RealIP()))
+			return nil, nil, err
+		}
+		return form, client, nil
+	}
 	id, secret, err := clientCredentials(c.Request(), form)
 	if err != nil {
 		return nil, nil, err
@@ -274,6 +286,22 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 		return nil, nil, err
 	}
 	return form, client, nil
+}
+
+// assertionClient authenticates a request by private_key_jwt (RFC 7523
+// §2.2): client_assertion_type and client_assertion, and no other method.
+func (a *api) assertionClient(c echo.Context, form url.Values) (*delegation.Client, error) {
+	if c.Request().Header.Get("Authorization") != "" || form.Has("client_secret") {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "use one client authentication method, not both")
+	}
+	if form.Get("client_assertion_type") != delegation.ClientAssertionType {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "client_assertion_type must be %s", delegation.ClientAssertionType)
+	}
+	if form.Get("client_assertion") == "" {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "client_assertion is required with client_assertion_type")
+	}
+	endpoint := strings.TrimSuffix(a.svc.Issuer(), "/") + c.Request().URL.Path
+	return a.svc.AuthenticateAssertion(form.Get("client_assertion"), form.Get("client_id"), endpoint)
 }
 
 // readForm reads an application/x-www-form-urlencoded body of bounded size.

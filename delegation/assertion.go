@@ -1,0 +1,83 @@
+package delegation
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// ClientAssertionType is the client_assertion_type of private_key_jwt
+// client authentication (RFC 7523 §2.2).
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// MaxAssertionLifetime bounds how far in the future a client assertion's exp
+// may be: an assertion is made for one request, and its jti is remembered
+// until exp, so a short bound keeps the replay cache small.
+const MaxAssertionLifetime = 5 * time.Minute
+
+// AuthenticateAssertion checks a private_key_jwt client assertion (RFC 7523):
+// signed by a key in the client's registered JWKS (by kid), iss and sub the
+// client (and the client_id parameter, when sent), aud naming Mandate (its
+// issuer, or endpoint, the URL the request was sent to), live, at most
+// MaxAssertionLifetime ahead, and a jti never seen before. Until the
+// signature verifies every failure is the same invalid_client answer, so
+// the response does not reveal which client ids exist.
+func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string) (*Client, error) {
+	unverified, err := tokens.UnverifiedClaims(assertion)
+	if err != nil || len(assertion) > tokens.MaxTokenSize {
+		return nil, errBadCredentials
+	}
+	id := unverified.Subject
+	if clientID != "" && clientID != id {
+		return nil, errBadCredentials
+	}
+	c, ok := s.clients[id]
+	if !ok || c.Keys == nil {
+		return nil, errBadCredentials
+	}
+	payload, _, err := tokens.Verify(assertion, c.Keys, "")
+	if err != nil {
+		return nil, errBadCredentials
+	}
+	// The client is proven from here: the reasons can be specific.
+	refuse := func(format string, args ...any) (*Client, error) {
+		return nil, oauth.New(oauth.CodeInvalidClient, "client assertion: "+format, args...)
+	}
+	var cl struct {
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Aud tokens.Audience `json:"aud"`
+		Exp *float64        `json:"exp"`
+		Nbf *float64        `json:"nbf"`
+		Iat *float64        `json:"iat"`
+		JTI string          `json:"jti"`
+	}
+	if json.Unmarshal(payload, &cl) != nil {
+		return refuse("claims are malformed")
+	}
+	now := s.now()
+	switch {
+	case cl.Iss != c.ID || cl.Sub != c.ID:
+		return refuse("iss and sub must both be the client id")
+	case !cl.Aud.Contains(s.issuer) && (endpoint == "" || !cl.Aud.Contains(endpoint)):
+		return refuse("aud must name %q", s.issuer)
+	case cl.Exp == nil:
+		return refuse("exp is required")
+	case !unix(*cl.Exp).After(now):
+		return refuse("expired")
+	case unix(*cl.Exp).After(now.Add(MaxAssertionLifetime + ownLeeway)):
+		return refuse("exp is more than %s ahead", MaxAssertionLifetime)
+	case cl.Nbf != nil && unix(*cl.Nbf).After(now.Add(ownLeeway)):
+		return refuse("not valid yet")
+	case cl.Iat != nil && unix(*cl.Iat).After(now.Add(ownLeeway)):
+		return refuse("issued in the future")
+	case cl.JTI == "" || len(cl.JTI) > 256:
+		return refuse("jti is required")
+	}
+	if s.assertions.Seen(c.ID+"\x00"+cl.JTI, unix(*cl.Exp), now) {
+		return refuse("jti %q was already used", printable(cl.JTI))
+	}
+	return c, nil
+}
