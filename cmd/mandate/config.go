@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -31,8 +32,16 @@ type Config struct {
 	Policy         PolicyConfig          `mapstructure:"policy"`
 	Deviation      DeviationConfig       `mapstructure:"deviation"`
 	Audit          AuditConfig           `mapstructure:"audit"`
+	RateLimit      RateLimitConfig       `mapstructure:"rate_limit"`
 	Clients        []ClientConfig        `mapstructure:"clients"`
 	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
+}
+
+// RateLimitConfig bounds each client's request rate (token bucket per
+// client id); per_second 0 turns limiting off.
+type RateLimitConfig struct {
+	PerSecond float64 `mapstructure:"per_second"`
+	Burst     int     `mapstructure:"burst"`
 }
 
 // SigningConfig chooses the token signing algorithm.
@@ -112,6 +121,8 @@ var defaults = map[string]any{
 	"deviation.max_denials": 0,
 	"deviation.window":      "0s",
 	"audit.retention":       "2160h",
+	"rate_limit.per_second": 100,
+	"rate_limit.burst":      200,
 }
 
 // flagKeys maps serve's flags onto config keys.
@@ -248,6 +259,12 @@ func (c *Config) validate(base string) ([]string, error) {
 		return nil, errors.New("config: deviation.window must be a positive duration, such as 1m, when deviation.max_denials is set")
 	case d.MaxDenials == 0 && d.Window != 0:
 		return nil, errors.New("config: deviation.window is set but deviation.max_denials is not: set both (for example max_denials: 5, window: 1m)")
+	}
+	switch r := c.RateLimit; {
+	case r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
+		return nil, errors.New("config: rate_limit.per_second must be a non-negative number (0 turns limiting off)")
+	case r.PerSecond > 0 && r.Burst < 1:
+		return nil, errors.New("config: rate_limit.burst must be at least 1 when rate_limit.per_second is set")
 	}
 	if len(c.Clients) == 0 {
 		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")

@@ -112,6 +112,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad listen", "listen: 8080\n" + client, "listen"},
 		{"ephemeral without exchange", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    ephemeral: {scopes: [x]}\n", "clients[0] (a).ephemeral"},
 		{"ephemeral without scopes", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    ephemeral: {audiences: [x]}\n", "clients[0] (a).ephemeral.scopes"},
+		{"negative rate limit", "rate_limit: {per_second: -1}\n" + client, "rate_limit.per_second"},
+		{"rate limit without burst", "rate_limit: {per_second: 5, burst: 0}\n" + client, "rate_limit.burst"},
 		{"audit retention too short", "audit: {retention: 1h}\n" + client, "audit.retention"},
 		{"deviation without a window", "deviation: {max_denials: 5}\n" + client, "deviation.window"},
 		{"deviation window alone", "deviation: {window: 1m}\n" + client, "deviation.max_denials"},

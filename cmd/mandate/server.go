@@ -98,7 +98,8 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		dir := cfg.Policy.Dir
 		engine.OnReload(func(n int, err error) { svc.AuditPolicyReload(context.Background(), dir, n, err) })
 	}
-	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log})
+	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now,
+		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst}})
 	s := &server{
 		URL: issuer, Addr: ln.Addr().String(), DB: db, Keys: keys, Svc: svc, Policy: engine, stop: stop,
 		http: &http.Server{

@@ -115,6 +115,9 @@ type Options struct {
 	Policy delegation.PolicyEngine
 	// Deviation configures suspension of agents that keep being refused.
 	Deviation delegation.Deviation
+	// RateLimit bounds each client's request rate (off when zero), measured
+	// by the test clock.
+	RateLimit httpapi.RateLimit
 }
 
 // Env is a running test server.
@@ -189,7 +192,8 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("service: %v", err)
 	}
-	ts.Config.Handler = httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: opts.Logger})
+	ts.Config.Handler = httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: opts.Logger,
+		RateLimit: opts.RateLimit, Now: clock.Now})
 	ts.Start()
 	env := &Env{URL: issuer, Dir: opts.Dir, DB: db, Keys: keys, Svc: svc, Clock: clock, Server: ts}
 	t.Cleanup(func() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -52,14 +51,7 @@ const adminClientKey = "mandate.admin"
 // learns anything about tokens.
 func (a *api) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if c.Request().Header.Get("Authorization") == "" {
-			return a.writeError(c, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required"))
-		}
-		id, secret, err := clientCredentials(c.Request(), url.Values{})
-		if err != nil {
-			return a.writeError(c, err)
-		}
-		client, err := a.svc.Authenticate(id, secret)
+		client, err := a.basicClient(c)
 		if err != nil {
 			return a.writeError(c, err)
 		}

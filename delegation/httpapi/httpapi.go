@@ -56,6 +56,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
+	// RateLimit bounds each client's request rate (off when PerSecond is 0).
+	RateLimit RateLimit
+	// Now is the clock rate limits are measured by (time.Now when nil).
+	Now func() time.Time
 }
 
 type api struct {
@@ -63,6 +67,7 @@ type api struct {
 	opts     Options
 	metadata map[string]any
 	log      *slog.Logger
+	limits   *limiters
 }
 
 // New returns an echo server with every Mandate endpoint registered.
@@ -74,7 +79,7 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: svc, opts: opts, log: log, metadata: Metadata(svc.Issuer())}
+	a := &api{svc: svc, opts: opts, log: log, metadata: Metadata(svc.Issuer()), limits: newLimiters(opts.RateLimit, opts.Now)}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -223,14 +228,7 @@ func (a *api) getFeed(c echo.Context) error {
 		}
 		wait = time.Duration(min(n, 3600)) * time.Second
 	}
-	if c.Request().Header.Get("Authorization") == "" {
-		return a.writeError(c, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required"))
-	}
-	id, secret, err := clientCredentials(c.Request(), url.Values{})
-	if err != nil {
-		return a.writeError(c, err)
-	}
-	client, err := a.svc.Authenticate(id, secret)
+	client, err := a.basicClient(c)
 	if err != nil {
 		return a.writeError(c, err)
 	}
@@ -274,7 +272,7 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 			a.log.Info("client authentication failed", slog.String("method", "private_key_jwt"), slog.String("client", printable(form.Get("client_id"))), slog.String("remote", c.RealIP()))
 			return nil, nil, err
 		}
-		return form, client, nil
+		return form, client, a.admit(c, client)
 	}
 	id, secret, err := clientCredentials(c.Request(), form)
 	if err != nil {
@@ -285,7 +283,34 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 		a.log.Info("client authentication failed", slog.String("client", printable(id)), slog.String("remote", c.RealIP()))
 		return nil, nil, err
 	}
-	return form, client, nil
+	return form, client, a.admit(c, client)
+}
+
+// basicClient authenticates a GET by HTTP Basic (it has no body for the
+// other methods) and applies the client's rate limit.
+func (a *api) basicClient(c echo.Context) (*delegation.Client, error) {
+	if c.Request().Header.Get("Authorization") == "" {
+		return nil, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required")
+	}
+	id, secret, err := clientCredentials(c.Request(), url.Values{})
+	if err != nil {
+		return nil, err
+	}
+	client, err := a.svc.Authenticate(id, secret)
+	if err != nil {
+		a.log.Info("client authentication failed", slog.String("client", printable(id)), slog.String("remote", c.RealIP()))
+		return nil, err
+	}
+	return client, a.admit(c, client)
+}
+
+// admit applies an authenticated client's rate limit.
+func (a *api) admit(c echo.Context, client *delegation.Client) error {
+	if d := a.limits.wait(client.ID); d > 0 {
+		a.log.Info("rate limited", slog.String("client", client.ID))
+		return errSlowDown(c, d)
+	}
+	return nil
 }
 
 // assertionClient authenticates a request by private_key_jwt (RFC 7523
