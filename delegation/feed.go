@@ -99,6 +99,8 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		deadline = t.C
+		s.feedWaiters.Add(1)
+		defer s.feedWaiters.Add(-1)
 	}
 	for {
 		woken := s.revoked.wait() // before reading, so no revocation slips between
@@ -130,6 +132,10 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 		}
 	}
 }
+
+// FeedSubscribers is the number of revocation-feed requests open now (long
+// polls waiting for a revocation), for monitoring.
+func (s *Service) FeedSubscribers() int64 { return s.feedWaiters.Load() }
 
 // live keeps the entries whose token expired after cutoff.
 func live(revs []store.Revocation, cutoff time.Time) []FeedEntry {

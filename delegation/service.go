@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -86,6 +87,7 @@ type Service struct {
 	dev          *deviations
 	replay       *tokens.ReplayCache // DPoP proof jtis seen at the token endpoint
 	assertions   *tokens.ReplayCache // private_key_jwt assertion jtis, until their exp
+	feedWaiters  atomic.Int64        // revocation-feed long polls open now
 	revoked      broadcast           // wakes feed long polls
 	closing      chan struct{}       // closed by Close
 	closeOnce    sync.Once

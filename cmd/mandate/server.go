@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/policy"
@@ -98,8 +101,10 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		dir := cfg.Policy.Dir
 		engine.OnReload(func(n int, err error) { svc.AuditPolicyReload(context.Background(), dir, n, err) })
 	}
-	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now,
+	m := newMetrics(db, svc, now)
+	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now, Observe: m.observe,
 		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst}})
+	e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	s := &server{
 		URL: issuer, Addr: ln.Addr().String(), DB: db, Keys: keys, Svc: svc, Policy: engine, stop: stop,
 		http: &http.Server{

@@ -60,6 +60,8 @@ type Options struct {
 	RateLimit RateLimit
 	// Now is the clock rate limits are measured by (time.Now when nil).
 	Now func() time.Time
+	// Observe, when set, is told about every answered request (metrics).
+	Observe func(Observation)
 }
 
 type api struct {
@@ -84,6 +86,9 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = a.handleEchoError
+	if opts.Observe != nil {
+		e.Use(a.observe)
+	}
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
 	e.GET(PathMetadata, a.getMetadata)
 	e.GET(PathJWKS, a.getJWKS)
@@ -261,6 +266,9 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 	if err != nil {
 		return nil, nil, err
 	}
+	if c.Path() == PathToken {
+		c.Set(ctxGrant, grantLabel(form.Get("grant_type")))
+	}
 	for _, p := range singleParams {
 		if len(form[p]) > 1 {
 			return nil, nil, oauth.New(oauth.CodeInvalidRequest, "parameter %q appears more than once", p)
@@ -406,6 +414,7 @@ func (a *api) writeError(c echo.Context, err error) error {
 		}
 		a.log.Error("internal error", attrs...)
 	}
+	c.Set(ctxCode, e.Code)
 	noStore(c)
 	if e.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="mandate"`)
@@ -430,6 +439,7 @@ func (a *api) handleEchoError(err error, c echo.Context) {
 		case http.StatusInternalServerError:
 			code = oauth.CodeServerError
 		}
+		c.Set(ctxCode, code)
 		_ = c.JSON(he.Code, oauth.Response{Error: code, ErrorDescription: http.StatusText(he.Code)})
 		return
 	}

@@ -597,22 +597,37 @@ func (d *DB) RunGC(ctx context.Context, interval time.Duration, now func() time.
 	}
 }
 
-// Stats counts the records of each kind.
+// Stats counts the records of each kind, and the file's size and free pages
+// (which a bounded store reuses instead of growing).
 type Stats struct {
-	Tokens      int
-	Revocations int
+	Tokens      int // token records, expired ones within retention included
+	Unexpired   int // token records whose exp is after now (revoked ones included)
+	Revocations int // revocation entries (kept until their token's exp)
 	Keys        int
+	FileBytes   int64
+	FreePages   int // pages free for reuse, in the file
+	PageSize    int
 }
 
-// Stats returns the current record counts.
-func (d *DB) Stats() (Stats, error) {
+// Stats returns the current record counts; Unexpired is counted from the
+// expiry index, in time proportional to the unexpired records.
+func (d *DB) Stats(now time.Time) (Stats, error) {
 	var s Stats
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		s.Tokens = tx.Bucket(bucketTokens).Stats().KeyN
 		s.Revocations = tx.Bucket(bucketRevocations).Stats().KeyN
 		s.Keys = tx.Bucket(bucketKeys).Stats().KeyN
+		cur := tx.Bucket(bucketTokenExpiry).Cursor()
+		var from [8]byte
+		binary.BigEndian.PutUint64(from[:], uint64(now.Unix()+1))
+		for k, _ := cur.Seek(from[:]); k != nil; k, _ = cur.Next() {
+			s.Unexpired++
+		}
+		s.FileBytes = tx.Size()
 		return nil
 	})
+	st := d.db.Stats()
+	s.FreePages, s.PageSize = st.FreePageN, d.db.Info().PageSize
 	return s, err
 }
 

@@ -92,7 +92,7 @@ func TestRevocationIsOneIdempotentRecord(t *testing.T) {
 	if r, _ := db.FirstRevoked(ctx, "a", "b"); r != nil {
 		t.Errorf("unrevoked reported revoked: %+v", r)
 	}
-	if st, _ := db.Stats(); st.Revocations != 1 {
+	if st, _ := db.Stats(time.Now()); st.Revocations != 1 {
 		t.Errorf("revocations = %d", st.Revocations)
 	}
 }
@@ -153,7 +153,7 @@ func TestGarbageCollection(t *testing.T) {
 	if _, err := db.Token(ctx, "live"); err != nil {
 		t.Error("live record collected")
 	}
-	st, _ := db.Stats()
+	st, _ := db.Stats(time.Now())
 	if st.Tokens != 1 || st.Revocations != 1 {
 		t.Errorf("stats after GC = %+v", st)
 	}
