@@ -197,7 +197,10 @@ func (s *Service) Keys() ([]tokens.KeyInfo, error) {
 // tokens.KeyActivationDelay, and records the rotation in the audit trail.
 func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredKey, error) {
 	ka, ok := s.keys.(KeyAdmin)
-	ks, ok2 := s.store.(tokens.KeyStore)
+	ks, ok2 := s.keyStore, s.keyStore != nil
+	if !ok2 {
+		ks, ok2 = s.store.(tokens.KeyStore)
+	}
 	if !ok || !ok2 {
 		return tokens.StoredKey{}, errNoKeyAdmin
 	}

@@ -66,6 +66,9 @@ type Config struct {
 	// Deviation, when MaxDenials > 0, suspends and revokes agents that keep
 	// being refused.
 	Deviation Deviation
+	// KeyStore is where rotated signing keys are stored: the store itself
+	// when nil, or a tokens.SealedKeyStore over it to keep them encrypted.
+	KeyStore tokens.KeyStore
 }
 
 // Service is the delegation core. It is safe for concurrent use.
@@ -77,6 +80,7 @@ type Service struct {
 	clients      map[string]*Client
 	trusted      map[string]*TrustedIssuer
 	keys         Keys
+	keyStore     tokens.KeyStore // nil: the store, if it is one
 	store        Store
 	policy       PolicyEngine
 	log          *slog.Logger
@@ -129,6 +133,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		clients:      clients,
 		trusted:      map[string]*TrustedIssuer{},
 		keys:         keys,
+		keyStore:     cfg.KeyStore,
 		store:        st,
 		policy:       cfg.Policy,
 		log:          cfg.Logger,

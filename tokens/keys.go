@@ -34,9 +34,11 @@ const (
 // until the next key activates, and stays published for the ring's overlap
 // after that, until every token it signed has expired.
 type StoredKey struct {
-	ID          string    `json:"kid"`
-	Alg         string    `json:"alg"`
-	PKCS8       []byte    `json:"pkcs8"`
+	ID    string `json:"kid"`
+	Alg   string `json:"alg"`
+	PKCS8 []byte `json:"pkcs8"`
+	// Sealed: PKCS8 is encrypted under a key-encryption key (SealedKeyStore).
+	Sealed      bool      `json:"sealed,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	ActivatesAt time.Time `json:"activates_at,omitempty"`
 	// Overlap is the ring's overlap when the key was made: it stays published
@@ -358,6 +360,9 @@ func DescribeKeys(stored []StoredKey, overlap time.Duration, now time.Time) []Ke
 }
 
 func loadSigningKey(k StoredKey) (*signingKey, error) {
+	if k.Sealed {
+		return nil, fmt.Errorf("%w: %s (configure the key-encryption key it was sealed with)", ErrKeySealed, k.ID)
+	}
 	raw, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", k.ID, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -47,6 +48,41 @@ type RateLimitConfig struct {
 // SigningConfig chooses the token signing algorithm.
 type SigningConfig struct {
 	Alg string `mapstructure:"alg"`
+	// KEK (base64, best from MANDATE_SIGNING_KEK) or KEKFile (a file only
+	// Mandate's user can read, holding the base64 key) is the 32-byte
+	// key-encryption key signing keys rest under; neither: stored in clear.
+	KEK     string `mapstructure:"kek"`
+	KEKFile string `mapstructure:"kek_file"`
+}
+
+// kek decodes the configured key-encryption key (nil when none is set).
+func (s SigningConfig) kek() ([]byte, error) {
+	text, key := s.KEK, "signing.kek"
+	if s.KEKFile != "" {
+		st, err := os.Stat(s.KEKFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: signing.kek_file: %w", err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("config: signing.kek_file %s is %v: others may read it; run chmod 600 %s", s.KEKFile, st.Mode().Perm(), s.KEKFile)
+		}
+		raw, err := os.ReadFile(s.KEKFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: signing.kek_file: %w", err)
+		}
+		text, key = strings.TrimSpace(string(raw)), "signing.kek_file"
+	}
+	if text == "" {
+		return nil, nil
+	}
+	kek, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		kek, err = base64.RawURLEncoding.DecodeString(text)
+	}
+	if err != nil || len(kek) != tokens.KEKSize {
+		return nil, fmt.Errorf("config: %s must be %d random bytes in base64 (head -c 32 /dev/urandom | base64)", key, tokens.KEKSize)
+	}
+	return kek, nil
 }
 
 // TokensConfig bounds token lifetimes and chain depth.
@@ -113,6 +149,8 @@ var defaults = map[string]any{
 	"listen":                "127.0.0.1:8080",
 	"data_dir":              "./mandate-data",
 	"signing.alg":           tokens.AlgEdDSA,
+	"signing.kek":           "",
+	"signing.kek_file":      "",
 	"tokens.root_ttl":       "15m",
 	"tokens.delegated_ttl":  "5m",
 	"tokens.max_depth":      4,
@@ -229,6 +267,15 @@ func (c *Config) validate(base string) ([]string, error) {
 	}
 	if c.DataDir == "" {
 		return nil, errors.New("config: data_dir is required (the directory of mandate.db)")
+	}
+	if c.Signing.KEK != "" && c.Signing.KEKFile != "" {
+		return nil, errors.New("config: set signing.kek or signing.kek_file, not both")
+	}
+	if base != "" && c.Signing.KEKFile != "" && !filepath.IsAbs(c.Signing.KEKFile) {
+		c.Signing.KEKFile = filepath.Join(base, c.Signing.KEKFile)
+	}
+	if _, err := c.Signing.kek(); err != nil {
+		return nil, err
 	}
 	if c.Signing.Alg != tokens.AlgEdDSA && c.Signing.Alg != tokens.AlgES256 {
 		return nil, fmt.Errorf("config: signing.alg %q is not supported: use %s or %s", c.Signing.Alg, tokens.AlgEdDSA, tokens.AlgES256)

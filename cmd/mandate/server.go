@@ -73,16 +73,35 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		db.Close()
 		return nil, err
 	}
-	keys, err := tokens.OpenKeyRing(ctx, db, tokens.KeyRingOptions{
-		Alg: cfg.Signing.Alg, Overlap: cfg.Tokens.RootTTL + delegation.FeedGrace, Now: now})
+	var ks tokens.KeyStore = db
+	kek, err := cfg.Signing.kek()
 	if err != nil {
 		return fail(err)
+	}
+	var sealed *tokens.SealedKeyStore
+	if kek != nil {
+		if sealed, err = tokens.NewSealedKeyStore(db, kek); err != nil {
+			return fail(err)
+		}
+		ks = sealed
+	}
+	keys, err := tokens.OpenKeyRing(ctx, ks, tokens.KeyRingOptions{
+		Alg: cfg.Signing.Alg, Overlap: cfg.Tokens.RootTTL + delegation.FeedGrace, Now: now})
+	if errors.Is(err, tokens.ErrKeySealed) {
+		return fail(fmt.Errorf("%w: set MANDATE_SIGNING_KEK or signing.kek_file to the key-encryption key this data directory was sealed with", err))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if sealed != nil && len(sealed.Unsealed()) > 0 {
+		log.Warn("signing keys stored in clear before signing.kek was set; rotate (mandate keys rotate) so the signing key is sealed",
+			slog.Any("kids", sealed.Unsealed()))
 	}
 	sc, err := cfg.serviceConfig()
 	if err != nil {
 		return fail(err)
 	}
-	sc.Issuer, sc.Logger, sc.Now = issuer, log, now
+	sc.Issuer, sc.Logger, sc.Now, sc.KeyStore = issuer, log, now, ks
 	var engine *policy.Engine
 	if cfg.Policy.Dir != "" {
 		if engine, err = policy.NewEngine(cfg.Policy.Dir, log); err != nil {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// TestSigningKeysRestSealed: with signing.kek_file, the data file holds no
+// usable private key; serve refuses to start without the KEK (rather than
+// make a new key), starts with it, and keys rotated later are sealed too.
+func TestSigningKeysRestSealed(t *testing.T) {
+	dir := t.TempDir()
+	kekFile := filepath.Join(dir, "kek")
+	if err := os.WriteFile(kekFile, []byte(base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(filepath.Join(dir, "data"))
+	cfg.Signing.KEKFile = kekFile
+	s := start(t, cfg)
+	kid := s.Keys.CurrentKeyID()
+	tok := call(t, s, "/oauth2/token", "orchestrator", url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
+	if _, err := s.Svc.RotateKey(context.Background(), "ops", ""); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := s.DB.SigningKeys(context.Background())
+	for _, k := range stored {
+		if _, err := x509.ParsePKCS8PrivateKey(k.PKCS8); !k.Sealed || err == nil {
+			t.Errorf("key %s stored in clear", k.ID)
+		}
+	}
+	if len(stored) != 2 {
+		t.Fatalf("%d keys stored", len(stored))
+	}
+	s.Shutdown(context.Background())
+
+	plain := *cfg
+	plain.Signing.KEKFile = ""
+	if _, err := startServer(&plain, slog.New(slog.DiscardHandler), nil); !errors.Is(err, tokens.ErrKeySealed) || !strings.Contains(err.Error(), "MANDATE_SIGNING_KEK") {
+		t.Fatalf("start without the KEK: %v", err)
+	}
+	other := plain
+	other.Signing.KEK = base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 32)))
+	if _, err := startServer(&other, slog.New(slog.DiscardHandler), nil); !errors.Is(err, tokens.ErrKeySealed) {
+		t.Fatalf("start with another KEK: %v", err)
+	}
+	s = start(t, cfg)
+	defer s.Shutdown(context.Background())
+	if s.Keys.CurrentKeyID() != kid {
+		t.Errorf("the signing key changed across a sealed restart")
+	}
+	if r := call(t, s, "/oauth2/introspect", "rs", url.Values{"token": {tok}}); r["active"] != true {
+		t.Errorf("a token signed before the restart: %v", r)
+	}
+}
+
+func TestKEKConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	loose := filepath.Join(dir, "loose")
+	os.WriteFile(loose, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 0o644)
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte(base64.StdEncoding.EncodeToString(make([]byte, 16))), 0o600)
+	client := "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n"
+	for name, tt := range map[string]struct{ yaml, want string }{
+		"readable by others": {"signing: {kek_file: " + loose + "}\n" + client, "chmod 600"},
+		"too short":          {"signing: {kek_file: " + short + "}\n" + client, "signing.kek_file must be 32 random bytes"},
+		"not base64":         {"signing: {kek: \"!!\"}\n" + client, "signing.kek must be 32"},
+		"both":               {"signing: {kek: abc, kek_file: " + short + "}\n" + client, "not both"},
+		"missing file":       {"signing: {kek_file: " + filepath.Join(dir, "none") + "}\n" + client, "signing.kek_file"},
+	} {
+		if _, _, err := loadConfig(writeConfig(t, tt.yaml), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

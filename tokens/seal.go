@@ -1,0 +1,86 @@
+package tokens
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+)
+
+// KEKSize is the size of a key-encryption key: AES-256.
+const KEKSize = 32
+
+// ErrKeySealed reports a stored signing key that is encrypted while no
+// key-encryption key is configured (or is not the one it was sealed with).
+var ErrKeySealed = errors.New("signing key is encrypted")
+
+// SealedKeyStore wraps a KeyStore so private keys rest encrypted under a
+// key-encryption key (AES-256-GCM, the key id and algorithm as associated
+// data, so a sealed key cannot be moved to another record). A copy of the
+// data file alone then yields no signing key. Keys stored before sealing
+// was turned on are read as they are and reported by Unsealed.
+type SealedKeyStore struct {
+	inner KeyStore
+	aead  cipher.AEAD
+	plain []string
+}
+
+// NewSealedKeyStore seals inner's keys with kek (KEKSize random bytes).
+func NewSealedKeyStore(inner KeyStore, kek []byte) (*SealedKeyStore, error) {
+	if len(kek) != KEKSize {
+		return nil, fmt.Errorf("key-encryption key must be %d bytes, not %d", KEKSize, len(kek))
+	}
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &SealedKeyStore{inner: inner, aead: aead}, nil
+}
+
+func sealAAD(k StoredKey) []byte { return []byte("mandate signing key\x00" + k.ID + "\x00" + k.Alg) }
+
+// SigningKeys returns every stored key, opened.
+func (s *SealedKeyStore) SigningKeys(ctx context.Context) ([]StoredKey, error) {
+	stored, err := s.inner.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.plain = s.plain[:0]
+	for i, k := range stored {
+		if !k.Sealed {
+			s.plain = append(s.plain, k.ID)
+			continue
+		}
+		n := s.aead.NonceSize()
+		if len(k.PKCS8) < n {
+			return nil, fmt.Errorf("%w: %s: sealed key is truncated", ErrKeySealed, k.ID)
+		}
+		der, err := s.aead.Open(nil, k.PKCS8[:n], k.PKCS8[n:], sealAAD(k))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s does not open with the configured key-encryption key", ErrKeySealed, k.ID)
+		}
+		stored[i].PKCS8, stored[i].Sealed = der, false
+	}
+	return stored, nil
+}
+
+// AddSigningKey seals k and stores it.
+func (s *SealedKeyStore) AddSigningKey(ctx context.Context, k StoredKey) error {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(k.PKCS8)+s.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	k.PKCS8 = s.aead.Seal(nonce, nonce, k.PKCS8, sealAAD(k))
+	k.Sealed = true
+	return s.inner.AddSigningKey(ctx, k)
+}
+
+// Unsealed lists the keys the last SigningKeys found stored in clear (made
+// before sealing was configured): rotate, so new keys are sealed.
+func (s *SealedKeyStore) Unsealed() []string { return append([]string(nil), s.plain...) }
