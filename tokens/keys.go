@@ -131,10 +131,11 @@ type ringKey struct {
 }
 
 type signingKey struct {
-	id   string
-	alg  jwa.SignatureAlgorithm
-	priv crypto.Signer
-	hdrs jws.Headers
+	id     string
+	alg    jwa.SignatureAlgorithm
+	priv   crypto.Signer
+	header string     // the base64url protected header, made once: read-only, shared by every Sign
+	signer jws.Signer // jwx's signer for alg (stateless)
 }
 
 // OpenKeyRing loads the keys in ks. With none, it generates and stores a key
@@ -383,14 +384,19 @@ func loadSigningKey(k StoredKey) (*signingKey, error) {
 	if !algFitsKey(alg, priv.Public()) {
 		return nil, fmt.Errorf("signing key %s: algorithm %s does not fit its key", k.ID, k.Alg)
 	}
-	hdrs := jws.NewHeaders()
-	if err := hdrs.Set(jws.KeyIDKey, k.ID); err != nil {
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{alg.String(), k.ID, TypeAccessToken})
+	if err != nil {
 		return nil, err
 	}
-	if err := hdrs.Set(jws.TypeKey, TypeAccessToken); err != nil {
-		return nil, err
+	signer, err := jws.NewSigner(alg)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
 	}
-	return &signingKey{id: k.ID, alg: alg, priv: priv, hdrs: hdrs}, nil
+	return &signingKey{id: k.ID, alg: alg, priv: priv, header: b64.EncodeToString(header), signer: signer}, nil
 }
 
 // Sign serializes the claims and signs them with the current key, with "kid" and
@@ -404,11 +410,19 @@ func (r *KeyRing) Sign(c *Claims) (string, error) {
 	r.mu.RLock()
 	k := r.current
 	r.mu.RUnlock()
-	out, err := jws.Sign(payload, jws.WithKey(k.alg, k.priv, jws.WithProtectedHeaders(k.hdrs)))
+	// The compact form is assembled here from the key's fixed header: jws.Sign
+	// would write into a shared header object on every call (a data race
+	// under concurrent issuance), and the header never changes anyway.
+	input := make([]byte, 0, len(k.header)+1+b64.EncodedLen(len(payload))+1+b64.EncodedLen(132))
+	input = append(input, k.header...)
+	input = append(input, '.')
+	input = b64.AppendEncode(input, payload)
+	sig, err := k.signer.Sign(input, k.priv)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	return string(out), nil
+	input = append(input, '.')
+	return string(b64.AppendEncode(input, sig)), nil
 }
 
 // Verify checks a Mandate token's signature and type against the ring's keys and

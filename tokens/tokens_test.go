@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -384,5 +385,34 @@ func TestLoweringTheLifetimeDoesNotWithdrawKeysEarly(t *testing.T) {
 	clock = clock.Add(30 * time.Minute)
 	if strings.Contains(string(short.JWKS()), old) {
 		t.Fatal("the retiring key outstayed its own overlap")
+	}
+}
+
+// TestConcurrentSigning: tokens are issued concurrently; under -race this
+// catches shared mutable state in the signing path (jws.Sign once wrote
+// into the key's shared header object on every call).
+func TestConcurrentSigning(t *testing.T) {
+	for _, alg := range []string{tokens.AlgEdDSA, tokens.AlgES256} {
+		r := openRing(t, t.TempDir(), alg)
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for range 8 {
+			wg.Go(func() {
+				for range 8 {
+					tok, err := r.Sign(sampleClaims())
+					if err == nil {
+						_, err = r.Verify(tok)
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("%s: %v", alg, err)
+		}
 	}
 }
