@@ -46,6 +46,9 @@ func BearerToken(r *http.Request) (string, error) {
 // authorization splits the Authorization header into its scheme (Bearer or
 // DPoP, canonical case) and token.
 func authorization(r *http.Request) (string, string, error) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		return "", "", fmt.Errorf("%w: more than one Authorization header", errBadAuthorization)
+	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return "", "", ErrNoToken

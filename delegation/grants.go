@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -259,7 +262,52 @@ func (s *Service) verifyLive(ctx context.Context, token, param string, now time.
 		}
 		return nil, oauth.New(oauth.CodeInvalidRequest, "%s descends from revoked token %s", param, rev.JTI)
 	}
+	// A second lock behind the signature: the token must be the very one
+	// recorded at issuance. A token signed with Mandate's key but not issued
+	// by it (a leaked key, a bug) cannot drop an actor or a revoked ancestor.
+	rec, err := s.store.Token(ctx, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.New(oauth.CodeInvalidRequest, "%s was not issued by this server (no record of %s)", param, c.ID)
+	}
+	if err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not read the token record")
+	}
+	if field := recordMismatch(rec, c); field != "" {
+		s.log.Error("token signed with Mandate's key differs from its issuance record", slog.String("jti", c.ID), slog.String("field", field))
+		return nil, oauth.New(oauth.CodeInvalidRequest, "%s does not match the record of its issuance (%s differs)", param, field)
+	}
 	return c, nil
+}
+
+// recordMismatch names the first claim of c that differs from the record
+// written when it was issued ("" when it is the token issued).
+func recordMismatch(rec *store.TokenRecord, c *tokens.Claims) string {
+	switch {
+	case rec.Holder != c.ClientID:
+		return "client_id"
+	case rec.Subject != c.Subject:
+		return "sub"
+	case !slices.Equal(rec.Lineage, c.Lineage):
+		return "lineage"
+	case !slices.Equal(rec.Act.Path(), c.Act.Path()):
+		return "act"
+	case rec.Scope != c.Scope:
+		return "scope"
+	case !slices.Equal(rec.Audience, []string(c.Audience)):
+		return "aud"
+	case rec.ExpiresAt.Unix() != c.Expiry:
+		return "exp"
+	case rec.JKT != jktOf(c):
+		return "cnf"
+	}
+	return ""
+}
+
+func jktOf(c *tokens.Claims) string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.JKT
 }
 
 // checkClaims applies the issuer, time and structure rules to a verified

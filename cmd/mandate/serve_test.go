@@ -233,3 +233,20 @@ func TestPolicyReloadsAreAudited(t *testing.T) {
 		t.Errorf("reload audit = %v", reloads)
 	}
 }
+
+// TestServeBoundsHeaders: serve's own http.Server answers oversized headers
+// with 431 before any handler runs.
+func TestServeBoundsHeaders(t *testing.T) {
+	s := start(t, testConfig(t.TempDir()))
+	defer s.Shutdown(context.Background())
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr+"/healthz", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 40<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("40 KiB of headers: %d", resp.StatusCode)
+	}
+}

@@ -132,7 +132,7 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 			ReadTimeout:       15 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    32 << 10,
+			MaxHeaderBytes:    httpapi.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		done: make(chan struct{}), gcDone: make(chan struct{}),

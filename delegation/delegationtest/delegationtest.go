@@ -164,6 +164,7 @@ func New(t testing.TB, opts Options) *Env {
 		t.Fatalf("keys: %v", err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
+	ts.Config.MaxHeaderBytes = httpapi.MaxHeaderBytes // as serve sets it
 	issuer := "http://" + ts.Listener.Addr().String()
 	cfg := delegation.Config{
 		Issuer: issuer, RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth,

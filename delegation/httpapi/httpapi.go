@@ -42,6 +42,11 @@ const (
 	PathReady      = "/readyz"
 )
 
+// MaxHeaderBytes is the header limit an http.Server serving this handler
+// should set (serve does): 32 KiB holds two maximum-size tokens; beyond it
+// the server answers 431 before any handler runs.
+const MaxHeaderBytes = 32 << 10
+
 // DefaultMaxBodyBytes bounds a form body (64 KiB: four maximum-size tokens and
 // their parameters fit with room to spare).
 const DefaultMaxBodyBytes = 64 << 10
@@ -363,6 +368,11 @@ func (a *api) readForm(r *http.Request) (url.Values, error) {
 // at all, is invalid_client.
 func clientCredentials(r *http.Request, form url.Values) (id, secret string, err error) {
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	if len(r.Header.Values("Authorization")) > 1 {
+		// RFC 9110 §5.3: one field line; a proxy reading another one than we
+		// do would see another client.
+		return "", "", oauth.New(oauth.CodeInvalidRequest, "more than one Authorization header")
+	}
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
 		if formID == "" {

@@ -73,7 +73,7 @@ func run(log *slog.Logger) error {
 	}
 	defer v.Close()
 
-	srv := &http.Server{Addr: listen, Handler: newAPI(v, md), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: listen, Handler: newAPI(v, md), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 32 << 10}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
