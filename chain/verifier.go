@@ -467,10 +467,10 @@ func (v *Verifier) follow(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		v.refreshStaleKeys(ctx) // before OnSync, so a reported sync includes it
 		if v.cfg.OnSync != nil && !more {
 			v.cfg.OnSync(err)
 		}
-		v.refreshStaleKeys(ctx)
 		pause := time.Duration(0)
 		switch {
 		case err != nil:
