@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -117,17 +119,56 @@ var errBadCredentials = oauth.New(oauth.CodeInvalidClient, "client authenticatio
 
 // Authenticate checks a client id and secret. Every failure (unknown id, wrong
 // secret, empty secret) is the same invalid_client error and takes about the
-// same time.
+// same time. A success is remembered for AuthCacheTTL (as a SHA-256 digest,
+// compared in constant time), so a busy client pays bcrypt once, not per
+// request; a wrong secret always goes to bcrypt.
 func (s *Service) Authenticate(id, secret string) (*Client, error) {
 	c, ok := s.clients[id]
 	if !ok || secret == "" || c.Secret == nil { // a key-only client has no secret to match
 		s.dummy.Check(secret)
 		return nil, errBadCredentials
 	}
+	digest := sha256.Sum256([]byte(secret))
+	now := s.now()
+	if s.authCache.hit(id, digest, now) {
+		return c, nil
+	}
 	if !c.Secret.Check(secret) {
 		return nil, errBadCredentials
 	}
+	s.authCache.put(id, digest, now.Add(AuthCacheTTL))
 	return c, nil
+}
+
+// AuthCacheTTL is how long a verified client secret is remembered.
+const AuthCacheTTL = 5 * time.Minute
+
+// authCache remembers recent successful authentications: one entry per
+// registered client at most, so it is bounded by the registry.
+type authCache struct {
+	mu sync.RWMutex
+	m  map[string]authEntry
+}
+
+type authEntry struct {
+	digest  [sha256.Size]byte
+	expires time.Time
+}
+
+func (a *authCache) hit(id string, digest [sha256.Size]byte, now time.Time) bool {
+	a.mu.RLock()
+	e, ok := a.m[id]
+	a.mu.RUnlock()
+	return ok && now.Before(e.expires) && subtle.ConstantTimeCompare(e.digest[:], digest[:]) == 1
+}
+
+func (a *authCache) put(id string, digest [sha256.Size]byte, expires time.Time) {
+	a.mu.Lock()
+	if a.m == nil {
+		a.m = map[string]authEntry{}
+	}
+	a.m[id] = authEntry{digest, expires}
+	a.mu.Unlock()
 }
 
 // Client returns the registered client with the given id.

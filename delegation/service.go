@@ -86,6 +86,7 @@ type Service struct {
 	log          *slog.Logger
 	now          func() time.Time
 	dummy        Secret
+	authCache    authCache // recent successful secret checks
 	revLog       store.RevocationLog
 	feedPage     int
 	dev          *deviations

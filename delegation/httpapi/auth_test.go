@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
@@ -180,5 +182,29 @@ func TestHealthAndReadiness(t *testing.T) {
 	env.DB.Close()
 	if r := env.Get(t, env.URL+"/readyz"); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("readyz with a closed store: %d", r.Status)
+	}
+}
+
+// TestAuthenticationCacheNeverAdmitsAWrongSecret: a remembered success
+// speeds up the right secret only; a wrong one is refused, before and after
+// the cache entry expires.
+func TestAuthenticationCacheNeverAdmitsAWrongSecret(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	mint := func(secret string) int {
+		req, _ := http.NewRequest(http.MethodPost, env.Endpoint(t, "token_endpoint"), strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", dt.BasicAuth("orchestrator", secret))
+		return env.Do(t, req).Status
+	}
+	right := dt.Secret("orchestrator")
+	for i, tt := range []struct {
+		secret  string
+		advance time.Duration
+		want    int
+	}{{right, 0, 200}, {right, 0, 200}, {"wrong", 0, 401}, {right + "x", 0, 401}, {"", 0, 401}, {right, delegation.AuthCacheTTL, 200}, {"wrong", delegation.AuthCacheTTL, 401}} {
+		env.Clock.Advance(tt.advance)
+		if got := mint(tt.secret); got != tt.want {
+			t.Errorf("step %d: %d, want %d", i, got, tt.want)
+		}
 	}
 }
