@@ -106,7 +106,7 @@ type Verifier struct {
 	lastPrune time.Time                 // guarded by mu
 	lastSync  atomic.Pointer[time.Time] // when the verifier last caught up with the feed; nil = never
 
-	cache  *claimCache
+	cache  *tokens.VerifiedCache[*Chain]
 	replay *tokens.ReplayCache
 	nonces *nonceSource
 	cancel context.CancelFunc
@@ -167,7 +167,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		}
 		cfg.PublicURL = u.Scheme + "://" + u.Host
 	}
-	v := &Verifier{cfg: cfg, revoked: map[string]int64{}, cache: newClaimCache(cfg.CacheSize), done: make(chan struct{}),
+	v := &Verifier{cfg: cfg, revoked: map[string]int64{}, cache: tokens.NewVerifiedCache[*Chain](cfg.CacheSize), done: make(chan struct{}),
 		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize)}
 	if cfg.DPoPNonce {
 		var err error
@@ -227,7 +227,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*Chain, error
 	if err := v.fresh(now); err != nil {
 		return nil, err
 	}
-	if c := v.cache.get(token); c != nil {
+	if c, ok := v.cache.Get(token, now); ok {
 		if err := v.checkLive(c, now); err != nil {
 			return nil, err
 		}
@@ -270,7 +270,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*Chain, error
 	if err := v.checkLive(c, now); err != nil {
 		return nil, err
 	}
-	v.cache.put(token, c, now)
+	v.cache.Put(token, c, c.Expiry.Add(v.cfg.Leeway+time.Second), now)
 	return c, nil
 }
 
@@ -362,7 +362,7 @@ func (v *Verifier) fetchKeys(ctx context.Context) error {
 		return fmt.Errorf("chain: JWKS: %w", err)
 	}
 	if old := v.keys.Swap(r); old != nil && old.Withdrawn(r) {
-		v.cache.clear() // cached chains may have been signed by the withdrawn key
+		v.cache.Clear() // cached chains may have been signed by the withdrawn key
 	}
 	return nil
 }

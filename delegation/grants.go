@@ -245,9 +245,15 @@ func (s *Service) delegate(ctx context.Context, c *Client, req TokenRequest, iss
 // verifyLive verifies a Mandate token presented in a request: signature, type,
 // issuer, time, chain structure, and that neither it nor any ancestor is revoked.
 func (s *Service) verifyLive(ctx context.Context, token, param string, now time.Time) (*tokens.Claims, error) {
-	c, err := s.keys.Verify(token)
-	if err != nil {
-		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "%s is not a valid Mandate token: %v", param, err)
+	// What the signature, the structure and the issuance record proved about
+	// a token does not change; a token shown again skips them. Expiry and
+	// revocation are checked every time.
+	c, seen := s.verified.Get(token, now)
+	if !seen {
+		var err error
+		if c, err = s.keys.Verify(token); err != nil {
+			return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "%s is not a valid Mandate token: %v", param, err)
+		}
 	}
 	if err := s.checkClaims(c, now); err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "%s %v", param, err)
@@ -261,6 +267,9 @@ func (s *Service) verifyLive(ctx context.Context, token, param string, now time.
 			return nil, oauth.New(oauth.CodeInvalidRequest, "%s has been revoked", param)
 		}
 		return nil, oauth.New(oauth.CodeInvalidRequest, "%s descends from revoked token %s", param, rev.JTI)
+	}
+	if seen {
+		return c, nil
 	}
 	// A second lock behind the signature: the token must be the very one
 	// recorded at issuance. A token signed with Mandate's key but not issued
@@ -276,6 +285,7 @@ func (s *Service) verifyLive(ctx context.Context, token, param string, now time.
 		s.log.Error("token signed with Mandate's key differs from its issuance record", slog.String("jti", c.ID), slog.String("field", field))
 		return nil, oauth.New(oauth.CodeInvalidRequest, "%s does not match the record of its issuance (%s differs)", param, field)
 	}
+	s.verified.Put(token, c, time.Unix(c.Expiry, 0), now)
 	return c, nil
 }
 

@@ -90,13 +90,18 @@ type Service struct {
 	revLog       store.RevocationLog
 	feedPage     int
 	dev          *deviations
-	replay       *tokens.ReplayCache // DPoP proof jtis seen at the token endpoint
-	assertions   *tokens.ReplayCache // private_key_jwt assertion jtis, until their exp
-	feedWaiters  atomic.Int64        // revocation-feed long polls open now
-	revoked      broadcast           // wakes feed long polls
-	closing      chan struct{}       // closed by Close
+	replay       *tokens.ReplayCache                   // DPoP proof jtis seen at the token endpoint
+	assertions   *tokens.ReplayCache                   // private_key_jwt assertion jtis, until their exp
+	verified     *tokens.VerifiedCache[*tokens.Claims] // tokens presented before: signature, structure and record checked
+	feedWaiters  atomic.Int64                          // revocation-feed long polls open now
+	revoked      broadcast                             // wakes feed long polls
+	closing      chan struct{}                         // closed by Close
 	closeOnce    sync.Once
 }
+
+// VerifiedCacheSize bounds the tokens the token endpoint remembers as
+// verified (a subject or actor token presented again skips its signature).
+const VerifiedCacheSize = 10000
 
 // Leeway tolerated on "nbf"/"iat" of Mandate's own tokens, and on all times of
 // external tokens, for clock skew between machines.
@@ -144,6 +149,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		dev:          newDeviations(cfg.Deviation),
 		replay:       tokens.NewReplayCache(0),
 		assertions:   tokens.NewReplayCache(0),
+		verified:     tokens.NewVerifiedCache[*tokens.Claims](VerifiedCacheSize),
 		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +42,7 @@ type benchOptions struct {
 	warmup      time.Duration
 	alg         string
 	bcryptCost  int
+	cpuProfile  string // write a CPU profile of the measured phase (this process: the embedded server and the generator)
 }
 
 func newBenchCmd() *cobra.Command {
@@ -83,6 +85,7 @@ latency is what is measured).`,
 	f.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring (not counted)")
 	f.StringVar(&o.alg, "alg", tokens.AlgEdDSA, "the embedded server's signing algorithm")
 	f.IntVar(&o.bcryptCost, "bcrypt-cost", bcrypt.DefaultCost, "bcrypt cost of the embedded server's client secrets")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (go tool pprof)")
 	return cmd
 }
 
@@ -163,7 +166,20 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if o.warmup > 0 {
 		drive(ctx, op, o, o.warmup)
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	res := drive(ctx, op, o, o.duration)
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	res.print(out, o.duration)
 	if rss, err := t.serverRSS(); err == nil {
 		fmt.Fprintf(out, "server RSS   %.1f MB (process_resident_memory_bytes)\n", float64(rss)/(1<<20))
