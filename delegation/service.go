@@ -187,13 +187,25 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 // Issuer is the "iss" of every token this service mints.
 func (s *Service) Issuer() string { return s.issuer }
 
-// newJTI returns 128 random bits, base64url: unique and unguessable.
-func newJTI() (string, error) {
+// jtiEncoding is base64 over 64 unreserved URL characters in ASCII order, so
+// encoded jtis sort as their bytes do; it has no '-' or '.', so a jti never
+// looks like a command-line flag or a JWS.
+var jtiEncoding = base64.NewEncoding("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~").WithPadding(base64.NoPadding)
+
+// newJTI returns 48 bits of milliseconds then 80 random bits (22 URL-safe
+// characters): unique and unguessable, and sorted by issuance, so the token
+// store appends to its last pages instead of dirtying a random page of its
+// B+tree per token (fewer pages written per group commit).
+func newJTI(now time.Time) (string, error) {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
 		return "", fmt.Errorf("random jti: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return jtiEncoding.EncodeToString(b[:]), nil
 }
 
 // TokenResponse is a successful token endpoint answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
@@ -210,7 +222,7 @@ type TokenResponse struct {
 // suspended while its request was in flight (after the deviation revoked what
 // it held), the new token is revoked at once and refused.
 func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims, grant string, issuedType string, policies []string) (*TokenResponse, error) {
-	jti, err := newJTI()
+	jti, err := newJTI(s.now())
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
 	}

@@ -380,3 +380,25 @@ func foreignToken(t *testing.T) string {
 	p := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://evil.example","sub":"orchestrator","client_id":"orchestrator"}`))
 	return h + "." + p + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 64))
 }
+
+// TestJTIsSortByIssuance: jtis are 22 characters of an order-preserving
+// URL-safe alphabet (never a leading '-', never a '.'), unique, and sorted
+// by issuance time, which keeps the store's writes on its last pages.
+func TestJTIsSortByIssuance(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	var jtis []string
+	for range 20 {
+		jtis = append(jtis, env.Claims(t, env.Mint(t, "orchestrator", nil)).ID)
+		env.Clock.Advance(time.Millisecond)
+	}
+	seen := map[string]bool{}
+	for i, j := range jtis {
+		if len(j) != 22 || strings.ContainsAny(j, "-.+/=") || seen[j] {
+			t.Fatalf("jti %q", j)
+		}
+		seen[j] = true
+		if i > 0 && jtis[i-1] >= j {
+			t.Errorf("jti %q issued after %q sorts before it", j, jtis[i-1])
+		}
+	}
+}
