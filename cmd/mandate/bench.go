@@ -181,8 +181,12 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		pprof.StopCPUProfile()
 	}
 	res.print(out, o.duration)
-	if rss, err := t.serverRSS(); err == nil {
-		fmt.Fprintf(out, "server RSS   %.1f MB (process_resident_memory_bytes)\n", float64(rss)/(1<<20))
+	if m, err := t.serverMetrics(); err == nil {
+		fmt.Fprintf(out, "server RSS   %.1f MB (process_resident_memory_bytes)\n", m["process_resident_memory_bytes"]/(1<<20))
+		if live, records := m["mandate_token_records"], m["mandate_audit_records"]; live > 0 && records > 0 {
+			fmt.Fprintf(out, "store        %.1f MB: %.0f token records at %.0f bytes each (record and indexes), %.0f audit records at %.0f bytes each\n",
+				m["mandate_store_file_bytes"]/(1<<20), live, m["mandate_store_token_bytes"]/live, records, m["mandate_store_audit_bytes"]/records)
+		}
 	} else {
 		fmt.Fprintf(out, "server RSS   unknown (%v)\n", err)
 	}
@@ -358,21 +362,28 @@ func (t *benchTarget) post(ctx context.Context, path string, c benchCred, form u
 	return benchReply{body: body}, nil
 }
 
-// serverRSS reads process_resident_memory_bytes from the server's /metrics.
-func (t *benchTarget) serverRSS() (int64, error) {
+// serverMetrics reads the unlabelled gauges of the server's /metrics.
+func (t *benchTarget) serverMetrics() (map[string]float64, error) {
 	resp, err := t.hc.Get(t.base + PathMetrics)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	m := map[string]float64{}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "process_resident_memory_bytes "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f), err
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			m[name] = f
 		}
 	}
-	return 0, errors.New("no process_resident_memory_bytes in /metrics")
+	if _, ok := m["process_resident_memory_bytes"]; !ok {
+		return nil, errors.New("no process_resident_memory_bytes in /metrics")
+	}
+	return m, nil
 }
 
 // benchResult is what one measured phase saw.

@@ -21,6 +21,7 @@ func appendAudit(tx *bbolt.Tx, ev *store.AuditEvent) error {
 		return nil
 	}
 	b := tx.Bucket(bucketAudit)
+	b.FillPercent = appendFill // keys are sequence numbers: always appended
 	meta := tx.Bucket(bucketMeta)
 	seq, err := b.NextSequence()
 	if err != nil {

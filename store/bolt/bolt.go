@@ -49,6 +49,12 @@ var (
 // FileName is the store's file inside the data directory.
 const FileName = "mandate.db"
 
+// appendFill is how full bbolt packs pages of buckets whose keys mostly
+// arrive in order (jtis sort by issuance time; expiry and audit keys by
+// time): an appended key never lands in a page it would have to split, so
+// packing them full (instead of bbolt's half-full default) halves the pages.
+const appendFill = 0.95
+
 // ErrInsecurePermissions reports a data file or directory others can read or write.
 var ErrInsecurePermissions = errors.New("insecure permissions")
 
@@ -209,10 +215,12 @@ func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord, ev *store.Audit
 		return fmt.Errorf("encode token record: %w", err)
 	}
 	return d.db.Batch(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketTokens).Put([]byte(rec.JTI), val); err != nil {
+		tb, eb := tx.Bucket(bucketTokens), tx.Bucket(bucketTokenExpiry)
+		tb.FillPercent, eb.FillPercent = appendFill, appendFill
+		if err := tb.Put([]byte(rec.JTI), val); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTokenExpiry).Put(expiryKey(rec.ExpiresAt, rec.JTI), nil); err != nil {
+		if err := eb.Put(expiryKey(rec.ExpiresAt, rec.JTI), nil); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketHolders).Put(holderKey(rec.Holder, rec.ExpiresAt, rec.JTI), nil); err != nil {
@@ -607,6 +615,13 @@ type Stats struct {
 	FileBytes   int64
 	FreePages   int // pages free for reuse, in the file
 	PageSize    int
+	// TokenBytes is what token records and their indexes occupy (pages
+	// allocated to those buckets); AuditBytes the audit trail's, and
+	// AuditRecords its length: audit is kept for audit.retention, far
+	// longer than tokens live, so the two are reported apart.
+	TokenBytes   int64
+	AuditBytes   int64
+	AuditRecords int
 }
 
 // Stats returns the current record counts; Unexpired is counted from the
@@ -624,6 +639,12 @@ func (d *DB) Stats(now time.Time) (Stats, error) {
 			s.Unexpired++
 		}
 		s.FileBytes = tx.Size()
+		for _, b := range [][]byte{bucketTokens, bucketTokenExpiry, bucketHolders, bucketChildren} {
+			bs := tx.Bucket(b).Stats()
+			s.TokenBytes += int64(bs.LeafAlloc + bs.BranchAlloc)
+		}
+		as := tx.Bucket(bucketAudit).Stats()
+		s.AuditBytes, s.AuditRecords = int64(as.LeafAlloc+as.BranchAlloc), as.KeyN
 		return nil
 	})
 	st := d.db.Stats()
