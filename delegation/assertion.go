@@ -23,8 +23,10 @@ const MaxAssertionLifetime = 5 * time.Minute
 // issuer, or endpoint, the URL the request was sent to), live, at most
 // MaxAssertionLifetime ahead, and a jti never seen before. Until the
 // signature verifies every failure is the same invalid_client answer, so
-// the response does not reveal which client ids exist.
-func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string) (*Client, error) {
+// the response does not reveal which client ids exist. admit, when set, is
+// asked (a rate limit) after the signature verifies and before the jti is
+// recorded, so refused requests spend neither the assertion nor the cache.
+func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, admit func(*Client) error) (*Client, error) {
 	unverified, err := tokens.UnverifiedClaims(assertion)
 	if err != nil || len(assertion) > tokens.MaxTokenSize {
 		return nil, errBadCredentials
@@ -76,8 +78,30 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string) (*
 	case cl.JTI == "" || len(cl.JTI) > 256:
 		return refuse("jti is required")
 	}
-	if s.assertions.Seen(c.ID+"\x00"+cl.JTI, unix(*cl.Exp), now) {
-		return refuse("jti %q was already used", printable(cl.JTI))
+	if admit != nil {
+		if err := admit(c); err != nil {
+			return nil, err
+		}
+	}
+	if s.assertionCache(c.ID).Seen(cl.JTI, unix(*cl.Exp), now) {
+		return refuse("jti %q was already used (or this client's %d recent assertions fill its replay cache)", printable(cl.JTI), assertionCacheSize)
 	}
 	return c, nil
+}
+
+// assertionCacheSize bounds each client's remembered assertion jtis: one
+// client filling its cache refuses only itself.
+const assertionCacheSize = 1 << 16
+
+// assertionCache is client id's replay cache (one per key-authenticated
+// client, so bounded by the registry).
+func (s *Service) assertionCache(id string) *tokens.ReplayCache {
+	s.assertionsMu.Lock()
+	defer s.assertionsMu.Unlock()
+	rc, ok := s.assertions[id]
+	if !ok {
+		rc = tokens.NewReplayCache(assertionCacheSize)
+		s.assertions[id] = rc
+	}
+	return rc
 }

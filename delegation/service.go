@@ -90,8 +90,9 @@ type Service struct {
 	revLog       store.RevocationLog
 	feedPage     int
 	dev          *deviations
-	replay       *tokens.ReplayCache                   // DPoP proof jtis seen at the token endpoint
-	assertions   *tokens.ReplayCache                   // private_key_jwt assertion jtis, until their exp
+	replay       *tokens.ReplayCache            // DPoP proof jtis seen at the token endpoint
+	assertions   map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
+	assertionsMu sync.Mutex
 	verified     *tokens.VerifiedCache[*tokens.Claims] // tokens presented before: signature, structure and record checked
 	feedWaiters  atomic.Int64                          // revocation-feed long polls open now
 	revoked      broadcast                             // wakes feed long polls
@@ -148,7 +149,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		feedPage:     cfg.FeedPageSize,
 		dev:          newDeviations(cfg.Deviation),
 		replay:       tokens.NewReplayCache(0),
-		assertions:   tokens.NewReplayCache(0),
+		assertions:   map[string]*tokens.ReplayCache{},
 		verified:     tokens.NewVerifiedCache[*tokens.Claims](VerifiedCacheSize),
 		closing:      make(chan struct{}),
 	}
@@ -192,12 +193,13 @@ func (s *Service) Issuer() string { return s.issuer }
 // looks like a command-line flag or a JWS.
 var jtiEncoding = base64.NewEncoding("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~").WithPadding(base64.NoPadding)
 
-// newJTI returns 48 bits of milliseconds then 80 random bits (22 URL-safe
-// characters): unique and unguessable, and sorted by issuance, so the token
-// store appends to its last pages instead of dirtying a random page of its
-// B+tree per token (fewer pages written per group commit).
+// newJTI returns 48 bits of milliseconds then 128 random bits (30 URL-safe
+// characters): unique and unguessable as DESIGN.md requires, and sorted by
+// issuance, so the token store appends to its last pages instead of
+// dirtying a random page of its B+tree per token (fewer pages written per
+// group commit).
 func newJTI(now time.Time) (string, error) {
-	var b [16]byte
+	var b [22]byte
 	ms := uint64(now.UnixMilli())
 	for i := range 6 {
 		b[i] = byte(ms >> (40 - 8*i))

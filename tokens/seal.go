@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // KEKSize is the size of a key-encryption key: AES-256.
@@ -24,6 +25,7 @@ var ErrKeySealed = errors.New("signing key is encrypted")
 type SealedKeyStore struct {
 	inner KeyStore
 	aead  cipher.AEAD
+	mu    sync.Mutex
 	plain []string
 }
 
@@ -51,10 +53,15 @@ func (s *SealedKeyStore) SigningKeys(ctx context.Context) ([]StoredKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.plain = s.plain[:0]
+	var plain []string
+	defer func() {
+		s.mu.Lock()
+		s.plain = plain
+		s.mu.Unlock()
+	}()
 	for i, k := range stored {
 		if !k.Sealed {
-			s.plain = append(s.plain, k.ID)
+			plain = append(plain, k.ID)
 			continue
 		}
 		n := s.aead.NonceSize()
@@ -83,4 +90,8 @@ func (s *SealedKeyStore) AddSigningKey(ctx context.Context, k StoredKey) error {
 
 // Unsealed lists the keys the last SigningKeys found stored in clear (made
 // before sealing was configured): rotate, so new keys are sealed.
-func (s *SealedKeyStore) Unsealed() []string { return append([]string(nil), s.plain...) }
+func (s *SealedKeyStore) Unsealed() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.plain...)
+}

@@ -207,6 +207,14 @@ func loadConfig(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 		if v.InConfig("data_dir") && !filepath.IsAbs(cfg.DataDir) {
 			cfg.DataDir = filepath.Join(base, cfg.DataDir)
 		}
+		// Like data_dir: a path from the environment is the working
+		// directory's, one from the file is the file's.
+		if v.InConfig("signing.kek_file") && cfg.Signing.KEKFile != "" && !filepath.IsAbs(cfg.Signing.KEKFile) {
+			cfg.Signing.KEKFile = filepath.Join(base, cfg.Signing.KEKFile)
+		}
+		if v.InConfig("signing.kek") {
+			return nil, nil, errors.New("config: signing.kek must not be written in the config file, which sits next to the data it protects: set MANDATE_SIGNING_KEK, or signing.kek_file naming a file only Mandate's user can read")
+		}
 	}
 	warnings, err := cfg.validate(base)
 	if err != nil {
@@ -270,9 +278,6 @@ func (c *Config) validate(base string) ([]string, error) {
 	}
 	if c.Signing.KEK != "" && c.Signing.KEKFile != "" {
 		return nil, errors.New("config: set signing.kek or signing.kek_file, not both")
-	}
-	if base != "" && c.Signing.KEKFile != "" && !filepath.IsAbs(c.Signing.KEKFile) {
-		c.Signing.KEKFile = filepath.Join(base, c.Signing.KEKFile)
 	}
 	if _, err := c.Signing.kek(); err != nil {
 		return nil, err

@@ -73,12 +73,27 @@ func TestKEKConfigErrors(t *testing.T) {
 	for name, tt := range map[string]struct{ yaml, want string }{
 		"readable by others": {"signing: {kek_file: " + loose + "}\n" + client, "chmod 600"},
 		"too short":          {"signing: {kek_file: " + short + "}\n" + client, "signing.kek_file must be 32 random bytes"},
-		"not base64":         {"signing: {kek: \"!!\"}\n" + client, "signing.kek must be 32"},
-		"both":               {"signing: {kek: abc, kek_file: " + short + "}\n" + client, "not both"},
+		"in the file":        {"signing: {kek: \"" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\"}\n" + client, "MANDATE_SIGNING_KEK"},
 		"missing file":       {"signing: {kek_file: " + filepath.Join(dir, "none") + "}\n" + client, "signing.kek_file"},
 	} {
 		if _, _, err := loadConfig(writeConfig(t, tt.yaml), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestKEKFromTheEnvironment(t *testing.T) {
+	client := "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n"
+	t.Setenv("MANDATE_SIGNING_KEK", "!!")
+	if _, _, err := loadConfig(writeConfig(t, client), nil); err == nil || !strings.Contains(err.Error(), "signing.kek must be 32") {
+		t.Errorf("a malformed KEK in the environment: %v", err)
+	}
+	t.Setenv("MANDATE_SIGNING_KEK", base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	cfg, _, err := loadConfig(writeConfig(t, client), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kek, err := cfg.Signing.kek(); err != nil || len(kek) != 32 {
+		t.Errorf("KEK from the environment: %v", err)
 	}
 }

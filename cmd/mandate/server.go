@@ -94,7 +94,7 @@ func newServer(cfg *Config, ln net.Listener, log *slog.Logger, now func() time.T
 		return fail(err)
 	}
 	if sealed != nil && len(sealed.Unsealed()) > 0 {
-		log.Warn("signing keys stored in clear before signing.kek was set; rotate (mandate keys rotate) so the signing key is sealed",
+		log.Warn("signing keys made before signing.kek was set are stored in clear and stay so; keys made from now on are sealed (mandate keys rotate makes one now)",
 			slog.Any("kids", sealed.Unsealed()))
 	}
 	sc, err := cfg.serviceConfig()

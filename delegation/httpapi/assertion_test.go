@@ -16,6 +16,7 @@ import (
 
 	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
+	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
 
@@ -143,4 +144,29 @@ func TestPrivateKeyJWT(t *testing.T) {
 	// A keyed client has no secret: Basic authentication fails like any other.
 	r = env.Post(t, "token_endpoint", "keyed", url.Values{"grant_type": {oauth.GrantClientCredentials}})
 	expectError(t, r, 401, oauth.CodeInvalidClient)
+}
+
+// TestARateLimitedAssertionIsNotSpent: the rate limit is applied before an
+// assertion's jti is recorded, so a 429 leaves it usable after Retry-After
+// (and refused requests cannot fill the replay cache).
+func TestARateLimitedAssertionIsNotSpent(t *testing.T) {
+	key := newAssertionKey(t, "k1")
+	clients := append(dt.DefaultClients(), dt.Client{ID: "keyed", Grants: dt.Both, Scopes: []string{"db:read:*"}, JWKS: key.jwks})
+	env := dt.New(t, dt.Options{Clients: clients, RateLimit: httpapi.RateLimit{PerSecond: 1, Burst: 1}})
+	now := env.Clock.Now()
+	mint := func(jti string) dt.Response {
+		a := key.sign(t, "k1", map[string]any{"iss": "keyed", "sub": "keyed", "aud": env.URL, "exp": now.Add(time.Minute).Unix(), "jti": jti})
+		return env.Post(t, "token_endpoint", "", url.Values{"grant_type": {oauth.GrantClientCredentials},
+			"client_assertion_type": {delegation.ClientAssertionType}, "client_assertion": {a}})
+	}
+	if r := mint("one"); r.Status != 200 {
+		t.Fatalf("first: %d %s", r.Status, r.Raw)
+	}
+	if r := mint("two"); r.Status != 429 {
+		t.Fatalf("second within the second: %d %s", r.Status, r.Raw)
+	}
+	env.Clock.Advance(time.Second)
+	if r := mint("two"); r.Status != 200 {
+		t.Errorf("the rate-limited assertion after Retry-After: %d %s", r.Status, r.Raw)
+	}
 }

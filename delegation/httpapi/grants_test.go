@@ -381,7 +381,8 @@ func foreignToken(t *testing.T) string {
 	return h + "." + p + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 64))
 }
 
-// TestJTIsSortByIssuance: jtis are 22 characters of an order-preserving
+// TestJTIsSortByIssuance: jtis are 30 characters (48 bits of time, 128
+// random) of an order-preserving
 // URL-safe alphabet (never a leading '-', never a '.'), unique, and sorted
 // by issuance time, which keeps the store's writes on its last pages.
 func TestJTIsSortByIssuance(t *testing.T) {
@@ -393,7 +394,7 @@ func TestJTIsSortByIssuance(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for i, j := range jtis {
-		if len(j) != 22 || strings.ContainsAny(j, "-.+/=") || seen[j] {
+		if len(j) != 30 || strings.ContainsAny(j, "-.+/=") || seen[j] {
 			t.Fatalf("jti %q", j)
 		}
 		seen[j] = true

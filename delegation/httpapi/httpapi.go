@@ -285,7 +285,7 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 			a.log.Info("client authentication failed", slog.String("method", "private_key_jwt"), slog.String("client", printable(form.Get("client_id"))), slog.String("remote", c.RealIP()))
 			return nil, nil, err
 		}
-		return form, client, a.admit(c, client)
+		return form, client, nil // admitted inside, before its jti was spent
 	}
 	id, secret, err := clientCredentials(c.Request(), form)
 	if err != nil {
@@ -339,7 +339,8 @@ func (a *api) assertionClient(c echo.Context, form url.Values) (*delegation.Clie
 		return nil, oauth.New(oauth.CodeInvalidRequest, "client_assertion is required with client_assertion_type")
 	}
 	endpoint := strings.TrimSuffix(a.svc.Issuer(), "/") + c.Request().URL.Path
-	return a.svc.AuthenticateAssertion(form.Get("client_assertion"), form.Get("client_id"), endpoint)
+	return a.svc.AuthenticateAssertion(form.Get("client_assertion"), form.Get("client_id"), endpoint,
+		func(client *delegation.Client) error { return a.admit(c, client) })
 }
 
 // readForm reads an application/x-www-form-urlencoded body of bounded size.
