@@ -144,9 +144,25 @@ func (v *Verifier) Reject(w http.ResponseWriter, err error) {
 	writeJSON(w, status, body)
 }
 
-// challenge builds a WWW-Authenticate value with realm, error, description,
-// scope and the RFC 9728 resource_metadata parameter, as configured.
+// challenge builds the Bearer WWW-Authenticate value with realm, error,
+// description, scope and the RFC 9728 resource_metadata parameter, as
+// configured.
 func (v *Verifier) challenge(code, description, scope string) string {
+	return v.authenticate("Bearer", code, description, "scope", scope, "resource_metadata", v.cfg.ResourceMetadataURL)
+}
+
+// dpopAlgs are the proof algorithms a resource server accepts (RFC 9449 §7.1).
+const dpopAlgs = "EdDSA ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512"
+
+// dpopChallenge is the DPoP-scheme WWW-Authenticate value (RFC 9449 §7.1).
+func (v *Verifier) dpopChallenge(code, description string) string {
+	return v.authenticate("DPoP", code, description, "algs", dpopAlgs)
+}
+
+// authenticate builds one challenge of scheme: realm, then error and its
+// description when code is set, then the extra name/value pairs whose
+// value is set.
+func (v *Verifier) authenticate(scheme, code, description string, extra ...string) string {
 	var parts []string
 	if v.cfg.Realm != "" {
 		parts = append(parts, param("realm", v.cfg.Realm))
@@ -157,35 +173,15 @@ func (v *Verifier) challenge(code, description, scope string) string {
 			parts = append(parts, param("error_description", description))
 		}
 	}
-	if scope != "" {
-		parts = append(parts, param("scope", scope))
-	}
-	if v.cfg.ResourceMetadataURL != "" {
-		parts = append(parts, param("resource_metadata", v.cfg.ResourceMetadataURL))
-	}
-	if len(parts) == 0 {
-		return "Bearer"
-	}
-	return "Bearer " + strings.Join(parts, ", ")
-}
-
-// dpopAlgs are the proof algorithms a resource server accepts (RFC 9449 §7.1).
-const dpopAlgs = "EdDSA ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512"
-
-// dpopChallenge is the DPoP-scheme WWW-Authenticate value (RFC 9449 §7.1).
-func (v *Verifier) dpopChallenge(code, description string) string {
-	parts := []string{}
-	if v.cfg.Realm != "" {
-		parts = append(parts, param("realm", v.cfg.Realm))
-	}
-	if code != "" {
-		parts = append(parts, param("error", code))
-		if description != "" {
-			parts = append(parts, param("error_description", description))
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] != "" {
+			parts = append(parts, param(extra[i], extra[i+1]))
 		}
 	}
-	parts = append(parts, param("algs", dpopAlgs))
-	return "DPoP " + strings.Join(parts, ", ")
+	if len(parts) == 0 {
+		return scheme
+	}
+	return scheme + " " + strings.Join(parts, ", ")
 }
 
 // param renders an auth-param as a quoted string, keeping only the
