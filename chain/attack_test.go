@@ -4,19 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,97 +28,6 @@ import (
 //
 // A row with a gap is a defence this verifier does not have: a mismatch
 // skips the row, saying why, instead of failing.
-
-// atkKeyHost is an attacker's web server: it serves a JWKS with the
-// attacker's key at every path and counts the requests it gets.
-type atkKeyHost struct {
-	url  string
-	hits atomic.Int32
-	priv ed25519.PrivateKey
-	jwk  map[string]any
-}
-
-func newAtkKeyHost(t *testing.T) *atkKeyHost {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &atkKeyHost{priv: priv, jwk: map[string]any{
-		"kty": "OKP", "crv": "Ed25519", "kid": "attacker-key", "alg": "EdDSA", "use": "sig",
-		"x": base64.RawURLEncoding.EncodeToString(pub),
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.hits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{h.jwk}})
-	}))
-	t.Cleanup(srv.Close)
-	h.url = srv.URL
-	return h
-}
-
-// atkJWS assembles a compact JWS from a header, an encoded payload and a
-// signer of the signing input (nil: an empty signature).
-func atkJWS(hdr map[string]any, payload string, sign func([]byte) []byte) string {
-	h, _ := json.Marshal(hdr)
-	input := b64(string(h)) + "." + payload
-	var sig []byte
-	if sign != nil {
-		sig = sign([]byte(input))
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
-func atkEd25519(k ed25519.PrivateKey) func([]byte) []byte {
-	return func(in []byte) []byte { return ed25519.Sign(k, in) }
-}
-
-// atkNonCanonical changes the unused low bits of a signature's last base64url
-// character: lenient decoders read the same bytes, strict ones refuse it.
-func atkNonCanonical(tok string) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	i := strings.IndexByte(alphabet, tok[len(tok)-1])
-	return tok[:len(tok)-1] + string(alphabet[i|1])
-}
-
-// atkTamper edits a token's payload and keeps its original signature.
-func atkTamper(t *testing.T, tok string, edit func(map[string]any)) string {
-	t.Helper()
-	h, p, s := split(tok)
-	raw, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
-	edit(c)
-	raw, _ = json.Marshal(c)
-	return h + "." + base64.RawURLEncoding.EncodeToString(raw) + "." + s
-}
-
-// atkSigningKey is Mandate's own private key, read from the store, to sign
-// headers Mandate never writes over genuine claims.
-func atkSigningKey(t *testing.T, env *dt.Env) ed25519.PrivateKey {
-	t.Helper()
-	keys, err := env.DB.SigningKeys(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if k.ID == env.Keys.CurrentKeyID() {
-			priv, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return priv.(ed25519.PrivateKey)
-		}
-	}
-	t.Fatal("current signing key not in the store")
-	return nil
-}
 
 // atkRevoke revokes tok as client and waits until the verifier has it from the feed.
 func atkRevoke(t *testing.T, r *rig, client, tok string) string {
@@ -155,7 +59,7 @@ func TestAttackVerifier(t *testing.T) {
 	kid := env.Keys.CurrentKeyID()
 	pk, _ := env.Keys.ResolveKey(kid)
 	pub := pk.Key.(ed25519.PublicKey)
-	evil := newAtkKeyHost(t)
+	evil := dt.NewKeyHost(t)
 	h, p, s := split(grand)
 	now := dt.Start
 	forge := func(base string, edit func(*tokens.Claims)) string { return env.Forge(t, base, edit) }
@@ -192,44 +96,44 @@ func TestAttackVerifier(t *testing.T) {
 		gap   string
 	}{
 		// --- signature, algorithm and key confusion ---
-		{name: "alg none, empty signature", token: atkJWS(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, p, nil),
+		{name: "alg none, empty signature", token: dt.JWS(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, p, nil),
 			want: chain.ErrInvalidSignature, frag: badAlg + `: "none"`},
 		{name: "alg none keeping the original signature", token: b64(`{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`) + "." + p + "." + s,
 			want: chain.ErrInvalidSignature, frag: badAlg + `: "none"`},
-		{name: "HS256 keyed with the raw public key", token: atkJWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p, hs256(pub)),
+		{name: "HS256 keyed with the raw public key", token: dt.JWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p, hs256(pub)),
 			want: chain.ErrInvalidSignature, frag: badAlg + `: "HS256"`},
-		{name: "HS256 keyed with the public key's base64url", token: atkJWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p,
+		{name: "HS256 keyed with the public key's base64url", token: dt.JWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p,
 			hs256([]byte(base64.RawURLEncoding.EncodeToString(pub)))),
 			want: chain.ErrInvalidSignature, frag: badAlg + `: "HS256"`},
-		{name: "ES256 claimed for the EdDSA key", token: atkJWS(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, p, atkEd25519(evil.priv)),
+		{name: "ES256 claimed for the EdDSA key", token: dt.JWS(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: "is for EdDSA, token says ES256"},
-		{name: "unknown kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "no-such-key"}, p, atkEd25519(evil.priv)),
+		{name: "unknown kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "no-such-key"}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: noKey + `: kid "no-such-key"`},
-		{name: "no kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, p, atkEd25519(evil.priv)),
+		{name: "no kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: noKey + ": no kid in header"},
-		{name: "jku to the attacker's JWKS, attacker's kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
-			"jku": evil.url + "/jwks.json"}, p, atkEd25519(evil.priv)),
+		{name: "jku to the attacker's JWKS, attacker's kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
+			"jku": evil.URL + "/jwks.json"}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: noKey + `: kid "attacker-key"`},
-		{name: "jku to the attacker's JWKS, Mandate's kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
-			"jku": evil.url + "/jwks.json"}, p, atkEd25519(evil.priv)),
+		{name: "jku to the attacker's JWKS, Mandate's kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
+			"jku": evil.URL + "/jwks.json"}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: "invalid token signature: invalid signature"},
-		{name: "x5u to the attacker's certificate", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
-			"x5u": evil.url + "/cert.pem"}, p, atkEd25519(evil.priv)),
+		{name: "x5u to the attacker's certificate", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
+			"x5u": evil.URL + "/cert.pem"}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: noKey + `: kid "attacker-key"`},
-		{name: "jwk header with the attacker's key and kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
-			"jwk": evil.jwk}, p, atkEd25519(evil.priv)),
+		{name: "jwk header with the attacker's key and kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
+			"jwk": evil.JWK}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: noKey + `: kid "attacker-key"`},
-		{name: "jwk header with the attacker's key under Mandate's kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
-			"jwk": evil.jwk}, p, atkEd25519(evil.priv)),
+		{name: "jwk header with the attacker's key under Mandate's kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
+			"jwk": evil.JWK}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: "invalid token signature: invalid signature"},
-		{name: "jwk header with the attacker's key and no kid", token: atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt",
-			"jwk": evil.jwk}, p, atkEd25519(evil.priv)),
+		{name: "jwk header with the attacker's key and no kid", token: dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt",
+			"jwk": evil.JWK}, p, dt.Ed25519Signer(evil.Priv)),
 			want: chain.ErrInvalidSignature, frag: noKey + ": no kid in header"},
-		{name: "payload changed after signing", token: atkTamper(t, grand, func(c map[string]any) { c["scope"] = "db:*" }),
+		{name: "payload changed after signing", token: dt.Tamper(t, grand, func(c map[string]any) { c["scope"] = "db:*" }),
 			want: chain.ErrInvalidSignature, frag: "invalid token signature: invalid signature"},
 		{name: "signature stripped", token: h + "." + p + ".",
 			want: chain.ErrInvalidSignature, frag: "invalid token signature: invalid signature"},
-		{name: "signature with non-canonical base64", token: atkNonCanonical(grand),
+		{name: "signature with non-canonical base64", token: dt.NonCanonical(grand),
 			want: chain.ErrMalformedToken, frag: "signature is not base64url"},
 		{name: "signature with base64 padding", token: grand + "==",
 			want: chain.ErrMalformedToken, frag: "signature is not base64url"},
@@ -239,23 +143,23 @@ func TestAttackVerifier(t *testing.T) {
 			want: chain.ErrMalformedToken, frag: "not a JWS compact serialization"},
 
 		// --- lineage and act: tampered (original signature) ---
-		{name: "lineage edited, original signature", token: atkTamper(t, grand, func(c map[string]any) { c["lineage"] = []string{rc.ID, "x"} }),
+		{name: "lineage edited, original signature", token: dt.Tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{rc.ID, "x"} }),
 			want: chain.ErrInvalidSignature},
-		{name: "lineage truncated, original signature", token: atkTamper(t, grandB, func(c map[string]any) { c["lineage"] = []string{ccB.ID} }),
+		{name: "lineage truncated, original signature", token: dt.Tamper(t, grandB, func(c map[string]any) { c["lineage"] = []string{ccB.ID} }),
 			want: chain.ErrInvalidSignature},
-		{name: "lineage reordered, original signature", token: atkTamper(t, grand, func(c map[string]any) { c["lineage"] = []string{cc.ID, rc.ID} }),
+		{name: "lineage reordered, original signature", token: dt.Tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{cc.ID, rc.ID} }),
 			want: chain.ErrInvalidSignature},
-		{name: "lineage grafted from another task, original signature", token: atkTamper(t, grandB, func(c map[string]any) { c["lineage"] = []string{rc.ID, cc.ID} }),
+		{name: "lineage grafted from another task, original signature", token: dt.Tamper(t, grandB, func(c map[string]any) { c["lineage"] = []string{rc.ID, cc.ID} }),
 			want: chain.ErrInvalidSignature},
-		{name: "act edited, original signature", token: atkTamper(t, grand, func(c map[string]any) {
+		{name: "act edited, original signature", token: dt.Tamper(t, grand, func(c map[string]any) {
 			c["act"] = map[string]any{"sub": "db-agent", "act": map[string]any{"sub": "orchestrator"}}
 		}), want: chain.ErrInvalidSignature},
-		{name: "act truncated, original signature", token: atkTamper(t, grand, func(c map[string]any) { c["act"] = map[string]any{"sub": "db-agent"} }),
+		{name: "act truncated, original signature", token: dt.Tamper(t, grand, func(c map[string]any) { c["act"] = map[string]any{"sub": "db-agent"} }),
 			want: chain.ErrInvalidSignature},
-		{name: "act reordered, original signature", token: atkTamper(t, grand, func(c map[string]any) {
+		{name: "act reordered, original signature", token: dt.Tamper(t, grand, func(c map[string]any) {
 			c["act"] = map[string]any{"sub": "researcher", "act": map[string]any{"sub": "db-agent"}}
 		}), want: chain.ErrInvalidSignature},
-		{name: "act dropped, original signature", token: atkTamper(t, grand, func(c map[string]any) { delete(c, "act") }),
+		{name: "act dropped, original signature", token: dt.Tamper(t, grand, func(c map[string]any) { delete(c, "act") }),
 			want: chain.ErrInvalidSignature},
 
 		// --- lineage and act: correctly signed but inconsistent (Forge) ---
@@ -376,14 +280,14 @@ func TestAttackVerifier(t *testing.T) {
 	}
 
 	t.Run("a genuine token with jku, x5u and jwk headers is verified by kid", func(t *testing.T) {
-		tok := atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
-			"jku": evil.url + "/jwks.json", "x5u": evil.url + "/cert.pem", "jwk": evil.jwk}, p, atkEd25519(atkSigningKey(t, env)))
+		tok := dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
+			"jku": evil.URL + "/jwks.json", "x5u": evil.URL + "/cert.pem", "jwk": evil.JWK}, p, dt.Ed25519Signer(env.SigningKey(t)))
 		if _, err := r.v.Verify(context.Background(), tok); err != nil {
 			t.Fatalf("genuine claims and signature under extra key headers: %v", err)
 		}
 	})
 	t.Run("headers pointing at keys are never fetched", func(t *testing.T) {
-		if n := evil.hits.Load(); n != 0 {
+		if n := evil.Hits.Load(); n != 0 {
 			t.Fatalf("the attacker's key host got %d requests", n)
 		}
 	})

@@ -3,21 +3,16 @@ package httpapi_test
 import (
 	"crypto/ed25519"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,86 +109,12 @@ func atkRaw(env *dt.Env, client string, body io.Reader, mutate func(*http.Reques
 	}
 }
 
-// atkJWS assembles a compact JWS from a header, an encoded payload and a signer
-// of the signing input (nil: an empty signature).
-func atkJWS(hdr map[string]any, payload string, sign func(input []byte) []byte) string {
-	h, _ := json.Marshal(hdr)
-	input := base64.RawURLEncoding.EncodeToString(h) + "." + payload
-	var sig []byte
-	if sign != nil {
-		sig = sign([]byte(input))
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
-func atkEd25519(k ed25519.PrivateKey) func([]byte) []byte {
-	return func(in []byte) []byte { return ed25519.Sign(k, in) }
-}
-
 func atkHMAC(h func() hash.Hash, secret []byte) func([]byte) []byte {
 	return func(in []byte) []byte { m := hmac.New(h, secret); m.Write(in); return m.Sum(nil) }
 }
 
 // atkPayload is the encoded payload of a token.
 func atkPayload(tok string) string { return strings.Split(tok, ".")[1] }
-
-// atkNonCanonical changes the unused low bits of a signature's last base64url
-// character: lenient decoders read the same bytes, strict ones refuse it.
-func atkNonCanonical(tok string) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	i := strings.IndexByte(alphabet, tok[len(tok)-1])
-	return tok[:len(tok)-1] + string(alphabet[i|1])
-}
-
-// atkSigningKey is Mandate's own private key, read from the store, to sign
-// headers Mandate never writes (jku, x5u, jwk) over genuine claims.
-func atkSigningKey(t *testing.T, env *dt.Env) ed25519.PrivateKey {
-	t.Helper()
-	keys, err := env.DB.SigningKeys(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		if k.ID == env.Keys.CurrentKeyID() {
-			priv, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return priv.(ed25519.PrivateKey)
-		}
-	}
-	t.Fatal("current signing key not in the store")
-	return nil
-}
-
-// atkKeyHost is an attacker's web server that serves a JWKS (and anything
-// else) with the attacker's key and counts every request it gets.
-type atkKeyHost struct {
-	url  string
-	hits atomic.Int32
-	priv ed25519.PrivateKey
-	jwk  map[string]any
-}
-
-func newAtkKeyHost(t *testing.T) *atkKeyHost {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &atkKeyHost{priv: priv, jwk: map[string]any{
-		"kty": "OKP", "crv": "Ed25519", "kid": "attacker-key", "alg": "EdDSA", "use": "sig",
-		"x": base64.RawURLEncoding.EncodeToString(pub),
-	}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.hits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{h.jwk}})
-	}))
-	t.Cleanup(srv.Close)
-	h.url = srv.URL
-	return h
-}
 
 // TestAttackTokenEndpoint: every way of getting more out of the token
 // endpoint than a token grants is refused with the code DESIGN.md names.
@@ -217,7 +138,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 	pk, _ := env.Keys.ResolveKey(kid)
 	pub := pk.Key.(ed25519.PublicKey)
 	jwks := env.Get(t, env.Endpoint(t, "jwks_uri")).Raw
-	evil := newAtkKeyHost(t)
+	evil := dt.NewKeyHost(t)
 	p := atkPayload(grand) // db-agent's genuine claims, under forged headers
 	now := dt.Start
 
@@ -255,50 +176,50 @@ func TestAttackTokenEndpoint(t *testing.T) {
 	)
 	rows := []attackRow{
 		// --- signature, algorithm and key confusion ---
-		{name: "alg none, empty signature", do: asDB(atkJWS(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, p, nil)),
+		{name: "alg none, empty signature", do: asDB(dt.JWS(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, p, nil)),
 			status: 400, code: badReq, frag: badAlg + `: "none"`},
-		{name: "alg none keeping the original signature", do: asDB(atkJWS(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, p,
+		{name: "alg none keeping the original signature", do: asDB(dt.JWS(map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}, p,
 			func([]byte) []byte {
 				s, _ := base64.RawURLEncoding.DecodeString(strings.Split(grand, ".")[2])
 				return s
 			})),
 			status: 400, code: badReq, frag: badAlg + `: "none"`},
-		{name: "alg None in another case", do: asDB(atkJWS(map[string]any{"alg": "None", "typ": "at+jwt", "kid": kid}, p, nil)),
+		{name: "alg None in another case", do: asDB(dt.JWS(map[string]any{"alg": "None", "typ": "at+jwt", "kid": kid}, p, nil)),
 			status: 400, code: badReq, frag: badAlg + `: "None"`},
-		{name: "HS256 keyed with the raw public key", do: asDB(atkJWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p, atkHMAC(sha256.New, pub))),
+		{name: "HS256 keyed with the raw public key", do: asDB(dt.JWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p, atkHMAC(sha256.New, pub))),
 			status: 400, code: badReq, frag: badAlg + `: "HS256"`},
-		{name: "HS256 keyed with the published JWKS", do: asDB(atkJWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p, atkHMAC(sha256.New, jwks))),
+		{name: "HS256 keyed with the published JWKS", do: asDB(dt.JWS(map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": kid}, p, atkHMAC(sha256.New, jwks))),
 			status: 400, code: badReq, frag: badAlg + `: "HS256"`},
-		{name: "HS512 keyed with the public key's base64url", do: asDB(atkJWS(map[string]any{"alg": "HS512", "typ": "at+jwt", "kid": kid}, p,
+		{name: "HS512 keyed with the public key's base64url", do: asDB(dt.JWS(map[string]any{"alg": "HS512", "typ": "at+jwt", "kid": kid}, p,
 			atkHMAC(sha512.New, []byte(base64.RawURLEncoding.EncodeToString(pub))))),
 			status: 400, code: badReq, frag: badAlg + `: "HS512"`},
-		{name: "ES256 claimed for the EdDSA key", do: asDB(atkJWS(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, p, atkEd25519(evil.priv))),
+		{name: "ES256 claimed for the EdDSA key", do: asDB(dt.JWS(map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": kid}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: "is for EdDSA, token says ES256"},
-		{name: "unknown kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "no-such-key"}, p, atkEd25519(evil.priv))),
+		{name: "unknown kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "no-such-key"}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: noKey + `: kid "no-such-key"`},
-		{name: "no kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, p, atkEd25519(evil.priv))),
+		{name: "no kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: noKey + ": no kid in header"},
-		{name: "jku to the attacker's JWKS, attacker's kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
-			"jku": evil.url + "/jwks.json"}, p, atkEd25519(evil.priv))),
+		{name: "jku to the attacker's JWKS, attacker's kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
+			"jku": evil.URL + "/jwks.json"}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: noKey + `: kid "attacker-key"`},
-		{name: "jku to the attacker's JWKS, Mandate's kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
-			"jku": evil.url + "/jwks.json"}, p, atkEd25519(evil.priv))),
+		{name: "jku to the attacker's JWKS, Mandate's kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
+			"jku": evil.URL + "/jwks.json"}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: badSig},
-		{name: "x5u to the attacker's certificate", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
-			"x5u": evil.url + "/cert.pem"}, p, atkEd25519(evil.priv))),
+		{name: "x5u to the attacker's certificate", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
+			"x5u": evil.URL + "/cert.pem"}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: noKey + `: kid "attacker-key"`},
-		{name: "jwk header with the attacker's key and kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
-			"jwk": evil.jwk}, p, atkEd25519(evil.priv))),
+		{name: "jwk header with the attacker's key and kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "attacker-key",
+			"jwk": evil.JWK}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: noKey + `: kid "attacker-key"`},
-		{name: "jwk header with the attacker's key under Mandate's kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
-			"jwk": evil.jwk}, p, atkEd25519(evil.priv))),
+		{name: "jwk header with the attacker's key under Mandate's kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
+			"jwk": evil.JWK}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: badSig},
-		{name: "jwk header with the attacker's key and no kid", do: asDB(atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt",
-			"jwk": evil.jwk}, p, atkEd25519(evil.priv))),
+		{name: "jwk header with the attacker's key and no kid", do: asDB(dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt",
+			"jwk": evil.JWK}, p, dt.Ed25519Signer(evil.Priv))),
 			status: 400, code: badReq, frag: noKey + ": no kid in header"},
-		{name: "payload changed after signing", do: asDB(tamper(t, grand, func(c map[string]any) { c["scope"] = "db:*" })),
+		{name: "payload changed after signing", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["scope"] = "db:*" })),
 			status: 400, code: badReq, frag: badSig},
-		{name: "signature with non-canonical base64", do: asDB(atkNonCanonical(grand)),
+		{name: "signature with non-canonical base64", do: asDB(dt.NonCanonical(grand)),
 			status: 400, code: badReq, frag: "signature is not base64url"},
 		{name: "signature stripped", do: asDB(strings.Join(strings.Split(grand, ".")[:2], ".") + "."),
 			status: 400, code: badReq, frag: badSig},
@@ -306,23 +227,23 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			status: 400, code: badReq, frag: "subject_token is malformed: not a JWS compact serialization"},
 
 		// --- lineage and act: tampered (original signature) ---
-		{name: "lineage edited, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{rcB.ID, cc.ID} })),
+		{name: "lineage edited, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{rcB.ID, cc.ID} })),
 			status: 400, code: badReq, frag: badSig},
-		{name: "lineage truncated, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{cc.ID} })),
+		{name: "lineage truncated, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{cc.ID} })),
 			status: 400, code: badReq, frag: badSig},
-		{name: "lineage reordered, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{cc.ID, rc.ID} })),
+		{name: "lineage reordered, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{cc.ID, rc.ID} })),
 			status: 400, code: badReq, frag: badSig},
-		{name: "act edited, original signature", do: asDB(tamper(t, grand, func(c map[string]any) {
+		{name: "act edited, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) {
 			c["act"] = map[string]any{"sub": "db-agent", "act": map[string]any{"sub": "orchestrator"}}
 		})), status: 400, code: badReq, frag: badSig},
-		{name: "act truncated, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { c["act"] = map[string]any{"sub": "db-agent"} })),
+		{name: "act truncated, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["act"] = map[string]any{"sub": "db-agent"} })),
 			status: 400, code: badReq, frag: badSig},
-		{name: "act reordered, original signature", do: asDB(tamper(t, grand, func(c map[string]any) {
+		{name: "act reordered, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) {
 			c["act"] = map[string]any{"sub": "researcher", "act": map[string]any{"sub": "db-agent"}}
 		})), status: 400, code: badReq, frag: badSig},
-		{name: "act dropped, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { delete(c, "act") })),
+		{name: "act dropped, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { delete(c, "act") })),
 			status: 400, code: badReq, frag: badSig},
-		{name: "lineage grafted from another task, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{rcB.ID, ccB.ID} })),
+		{name: "lineage grafted from another task, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["lineage"] = []string{rcB.ID, ccB.ID} })),
 			status: 400, code: badReq, frag: badSig},
 
 		// --- lineage and act: correctly signed but inconsistent (Forge) ---
@@ -378,7 +299,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			status: 400, code: badReq, frag: "is neither Mandate nor a trusted issuer"},
 		{name: "iss missing", do: asDB(forge(grand, func(c *tokens.Claims) { c.Issuer = "" })),
 			status: 400, code: badReq, frag: `subject_token is malformed: no "iss" claim`},
-		{name: "exp extended, original signature", do: asDB(tamper(t, grand, func(c map[string]any) { c["exp"] = now.Add(24 * time.Hour).Unix() })),
+		{name: "exp extended, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["exp"] = now.Add(24 * time.Hour).Unix() })),
 			status: 400, code: badReq, frag: badSig},
 
 		// --- scope widening (the researcher holds db:read:* tools:search) ---
@@ -477,7 +398,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 	runAttacks(t, env, rows)
 
 	t.Run("headers pointing at keys are never fetched", func(t *testing.T) {
-		if n := evil.hits.Load(); n != 0 {
+		if n := evil.Hits.Load(); n != 0 {
 			t.Fatalf("the attacker's key host got %d requests", n)
 		}
 	})
@@ -489,18 +410,18 @@ func TestAttackTokenEndpoint(t *testing.T) {
 func TestAttackHeadersNamingKeysAreIgnored(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	_, _, grand := chainOf(t, env)
-	evil := newAtkKeyHost(t)
-	tok := atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": env.Keys.CurrentKeyID(),
-		"jku": evil.url + "/jwks.json", "x5u": evil.url + "/cert.pem", "jwk": evil.jwk}, atkPayload(grand), atkEd25519(atkSigningKey(t, env)))
+	evil := dt.NewKeyHost(t)
+	tok := dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": env.Keys.CurrentKeyID(),
+		"jku": evil.URL + "/jwks.json", "x5u": evil.URL + "/cert.pem", "jwk": evil.JWK}, atkPayload(grand), dt.Ed25519Signer(env.SigningKey(t)))
 	r := env.Exchange(t, "db-agent", tok, "", nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("a genuine token with extra key headers: %d %s", r.Status, r.Raw)
 	}
 	// The same header over an attacker's signature is refused (the key is Mandate's, by kid).
-	forged := atkJWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": env.Keys.CurrentKeyID(),
-		"jku": evil.url + "/jwks.json", "x5u": evil.url + "/cert.pem", "jwk": evil.jwk}, atkPayload(grand), atkEd25519(evil.priv))
+	forged := dt.JWS(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": env.Keys.CurrentKeyID(),
+		"jku": evil.URL + "/jwks.json", "x5u": evil.URL + "/cert.pem", "jwk": evil.JWK}, atkPayload(grand), dt.Ed25519Signer(evil.Priv))
 	expectError(t, env.Exchange(t, "db-agent", forged, "", nil), 400, oauth.CodeInvalidRequest)
-	if n := evil.hits.Load(); n != 0 {
+	if n := evil.Hits.Load(); n != 0 {
 		t.Fatalf("the key host named in the header got %d requests", n)
 	}
 }

@@ -262,8 +262,8 @@ func TestExchangeRefusals(t *testing.T) {
 	dbID := env.Mint(t, "db-agent", nil)
 	idleID := env.Mint(t, "idle", nil)
 	outsiderRoot := env.Mint(t, "outsider", nil)
-	tampered := tamper(t, child, func(c map[string]any) { c["scope"] = "db:write:*" })
-	withoutAct := tamper(t, grand, func(c map[string]any) { delete(c, "act") })
+	tampered := dt.Tamper(t, child, func(c map[string]any) { c["scope"] = "db:write:*" })
+	withoutAct := dt.Tamper(t, grand, func(c map[string]any) { delete(c, "act") })
 
 	tests := []struct {
 		name    string
@@ -356,21 +356,6 @@ func TestExpiredActorTokenIsRefused(t *testing.T) {
 	root := env.Mint(t, "orchestrator", nil)
 	env.Clock.Advance(5 * time.Minute)
 	expectError(t, env.Exchange(t, "orchestrator", root, actor, nil), 400, oauth.CodeInvalidRequest)
-}
-
-// tamper edits a token's payload and keeps the original signature.
-func tamper(t *testing.T, token string, edit func(map[string]any)) string {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c map[string]any
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
-	edit(c)
-	raw, _ = json.Marshal(c)
-	parts[1] = base64.RawURLEncoding.EncodeToString(raw)
-	return strings.Join(parts, ".")
 }
 
 // foreignToken is a well-formed JWT from an issuer nobody trusts.

@@ -31,7 +31,7 @@ func TestLogsNeverHoldTokensOrSecrets(t *testing.T) {
 	root, child, grand := chainOf(t, env)
 	env.Exchange(t, "db-agent", grand, "", url.Values{"scope": {"db:write:x"}})
 	env.Exchange(t, "outsider", child, "", nil)
-	env.Exchange(t, "researcher", tamper(t, child, func(c map[string]any) { c["scope"] = "*" }), "", nil)
+	env.Exchange(t, "researcher", dt.Tamper(t, child, func(c map[string]any) { c["scope"] = "*" }), "", nil)
 	env.Post(t, "token_endpoint", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {"orchestrator"}, "client_secret": {"guessed-secret"}})
 	revoke(t, env, "orchestrator", root)
 	env.Exchange(t, "db-agent", grand, "", nil)

@@ -174,7 +174,7 @@ func TestIntrospection(t *testing.T) {
 		t.Error("root has an act claim")
 	}
 
-	for name, tok := range map[string]string{"garbage": "x.y.z", "foreign": foreignToken(t), "tampered": tamper(t, grand, func(c map[string]any) { c["scope"] = "*" })} {
+	for name, tok := range map[string]string{"garbage": "x.y.z", "foreign": foreignToken(t), "tampered": dt.Tamper(t, grand, func(c map[string]any) { c["scope"] = "*" })} {
 		if got := introspect(t, env, tok); strings.TrimSpace(string(got.Raw)) != `{"active":false}` {
 			t.Errorf("%s: %s", name, got.Raw)
 		}
