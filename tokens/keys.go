@@ -118,7 +118,8 @@ type KeyRing struct {
 	mu      sync.RWMutex
 	keys    []ringKey // by activation time, oldest first
 	current *signingKey
-	public  map[string]PublicKey // every known key, for verifying our own tokens
+	public  map[string]PublicKey // every stored key
+	inJWKS  map[string]bool      // the kids published now: the only keys our tokens verify with
 	jwks    []byte
 	// nextChange is when the active key or the published set next changes
 	// (Unix nanoseconds; 0 for never), checked without the lock on Sign.
@@ -219,6 +220,7 @@ func (r *KeyRing) recompute(now time.Time) error {
 		}
 	}
 	r.current = nil
+	r.inJWKS = map[string]bool{}
 	var published []StoredKey
 	var pub []PublicKey
 	for i, k := range r.keys {
@@ -244,6 +246,9 @@ func (r *KeyRing) recompute(now time.Time) error {
 			}
 			published, pub = append(published, k.stored), append(pub, r.public[k.stored.ID])
 		}
+	}
+	for _, k := range published {
+		r.inJWKS[k.ID] = true
 	}
 	jwks, err := buildJWKS(published, pub)
 	if err != nil {
@@ -435,10 +440,16 @@ func (r *KeyRing) Verify(token string) (*Claims, error) {
 	return ParseClaims(payload)
 }
 
-// ResolveKey returns the public key with the given kid.
+// ResolveKey returns the public key with the given kid while it is
+// published: a key withdrawn from the JWKS verifies nothing here either, as
+// at every resource server.
 func (r *KeyRing) ResolveKey(kid string) (PublicKey, bool) {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	if !r.inJWKS[kid] {
+		return PublicKey{}, false
+	}
 	k, ok := r.public[kid]
 	return k, ok
 }

@@ -354,6 +354,9 @@ func TestRotationWithOverlap(t *testing.T) {
 	if got := published(); len(got) != 1 || got[0] != nk.ID || status()[old] != "retired" {
 		t.Fatalf("after the overlap: published %v, %v", got, status())
 	}
+	if _, err := r.Verify(oldTok); !errors.Is(err, tokens.ErrUnknownKey) {
+		t.Errorf("a token of the withdrawn key: %v, want ErrUnknownKey", err)
+	}
 	// A restart keeps the schedule.
 	r2, err := tokens.OpenKeyRing(t.Context(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: 16 * time.Minute, Now: func() time.Time { return clock }})
 	if err != nil || r2.CurrentKeyID() != nk.ID || len(r2.Keys()) != 2 {
