@@ -2,6 +2,7 @@ package chain_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,8 +140,12 @@ func TestAStolenBoundTokenIsUselessAtResourceServers(t *testing.T) {
 				{"with a replayed proof", dpopCall{scheme: "DPoP", token: grand, proofs: []string{good}}, `replayed`},
 			}
 			for _, tt := range tests {
-				if a := tt.call.do(t, u); a.status != 401 || !strings.Contains(a.authn, tt.challenge) {
+				a := tt.call.do(t, u)
+				if a.status != 401 || !strings.Contains(a.authn, tt.challenge) {
 					t.Errorf("%s: %d %q", tt.name, a.status, a.authn)
+				}
+				if tt.call.scheme == "DPoP" && !strings.HasPrefix(a.authn, `DPoP realm="db", error="invalid_dpop_proof", error_description=`) {
+					t.Errorf("%s: challenge %q, want invalid_dpop_proof", tt.name, a.authn)
 				}
 			}
 		})
@@ -148,7 +153,7 @@ func TestAStolenBoundTokenIsUselessAtResourceServers(t *testing.T) {
 	// A bearer token presented under the DPoP scheme is refused too.
 	bearer := r.env.Mint(t, "db-agent", url.Values{"audience": {dbAudience}})
 	p, _ := key.Proof("GET", "http://x/orders", bearer, "", now)
-	if _, err := r.v.VerifyDPoP(context.Background(), bearer, p, "GET", "http://x/orders"); err == nil || !strings.Contains(err.Error(), "not bound") {
+	if _, err := r.v.VerifyDPoP(context.Background(), bearer, p, "GET", "http://x/orders"); !errors.Is(err, chain.ErrInvalidDPoPProof) || !strings.Contains(err.Error(), "not bound") {
 		t.Errorf("bearer token under DPoP: %v", err)
 	}
 }

@@ -3,7 +3,9 @@ package httpapi_test
 import (
 	"crypto"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -131,6 +133,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"not valid yet", key.sign(t, "k1", claims(func(c map[string]any) { c["nbf"], c["jti"] = now.Add(time.Minute).Unix(), "b12" })), nil, 401, oauth.CodeInvalidClient, "not valid yet"},
 		{"without jti", key.sign(t, "k1", claims(func(c map[string]any) { delete(c, "jti") })), nil, 401, oauth.CodeInvalidClient, "jti is required"},
 		{"not a JWT", "not-a-jwt", nil, 401, oauth.CodeInvalidClient, "client authentication failed"},
+		{"alg none", dt.JWS(map[string]any{"alg": "none", "kid": "k1"}, strings.Split(key.sign(t, "k1", claims(func(c map[string]any) { c["jti"] = "c1" })), ".")[1], nil),
+			nil, 401, oauth.CodeInvalidClient, "client authentication failed"},
+		{"HS256 keyed with the client's published JWKS", dt.JWS(map[string]any{"alg": "HS256", "kid": "k1"},
+			strings.Split(key.sign(t, "k1", claims(func(c map[string]any) { c["jti"] = "c2" })), ".")[1],
+			func(in []byte) []byte { m := hmac.New(sha256.New, key.jwks); m.Write(in); return m.Sum(nil) }),
+			nil, 401, oauth.CodeInvalidClient, "client authentication failed"},
 		{"a wrong assertion type", key.sign(t, "k1", claims(func(c map[string]any) { c["jti"] = "b13" })), url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:saml2-bearer"}}, 400, oauth.CodeInvalidRequest, "client_assertion_type must be"},
 		{"and a secret too", key.sign(t, "k1", claims(func(c map[string]any) { c["jti"] = "b14" })), url.Values{"client_secret": {"x"}}, 400, oauth.CodeInvalidRequest, "one client authentication method"},
 		{"two assertions", key.sign(t, "k1", claims(func(c map[string]any) { c["jti"] = "b15" })), url.Values{"client_assertion": {"a", "b"}}, 400, oauth.CodeInvalidRequest, "more than once"},

@@ -93,6 +93,12 @@ func TestClientAuthentication(t *testing.T) {
 		{"unknown client", basic("ghost", dt.Secret("ghost")), 401, oauth.CodeInvalidClient},
 		{"empty secret", basic("orchestrator", ""), 401, oauth.CodeInvalidClient},
 		{"no credentials", func(*http.Request) {}, 401, oauth.CodeInvalidClient},
+		{"post with a wrong secret", func(r *http.Request) {
+			withBody(r, url.Values{"grant_type": {oauth.GrantClientCredentials}, "client_id": {"orchestrator"}, "client_secret": {"nope"}})
+		}, 401, oauth.CodeInvalidClient},
+		{"post with another client's secret", func(r *http.Request) {
+			withBody(r, url.Values{"grant_type": {oauth.GrantClientCredentials}, "client_id": {"orchestrator"}, "client_secret": {dt.Secret("researcher")}})
+		}, 401, oauth.CodeInvalidClient},
 		{"post without secret", func(r *http.Request) {
 			withBody(r, url.Values{"grant_type": {oauth.GrantClientCredentials}, "client_id": {"orchestrator"}})
 		}, 401, oauth.CodeInvalidClient},
@@ -206,5 +212,39 @@ func TestAuthenticationCacheNeverAdmitsAWrongSecret(t *testing.T) {
 		if got := mint(tt.secret); got != tt.want {
 			t.Errorf("step %d: %d, want %d", i, got, tt.want)
 		}
+	}
+}
+
+// TestRevocationAndIntrospectionAuthenticateAndTakeOneToken: the other form
+// endpoints refuse wrong credentials with 401 invalid_client and a repeated
+// token parameter with invalid_request, changing nothing.
+func TestRevocationAndIntrospectionAuthenticateAndTakeOneToken(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	tok, other := env.Mint(t, "orchestrator", nil), env.Mint(t, "orchestrator", nil)
+	send := func(endpoint, id, secret string, form url.Values) dt.Response {
+		req, _ := http.NewRequest(http.MethodPost, env.Endpoint(t, endpoint), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", dt.BasicAuth(id, secret))
+		return env.Do(t, req)
+	}
+	for _, tt := range []struct {
+		endpoint, client, secret string
+		form                     url.Values
+		status                   int
+		code                     string
+	}{
+		{"revocation_endpoint", "orchestrator", "nope", url.Values{"token": {tok}}, 401, oauth.CodeInvalidClient},
+		{"introspection_endpoint", "no-grants-rs", "nope", url.Values{"token": {tok}}, 401, oauth.CodeInvalidClient},
+		{"introspection_endpoint", "no-grants-rs", dt.Secret("orchestrator"), url.Values{"token": {tok}}, 401, oauth.CodeInvalidClient},
+		{"revocation_endpoint", "orchestrator", dt.Secret("orchestrator"), url.Values{"token": {tok, other}}, 400, oauth.CodeInvalidRequest},
+		{"introspection_endpoint", "no-grants-rs", dt.Secret("no-grants-rs"), url.Values{"token": {tok, other}}, 400, oauth.CodeInvalidRequest},
+	} {
+		r := send(tt.endpoint, tt.client, tt.secret, tt.form)
+		if r.Status != tt.status || r.Error() != tt.code {
+			t.Errorf("%s as %s with %d tokens: %d %s", tt.endpoint, tt.client, len(tt.form["token"]), r.Status, r.Raw)
+		}
+	}
+	if !active(t, env, tok) || !active(t, env, other) {
+		t.Error("a refused revocation revoked something")
 	}
 }

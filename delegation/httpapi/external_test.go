@@ -3,10 +3,13 @@ package httpapi_test
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +126,10 @@ func TestExternalSubjectRefusals(t *testing.T) {
 	other := newIdP(t) // same kid, different key
 	researcherID := env.Mint(t, "researcher", nil)
 	good := func(m func(map[string]any)) string { return p.sign(t, userToken(dt.Start.Add(time.Hour), m)) }
+	payload := strings.Split(good(nil), ".")[1]
+	hmacWith := func(key []byte) func([]byte) []byte {
+		return func(in []byte) []byte { m := hmac.New(sha256.New, key); m.Write(in); return m.Sum(nil) }
+	}
 	tests := []struct {
 		name    string
 		subject string
@@ -130,6 +137,9 @@ func TestExternalSubjectRefusals(t *testing.T) {
 		extra   url.Values
 		code    string
 	}{
+		{"alg none", dt.JWS(map[string]any{"alg": "none", "kid": p.kid}, payload, nil), "", nil, oauth.CodeInvalidRequest},
+		{"HS256 keyed with the IdP's JWKS", dt.JWS(map[string]any{"alg": "HS256", "kid": p.kid}, payload, hmacWith(p.jwks)), "", nil, oauth.CodeInvalidRequest},
+		{"a kid the trusted issuer does not publish", dt.JWS(map[string]any{"alg": "ES256", "kid": "idp-2"}, payload, nil), "", nil, oauth.CodeInvalidRequest},
 		{"signed by another key", other.sign(t, userToken(dt.Start.Add(time.Hour), nil)), "", nil, oauth.CodeInvalidRequest},
 		{"expired", p.sign(t, userToken(dt.Start.Add(-time.Second), nil)), "", nil, oauth.CodeInvalidRequest},
 		{"wrong audience", good(func(c map[string]any) { c["aud"] = []string{"someone-else"} }), "", nil, oauth.CodeInvalidRequest},
