@@ -3,13 +3,12 @@ package chain
 import (
 	"time"
 
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
-// Chain is a verified token as a resource server sees it: who the work is for,
-// who holds the token, through which agents it came, and what it grants. A
-// Chain returned by the Verifier may be shared between requests: treat it as
-// read-only.
+// Chain is a checked Mandate token as a resource server sees it: who the work
+// is for, who holds the token, through which agents it came, and what it
+// grants. A Chain may be shared between requests: treat it as read-only.
 type Chain struct {
 	// JTI is the token's own id.
 	JTI string
@@ -36,8 +35,8 @@ type Chain struct {
 	JKT string
 }
 
-// newChain builds a Chain from verified claims whose scope already parsed.
-func newChain(c *tokens.Claims, scopes []string) *Chain {
+// newChain builds a Chain from checked claims whose scope already parsed.
+func newChain(c *jwt.Claims, scopes []string) *Chain {
 	lineage := c.Lineage
 	if lineage == nil {
 		lineage = []string{}
@@ -45,16 +44,15 @@ func newChain(c *tokens.Claims, scopes []string) *Chain {
 	return &Chain{
 		JTI: c.ID, Subject: c.Subject, Holder: c.ClientID, Actors: c.Act.Path(),
 		Lineage: lineage, Root: c.Root(), Depth: len(lineage), Scopes: scopes,
-		Audiences: c.Audience, IssuedAt: time.Unix(c.IssuedAt, 0).UTC(), Expiry: time.Unix(c.Expiry, 0).UTC(),
-		JKT: jktOf(c),
+		Audiences: c.Audience, IssuedAt: c.IssuedAt.Time(), Expiry: c.Expiry.Time(),
+		JKT: c.JKT(),
 	}
 }
 
-func jktOf(c *tokens.Claims) string {
-	if c.Cnf == nil {
-		return ""
-	}
-	return c.Cnf.JKT
+// Ancestry is the token's lineage followed by its own jti: every jti whose
+// revocation cuts it off.
+func (c *Chain) Ancestry() []string {
+	return append(c.Lineage[:len(c.Lineage):len(c.Lineage)], c.JTI)
 }
 
 // HasScope reports whether the token grants scope (wildcard-aware: a token

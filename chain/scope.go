@@ -4,15 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // ErrMalformedScope reports a scope string that is not a space-separated list of
 // RFC 6749 §3.3 scope tokens (printable ASCII except space, '"' and '\').
 var ErrMalformedScope = errors.New("malformed scope")
-
-// MaxScopes bounds how many scope tokens one request or token may carry, so a
-// crafted request cannot make coverage checks quadratic in an unbounded input.
-const MaxScopes = 64
 
 // ParseScope splits a space-separated scope string into its tokens, keeping the
 // first occurrence of each. It refuses empty tokens (two spaces in a row, leading
@@ -34,7 +32,7 @@ func ParseScope(s string) ([]string, error) {
 		for i := 0; i < len(p); i++ {
 			c := p[i]
 			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-				return nil, fmt.Errorf("%w: scope %q has a character outside RFC 6749 §3.3", ErrMalformedScope, printable(p))
+				return nil, fmt.Errorf("%w: scope %q has a character outside RFC 6749 §3.3", ErrMalformedScope, jwt.Excerpt(p))
 			}
 		}
 		if !contains(out, p) {
@@ -52,13 +50,25 @@ func FormatScope(scopes []string) string { return strings.Join(scopes, " ") }
 // p ends in ":*" and c starts with p without its "*" ("db:read:*" covers
 // "db:read:orders" and "db:read:*", not "db:write:orders" nor "db:read").
 func Covers(p, c string) bool {
-	if p == c || p == "*" {
+	if p == c {
 		return true
 	}
-	if strings.HasSuffix(p, ":*") {
-		return strings.HasPrefix(c, p[:len(p)-1])
+	prefix, wild := Wildcard(p)
+	return wild && strings.HasPrefix(c, prefix)
+}
+
+// Wildcard is the one reading of a scope's wildcard, which coverage and the
+// policy package's scope patterns share: "*" grants every scope (prefix ""),
+// "a:b:*" every scope that starts with "a:b:" (prefix "a:b:"); any other
+// scope, an inner "*" included, is a literal (wild false).
+func Wildcard(scope string) (prefix string, wild bool) {
+	if scope == "*" {
+		return "", true
 	}
-	return false
+	if p, ok := strings.CutSuffix(scope, ":*"); ok {
+		return p + ":", true
+	}
+	return "", false
 }
 
 // CoveredBy reports whether some scope in set covers c.
@@ -132,12 +142,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// printable quotes at most 64 bytes of s, so an error never carries a huge input.
-func printable(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

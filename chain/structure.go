@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // ErrMalformedChain reports a token whose lineage or actor chain is not one that
@@ -23,7 +23,7 @@ var ErrMalformedChain = errors.New("malformed delegation chain")
 //     adds one link and one ancestor; an external root starts with one link).
 //
 // maxDepth <= 0 skips the depth bound.
-func CheckStructure(c *tokens.Claims, maxDepth int) error {
+func CheckStructure(c *jwt.Claims, maxDepth int) error {
 	if c.ID == "" || c.Subject == "" || c.ClientID == "" {
 		return fmt.Errorf("%w: jti, sub and client_id are required", ErrMalformedChain)
 	}
@@ -48,12 +48,12 @@ func CheckStructure(c *tokens.Claims, maxDepth int) error {
 	}
 	if c.Act == nil {
 		if c.ClientID != c.Subject {
-			return fmt.Errorf("%w: no act claim but holder %q is not the subject", ErrMalformedChain, printable(c.ClientID))
+			return fmt.Errorf("%w: no act claim but holder %q is not the subject", ErrMalformedChain, jwt.Excerpt(c.ClientID))
 		}
 		return nil
 	}
 	if c.Act.Subject != c.ClientID {
-		return fmt.Errorf("%w: current actor %q is not the holder %q", ErrMalformedChain, printable(c.Act.Subject), printable(c.ClientID))
+		return fmt.Errorf("%w: current actor %q is not the holder %q", ErrMalformedChain, jwt.Excerpt(c.Act.Subject), jwt.Excerpt(c.ClientID))
 	}
 	if d := c.Act.Depth(); d > len(c.Lineage)+1 {
 		return fmt.Errorf("%w: %d actors for %d ancestors", ErrMalformedChain, d, len(c.Lineage))

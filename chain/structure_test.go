@@ -4,37 +4,37 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 func TestCheckStructure(t *testing.T) {
-	act := func(subs ...string) *tokens.Actor {
-		var a *tokens.Actor
+	act := func(subs ...string) *jwt.Actor {
+		var a *jwt.Actor
 		for i := len(subs) - 1; i >= 0; i-- {
-			a = &tokens.Actor{Subject: subs[i], Act: a}
+			a = &jwt.Actor{Subject: subs[i], Act: a}
 		}
 		return a
 	}
 	tests := []struct {
 		name string
-		c    tokens.Claims
+		c    jwt.Claims
 		ok   bool
 	}{
-		{"client_credentials root", tokens.Claims{ID: "r", Subject: "o", ClientID: "o"}, true},
-		{"down-scoped root", tokens.Claims{ID: "d", Subject: "o", ClientID: "o", Lineage: []string{"r"}}, true},
-		{"external root", tokens.Claims{ID: "r", Subject: "alice", ClientID: "o", Act: act("o")}, true},
-		{"grandchild", tokens.Claims{ID: "g", Subject: "o", ClientID: "db", Act: act("db", "res"), Lineage: []string{"r", "c"}}, true},
-		{"at max depth", tokens.Claims{ID: "x", Subject: "o", ClientID: "o", Lineage: []string{"1", "2", "3"}}, true},
-		{"beyond max depth", tokens.Claims{ID: "x", Subject: "o", ClientID: "o", Lineage: []string{"1", "2", "3", "4"}}, false},
-		{"missing jti", tokens.Claims{Subject: "o", ClientID: "o"}, false},
-		{"missing sub", tokens.Claims{ID: "r", ClientID: "o"}, false},
-		{"act dropped: holder differs from subject", tokens.Claims{ID: "c", Subject: "o", ClientID: "res", Lineage: []string{"r"}}, false},
-		{"act names another holder", tokens.Claims{ID: "c", Subject: "o", ClientID: "res", Act: act("db"), Lineage: []string{"r"}}, false},
-		{"more actors than ancestors allow", tokens.Claims{ID: "c", Subject: "o", ClientID: "a", Act: act("a", "b", "c"), Lineage: []string{"r"}}, false},
-		{"empty actor", tokens.Claims{ID: "c", Subject: "o", ClientID: "a", Act: act("a", ""), Lineage: []string{"r"}}, false},
-		{"duplicate lineage", tokens.Claims{ID: "c", Subject: "o", ClientID: "o", Lineage: []string{"r", "r"}}, false},
-		{"own jti in lineage", tokens.Claims{ID: "c", Subject: "o", ClientID: "o", Lineage: []string{"c"}}, false},
-		{"empty lineage entry", tokens.Claims{ID: "c", Subject: "o", ClientID: "o", Lineage: []string{""}}, false},
+		{"client_credentials root", jwt.Claims{ID: "r", Subject: "o", ClientID: "o"}, true},
+		{"down-scoped root", jwt.Claims{ID: "d", Subject: "o", ClientID: "o", Lineage: []string{"r"}}, true},
+		{"external root", jwt.Claims{ID: "r", Subject: "alice", ClientID: "o", Act: act("o")}, true},
+		{"grandchild", jwt.Claims{ID: "g", Subject: "o", ClientID: "db", Act: act("db", "res"), Lineage: []string{"r", "c"}}, true},
+		{"at max depth", jwt.Claims{ID: "x", Subject: "o", ClientID: "o", Lineage: []string{"1", "2", "3"}}, true},
+		{"beyond max depth", jwt.Claims{ID: "x", Subject: "o", ClientID: "o", Lineage: []string{"1", "2", "3", "4"}}, false},
+		{"missing jti", jwt.Claims{Subject: "o", ClientID: "o"}, false},
+		{"missing sub", jwt.Claims{ID: "r", ClientID: "o"}, false},
+		{"act dropped: holder differs from subject", jwt.Claims{ID: "c", Subject: "o", ClientID: "res", Lineage: []string{"r"}}, false},
+		{"act names another holder", jwt.Claims{ID: "c", Subject: "o", ClientID: "res", Act: act("db"), Lineage: []string{"r"}}, false},
+		{"more actors than ancestors allow", jwt.Claims{ID: "c", Subject: "o", ClientID: "a", Act: act("a", "b", "c"), Lineage: []string{"r"}}, false},
+		{"empty actor", jwt.Claims{ID: "c", Subject: "o", ClientID: "a", Act: act("a", ""), Lineage: []string{"r"}}, false},
+		{"duplicate lineage", jwt.Claims{ID: "c", Subject: "o", ClientID: "o", Lineage: []string{"r", "r"}}, false},
+		{"own jti in lineage", jwt.Claims{ID: "c", Subject: "o", ClientID: "o", Lineage: []string{"c"}}, false},
+		{"empty lineage entry", jwt.Claims{ID: "c", Subject: "o", ClientID: "o", Lineage: []string{""}}, false},
 	}
 	for _, tt := range tests {
 		err := CheckStructure(&tt.c, 3)

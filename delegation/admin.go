@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
@@ -147,8 +148,8 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 	}
 	slices.SortStableFunc(recs, func(a, b *store.TokenRecord) int { return len(a.Lineage) - len(b.Lineage) })
 	// Verifiers accept a token up to their leeway past exp, so a token that
-	// expired within FeedGrace is still worth revoking.
-	horizon := now.Add(-FeedGrace)
+	// expired within chain.RevocationGrace is still worth revoking.
+	horizon := now.Add(-chain.RevocationGrace)
 	var res RevokeResult
 	for _, rec := range recs {
 		jti := rec.JTI
@@ -163,7 +164,7 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 		if err != nil {
 			return res, err
 		}
-		if _, err := s.revoke(ctx, jti, rec.ExpiresAt, reason, by); err != nil {
+		if _, err := s.recordRevocation(ctx, jti, rec.ExpiresAt, reason, by); err != nil {
 			return res, err
 		}
 		res.Revoked++

@@ -2,10 +2,14 @@ package delegation
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
+
+	"github.com/mandate-auth/mandate/chain"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // ClientAssertionType is the client_assertion_type of private_key_jwt
@@ -26,8 +30,8 @@ const MaxAssertionLifetime = 5 * time.Minute
 // the response does not reveal which client ids exist. admit, when set, is
 // asked (a rate limit) after the signature verifies and before the jti is
 // recorded, so refused requests spend neither the assertion nor the cache.
-func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, admit func(*Client) error) (*Client, error) {
-	unverified, err := tokens.UnverifiedClaims(assertion)
+func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, admit func(*Registration) error) (*Registration, error) {
+	unverified, err := jwt.Unverified(assertion)
 	if err != nil || len(assertion) > tokens.MaxTokenSize {
 		return nil, errBadCredentials
 	}
@@ -44,38 +48,30 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 		return nil, errBadCredentials
 	}
 	// The client is proven from here: the reasons can be specific.
-	refuse := func(format string, args ...any) (*Client, error) {
-		return nil, oauth.New(oauth.CodeInvalidClient, "client assertion: "+format, args...)
+	refuse := func(format string, args ...any) (*Registration, error) {
+		return nil, oauth.New(oauth.CodeInvalidClient, "client assertion "+format, args...)
 	}
 	var cl struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud tokens.Audience `json:"aud"`
-		Exp *float64        `json:"exp"`
-		Nbf *float64        `json:"nbf"`
-		Iat *float64        `json:"iat"`
-		JTI string          `json:"jti"`
+		jwt.Registered
 	}
 	if json.Unmarshal(payload, &cl) != nil {
 		return refuse("claims are malformed")
 	}
 	now := s.now()
-	switch {
-	case cl.Iss != c.ID || cl.Sub != c.ID:
+	if cl.Issuer != c.ID || cl.Subject != c.ID {
 		return refuse("iss and sub must both be the client id")
-	case !cl.Aud.Contains(s.issuer) && (endpoint == "" || !cl.Aud.Contains(endpoint)):
-		return refuse("aud must name %q", s.issuer)
-	case cl.Exp == nil:
-		return refuse("exp is required")
-	case !unix(*cl.Exp).After(now):
-		return refuse("expired")
-	case unix(*cl.Exp).After(now.Add(MaxAssertionLifetime + ownLeeway)):
-		return refuse("exp is more than %s ahead", MaxAssertionLifetime)
-	case cl.Nbf != nil && unix(*cl.Nbf).After(now.Add(ownLeeway)):
-		return refuse("not valid yet")
-	case cl.Iat != nil && unix(*cl.Iat).After(now.Add(ownLeeway)):
-		return refuse("issued in the future")
-	case cl.JTI == "" || len(cl.JTI) > 256:
+	}
+	auds := []string{s.issuer}
+	if endpoint != "" {
+		auds = append(auds, endpoint)
+	}
+	expect := chain.Expect{Audiences: auds, Now: now, Leeway: ownLeeway, MaxLifetime: MaxAssertionLifetime}
+	if err := expect.CheckRegistered(cl.Registered); err != nil {
+		var ce *chain.ClaimError
+		errors.As(err, &ce)
+		return refuse("%s", ce.Phrase())
+	}
+	if cl.ID == "" || len(cl.ID) > 256 {
 		return refuse("jti is required")
 	}
 	if admit != nil {
@@ -83,8 +79,8 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 			return nil, err
 		}
 	}
-	if s.assertionCache(c.ID).Seen(cl.JTI, unix(*cl.Exp), now) {
-		return refuse("jti %q was already used (or this client's %d recent assertions fill its replay cache)", printable(cl.JTI), assertionCacheSize)
+	if s.assertionCache(c.ID).Seen(cl.ID, cl.Expiry.Time(), now) {
+		return refuse("jti %q was already used (or this client's %d recent assertions fill its replay cache)", jwt.Excerpt(cl.ID), assertionCacheSize)
 	}
 	return c, nil
 }

@@ -14,14 +14,14 @@ import (
 // Serial runs pay one group-commit window and fsync per token; parallel runs
 // show group commit sharing them.
 
-func benchEnv(b *testing.B) (*dt.Env, *delegation.Client) {
+func benchEnv(b *testing.B) (*dt.Env, *delegation.Registration) {
 	env := dt.New(b, dt.Options{})
-	c, _ := env.Svc.Client("orchestrator")
+	c, _ := env.Svc.Registration("orchestrator")
 	return env, c
 }
 
 // benchToken runs one token request serially and at parallelism 32.
-func benchToken(b *testing.B, svc *delegation.Service, c *delegation.Client, req delegation.TokenRequest) {
+func benchToken(b *testing.B, svc *delegation.Service, c *delegation.Registration, req delegation.TokenRequest) {
 	b.Run("serial", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := svc.Token(context.Background(), c, req); err != nil {
@@ -59,7 +59,7 @@ func BenchmarkExchange(b *testing.B) {
 
 func BenchmarkIntrospect(b *testing.B) {
 	env, _ := benchEnv(b)
-	rs, _ := env.Svc.Client("no-grants-rs")
+	rs, _ := env.Svc.Registration("no-grants-rs")
 	tok := env.Mint(b, "orchestrator", nil)
 	for b.Loop() {
 		if r, err := env.Svc.Introspect(context.Background(), rs, tok); err != nil || !r.Active {

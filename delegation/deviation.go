@@ -32,7 +32,7 @@ var (
 )
 
 // errSuspended refuses a request from a suspended client.
-func errSuspended(c *Client, until time.Time) error {
+func errSuspended(c *Registration, until time.Time) error {
 	return oauth.New(oauth.CodeInvalidRequest, "client %q is suspended until %s after repeated denied requests", c.ID, until.UTC().Format(time.RFC3339))
 }
 
@@ -101,9 +101,10 @@ func (d *deviations) record(client string, now time.Time) (int, bool) {
 	return len(recent), true
 }
 
-// observe counts a refusal of c's request and, at the threshold, revokes every
-// live token c holds, with the reason recorded on each revocation.
-func (s *Service) observe(ctx context.Context, c *Client, err error) {
+// countDeviation counts a refusal of c's request against c and, at the
+// threshold, suspends c and revokes every live token it holds, with the
+// reason recorded on each revocation.
+func (s *Service) countDeviation(ctx context.Context, c *Registration, err error) {
 	if !countsAsDeviation(err) {
 		return
 	}
@@ -127,7 +128,7 @@ func (s *Service) observe(ctx context.Context, c *Client, err error) {
 	}
 	revoked := 0
 	for _, rec := range held {
-		if _, rerr := s.revoke(ctx, rec.JTI, rec.ExpiresAt, reason, "mandate/deviation"); rerr == nil {
+		if _, rerr := s.recordRevocation(ctx, rec.JTI, rec.ExpiresAt, reason, "mandate/deviation"); rerr == nil {
 			revoked++
 		}
 	}

@@ -3,13 +3,14 @@ package delegation
 import (
 	"encoding/base64"
 	"encoding/json"
-	"math"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // TypeAgent is the "typ" of an ephemeral agent's actor token: a short-lived
@@ -57,7 +58,7 @@ func isEphemeralActorToken(tok string) bool {
 // ephemeralActor checks an ephemeral agent's actor token presented by its
 // owner c, and returns the agent as a holder (ceilinged by c's Ephemeral
 // registration) and its key's thumbprint.
-func (s *Service) ephemeralActor(c *Client, tok string, now time.Time) (*Client, string, error) {
+func (s *Service) ephemeralActor(c *Registration, tok string, now time.Time) (*Registration, string, error) {
 	if c.Ephemeral == nil {
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "client %q may not delegate to ephemeral agents (no ephemeral: in its registration)", c.ID)
 	}
@@ -66,55 +67,36 @@ func (s *Service) ephemeralActor(c *Client, tok string, now time.Time) (*Client,
 		return nil, "", oauth.Wrap(err, oauth.CodeInvalidRequest, "actor_token is not a valid ephemeral agent token: %v", err)
 	}
 	var cl struct {
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Aud tokens.Audience `json:"aud"`
-		Iat *float64        `json:"iat"`
-		Exp *float64        `json:"exp"`
+		jwt.Registered
 	}
-	if err := json.Unmarshal(payload, &cl); err != nil || cl.Iat == nil || cl.Exp == nil {
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token needs iss, sub, aud, iat and exp")
+	if err := json.Unmarshal(payload, &cl); err != nil {
+		return nil, "", oauth.Wrap(err, oauth.CodeInvalidRequest, "ephemeral actor_token claims are malformed")
 	}
-	name, inside := strings.CutPrefix(cl.Sub, c.ID+"/")
+	expect := chain.Expect{Issuer: c.ID, Audiences: []string{s.issuer}, Now: now, Leeway: ownLeeway,
+		MaxLifetime: MaxAgentTokenLifetime, RequireIssuedAt: true}
+	if err := expect.CheckRegistered(cl.Registered); err != nil {
+		return nil, "", claimRefusal("ephemeral actor_token", err)
+	}
+	name, inside := strings.CutPrefix(cl.Subject, c.ID+"/")
 	switch {
-	case cl.Iss != c.ID:
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token was made for another owner, not %q", c.ID)
 	case !inside || !agentName.MatchString(name):
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral agent %q is outside client %q's namespace (%s/<name>, name of letters, digits and ._~-)", printable(cl.Sub), c.ID, c.ID)
-	case s.clients[cl.Sub] != nil:
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "%q is a registered client, not an ephemeral agent", cl.Sub)
-	case !cl.Aud.Contains(s.issuer):
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token's aud must include %q", s.issuer)
+		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral agent %q is outside client %q's namespace (%s/<name>, name of letters, digits and ._~-)", jwt.Excerpt(cl.Subject), c.ID, c.ID)
+	case s.clients[cl.Subject] != nil:
+		return nil, "", oauth.New(oauth.CodeInvalidRequest, "%q is a registered client, not an ephemeral agent", cl.Subject)
 	}
-	iat, exp := floatTime(*cl.Iat), floatTime(*cl.Exp)
-	switch {
-	case !now.Before(exp):
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token has expired")
-	case iat.After(now.Add(ownLeeway)):
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token was issued in the future")
-	case exp.Sub(iat) > MaxAgentTokenLifetime:
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token lives longer than %s", MaxAgentTokenLifetime)
-	}
-	return &Client{ID: cl.Sub, Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups, ephemeral: true}, jkt, nil
-}
-
-func floatTime(f float64) time.Time {
-	if f < 0 || f > 1e11 || math.IsNaN(f) {
-		return time.Unix(0, 0)
-	}
-	return time.Unix(int64(f), 0)
+	return &Registration{ID: cl.Subject, Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups, ephemeral: true}, jkt, nil
 }
 
 // bindTo is the cnf of a token bound to a verified proof's key (nil for none).
-func bindTo(p *tokens.DPoPProof) *tokens.Confirmation {
+func bindTo(p *tokens.DPoPProof) *jwt.Confirmation {
 	if p == nil {
 		return nil
 	}
-	return &tokens.Confirmation{JKT: p.JKT}
+	return &jwt.Confirmation{JKT: p.JKT}
 }
 
 // tokenTypeOf is the token_type a token is used with.
-func tokenTypeOf(c *tokens.Claims) string {
+func tokenTypeOf(c *jwt.Claims) string {
 	if c.Cnf != nil {
 		return "DPoP"
 	}

@@ -9,13 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store"
 )
-
-// FeedGrace keeps a revocation in the feed this long after its token expires,
-// so a verifier that tolerates clock skew (its exp leeway) still learns of it.
-const FeedGrace = time.Minute
 
 // DefaultFeedPageSize bounds the entries of one feed answer (about 370 KB of
 // JSON); a reader with more to catch up on gets More and asks again at once.
@@ -83,7 +80,7 @@ func (s *Service) Close() {
 // beginning with Reset. An answer holds at most Config.FeedPageSize entries. With
 // wait > 0 and nothing new, it holds until a revocation happens, the wait
 // passes (capped at MaxFeedWait), ctx ends, or the service closes.
-func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, wait time.Duration) (*Feed, error) {
+func (s *Service) RevocationFeed(ctx context.Context, c *Registration, since string, wait time.Duration) (*Feed, error) {
 	if !c.CanIntrospect() {
 		return nil, oauth.New(oauth.CodeAccessDenied, "the revocation feed is for resource_server and admin clients")
 	}
@@ -116,7 +113,7 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Client, since string, w
 		if err != nil {
 			return nil, oauth.Wrap(err, oauth.CodeServerError, "could not read the revocation log")
 		}
-		feed := &Feed{Revocations: live(revs, s.now().Add(-FeedGrace)), Cursor: cursor, Reset: !ok, More: next < head}
+		feed := &Feed{Revocations: live(revs, s.now().Add(-chain.RevocationGrace)), Cursor: cursor, Reset: !ok, More: next < head}
 		if !ok || len(feed.Revocations) > 0 || feed.More || deadline == nil {
 			return feed, nil
 		}

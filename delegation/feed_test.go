@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 )
 
 func TestFeedTimesOutEmpty(t *testing.T) {
 	env := dt.New(t, dt.Options{})
-	rs, _ := env.Svc.Client("no-grants-rs")
+	rs, _ := env.Svc.Registration("no-grants-rs")
 	snap, err := env.Svc.RevocationFeed(context.Background(), rs, "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +29,7 @@ func TestFeedTimesOutEmpty(t *testing.T) {
 // outlives them.
 func TestManyLongPollsShareOneWakeup(t *testing.T) {
 	env := dt.New(t, dt.Options{})
-	rs, _ := env.Svc.Client("no-grants-rs")
+	rs, _ := env.Svc.Registration("no-grants-rs")
 	snap, _ := env.Svc.RevocationFeed(context.Background(), rs, "", 0)
 	root := env.Mint(t, "orchestrator", nil)
 	before := runtime.NumGoroutine()
@@ -47,8 +48,8 @@ func TestManyLongPollsShareOneWakeup(t *testing.T) {
 			got <- len(f.Revocations)
 		}()
 	}
-	ops, _ := env.Svc.Client("ops")
-	if _, err := env.Svc.RevokeID(context.Background(), env.Claims(t, root).ID, "test", ops.ID); err != nil {
+	ops, _ := env.Svc.Registration("ops")
+	if _, err := env.Svc.AdminRevoke(context.Background(), ops.ID, delegation.RevokeTarget{JTI: env.Claims(t, root).ID}, "test"); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -65,7 +66,7 @@ func TestManyLongPollsShareOneWakeup(t *testing.T) {
 
 func TestCloseReleasesLongPolls(t *testing.T) {
 	env := dt.New(t, dt.Options{})
-	rs, _ := env.Svc.Client("no-grants-rs")
+	rs, _ := env.Svc.Registration("no-grants-rs")
 	snap, _ := env.Svc.RevocationFeed(context.Background(), rs, "", 0)
 	done := make(chan struct{})
 	go func() {

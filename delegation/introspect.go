@@ -5,25 +5,25 @@ import (
 	"encoding/json"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Introspection is an RFC 7662 response. Inactive tokens carry only Active.
 type Introspection struct {
-	Active    bool                 `json:"active"`
-	Issuer    string               `json:"iss,omitempty"`
-	Subject   string               `json:"sub,omitempty"`
-	Audience  []string             `json:"aud"`
-	ClientID  string               `json:"client_id,omitempty"`
-	Scope     *string              `json:"scope,omitempty"`
-	TokenType string               `json:"token_type,omitempty"`
-	IssuedAt  int64                `json:"iat,omitempty"`
-	NotBefore int64                `json:"nbf,omitempty"`
-	Expiry    int64                `json:"exp,omitempty"`
-	ID        string               `json:"jti,omitempty"`
-	Act       *tokens.Actor        `json:"act,omitempty"`
-	Lineage   []string             `json:"lineage"`
-	Cnf       *tokens.Confirmation `json:"cnf,omitempty"`
+	Active    bool              `json:"active"`
+	Issuer    string            `json:"iss,omitempty"`
+	Subject   string            `json:"sub,omitempty"`
+	Audience  []string          `json:"aud"`
+	ClientID  string            `json:"client_id,omitempty"`
+	Scope     *string           `json:"scope,omitempty"`
+	TokenType string            `json:"token_type,omitempty"`
+	IssuedAt  int64             `json:"iat,omitempty"`
+	NotBefore int64             `json:"nbf,omitempty"`
+	Expiry    int64             `json:"exp,omitempty"`
+	ID        string            `json:"jti,omitempty"`
+	Act       *jwt.Actor        `json:"act,omitempty"`
+	Lineage   []string          `json:"lineage"`
+	Cnf       *jwt.Confirmation `json:"cnf,omitempty"`
 }
 
 // MarshalJSON renders an inactive token as {"active":false} and nothing else
@@ -37,16 +37,18 @@ func (i Introspection) MarshalJSON() ([]byte, error) {
 }
 
 // CanIntrospect reports whether the client's role allows introspection.
-func (c *Client) CanIntrospect() bool { return c.Role == RoleResourceServer || c.Role == RoleAdmin }
+func (c *Registration) CanIntrospect() bool {
+	return c.Role == RoleResourceServer || c.Role == RoleAdmin
+}
 
 // Introspect implements RFC 7662 for resource_server and admin clients. A token
 // that is malformed, foreign, expired, or revoked (itself or any ancestor) is
 // inactive; an active one is described with its act chain and lineage.
-func (s *Service) Introspect(ctx context.Context, c *Client, token string) (*Introspection, error) {
+func (s *Service) Introspect(ctx context.Context, c *Registration, token string) (*Introspection, error) {
 	if !c.CanIntrospect() {
 		return nil, oauth.New(oauth.CodeAccessDenied, "introspection is for resource_server and admin clients")
 	}
-	claims, err := s.verifyLive(ctx, token, "token", s.now())
+	claims, err := s.verifyPresented(ctx, token, "token", s.now())
 	if err != nil {
 		if e := oauth.As(err); e.Code == oauth.CodeServerError {
 			return nil, e
@@ -65,7 +67,7 @@ func (s *Service) Introspect(ctx context.Context, c *Client, token string) (*Int
 	return &Introspection{
 		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, Audience: aud,
 		ClientID: claims.ClientID, Scope: &scope, TokenType: tokenTypeOf(claims),
-		IssuedAt: claims.IssuedAt, NotBefore: claims.NotBefore, Expiry: claims.Expiry,
+		IssuedAt: int64(claims.IssuedAt), NotBefore: int64(claims.NotBefore), Expiry: int64(claims.Expiry),
 		ID: claims.ID, Act: claims.Act, Lineage: lineage, Cnf: claims.Cnf,
 	}, nil
 }

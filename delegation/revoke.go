@@ -6,24 +6,25 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store"
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Revoke implements RFC 7009 for an authenticated client: it revokes the token
 // and, through lineage, everything delegated from it, with one record. A client
 // may revoke a token it holds or one descending from a token it holds; an admin
 // may revoke any. Tokens that are invalid, foreign or expired (beyond
-// FeedGrace) are accepted silently (RFC 7009 §2.2): nothing is left to revoke.
-func (s *Service) Revoke(ctx context.Context, c *Client, token string) error {
+// chain.RevocationGrace) are accepted silently (RFC 7009 §2.2): nothing is left to revoke.
+func (s *Service) Revoke(ctx context.Context, c *Registration, token string) error {
 	claims, err := s.keys.Verify(token)
 	if err != nil || claims.Issuer != s.issuer {
 		return nil
 	}
 	// A token past exp is refused everywhere, but verifiers allow clock skew
-	// up to FeedGrace, so a revocation in that window is still recorded.
-	if !s.now().Before(time.Unix(claims.Expiry, 0).Add(FeedGrace)) {
+	// up to chain.RevocationGrace, so a revocation in that window is still recorded.
+	if !s.now().Before(claims.Expiry.Time().Add(chain.RevocationGrace)) {
 		return nil
 	}
 	if c.Role != RoleAdmin && claims.ClientID != c.ID {
@@ -36,12 +37,12 @@ func (s *Service) Revoke(ctx context.Context, c *Client, token string) error {
 				"a client may revoke only tokens it holds or tokens delegated from one it holds"))
 		}
 	}
-	_, err = s.revoke(ctx, claims.ID, time.Unix(claims.Expiry, 0), "revoked by "+c.ID+" (RFC 7009)", c.ID)
+	_, err = s.recordRevocation(ctx, claims.ID, claims.Expiry.Time(), "revoked by "+c.ID+" (RFC 7009)", c.ID)
 	return err
 }
 
 // heldAncestor reports whether id held any ancestor of the token.
-func (s *Service) heldAncestor(ctx context.Context, c *tokens.Claims, id string) (bool, error) {
+func (s *Service) heldAncestor(ctx context.Context, c *jwt.Claims, id string) (bool, error) {
 	for _, jti := range c.Lineage {
 		rec, err := s.store.Token(ctx, jti)
 		if errors.Is(err, store.ErrNotFound) {
@@ -57,19 +58,11 @@ func (s *Service) heldAncestor(ctx context.Context, c *tokens.Claims, id string)
 	return false, nil
 }
 
-// RevokeID revokes a token by jti, for operators; it cascades like Revoke. It
-// returns store.ErrNotFound when no record of that jti exists.
-func (s *Service) RevokeID(ctx context.Context, jti, reason, by string) (store.Revocation, error) {
-	rec, err := s.store.Token(ctx, jti)
-	if err != nil {
-		return store.Revocation{}, err
-	}
-	return s.revoke(ctx, jti, rec.ExpiresAt, reason, by)
-}
-
-// revoke writes the single revocation record that makes jti and its whole
-// subtree unusable; revoking twice keeps the first record.
-func (s *Service) revoke(ctx context.Context, jti string, exp time.Time, reason, by string) (store.Revocation, error) {
+// recordRevocation writes the single revocation record that makes jti and
+// its whole subtree unusable; revoking twice keeps the first record. Every
+// revocation goes through it: a client's (Revoke), an operator's
+// (AdminRevoke) and the deviation's.
+func (s *Service) recordRevocation(ctx context.Context, jti string, exp time.Time, reason, by string) (store.Revocation, error) {
 	now := s.now()
 	r, created, err := s.store.Revoke(ctx, store.Revocation{
 		JTI: jti, ExpiresAt: exp.UTC(), RevokedAt: now.UTC(), Reason: reason, By: by,

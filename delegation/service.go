@@ -15,12 +15,13 @@ import (
 	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Keys signs new tokens and verifies Mandate's own; *tokens.KeyRing satisfies it.
 type Keys interface {
-	Sign(c *tokens.Claims) (string, error)
-	Verify(token string) (*tokens.Claims, error)
+	Sign(c *jwt.Claims) (string, error)
+	Verify(token string) (*jwt.Claims, error)
 }
 
 // Store is what the core persists through; *bolt.DB satisfies it.
@@ -55,7 +56,7 @@ type Config struct {
 	RootTTL        time.Duration
 	DelegatedTTL   time.Duration
 	MaxDepth       int
-	Clients        []Client
+	Clients        []Registration
 	TrustedIssuers []TrustedIssuer
 	Policy         PolicyEngine
 	Logger         *slog.Logger
@@ -77,7 +78,7 @@ type Service struct {
 	rootTTL      time.Duration
 	delegatedTTL time.Duration
 	maxDepth     int
-	clients      map[string]*Client
+	clients      map[string]*Registration
 	trusted      map[string]*TrustedIssuer
 	keys         Keys
 	keyStore     tokens.KeyStore // nil: the store, if it is one
@@ -88,28 +89,22 @@ type Service struct {
 	dummy        Secret
 	authCache    authCache // recent successful secret checks
 	revLog       store.RevocationLog
+	grants       map[string]GrantHandler // by grant_type: grantRegistry
 	feedPage     int
 	dev          *deviations
 	replay       *tokens.ReplayCache            // DPoP proof jtis seen at the token endpoint
 	assertions   map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
 	assertionsMu sync.Mutex
-	verified     *tokens.VerifiedCache[*tokens.Claims] // tokens presented before: signature, structure and record checked
-	feedWaiters  atomic.Int64                          // revocation-feed long polls open now
-	revoked      broadcast                             // wakes feed long polls
-	closing      chan struct{}                         // closed by Close
+	verified     *tokens.VerifiedCache[*jwt.Claims] // tokens presented before: signature, structure and record checked
+	feedWaiters  atomic.Int64                       // revocation-feed long polls open now
+	revoked      broadcast                          // wakes feed long polls
+	closing      chan struct{}                      // closed by Close
 	closeOnce    sync.Once
 }
 
 // VerifiedCacheSize bounds the tokens the token endpoint remembers as
 // verified (a subject or actor token presented again skips its signature).
 const VerifiedCacheSize = 10000
-
-// Leeway tolerated on "nbf"/"iat" of Mandate's own tokens, and on all times of
-// external tokens, for clock skew between machines.
-const (
-	ownLeeway      = 5 * time.Second
-	externalLeeway = 30 * time.Second
-)
 
 // New validates cfg and returns a Service over keys and st.
 func New(cfg Config, keys Keys, st Store) (*Service, error) {
@@ -150,7 +145,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		dev:          newDeviations(cfg.Deviation),
 		replay:       tokens.NewReplayCache(0),
 		assertions:   map[string]*tokens.ReplayCache{},
-		verified:     tokens.NewVerifiedCache[*tokens.Claims](VerifiedCacheSize),
+		verified:     tokens.NewVerifiedCache[*jwt.Claims](VerifiedCacheSize),
 		closing:      make(chan struct{}),
 	}
 	for i := range cfg.TrustedIssuers {
@@ -168,6 +163,11 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 			ti.Audience = cfg.Issuer
 		}
 		s.trusted[ti.Issuer] = &ti
+	}
+	s.grants = make(map[string]GrantHandler, len(grantRegistry))
+	for _, mk := range grantRegistry {
+		h := mk(s)
+		s.grants[h.GrantType()] = h
 	}
 	if s.policy == nil {
 		s.policy = policy.AllowAll{}
@@ -210,20 +210,11 @@ func newJTI(now time.Time) (string, error) {
 	return jtiEncoding.EncodeToString(b[:]), nil
 }
 
-// TokenResponse is a successful token endpoint answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
-type TokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type,omitempty"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
-	Scope           string `json:"scope"`
-}
-
 // issue signs c, commits its record, and builds the response. The record is
 // durable before the token leaves this function. If the requesting client was
 // suspended while its request was in flight (after the deviation revoked what
 // it held), the new token is revoked at once and refused.
-func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims, grant string, issuedType string, policies []string) (*TokenResponse, error) {
+func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Claims, grant string, issuedType string, policies []string) (*TokenResponse, error) {
 	jti, err := newJTI(s.now())
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
@@ -241,22 +232,20 @@ func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims
 		Act:       c.Act,
 		Scope:     c.Scope,
 		Audience:  c.Audience,
-		IssuedAt:  time.Unix(c.IssuedAt, 0).UTC(),
-		ExpiresAt: time.Unix(c.Expiry, 0).UTC(),
+		IssuedAt:  c.IssuedAt.Time(),
+		ExpiresAt: c.Expiry.Time(),
 	}
 	if n := len(c.Lineage); n > 0 {
 		rec.Parent = c.Lineage[n-1]
 	}
-	if c.Cnf != nil {
-		rec.JKT = c.Cnf.JKT
-	}
+	rec.JKT = c.JKT()
 	ev := &store.AuditEvent{Time: s.now(), Type: store.AuditIssued, Client: requester.ID, Grant: grant,
 		JTI: c.ID, Holder: c.ClientID, Subject: c.Subject, Scope: c.Scope, Root: c.Root(), Depth: c.Depth(), Policies: policies}
 	if err := s.store.PutToken(ctx, rec, ev); err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not record the token")
 	}
 	if until, suspended := s.dev.suspendedUntil(requester.ID, s.now()); suspended {
-		if _, err := s.revoke(ctx, c.ID, rec.ExpiresAt, "issued while its requester was suspended", "mandate/deviation"); err != nil {
+		if _, err := s.recordRevocation(ctx, c.ID, rec.ExpiresAt, "issued while its requester was suspended", "mandate/deviation"); err != nil {
 			return nil, err
 		}
 		return nil, errSuspended(requester, until)
@@ -265,15 +254,11 @@ func (s *Service) issue(ctx context.Context, requester *Client, c *tokens.Claims
 		slog.String("grant", grant), slog.String("jti", c.ID), slog.String("root", c.Root()),
 		slog.String("holder", c.ClientID), slog.String("sub", c.Subject), slog.Int("depth", c.Depth()),
 		slog.String("scope", c.Scope))
-	tokenType := "Bearer"
-	if c.Cnf != nil {
-		tokenType = "DPoP" // RFC 9449 §5
-	}
 	return &TokenResponse{
 		AccessToken:     signed,
 		IssuedTokenType: issuedType,
-		TokenType:       tokenType,
-		ExpiresIn:       c.Expiry - s.now().Unix(),
+		TokenType:       tokenTypeOf(c), // RFC 9449 §5
+		ExpiresIn:       int64(c.Expiry) - s.now().Unix(),
 		Scope:           c.Scope,
 	}, nil
 }
@@ -323,7 +308,7 @@ func (s *Service) audit(ctx context.Context, ev store.AuditEvent) {
 }
 
 // refuse logs a refused request (with the rule, never the token) and returns err.
-func (s *Service) refuse(ctx context.Context, grant string, c *Client, err error) error {
+func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err error) error {
 	e := oauth.As(err)
 	lvl := slog.LevelInfo
 	if e.Code == oauth.CodeServerError {

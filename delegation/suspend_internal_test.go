@@ -8,6 +8,7 @@ import (
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // TestATokenIssuedDuringSuspensionIsRevoked: a request that passed the
@@ -25,13 +26,13 @@ func TestATokenIssuedDuringSuspensionIsRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := New(Config{Issuer: "https://m.example", RootTTL: time.Minute, DelegatedTTL: time.Minute, MaxDepth: 2,
-		Clients:   []Client{{ID: "a", Secret: NewPlainSecret("s"), Grants: []string{GrantClientCredentials}}},
+		Clients:   []Registration{{ID: "a", Secret: NewPlainSecret("s"), Grants: []string{GrantNameClientCredentials}}},
 		Deviation: Deviation{MaxDenials: 1, Window: time.Minute}, Now: func() time.Time { return now }}, keys, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := svc.Client("a")
-	claims := &tokens.Claims{Issuer: "https://m.example", Subject: "a", ClientID: "a", IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(time.Minute).Unix()}
+	c, _ := svc.Registration("a")
+	claims := &jwt.Claims{Issuer: "https://m.example", Subject: "a", ClientID: "a", IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(time.Minute))}
 	svc.dev.record("a", now) // suspended while the request was in flight
 	_, err = svc.issue(context.Background(), c, claims, "client_credentials", "", nil)
 	if e := oauth.As(err); e.Code != oauth.CodeInvalidRequest {

@@ -3,6 +3,8 @@ package policy
 import (
 	"regexp"
 	"strings"
+
+	"github.com/mandate-auth/mandate/chain"
 )
 
 // Scope patterns are how a policy talks about scopes: ':'-separated segments
@@ -28,12 +30,16 @@ type grant struct {
 	rest bool
 }
 
+// splitScope reads what a scope grants with the chain's own grammar
+// (chain.Wildcard), so a policy and the attenuation rules can never disagree
+// on what "db:*" or "*" covers.
 func splitScope(scope string) grant {
-	if scope == "*" {
+	prefix, wild := chain.Wildcard(scope)
+	switch {
+	case wild && prefix == "":
 		return grant{rest: true}
-	}
-	if p, ok := strings.CutSuffix(scope, ":*"); ok {
-		return grant{segs: strings.Split(p, ":"), rest: true}
+	case wild:
+		return grant{segs: strings.Split(strings.TrimSuffix(prefix, ":"), ":"), rest: true}
 	}
 	return grant{segs: strings.Split(scope, ":")}
 }

@@ -1,5 +1,7 @@
-// Package store defines what Mandate persists and the interfaces a storage
-// backend satisfies; store/bolt is the embedded default.
+// Package store defines what Mandate persists, the interfaces a storage
+// backend satisfies, and the rules every backend applies alike (audit
+// chaining and verification, retention); store/bolt is the embedded default,
+// and store/storetest the conformance suite every backend passes.
 //
 // Invariants every backend keeps: a method that returns nil has made its write
 // durable (an acknowledged token or revocation survives a crash); a revocation
@@ -14,26 +16,30 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // ErrNotFound is returned when a record does not exist (or was collected).
 var ErrNotFound = errors.New("not found")
 
+// ErrReadOnly is returned by every write to a store opened read-only (for
+// forensics on a stopped server), which reads but never changes the data.
+var ErrReadOnly = errors.New("store opened read-only")
+
 // TokenRecord is what Mandate remembers of an issued token: its claims, not the
 // token itself. Parent is the last lineage entry ("" for a root).
 type TokenRecord struct {
-	JTI       string        `json:"jti"`
-	Parent    string        `json:"parent,omitempty"`
-	Lineage   []string      `json:"lineage"`
-	Subject   string        `json:"sub"`
-	Holder    string        `json:"holder"`
-	Act       *tokens.Actor `json:"act,omitempty"`
-	Scope     string        `json:"scope"`
-	Audience  []string      `json:"aud"`
-	IssuedAt  time.Time     `json:"iat"`
-	ExpiresAt time.Time     `json:"exp"`
-	JKT       string        `json:"jkt,omitempty"`
+	JTI       string     `json:"jti"`
+	Parent    string     `json:"parent,omitempty"`
+	Lineage   []string   `json:"lineage"`
+	Subject   string     `json:"sub"`
+	Holder    string     `json:"holder"`
+	Act       *jwt.Actor `json:"act,omitempty"`
+	Scope     string     `json:"scope"`
+	Audience  []string   `json:"aud"`
+	IssuedAt  time.Time  `json:"iat"`
+	ExpiresAt time.Time  `json:"exp"`
+	JKT       string     `json:"jkt,omitempty"`
 }
 
 // Revocation records that a token, and with it every descendant, is revoked.
@@ -54,9 +60,11 @@ type Tokens interface {
 	PutToken(ctx context.Context, rec *TokenRecord, ev *AuditEvent) error
 	// Token returns the record with the given jti, or ErrNotFound.
 	Token(ctx context.Context, jti string) (*TokenRecord, error)
-	// Children returns the jtis of the tokens issued directly from jti.
+	// Children returns the jtis of the tokens issued directly from jti, in
+	// jti order.
 	Children(ctx context.Context, jti string) ([]string, error)
-	// HeldBy returns the records of the tokens holder holds that expire after now.
+	// HeldBy returns the records of the tokens holder holds that expire after
+	// now, soonest expiry first.
 	HeldBy(ctx context.Context, holder string, now time.Time) ([]*TokenRecord, error)
 	// ScanTokens returns up to limit records with a jti after the given one, in
 	// jti order. It holds no transaction once it returns, so callers may read

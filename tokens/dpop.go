@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 	"net/url"
 	"strings"
 	"sync"
@@ -103,7 +104,7 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 	alg := jwa.SignatureAlgorithm(h.Alg)
 	verifier, ok := verifiers[alg]
 	if !ok {
-		return bad("algorithm %q not allowed", printable(h.Alg))
+		return bad("algorithm %q not allowed", jwt.Excerpt(h.Alg))
 	}
 	pub, jkt, err := publicJWK(h.JWK)
 	if err != nil {
@@ -135,10 +136,10 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 		return bad("claims must be a JSON object with jti, htm, htu and iat")
 	}
 	if p.HTM != c.Method {
-		return bad("htm %q is not the request's method %s", printable(p.HTM), c.Method)
+		return bad("htm %q is not the request's method %s", jwt.Excerpt(p.HTM), c.Method)
 	}
 	if !sameHTU(p.HTU, c.URL) {
-		return bad("htu %q is not the request's URL", printable(p.HTU))
+		return bad("htu %q is not the request's URL", jwt.Excerpt(p.HTU))
 	}
 	iat := time.Unix(int64(*p.IAT), 0)
 	if iat.Before(c.Now.Add(-c.MaxAge)) || iat.After(c.Now.Add(5*time.Second)) {
@@ -376,12 +377,12 @@ func VerifySelfSigned(token, wantType string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("%w: header", ErrMalformed)
 	}
 	if !sameType(h.Typ, wantType) {
-		return nil, "", fmt.Errorf("%w: typ %q, want %q", ErrType, printable(h.Typ), wantType)
+		return nil, "", fmt.Errorf("%w: typ %q, want %q", ErrType, jwt.Excerpt(h.Typ), wantType)
 	}
 	alg := jwa.SignatureAlgorithm(h.Alg)
 	verifier, ok := verifiers[alg]
 	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrAlgorithm, printable(h.Alg))
+		return nil, "", fmt.Errorf("%w: %q", ErrAlgorithm, jwt.Excerpt(h.Alg))
 	}
 	pub, jkt, err := publicJWK(h.JWK)
 	if err != nil {

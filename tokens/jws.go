@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -17,8 +18,10 @@ import (
 
 // Errors returned by Verify; callers branch on them with errors.Is.
 var (
-	// ErrMalformed: not a JWS compact serialization, too large, or a payload that is not a JSON object.
-	ErrMalformed = errors.New("malformed token")
+	// ErrMalformed: not a JWS compact serialization, too large, or a payload
+	// that is not a JSON object. It is jwt.ErrMalformed, which claim decoding
+	// wraps too.
+	ErrMalformed = jwt.ErrMalformed
 	// ErrUnknownKey: the "kid" names no key the resolver knows, or is missing.
 	ErrUnknownKey = errors.New("unknown signing key")
 	// ErrAlgorithm: the header "alg" is not allowed, or is not the key's algorithm.
@@ -28,6 +31,9 @@ var (
 	// ErrType: the "typ" header is not the one expected, or "crit" names an extension.
 	ErrType = errors.New("wrong token type")
 )
+
+// TypeAccessToken is the JWS "typ" header of every Mandate token (RFC 9068 §2.1).
+const TypeAccessToken = "at+jwt"
 
 // MaxTokenSize bounds the size of a token Mandate will parse (16 KiB); a longer
 // input is refused as malformed before any decoding.
@@ -86,20 +92,20 @@ func Verify(token string, keys KeyResolver, wantType string) ([]byte, Header, er
 	hdr = Header{KeyID: h.Kid, Alg: jwa.SignatureAlgorithm(h.Alg), Type: h.Typ}
 	verifier, ok := verifiers[hdr.Alg]
 	if !ok {
-		return nil, hdr, fmt.Errorf("%w: %q", ErrAlgorithm, printable(h.Alg))
+		return nil, hdr, fmt.Errorf("%w: %q", ErrAlgorithm, jwt.Excerpt(h.Alg))
 	}
 	if hdr.KeyID == "" {
 		return nil, hdr, fmt.Errorf("%w: no kid in header", ErrUnknownKey)
 	}
 	k, ok := keys.ResolveKey(hdr.KeyID)
 	if !ok {
-		return nil, hdr, fmt.Errorf("%w: kid %q", ErrUnknownKey, printable(hdr.KeyID))
+		return nil, hdr, fmt.Errorf("%w: kid %q", ErrUnknownKey, jwt.Excerpt(hdr.KeyID))
 	}
 	if k.Alg != "" && k.Alg != hdr.Alg {
-		return nil, hdr, fmt.Errorf("%w: key %q is for %s, token says %s", ErrAlgorithm, printable(k.ID), k.Alg, hdr.Alg)
+		return nil, hdr, fmt.Errorf("%w: key %q is for %s, token says %s", ErrAlgorithm, jwt.Excerpt(k.ID), k.Alg, hdr.Alg)
 	}
 	if !algFitsKey(hdr.Alg, k.Key) {
-		return nil, hdr, fmt.Errorf("%w: %s does not fit key %q", ErrAlgorithm, hdr.Alg, printable(k.ID))
+		return nil, hdr, fmt.Errorf("%w: %s does not fit key %q", ErrAlgorithm, hdr.Alg, jwt.Excerpt(k.ID))
 	}
 	sig, err := b64.DecodeString(token[dot2+1:])
 	if err != nil {
@@ -112,7 +118,7 @@ func Verify(token string, keys KeyResolver, wantType string) ([]byte, Header, er
 		return nil, hdr, fmt.Errorf("%w: unsupported critical header or b64 option", ErrType)
 	}
 	if wantType != "" && !sameType(hdr.Type, wantType) {
-		return nil, hdr, fmt.Errorf("%w: typ %q, want %q", ErrType, printable(hdr.Type), wantType)
+		return nil, hdr, fmt.Errorf("%w: typ %q, want %q", ErrType, jwt.Excerpt(hdr.Type), wantType)
 	}
 	payload, err := b64.DecodeString(token[dot1+1 : dot2])
 	if err != nil {
@@ -154,33 +160,6 @@ var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
 	return m
 }()
 
-// ParseClaims decodes a verified payload into Claims.
-func ParseClaims(payload []byte) (*Claims, error) {
-	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
-	return &c, nil
-}
-
-// UnverifiedClaims reads a compact token's claims WITHOUT checking its
-// signature, for display and a holder's bookkeeping (its expiry, whether it
-// is bound); never decide anything on them: Verify or a chain.Verifier does.
-func UnverifiedClaims(token string) (*Claims, error) {
-	_, payload, ok := strings.Cut(token, ".")
-	if ok {
-		payload, _, ok = strings.Cut(payload, ".")
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload", ErrMalformed)
-	}
-	return ParseClaims(raw)
-}
-
 func sameType(got, want string) bool {
 	got = strings.ToLower(got)
 	want = strings.ToLower(want)
@@ -216,13 +195,6 @@ func algFitsKey(alg jwa.SignatureAlgorithm, key any) bool {
 		return false
 	}
 	return false
-}
-
-func printable(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 // wellFormed reports whether a public key loaded from a JWKS is usable: an EC

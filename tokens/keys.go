@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -406,7 +407,7 @@ func loadSigningKey(k StoredKey) (*signingKey, error) {
 
 // Sign serializes the claims and signs them with the current key, with "kid" and
 // "typ: at+jwt" in the protected header.
-func (r *KeyRing) Sign(c *Claims) (string, error) {
+func (r *KeyRing) Sign(c *jwt.Claims) (string, error) {
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", fmt.Errorf("encode claims: %w", err)
@@ -432,12 +433,12 @@ func (r *KeyRing) Sign(c *Claims) (string, error) {
 
 // Verify checks a Mandate token's signature and type against the ring's keys and
 // decodes its claims. It does not check time, issuer or revocation: callers do.
-func (r *KeyRing) Verify(token string) (*Claims, error) {
+func (r *KeyRing) Verify(token string) (*jwt.Claims, error) {
 	payload, _, err := Verify(token, r, TypeAccessToken)
 	if err != nil {
 		return nil, err
 	}
-	return ParseClaims(payload)
+	return jwt.Parse(payload)
 }
 
 // ResolveKey returns the public key with the given kid while it is

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 var now = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
@@ -41,12 +42,12 @@ func openRing(t testing.TB, dir, alg string) *tokens.KeyRing {
 	return r
 }
 
-func sampleClaims() *tokens.Claims {
-	return &tokens.Claims{
+func sampleClaims() *jwt.Claims {
+	return &jwt.Claims{
 		Issuer: "https://mandate.example", Subject: "orchestrator", ClientID: "researcher",
-		Audience: tokens.Audience{"https://db.example"}, Scope: "db:read:*",
-		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(time.Minute).Unix(), ID: "jti-1",
-		Act: &tokens.Actor{Subject: "researcher"}, Lineage: []string{"root"},
+		Audience: jwt.Audience{"https://db.example"}, Scope: "db:read:*",
+		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(time.Minute)), ID: "jti-1",
+		Act: &jwt.Actor{Subject: "researcher"}, Lineage: []string{"root"},
 	}
 }
 
@@ -227,8 +228,8 @@ func TestSetResolverSkipsUnusableKeys(t *testing.T) {
 }
 
 func TestAudienceAcceptsStringOrArray(t *testing.T) {
-	var c tokens.Claims
-	if err := json.Unmarshal([]byte(`{"aud":"a"}`), &c); err != nil || !reflect.DeepEqual(c.Audience, tokens.Audience{"a"}) {
+	var c jwt.Claims
+	if err := json.Unmarshal([]byte(`{"aud":"a"}`), &c); err != nil || !reflect.DeepEqual(c.Audience, jwt.Audience{"a"}) {
 		t.Errorf("string aud: %v %v", c.Audience, err)
 	}
 	if err := json.Unmarshal([]byte(`{"aud":["a","b"]}`), &c); err != nil || len(c.Audience) != 2 {
@@ -237,7 +238,7 @@ func TestAudienceAcceptsStringOrArray(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"aud":5}`), &c); err == nil {
 		t.Error("numeric aud accepted")
 	}
-	out, _ := json.Marshal(tokens.Claims{})
+	out, _ := json.Marshal(jwt.Claims{})
 	if !strings.Contains(string(out), `"aud":[]`) || !strings.Contains(string(out), `"lineage":[]`) {
 		t.Errorf("empty claims encode as %s", out)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 var goldenT0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
@@ -34,7 +35,7 @@ func fixedStore(t *testing.T) string {
 	defer db.Close()
 	ctx := context.Background()
 	at := func(m int) time.Time { return goldenT0.Add(time.Duration(m) * time.Minute) }
-	put := func(jti string, lineage []string, holder string, act *tokens.Actor, scope string, exp time.Time) {
+	put := func(jti string, lineage []string, holder string, act *jwt.Actor, scope string, exp time.Time) {
 		rec := &store.TokenRecord{JTI: jti, Lineage: lineage, Subject: "orchestrator", Holder: holder, Act: act,
 			Scope: scope, Audience: []string{"https://db.example"}, IssuedAt: goldenT0, ExpiresAt: exp}
 		if n := len(lineage); n > 0 {
@@ -46,12 +47,12 @@ func fixedStore(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	researcher := &tokens.Actor{Subject: "researcher"}
+	researcher := &jwt.Actor{Subject: "researcher"}
 	put("task-root", nil, "orchestrator", nil, "db:read:* tools:*", at(15))
 	put("tok-researcher", []string{"task-root"}, "researcher", researcher, "db:read:*", at(5))
-	put("tok-mailer", []string{"task-root"}, "mailer", &tokens.Actor{Subject: "mailer"}, "tools:mail", at(5))
-	put("tok-db-agent", []string{"task-root", "tok-researcher"}, "db-agent", &tokens.Actor{Subject: "db-agent", Act: researcher}, "db:read:orders", at(5))
-	put("tok-db-agent-2", []string{"task-root", "tok-researcher"}, "db-agent", &tokens.Actor{Subject: "db-agent", Act: researcher}, "db:read:users", at(2))
+	put("tok-mailer", []string{"task-root"}, "mailer", &jwt.Actor{Subject: "mailer"}, "tools:mail", at(5))
+	put("tok-db-agent", []string{"task-root", "tok-researcher"}, "db-agent", &jwt.Actor{Subject: "db-agent", Act: researcher}, "db:read:orders", at(5))
+	put("tok-db-agent-2", []string{"task-root", "tok-researcher"}, "db-agent", &jwt.Actor{Subject: "db-agent", Act: researcher}, "db:read:users", at(2))
 	revoke := func(jti, by, reason string, m int) {
 		_, _, err := db.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: at(5), RevokedAt: at(m), Reason: reason, By: by},
 			&store.AuditEvent{Time: at(m), Type: store.AuditRevoked, Client: by, JTI: jti, Reason: reason})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/store"
@@ -58,8 +59,8 @@ func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 		}
 		overlap := 16 * time.Minute
 		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
-			if cfg, _, err := loadConfig(cfgPath, nil); err == nil {
-				overlap = cfg.Tokens.RootTTL + delegation.FeedGrace
+			if cfg, _, err := server.Load(cfgPath, nil); err == nil {
+				overlap = server.KeyOverlap(cfg.Tokens.RootTTL)
 			}
 		}
 		return &fileBackend{db: db, overlap: overlap, now: clockNow}, nil
@@ -70,26 +71,26 @@ func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 		}
 		return os.Getenv(env)
 	}
-	server := pick(f.server, "MANDATE_SERVER")
-	if server == "" {
+	base := pick(f.server, "MANDATE_SERVER")
+	if base == "" {
 		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
-			cfg, _, err := loadConfig(cfgPath, nil)
+			cfg, _, err := server.Load(cfgPath, nil)
 			if err != nil {
 				return nil, err
 			}
-			server = cfg.Issuer
+			base = cfg.Issuer
 		}
 	}
 	id, secret := pick(f.clientID, "MANDATE_CLIENT_ID"), pick(f.clientSecret, "MANDATE_CLIENT_SECRET")
 	switch {
-	case server == "":
+	case base == "":
 		return nil, errors.New("no server: give --server, MANDATE_SERVER or --config (or --db for a stopped server's file)")
 	case id == "" || secret == "":
 		return nil, errors.New("no admin credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET (or --client-id/--client-secret)")
 	}
 	// No overall timeout: a revocation across a large store may take a while;
 	// the operator interrupts with Ctrl-C (the command's context).
-	return &apiBackend{base: strings.TrimSuffix(server, "/"), id: id, secret: secret, http: &http.Client{}}, nil
+	return &apiBackend{base: strings.TrimSuffix(base, "/"), id: id, secret: secret, http: &http.Client{}}, nil
 }
 
 // apiBackend talks to a running server's admin API.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,8 +23,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // benchOptions configures one load run.
@@ -219,10 +220,10 @@ func (t *benchTarget) embedded(o benchOptions) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &Config{
-		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Signing: SigningConfig{Alg: o.alg},
-		Tokens: TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: max(4, o.depth), Retention: time.Hour},
-		Audit:  AuditConfig{Retention: 24 * time.Hour},
+	cfg := &server.Config{
+		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Signing: server.SigningConfig{Alg: o.alg},
+		Tokens: server.TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: max(4, o.depth), Retention: time.Hour},
+		Audit:  server.AuditConfig{Retention: 24 * time.Hour},
 	}
 	for i, id := range []string{"bench-agent", "bench-actor", "bench-rs"} {
 		secret, err := randomSecret()
@@ -233,7 +234,7 @@ func (t *benchTarget) embedded(o benchOptions) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		cc := ClientConfig{ID: id, SecretHash: string(h)}
+		cc := server.ClientConfig{ID: id, SecretHash: string(h)}
 		if i < 2 {
 			cc.Grants, cc.Scopes, cc.Audiences = []string{"client_credentials", "token_exchange"}, []string{"bench:*"}, []string{"https://bench.example"}
 		} else {
@@ -242,10 +243,10 @@ func (t *benchTarget) embedded(o benchOptions) (func(), error) {
 		cfg.Clients = append(cfg.Clients, cc)
 		*[]*benchCred{&t.client, &t.actor, &t.rs}[i] = benchCred{id, secret}
 	}
-	if _, err := cfg.validate(""); err != nil {
+	if _, err := cfg.Validate(""); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(cfg, slog.New(slog.DiscardHandler), nil)
+	srv, err := server.Start(cfg, server.Options{})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -378,7 +379,7 @@ func (t *benchTarget) post(ctx context.Context, path string, c benchCred, form u
 
 // serverMetrics reads the unlabelled gauges of the server's /metrics.
 func (t *benchTarget) serverMetrics() (map[string]float64, error) {
-	resp, err := t.hc.Get(t.base + PathMetrics)
+	resp, err := t.hc.Get(t.base + server.PathMetrics)
 	if err != nil {
 		return nil, err
 	}
@@ -575,8 +576,8 @@ func cryptoBound(alg string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	c := &tokens.Claims{Issuer: "https://bench.example", Subject: "a", ClientID: "a", Scope: "bench:x",
-		IssuedAt: time.Now().Unix(), NotBefore: time.Now().Unix(), Expiry: time.Now().Add(time.Hour).Unix(), ID: "bench", Lineage: []string{}}
+	c := &jwt.Claims{Issuer: "https://bench.example", Subject: "a", ClientID: "a", Scope: "bench:x",
+		IssuedAt: jwt.At(time.Now()), NotBefore: jwt.At(time.Now()), Expiry: jwt.At(time.Now().Add(time.Hour)), ID: "bench", Lineage: []string{}}
 	runs := make([]time.Duration, 7) // of 50 ms each; the median is reported
 	for i := range runs {
 		start, n := time.Now(), 0

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,12 +21,15 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/chain/authz"
+	"github.com/mandate-auth/mandate/chain/verifier"
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/client"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -49,7 +51,7 @@ follow. Nothing is left behind.`,
 type demoAgent struct {
 	id, secret, role     string
 	scopes, auds, groups []string
-	ephemeral            *EphemeralConfig
+	ephemeral            *server.EphemeralConfig
 	c                    *client.Client // its Mandate client, with its own DPoP key
 }
 
@@ -97,7 +99,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 
 	agents := []*demoAgent{
 		{id: "orchestrator", scopes: []string{"db:read:*", "db:write:*", "tools:*"}, auds: []string{ordersAud, searchAud}, groups: []string{"orchestrators"},
-			ephemeral: &EphemeralConfig{Scopes: []string{"db:read:*"}, Audiences: []string{ordersAud}, Groups: []string{"research-agents"}}},
+			ephemeral: &server.EphemeralConfig{Scopes: []string{"db:read:*"}, Audiences: []string{ordersAud}, Groups: []string{"research-agents"}}},
 		{id: "researcher", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud, searchAud}, groups: []string{"research-agents"}},
 		{id: "db-agent", scopes: []string{"db:read:*", "tools:search"}, auds: []string{ordersAud}},
 		{id: "orders-api", role: "resource_server"},
@@ -106,10 +108,10 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	if err != nil {
 		return err
 	}
-	cfg := &Config{
-		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Signing: SigningConfig{Alg: tokens.AlgEdDSA},
-		Tokens: TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: 4, Retention: 24 * time.Hour},
-		Policy: PolicyConfig{Dir: policyDir}, Audit: AuditConfig{Retention: 24 * time.Hour},
+	cfg := &server.Config{
+		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), Signing: server.SigningConfig{Alg: tokens.AlgEdDSA},
+		Tokens: server.TokensConfig{RootTTL: 15 * time.Minute, DelegatedTTL: 5 * time.Minute, MaxDepth: 4, Retention: 24 * time.Hour},
+		Policy: server.PolicyConfig{Dir: policyDir}, Audit: server.AuditConfig{Retention: 24 * time.Hour},
 	}
 	for _, a := range agents {
 		a.secret, err = randomSecret()
@@ -120,22 +122,22 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 		if err != nil {
 			return err
 		}
-		cc := ClientConfig{ID: a.id, SecretHash: string(h), Scopes: a.scopes, Audiences: a.auds, Groups: a.groups, Role: a.role, Ephemeral: a.ephemeral}
+		cc := server.ClientConfig{ID: a.id, SecretHash: string(h), Scopes: a.scopes, Audiences: a.auds, Groups: a.groups, Role: a.role, Ephemeral: a.ephemeral}
 		if a.role == "" {
 			cc.Grants = []string{"client_credentials", "token_exchange"}
 		}
 		cfg.Clients = append(cfg.Clients, cc)
 	}
-	if _, err := cfg.validate(""); err != nil {
+	if _, err := cfg.Validate(""); err != nil {
 		return err
 	}
-	srv, err := startServer(cfg, slog.New(slog.DiscardHandler), nil)
+	srv, err := server.Start(cfg, server.Options{})
 	if err != nil {
 		return err
 	}
 	defer srv.Shutdown(context.Background())
 
-	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.DB, start: time.Now(), policyLines: policySummary(srv.Policy.Current())}
+	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.Store, start: time.Now(), policyLines: policySummary(srv.Policy.Current())}
 	for _, a := range agents {
 		d.agents[a.id] = a
 		if a.role != "" {
@@ -157,9 +159,9 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	}
 	d.feedSyncs = make(chan struct{}, 1)
 	api := httptest.NewUnstartedServer(nil)
-	verifier, err := chain.NewVerifier(ctx, chain.VerifierConfig{
+	v, err := verifier.Discover(ctx, verifier.Config{
 		Issuer: srv.URL, Audience: ordersAud, ClientID: self.id, ClientSecret: self.secret,
-		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(), Policy: callPolicy,
+		Realm: "orders", ResourceMetadataURL: ordersMetadata.URL(),
 		PublicURL: "http://" + api.Listener.Addr().String(), // what DPoP proofs' htu must name
 		OnSync: func(error) {
 			select {
@@ -171,9 +173,9 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	if err != nil {
 		return err
 	}
-	defer verifier.Close()
-	d.verifier = verifier
-	api.Config.Handler = ordersAPI(verifier)
+	defer v.Close()
+	d.verifier = v
+	api.Config.Handler = ordersAPI(v, authz.New(v, callPolicy, nil))
 	api.Start()
 	defer api.Close()
 	return d.run(ctx, api.URL, srv.Keys.CurrentAlg(), srv.Keys.CurrentKeyID())
@@ -181,7 +183,7 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 
 // ordersMetadata is the orders API's RFC 9728 document: it names Mandate as
 // the authorization server, which is how an MCP client would find it.
-var ordersMetadata = chain.ResourceMetadata{Resource: ordersAud, ScopesSupported: []string{ordersScope}}
+var ordersMetadata = verifier.ResourceMetadata{Resource: ordersAud, ScopesSupported: []string{ordersScope}}
 
 type demo struct {
 	out    io.Writer
@@ -191,7 +193,7 @@ type demo struct {
 	start  time.Time
 	names  map[string]string // jti → a friendly name for the printout
 
-	verifier    *chain.Verifier
+	verifier    *verifier.Verifier
 	feedSyncs   chan struct{} // a tick per revocation-feed round trip
 	policyLines []string      // "file.cedar: id, id"
 }
@@ -270,7 +272,7 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	}
 
 	d.step(6, "The db-agent calls the orders API with its token and a DPoP proof of its key for this very request.")
-	d.say("   The API checks it locally with Mandate's chain.Verifier: signature against the published key,")
+	d.say("   The API checks it locally with Mandate's verifier: signature against the published key,")
 	d.say("   audience, expiry, the act chain and lineage, the proof (method, URL, age, token hash, replay)")
 	d.say("   against cnf.jkt, and a revocation set it keeps current by long-polling Mandate's revocation feed;")
 	d.say("   then its own Cedar policy decides whether this chain may read Table::\"orders\". No call to")
@@ -386,7 +388,7 @@ func refusal(err error) string {
 
 // show prints a token's decoded claims and remembers its name for the tree.
 func (d *demo) show(t *client.Token, name string) {
-	c, _ := tokens.UnverifiedClaims(t.Value)
+	c, _ := jwt.Unverified(t.Value)
 	d.names[c.ID] = name
 	d.say("   ← %s token (%d bytes, token_type %s), decoded:", name, len(t.Value), t.Type)
 	d.say("      jti      %s", c.ID)
@@ -394,7 +396,7 @@ func (d *demo) show(t *client.Token, name string) {
 	d.say("      holder   %-24s client_id: who may present or exchange it", c.ClientID)
 	d.say("      scope    %s", c.Scope)
 	d.say("      aud      %s", strings.Join(c.Audience, " "))
-	d.say("      expires  in %s", time.Unix(c.Expiry, 0).Sub(d.start).Round(time.Minute))
+	d.say("      expires  in %s", c.Expiry.Time().Sub(d.start).Round(time.Minute))
 	if c.Act == nil {
 		d.say("      act      —                        no one acts for the subject: a root")
 	} else {
@@ -472,14 +474,15 @@ func (d *demo) awaitFeed(jti string) error {
 // ordersTable is the entity the orders API's call policy is about.
 var ordersTable = policy.Entity{Type: "Table", ID: "orders"}
 
-// ordersAPI is the demo's protected resource: chain.Verifier's middleware
-// verifies each bearer token locally, and its own Cedar policy decides whether
-// the chain may call Table::"orders". It also serves its RFC 9728 metadata.
-func ordersAPI(v *chain.Verifier) http.Handler {
+// ordersAPI is the demo's protected resource: the verifier's middleware
+// verifies each bearer token locally, and its own Cedar policy (chain/authz)
+// decides whether the chain may call Table::"orders". It also serves its RFC
+// 9728 metadata.
+func ordersAPI(v *verifier.Verifier, az *authz.Authorizer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(chain.ResourceMetadataPath(ordersMetadata.Resource), ordersMetadata.Handler())
-	mux.Handle("/orders", v.Middleware(v.RequirePermission(policy.ActionCall, ordersTable)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := chain.FromContext(r.Context())
+	mux.Handle(verifier.ResourceMetadataPath(ordersMetadata.Resource), ordersMetadata.Handler())
+	mux.Handle("/orders", v.Middleware(az.Require(policy.ActionCall, ordersTable)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verifier.FromContext(r.Context())
 		caller := fmt.Sprintf("%s acting for %s", c.Holder, c.Subject)
 		if len(c.Actors) > 1 {
 			caller += ", delegated through " + strings.Join(c.Actors[1:], " ← ")
@@ -491,7 +494,7 @@ func ordersAPI(v *chain.Verifier) http.Handler {
 }
 
 func jtiOf(token string) string {
-	c, err := tokens.UnverifiedClaims(token)
+	c, err := jwt.Unverified(token)
 	if err != nil {
 		return ""
 	}

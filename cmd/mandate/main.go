@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 )
 
 func main() {
@@ -53,7 +55,7 @@ Configuration comes from --config, MANDATE_* environment variables and flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
-			cfg, warnings, err := loadConfig(path, cmd.Flags())
+			cfg, warnings, err := server.Load(path, cmd.Flags())
 			if err != nil {
 				return err
 			}
@@ -73,8 +75,8 @@ Configuration comes from --config, MANDATE_* environment variables and flags.`,
 }
 
 // runServer serves until ctx ends, then shuts down gracefully.
-func runServer(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	s, err := startServer(cfg, log, nil)
+func runServer(ctx context.Context, cfg *server.Config, log *slog.Logger) error {
+	s, err := server.Start(cfg, server.Options{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/policy"
 )
 
@@ -40,9 +41,9 @@ from principal_groups/resource_groups, or from the clients of --config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfgPath, _ := cmd.Flags().GetString("config")
-			var cfg *Config
+			var cfg *server.Config
 			if cfgPath != "" {
-				c, _, err := loadConfig(cfgPath, nil)
+				c, _, err := server.Load(cfgPath, nil)
 				if err != nil {
 					return err
 				}
@@ -114,7 +115,7 @@ type checkRequestFile struct {
 
 // checkRequest decodes a request file (unknown fields are errors, so a typo
 // cannot silently change the question) and evaluates it.
-func checkRequest(set *policy.Set, raw []byte, cfg *Config) (policy.Decision, error) {
+func checkRequest(set *policy.Set, raw []byte, cfg *server.Config) (policy.Decision, error) {
 	var r checkRequestFile
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

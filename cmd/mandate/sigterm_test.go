@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 )
 
 // TestSIGTERMDrainsGracefully runs serve as a child process and sends it
@@ -117,7 +119,7 @@ func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 func metricsText(t *testing.T, base string) string {
 	t.Helper()
-	resp, err := http.Get(base + PathMetrics)
+	resp, err := http.Get(base + server.PathMetrics)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Client talks to one Mandate server as one registered client.
@@ -107,8 +108,8 @@ func (c *Client) Adopt(value string) *Token { return adopt(value, c.key, c.now) 
 // adopt wraps a token handed over as a string; a bound one gets key.
 func adopt(value string, key *tokens.DPoPKey, now func() time.Time) *Token {
 	t := &Token{Value: value, Type: "Bearer", now: now}
-	if claims, err := tokens.UnverifiedClaims(value); err == nil {
-		t.Scope, t.ExpiresAt = claims.Scope, time.Unix(claims.Expiry, 0)
+	if claims, err := jwt.Unverified(value); err == nil {
+		t.Scope, t.ExpiresAt = claims.Scope, claims.Expiry.Time()
 		if claims.Cnf != nil {
 			t.Type, t.Key = "DPoP", key
 		}
@@ -170,7 +171,7 @@ func (c *Client) Exchange(ctx context.Context, subject *Token, o ExchangeOptions
 // holderOf is the holder an actor token names, read without verifying (only
 // to know whether the child stays with this client; the server decides).
 func holderOf(actor string) string {
-	claims, err := tokens.UnverifiedClaims(actor)
+	claims, err := jwt.Unverified(actor)
 	if err != nil {
 		return ""
 	}

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/chain/verifier"
 	"github.com/mandate-auth/mandate/delegation/client"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -42,14 +42,14 @@ func connect(t *testing.T, env *dt.Env, id string, bound bool) *client.Client {
 // feed; it answers the holder's name and counts the requests it saw.
 type api struct {
 	URL  string
-	V    *chain.Verifier
+	V    *verifier.Verifier
 	hits atomic.Int32
 }
 
 func newAPI(t *testing.T, env *dt.Env, nonce bool) *api {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	v, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
+	v, err := verifier.Discover(context.Background(), verifier.Config{
 		Issuer: env.URL, Audience: dbAudience,
 		ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),
 		Now: env.Clock.Now, DPoPNonce: nonce, PublicURL: "http://" + srv.Listener.Addr().String(),
@@ -60,7 +60,7 @@ func newAPI(t *testing.T, env *dt.Env, nonce bool) *api {
 	t.Cleanup(v.Close)
 	a := &api{V: v}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := chain.FromContext(r.Context())
+		c, _ := verifier.FromContext(r.Context())
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, c.Holder+string(b))
 	})

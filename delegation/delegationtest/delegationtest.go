@@ -1,7 +1,10 @@
-// Package delegationtest runs a real Mandate server for tests: a bbolt file in
-// t.TempDir(), a generated signing key, the delegation core and its HTTP
-// transport on a loopback port, and a clock the test controls. Nothing is faked
-// but time.
+// Package delegationtest runs a real Mandate server for tests, built by the
+// same composition root as `mandate serve` (cmd/mandate/server.Start): a
+// bbolt file in t.TempDir(), signing keys (sealed when the test gives a KEK),
+// the policy directory and its watch, the delegation core, its HTTP
+// transport and metrics, on a loopback port, with a clock the test controls.
+// Nothing is faked but time; the one thing the harness turns off is the
+// garbage-collection loop, which tests run by hand when they need it.
 //
 // It also has small helpers to call the endpoints the way a client would:
 // discovering them from RFC 8414 metadata and authenticating with
@@ -12,11 +15,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,11 +30,14 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Clock is a settable clock for the server under test.
@@ -75,7 +84,7 @@ type Client struct {
 func Secret(id string) string { return "secret-for-" + id + "-%:+" }
 
 // Both grants, for brevity in client tables.
-var Both = []string{delegation.GrantClientCredentials, delegation.GrantTokenExchange}
+var Both = []string{delegation.GrantNameClientCredentials, delegation.GrantNameTokenExchange}
 
 // DefaultClients is the cast most tests use: an orchestrator, two sub-agents,
 // agents with no scopes (identity-only tokens) or no audiences, an unrelated
@@ -88,13 +97,20 @@ func DefaultClients() []Client {
 		{ID: "researcher", Grants: Both, Scopes: []string{"db:read:*", "tools:search"},
 			Audiences: []string{"https://db.example", "https://tools.example"}, Groups: []string{"research-agents"}},
 		{ID: "db-agent", Grants: Both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
-		{ID: "idle", Grants: []string{delegation.GrantClientCredentials}},
+		{ID: "idle", Grants: []string{delegation.GrantNameClientCredentials}},
 		{ID: "blank", Grants: Both},
 		{ID: "no-aud", Grants: Both, Scopes: []string{"db:read:*"}},
 		{ID: "outsider", Grants: Both, Scopes: []string{"db:read:*", "tools:*"}, Audiences: []string{"https://db.example"}},
 		{ID: "no-grants-rs", Role: delegation.RoleResourceServer},
 		{ID: "ops", Role: delegation.RoleAdmin},
 	}
+}
+
+// TrustedIssuer registers an external identity provider by its JWKS document.
+type TrustedIssuer struct {
+	Issuer   string
+	Audience string // default: Mandate's issuer
+	JWKS     []byte
 }
 
 // Options configures a test server; zero values take the defaults below.
@@ -104,20 +120,24 @@ type Options struct {
 	DelegatedTTL   time.Duration // 5m
 	MaxDepth       int           // 4
 	Alg            string        // EdDSA
-	TrustedIssuers []delegation.TrustedIssuer
+	TrustedIssuers []TrustedIssuer
 	// Dir is the data directory (a new t.TempDir() when empty); reuse it to restart.
 	Dir string
 	// Logger receives the core's and the transport's logs (discarded when nil).
 	Logger *slog.Logger
 	// FeedPageSize bounds revocation-feed answers (the core's default when 0).
 	FeedPageSize int
-	// Policy decides token requests (attenuation only when nil).
-	Policy delegation.PolicyEngine
+	// PolicyDir is a directory of Cedar policies; Policies, files written
+	// into a fresh one. With neither, only the attenuation rules decide.
+	PolicyDir string
+	Policies  []policy.File
 	// Deviation configures suspension of agents that keep being refused.
 	Deviation delegation.Deviation
 	// RateLimit bounds each client's request rate (off when zero), measured
 	// by the test clock.
 	RateLimit httpapi.RateLimit
+	// KEK, when set, seals the signing keys at rest, as signing.kek does.
+	KEK []byte
 }
 
 // Env is a running test server.
@@ -127,13 +147,52 @@ type Env struct {
 	Metadata map[string]any
 	DB       *bolt.DB
 	Keys     *tokens.KeyRing
+	// KeyStore is where rotations go (sealed when Options.KEK is set).
+	KeyStore tokens.KeyStore
 	Svc      *delegation.Service
+	Policy   *policy.Engine // nil without a policy directory
 	Clock    *Clock
-	Server   *httptest.Server
+	// Handler serves every endpoint, as the listener does.
+	Handler http.Handler
+	Server  *server.Server
 }
 
-// New starts a server and registers its shutdown with t.Cleanup.
+// New starts a server through server.Start, as serve does, and registers
+// its shutdown with t.Cleanup.
 func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	cfg := Config(t, opts)
+	clock := NewClock(Start)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.Start(cfg, server.Options{Logger: opts.Logger, Now: clock.Now, Listener: ln,
+		FeedPageSize: opts.FeedPageSize, GCInterval: -1})
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	env := &Env{URL: srv.URL, Dir: cfg.DataDir, DB: srv.Store, Keys: srv.Keys, KeyStore: srv.KeyStore, Svc: srv.Service,
+		Policy: srv.Policy, Clock: clock, Handler: srv.Handler, Server: srv}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	resp := env.Get(t, srv.URL+httpapi.PathMetadata)
+	if resp.Status != http.StatusOK {
+		t.Fatalf("metadata: %d %s", resp.Status, resp.Raw)
+	}
+	env.Metadata = resp.JSON
+	return env
+}
+
+// Config is the configuration New starts a server with: what an operator's
+// file would say for opts (files a configuration names — JWKS documents,
+// policies — are written into t.TempDir()).
+func Config(t testing.TB, opts Options) *server.Config {
 	t.Helper()
 	if opts.Clients == nil {
 		opts.Clients = DefaultClients()
@@ -153,61 +212,57 @@ func New(t testing.TB, opts Options) *Env {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	clock := NewClock(Start)
-	db, err := bolt.Open(opts.Dir, bolt.Options{Retention: time.Hour, RevocationGrace: delegation.FeedGrace})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
+	files := t.TempDir()
+	write := func(name string, data []byte) string {
+		t.Helper()
+		p := filepath.Join(files, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{
-		Alg: opts.Alg, Overlap: opts.RootTTL + delegation.FeedGrace, Now: clock.Now})
-	if err != nil {
-		t.Fatalf("keys: %v", err)
+	cfg := &server.Config{
+		Listen: "127.0.0.1:0", DataDir: opts.Dir,
+		Signing:   server.SigningConfig{Alg: opts.Alg},
+		Tokens:    server.TokensConfig{RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth, Retention: time.Hour},
+		Policy:    server.PolicyConfig{Dir: opts.PolicyDir},
+		Audit:     server.AuditConfig{Retention: 2160 * time.Hour},
+		Deviation: server.DeviationConfig{MaxDenials: opts.Deviation.MaxDenials, Window: opts.Deviation.Window},
+		RateLimit: server.RateLimitConfig{PerSecond: opts.RateLimit.PerSecond, Burst: opts.RateLimit.Burst},
 	}
-	ts := httptest.NewUnstartedServer(nil)
-	ts.Config.MaxHeaderBytes = httpapi.MaxHeaderBytes // as serve sets it
-	issuer := "http://" + ts.Listener.Addr().String()
-	cfg := delegation.Config{
-		Issuer: issuer, RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth,
-		TrustedIssuers: opts.TrustedIssuers, Now: clock.Now, Logger: opts.Logger,
-		FeedPageSize: opts.FeedPageSize, Policy: opts.Policy, Deviation: opts.Deviation,
+	if opts.KEK != nil {
+		cfg.Signing.KEK = base64.StdEncoding.EncodeToString(opts.KEK)
+	}
+	if len(opts.Policies) > 0 {
+		for _, f := range opts.Policies {
+			write(filepath.Join("policies", f.Name), f.Source)
+		}
+		cfg.Policy.Dir = filepath.Join(files, "policies")
 	}
 	for _, c := range opts.Clients {
-		dc := delegation.Client{ID: c.ID,
-			Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: c.Role, Ephemeral: c.Ephemeral}
+		cc := server.ClientConfig{ID: c.ID, Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: string(c.Role)}
+		if c.Ephemeral != nil {
+			cc.Ephemeral = &server.EphemeralConfig{Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups}
+		}
 		if c.JWKS != nil {
-			keys, err := tokens.NewSetResolver(c.JWKS)
-			if err != nil {
-				t.Fatalf("client %s: %v", c.ID, err)
-			}
-			dc.Keys = keys
+			cc.JWKSFile = write("clients/"+url.PathEscape(c.ID)+".jwks.json", c.JWKS)
 		} else {
 			h, err := bcrypt.GenerateFromPassword([]byte(Secret(c.ID)), bcrypt.MinCost)
 			if err != nil {
 				t.Fatal(err)
 			}
-			dc.Secret = delegation.BcryptSecret(h)
+			cc.SecretHash = string(h)
 		}
-		cfg.Clients = append(cfg.Clients, dc)
+		cfg.Clients = append(cfg.Clients, cc)
 	}
-	svc, err := delegation.New(cfg, keys, db)
-	if err != nil {
-		t.Fatalf("service: %v", err)
+	for i, ti := range opts.TrustedIssuers {
+		cfg.TrustedIssuers = append(cfg.TrustedIssuers, server.TrustedIssuerConfig{Issuer: ti.Issuer, Audience: ti.Audience,
+			JWKSFile: write(fmt.Sprintf("issuers/%d.jwks.json", i), ti.JWKS)})
 	}
-	ts.Config.Handler = httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: opts.Logger,
-		RateLimit: opts.RateLimit, Now: clock.Now})
-	ts.Start()
-	env := &Env{URL: issuer, Dir: opts.Dir, DB: db, Keys: keys, Svc: svc, Clock: clock, Server: ts}
-	t.Cleanup(func() {
-		svc.Close() // release long polls, or ts.Close would wait for them
-		ts.Close()
-		db.Close()
-	})
-	resp := env.Get(t, issuer+httpapi.PathMetadata)
-	if resp.Status != http.StatusOK {
-		t.Fatalf("metadata: %d %s", resp.Status, resp.Raw)
-	}
-	env.Metadata = resp.JSON
-	return env
+	return cfg
 }
 
 // Response is an HTTP answer with its JSON body decoded (when it is JSON).
@@ -368,7 +423,7 @@ func (e *Env) Delegate(t testing.TB, client, subject, to string, extra url.Value
 }
 
 // Claims verifies a token with the server's keys and returns its claims.
-func (e *Env) Claims(t testing.TB, token string) *tokens.Claims {
+func (e *Env) Claims(t testing.TB, token string) *jwt.Claims {
 	t.Helper()
 	c, err := e.Keys.Verify(token)
 	if err != nil {
@@ -380,7 +435,7 @@ func (e *Env) Claims(t testing.TB, token string) *tokens.Claims {
 // Forge re-signs token with the server's own key after edit changes its claims:
 // a token Mandate would never issue but whose signature is valid, to test the
 // checks that do not rest on the signature.
-func (e *Env) Forge(t testing.TB, token string, edit func(*tokens.Claims)) string {
+func (e *Env) Forge(t testing.TB, token string, edit func(*jwt.Claims)) string {
 	t.Helper()
 	c := e.Claims(t, token)
 	edit(c)

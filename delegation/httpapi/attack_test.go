@@ -19,6 +19,7 @@ import (
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // The attack suite of the token endpoint (issue 7): one row per attack, each
@@ -142,7 +143,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 	p := atkPayload(grand) // db-agent's genuine claims, under forged headers
 	now := dt.Start
 
-	forge := func(base string, edit func(*tokens.Claims)) string { return env.Forge(t, base, edit) }
+	forge := func(base string, edit func(*jwt.Claims)) string { return env.Forge(t, base, edit) }
 	asDB := func(tok string) func(*testing.T) dt.Response { return atkExchange(env, "db-agent", tok, "", nil) }
 	asResearcher := func(extra url.Values) func(*testing.T) dt.Response {
 		return atkExchange(env, "researcher", child, "", extra)
@@ -251,60 +252,60 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			status: 400, code: badReq, frag: badSig},
 
 		// --- lineage and act: correctly signed but inconsistent (Forge) ---
-		{name: "forged: lineage repeats a jti", do: asDB(forge(grand, func(c *tokens.Claims) { c.Lineage = []string{rc.ID, rc.ID} })),
+		{name: "forged: lineage repeats a jti", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = []string{rc.ID, rc.ID} })),
 			status: 400, code: badReq, frag: badTree + ": jti repeated in lineage"},
-		{name: "forged: lineage names the token itself", do: asDB(forge(grand, func(c *tokens.Claims) { c.Lineage = append(c.Lineage, c.ID) })),
+		{name: "forged: lineage names the token itself", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = append(c.Lineage, c.ID) })),
 			status: 400, code: badReq, frag: badTree + ": jti repeated in lineage"},
-		{name: "forged: lineage with an empty jti", do: asDB(forge(grand, func(c *tokens.Claims) { c.Lineage = []string{rc.ID, ""} })),
+		{name: "forged: lineage with an empty jti", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = []string{rc.ID, ""} })),
 			status: 400, code: badReq, frag: badTree + ": empty jti in lineage"},
-		{name: "forged: lineage beyond max_depth", do: asDB(forge(grand, func(c *tokens.Claims) { c.Lineage = many(maxDepth+1, func(i int) string { return fmt.Sprint("j", i) }) })),
+		{name: "forged: lineage beyond max_depth", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = many(maxDepth+1, func(i int) string { return fmt.Sprint("j", i) }) })),
 			status: 400, code: badReq, frag: badTree + ": lineage of 4 exceeds max depth 3"},
-		{name: "forged: act dropped", do: asDB(forge(grand, func(c *tokens.Claims) { c.Act = nil })),
+		{name: "forged: act dropped", do: asDB(forge(grand, func(c *jwt.Claims) { c.Act = nil })),
 			status: 400, code: badReq, frag: badTree + `: no act claim but holder "db-agent" is not the subject`},
-		{name: "forged: act names another holder", do: asDB(forge(grand, func(c *tokens.Claims) { c.Act.Subject = "researcher" })),
+		{name: "forged: act names another holder", do: asDB(forge(grand, func(c *jwt.Claims) { c.Act.Subject = "researcher" })),
 			status: 400, code: badReq, frag: badTree + `: current actor "researcher" is not the holder "db-agent"`},
-		{name: "forged: act reordered", do: asDB(forge(grand, func(c *tokens.Claims) {
-			c.Act = &tokens.Actor{Subject: "researcher", Act: &tokens.Actor{Subject: "db-agent"}}
+		{name: "forged: act reordered", do: asDB(forge(grand, func(c *jwt.Claims) {
+			c.Act = &jwt.Actor{Subject: "researcher", Act: &jwt.Actor{Subject: "db-agent"}}
 		})), status: 400, code: badReq, frag: badTree + ": current actor"},
-		{name: "forged: more actors than ancestors", do: asDB(forge(grand, func(c *tokens.Claims) {
-			c.Act = &tokens.Actor{Subject: "db-agent", Act: &tokens.Actor{Subject: "a", Act: &tokens.Actor{Subject: "b", Act: &tokens.Actor{Subject: "c"}}}}
+		{name: "forged: more actors than ancestors", do: asDB(forge(grand, func(c *jwt.Claims) {
+			c.Act = &jwt.Actor{Subject: "db-agent", Act: &jwt.Actor{Subject: "a", Act: &jwt.Actor{Subject: "b", Act: &jwt.Actor{Subject: "c"}}}}
 		})), status: 400, code: badReq, frag: badTree + ": 4 actors for 2 ancestors"},
-		{name: "forged: actor without sub", do: asDB(forge(grand, func(c *tokens.Claims) { c.Act.Act = &tokens.Actor{} })),
+		{name: "forged: actor without sub", do: asDB(forge(grand, func(c *jwt.Claims) { c.Act.Act = &jwt.Actor{} })),
 			status: 400, code: badReq, frag: badTree + ": actor without sub"},
-		{name: "forged: grafted onto a revoked task", do: asDB(forge(grand, func(c *tokens.Claims) { c.Lineage = []string{rcB.ID, cc.ID} })),
+		{name: "forged: grafted onto a revoked task", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = []string{rcB.ID, cc.ID} })),
 			status: 400, code: badReq, frag: "subject_token descends from revoked token " + rcB.ID},
-		{name: "forged: act truncated to hide an actor", do: asDB(forge(grand, func(c *tokens.Claims) { c.Act.Act = nil })),
+		{name: "forged: act truncated to hide an actor", do: asDB(forge(grand, func(c *jwt.Claims) { c.Act.Act = nil })),
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (act differs)"},
-		{name: "forged: lineage reordered", do: asDB(forge(grand, func(c *tokens.Claims) { c.Lineage = []string{cc.ID, rc.ID} })),
+		{name: "forged: lineage reordered", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = []string{cc.ID, rc.ID} })),
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (lineage differs)"},
-		{name: "forged: lineage truncated to escape a revoked root", do: asDB(forge(grandB, func(c *tokens.Claims) { c.Lineage = []string{ccB.ID} })),
+		{name: "forged: lineage truncated to escape a revoked root", do: asDB(forge(grandB, func(c *jwt.Claims) { c.Lineage = []string{ccB.ID} })),
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (lineage differs)"},
-		{name: "forged: revoked task grafted onto a live one", do: asDB(forge(grandB, func(c *tokens.Claims) { c.Lineage = []string{rc.ID, ccB.ID} })),
+		{name: "forged: revoked task grafted onto a live one", do: asDB(forge(grandB, func(c *jwt.Claims) { c.Lineage = []string{rc.ID, ccB.ID} })),
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (lineage differs)"},
 		{name: "forged: may_act naming another actor", do: atkExchange(env, "orchestrator",
-			forge(root, func(c *tokens.Claims) { c.MayAct = &tokens.Actor{Subject: "outsider"} }), researcherID, nil),
+			forge(root, func(c *jwt.Claims) { c.MayAct = &jwt.Actor{Subject: "outsider"} }), researcherID, nil),
 			status: 400, code: badReq, frag: `the subject_token's may_act does not allow "researcher" to act for its subject`},
-		{name: "forged: a jti Mandate never issued", do: asDB(forge(grand, func(c *tokens.Claims) { c.ID = "never-issued-0000000000" })),
+		{name: "forged: a jti Mandate never issued", do: asDB(forge(grand, func(c *jwt.Claims) { c.ID = "never-issued-0000000000" })),
 			status: 400, code: badReq, frag: "subject_token was not issued by this server"},
 
 		// --- time and issuer ---
-		{name: "expired", do: asDB(forge(grand, func(c *tokens.Claims) { c.Expiry = now.Add(-time.Second).Unix() })),
+		{name: "expired", do: asDB(forge(grand, func(c *jwt.Claims) { c.Expiry = jwt.At(now.Add(-time.Second)) })),
 			status: 400, code: badReq, frag: "subject_token has expired"},
-		{name: "expiring this very second", do: asDB(forge(grand, func(c *tokens.Claims) { c.Expiry = now.Unix() })),
+		{name: "expiring this very second", do: asDB(forge(grand, func(c *jwt.Claims) { c.Expiry = jwt.At(now) })),
 			status: 400, code: badReq, frag: "subject_token has expired"},
-		{name: "not valid yet (nbf in the future)", do: asDB(forge(grand, func(c *tokens.Claims) { c.NotBefore = now.Add(time.Hour).Unix() })),
+		{name: "not valid yet (nbf in the future)", do: asDB(forge(grand, func(c *jwt.Claims) { c.NotBefore = jwt.At(now.Add(time.Hour)) })),
 			status: 400, code: badReq, frag: "subject_token is not valid yet"},
-		{name: "nbf just beyond the 5 s leeway", do: asDB(forge(grand, func(c *tokens.Claims) { c.NotBefore = now.Add(6 * time.Second).Unix() })),
+		{name: "nbf just beyond the 5 s leeway", do: asDB(forge(grand, func(c *jwt.Claims) { c.NotBefore = jwt.At(now.Add(6 * time.Second)) })),
 			status: 400, code: badReq, frag: "subject_token is not valid yet"},
-		{name: "issued in the future (iat)", do: asDB(forge(grand, func(c *tokens.Claims) { c.IssuedAt = now.Add(time.Hour).Unix() })),
+		{name: "issued in the future (iat)", do: asDB(forge(grand, func(c *jwt.Claims) { c.IssuedAt = jwt.At(now.Add(time.Hour)) })),
 			status: 400, code: badReq, frag: "subject_token is not valid yet"},
-		{name: "wrong iss", do: asDB(forge(grand, func(c *tokens.Claims) { c.Issuer = "https://evil.example" })),
+		{name: "wrong iss", do: asDB(forge(grand, func(c *jwt.Claims) { c.Issuer = "https://evil.example" })),
 			status: 400, code: badReq, frag: `subject_token issuer "https://evil.example" is neither Mandate nor a trusted issuer`},
-		{name: "iss with a trailing slash", do: asDB(forge(grand, func(c *tokens.Claims) { c.Issuer = env.URL + "/" })),
+		{name: "iss with a trailing slash", do: asDB(forge(grand, func(c *jwt.Claims) { c.Issuer = env.URL + "/" })),
 			status: 400, code: badReq, frag: "is neither Mandate nor a trusted issuer"},
-		{name: "iss in upper case", do: asDB(forge(grand, func(c *tokens.Claims) { c.Issuer = strings.ToUpper(env.URL) })),
+		{name: "iss in upper case", do: asDB(forge(grand, func(c *jwt.Claims) { c.Issuer = strings.ToUpper(env.URL) })),
 			status: 400, code: badReq, frag: "is neither Mandate nor a trusted issuer"},
-		{name: "iss missing", do: asDB(forge(grand, func(c *tokens.Claims) { c.Issuer = "" })),
+		{name: "iss missing", do: asDB(forge(grand, func(c *jwt.Claims) { c.Issuer = "" })),
 			status: 400, code: badReq, frag: `subject_token is malformed: no "iss" claim`},
 		{name: "exp extended, original signature", do: asDB(dt.Tamper(t, grand, func(c map[string]any) { c["exp"] = now.Add(24 * time.Hour).Unix() })),
 			status: 400, code: badReq, frag: badSig},
@@ -484,10 +485,10 @@ func TestAttackLifetimeExtensionIsClamped(t *testing.T) {
 func TestAttackReExchangeKeepsTheActChain(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	_, child, grand := chainOf(t, env)
-	act := func(names ...string) *tokens.Actor {
-		var a *tokens.Actor
+	act := func(names ...string) *jwt.Actor {
+		var a *jwt.Actor
 		for i := len(names) - 1; i >= 0; i-- {
-			a = &tokens.Actor{Subject: names[i], Act: a}
+			a = &jwt.Actor{Subject: names[i], Act: a}
 		}
 		return a
 	}
@@ -498,7 +499,7 @@ func TestAttackReExchangeKeepsTheActChain(t *testing.T) {
 		subject func() string
 		actor   func() string
 		holder  string
-		wantAct *tokens.Actor
+		wantAct *jwt.Actor
 	}{
 		{"naming itself as actor", "researcher", func() string { return child }, func() string { return env.Mint(t, "researcher", nil) },
 			"researcher", act("researcher")},

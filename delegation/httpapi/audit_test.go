@@ -15,7 +15,7 @@ import (
 // refusals (with the rule or policy), revocations (with who and why) land in
 // the hash-chained trail, which verifies and holds no token.
 func TestEveryDecisionIsAudited(t *testing.T) {
-	env := dt.New(t, dt.Options{Policy: demoPolicy(t), Clients: policyClients()})
+	env := dt.New(t, dt.Options{PolicyDir: "../../testdata/policies", Clients: policyClients()})
 	root, child, grand := policyChain(t, env)
 	env.Exchange(t, "researcher", child, "", url.Values{"scope": {"db:*"}})                     // widening
 	env.Post(t, "token_endpoint", "db-agent", url.Values{"grant_type": {"client_credentials"}}) // forbidden by policy

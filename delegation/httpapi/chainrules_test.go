@@ -7,7 +7,7 @@ import (
 
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // TestEmptyParentGrantsBoundTheChild: a parent with no scope (an identity
@@ -45,23 +45,23 @@ func TestEmptyParentGrantsBoundTheChild(t *testing.T) {
 func TestSignedButIllFormedChainsAreRefused(t *testing.T) {
 	env := dt.New(t, dt.Options{MaxDepth: 3})
 	_, child, grand := chainOf(t, env)
-	forge := func(base string, edit func(*tokens.Claims)) string { return env.Forge(t, base, edit) }
+	forge := func(base string, edit func(*jwt.Claims)) string { return env.Forge(t, base, edit) }
 	tests := []struct {
 		name   string
 		holder string
 		token  string
 	}{
-		{"act dropped", "db-agent", forge(grand, func(c *tokens.Claims) { c.Act = nil })},
-		{"act names another holder", "db-agent", forge(grand, func(c *tokens.Claims) { c.Act.Subject = "researcher" })},
-		{"more actors than ancestors", "researcher", forge(child, func(c *tokens.Claims) {
-			c.Act = &tokens.Actor{Subject: "researcher", Act: &tokens.Actor{Subject: "x", Act: &tokens.Actor{Subject: "y"}}}
+		{"act dropped", "db-agent", forge(grand, func(c *jwt.Claims) { c.Act = nil })},
+		{"act names another holder", "db-agent", forge(grand, func(c *jwt.Claims) { c.Act.Subject = "researcher" })},
+		{"more actors than ancestors", "researcher", forge(child, func(c *jwt.Claims) {
+			c.Act = &jwt.Actor{Subject: "researcher", Act: &jwt.Actor{Subject: "x", Act: &jwt.Actor{Subject: "y"}}}
 		})},
-		{"lineage repeats a jti", "db-agent", forge(grand, func(c *tokens.Claims) { c.Lineage = []string{c.Lineage[0], c.Lineage[0]} })},
-		{"lineage beyond max_depth", "db-agent", forge(grand, func(c *tokens.Claims) { c.Lineage = []string{"a", "b", "c", "d"} })},
-		{"lineage contains itself", "db-agent", forge(grand, func(c *tokens.Claims) { c.Lineage = append(c.Lineage, c.ID) })},
-		{"foreign issuer", "db-agent", forge(grand, func(c *tokens.Claims) { c.Issuer = "https://evil.example" })},
-		{"not valid yet", "db-agent", forge(grand, func(c *tokens.Claims) { c.NotBefore = dt.Start.Add(time.Hour).Unix() })},
-		{"issued in the future", "db-agent", forge(grand, func(c *tokens.Claims) { c.IssuedAt = dt.Start.Add(time.Hour).Unix() })},
+		{"lineage repeats a jti", "db-agent", forge(grand, func(c *jwt.Claims) { c.Lineage = []string{c.Lineage[0], c.Lineage[0]} })},
+		{"lineage beyond max_depth", "db-agent", forge(grand, func(c *jwt.Claims) { c.Lineage = []string{"a", "b", "c", "d"} })},
+		{"lineage contains itself", "db-agent", forge(grand, func(c *jwt.Claims) { c.Lineage = append(c.Lineage, c.ID) })},
+		{"foreign issuer", "db-agent", forge(grand, func(c *jwt.Claims) { c.Issuer = "https://evil.example" })},
+		{"not valid yet", "db-agent", forge(grand, func(c *jwt.Claims) { c.NotBefore = jwt.At(dt.Start.Add(time.Hour)) })},
+		{"issued in the future", "db-agent", forge(grand, func(c *jwt.Claims) { c.IssuedAt = jwt.At(dt.Start.Add(time.Hour)) })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,8 +80,8 @@ func TestActorTokenRules(t *testing.T) {
 	if r := revoke(t, env, "researcher", revokedID); r.Status != 200 {
 		t.Fatal(r.Status)
 	}
-	ghost, err := env.Keys.Sign(&tokens.Claims{Issuer: env.URL, Subject: "ghost", ClientID: "ghost",
-		IssuedAt: dt.Start.Unix(), NotBefore: dt.Start.Unix(), Expiry: dt.Start.Add(time.Hour).Unix(), ID: "ghost-1"})
+	ghost, err := env.Keys.Sign(&jwt.Claims{Issuer: env.URL, Subject: "ghost", ClientID: "ghost",
+		IssuedAt: jwt.At(dt.Start), NotBefore: jwt.At(dt.Start), Expiry: jwt.At(dt.Start.Add(time.Hour)), ID: "ghost-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,16 +205,17 @@ func TestEphemeralAgents(t *testing.T) {
 // whether the token is bound, so "ephemeral agents only under these names"
 // and "delegate only sender-constrained" are one rule each.
 func TestPolicyDecidesEphemeralNamesAndBinding(t *testing.T) {
-	set, err := policy.Parse(policy.File{Name: "p.cedar", Source: []byte(`
+	set := []policy.File{{Name: "p.cedar", Source: []byte(`
 @id("all") permit (principal, action, resource);
 @id("named-agents") forbid (principal, action == Action::"delegate", resource)
   when { context.ephemeral && !(context.holder like "orchestrator/summarizer-*") };
 @id("bound-delegation") forbid (principal, action == Action::"delegate", resource)
-  when { !context.bound };`)})
+  when { !context.bound };`)}}
+	_, err := policy.Parse(set...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := dt.New(t, dt.Options{Policy: set})
+	env := dt.New(t, dt.Options{Policies: set})
 	root := env.Mint(t, "orchestrator", nil)
 	exchange := func(actor string) dt.Response {
 		f := dt.ExchangeForm(root, "", url.Values{"scope": {"db:read:orders"}})

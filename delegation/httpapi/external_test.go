@@ -17,10 +17,9 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
-	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 const idpIssuer = "https://idp.example"
@@ -63,12 +62,8 @@ func (p *idp) sign(t *testing.T, claims map[string]any) string {
 func externalEnv(t *testing.T) (*dt.Env, *idp) {
 	t.Helper()
 	p := newIdP(t)
-	keys, err := tokens.NewSetResolver(p.jwks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := dt.New(t, dt.Options{TrustedIssuers: []delegation.TrustedIssuer{
-		{Issuer: idpIssuer, Audience: "mandate", Keys: keys},
+	env := dt.New(t, dt.Options{TrustedIssuers: []dt.TrustedIssuer{
+		{Issuer: idpIssuer, Audience: "mandate", JWKS: p.jwks},
 	}})
 	return env, p
 }
@@ -94,15 +89,15 @@ func TestExternalSubjectBecomesARoot(t *testing.T) {
 	root := r.String("access_token")
 	c := env.Claims(t, root)
 	if c.Subject != "alice@example.com" || c.ClientID != "orchestrator" || len(c.Lineage) != 0 ||
-		!reflect.DeepEqual(c.Act, &tokens.Actor{Subject: "orchestrator"}) || c.Scope != "db:read:*" {
+		!reflect.DeepEqual(c.Act, &jwt.Actor{Subject: "orchestrator"}) || c.Scope != "db:read:*" {
 		t.Errorf("external root = %+v act %+v", c, c.Act)
 	}
-	if c.Expiry != dt.Start.Add(15*time.Minute).Unix() {
+	if c.Expiry != jwt.At(dt.Start.Add(15*time.Minute)) {
 		t.Errorf("exp = %d, want now + root_ttl", c.Expiry)
 	}
 	// It delegates like any root, and the subject stays alice.
 	child := env.Claims(t, env.Delegate(t, "orchestrator", root, "researcher", nil))
-	if child.Subject != "alice@example.com" || !reflect.DeepEqual(child.Act, &tokens.Actor{Subject: "researcher", Act: &tokens.Actor{Subject: "orchestrator"}}) {
+	if child.Subject != "alice@example.com" || !reflect.DeepEqual(child.Act, &jwt.Actor{Subject: "researcher", Act: &jwt.Actor{Subject: "orchestrator"}}) {
 		t.Errorf("child of external root: sub %q act %+v", child.Subject, child.Act)
 	}
 	// With no scope requested the client's registration applies; the IdP's scope plays no part.
@@ -116,7 +111,7 @@ func TestExternalRootNeverOutlivesTheExternalToken(t *testing.T) {
 	env, p := externalEnv(t)
 	ext := p.sign(t, userToken(dt.Start.Add(3*time.Minute), nil))
 	r := env.Exchange(t, "orchestrator", ext, "", nil)
-	if c := env.Claims(t, r.String("access_token")); c.Expiry != dt.Start.Add(3*time.Minute).Unix() {
+	if c := env.Claims(t, r.String("access_token")); c.Expiry != jwt.At(dt.Start.Add(3*time.Minute)) {
 		t.Errorf("exp = %d, want the external token's", c.Expiry)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/chain"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
@@ -71,7 +71,7 @@ func TestFeedSnapshotAndCursor(t *testing.T) {
 	if got := feedJTIs(t, feed(t, env, "ops", nil)); len(got) != 3 {
 		t.Errorf("within the grace after the child expired: %v", got)
 	}
-	env.Clock.Advance(delegation.FeedGrace)
+	env.Clock.Advance(chain.RevocationGrace)
 	r = feed(t, env, "ops", nil)
 	if got := feedJTIs(t, r); len(got) != 2 || r.JSON["reset"] != true {
 		t.Errorf("after the child expired: %s", r.Raw)

@@ -30,7 +30,7 @@ func FuzzTokenEndpoint(f *testing.F) {
 	f.Add("", "client_id=orchestrator&client_secret=x&grant_type=client_credentials")
 	f.Add(good, "grant_type=%zz")
 	f.Add(good, "grant_type="+url.QueryEscape(oauth.GrantTokenExchange)+"&subject_token=a.b.c&subject_token_type="+url.QueryEscape(oauth.TokenTypeJWT))
-	handler := env.Server.Config.Handler
+	handler := env.Handler
 	f.Fuzz(func(t *testing.T, authz, body string) {
 		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

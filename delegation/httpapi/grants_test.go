@@ -12,7 +12,7 @@ import (
 	"github.com/mandate-auth/mandate/chain"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
-	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 func expectError(t *testing.T, r dt.Response, status int, code string) {
@@ -59,11 +59,11 @@ func TestClientCredentialsMintsARoot(t *testing.T) {
 		t.Errorf("header = %v", h)
 	}
 	c := env.Claims(t, tok)
-	want := tokens.Claims{
+	want := jwt.Claims{
 		Issuer: env.URL, Subject: "orchestrator", ClientID: "orchestrator",
-		Audience: tokens.Audience{"https://db.example", "https://tools.example", "https://mail.example"},
-		Scope:    "db:read:* db:write:* tools:*", IssuedAt: dt.Start.Unix(), NotBefore: dt.Start.Unix(),
-		Expiry: dt.Start.Add(15 * time.Minute).Unix(), ID: c.ID, Lineage: []string{},
+		Audience: jwt.Audience{"https://db.example", "https://tools.example", "https://mail.example"},
+		Scope:    "db:read:* db:write:* tools:*", IssuedAt: jwt.At(dt.Start), NotBefore: jwt.At(dt.Start),
+		Expiry: jwt.At(dt.Start.Add(15 * time.Minute)), ID: c.ID, Lineage: []string{},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("claims\n got %+v\nwant %+v", *c, want)
@@ -79,7 +79,7 @@ func TestClientCredentialsMintsARoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("record not durable before the response: %v", err)
 	}
-	if rec.Holder != "orchestrator" || rec.Parent != "" || rec.ExpiresAt.Unix() != c.Expiry {
+	if rec.Holder != "orchestrator" || rec.Parent != "" || rec.ExpiresAt.Unix() != int64(c.Expiry) {
 		t.Errorf("record = %+v", rec)
 	}
 }
@@ -161,10 +161,10 @@ func TestDelegationChainClaims(t *testing.T) {
 	if cc.ClientID != "researcher" || gc.ClientID != "db-agent" {
 		t.Errorf("holders = %q, %q", cc.ClientID, gc.ClientID)
 	}
-	if want := (&tokens.Actor{Subject: "researcher"}); !reflect.DeepEqual(cc.Act, want) {
+	if want := (&jwt.Actor{Subject: "researcher"}); !reflect.DeepEqual(cc.Act, want) {
 		t.Errorf("child act = %+v (inner act omitted when the parent has none)", cc.Act)
 	}
-	if want := (&tokens.Actor{Subject: "db-agent", Act: &tokens.Actor{Subject: "researcher"}}); !reflect.DeepEqual(gc.Act, want) {
+	if want := (&jwt.Actor{Subject: "db-agent", Act: &jwt.Actor{Subject: "researcher"}}); !reflect.DeepEqual(gc.Act, want) {
 		t.Errorf("grandchild act = %+v", gc.Act)
 	}
 	if !reflect.DeepEqual(cc.Lineage, []string{rc.ID}) || !reflect.DeepEqual(gc.Lineage, []string{rc.ID, cc.ID}) {
@@ -177,10 +177,10 @@ func TestDelegationChainClaims(t *testing.T) {
 	if !reflect.DeepEqual([]string(cc.Audience), []string{"https://db.example", "https://tools.example"}) {
 		t.Errorf("child aud = %v", cc.Audience)
 	}
-	if cc.Expiry != dt.Start.Add(5*time.Minute).Unix() {
+	if cc.Expiry != jwt.At(dt.Start.Add(5*time.Minute)) {
 		t.Errorf("child exp = %d, want now + delegated_ttl", cc.Expiry)
 	}
-	for _, c := range []*tokens.Claims{cc, gc} {
+	for _, c := range []*jwt.Claims{cc, gc} {
 		if err := chain.CheckStructure(c, 4); err != nil {
 			t.Errorf("issued an ill-formed chain: %v", err)
 		}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Paths of the endpoints, relative to the issuer URL.
@@ -119,7 +120,7 @@ func Metadata(issuer string) map[string]any {
 		"revocation_endpoint":                                      base + PathRevoke,
 		"introspection_endpoint":                                   base + PathIntrospect,
 		"revocation_feed_endpoint":                                 base + PathFeed,
-		"grant_types_supported":                                    []string{oauth.GrantClientCredentials, oauth.GrantTokenExchange},
+		"grant_types_supported":                                    grantTypes(),
 		"token_endpoint_auth_methods_supported":                    authMethods,
 		"revocation_endpoint_auth_methods_supported":               authMethods,
 		"introspection_endpoint_auth_methods_supported":            authMethods,
@@ -129,6 +130,15 @@ func Metadata(issuer string) map[string]any {
 		"revocation_endpoint_auth_signing_alg_values_supported":    algs,
 		"introspection_endpoint_auth_signing_alg_values_supported": algs,
 	}
+}
+
+// grantTypes lists the grant_type values the core's grant registry serves.
+func grantTypes() []string {
+	var out []string
+	for _, g := range delegation.Grants() {
+		out = append(out, g.Type)
+	}
+	return out
 }
 
 func (a *api) getMetadata(c echo.Context) error {
@@ -252,7 +262,7 @@ func (a *api) getFeed(c echo.Context) error {
 
 // tokenParam authenticates a revocation or introspection request and returns
 // its required "token" parameter.
-func (a *api) tokenParam(c echo.Context) (*delegation.Client, string, error) {
+func (a *api) tokenParam(c echo.Context) (*delegation.Registration, string, error) {
 	form, client, err := a.authenticatedForm(c)
 	if err != nil {
 		return nil, "", err
@@ -266,7 +276,7 @@ func (a *api) tokenParam(c echo.Context) (*delegation.Client, string, error) {
 
 // authenticatedForm reads the form body, refuses repeated single parameters and
 // authenticates the client.
-func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client, error) {
+func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Registration, error) {
 	form, err := a.readForm(c.Request())
 	if err != nil {
 		return nil, nil, err
@@ -282,7 +292,7 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 	if form.Has("client_assertion") || form.Has("client_assertion_type") {
 		client, err := a.assertionClient(c, form)
 		if err != nil {
-			a.log.Info("client authentication failed", slog.String("method", "private_key_jwt"), slog.String("client", printable(form.Get("client_id"))), slog.String("remote", c.RealIP()))
+			a.log.Info("client authentication failed", slog.String("method", "private_key_jwt"), slog.String("client", jwt.Excerpt(form.Get("client_id"))), slog.String("remote", c.RealIP()))
 			return nil, nil, err
 		}
 		return form, client, nil // admitted inside, before its jti was spent
@@ -293,7 +303,7 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 	}
 	client, err := a.svc.Authenticate(id, secret)
 	if err != nil {
-		a.log.Info("client authentication failed", slog.String("client", printable(id)), slog.String("remote", c.RealIP()))
+		a.log.Info("client authentication failed", slog.String("client", jwt.Excerpt(id)), slog.String("remote", c.RealIP()))
 		return nil, nil, err
 	}
 	return form, client, a.admit(c, client)
@@ -301,7 +311,7 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Client,
 
 // basicClient authenticates a GET by HTTP Basic (it has no body for the
 // other methods) and applies the client's rate limit.
-func (a *api) basicClient(c echo.Context) (*delegation.Client, error) {
+func (a *api) basicClient(c echo.Context) (*delegation.Registration, error) {
 	if c.Request().Header.Get("Authorization") == "" {
 		return nil, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required")
 	}
@@ -311,14 +321,14 @@ func (a *api) basicClient(c echo.Context) (*delegation.Client, error) {
 	}
 	client, err := a.svc.Authenticate(id, secret)
 	if err != nil {
-		a.log.Info("client authentication failed", slog.String("client", printable(id)), slog.String("remote", c.RealIP()))
+		a.log.Info("client authentication failed", slog.String("client", jwt.Excerpt(id)), slog.String("remote", c.RealIP()))
 		return nil, err
 	}
 	return client, a.admit(c, client)
 }
 
 // admit applies an authenticated client's rate limit.
-func (a *api) admit(c echo.Context, client *delegation.Client) error {
+func (a *api) admit(c echo.Context, client *delegation.Registration) error {
 	if d := a.limits.wait(client.ID); d > 0 {
 		a.log.Info("rate limited", slog.String("client", client.ID))
 		return errSlowDown(c, d)
@@ -328,7 +338,7 @@ func (a *api) admit(c echo.Context, client *delegation.Client) error {
 
 // assertionClient authenticates a request by private_key_jwt (RFC 7523
 // §2.2): client_assertion_type and client_assertion, and no other method.
-func (a *api) assertionClient(c echo.Context, form url.Values) (*delegation.Client, error) {
+func (a *api) assertionClient(c echo.Context, form url.Values) (*delegation.Registration, error) {
 	if c.Request().Header.Get("Authorization") != "" || form.Has("client_secret") {
 		return nil, oauth.New(oauth.CodeInvalidRequest, "use one client authentication method, not both")
 	}
@@ -340,7 +350,7 @@ func (a *api) assertionClient(c echo.Context, form url.Values) (*delegation.Clie
 	}
 	endpoint := strings.TrimSuffix(a.svc.Issuer(), "/") + c.Request().URL.Path
 	return a.svc.AuthenticateAssertion(form.Get("client_assertion"), form.Get("client_id"), endpoint,
-		func(client *delegation.Client) error { return a.admit(c, client) })
+		func(client *delegation.Registration) error { return a.admit(c, client) })
 }
 
 // readForm reads an application/x-www-form-urlencoded body of bounded size.
@@ -455,13 +465,6 @@ func (a *api) handleEchoError(err error, c echo.Context) {
 		return
 	}
 	_ = a.writeError(c, oauth.Wrap(err, oauth.CodeServerError, "internal error"))
-}
-
-func printable(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/delegation"
 )
 
 // Observation is one answered request, for metrics: the route pattern (not
@@ -14,7 +14,7 @@ import (
 // drawn from a small fixed set, never from the request's text.
 type Observation struct {
 	Route    string
-	Grant    string // "client_credentials", "token_exchange", "other", or "" off the token endpoint
+	Grant    string // a served grant's name (delegation.Grants), "other", or "" off the token endpoint
 	Status   int
 	Code     string // "" when the request succeeded
 	Duration time.Duration
@@ -43,13 +43,11 @@ func (a *api) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// grantLabel maps a grant_type parameter onto a bounded label.
+// grantLabel maps a grant_type parameter onto a bounded label: the name of
+// a grant the core serves, or "other".
 func grantLabel(g string) string {
-	switch g {
-	case oauth.GrantClientCredentials:
-		return "client_credentials"
-	case oauth.GrantTokenExchange:
-		return "token_exchange"
+	if name, ok := delegation.GrantName(g); ok {
+		return name
 	}
 	return "other"
 }

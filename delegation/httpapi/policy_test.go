@@ -13,15 +13,6 @@ import (
 	"github.com/mandate-auth/mandate/policy"
 )
 
-func demoPolicy(t *testing.T) *policy.Set {
-	t.Helper()
-	s, err := policy.LoadDir("../../testdata/policies")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // policyClients is the default cast with registrations wide enough that
 // policy, not registration, is what refuses: an orchestrator holding db:*, a
 // research agent that could be given writes, and a db-agent that could be
@@ -58,7 +49,7 @@ func policyChain(t *testing.T, env *dt.Env) (root, child, grand string) {
 // path of a real server: the demo's chain is permitted, and each refusal names
 // the policy that determined it.
 func TestPolicyDecidesEveryTokenRequest(t *testing.T) {
-	env := dt.New(t, dt.Options{Policy: demoPolicy(t), Clients: policyClients()})
+	env := dt.New(t, dt.Options{PolicyDir: "../../testdata/policies", Clients: policyClients()})
 	root, _, _ := policyChain(t, env) // mints and two delegations: all permitted
 	dbID := env.Mint(t, "db-agent", url.Values{"scope": {"db:read:*"}})
 	analystID := env.Mint(t, "analyst", url.Values{"scope": {"db:read:x"}})
@@ -105,13 +96,14 @@ func TestPolicyDecidesEveryTokenRequest(t *testing.T) {
 }
 
 func TestAPolicyThatFailsToEvaluateDenies(t *testing.T) {
-	s, err := policy.Parse(policy.File{Name: "p.cedar", Source: []byte(`
+	s := []policy.File{{Name: "p.cedar", Source: []byte(`
 @id("everyone") permit (principal, action, resource);
-@id("typo") forbid (principal, action, resource) when { context.dept > 3 };`)})
+@id("typo") forbid (principal, action, resource) when { context.dept > 3 };`)}}
+	_, err := policy.Parse(s...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := dt.New(t, dt.Options{Policy: s})
+	env := dt.New(t, dt.Options{Policies: s})
 	r := env.Post(t, "token_endpoint", "orchestrator", url.Values{"grant_type": {oauth.GrantClientCredentials}})
 	expectError(t, r, 400, oauth.CodeInvalidRequest)
 	if !strings.Contains(r.String("error_description"), `"typo" failed to evaluate`) {
@@ -124,7 +116,7 @@ func TestAPolicyThatFailsToEvaluateDenies(t *testing.T) {
 // delegated from them, are revoked with the reason recorded, and it gets no
 // token until the window has passed.
 func TestDeviationRevokesTheAgentsSubtree(t *testing.T) {
-	env := dt.New(t, dt.Options{Policy: demoPolicy(t), Clients: policyClients(), Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute}})
+	env := dt.New(t, dt.Options{PolicyDir: "../../testdata/policies", Clients: policyClients(), Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute}})
 	root := env.Mint(t, "orchestrator", nil)
 	analystID := env.Mint(t, "analyst", url.Values{"scope": {"db:read:x"}})
 	r := env.Exchange(t, "orchestrator", root, analystID, url.Values{"scope": {"db:read:*"}})
@@ -179,11 +171,12 @@ func TestDefaultDenyAndFailingPoliciesDoNotCount(t *testing.T) {
 		"failing policy": `@id("mint") permit (principal, action == Action::"mint", resource); @id("typo") forbid (principal, action == Action::"downscope", resource) when { context.dept > 1 };`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			set, err := policy.Parse(policy.File{Name: "p.cedar", Source: []byte(src)})
+			set := []policy.File{{Name: "p.cedar", Source: []byte(src)}}
+			_, err := policy.Parse(set...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := dt.New(t, dt.Options{Policy: set, Deviation: delegation.Deviation{MaxDenials: 2, Window: time.Minute}})
+			env := dt.New(t, dt.Options{Policies: set, Deviation: delegation.Deviation{MaxDenials: 2, Window: time.Minute}})
 			root := env.Mint(t, "orchestrator", nil)
 			for range 5 {
 				expectError(t, env.Exchange(t, "orchestrator", root, "", nil), 400, oauth.CodeInvalidRequest)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/chain"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
@@ -137,7 +137,7 @@ func TestRevocationOfUnknownOrExpiredTokensIsAccepted(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
 		}
 	}
-	env.Clock.Advance(time.Minute + delegation.FeedGrace)
+	env.Clock.Advance(time.Minute + chain.RevocationGrace)
 	if r := revoke(t, env, "outsider", root); r.Status != 200 {
 		t.Errorf("expired: %d %s", r.Status, r.Raw)
 	}

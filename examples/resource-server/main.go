@@ -1,5 +1,5 @@
 // Command resource-server is a minimal API protected by Mandate: every request
-// is verified locally with chain.Verifier (signature, audience, expiry, the
+// is verified locally with verifier.Verifier (signature, audience, expiry, the
 // delegation chain, and revocations learned from Mandate's feed), and each
 // route demands a scope. It also publishes RFC 9728 metadata so clients (an
 // MCP client, say) can discover that Mandate issues its tokens.
@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/chain/verifier"
 )
 
 func main() {
@@ -57,9 +57,9 @@ func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	md := chain.ResourceMetadata{Resource: audience, AuthorizationServers: []string{issuer},
+	md := verifier.ResourceMetadata{Resource: audience, AuthorizationServers: []string{issuer},
 		ScopesSupported: []string{"db:read:orders", "db:write:orders"}, ResourceName: "Orders API"}
-	v, err := chain.NewVerifier(ctx, chain.VerifierConfig{
+	v, err := verifier.Discover(ctx, verifier.Config{
 		Issuer: issuer, Audience: audience, ClientID: id, ClientSecret: secret,
 		Realm: "orders", ResourceMetadataURL: md.URL(), PublicURL: publicURL,
 		OnSync: func(err error) {
@@ -89,9 +89,9 @@ func run(log *slog.Logger) error {
 
 // newAPI wires the routes: the metadata document is public; every other route
 // first verifies the token (v.Middleware), then demands its scope.
-func newAPI(v *chain.Verifier, md chain.ResourceMetadata) http.Handler {
+func newAPI(v *verifier.Verifier, md verifier.ResourceMetadata) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET "+chain.ResourceMetadataPath(md.Resource), md.Handler())
+	mux.Handle("GET "+verifier.ResourceMetadataPath(md.Resource), md.Handler())
 	protect := func(scope string, h http.HandlerFunc) http.Handler {
 		return v.Middleware(v.RequireScope(scope)(h))
 	}
@@ -101,7 +101,7 @@ func newAPI(v *chain.Verifier, md chain.ResourceMetadata) http.Handler {
 }
 
 func listOrders(w http.ResponseWriter, r *http.Request) {
-	c, _ := chain.FromContext(r.Context())
+	c, _ := verifier.FromContext(r.Context())
 	writeJSON(w, http.StatusOK, map[string]any{
 		"orders": []map[string]any{{"id": 1042, "total": 99.5}},
 		// Who is calling, for whom, through which agents: the audit line an API
@@ -112,7 +112,7 @@ func listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func createOrder(w http.ResponseWriter, r *http.Request) {
-	c, _ := chain.FromContext(r.Context())
+	c, _ := verifier.FromContext(r.Context())
 	writeJSON(w, http.StatusCreated, map[string]any{"created": true, "by": c.Holder, "for": c.Subject})
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/chain/verifier"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 )
 
@@ -18,9 +18,9 @@ import (
 // its task is revoked.
 func TestExampleAgainstARealMandate(t *testing.T) {
 	env := dt.New(t, dt.Options{})
-	md := chain.ResourceMetadata{Resource: "https://db.example", AuthorizationServers: []string{env.URL}}
+	md := verifier.ResourceMetadata{Resource: "https://db.example", AuthorizationServers: []string{env.URL}}
 	synced := make(chan struct{}, 16)
-	v, err := chain.NewVerifier(context.Background(), chain.VerifierConfig{
+	v, err := verifier.Discover(context.Background(), verifier.Config{
 		Issuer: env.URL, Audience: "https://db.example", ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),
 		Now: env.Clock.Now, OnSync: func(error) {
 			select {

@@ -1,0 +1,92 @@
+// Package authz decides, per call and locally, whether a verified chain may
+// perform an action on a resource, with Mandate's Cedar policies (package
+// policy): principal Agent::"<holder>" with its groups, the action and
+// resource the resource server names, and the chain in the context. It is a
+// package of its own so that a resource server that wants no Cedar pulls none
+// in: package verifier never imports it.
+//
+// Invariants: a policy that fails to evaluate denies (package policy fails
+// closed); a denial is answered 403 insufficient_scope naming the policy, and
+// never reaches the handler.
+package authz
+
+import (
+	"net/http"
+
+	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/chain/verifier"
+	"github.com/mandate-auth/mandate/policy"
+)
+
+// Policy decides whether a verified chain may perform an action on a
+// resource; *policy.Set and *policy.Engine (which reloads) satisfy it.
+type Policy interface {
+	AuthorizeCall(policy.CallRequest) policy.Decision
+}
+
+var (
+	_ Policy = (*policy.Set)(nil)
+	_ Policy = (*policy.Engine)(nil)
+)
+
+// Authorizer evaluates per-call policy for the chains one verifier checks.
+type Authorizer struct {
+	v      *verifier.Verifier
+	policy Policy
+	groups func(holder string) []string
+}
+
+// New returns an Authorizer over policy p. groups, when not nil, names a
+// holder's groups, so call policies can say principal in Group::"..."
+// (Mandate's tokens do not carry groups). v writes the refusals, with its
+// challenges. A nil p denies every call (fail closed).
+func New(v *verifier.Verifier, p Policy, groups func(holder string) []string) *Authorizer {
+	return &Authorizer{v: v, policy: p, groups: groups}
+}
+
+// NoPolicy is the reason of every denial by an Authorizer made without a policy.
+const NoPolicy = "no call policy is configured, so every call is denied"
+
+// Authorize asks the policy, locally, whether the chain may perform action
+// on resource (Action::"call" on Tool::"search", say). The principal is
+// Agent::"<holder>", with its groups; the context carries the holder,
+// subject, actors, depth, scopes (with their patterns), audiences and root.
+func (a *Authorizer) Authorize(c *chain.Chain, action policy.Action, resource policy.Entity) policy.Decision {
+	if a.policy == nil {
+		return policy.Decision{Policies: []string{}, Reason: NoPolicy}
+	}
+	var groups []string
+	if a.groups != nil {
+		groups = a.groups(c.Holder)
+	}
+	return a.policy.AuthorizeCall(policy.CallRequest{
+		Holder: c.Holder, Groups: groups, Action: action, Resource: resource, Subject: c.Subject,
+		Actors: c.Actors, Depth: c.Depth, Scopes: c.Scopes, Audiences: c.Audiences, Root: c.Root,
+	})
+}
+
+// Require returns net/http middleware that lets a request through only when
+// the policy permits its verified chain to perform action on resource;
+// otherwise 403 insufficient_scope naming the determining policy. It must
+// run after the verifier's Middleware.
+func (a *Authorizer) Require(action policy.Action, resource policy.Entity) func(http.Handler) http.Handler {
+	return a.v.Require(a.Check(action, resource))
+}
+
+// Check is the verifier.Check behind Require, for echo (echomw.Require) and
+// for handlers that pick the resource per request.
+func (a *Authorizer) Check(action policy.Action, resource policy.Entity) verifier.Check {
+	return func(w http.ResponseWriter, c *chain.Chain) bool {
+		if d := a.Authorize(c, action, resource); !d.Allow {
+			a.Reject(w, d)
+			return false
+		}
+		return true
+	}
+}
+
+// Reject writes the 403 answer for a call the policy denied (RFC 6750
+// insufficient_scope: the token lacks the privilege), naming the policy.
+func (a *Authorizer) Reject(w http.ResponseWriter, d policy.Decision) {
+	a.v.RejectInsufficient(w, d.Reason, "", map[string]any{"error": "insufficient_scope", "error_description": d.Reason, "policies": d.Policies})
+}

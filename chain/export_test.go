@@ -1,4 +1,0 @@
-package chain
-
-// CacheLen exposes the cache size to tests.
-func CacheLen(v *Verifier) int { return v.cache.Len() }

@@ -1,5 +1,0 @@
-package chain_test
-
-import "encoding/base64"
-
-func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

@@ -1,0 +1,241 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Feed follows Mandate's revocation feed: it long-polls the feed endpoint
+// and keeps the set of revoked jtis whose tokens have not yet expired (plus
+// the leeway). It is the RevocationSource of a verifier made by Discover. A
+// Feed only ever adds revocations: they are permanent, so a reset (Mandate
+// restored from a backup) never makes it forget one it knew.
+type Feed struct {
+	url          string
+	http         *http.Client
+	auth         basicAuth
+	now          func() time.Time
+	leeway       time.Duration
+	maxStaleness time.Duration
+	wait         time.Duration
+	retryMax     time.Duration
+	onSync       func(error)
+	afterPoll    func(context.Context) // refreshes a stale JWKS, before OnSync
+
+	mu        sync.RWMutex
+	revoked   map[string]int64 // jti → exp (Unix seconds)
+	cursor    string
+	lastPrune time.Time                 // guarded by mu
+	lastSync  atomic.Pointer[time.Time] // when the feed last caught up; nil = never
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newFeed(cfg Config, feedURL string, afterPoll func(context.Context)) *Feed {
+	f := &Feed{url: feedURL, http: cfg.HTTPClient, auth: basicAuth{cfg.ClientID, cfg.ClientSecret}, now: cfg.Now,
+		leeway: cfg.Leeway, maxStaleness: cfg.MaxStaleness, wait: cfg.FeedWait, retryMax: cfg.FeedRetryMax,
+		onSync: cfg.OnSync, afterPoll: afterPoll, revoked: map[string]int64{}}
+	setDefault(&f.leeway, 5*time.Second)
+	setDefault(&f.maxStaleness, 30*time.Second)
+	setDefault(&f.wait, 20*time.Second)
+	f.wait = min(max(f.wait, time.Second), f.maxStaleness/2)
+	setDefault(&f.retryMax, 5*time.Second)
+	return f
+}
+
+// start syncs once (reporting it to OnSync) and follows the feed in the
+// background until Close.
+func (f *Feed) start(ctx context.Context) {
+	err := f.Sync(ctx)
+	if f.onSync != nil {
+		f.onSync(err)
+	}
+	loop, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan struct{})
+	go f.follow(loop)
+}
+
+// Close stops following the feed and waits for the follower to exit.
+func (f *Feed) Close() {
+	if f.cancel != nil {
+		f.cancel()
+		<-f.done
+	}
+}
+
+// FirstRevoked returns the first of jtis the feed has reported revoked.
+func (f *Feed) FirstRevoked(jtis []string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, j := range jtis {
+		if _, ok := f.revoked[j]; ok {
+			return j, true
+		}
+	}
+	return "", false
+}
+
+// Current fails closed when the feed was last caught up longer than
+// MaxStaleness ago. The times keep their monotonic reading (with the default
+// clock), so a step of the wall clock cannot stretch the bound.
+func (f *Feed) Current(now time.Time) error {
+	last := f.lastSync.Load()
+	if last == nil {
+		return fmt.Errorf("%w: the revocation feed has never been synced", ErrStaleRevocations)
+	}
+	if age := now.Sub(*last); age > f.maxStaleness {
+		return fmt.Errorf("%w: last synced %s ago (bound %s)", ErrStaleRevocations, age.Round(time.Second), f.maxStaleness)
+	}
+	return nil
+}
+
+// LastSync is when the feed last caught up (zero if never).
+func (f *Feed) LastSync() time.Time {
+	if t := f.lastSync.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+// Sync polls the feed without waiting, page after page until caught up, and
+// applies what it returns.
+func (f *Feed) Sync(ctx context.Context) error {
+	for {
+		more, _, err := f.poll(ctx, 0)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// follow long-polls the feed until ctx ends, backing off after failures.
+// After a failure, or while catching up on pages, the next poll does not
+// wait, so a verifier that went stale is fresh again as soon as Mandate
+// answers. A quiet answer that came back at once (a proxy that ignores wait)
+// is followed by a short pause, never a busy loop.
+func (f *Feed) follow(ctx context.Context) {
+	defer close(f.done)
+	const retryMin, minInterval = 50 * time.Millisecond, 100 * time.Millisecond
+	backoff := retryMin
+	var (
+		err     error
+		more    bool
+		entries int
+	)
+	for {
+		wait := f.wait
+		if err != nil || more || f.lastSync.Load() == nil {
+			wait = 0
+		}
+		started := time.Now()
+		more, entries, err = f.poll(ctx, wait)
+		if ctx.Err() != nil {
+			return
+		}
+		if f.afterPoll != nil {
+			f.afterPoll(ctx) // before OnSync, so a reported sync includes it
+		}
+		if f.onSync != nil && !more {
+			f.onSync(err)
+		}
+		pause := time.Duration(0)
+		switch {
+		case err != nil:
+			pause, backoff = backoff, min(2*backoff, f.retryMax)
+		case wait > 0 && entries == 0 && time.Since(started) < minInterval:
+			pause, backoff = minInterval-time.Since(started), retryMin
+		default:
+			backoff = retryMin
+		}
+		if pause > 0 && !sleep(ctx, pause) {
+			return
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends, reporting whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+type feedAnswer struct {
+	Revocations []struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	} `json:"revocations"`
+	Cursor string `json:"cursor"`
+	Reset  bool   `json:"reset"`
+	More   bool   `json:"more"`
+}
+
+// poll asks the feed once and applies the answer; more says another page is
+// waiting, entries how many revocations the answer carried.
+func (f *Feed) poll(ctx context.Context, wait time.Duration) (more bool, entries int, err error) {
+	f.mu.RLock()
+	cursor := f.cursor
+	f.mu.RUnlock()
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("since", cursor)
+	}
+	if wait > 0 {
+		q.Set("wait", fmt.Sprint(int(wait/time.Second)))
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
+	defer cancel()
+	var a feedAnswer
+	if err := getJSON(ctx, f.http, f.url+"?"+q.Encode(), &f.auth, maxFeedAnswer, &a); err != nil {
+		return false, 0, fmt.Errorf("revocation feed: %w", err)
+	}
+	if a.Cursor == "" {
+		return false, 0, errors.New("revocation feed: answer without a cursor")
+	}
+	f.apply(cursor, &a, f.now())
+	return a.More, len(a.Revocations), nil
+}
+
+// apply merges a feed answer fetched from cursor into the revoked set. It
+// only ever adds: a reset (the server could not serve the cursor, say after a
+// restore from backup) does not make the feed forget a revocation, since
+// revocations are permanent. If another poll (a Sync beside the follower)
+// applied first, this answer may be older than what it applied, so it is
+// dropped: the next poll, from the newer cursor, brings anything this one
+// had. The feed counts as synced only once it has caught up (no More).
+// Entries past exp+leeway, whose tokens are refused anyway, are pruned every
+// half minute.
+func (f *Feed) apply(cursor string, a *feedAnswer, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cursor != cursor {
+		return
+	}
+	for _, r := range a.Revocations {
+		f.revoked[r.JTI] = r.Exp
+	}
+	if now.Sub(f.lastPrune) > 30*time.Second {
+		for jti, exp := range f.revoked {
+			if exp+int64(f.leeway/time.Second) < now.Unix() {
+				delete(f.revoked, jti)
+			}
+		}
+		f.lastPrune = now
+	}
+	f.cursor = a.Cursor
+	if !a.More {
+		f.lastSync.Store(&now)
+	}
+}

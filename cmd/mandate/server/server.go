@@ -1,0 +1,226 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/httpapi"
+	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// Options is what a running Mandate needs beyond its configuration: things
+// a test or an embedding program chooses, never an operator's file.
+type Options struct {
+	// Logger receives the server's logs (discarded when nil).
+	Logger *slog.Logger
+	// Now is the clock of the core, the keys and the rate limits (time.Now
+	// when nil); tests pass a clock they control.
+	Now func() time.Time
+	// Listener, when set, is served instead of listening on cfg.Listen: a
+	// caller that must know the address first (a test, the demo) binds
+	// 127.0.0.1:0 itself. An empty cfg.Issuer is derived from the address.
+	Listener net.Listener
+	// FeedPageSize bounds one revocation-feed answer (the core's default when 0).
+	FeedPageSize int
+	// GCInterval is how often expired records are collected (GCInterval
+	// when 0; negative turns the loop off, for tests that collect by hand).
+	GCInterval time.Duration
+}
+
+// GCInterval is how often a running server collects expired records.
+const GCInterval = time.Minute
+
+// Server is a running Mandate: store, keys, core and HTTP listener wired
+// together by Start.
+type Server struct {
+	URL   string // the issuer URL
+	Addr  string // the bound listen address
+	Store *bolt.DB
+	Keys  *tokens.KeyRing
+	// KeyStore is where rotated keys go: the store, or a sealing layer over
+	// it when a KEK is configured.
+	KeyStore tokens.KeyStore
+	Service  *delegation.Service
+	Policy   *policy.Engine // nil without policy.dir
+	Handler  http.Handler   // every endpoint, /metrics included
+
+	http     *http.Server
+	stop     context.CancelFunc
+	done     chan struct{} // closed when the serve loop returns
+	gcDone   chan struct{} // closed when the GC loop returns
+	serveErr error         // the serve loop's error, readable after done
+}
+
+// Start validates cfg, opens the store, loads or creates the signing key
+// (sealed under the KEK when one is set), loads and watches the policy
+// directory, builds the core and its transport with metrics, and starts
+// serving. Everything that serves Mandate starts here.
+func Start(cfg *Config, opts Options) (*Server, error) {
+	if _, err := cfg.Validate(""); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	s, err := start(cfg, ln, opts)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
+	log, now := opts.Logger, opts.Now
+	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = "http://" + ln.Addr().String()
+	}
+	db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention, AuditRetention: cfg.Audit.Retention, RevocationGrace: RevocationGrace})
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	fail := func(err error) (*Server, error) {
+		stop()
+		db.Close()
+		return nil, err
+	}
+	var ks tokens.KeyStore = db
+	kek, err := cfg.Signing.kek()
+	if err != nil {
+		return fail(err)
+	}
+	var sealed *tokens.SealedKeyStore
+	if kek != nil {
+		if sealed, err = tokens.NewSealedKeyStore(db, kek); err != nil {
+			return fail(err)
+		}
+		ks = sealed
+	}
+	keys, err := tokens.OpenKeyRing(ctx, ks, tokens.KeyRingOptions{
+		Alg: cfg.Signing.Alg, Overlap: KeyOverlap(cfg.Tokens.RootTTL), Now: now})
+	if errors.Is(err, tokens.ErrKeySealed) {
+		return fail(fmt.Errorf("%w: set MANDATE_SIGNING_KEK or signing.kek_file to the key-encryption key this data directory was sealed with", err))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if sealed != nil && len(sealed.Unsealed()) > 0 {
+		log.Warn("signing keys made before signing.kek was set are stored in clear and stay so; keys made from now on are sealed (mandate keys rotate makes one now)",
+			slog.Any("kids", sealed.Unsealed()))
+	}
+	sc, err := cfg.serviceConfig()
+	if err != nil {
+		return fail(err)
+	}
+	sc.Issuer, sc.Logger, sc.Now, sc.KeyStore, sc.FeedPageSize = issuer, log, now, ks, opts.FeedPageSize
+	var engine *policy.Engine
+	if cfg.Policy.Dir != "" {
+		if engine, err = policy.NewEngine(cfg.Policy.Dir, log); err != nil {
+			return fail(fmt.Errorf("config: policy.dir: %w", err))
+		}
+		sc.Policy = engine
+		if err := engine.Watch(ctx, nil); err != nil {
+			log.Warn("policy files are not watched; reload with SIGHUP", slog.String("error", err.Error()))
+		}
+	}
+	svc, err := delegation.New(sc, keys, db)
+	if err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
+	if engine != nil {
+		dir := cfg.Policy.Dir
+		engine.OnReload(func(n int, err error) { svc.AuditPolicyReload(context.Background(), dir, n, err) })
+	}
+	m := newMetrics(db, svc, now)
+	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now, Observe: m.observe,
+		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst}})
+	e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	s := &Server{
+		URL: issuer, Addr: ln.Addr().String(), Store: db, Keys: keys, KeyStore: ks, Service: svc, Policy: engine, Handler: e, stop: stop,
+		http: &http.Server{
+			Handler:           e,
+			ReadHeaderTimeout: ReadHeaderTimeout,
+			ReadTimeout:       ReadTimeout,
+			WriteTimeout:      WriteTimeout,
+			IdleTimeout:       IdleTimeout,
+			MaxHeaderBytes:    httpapi.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		done: make(chan struct{}), gcDone: make(chan struct{}),
+	}
+	s.http.RegisterOnShutdown(svc.Close) // release revocation-feed long polls
+	interval := opts.GCInterval
+	if interval == 0 {
+		interval = GCInterval
+	}
+	go func() {
+		defer close(s.gcDone)
+		if interval < 0 {
+			<-ctx.Done()
+			return
+		}
+		db.RunGC(ctx, interval, now, func(r bolt.GCResult, err error) {
+			if err != nil {
+				log.Error("garbage collection failed", slog.String("error", err.Error()))
+			} else if r.Tokens+r.Revocations > 0 {
+				log.Info("expired records collected", slog.Int("tokens", r.Tokens), slog.Int("revocations", r.Revocations))
+			}
+		})
+	}()
+	go func() {
+		s.serveErr = s.http.Serve(ln)
+		close(s.done)
+	}()
+	log.Info("mandate serving", slog.String("issuer", issuer), slog.String("listen", s.Addr),
+		slog.String("data", db.Path()), slog.String("kid", keys.CurrentKeyID()), slog.String("alg", keys.CurrentAlg()))
+	return s, nil
+}
+
+// Shutdown stops accepting requests, lets in-flight ones finish (until ctx
+// ends), stops garbage collection and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.stop()
+	<-s.gcDone
+	<-s.done
+	if serr := s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if cerr := s.Store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Done is closed when the serve loop stops, on Shutdown or because the listener
+// failed; Err then says why.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is the serve loop's error once Done is closed.
+func (s *Server) Err() error {
+	<-s.done
+	return s.serveErr
+}

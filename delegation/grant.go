@@ -1,0 +1,141 @@
+package delegation
+
+import (
+	"context"
+
+	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
+)
+
+// GrantHandler decides the token requests of one grant type. Each grant is
+// one file (grant_*.go) holding its handler, and one line in grantRegistry;
+// the token endpoint's dispatch, the metadata's grant_types_supported, the
+// metric labels and the validation of registrations' grants all read the
+// registry, so adding a grant touches nothing else.
+type GrantHandler interface {
+	// Name is how a registration's grants list allows the grant
+	// ("client_credentials", "token_exchange"), and its metric label.
+	Name() string
+	// GrantType is the grant_type parameter it answers (RFC 6749 §4.4,
+	// RFC 8693 §2.1).
+	GrantType() string
+	// HandleTokenRequest issues a token to an authenticated client that may
+	// use the grant, or refuses with an *oauth.Error.
+	HandleTokenRequest(ctx context.Context, c *Registration, req *TokenRequest) (*TokenResponse, error)
+}
+
+// grantRegistry lists every grant the token endpoint serves, in the order
+// the metadata advertises them.
+var grantRegistry = []func(*Service) GrantHandler{
+	newClientCredentialsGrant,
+	newTokenExchangeGrant,
+}
+
+// GrantInfo names a grant as registrations (Name) and the wire (Type) spell it.
+type GrantInfo struct {
+	Name string
+	Type string
+}
+
+// Grants lists the grants the token endpoint serves, for metadata,
+// configuration checks and metrics.
+func Grants() []GrantInfo {
+	out := make([]GrantInfo, 0, len(grantRegistry))
+	for _, mk := range grantRegistry {
+		h := mk(nil)
+		out = append(out, GrantInfo{Name: h.Name(), Type: h.GrantType()})
+	}
+	return out
+}
+
+// GrantNames lists the names registrations may give in their grants.
+func GrantNames() []string {
+	var out []string
+	for _, g := range Grants() {
+		out = append(out, g.Name)
+	}
+	return out
+}
+
+// GrantName is the name of the grant answering grantType, and false when the
+// token endpoint serves no such grant.
+func GrantName(grantType string) (string, bool) {
+	for _, g := range Grants() {
+		if g.Type == grantType {
+			return g.Name, true
+		}
+	}
+	return "", false
+}
+
+func grantByName(name string) (GrantInfo, bool) {
+	for _, g := range Grants() {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return GrantInfo{}, false
+}
+
+// TokenRequest is a parsed token endpoint request. Audiences holds every
+// "audience" and "resource" value (one set, matched exactly). Empty strings
+// mean absent (RFC 6749 §3.1).
+type TokenRequest struct {
+	GrantType          string
+	Scope              string
+	Audiences          []string
+	SubjectToken       string
+	SubjectTokenType   string
+	ActorToken         string
+	ActorTokenType     string
+	RequestedTokenType string
+	// DPoP is the request's DPoP proof (RFC 9449), if any, and DPoPURL the
+	// token endpoint's URL it must be made for.
+	DPoP    string
+	DPoPURL string
+
+	proof *tokens.DPoPProof // set once DPoP has verified
+}
+
+// TokenResponse is a successful token endpoint answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
+type TokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope"`
+}
+
+// Token decides a token request from an authenticated client: the checks
+// every grant shares (suspension, the DPoP proof, the grant's registration),
+// then the grant's handler.
+func (s *Service) Token(ctx context.Context, c *Registration, req TokenRequest) (*TokenResponse, error) {
+	grant := jwt.Excerpt(req.GrantType) // what the audit and logs record
+	if until, ok := s.dev.suspendedUntil(c.ID, s.now()); ok {
+		return nil, s.refuse(ctx, grant, c, errSuspended(c, until))
+	}
+	if req.DPoP != "" {
+		p, err := tokens.VerifyDPoP(req.DPoP, tokens.DPoPCheck{Method: "POST", URL: req.DPoPURL, Now: s.now()}, s.replay)
+		if err != nil {
+			return nil, s.refuse(ctx, grant, c, oauth.Wrap(err, oauth.CodeInvalidDPoPProof, "%v", err))
+		}
+		req.proof = p
+	}
+	if req.GrantType == "" {
+		return nil, s.refuse(ctx, "", c, oauth.New(oauth.CodeInvalidRequest, "grant_type is required"))
+	}
+	h, ok := s.grants[req.GrantType]
+	if !ok {
+		return nil, s.refuse(ctx, grant, c, oauth.New(oauth.CodeUnsupportedGrantType, "grant_type %q is not supported", grant))
+	}
+	if !c.Can(h.Name()) {
+		return nil, s.refuse(ctx, grant, c, oauth.New(oauth.CodeUnauthorizedClient, "client %q may not use the %s grant", c.ID, h.Name()))
+	}
+	resp, err := h.HandleTokenRequest(ctx, c, &req)
+	if err != nil {
+		s.countDeviation(ctx, c, err)
+		return nil, s.refuse(ctx, grant, c, err)
+	}
+	return resp, nil
+}
