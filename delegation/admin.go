@@ -175,8 +175,7 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 	return res, nil
 }
 
-// KeyAdmin is the signing-key side an operator manages; *tokens.KeyRing
-// satisfies it.
+// KeyAdmin is the signing-key side an operator manages.
 type KeyAdmin interface {
 	Keys() []tokens.KeyInfo
 	Rotate(ctx context.Context, ks tokens.KeyStore, alg string) (tokens.StoredKey, error)

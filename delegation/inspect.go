@@ -9,9 +9,9 @@ import (
 	"github.com/mandate-auth/mandate/store"
 )
 
-// Inspector is what lineage inspection and listings read. It is satisfied by
-// the live store and by a stopped server's data file opened read-only, so
-// operators get the same answers from `--server` and from `--db`.
+// Inspector is what lineage inspection and listings read: the live store,
+// or a stopped server's data file opened read-only, so operators get the
+// same answers from `--server` and from `--db`.
 type Inspector interface {
 	Token(ctx context.Context, jti string) (*store.TokenRecord, error)
 	Children(ctx context.Context, jti string) ([]string, error)

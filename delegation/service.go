@@ -18,13 +18,15 @@ import (
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
-// Keys signs new tokens and verifies Mandate's own; *tokens.KeyRing satisfies it.
+// Keys signs new tokens and verifies Mandate's own.
 type Keys interface {
 	Sign(c *jwt.Claims) (string, error)
 	Verify(token string) (*jwt.Claims, error)
 }
 
-// Store is what the core persists through; *bolt.DB satisfies it.
+// Store is what the core persists through: any backend that passes the
+// store conformance suite (store/storetest). The composition root
+// (cmd/mandate/server) asserts that store/bolt satisfies it.
 type Store interface {
 	store.Tokens
 	store.Revocations
@@ -37,6 +39,14 @@ type Store interface {
 type PolicyEngine interface {
 	Decide(ctx context.Context, r policy.Request) (policy.Decision, error)
 }
+
+var (
+	_ Keys         = (*tokens.KeyRing)(nil)
+	_ KeyAdmin     = (*tokens.KeyRing)(nil)
+	_ PolicyEngine = (*policy.Engine)(nil)
+	_ PolicyEngine = (*policy.Set)(nil)
+	_ PolicyEngine = policy.AllowAll{}
+)
 
 // TrustedIssuer is an external identity provider whose JWTs may be exchanged for
 // root tokens on behalf of their subject.
@@ -194,7 +204,7 @@ func (s *Service) Issuer() string { return s.issuer }
 var jtiEncoding = base64.NewEncoding("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~").WithPadding(base64.NoPadding)
 
 // newJTI returns 48 bits of milliseconds then 128 random bits (30 URL-safe
-// characters): unique and unguessable as DESIGN.md requires, and sorted by
+// characters): unique and unguessable as docs/design.md requires, and sorted by
 // issuance, so the token store appends to its last pages instead of
 // dirtying a random page of its B+tree per token (fewer pages written per
 // group commit).

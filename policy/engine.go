@@ -47,6 +47,9 @@ func NewEngine(dir string, log *slog.Logger) (*Engine, error) {
 	return e, nil
 }
 
+// Dir is the directory the engine serves.
+func (e *Engine) Dir() string { return e.dir }
+
 // Current returns the set being served.
 func (e *Engine) Current() *Set { return e.cur.Load() }
 

@@ -75,7 +75,9 @@ type AuditReport struct {
 }
 
 // Audit is the audit trail. Writers of decisions (PutToken, Revoke) append
-// their event in the same transaction; Append records the others.
+// their event in the same transaction; Append records the others. Every
+// backend chains records with NextAuditRecord and verifies with
+// VerifyAuditChain, so a trail means the same whatever stores it.
 type Audit interface {
 	// Append durably adds a record for ev.
 	Append(ctx context.Context, ev AuditEvent) error

@@ -58,8 +58,9 @@ func (k StoredKey) activation() time.Time {
 	return k.ActivatesAt
 }
 
-// KeyStore persists signing keys. It is owned here, where it is consumed; the
-// store package satisfies it.
+// KeyStore persists signing keys. It is owned here, where it is consumed;
+// every storage backend satisfies it (store/bolt asserts so), and
+// SealedKeyStore wraps one to keep the keys encrypted.
 type KeyStore interface {
 	// SigningKeys returns every stored key.
 	SigningKeys(ctx context.Context) ([]StoredKey, error)

@@ -118,7 +118,7 @@ func atkHMAC(h func() hash.Hash, secret []byte) func([]byte) []byte {
 func atkPayload(tok string) string { return strings.Split(tok, ".")[1] }
 
 // TestAttackTokenEndpoint: every way of getting more out of the token
-// endpoint than a token grants is refused with the code DESIGN.md names.
+// endpoint than a token grants is refused with the code docs/design.md names.
 func TestAttackTokenEndpoint(t *testing.T) {
 	const maxDepth = 3
 	env := dt.New(t, dt.Options{MaxDepth: maxDepth})
@@ -444,7 +444,7 @@ func TestAttackHeadersNamingKeysAreIgnored(t *testing.T) {
 	}
 }
 
-// TestAttackLifetimeExtensionIsClamped: DESIGN.md's contract is exp =
+// TestAttackLifetimeExtensionIsClamped: docs/design.md's contract is exp =
 // min(now + delegated_ttl, parent exp): a child asking to outlive its parent
 // is clamped, not refused, whatever it sends (RFC 8693 has no lifetime
 // parameter; unknown parameters are ignored).

@@ -96,7 +96,7 @@ func TestAStolenBoundTokenIsUselessAtTheTokenEndpoint(t *testing.T) {
 	})
 }
 
-// TestChildrenOfBoundTokensAreBoundToTheirHolder follows DESIGN.md's DPoP
+// TestChildrenOfBoundTokensAreBoundToTheirHolder follows docs/design.md's DPoP
 // bindings: to the new holder's key when the holder changes, refused when the
 // new holder has none.
 func TestChildrenOfBoundTokensAreBoundToTheirHolder(t *testing.T) {

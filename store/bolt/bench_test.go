@@ -12,11 +12,12 @@ import (
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 func benchRecord(jti, parent string, lineage []string, exp time.Time) *store.TokenRecord {
 	return &store.TokenRecord{JTI: jti, Parent: parent, Lineage: lineage, Subject: "orchestrator", Holder: "researcher",
-		Act: &tokens.Actor{Subject: "researcher"}, Scope: "db:read:orders", Audience: []string{"https://db.example"},
+		Act: &jwt.Actor{Subject: "researcher"}, Scope: "db:read:orders", Audience: []string{"https://db.example"},
 		IssuedAt: exp.Add(-5 * time.Minute), ExpiresAt: exp}
 }
 
@@ -77,7 +78,7 @@ func BenchmarkCascadeRevocation(b *testing.B) {
 				b.Fatal(err)
 			}
 			svc, err := delegation.New(delegation.Config{Issuer: "https://mandate.example", RootTTL: time.Hour, DelegatedTTL: time.Hour, MaxDepth: 4,
-				Clients: []delegation.Client{{ID: "ops", Secret: delegation.NewPlainSecret("x"), Role: delegation.RoleAdmin}}}, keys, db)
+				Clients: []delegation.Registration{{ID: "ops", Secret: delegation.NewPlainSecret("x"), Role: delegation.RoleAdmin}}}, keys, db)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,7 +116,7 @@ func BenchmarkCascadeRevocation(b *testing.B) {
 			i := 0
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := svc.RevokeID(ctx, roots[i%len(roots)], "bench", "ops"); err != nil {
+				if _, err := svc.AdminRevoke(ctx, "ops", delegation.RevokeTarget{JTI: roots[i%len(roots)]}, "bench"); err != nil {
 					b.Fatal(err)
 				}
 				i++

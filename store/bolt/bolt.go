@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,14 +75,29 @@ type Options struct {
 	LockTimeout time.Duration
 }
 
-// DB is the bbolt-backed store. It satisfies store.Tokens, store.Revocations and
-// tokens.KeyStore and is safe for concurrent use.
+// DB is the bbolt-backed store, safe for concurrent use.
 type DB struct {
-	db             *bbolt.DB
-	retention      time.Duration
-	auditRetention time.Duration
-	revGrace       time.Duration
-	id             string
+	db       *bbolt.DB
+	ret      store.Retention
+	readOnly bool
+	id       string
+}
+
+// Compile-time checks that DB is a complete store: everything the core
+// persists through, the collector, and the signing-key store.
+var (
+	_ store.Tokens        = (*DB)(nil)
+	_ store.Revocations   = (*DB)(nil)
+	_ store.RevocationLog = (*DB)(nil)
+	_ store.Audit         = (*DB)(nil)
+	_ store.Collector     = (*DB)(nil)
+	_ tokens.KeyStore     = (*DB)(nil)
+	_ io.Closer           = (*DB)(nil)
+)
+
+// retention gathers the options' retention rules.
+func (o Options) retention() store.Retention {
+	return store.Retention{Tokens: o.Retention, Revocations: o.RevocationGrace, Audit: o.AuditRetention}
 }
 
 // Open opens (creating if needed) <dir>/mandate.db. The directory is created
@@ -139,12 +155,10 @@ func Open(dir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
 	}
-	return &DB{db: bdb, retention: opts.Retention, auditRetention: opts.AuditRetention, revGrace: opts.RevocationGrace, id: id}, nil
+	return &DB{db: bdb, ret: opts.retention(), id: id}, nil
 }
 
-// checkPrivate refuses a data file others can read or write, and a data
-// directory others can write (they could swap the file); a directory others can
-// merely list is fine, since the file inside is 0600.
+// backfillHolders builds the holder index of a store written before it existed.
 func backfillHolders(tx *bbolt.Tx) error {
 	idx := tx.Bucket(bucketHolders)
 	return tx.Bucket(bucketTokens).ForEach(func(_, v []byte) error {
@@ -156,6 +170,9 @@ func backfillHolders(tx *bbolt.Tx) error {
 	})
 }
 
+// checkPrivate refuses a data file others can read or write, and a data
+// directory others can write (they could swap the file); a directory others can
+// merely list is fine, since the file inside is 0600.
 func checkPrivate(path string, isDir bool) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -207,6 +224,9 @@ func childKey(parent, child string) []byte {
 // PutToken durably stores rec, its expiry index entry and its parent → child
 // link in one group-committed transaction.
 func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord, ev *store.AuditEvent) error {
+	if d.readOnly {
+		return store.ErrReadOnly
+	}
 	if rec.JTI == "" {
 		return errors.New("token record without jti")
 	}
@@ -328,6 +348,9 @@ func hasPrefix(k, p []byte) bool {
 // token is already revoked, in which case the existing record is returned with
 // false.
 func (d *DB) Revoke(_ context.Context, r store.Revocation, ev *store.AuditEvent) (store.Revocation, bool, error) {
+	if d.readOnly {
+		return r, false, store.ErrReadOnly
+	}
 	if r.JTI == "" {
 		return r, false, errors.New("revocation without jti")
 	}
@@ -466,6 +489,9 @@ func (d *DB) SigningKeys(_ context.Context) ([]tokens.StoredKey, error) {
 
 // AddSigningKey durably stores a new signing key; a kid already present is an error.
 func (d *DB) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
+	if d.readOnly {
+		return store.ErrReadOnly
+	}
 	val, err := json.Marshal(k)
 	if err != nil {
 		return err
@@ -479,26 +505,24 @@ func (d *DB) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
 	})
 }
 
-// GCResult counts what one collection pass removed.
-type GCResult struct {
-	Tokens      int
-	Revocations int
-	Audit       int
-}
-
 // gcBatch bounds the deletions of one write transaction so a large backlog
 // never holds the writer lock for long.
 const gcBatch = 1000
 
-// GC deletes revocation records (and their log entries) whose token expired at
-// or before now - RevocationGrace, and token records (with their child links)
-// that expired before now - Retention, and audit records written before now -
-// AuditRetention. A chained record vouches for the collected audit's new
-// base, so what is kept still verifies and a deleted start does not.
-func (d *DB) GC(now time.Time) (GCResult, error) {
-	var res GCResult
+// GC applies the store's retention (see store.Retention): it deletes
+// revocation records (and their log entries) whose token expired at or before
+// now - RevocationGrace, audit records written before now - AuditRetention,
+// and token records (with their child links and holder index entries) that
+// expired at or before now - Retention. A chained record vouches for the
+// collected audit's new base, so what is kept still verifies and a deleted
+// start does not.
+func (d *DB) GC(now time.Time) (store.GCResult, error) {
+	var res store.GCResult
+	if d.readOnly {
+		return res, store.ErrReadOnly
+	}
 	for {
-		n, err := d.collect(bucketRevExpiry, now.Add(-d.revGrace), func(tx *bbolt.Tx, jti []byte) error {
+		n, err := d.collect(bucketRevExpiry, func(exp time.Time) bool { return d.ret.CollectsRevocation(exp, now) }, func(tx *bbolt.Tx, jti []byte) error {
 			b := tx.Bucket(bucketRevocations)
 			if v := b.Get(jti); v != nil {
 				var r store.Revocation
@@ -511,16 +535,6 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 			return b.Delete(jti)
 		})
 		res.Revocations += n
-		if err != nil || n < gcBatch {
-			if err != nil {
-				return res, err
-			}
-			break
-		}
-	}
-	for d.auditRetention > 0 {
-		n, err := d.collectAudit(now.Add(-d.auditRetention), now)
-		res.Audit += n
 		if err != nil {
 			return res, err
 		}
@@ -528,8 +542,20 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 			break
 		}
 	}
+	if cutoff, ok := d.ret.AuditCutoff(now); ok {
+		for {
+			n, err := d.collectAudit(cutoff, now)
+			res.Audit += n
+			if err != nil {
+				return res, err
+			}
+			if n < gcBatch {
+				break
+			}
+		}
+	}
 	for {
-		n, err := d.collect(bucketTokenExpiry, now.Add(-d.retention), func(tx *bbolt.Tx, jti []byte) error {
+		n, err := d.collect(bucketTokenExpiry, func(exp time.Time) bool { return d.ret.CollectsToken(exp, now) }, func(tx *bbolt.Tx, jti []byte) error {
 			b := tx.Bucket(bucketTokens)
 			v := b.Get(jti)
 			if v == nil {
@@ -558,16 +584,16 @@ func (d *DB) GC(now time.Time) (GCResult, error) {
 	}
 }
 
-// collect deletes up to gcBatch index entries with expiry <= cutoff, calling del
-// for each jti, in one transaction.
-func (d *DB) collect(index []byte, cutoff time.Time, del func(*bbolt.Tx, []byte) error) (int, error) {
+// collect deletes, oldest first, up to gcBatch entries of an expiry index
+// whose expiry collects says is due, calling del for each jti, in one
+// transaction.
+func (d *DB) collect(index []byte, collects func(exp time.Time) bool, del func(*bbolt.Tx, []byte) error) (int, error) {
 	n := 0
-	limit := uint64(cutoff.Unix())
 	err := d.db.Update(func(tx *bbolt.Tx) error {
 		n = 0
 		c := tx.Bucket(index).Cursor()
 		for k, _ := c.First(); k != nil && n < gcBatch; k, _ = c.First() {
-			if binary.BigEndian.Uint64(k[:8]) > limit {
+			if !collects(expiryOf(k)) {
 				break
 			}
 			jti := append([]byte(nil), k[8:]...)
@@ -584,25 +610,13 @@ func (d *DB) collect(index []byte, cutoff time.Time, del func(*bbolt.Tx, []byte)
 	return n, err
 }
 
+// expiryOf is the expiry an expiry index key starts with.
+func expiryOf(k []byte) time.Time { return time.Unix(int64(binary.BigEndian.Uint64(k[:8])), 0) }
+
 // RunGC collects expired records every interval until ctx ends, reporting each
-// pass (including errors) to report, which may be nil.
-func (d *DB) RunGC(ctx context.Context, interval time.Duration, now func() time.Time, report func(GCResult, error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if ctx.Err() != nil {
-				return
-			}
-			res, err := d.GC(now())
-			if report != nil {
-				report(res, err)
-			}
-		}
-	}
+// pass (including errors) to report, which may be nil (see store.RunGC).
+func (d *DB) RunGC(ctx context.Context, interval time.Duration, now func() time.Time, report func(store.GCResult, error)) {
+	store.RunGC(ctx, d, interval, now, report)
 }
 
 // Stats counts the records of each kind, and the file's size and free pages
@@ -653,9 +667,9 @@ func (d *DB) Stats(now time.Time) (Stats, error) {
 }
 
 // OpenReadOnly opens a data file (or the mandate.db of a data directory)
-// without writing to it, for forensics on a stopped server. A running server
-// holds the file's lock, so this fails after a short wait rather than read a
-// store that is being written.
+// without writing to it, for forensics on a stopped server: every write
+// returns store.ErrReadOnly. A running server holds the file's lock, so this
+// fails after a short wait rather than read a store that is being written.
 func OpenReadOnly(path string) (*DB, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, FileName)
@@ -670,7 +684,7 @@ func OpenReadOnly(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	d := &DB{db: bdb}
+	d := &DB{db: bdb, readOnly: true}
 	err = bdb.View(func(tx *bbolt.Tx) error {
 		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {

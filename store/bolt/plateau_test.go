@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store/bolt"
@@ -25,7 +26,7 @@ func TestTheStoreReachesAPlateau(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	db, err := bolt.Open(t.TempDir(), bolt.Options{Retention: 10 * time.Minute, AuditRetention: time.Hour, RevocationGrace: delegation.FeedGrace})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{Retention: 10 * time.Minute, AuditRetention: time.Hour, RevocationGrace: chain.RevocationGrace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +35,10 @@ func TestTheStoreReachesAPlateau(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := []string{delegation.GrantClientCredentials, delegation.GrantTokenExchange}
+	both := []string{delegation.GrantNameClientCredentials, delegation.GrantNameTokenExchange}
 	svc, err := delegation.New(delegation.Config{
 		Issuer: "https://mandate.example", RootTTL: 5 * time.Minute, DelegatedTTL: 2 * time.Minute, MaxDepth: 4, Now: clock,
-		Clients: []delegation.Client{
+		Clients: []delegation.Registration{
 			{ID: "orchestrator", Secret: delegation.NewPlainSecret("x"), Grants: both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
 			{ID: "researcher", Secret: delegation.NewPlainSecret("x"), Grants: both, Scopes: []string{"db:read:*"}, Audiences: []string{"https://db.example"}},
 		},
@@ -46,9 +47,9 @@ func TestTheStoreReachesAPlateau(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	orch, _ := svc.Client("orchestrator")
-	res, _ := svc.Client("researcher")
-	token := func(c *delegation.Client, req delegation.TokenRequest) string {
+	orch, _ := svc.Registration("orchestrator")
+	res, _ := svc.Registration("researcher")
+	token := func(c *delegation.Registration, req delegation.TokenRequest) string {
 		r, err := svc.Token(ctx, c, req)
 		if err != nil {
 			t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -67,14 +67,20 @@ func (d *NumericDate) UnmarshalJSON(b []byte) error {
 		*d = NumericDate(n)
 		return nil
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
+	// A fraction or an exponent: compare exactly (a float64 would round
+	// 2^53+0.5 down into range).
+	f, _, err := big.ParseFloat(s, 10, 128, big.ToZero)
+	if err != nil {
 		return fmt.Errorf("a NumericDate must be a number, not %s", Excerpt(s))
 	}
-	if err != nil || math.IsNaN(f) || math.Abs(f) > MaxNumericDate {
+	if new(big.Float).Abs(f).Cmp(new(big.Float).SetInt64(MaxNumericDate)) > 0 {
 		return fmt.Errorf("NumericDate %s is beyond ±2^53", Excerpt(s))
 	}
-	*d = NumericDate(math.Floor(f))
+	n, acc := f.Int64()
+	if f.Sign() < 0 && acc != big.Exact {
+		n-- // toward negative infinity: the whole second it falls in
+	}
+	*d = NumericDate(n)
 	return nil
 }
 

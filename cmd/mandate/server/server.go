@@ -15,6 +15,7 @@ import (
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/tokens"
 )
@@ -37,6 +38,14 @@ type Options struct {
 	// when 0; negative turns the loop off, for tests that collect by hand).
 	GCInterval time.Duration
 }
+
+// The embedded store is what the core and the operator commands need.
+var (
+	_ delegation.Store     = (*bolt.DB)(nil)
+	_ delegation.Inspector = (*bolt.DB)(nil)
+	_ tokens.KeyStore      = (*bolt.DB)(nil)
+	_ tokens.KeyStore      = (*tokens.SealedKeyStore)(nil)
+)
 
 // GCInterval is how often a running server collects expired records.
 const GCInterval = time.Minute
@@ -182,7 +191,7 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 			<-ctx.Done()
 			return
 		}
-		db.RunGC(ctx, interval, now, func(r bolt.GCResult, err error) {
+		db.RunGC(ctx, interval, now, func(r store.GCResult, err error) {
 			if err != nil {
 				log.Error("garbage collection failed", slog.String("error", err.Error()))
 			} else if r.Tokens+r.Revocations > 0 {
