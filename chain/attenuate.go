@@ -41,6 +41,7 @@ type WideningError struct {
 	ByParent bool
 }
 
+// Error names the claim, the value and the bound it crossed.
 func (e *WideningError) Error() string {
 	bound := "the holder's registration"
 	if e.ByParent {

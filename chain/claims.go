@@ -66,6 +66,7 @@ type ClaimError struct {
 	phrase string
 }
 
+// Error reads as a resource server reports the refusal.
 func (e *ClaimError) Error() string {
 	if e.detail == "" {
 		return e.Err.Error()

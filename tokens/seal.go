@@ -95,3 +95,29 @@ func (s *SealedKeyStore) Unsealed() []string {
 	defer s.mu.Unlock()
 	return append([]string(nil), s.plain...)
 }
+
+// MemoryKeyStore keeps signing keys in memory only, for a key ring that
+// lives no longer than the process: tests, examples, a benchmark's throw-away
+// key. Nothing it holds survives a restart; a server stores its keys in its
+// store (sealed under the KEK when one is set).
+type MemoryKeyStore struct {
+	mu   sync.Mutex
+	keys []StoredKey
+}
+
+var _ KeyStore = (*MemoryKeyStore)(nil)
+
+// SigningKeys returns the keys added so far.
+func (m *MemoryKeyStore) SigningKeys(context.Context) ([]StoredKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]StoredKey(nil), m.keys...), nil
+}
+
+// AddSigningKey keeps k.
+func (m *MemoryKeyStore) AddSigningKey(_ context.Context, k StoredKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keys = append(m.keys, k)
+	return nil
+}

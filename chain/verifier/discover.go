@@ -103,12 +103,20 @@ type remoteKeys struct {
 	interval time.Duration
 	maxAge   time.Duration
 	set      atomic.Pointer[tokens.SetResolver]
+	withdrew atomic.Uint64 // fetches that dropped a key the previous set had
 	mu       sync.Mutex
 	last     time.Time // of the last fetch attempt (guarded by mu)
 }
 
 var _ tokens.KeyResolver = (*remoteKeys)(nil)
-var _ refresher = (*remoteKeys)(nil)
+var (
+	_ refresher  = (*remoteKeys)(nil)
+	_ withdrawer = (*remoteKeys)(nil)
+)
+
+// Withdrawals counts the fetches that dropped a key: verifications cached
+// before one are checked again.
+func (k *remoteKeys) Withdrawals() uint64 { return k.withdrew.Load() }
 
 // ResolveKey resolves kid in the latest fetched set.
 func (k *remoteKeys) ResolveKey(kid string) (tokens.PublicKey, bool) {
@@ -159,7 +167,9 @@ func (k *remoteKeys) fetch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("verifier: JWKS: %w", err)
 	}
-	k.set.Store(s)
+	if old := k.set.Swap(s); old != nil && old.Withdrawn(s) {
+		k.withdrew.Add(1)
+	}
 	return nil
 }
 

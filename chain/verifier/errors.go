@@ -50,6 +50,7 @@ type RevokedError struct {
 	Ancestor bool
 }
 
+// Error names the revoked ancestor, when it is one.
 func (e *RevokedError) Error() string {
 	if e.Ancestor {
 		return "token has been revoked: ancestor " + e.JTI + " is revoked"

@@ -11,16 +11,6 @@ import (
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
-// memKeys is an in-memory tokens.KeyStore, for a key ring that lives only as
-// long as the example.
-type memKeys struct{ keys []tokens.StoredKey }
-
-func (m *memKeys) SigningKeys(context.Context) ([]tokens.StoredKey, error) { return m.keys, nil }
-func (m *memKeys) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
-	m.keys = append(m.keys, k)
-	return nil
-}
-
 // A resource server verifies a delegated token locally, then asks whether
 // the chain grants what the call needs. New is the offline constructor: the
 // key set here is a ring standing in for Mandate's published keys (a
@@ -29,7 +19,7 @@ func (m *memKeys) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
 func ExampleNew() {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	ring, err := tokens.OpenKeyRing(ctx, &memKeys{}, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Now: func() time.Time { return now }})
+	ring, err := tokens.OpenKeyRing(ctx, &tokens.MemoryKeyStore{}, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Now: func() time.Time { return now }})
 	if err != nil {
 		panic(err)
 	}

@@ -119,23 +119,36 @@ type refresher interface {
 	Refresh(ctx context.Context) bool
 }
 
+// withdrawer is a key set that counts the times it withdrew a key (the
+// remote JWKS): a cached verification made under an older count is checked
+// again. For other key sets, a cached verification is reused only while its
+// kid still resolves.
+type withdrawer interface {
+	Withdrawals() uint64
+}
+
 // Verifier checks Mandate tokens locally; see the package documentation. It
 // is safe for concurrent use.
 type Verifier struct {
 	cfg    Config
+	auds   []string // {cfg.Audience}, built once
 	keys   tokens.KeyResolver
+	wd     withdrawer // keys, when it counts withdrawals
 	revs   RevocationSource
 	feed   *Feed // nil unless made by Discover
-	cache  *tokens.VerifiedCache[verified]
+	cache  *tokens.VerifiedCache[*verified]
 	replay *tokens.ReplayCache
 	nonces *nonceSource
 }
 
-// verified is a cache entry: the chain, and the key that verified it (the
-// entry is used only while that key is still published).
+// verified is a cache entry: the chain, the key that verified it (the entry
+// is used only while that key is still published), and the jtis whose
+// revocation cuts it off, computed once.
 type verified struct {
-	chain *chain.Chain
-	kid   string
+	chain       *chain.Chain
+	kid         string
+	withdrawals uint64 // the key set's count when verified (withdrawer only)
+	ancestry    []string
 }
 
 var _ RevocationSource = (*Feed)(nil)
@@ -172,11 +185,12 @@ func New(cfg Config, keys tokens.KeyResolver, revs RevocationSource) (*Verifier,
 		}
 		cfg.PublicURL = u.Scheme + "://" + u.Host
 	}
-	v := &Verifier{cfg: cfg, keys: keys, revs: revs, cache: tokens.NewVerifiedCache[verified](cfg.CacheSize),
+	v := &Verifier{cfg: cfg, auds: []string{cfg.Audience}, keys: keys, revs: revs, cache: tokens.NewVerifiedCache[*verified](cfg.CacheSize),
 		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize)}
 	if f, ok := revs.(*Feed); ok {
 		v.feed = f
 	}
+	v.wd, _ = keys.(withdrawer)
 	if cfg.DPoPNonce {
 		var err error
 		if v.nonces, err = newNonceSource(); err != nil {
@@ -224,7 +238,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*chain.Chain, erro
 // expect is what this verifier requires of a token's claims at now: the one
 // claim check of package chain, with a resource server's expectations.
 func (v *Verifier) expect(now time.Time) chain.Expect {
-	return chain.Expect{Issuer: v.cfg.Issuer, Audiences: []string{v.cfg.Audience}, Now: now,
+	return chain.Expect{Issuer: v.cfg.Issuer, Audiences: v.auds, Now: now,
 		Leeway: v.cfg.Leeway, ExpiryLeeway: v.cfg.Leeway, MaxDepth: v.cfg.MaxDepth}
 }
 
@@ -234,14 +248,18 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*chain.Chain,
 	if err := v.revs.Current(now); err != nil {
 		return nil, err
 	}
-	expect := v.expect(now)
-	if e, ok := v.cache.Get(token, now); ok {
-		if _, published := v.keys.ResolveKey(e.kid); published {
-			if err := expect.CheckExpiry(e.chain.Expiry); err != nil {
-				return nil, err
-			}
-			return e.chain, v.checkRevoked(e.chain)
+	if e, ok := v.cache.Get(token, now); ok && v.stillPublished(e) {
+		if err := (chain.Expect{Now: now, ExpiryLeeway: v.cfg.Leeway}).CheckExpiry(e.chain.Expiry); err != nil {
+			return nil, err
 		}
+		if err := v.checkRevoked(e.chain, e.ancestry); err != nil {
+			return nil, err
+		}
+		return e.chain, nil
+	}
+	var withdrawalsBefore uint64 // read before verifying: a withdrawal during it forces a check next time
+	if v.wd != nil {
+		withdrawalsBefore = v.wd.Withdrawals()
 	}
 	payload, hdr, err := tokens.Verify(token, v.keys, tokens.TypeAccessToken)
 	if r, ok := v.keys.(refresher); ok && errors.Is(err, tokens.ErrUnknownKey) && r.Refresh(ctx) {
@@ -259,7 +277,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*chain.Chain,
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedToken, err)
 	}
-	c, err := expect.Check(claims)
+	c, err := v.expect(now).Check(claims)
 	var ce *chain.ClaimError
 	switch {
 	case errors.As(err, &ce):
@@ -267,16 +285,33 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*chain.Chain,
 	case err != nil: // the chain's structure or its scope
 		return nil, fmt.Errorf("%w: %w", ErrMalformedToken, err)
 	}
-	if err := v.checkRevoked(c); err != nil {
+	ancestry := c.Ancestry()
+	if err := v.checkRevoked(c, ancestry); err != nil {
 		return nil, err
 	}
-	v.cache.Put(token, verified{c, hdr.KeyID}, c.Expiry.Add(v.cfg.Leeway+time.Second), now)
+	e := &verified{chain: c, kid: hdr.KeyID, ancestry: ancestry}
+	if v.wd != nil {
+		e.withdrawals = withdrawalsBefore
+	}
+	v.cache.Put(token, e, c.Expiry.Add(v.cfg.Leeway+time.Second), now)
 	return c, nil
 }
 
-// checkRevoked refuses a chain whose token or any ancestor is revoked.
-func (v *Verifier) checkRevoked(c *chain.Chain) error {
-	if jti, ok := v.revs.FirstRevoked(c.Ancestry()); ok {
+// stillPublished reports whether the key that verified a cached entry is
+// still trusted: no withdrawal since (a counting key set), or its kid still
+// resolves (any other).
+func (v *Verifier) stillPublished(e *verified) bool {
+	if v.wd != nil {
+		return v.wd.Withdrawals() == e.withdrawals
+	}
+	_, ok := v.keys.ResolveKey(e.kid)
+	return ok
+}
+
+// checkRevoked refuses a chain whose token or any ancestor (its ancestry)
+// is revoked.
+func (v *Verifier) checkRevoked(c *chain.Chain, ancestry []string) error {
+	if jti, ok := v.revs.FirstRevoked(ancestry); ok {
 		return &RevokedError{JTI: jti, Ancestor: jti != c.JTI}
 	}
 	return nil

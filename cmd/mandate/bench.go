@@ -572,7 +572,11 @@ func cryptoBound(alg string) time.Duration {
 	if err != nil {
 		return 0
 	}
-	ring, err := tokens.OpenKeyRing(context.Background(), &memKeys{keys: []tokens.StoredKey{k}}, tokens.KeyRingOptions{Alg: alg, Overlap: time.Hour})
+	ks := &tokens.MemoryKeyStore{}
+	if err := ks.AddSigningKey(context.Background(), k); err != nil {
+		return 0
+	}
+	ring, err := tokens.OpenKeyRing(context.Background(), ks, tokens.KeyRingOptions{Alg: alg, Overlap: time.Hour})
 	if err != nil {
 		return 0
 	}
@@ -595,13 +599,4 @@ func cryptoBound(alg string) time.Duration {
 	}
 	slices.Sort(runs)
 	return runs[len(runs)/2]
-}
-
-// memKeys is an in-memory tokens.KeyStore for the crypto bound.
-type memKeys struct{ keys []tokens.StoredKey }
-
-func (m *memKeys) SigningKeys(context.Context) ([]tokens.StoredKey, error) { return m.keys, nil }
-func (m *memKeys) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
-	m.keys = append(m.keys, k)
-	return nil
 }
