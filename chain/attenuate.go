@@ -111,23 +111,22 @@ func (b Bounds) Audiences(requested []string) ([]string, error) {
 	return want, nil
 }
 
-// Expiry is a new token's exp: its lifetime ttl from now, cut at limit (the
-// parent's exp, or an external subject token's), since no token outlives
-// what it came from. A zero limit does not cut.
+// Expiry is the exp of a token derived from another: its lifetime ttl from
+// now, cut at limit (the parent's exp, or an external subject token's
+// exp), since no token outlives what it came from. limit is required: a
+// zero limit (absent) cuts everything, so a missing exp can never lengthen
+// a life.
 func Expiry(now time.Time, ttl time.Duration, limit jwt.NumericDate) jwt.NumericDate {
-	exp := jwt.At(now.Add(ttl))
-	if !limit.IsZero() && limit < exp {
-		return limit
-	}
-	return exp
+	return min(jwt.At(now.Add(ttl)), limit)
 }
 
 // Derive returns the chain part of a child of parent held by holder: the
-// issuer and subject unchanged; the act chain grown by the new holder when
-// the holder changes (unchanged for a down-scoped copy); the lineage grown by
-// the parent's jti. Scope, audience, times and binding are the caller's to
-// set (Bounds, Expiry). The child's depth is len(Lineage); the caller bounds
-// it.
+// subject unchanged; the act chain grown by the new holder when the holder
+// changes (unchanged for a down-scoped copy); the lineage grown by the
+// parent's jti. The issuer, scope, audience, times and binding are the
+// caller's to set (Bounds, Expiry): a child is always its issuer's own
+// token, never one carrying its parent's iss. The child's depth is
+// len(Lineage); the caller bounds it.
 func Derive(parent *jwt.Claims, holder string) *jwt.Claims {
 	act := parent.Act
 	if holder != parent.ClientID {
@@ -135,7 +134,7 @@ func Derive(parent *jwt.Claims, holder string) *jwt.Claims {
 	}
 	lineage := make([]string, 0, len(parent.Lineage)+1)
 	lineage = append(append(lineage, parent.Lineage...), parent.ID)
-	return &jwt.Claims{Issuer: parent.Issuer, Subject: parent.Subject, ClientID: holder, Act: act, Lineage: lineage}
+	return &jwt.Claims{Subject: parent.Subject, ClientID: holder, Act: act, Lineage: lineage}
 }
 
 // Missing returns the first value of want that is not in allowed, and false when

@@ -17,7 +17,8 @@ import (
 type Expect struct {
 	// Issuer, when set, must be the token's iss exactly.
 	Issuer string
-	// Audiences, when set, must include one of the token's aud values.
+	// Audiences, when set, are the audiences the reader answers to: the
+	// token's aud must include at least one of them.
 	Audiences []string
 	// Now is the reading of the reader's clock.
 	Now time.Time
@@ -25,15 +26,20 @@ type Expect struct {
 	// nbf and iat may be up to Leeway after Now.
 	Leeway time.Duration
 	// ExpiryLeeway is how long after exp the token is still accepted: a
-	// resource server's allowance for clock skew (at most MaxLeeway).
-	// Mandate itself allows none on the tokens it is shown.
+	// resource server's allowance for clock skew, never more than MaxLeeway
+	// (a larger value counts as MaxLeeway). Mandate itself allows none on the
+	// tokens it is shown.
 	ExpiryLeeway time.Duration
-	// MaxLifetime, when set, bounds how long the token may live: exp at most
-	// this after iat (when present), and after Now (plus Leeway).
+	// MaxLifetime, when set, bounds exp - iat (an agent token made for one
+	// exchange); it needs iat (RequireIssuedAt) to mean anything.
 	MaxLifetime time.Duration
+	// MaxAhead, when set, bounds how far exp may be past Now (plus Leeway):
+	// a client assertion is made for one request.
+	MaxAhead time.Duration
 	// RequireIssuedAt makes iat required (exp always is).
 	RequireIssuedAt bool
-	// MaxDepth bounds a Mandate token's lineage (Check; MaxDepth when 0).
+	// MaxDepth bounds a Mandate token's lineage (Check): chain.MaxDepth when
+	// zero, and never more.
 	MaxDepth int
 }
 
@@ -58,10 +64,13 @@ var (
 // ClaimError is a failed claim check. Its Error reads as a resource server
 // reports it ("token has expired", "token not meant for this audience: aud
 // does not include ..."); Phrase reads after the token's name in an OAuth
-// error description ("subject_token has expired").
+// error description ("subject_token has expired"). Claim says which claim
+// failed, for a reader that words its refusals its own way.
 type ClaimError struct {
 	// Err is the sentinel: ErrMalformedToken, ErrWrongIssuer, ...
-	Err    error
+	Err error
+	// Claim is the claim at fault: "exp", "nbf", "iat", "iss" or "aud".
+	Claim  string
 	detail string
 	phrase string
 }
@@ -80,8 +89,8 @@ func (e *ClaimError) Unwrap() error { return e.Err }
 // Phrase says what is wrong, to follow the name of the token in a sentence.
 func (e *ClaimError) Phrase() string { return e.phrase }
 
-func claimError(sentinel error, detail, phrase string) *ClaimError {
-	return &ClaimError{Err: sentinel, detail: detail, phrase: phrase}
+func claimError(sentinel error, claim, detail, phrase string) *ClaimError {
+	return &ClaimError{Err: sentinel, Claim: claim, detail: detail, phrase: phrase}
 }
 
 // CheckRegistered checks a JWT's registered claims against the
@@ -91,36 +100,36 @@ func claimError(sentinel error, detail, phrase string) *ClaimError {
 func (e Expect) CheckRegistered(r jwt.Registered) error {
 	switch {
 	case r.Expiry.IsZero():
-		return claimError(ErrMalformedToken, "exp is required", "has no exp: exp is required")
+		return claimError(ErrMalformedToken, "exp", "exp is required", "has no exp: exp is required")
 	case e.RequireIssuedAt && r.IssuedAt.IsZero():
-		return claimError(ErrMalformedToken, "iat is required", "has no iat: iat is required")
+		return claimError(ErrMalformedToken, "iat", "iat is required", "has no iat: iat is required")
 	case e.Issuer != "" && r.Issuer != e.Issuer:
-		return claimError(ErrWrongIssuer, fmt.Sprintf("iss %q", jwt.Excerpt(r.Issuer)),
-			fmt.Sprintf("was issued by %q, not %q", jwt.Excerpt(r.Issuer), e.Issuer))
+		return claimError(ErrWrongIssuer, "iss", fmt.Sprintf("iss %q", jwt.Excerpt(r.Issuer)), "was issued by another issuer")
 	}
 	if len(e.Audiences) > 0 && !containsAny(r.Audience, e.Audiences) {
 		d := fmt.Sprintf("aud does not include %q", e.Audiences[0])
 		for _, a := range e.Audiences[1:] {
 			d += fmt.Sprintf(" nor %q", a)
 		}
-		return claimError(ErrWrongAudience, d, d)
+		return claimError(ErrWrongAudience, "aud", d, d)
 	}
 	latest := e.Now.Add(e.Leeway)
-	if r.NotBefore.Time().After(latest) || r.IssuedAt.Time().After(latest) {
-		return claimError(ErrNotYetValid, "", "is not valid yet")
+	if r.NotBefore.Time().After(latest) {
+		return claimError(ErrNotYetValid, "nbf", "", "is not valid yet")
+	}
+	if r.IssuedAt.Time().After(latest) {
+		return claimError(ErrNotYetValid, "iat", "", "is not valid yet")
 	}
 	if err := e.CheckExpiry(r.Expiry.Time()); err != nil {
 		return err
 	}
-	if e.MaxLifetime > 0 {
-		if r.Expiry.Time().After(latest.Add(e.MaxLifetime)) {
-			d := fmt.Sprintf("exp is more than %s ahead", e.MaxLifetime)
-			return claimError(ErrTooLongLived, d, d)
-		}
-		if !r.IssuedAt.IsZero() && r.Expiry.Time().Sub(r.IssuedAt.Time()) > e.MaxLifetime {
-			d := fmt.Sprintf("lives longer than %s (exp - iat)", e.MaxLifetime)
-			return claimError(ErrTooLongLived, d, d)
-		}
+	if e.MaxAhead > 0 && r.Expiry.Time().After(latest.Add(e.MaxAhead)) {
+		d := fmt.Sprintf("exp is more than %s ahead", e.MaxAhead)
+		return claimError(ErrTooLongLived, "exp", d, d)
+	}
+	if e.MaxLifetime > 0 && !r.IssuedAt.IsZero() && r.Expiry.Time().Sub(r.IssuedAt.Time()) > e.MaxLifetime {
+		d := fmt.Sprintf("lives longer than %s", e.MaxLifetime)
+		return claimError(ErrTooLongLived, "exp", d, d)
 	}
 	return nil
 }
@@ -128,8 +137,8 @@ func (e Expect) CheckRegistered(r jwt.Registered) error {
 // CheckExpiry is the one check that changes with time: a token verified
 // earlier (and cached) is checked again with it on every use.
 func (e Expect) CheckExpiry(exp time.Time) error {
-	if !e.Now.Before(exp.Add(e.ExpiryLeeway)) {
-		return claimError(ErrExpired, "", "has expired")
+	if !e.Now.Before(exp.Add(min(e.ExpiryLeeway, MaxLeeway))) {
+		return claimError(ErrExpired, "exp", "", "has expired")
 	}
 	return nil
 }
@@ -152,7 +161,7 @@ func containsAny(have jwt.Audience, want []string) bool {
 // *ClaimError.
 func (e Expect) Check(c *jwt.Claims) (*Chain, error) {
 	depth := e.MaxDepth
-	if depth <= 0 {
+	if depth <= 0 || depth > MaxDepth {
 		depth = MaxDepth
 	}
 	if err := CheckStructure(c, depth); err != nil {

@@ -9,8 +9,8 @@ import (
 // TestDependencyRules checks the layering docs/design.md promises, with `go
 // list -deps`: the pure chain rules pull in no I/O stack, no Cedar and no
 // JOSE library; the resource-server verifier no storage, no echo and no
-// Cedar; per-call authorization no storage and no echo; tokens no project
-// package but its own.
+// Cedar; per-call authorization no storage and no echo; tokens/jwt nothing
+// but the standard library; tokens no project package but its own.
 func TestDependencyRules(t *testing.T) {
 	const mod = "github.com/mandate-auth/mandate"
 	rules := map[string][]string{
@@ -32,7 +32,18 @@ func TestDependencyRules(t *testing.T) {
 			}
 		}
 	}
-	out, err := exec.Command("go", "list", "-deps", mod+"/tokens").CombinedOutput()
+	// tokens/jwt uses the standard library only: every dependency is a
+	// standard package (no dot in its first element) or itself.
+	out, err := exec.Command("go", "list", "-deps", mod+"/tokens/jwt").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if first, _, _ := strings.Cut(dep, "/"); strings.Contains(first, ".") && dep != mod+"/tokens/jwt" {
+			t.Errorf("tokens/jwt depends on %s", dep)
+		}
+	}
+	out, err = exec.Command("go", "list", "-deps", mod+"/tokens").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}

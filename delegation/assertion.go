@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/mandate-auth/mandate/chain"
-
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
@@ -49,7 +48,7 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 	}
 	// The client is proven from here: the reasons can be specific.
 	refuse := func(format string, args ...any) (*Registration, error) {
-		return nil, oauth.New(oauth.CodeInvalidClient, "client assertion "+format, args...)
+		return nil, oauth.New(oauth.CodeInvalidClient, "client assertion: "+format, args...)
 	}
 	var cl struct {
 		jwt.Registered
@@ -65,10 +64,22 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 	if endpoint != "" {
 		auds = append(auds, endpoint)
 	}
-	expect := chain.Expect{Audiences: auds, Now: now, Leeway: ownLeeway, MaxLifetime: MaxAssertionLifetime}
+	expect := chain.Expect{Audiences: auds, Now: now, Leeway: ownLeeway, MaxAhead: MaxAssertionLifetime}
 	if err := expect.CheckRegistered(cl.Registered); err != nil {
 		var ce *chain.ClaimError
 		errors.As(err, &ce)
+		switch {
+		case ce.Claim == "aud":
+			return refuse("aud must name %q", s.issuer)
+		case errors.Is(err, chain.ErrMalformedToken):
+			return refuse("exp is required")
+		case errors.Is(err, chain.ErrExpired):
+			return refuse("expired")
+		case ce.Claim == "nbf":
+			return refuse("not valid yet")
+		case ce.Claim == "iat":
+			return refuse("issued in the future")
+		}
 		return refuse("%s", ce.Phrase())
 	}
 	if cl.ID == "" || len(cl.ID) > 256 {

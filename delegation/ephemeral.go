@@ -3,6 +3,7 @@ package delegation
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
@@ -70,19 +71,35 @@ func (s *Service) ephemeralActor(c *Registration, tok string, now time.Time) (*R
 		jwt.Registered
 	}
 	if err := json.Unmarshal(payload, &cl); err != nil {
-		return nil, "", oauth.Wrap(err, oauth.CodeInvalidRequest, "ephemeral actor_token claims are malformed")
+		return nil, "", oauth.Wrap(err, oauth.CodeInvalidRequest, "ephemeral actor_token claims are malformed: %v", err)
 	}
-	expect := chain.Expect{Issuer: c.ID, Audiences: []string{s.issuer}, Now: now, Leeway: ownLeeway,
-		MaxLifetime: MaxAgentTokenLifetime, RequireIssuedAt: true}
-	if err := expect.CheckRegistered(cl.Registered); err != nil {
-		return nil, "", claimRefusal("ephemeral actor_token", err)
+	if cl.IssuedAt.IsZero() || cl.Expiry.IsZero() {
+		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token needs iss, sub, aud, iat and exp")
 	}
 	name, inside := strings.CutPrefix(cl.Subject, c.ID+"/")
 	switch {
+	case cl.Issuer != c.ID:
+		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token was made for another owner, not %q", c.ID)
 	case !inside || !agentName.MatchString(name):
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral agent %q is outside client %q's namespace (%s/<name>, name of letters, digits and ._~-)", jwt.Excerpt(cl.Subject), c.ID, c.ID)
 	case s.clients[cl.Subject] != nil:
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "%q is a registered client, not an ephemeral agent", cl.Subject)
+	}
+	expect := chain.Expect{Issuer: c.ID, Audiences: []string{s.issuer}, Now: now, Leeway: ownLeeway,
+		MaxLifetime: MaxAgentTokenLifetime, RequireIssuedAt: true}
+	if err := expect.CheckRegistered(cl.Registered); err != nil {
+		var ce *chain.ClaimError
+		why := err.Error()
+		if errors.As(err, &ce) {
+			why = ce.Phrase()
+			switch ce.Claim {
+			case "aud":
+				return nil, "", oauth.Wrap(err, oauth.CodeInvalidRequest, "ephemeral actor_token's aud must include %q", s.issuer)
+			case "iat":
+				why = "was issued in the future"
+			}
+		}
+		return nil, "", oauth.Wrap(err, oauth.CodeInvalidRequest, "ephemeral actor_token %s", why)
 	}
 	return &Registration{ID: cl.Subject, Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups, ephemeral: true}, jkt, nil
 }

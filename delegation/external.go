@@ -3,6 +3,8 @@ package delegation
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mandate-auth/mandate/chain"
@@ -20,6 +22,28 @@ const externalLeeway = 30 * time.Second
 type externalClaims struct {
 	jwt.Registered
 	MayAct *jwt.Actor `json:"may_act"`
+}
+
+// externalRefusal words a failed claim check of a trusted issuer's token.
+func externalRefusal(err error, ti *TrustedIssuer) error {
+	var ce *chain.ClaimError
+	if !errors.As(err, &ce) {
+		return oauth.Wrap(err, oauth.CodeInvalidRequest, "subject_token %v", err)
+	}
+	why := ce.Phrase()
+	switch ce.Claim {
+	case "iss":
+		why = "iss does not match its trusted issuer"
+	case "exp":
+		if errors.Is(err, chain.ErrMalformedToken) {
+			why = "has no exp"
+		}
+	case "iat":
+		why = "was issued in the future"
+	case "aud":
+		why = fmt.Sprintf("aud does not include %q", ti.Audience)
+	}
+	return oauth.Wrap(err, oauth.CodeInvalidRequest, "subject_token %s", why)
 }
 
 // externalRoot mints a root token on behalf of an external subject, held by c.
@@ -43,7 +67,7 @@ func (s *Service) externalRoot(ctx context.Context, c *Registration, ti *Trusted
 	}
 	expect := chain.Expect{Issuer: ti.Issuer, Audiences: []string{ti.Audience}, Now: now, Leeway: externalLeeway}
 	if err := expect.CheckRegistered(ext.Registered); err != nil {
-		return nil, claimRefusal("subject_token", err)
+		return nil, externalRefusal(err, ti)
 	}
 	if err := s.checkMayAct(ext.MayAct, c); err != nil {
 		return nil, err

@@ -9,7 +9,8 @@ import (
 )
 
 // GrantHandler decides the token requests of one grant type. Each grant is
-// one file (grant_*.go) holding its handler, and one line in grantRegistry;
+// one file (grant_*.go) holding its handler type, and one line in
+// grantRegistry;
 // the token endpoint's dispatch, the metadata's grant_types_supported, the
 // metric labels and the validation of registrations' grants all read the
 // registry, so adding a grant touches nothing else.
@@ -26,10 +27,17 @@ type GrantHandler interface {
 }
 
 // grantRegistry lists every grant the token endpoint serves, in the order
-// the metadata advertises them.
-var grantRegistry = []func(*Service) GrantHandler{
-	newClientCredentialsGrant,
-	newTokenExchangeGrant,
+// the metadata advertises them: zero values, which name their grant, and
+// which New binds to the service.
+var grantRegistry = []registeredGrant{
+	clientCredentialsGrant{},
+	tokenExchangeGrant{},
+}
+
+// registeredGrant is a grant as the registry holds it.
+type registeredGrant interface {
+	GrantHandler
+	bind(s *Service) GrantHandler
 }
 
 // GrantInfo names a grant as registrations (Name) and the wire (Type) spell it.
@@ -38,21 +46,23 @@ type GrantInfo struct {
 	Type string
 }
 
-// Grants lists the grants the token endpoint serves, for metadata,
-// configuration checks and metrics.
-func Grants() []GrantInfo {
+// grantInfos is the registry's names, read once.
+var grantInfos = func() []GrantInfo {
 	out := make([]GrantInfo, 0, len(grantRegistry))
-	for _, mk := range grantRegistry {
-		h := mk(nil)
-		out = append(out, GrantInfo{Name: h.Name(), Type: h.GrantType()})
+	for _, g := range grantRegistry {
+		out = append(out, GrantInfo{Name: g.Name(), Type: g.GrantType()})
 	}
 	return out
-}
+}()
+
+// Grants lists the grants the token endpoint serves, for metadata,
+// configuration checks and metrics.
+func Grants() []GrantInfo { return append([]GrantInfo(nil), grantInfos...) }
 
 // GrantNames lists the names registrations may give in their grants.
 func GrantNames() []string {
-	var out []string
-	for _, g := range Grants() {
+	out := make([]string, 0, len(grantInfos))
+	for _, g := range grantInfos {
 		out = append(out, g.Name)
 	}
 	return out
@@ -61,7 +71,7 @@ func GrantNames() []string {
 // GrantName is the name of the grant answering grantType, and false when the
 // token endpoint serves no such grant.
 func GrantName(grantType string) (string, bool) {
-	for _, g := range Grants() {
+	for _, g := range grantInfos {
 		if g.Type == grantType {
 			return g.Name, true
 		}
@@ -70,7 +80,7 @@ func GrantName(grantType string) (string, bool) {
 }
 
 func grantByName(name string) (GrantInfo, bool) {
-	for _, g := range Grants() {
+	for _, g := range grantInfos {
 		if g.Name == name {
 			return g, true
 		}

@@ -18,7 +18,7 @@ const GrantNameClientCredentials = "client_credentials"
 // it asks for within them).
 type clientCredentialsGrant struct{ s *Service }
 
-func newClientCredentialsGrant(s *Service) GrantHandler { return clientCredentialsGrant{s} }
+func (clientCredentialsGrant) bind(s *Service) GrantHandler { return clientCredentialsGrant{s} }
 
 func (clientCredentialsGrant) Name() string      { return GrantNameClientCredentials }
 func (clientCredentialsGrant) GrantType() string { return oauth.GrantClientCredentials }
@@ -33,7 +33,7 @@ func (g clientCredentialsGrant) HandleTokenRequest(ctx context.Context, c *Regis
 	claims := &jwt.Claims{
 		Issuer: s.issuer, Subject: c.ID, ClientID: c.ID,
 		Audience: auds, Scope: chain.FormatScope(scopes),
-		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: chain.Expiry(now, s.rootTTL, 0),
+		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(s.rootTTL)),
 		Cnf: bindTo(req.proof),
 	}
 	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))

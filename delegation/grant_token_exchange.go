@@ -25,7 +25,7 @@ const GrantNameTokenExchange = "token_exchange"
 // or a root token from a trusted external issuer's token.
 type tokenExchangeGrant struct{ s *Service }
 
-func newTokenExchangeGrant(s *Service) GrantHandler { return tokenExchangeGrant{s} }
+func (tokenExchangeGrant) bind(s *Service) GrantHandler { return tokenExchangeGrant{s} }
 
 func (tokenExchangeGrant) Name() string      { return GrantNameTokenExchange }
 func (tokenExchangeGrant) GrantType() string { return oauth.GrantTokenExchange }
@@ -139,7 +139,7 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 		return nil, err
 	}
 	claims := chain.Derive(parent, holder.ID)
-	claims.Audience, claims.Scope = auds, chain.FormatScope(scopes)
+	claims.Issuer, claims.Audience, claims.Scope = s.issuer, auds, chain.FormatScope(scopes)
 	claims.IssuedAt, claims.NotBefore = jwt.At(now), jwt.At(now)
 	claims.Expiry = chain.Expiry(now, s.delegatedTTL, parent.Expiry)
 	if holderKey != "" {
@@ -179,7 +179,7 @@ func attenuate(req *TokenRequest, holder *Registration, parent *jwt.Claims) (sco
 	b := chain.Bounds{Ceiling: holder.ceiling()}
 	if parent != nil {
 		parentScopes, err := chain.ParseScope(parent.Scope)
-		if err != nil {
+		if err != nil { // checked on presentation (verifyPresented); a second lock
 			return nil, nil, oauth.New(oauth.CodeInvalidRequest, "subject_token scope is malformed")
 		}
 		b.Parent = &chain.Grant{Scopes: parentScopes, Audiences: parent.Audience}

@@ -175,9 +175,8 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		s.trusted[ti.Issuer] = &ti
 	}
 	s.grants = make(map[string]GrantHandler, len(grantRegistry))
-	for _, mk := range grantRegistry {
-		h := mk(s)
-		s.grants[h.GrantType()] = h
+	for _, g := range grantRegistry {
+		s.grants[g.GrantType()] = g.bind(s)
 	}
 	if s.policy == nil {
 		s.policy = policy.AllowAll{}

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mandate-auth/mandate/tokens/jwt"
 	"net/url"
 	"strings"
 	"sync"
@@ -25,6 +24,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // TypeDPoP is the "typ" of a DPoP proof (RFC 9449 §4.2).
@@ -125,14 +126,17 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 		return bad("payload is not base64url")
 	}
 	var p struct {
-		JTI   string   `json:"jti"`
-		HTM   string   `json:"htm"`
-		HTU   string   `json:"htu"`
-		IAT   *float64 `json:"iat"`
-		ATH   string   `json:"ath"`
-		Nonce string   `json:"nonce"`
+		JTI   string          `json:"jti"`
+		HTM   string          `json:"htm"`
+		HTU   string          `json:"htu"`
+		IAT   jwt.NumericDate `json:"iat"`
+		ATH   string          `json:"ath"`
+		Nonce string          `json:"nonce"`
 	}
-	if json.Unmarshal(payload, &p) != nil || p.JTI == "" || len(p.JTI) > 256 || p.IAT == nil {
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return bad("claims are malformed: %v", err)
+	}
+	if p.JTI == "" || len(p.JTI) > 256 || p.IAT.IsZero() {
 		return bad("claims must be a JSON object with jti, htm, htu and iat")
 	}
 	if p.HTM != c.Method {
@@ -141,7 +145,7 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 	if !sameHTU(p.HTU, c.URL) {
 		return bad("htu %q is not the request's URL", jwt.Excerpt(p.HTU))
 	}
-	iat := time.Unix(int64(*p.IAT), 0)
+	iat := p.IAT.Time()
 	if iat.Before(c.Now.Add(-c.MaxAge)) || iat.After(c.Now.Add(5*time.Second)) {
 		return nil, errDPoPExpired
 	}

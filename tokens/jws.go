@@ -9,11 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mandate-auth/mandate/tokens/jwt"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Errors returned by Verify; callers branch on them with errors.Is.

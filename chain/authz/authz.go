@@ -11,6 +11,7 @@
 package authz
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/mandate-auth/mandate/chain"
@@ -36,25 +37,26 @@ type Authorizer struct {
 	groups func(holder string) []string
 }
 
+// ErrNoPolicy refuses an Authorizer without a policy: a resource server
+// that means to decide calls must say how, at start, not at its first call.
+var ErrNoPolicy = errors.New("authz: no call policy given")
+
 // New returns an Authorizer over policy p. groups, when not nil, names a
 // holder's groups, so call policies can say principal in Group::"..."
 // (Mandate's tokens do not carry groups). v writes the refusals, with its
-// challenges. A nil p denies every call (fail closed).
-func New(v *verifier.Verifier, p Policy, groups func(holder string) []string) *Authorizer {
-	return &Authorizer{v: v, policy: p, groups: groups}
+// challenges.
+func New(v *verifier.Verifier, p Policy, groups func(holder string) []string) (*Authorizer, error) {
+	if p == nil || v == nil {
+		return nil, ErrNoPolicy
+	}
+	return &Authorizer{v: v, policy: p, groups: groups}, nil
 }
-
-// NoPolicy is the reason of every denial by an Authorizer made without a policy.
-const NoPolicy = "no call policy is configured, so every call is denied"
 
 // Authorize asks the policy, locally, whether the chain may perform action
 // on resource (Action::"call" on Tool::"search", say). The principal is
 // Agent::"<holder>", with its groups; the context carries the holder,
 // subject, actors, depth, scopes (with their patterns), audiences and root.
 func (a *Authorizer) Authorize(c *chain.Chain, action policy.Action, resource policy.Entity) policy.Decision {
-	if a.policy == nil {
-		return policy.Decision{Policies: []string{}, Reason: NoPolicy}
-	}
 	var groups []string
 	if a.groups != nil {
 		groups = a.groups(c.Holder)

@@ -42,9 +42,9 @@ func newFeed(cfg Config, feedURL string, afterPoll func(context.Context)) *Feed 
 	f := &Feed{url: feedURL, http: cfg.HTTPClient, auth: basicAuth{cfg.ClientID, cfg.ClientSecret}, now: cfg.Now,
 		leeway: cfg.Leeway, maxStaleness: cfg.MaxStaleness, wait: cfg.FeedWait, retryMax: cfg.FeedRetryMax,
 		onSync: cfg.OnSync, afterPoll: afterPoll, revoked: map[string]int64{}}
-	setDefault(&f.leeway, 5*time.Second)
-	setDefault(&f.maxStaleness, 30*time.Second)
-	setDefault(&f.wait, 20*time.Second)
+	setDefault(&f.leeway, DefaultLeeway)
+	setDefault(&f.maxStaleness, DefaultMaxStaleness)
+	setDefault(&f.wait, DefaultFeedWait)
 	f.wait = min(max(f.wait, time.Second), f.maxStaleness/2)
 	setDefault(&f.retryMax, 5*time.Second)
 	return f

@@ -42,7 +42,7 @@ type Config struct {
 	Issuer string
 	// Audience must be among a token's audiences: this resource server's identifier.
 	Audience string
-	// Leeway tolerated on exp, nbf and iat for clock skew (default 5s, at
+	// Leeway tolerated on exp, nbf and iat for clock skew (DefaultLeeway, at
 	// most chain.MaxLeeway: Mandate keeps revocations in its feed that long
 	// past expiry).
 	Leeway time.Duration
@@ -93,7 +93,7 @@ type Config struct {
 	// refetches it anyway (default 5m), so a key Mandate withdraws stops being
 	// trusted without a restart.
 	JWKSMaxAge time.Duration
-	// FeedWait is the long-poll wait asked of the feed (default 20s; kept
+	// FeedWait is the long-poll wait asked of the feed (DefaultFeedWait; kept
 	// between 1s and half of MaxStaleness, so a quiet poll never outlasts it).
 	FeedWait time.Duration
 	// FeedRetryMax caps the back-off between failed feed polls (default 5s).
@@ -102,6 +102,20 @@ type Config struct {
 	// (nil on success): for logs and metrics.
 	OnSync func(error)
 }
+
+// Defaults of a Config, named because other limits depend on them
+// (cmd/mandate/server's TestLimitsAgree).
+const (
+	// DefaultLeeway is the clock skew tolerated on exp, nbf and iat; at most
+	// chain.MaxLeeway.
+	DefaultLeeway = 5 * time.Second
+	// DefaultMaxStaleness is how long a verifier trusts its revocation data
+	// without a sync.
+	DefaultMaxStaleness = 30 * time.Second
+	// DefaultFeedWait is the long poll asked of the feed: at most half of
+	// the staleness bound, so a quiet poll never lets the data go stale.
+	DefaultFeedWait = 15 * time.Second
+)
 
 // RevocationSource is what a Verifier learns revocations from: a Feed
 // following Mandate, or any set the caller keeps (a test, a vector runner).
@@ -164,7 +178,7 @@ func New(cfg Config, keys tokens.KeyResolver, revs RevocationSource) (*Verifier,
 	if keys == nil || revs == nil {
 		return nil, errors.New("verifier: a key set and a revocation source are required")
 	}
-	setDefault(&cfg.Leeway, 5*time.Second)
+	setDefault(&cfg.Leeway, DefaultLeeway)
 	if cfg.Leeway > chain.MaxLeeway {
 		return nil, fmt.Errorf("verifier: Leeway %s exceeds chain.MaxLeeway %s", cfg.Leeway, chain.MaxLeeway)
 	}

@@ -386,7 +386,7 @@ func TestCatchesUpOverManyPages(t *testing.T) {
 	}
 }
 
-func TestLeewayIsBoundedByTheFeedGrace(t *testing.T) {
+func TestLeewayIsBoundedByTheRevocationGrace(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	_, err := verifier.Discover(context.Background(), verifier.Config{
 		Issuer: env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"),

@@ -476,9 +476,17 @@ structure, as a resource server would. Revocation needs the server: see
 			}
 			// The one claim check every verifier runs (package chain): the
 			// chain's structure and scope, then issuer (when given) and time.
-			expect := chain.Expect{Issuer: issuer, Now: clockNow(), Leeway: 5 * time.Second}
+			now := clockNow()
+			expect := chain.Expect{Issuer: issuer, Now: now, Leeway: 5 * time.Second}
 			if _, err := expect.Check(c); err != nil {
-				problems = append(problems, err.Error())
+				p := err.Error()
+				switch {
+				case errors.Is(err, chain.ErrExpired):
+					p = fmt.Sprintf("expired %s ago", now.Sub(c.Expiry.Time()).Round(time.Second))
+				case errors.Is(err, chain.ErrWrongIssuer):
+					p = fmt.Sprintf("issuer %q, expected %q", c.Issuer, issuer)
+				}
+				problems = append(problems, p)
 			}
 			if len(problems) > 0 {
 				fmt.Fprintf(out, "verdict  REFUSED (checked against %s):\n", source)

@@ -175,7 +175,11 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	}
 	defer v.Close()
 	d.verifier = v
-	api.Config.Handler = ordersAPI(v, authz.New(v, callPolicy, nil))
+	az, err := authz.New(v, callPolicy, nil)
+	if err != nil {
+		return err
+	}
+	api.Config.Handler = ordersAPI(v, az)
 	api.Start()
 	defer api.Close()
 	return d.run(ctx, api.URL, srv.Keys.CurrentAlg(), srv.Keys.CurrentKeyID())

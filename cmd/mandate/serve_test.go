@@ -2,14 +2,14 @@ package main
 
 import (
 	"bytes"
-
 	"context"
-	"golang.org/x/crypto/bcrypt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mandate-auth/mandate/cmd/mandate/server"
 )

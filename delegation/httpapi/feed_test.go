@@ -65,7 +65,7 @@ func TestFeedSnapshotAndCursor(t *testing.T) {
 	if got := feedJTIs(t, r); len(got) != 1 || got[0] != env.Claims(t, other).ID || r.JSON["reset"] != false {
 		t.Fatalf("delta = %s", r.Raw)
 	}
-	// Entries stay for FeedGrace after their token expires (verifiers allow
+	// Entries stay for chain.RevocationGrace after their token expires (verifiers allow
 	// clock skew), then leave the feed.
 	env.Clock.Advance(5 * time.Minute)
 	if got := feedJTIs(t, feed(t, env, "ops", nil)); len(got) != 3 {

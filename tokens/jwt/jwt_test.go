@@ -1,6 +1,7 @@
 package jwt_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -121,4 +122,17 @@ func FuzzNumericDate(f *testing.F) {
 			t.Fatalf("%d does not round-trip: %d %v", d, again, err)
 		}
 	})
+}
+
+func TestUnverifiedReadsButRefusesNonTokens(t *testing.T) {
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"jti":"j1","client_id":"a","cnf":{"jkt":"k"}}`))
+	c, err := jwt.Unverified("e30." + payload + ".sig")
+	if err != nil || c.ID != "j1" || c.ClientID != "a" || c.Cnf.JKT != "k" || c.JKT() != "k" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []string{"", "a.b", "x." + payload, "e30.!!.sig", "e30." + base64.RawURLEncoding.EncodeToString([]byte("[1]")) + ".s"} {
+		if _, err := jwt.Unverified(bad); !errors.Is(err, jwt.ErrMalformed) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 }

@@ -35,7 +35,7 @@ import (
 	"github.com/mandate-auth/mandate/tokens"
 )
 
-// Config is the whole server configuration (docs/design.md, "Configuration").
+// Config is the whole server configuration (README.md, "Configuration reference").
 type Config struct {
 	Issuer         string                `mapstructure:"issuer"`
 	Listen         string                `mapstructure:"listen"`

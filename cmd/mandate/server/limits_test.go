@@ -11,32 +11,38 @@ import (
 )
 
 // TestLimitsAgree fails when a limit moves without those that depend on it.
+// Each is its own number (none is defined from another), so changing one
+// alone breaks a line here.
 func TestLimitsAgree(t *testing.T) {
 	if chain.MaxLeeway > chain.RevocationGrace {
 		t.Errorf("a verifier may allow %s past exp, but the feed drops revocations %s after exp", chain.MaxLeeway, chain.RevocationGrace)
 	}
+	if verifier.DefaultLeeway > chain.MaxLeeway {
+		t.Errorf("the verifier's default leeway %s exceeds chain.MaxLeeway %s", verifier.DefaultLeeway, chain.MaxLeeway)
+	}
+	if 2*verifier.DefaultFeedWait > verifier.DefaultMaxStaleness {
+		t.Errorf("a quiet long poll of %s would outlast half the staleness bound %s", verifier.DefaultFeedWait, verifier.DefaultMaxStaleness)
+	}
+	if delegation.MaxFeedWait+time.Second > WriteTimeout {
+		t.Errorf("a feed long poll held %s cannot be written within WriteTimeout %s", delegation.MaxFeedWait, WriteTimeout)
+	}
 	if RevocationGrace != chain.RevocationGrace {
 		t.Errorf("the store keeps revocations %s past exp, the chain rules promise %s", RevocationGrace, chain.RevocationGrace)
-	}
-	if MaxFeedWait+time.Second > WriteTimeout {
-		t.Errorf("a feed long poll of %s cannot be written within WriteTimeout %s", MaxFeedWait, WriteTimeout)
-	}
-	if delegation.MaxFeedWait != MaxFeedWait {
-		t.Errorf("the core caps long polls at %s, the server plans for %s", delegation.MaxFeedWait, MaxFeedWait)
 	}
 	if got := KeyOverlap(15 * time.Minute); got != 15*time.Minute+chain.RevocationGrace {
 		t.Errorf("KeyOverlap(15m) = %s, want root TTL + grace", got)
 	}
-	if MaxDepth != chain.MaxDepth {
-		t.Errorf("config accepts max_depth up to %d, the chain rules %d", MaxDepth, chain.MaxDepth)
-	}
-	// A verifier left at its defaults accepts every depth a server may be
-	// configured with, and refuses a leeway beyond the grace.
+	// A verifier refuses a leeway beyond the grace; a configuration refuses
+	// a depth no verifier accepts.
 	if _, err := verifier.New(verifier.Config{Issuer: "https://m.example", Audience: "a", Leeway: chain.RevocationGrace + time.Second},
 		noKeys{}, verifier.NewRevocationSet()); err == nil {
 		t.Error("a verifier accepted a leeway beyond the revocation grace")
 	}
 	cfg := testConfig(t.TempDir())
+	cfg.Tokens.MaxDepth = chain.MaxDepth
+	if _, err := cfg.Validate(""); err != nil {
+		t.Errorf("config refused max_depth %d: %v", chain.MaxDepth, err)
+	}
 	cfg.Tokens.MaxDepth = chain.MaxDepth + 1
 	if _, err := cfg.Validate(""); err == nil {
 		t.Error("config accepted a max_depth beyond chain.MaxDepth")
