@@ -121,7 +121,7 @@ func Expiry(now time.Time, ttl time.Duration, limit jwt.NumericDate) jwt.Numeric
 }
 
 // Derive returns the chain part of a child of parent held by holder: the
-// subject unchanged; the act chain grown by the new holder when the holder
+// subject and its issuer (sub_iss) unchanged; the act chain grown by the new holder when the holder
 // changes (unchanged for a down-scoped copy); the lineage grown by the
 // parent's jti. The issuer, scope, audience, times and binding are the
 // caller's to set (Bounds, Expiry): a child is always its issuer's own
@@ -134,7 +134,7 @@ func Derive(parent *jwt.Claims, holder string) *jwt.Claims {
 	}
 	lineage := make([]string, 0, len(parent.Lineage)+1)
 	lineage = append(append(lineage, parent.Lineage...), parent.ID)
-	return &jwt.Claims{Subject: parent.Subject, ClientID: holder, Act: act, Lineage: lineage}
+	return &jwt.Claims{Subject: parent.Subject, SubjectIssuer: parent.SubjectIssuer, ClientID: holder, Act: act, Lineage: lineage}
 }
 
 // Missing returns the first value of want that is not in allowed, and false when

@@ -94,7 +94,7 @@ func TestExpiryNeverOutlivesTheParent(t *testing.T) {
 // the holder changes, and grows the lineage by the parent; it passes the
 // structure check at the next depth.
 func TestDerive(t *testing.T) {
-	root := &jwt.Claims{Issuer: "https://m.example", Subject: "o", ClientID: "o", ID: "r"}
+	root := &jwt.Claims{Issuer: "https://m.example", Subject: "o", SubjectIssuer: "https://m.example", ClientID: "o", ID: "r"}
 	child := chain.Derive(root, "res")
 	child.ID = "c"
 	if child.Subject != "o" || child.ClientID != "res" || !reflect.DeepEqual(child.Act.Path(), []string{"res"}) || !reflect.DeepEqual(child.Lineage, []string{"r"}) {

@@ -12,8 +12,12 @@ import (
 type Chain struct {
 	// JTI is the token's own id.
 	JTI string
-	// Subject is on whose behalf the work is done (the "sub" claim).
-	Subject string
+	// Subject is on whose behalf the work is done (the "sub" claim), and
+	// SubjectIssuer who vouches for that name ("sub_iss": Mandate's issuer
+	// for a client, an identity provider's for its user). Compare the pair,
+	// never Subject alone.
+	Subject       string
+	SubjectIssuer string
 	// Holder is the client presenting the token ("client_id").
 	Holder string
 	// Actors is the RFC 8693 actor path, current holder first; empty for a
@@ -42,7 +46,7 @@ func newChain(c *jwt.Claims, scopes []string) *Chain {
 		lineage = []string{}
 	}
 	return &Chain{
-		JTI: c.ID, Subject: c.Subject, Holder: c.ClientID, Actors: c.Act.Path(),
+		JTI: c.ID, Subject: c.Subject, SubjectIssuer: c.SubjectIssuer, Holder: c.ClientID, Actors: c.Act.Path(),
 		Lineage: lineage, Root: c.Root(), Depth: len(lineage), Scopes: scopes,
 		Audiences: c.Audience, IssuedAt: c.IssuedAt.Time(), Expiry: c.Expiry.Time(),
 		JKT: c.JKT(),

@@ -81,7 +81,7 @@ func phraseOf(err error) string {
 // before looking at time or issuer, and returns the Chain of a valid token.
 func TestCheckAppliesTheChainRulesFirst(t *testing.T) {
 	e := chain.Expect{Issuer: "https://m.example", Now: now, MaxDepth: 2}
-	good := jwt.Claims{Issuer: "https://m.example", Subject: "o", ClientID: "db", ID: "g", Scope: "db:read:*",
+	good := jwt.Claims{Issuer: "https://m.example", Subject: "o", SubjectIssuer: "https://m.example", ClientID: "db", ID: "g", Scope: "db:read:*",
 		Act: &jwt.Actor{Subject: "db", Act: &jwt.Actor{Subject: "res"}}, Lineage: []string{"r", "c"},
 		IssuedAt: at(0), NotBefore: at(0), Expiry: at(time.Minute), Cnf: &jwt.Confirmation{JKT: "k"}}
 	c, err := e.Check(&good)

@@ -13,7 +13,7 @@ var ErrMalformedChain = errors.New("malformed delegation chain")
 
 // CheckStructure verifies the invariants every Mandate token's chain satisfies,
 // whatever its history:
-//   - jti, sub and client_id are present;
+//   - jti, sub, sub_iss and client_id are present;
 //   - lineage has at most maxDepth entries, none empty, none repeated, and does
 //     not contain the token's own jti;
 //   - when act is present its outermost sub is the holder (client_id); when it
@@ -26,6 +26,9 @@ var ErrMalformedChain = errors.New("malformed delegation chain")
 func CheckStructure(c *jwt.Claims, maxDepth int) error {
 	if c.ID == "" || c.Subject == "" || c.ClientID == "" {
 		return fmt.Errorf("%w: jti, sub and client_id are required", ErrMalformedChain)
+	}
+	if c.SubjectIssuer == "" {
+		return fmt.Errorf("%w: sub_iss is required (the issuer of sub)", ErrMalformedChain)
 	}
 	if c.Cnf != nil && c.Cnf.JKT == "" {
 		// Only key thumbprints (DPoP) are understood; a confirmation this code

@@ -50,8 +50,11 @@ type RevokeTarget struct {
 	Root string `json:"root,omitempty"`
 	// Holder: every live token the client holds, and their subtrees.
 	Holder string `json:"holder,omitempty"`
-	// Subject: every live task on the subject's behalf.
-	Subject string `json:"sub,omitempty"`
+	// Subject: every live task on the subject's behalf, with SubjectIssuer
+	// the issuer of that name (Mandate's own when empty): an identity
+	// provider's user called "orchestrator" is not the orchestrator client.
+	Subject       string `json:"sub,omitempty"`
+	SubjectIssuer string `json:"sub_iss,omitempty"`
 	// JTIs: each of these tokens and their subtrees (for paged revocations).
 	JTIs []string `json:"jtis,omitempty"`
 }
@@ -114,6 +117,10 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 			jtis = append(jtis, r.JTI)
 		}
 	case t.Subject != "":
+		subIss := t.SubjectIssuer
+		if subIss == "" {
+			subIss = s.issuer
+		}
 		for after := ""; ; {
 			batch, err := s.store.ScanTokens(ctx, after, 512)
 			if err != nil {
@@ -123,7 +130,7 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 				break
 			}
 			for _, r := range batch {
-				if r.Subject == t.Subject && len(r.Lineage) == 0 && now.Before(r.ExpiresAt) {
+				if r.Subject == t.Subject && s.subjectIssuerOf(r) == subIss && len(r.Lineage) == 0 && now.Before(r.ExpiresAt) {
 					jtis = append(jtis, r.JTI)
 				}
 			}
@@ -173,6 +180,15 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 	s.log.LogAttrs(ctx, slog.LevelWarn, "operator revocation", slog.String("by", by), slog.String("reason", reason),
 		slog.Int("records", res.Revoked), slog.Int("unusable", res.Unusable))
 	return res, nil
+}
+
+// subjectIssuerOf is the issuer of a record's subject; records written before
+// sub_iss existed are read as Mandate's own.
+func (s *Service) subjectIssuerOf(r *store.TokenRecord) string {
+	if r.SubIss == "" {
+		return s.issuer
+	}
+	return r.SubIss
 }
 
 // KeyAdmin is the signing-key side an operator manages.

@@ -77,7 +77,7 @@ func (s *Service) externalRoot(ctx context.Context, c *Registration, ti *Trusted
 		return nil, err
 	}
 	claims := &jwt.Claims{
-		Issuer: s.issuer, Subject: ext.Subject, ClientID: c.ID,
+		Issuer: s.issuer, Subject: ext.Subject, SubjectIssuer: ti.Issuer, ClientID: c.ID,
 		Audience: auds, Scope: chain.FormatScope(scopes),
 		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: chain.Expiry(now, s.rootTTL, ext.Expiry),
 		Act: &jwt.Actor{Subject: c.ID}, Cnf: bindTo(req.proof),

@@ -88,6 +88,13 @@ func grantByName(name string) (GrantInfo, bool) {
 	return GrantInfo{}, false
 }
 
+// servesUnregistered reports whether h serves req to a client not
+// registered for its grant (client_credentials' identity tokens).
+func servesUnregistered(h GrantHandler, req *TokenRequest) bool {
+	o, ok := h.(interface{ servesUnregistered(*TokenRequest) bool })
+	return ok && o.servesUnregistered(req)
+}
+
 // TokenRequest is a parsed token endpoint request. Audiences holds every
 // "audience" and "resource" value (one set, matched exactly). Empty strings
 // mean absent (RFC 6749 §3.1).
@@ -139,7 +146,7 @@ func (s *Service) Token(ctx context.Context, c *Registration, req TokenRequest) 
 	if !ok {
 		return nil, s.refuse(ctx, grant, c, oauth.New(oauth.CodeUnsupportedGrantType, "grant_type %q is not supported", grant))
 	}
-	if !c.Can(h.Name()) {
+	if !c.Can(h.Name()) && !servesUnregistered(h, &req) {
 		return nil, s.refuse(ctx, grant, c, oauth.New(oauth.CodeUnauthorizedClient, "client %q may not use the %s grant", c.ID, h.Name()))
 	}
 	resp, err := h.HandleTokenRequest(ctx, c, &req)

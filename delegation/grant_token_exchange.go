@@ -122,6 +122,13 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 				return nil, oauth.New(oauth.CodeInvalidRequest, "actor %q is no longer a registered client", jwt.Excerpt(actor.ClientID))
 			}
 			if h != c {
+				// docs/design.md, actor tokens: the actor token is handed to
+				// the delegating client, so it must be useless anywhere but
+				// here: an identity token, or one bound to the actor's key.
+				if !isIdentityToken(actor, s.issuer) && actor.Cnf == nil {
+					return nil, oauth.Wrap(errBearerActor, oauth.CodeInvalidRequest, "actor_token must be the actor's identity token (client_credentials with audience %s: no scope, audience Mandate alone, at most %s), a DPoP-bound token of the actor, or an ephemeral agent's %s: a bearer token with scopes or other audiences would hand the actor's powers to whoever delegates",
+						s.issuer, IdentityTokenTTL, TypeAgent)
+				}
 				holder, holderKey = h, actor.JKT() // the new holder proves possession with its own key
 			}
 		}
@@ -223,7 +230,7 @@ func (s *Service) policyRequest(principal, holder *Registration, action policy.A
 	r := policy.Request{
 		Principal: principal.ID, Action: action, Resource: holder.ID,
 		PrincipalGroups: principal.Groups, ResourceGroups: holder.Groups,
-		Subject: c.Subject, Scopes: scopes, Audiences: c.Audience,
+		Subject: c.Subject, SubjectIssuer: c.SubjectIssuer, Scopes: scopes, Audiences: c.Audience,
 		Depth: len(c.Lineage), Actors: priorAct.Path(),
 		TTL:       c.Expiry.Time().Sub(now),
 		Ephemeral: holder.ephemeral, Bound: c.Cnf != nil,

@@ -36,6 +36,7 @@ type Node struct {
 	Depth     int       `json:"depth"`
 	Holder    string    `json:"holder"`
 	Subject   string    `json:"sub"`
+	SubIss    string    `json:"sub_iss,omitempty"`
 	Actors    []string  `json:"actors"`
 	Scope     string    `json:"scope"`
 	Audience  []string  `json:"aud"`
@@ -60,7 +61,7 @@ func newNode(rec *store.TokenRecord) *Node {
 	if aud == nil {
 		aud = []string{}
 	}
-	return &Node{JTI: rec.JTI, Parent: rec.Parent, Depth: len(rec.Lineage), Holder: rec.Holder, Subject: rec.Subject,
+	return &Node{JTI: rec.JTI, Parent: rec.Parent, Depth: len(rec.Lineage), Holder: rec.Holder, Subject: rec.Subject, SubIss: rec.SubIss,
 		Actors: append([]string{}, rec.Act.Path()...), Scope: rec.Scope, Audience: aud,
 		IssuedAt: rec.IssuedAt.UTC(), ExpiresAt: rec.ExpiresAt.UTC()}
 }
@@ -190,6 +191,9 @@ func descend(ctx context.Context, st Inspector, n *Node, now time.Time, budget *
 type TokenFilter struct {
 	Holder  string `json:"holder,omitempty"`
 	Subject string `json:"sub,omitempty"`
+	// SubjectIssuer narrows Subject to the issuer of that name (any issuer
+	// when empty).
+	SubjectIssuer string `json:"sub_iss,omitempty"`
 	// Root selects a task: its root and every descendant.
 	Root string `json:"root,omitempty"`
 	// Active keeps only tokens that can still be used.
@@ -260,7 +264,8 @@ func ListTokens(ctx context.Context, st Inspector, f TokenFilter, now time.Time)
 	}
 	keep := func(rec *store.TokenRecord) (bool, error) {
 		if rec.JTI <= f.After && f.After != "" ||
-			f.Holder != "" && rec.Holder != f.Holder || f.Subject != "" && rec.Subject != f.Subject {
+			f.Holder != "" && rec.Holder != f.Holder || f.Subject != "" && rec.Subject != f.Subject ||
+			f.SubjectIssuer != "" && rec.SubIss != f.SubjectIssuer {
 			return false, nil
 		}
 		n := newNode(rec)

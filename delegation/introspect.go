@@ -13,6 +13,7 @@ type Introspection struct {
 	Active    bool              `json:"active"`
 	Issuer    string            `json:"iss,omitempty"`
 	Subject   string            `json:"sub,omitempty"`
+	SubIss    string            `json:"sub_iss,omitempty"`
 	Audience  []string          `json:"aud"`
 	ClientID  string            `json:"client_id,omitempty"`
 	Scope     *string           `json:"scope,omitempty"`
@@ -65,7 +66,7 @@ func (s *Service) Introspect(ctx context.Context, c *Registration, token string)
 		aud = []string{}
 	}
 	return &Introspection{
-		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, Audience: aud,
+		Active: true, Issuer: claims.Issuer, Subject: claims.Subject, SubIss: claims.SubjectIssuer, Audience: aud,
 		ClientID: claims.ClientID, Scope: &scope, TokenType: tokenTypeOf(claims),
 		IssuedAt: int64(claims.IssuedAt), NotBefore: int64(claims.NotBefore), Expiry: int64(claims.Expiry),
 		ID: claims.ID, Act: claims.Act, Lineage: lineage, Cnf: claims.Cnf,

@@ -99,6 +99,8 @@ func recordMismatch(rec *store.TokenRecord, c *jwt.Claims) string {
 		return "client_id"
 	case rec.Subject != c.Subject:
 		return "sub"
+	case rec.SubIss != c.SubjectIssuer:
+		return "sub_iss"
 	case !slices.Equal(rec.Lineage, c.Lineage):
 		return "lineage"
 	case !slices.Equal(rec.Act.Path(), c.Act.Path()):

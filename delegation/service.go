@@ -237,6 +237,7 @@ func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Cla
 		JTI:       c.ID,
 		Lineage:   c.Lineage,
 		Subject:   c.Subject,
+		SubIss:    c.SubjectIssuer,
 		Holder:    c.ClientID,
 		Act:       c.Act,
 		Scope:     c.Scope,

@@ -37,9 +37,12 @@ type Request struct {
 	PrincipalGroups []string
 	ResourceGroups  []string
 
-	Subject   string
-	Scopes    []string
-	Audiences []string
+	// Subject and SubjectIssuer name on whose behalf the work is done (the
+	// pair: a client, or an identity provider's user).
+	Subject       string
+	SubjectIssuer string
+	Scopes        []string
+	Audiences     []string
 	// Depth of the new token (0 for a root).
 	Depth int
 	// Actors is the prior actor chain, newest first.
@@ -67,15 +70,20 @@ type Entity struct {
 type CallRequest struct {
 	Holder string
 	// Groups of the holder, if the resource server knows them.
-	Groups    []string
-	Action    Action
-	Resource  Entity
-	Subject   string
-	Actors    []string
-	Depth     int
-	Scopes    []string
-	Audiences []string
-	Root      string
+	Groups        []string
+	Action        Action
+	Resource      Entity
+	Subject       string
+	SubjectIssuer string
+	Actors        []string
+	Depth         int
+	Scopes        []string
+	Audiences     []string
+	Root          string
+	// Lineage is the ancestors' jtis, root first.
+	Lineage []string
+	// Bound: the token is bound to its holder's key (DPoP).
+	Bound bool
 }
 
 // Decision is a policy outcome with the ids of the policies that determined
@@ -200,6 +208,7 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 	}
 	ctx := s.scopeContext(r.Scopes)
 	ctx["subject"] = cedar.String(r.Subject)
+	ctx["sub_iss"] = cedar.String(r.SubjectIssuer)
 	ctx["audiences"] = stringSet(r.Audiences)
 	ctx["depth"] = cedar.Long(r.Depth)
 	ctx["actors"] = stringSet(r.Actors)
@@ -223,10 +232,13 @@ func (s *Set) AuthorizeCall(r CallRequest) Decision {
 	ctx := s.scopeContext(r.Scopes)
 	ctx["holder"] = cedar.String(r.Holder)
 	ctx["subject"] = cedar.String(r.Subject)
+	ctx["sub_iss"] = cedar.String(r.SubjectIssuer)
 	ctx["audiences"] = stringSet(r.Audiences)
 	ctx["depth"] = cedar.Long(r.Depth)
 	ctx["actors"] = stringSet(r.Actors)
 	ctx["root"] = cedar.String(r.Root)
+	ctx["lineage"] = stringSet(r.Lineage)
+	ctx["bound"] = cedar.Boolean(r.Bound)
 	act := r.Action
 	if act == "" {
 		act = ActionCall

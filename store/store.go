@@ -33,6 +33,7 @@ type TokenRecord struct {
 	Parent    string     `json:"parent,omitempty"`
 	Lineage   []string   `json:"lineage"`
 	Subject   string     `json:"sub"`
+	SubIss    string     `json:"sub_iss,omitempty"`
 	Holder    string     `json:"holder"`
 	Act       *jwt.Actor `json:"act,omitempty"`
 	Scope     string     `json:"scope"`

@@ -54,16 +54,17 @@ func New(v *verifier.Verifier, p Policy, groups func(holder string) []string) (*
 
 // Authorize asks the policy, locally, whether the chain may perform action
 // on resource (Action::"call" on Tool::"search", say). The principal is
-// Agent::"<holder>", with its groups; the context carries the holder,
-// subject, actors, depth, scopes (with their patterns), audiences and root.
+// Agent::"<holder>", with its groups; the context carries the holder, the
+// subject and its issuer (sub_iss), actors, depth, scopes (with their
+// patterns), audiences, root, lineage and whether the token is bound.
 func (a *Authorizer) Authorize(c *chain.Chain, action policy.Action, resource policy.Entity) policy.Decision {
 	var groups []string
 	if a.groups != nil {
 		groups = a.groups(c.Holder)
 	}
 	return a.policy.AuthorizeCall(policy.CallRequest{
-		Holder: c.Holder, Groups: groups, Action: action, Resource: resource, Subject: c.Subject,
-		Actors: c.Actors, Depth: c.Depth, Scopes: c.Scopes, Audiences: c.Audiences, Root: c.Root,
+		Holder: c.Holder, Groups: groups, Action: action, Resource: resource, Subject: c.Subject, SubjectIssuer: c.SubjectIssuer,
+		Actors: c.Actors, Depth: c.Depth, Scopes: c.Scopes, Audiences: c.Audiences, Root: c.Root, Lineage: c.Lineage, Bound: c.JKT != "",
 	})
 }
 

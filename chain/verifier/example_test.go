@@ -25,7 +25,7 @@ func ExampleNew() {
 	}
 	// The grandchild of a task: orchestrator → researcher → db-agent.
 	token, err := ring.Sign(&jwt.Claims{
-		Issuer: "https://mandate.example", Subject: "orchestrator", ClientID: "db-agent",
+		Issuer: "https://mandate.example", Subject: "orchestrator", SubjectIssuer: "https://m.example", ClientID: "db-agent",
 		Audience: jwt.Audience{"https://orders.example"}, Scope: "db:read:orders",
 		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(5 * time.Minute)), ID: "grand",
 		Act:     &jwt.Actor{Subject: "db-agent", Act: &jwt.Actor{Subject: "researcher"}},

@@ -51,7 +51,7 @@ func offlineRig(t *testing.T) (*tokens.KeyRing, *keySet, *verifier.RevocationSet
 
 func sign(t *testing.T, ring *tokens.KeyRing, now time.Time, edit func(*jwt.Claims)) string {
 	t.Helper()
-	c := &jwt.Claims{Issuer: "https://m.example", Subject: "o", ClientID: "db", Audience: jwt.Audience{"https://api.example"},
+	c := &jwt.Claims{Issuer: "https://m.example", Subject: "o", SubjectIssuer: "https://m.example", ClientID: "db", Audience: jwt.Audience{"https://api.example"},
 		Scope: "db:read:orders", IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(time.Minute)), ID: "g",
 		Act: &jwt.Actor{Subject: "db"}, Lineage: []string{"r"}}
 	if edit != nil {
@@ -129,7 +129,7 @@ func TestEveryTypedError(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign := func() string {
-		tok, err := other.Sign(&jwt.Claims{Issuer: "https://m.example", Subject: "o", ClientID: "o", Audience: jwt.Audience{"https://api.example"},
+		tok, err := other.Sign(&jwt.Claims{Issuer: "https://m.example", Subject: "o", SubjectIssuer: "https://m.example", ClientID: "o", Audience: jwt.Audience{"https://api.example"},
 			IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(time.Minute)), ID: "f"})
 		if err != nil {
 			t.Fatal(err)

@@ -39,7 +39,7 @@ func TestAJWKSThatDropsAKeyEndsItsCachedVerifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := signer.Sign(&jwt.Claims{Issuer: "https://m.example", Subject: "o", ClientID: "o", Audience: jwt.Audience{"a"},
+	tok, err := signer.Sign(&jwt.Claims{Issuer: "https://m.example", Subject: "o", SubjectIssuer: "https://m.example", ClientID: "o", Audience: jwt.Audience{"a"},
 		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(time.Minute)), ID: "j"})
 	if err != nil {
 		t.Fatal(err)

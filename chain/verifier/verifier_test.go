@@ -144,7 +144,7 @@ func TestVerifyReturnsTheChain(t *testing.T) {
 	}
 	rootID, childID := r.env.Claims(t, root).ID, r.env.Claims(t, child).ID
 	want := &chain.Chain{
-		JTI: r.env.Claims(t, grand).ID, Subject: "orchestrator", Holder: "db-agent",
+		JTI: r.env.Claims(t, grand).ID, Subject: "orchestrator", SubjectIssuer: r.env.URL, Holder: "db-agent",
 		Actors: []string{"db-agent", "researcher"}, Lineage: []string{rootID, childID},
 		Root: rootID, Depth: 2, Scopes: []string{"db:read:orders"}, Audiences: []string{dbAudience},
 		IssuedAt: dt.Start, Expiry: dt.Start.Add(5 * time.Minute),

@@ -131,7 +131,7 @@ dot (Graphviz: mandate lineage JTI --format dot | dot -Tsvg > task.svg).`,
 
 func newRevokeCmd() *cobra.Command {
 	var f adminFlags
-	var root, holder, subject, reason, format string
+	var root, holder, subject, subjectIssuer, reason, format string
 	cmd := &cobra.Command{
 		Use:   "revoke [JTI] [--root JTI | --holder CLIENT | --subject S] --reason TEXT",
 		Short: "Revoke a token, a whole task, an agent's tokens, or a subject's tasks",
@@ -171,7 +171,7 @@ revocation is one record, whatever the size of the subtree.`,
 				}
 				t.Root = jti
 			}
-			t.Subject = subject
+			t.Subject, t.SubjectIssuer = subject, subjectIssuer
 			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
 				var res delegation.RevokeResult
 				var err error
@@ -198,6 +198,7 @@ revocation is one record, whatever the size of the subtree.`,
 	cmd.Flags().StringVar(&root, "root", "", "end the whole task of this token")
 	cmd.Flags().StringVar(&holder, "holder", "", "revoke every live token this client holds")
 	cmd.Flags().StringVar(&subject, "subject", "", "revoke every live task on behalf of this subject")
+	cmd.Flags().StringVar(&subjectIssuer, "subject-issuer", "", "the issuer of --subject's name (default: Mandate's own; an identity provider's URL for its users)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded)")
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
 	return cmd
@@ -280,6 +281,7 @@ func newTokensCmd() *cobra.Command {
 	f.register(list)
 	list.Flags().StringVar(&filter.Holder, "holder", "", "held by this client")
 	list.Flags().StringVar(&filter.Subject, "subject", "", "on behalf of this subject")
+	list.Flags().StringVar(&filter.SubjectIssuer, "subject-issuer", "", "whose --subject: the issuer of that name (any when empty)")
 	list.Flags().StringVar(&filter.Root, "root", "", "in this task (its root and all descendants)")
 	list.Flags().BoolVar(&filter.Active, "active", false, "only tokens that can still be used")
 	list.Flags().IntVar(&filter.Limit, "limit", 100, "page size")

@@ -148,7 +148,7 @@ func (b *apiBackend) Lineage(ctx context.Context, jti string) (*delegation.Linea
 
 func (b *apiBackend) ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"holder": f.Holder, "sub": f.Subject, "root": f.Root, "after": f.After} {
+	for k, v := range map[string]string{"holder": f.Holder, "sub": f.Subject, "sub_iss": f.SubjectIssuer, "root": f.Root, "after": f.After} {
 		if v != "" {
 			q.Set(k, v)
 		}

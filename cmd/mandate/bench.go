@@ -297,15 +297,40 @@ func (t *benchTarget) prepare(ctx context.Context, o benchOptions) (benchOp, err
 				return nil, err
 			}
 		}
-		actor, err := mint(t.actor)
+		issuer, err := t.issuer(ctx)
 		if err != nil {
 			return nil, err
 		}
-		form := url.Values{"grant_type": {oauth.GrantTokenExchange}, "subject_token": {subject}, "subject_token_type": {oauth.TokenTypeAccessToken},
-			"actor_token": {actor}, "actor_token_type": {oauth.TokenTypeAccessToken}}
+		// The actor's identity token lives a few minutes: it is renewed
+		// (outside the measured request) before it runs out.
+		var (
+			mu       sync.Mutex
+			actor    string
+			renewAt  time.Time
+			identity = func() (string, error) {
+				r, err := t.post(ctx, "/oauth2/token", t.actor, url.Values{"grant_type": {oauth.GrantClientCredentials}, "audience": {issuer}})
+				if err != nil {
+					return "", err
+				}
+				return r.token()
+			}
+		)
 		return func(ctx context.Context) (string, time.Time, error) {
+			mu.Lock()
+			if time.Now().After(renewAt) {
+				a, err := identity()
+				if err != nil {
+					mu.Unlock()
+					return "", time.Time{}, err
+				}
+				actor, renewAt = a, time.Now().Add(3*time.Minute)
+			}
+			form := url.Values{"grant_type": {oauth.GrantTokenExchange}, "subject_token": {subject}, "subject_token_type": {oauth.TokenTypeAccessToken},
+				"actor_token": {actor}, "actor_token_type": {oauth.TokenTypeAccessToken}}
+			mu.Unlock()
+			start := time.Now()
 			r, err := t.post(ctx, "/oauth2/token", t.client, form)
-			return r.code, time.Time{}, err
+			return r.code, start, err
 		}, nil
 	case "introspect":
 		pool := make([]string, 64)
@@ -350,6 +375,27 @@ func (r benchReply) token() (string, error) {
 		return "", fmt.Errorf("no token (%s)", r.code)
 	}
 	return tok, nil
+}
+
+// issuer reads the server's issuer from its RFC 8414 metadata (an identity
+// token's audience must be it exactly).
+func (t *benchTarget) issuer(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/.well-known/oauth-authorization-server", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := t.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil || md.Issuer == "" {
+		return "", fmt.Errorf("metadata of %s: no issuer (%v)", t.base, err)
+	}
+	return md.Issuer, nil
 }
 
 func (t *benchTarget) post(ctx context.Context, path string, c benchCred, form url.Values) (benchReply, error) {

@@ -482,7 +482,11 @@ func runCrashLoad(t *testing.T, child *crashChild, led *crashLedger, seed uint64
 
 	// mint gets a root by client_credentials and records it once acknowledged.
 	mint := func(client string, actor bool) *crashTok {
-		code, body, err := crashPost(ctx, hc, child.base, "/oauth2/token", client, url.Values{"grant_type": {"client_credentials"}})
+		form := url.Values{"grant_type": {"client_credentials"}}
+		if actor { // an identity token names the actor (docs/design.md)
+			form.Set("audience", crashIssuer)
+		}
+		code, body, err := crashPost(ctx, hc, child.base, "/oauth2/token", client, form)
 		if err != nil || code != http.StatusOK {
 			st.failed(err)
 			return nil

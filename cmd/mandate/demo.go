@@ -233,23 +233,24 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	}
 	d.show(root, "root")
 
-	d.step(2, "Each sub-agent gets a token of its own (client_credentials): handed over as actor_token, it names the next holder.")
-	resID, err := res.Mint(ctx, "")
+	d.step(2, "Each sub-agent proves who it is with an identity token (client_credentials with audience = Mandate's")
+	d.say("   issuer): no scope, Mandate's audience alone, five minutes. Handed over as actor_token, it names the next")
+	d.say("   holder and gives whoever holds it nothing: every API refuses it (wrong audience).")
+	resID, err := res.Identity(ctx)
 	if err != nil {
 		return err
 	}
-	d.say("   researcher: granted.")
+	dbaID, err := dba.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("   researcher, db-agent: granted.")
 	if _, err := dba.Mint(ctx, ""); err != nil {
-		d.say("   db-agent, asking for all it is registered for (db:read:* tools:search): refused → %s", refusal(err))
+		d.say("   db-agent, asking for a root with all it is registered for (db:read:* tools:search): refused → %s", refusal(err))
 	} else {
 		return fmt.Errorf("demo: the db-agent's policy did not hold")
 	}
 	d.say("   Policy holds where registration alone would not: the db-agent only ever holds database reads.")
-	dbaID, err := dba.Mint(ctx, "db:read:*")
-	if err != nil {
-		return err
-	}
-	d.say("   db-agent, asking for db:read:*: granted.")
 
 	d.step(3, "The orchestrator delegates to the researcher (RFC 8693 token exchange), narrowing to \"db:read:*\".")
 	d.say("   (Policy lets orchestrators hand research agents read scopes and nothing else. The root is bound,")

@@ -130,9 +130,22 @@ func (c *Client) Mint(ctx context.Context, scope string, audiences ...string) (*
 	return c.token(ctx, form, c.key, c.key)
 }
 
+// Identity gets the client's identity token (client_credentials with
+// audience = the issuer): no scope, Mandate's audience alone, a few minutes.
+// It is what the client hands to whoever delegates to it, as the
+// actor_token naming it; useless at every resource server. When the client
+// has a DPoP key, the token is bound to it, and so are the tokens delegated
+// with it.
+func (c *Client) Identity(ctx context.Context) (*Token, error) {
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}, "audience": {c.issuer}}
+	return c.token(ctx, form, c.key, c.key)
+}
+
 // ExchangeOptions narrow an exchange. Actor is the actor_token naming the new
-// holder: an agent's own token (from its Mint), or an ephemeral agent's
-// (Agent.ActorToken); empty keeps the token with this client.
+// holder: a registered agent's identity token (its Identity), or an
+// ephemeral agent's (Agent.ActorToken); empty keeps the token with this
+// client. A token with scopes is refused as an actor token unless it is
+// bound to the actor's key.
 type ExchangeOptions struct {
 	Actor     string
 	Scope     string

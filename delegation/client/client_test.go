@@ -152,7 +152,7 @@ func TestTheWholeChainRunsOnBoundTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resID, err := res.Mint(ctx, "")
+	resID, err := res.Identity(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestTheWholeChainRunsOnBoundTokens(t *testing.T) {
 	if child.Key != nil {
 		t.Fatal("a token handed to another holder must not carry the giver's key")
 	}
-	dbaID, err := dba.Mint(ctx, "")
+	dbaID, err := dba.Identity(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,10 @@ func ExampleClient_Exchange() {
 	if err != nil {
 		panic(err)
 	}
-	// The researcher's identity token names it as the new holder.
-	id, err := res.Mint(ctx, "")
+	// The researcher's identity token names it as the new holder: no
+	// scope, Mandate's audience alone, so the orchestrator holding it can do
+	// nothing as the researcher.
+	id, err := res.Identity(ctx)
 	if err != nil {
 		panic(err)
 	}

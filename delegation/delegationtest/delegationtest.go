@@ -384,6 +384,13 @@ func (e *Env) Mint(t testing.TB, client string, extra url.Values) string {
 	return r.String("access_token")
 }
 
+// Identity gets client's identity token (client_credentials with audience =
+// the issuer): what names it as the actor of a delegation.
+func (e *Env) Identity(t testing.TB, client string) string {
+	t.Helper()
+	return e.Mint(t, client, url.Values{"audience": {e.URL}})
+}
+
 // ExchangeForm builds a token-exchange form for subject (and actor, if not empty).
 func ExchangeForm(subject, actor string, extra url.Values) url.Values {
 	form := url.Values{
@@ -413,7 +420,7 @@ func (e *Env) Delegate(t testing.TB, client, subject, to string, extra url.Value
 	t.Helper()
 	actor := ""
 	if to != "" && to != client {
-		actor = e.Mint(t, to, nil)
+		actor = e.Identity(t, to)
 	}
 	r := e.Exchange(t, client, subject, actor, extra)
 	if r.Status != http.StatusOK {

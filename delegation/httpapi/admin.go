@@ -70,7 +70,7 @@ func (a *api) adminTokens(c echo.Context) error {
 	q := c.QueryParams()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	page, err := a.svc.ListTokens(c.Request().Context(), delegation.TokenFilter{
-		Holder: q.Get("holder"), Subject: q.Get("sub"), Root: q.Get("root"),
+		Holder: q.Get("holder"), Subject: q.Get("sub"), SubjectIssuer: q.Get("sub_iss"), Root: q.Get("root"),
 		Active: q.Get("active") == "true", After: q.Get("after"), Limit: limit,
 	})
 	if err != nil {

@@ -132,7 +132,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 	}
 	rc, cc := env.Claims(t, root), env.Claims(t, child)
 	rcB, ccB := env.Claims(t, rootB), env.Claims(t, childB)
-	researcherID, outsiderID := env.Mint(t, "researcher", nil), env.Mint(t, "outsider", nil)
+	researcherID, outsiderID := env.Identity(t, "researcher"), env.Identity(t, "outsider")
 	outsiderRoot := env.Mint(t, "outsider", nil)
 
 	kid := env.Keys.CurrentKeyID()
@@ -278,6 +278,10 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (act differs)"},
 		{name: "forged: lineage reordered", do: asDB(forge(grand, func(c *jwt.Claims) { c.Lineage = []string{cc.ID, rc.ID} })),
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (lineage differs)"},
+		{name: "forged: sub_iss dropped", do: asDB(forge(grand, func(c *jwt.Claims) { c.SubjectIssuer = "" })),
+			status: 400, code: badReq, frag: badTree + ": sub_iss is required"},
+		{name: "forged: sub_iss of an identity provider on a client's task", do: asDB(forge(grand, func(c *jwt.Claims) { c.SubjectIssuer = "https://idp.example" })),
+			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (sub_iss differs)"},
 		{name: "forged: lineage truncated to escape a revoked root", do: asDB(forge(grandB, func(c *jwt.Claims) { c.Lineage = []string{ccB.ID} })),
 			status: 400, code: badReq, frag: "subject_token does not match the record of its issuance (lineage differs)"},
 		{name: "forged: revoked task grafted onto a live one", do: asDB(forge(grandB, func(c *jwt.Claims) { c.Lineage = []string{rc.ID, ccB.ID} })),
@@ -350,7 +354,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			status: 400, code: badReq, frag: `parameter "requested_token_type" appears more than once`},
 		{name: "repeated grant_type", do: atkRaw(env, "researcher", exchangeBody("&grant_type=client_credentials"), nil),
 			status: 400, code: badReq, frag: `parameter "grant_type" appears more than once`},
-		{name: "scope beyond the new holder's registration", do: atkExchange(env, "orchestrator", root, env.Mint(t, "db-agent", nil), scope("tools:search")),
+		{name: "scope beyond the new holder's registration", do: atkExchange(env, "orchestrator", root, env.Identity(t, "db-agent"), scope("tools:search")),
 			status: 400, code: badScp, frag: `scope "tools:search" is beyond client "db-agent"'s registered scopes`},
 
 		// --- audience widening (the researcher holds https://db.example and https://tools.example) ---
@@ -364,7 +368,7 @@ func TestAttackTokenEndpoint(t *testing.T) {
 		{name: "audience as a suffix domain", do: asResearcher(aud("https://db.example.evil.example")), status: 400, code: badTgt, frag: notAud},
 		{name: "more than 64 audiences", do: asResearcher(aud(many(65, func(i int) string { return "https://db.example" })...)),
 			status: 400, code: badTgt, frag: "more than 64 audiences requested"},
-		{name: "audience beyond the new holder's registration", do: atkExchange(env, "orchestrator", root, env.Mint(t, "db-agent", nil), aud("https://tools.example")),
+		{name: "audience beyond the new holder's registration", do: atkExchange(env, "orchestrator", root, env.Identity(t, "db-agent"), aud("https://tools.example")),
 			status: 400, code: badTgt, frag: `audience "https://tools.example" is beyond client "db-agent"'s registered audiences`},
 
 		// --- holders, depth and revocation ---
@@ -376,6 +380,11 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			status: 400, code: badReq, frag: "actor_token must be the new actor's own identity token"},
 		{name: "the subject_token as its own actor_token", do: atkExchange(env, "db-agent", grand, grand, nil),
 			status: 400, code: badReq, frag: "actor_token must be the new actor's own identity token"},
+		{name: "the actor's scoped bearer root as actor_token (its powers handed to the giver)", do: atkExchange(env, "orchestrator", root, env.Mint(t, "researcher", nil), nil),
+			status: 400, code: badReq, frag: "actor_token must be the actor's identity token"},
+		{name: "the actor's root for Mandate's audience, but with a scope", do: atkExchange(env, "orchestrator", root,
+			env.Mint(t, "researcher", url.Values{"audience": {"https://db.example"}, "scope": {"db:read:x"}}), nil),
+			status: 400, code: badReq, frag: "actor_token must be the actor's identity token"},
 		{name: "depth overflow", do: asDB(depth3), status: 400, code: badReq, frag: "delegation depth 4 would exceed max_depth 3"},
 		{name: "depth overflow, delegating to another agent", do: atkExchange(env, "db-agent", depth3, researcherID, nil),
 			status: 400, code: badReq, frag: "delegation depth 4 would exceed max_depth 3"},
@@ -454,7 +463,7 @@ func TestAttackLifetimeExtensionIsClamped(t *testing.T) {
 	rootExp := env.Claims(t, root).Expiry
 	env.Clock.Advance(8 * time.Minute) // 2 minutes left on the root
 	ask := url.Values{"expires_in": {"86400"}, "exp": {"9999999999"}, "lifetime": {"86400"}, "ttl": {"1d"}}
-	r := env.Exchange(t, "orchestrator", root, env.Mint(t, "researcher", nil), ask)
+	r := env.Exchange(t, "orchestrator", root, env.Identity(t, "researcher"), ask)
 	if r.Status != http.StatusOK {
 		t.Fatalf("exchange: %d %s", r.Status, r.Raw)
 	}
@@ -507,7 +516,7 @@ func TestAttackReExchangeKeepsTheActChain(t *testing.T) {
 			"db-agent", act("db-agent", "researcher")},
 		{"naming itself as actor, two links deep", "db-agent", func() string { return grand }, func() string { return env.Mint(t, "db-agent", nil) },
 			"db-agent", act("db-agent", "researcher")},
-		{"handing the token back to its subject", "researcher", func() string { return child }, func() string { return env.Mint(t, "orchestrator", nil) },
+		{"handing the token back to its subject", "researcher", func() string { return child }, func() string { return env.Identity(t, "orchestrator") },
 			"orchestrator", act("orchestrator", "researcher")},
 		{"the subject re-exchanging what was handed back", "orchestrator", func() string { return backToSubject }, func() string { return "" },
 			"orchestrator", act("orchestrator", "researcher")},

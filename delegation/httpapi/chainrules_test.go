@@ -15,7 +15,7 @@ import (
 func TestEmptyParentGrantsBoundTheChild(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	blank := env.Mint(t, "blank", nil) // scope "" and aud []
-	dbID := env.Mint(t, "db-agent", nil)
+	dbID := env.Identity(t, "db-agent")
 	noAud := env.Mint(t, "no-aud", nil) // scope db:read:*, aud []
 	tests := []struct {
 		name    string
@@ -76,7 +76,7 @@ func TestSignedButIllFormedChainsAreRefused(t *testing.T) {
 func TestActorTokenRules(t *testing.T) {
 	env, p := externalEnv(t)
 	root := env.Mint(t, "orchestrator", nil)
-	revokedID := env.Mint(t, "researcher", nil)
+	revokedID := env.Identity(t, "researcher")
 	if r := revoke(t, env, "researcher", revokedID); r.Status != 200 {
 		t.Fatal(r.Status)
 	}

@@ -103,7 +103,7 @@ func TestChildrenOfBoundTokensAreBoundToTheirHolder(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	orch, res := newKey(t), newKey(t)
 	root := mintBound(t, env, "orchestrator", orch, nil)
-	unboundActor := env.Mint(t, "researcher", nil)
+	unboundActor := env.Identity(t, "researcher")
 	r := env.PostDPoP(t, "token_endpoint", "orchestrator", dt.ExchangeForm(root, unboundActor, nil), env.Proof(t, orch))
 	expectError(t, r, 400, oauth.CodeInvalidRequest)
 	if !strings.Contains(r.String("error_description"), "new holder needs a key") {
@@ -233,7 +233,7 @@ func TestPolicyDecidesEphemeralNamesAndBinding(t *testing.T) {
 	}
 	// A registered agent with a bearer identity token gets a bearer child:
 	// refused by the binding rule.
-	r = env.Exchange(t, "orchestrator", root, env.Mint(t, "researcher", nil), url.Values{"scope": {"db:read:orders"}})
+	r = env.Exchange(t, "orchestrator", root, env.Identity(t, "researcher"), url.Values{"scope": {"db:read:orders"}})
 	expectError(t, r, 400, oauth.CodeInvalidRequest)
 	if !strings.Contains(r.String("error_description"), `"bound-delegation"`) {
 		t.Errorf("a bearer delegation: %s", r.Raw)

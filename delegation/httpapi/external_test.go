@@ -17,8 +17,10 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
@@ -119,7 +121,7 @@ func TestExternalRootNeverOutlivesTheExternalToken(t *testing.T) {
 func TestExternalSubjectRefusals(t *testing.T) {
 	env, p := externalEnv(t)
 	other := newIdP(t) // same kid, different key
-	researcherID := env.Mint(t, "researcher", nil)
+	researcherID := env.Identity(t, "researcher")
 	good := func(m func(map[string]any)) string { return p.sign(t, userToken(dt.Start.Add(time.Hour), m)) }
 	payload := strings.Split(good(nil), ".")[1]
 	hmacWith := func(key []byte) func([]byte) []byte {
@@ -161,4 +163,57 @@ func TestExternalSubjectRefusals(t *testing.T) {
 			t.Fatalf("%d %s", r.Status, r.Raw)
 		}
 	})
+}
+
+// TestAnExternalSubjectNamedLikeAClientIsNotThatClient: an identity
+// provider's user called "orchestrator" gets roots whose sub_iss is the
+// provider, so policy, verifiers and `revoke --subject` never mistake them
+// for the orchestrator client's own tasks.
+func TestAnExternalSubjectNamedLikeAClientIsNotThatClient(t *testing.T) {
+	p := newIdP(t)
+	env := dt.New(t, dt.Options{
+		TrustedIssuers: []dt.TrustedIssuer{{Issuer: idpIssuer, Audience: "mandate", JWKS: p.jwks}},
+		Policies: []policy.File{{Name: "p.cedar", Source: []byte(`
+@id("all") permit (principal, action, resource);
+@id("no-idp-writes") forbid (principal, action, resource)
+  when { context.sub_iss == "https://idp.example" && context.scope_patterns.contains("db:write:*") };`)}},
+	})
+	own := env.Mint(t, "orchestrator", nil)
+	r := env.Exchange(t, "orchestrator", p.sign(t, userToken(dt.Start.Add(time.Hour), func(c map[string]any) { c["sub"] = "orchestrator" })), "",
+		url.Values{"scope": {"db:read:*"}})
+	if r.Status != 200 {
+		t.Fatalf("external root: %d %s", r.Status, r.Raw)
+	}
+	ext := r.String("access_token")
+	if c := env.Claims(t, ext); c.Subject != "orchestrator" || c.SubjectIssuer != idpIssuer {
+		t.Fatalf("external root: sub %q sub_iss %q", c.Subject, c.SubjectIssuer)
+	}
+	if c := env.Claims(t, own); c.SubjectIssuer != env.URL {
+		t.Fatalf("client root: sub_iss %q", c.SubjectIssuer)
+	}
+	// Policy sees whose subject it is.
+	r = env.Exchange(t, "orchestrator", p.sign(t, userToken(dt.Start.Add(time.Hour), func(c map[string]any) { c["sub"] = "orchestrator"; c["jti"] = "2" })), "",
+		url.Values{"scope": {"db:write:x"}})
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), "no-idp-writes") {
+		t.Errorf("policy on sub_iss: %s", r.Raw)
+	}
+	// Revoking the client's subject leaves the user's task alone, and the
+	// other way round.
+	ops, _ := env.Svc.Registration("ops")
+	if _, err := env.Svc.AdminRevoke(t.Context(), ops.ID, delegation.RevokeTarget{Subject: "orchestrator"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if active(t, env, own) || !active(t, env, ext) {
+		t.Fatalf("revoke --subject orchestrator: own active %v, external active %v", active(t, env, own), active(t, env, ext))
+	}
+	if _, err := env.Svc.AdminRevoke(t.Context(), ops.ID, delegation.RevokeTarget{Subject: "orchestrator", SubjectIssuer: idpIssuer}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if active(t, env, ext) {
+		t.Fatal("revoke --subject orchestrator --subject-issuer idp left the user's task")
+	}
+	if i := introspect(t, env, own); i.String("sub_iss") != "" {
+		t.Errorf("an inactive token says more than active:false: %s", i.Raw)
+	}
 }

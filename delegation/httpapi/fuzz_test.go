@@ -20,7 +20,7 @@ import (
 func FuzzTokenEndpoint(f *testing.F) {
 	env := dt.New(f, dt.Options{})
 	root := env.Mint(f, "orchestrator", nil)
-	actor := env.Mint(f, "researcher", nil)
+	actor := env.Identity(f, "researcher")
 	good := dt.BasicAuth("orchestrator", dt.Secret("orchestrator"))
 	f.Add(good, "grant_type=client_credentials&scope=db:read:orders")
 	f.Add(good, dt.ExchangeForm(root, actor, url.Values{"scope": {"db:read:x"}}).Encode())

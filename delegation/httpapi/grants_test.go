@@ -60,7 +60,7 @@ func TestClientCredentialsMintsARoot(t *testing.T) {
 	}
 	c := env.Claims(t, tok)
 	want := jwt.Claims{
-		Issuer: env.URL, Subject: "orchestrator", ClientID: "orchestrator",
+		Issuer: env.URL, Subject: "orchestrator", SubjectIssuer: env.URL, ClientID: "orchestrator",
 		Audience: jwt.Audience{"https://db.example", "https://tools.example", "https://mail.example"},
 		Scope:    "db:read:* db:write:* tools:*", IssuedAt: jwt.At(dt.Start), NotBefore: jwt.At(dt.Start),
 		Expiry: jwt.At(dt.Start.Add(15 * time.Minute)), ID: c.ID, Lineage: []string{},
@@ -258,9 +258,9 @@ func TestDefaultScopeIsParentNarrowedToHolder(t *testing.T) {
 func TestExchangeRefusals(t *testing.T) {
 	env := dt.New(t, dt.Options{MaxDepth: 4})
 	root, child, grand := chainOf(t, env)
-	researcherID := env.Mint(t, "researcher", nil)
-	dbID := env.Mint(t, "db-agent", nil)
-	idleID := env.Mint(t, "idle", nil)
+	researcherID := env.Identity(t, "researcher")
+	dbID := env.Identity(t, "db-agent")
+	idleID := env.Identity(t, "idle")
 	outsiderRoot := env.Mint(t, "outsider", nil)
 	tampered := dt.Tamper(t, child, func(c map[string]any) { c["scope"] = "db:write:*" })
 	withoutAct := dt.Tamper(t, grand, func(c map[string]any) { delete(c, "act") })
@@ -351,7 +351,7 @@ func TestDepthIsBounded(t *testing.T) {
 
 func TestExpiredActorTokenIsRefused(t *testing.T) {
 	env := dt.New(t, dt.Options{RootTTL: 10 * time.Minute})
-	actor := env.Mint(t, "researcher", nil)
+	actor := env.Identity(t, "researcher")
 	env.Clock.Advance(5 * time.Minute)
 	root := env.Mint(t, "orchestrator", nil)
 	env.Clock.Advance(5 * time.Minute)

@@ -37,7 +37,7 @@ func policyChain(t *testing.T, env *dt.Env) (root, child, grand string) {
 	t.Helper()
 	root = env.Mint(t, "orchestrator", nil)
 	child = env.Delegate(t, "orchestrator", root, "researcher", url.Values{"scope": {"db:read:*"}})
-	db := env.Mint(t, "db-agent", url.Values{"scope": {"db:read:*"}})
+	db := env.Identity(t, "db-agent")
 	r := env.Exchange(t, "researcher", child, db, url.Values{"scope": {"db:read:orders"}, "audience": {"https://db.example"}})
 	if r.Status != 200 {
 		t.Fatalf("grandchild: %d %s", r.Status, r.Raw)
@@ -51,8 +51,8 @@ func policyChain(t *testing.T, env *dt.Env) (root, child, grand string) {
 func TestPolicyDecidesEveryTokenRequest(t *testing.T) {
 	env := dt.New(t, dt.Options{PolicyDir: "../../testdata/policies", Clients: policyClients()})
 	root, _, _ := policyChain(t, env) // mints and two delegations: all permitted
-	dbID := env.Mint(t, "db-agent", url.Values{"scope": {"db:read:*"}})
-	analystID := env.Mint(t, "analyst", url.Values{"scope": {"db:read:x"}})
+	dbID := env.Identity(t, "db-agent")
+	analystID := env.Identity(t, "analyst")
 	tests := []struct {
 		name   string
 		do     func() dt.Response
@@ -65,7 +65,7 @@ func TestPolicyDecidesEveryTokenRequest(t *testing.T) {
 			return env.Post(t, "token_endpoint", "analyst", url.Values{"grant_type": {oauth.GrantClientCredentials}})
 		}, `"research-agents-no-own-writes"`},
 		{"a tool scope to a research agent", func() dt.Response {
-			return env.Exchange(t, "orchestrator", root, env.Mint(t, "researcher", nil), url.Values{"scope": {"tools:search"}})
+			return env.Exchange(t, "orchestrator", root, env.Identity(t, "researcher"), url.Values{"scope": {"tools:search"}})
 		}, policy.NoPolicyPermits},
 		{"a wildcard that grants writes to a research agent", func() dt.Response {
 			return env.Exchange(t, "orchestrator", root, analystID, url.Values{"scope": {"db:*"}})
@@ -118,10 +118,10 @@ func TestAPolicyThatFailsToEvaluateDenies(t *testing.T) {
 func TestDeviationRevokesTheAgentsSubtree(t *testing.T) {
 	env := dt.New(t, dt.Options{PolicyDir: "../../testdata/policies", Clients: policyClients(), Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute}})
 	root := env.Mint(t, "orchestrator", nil)
-	analystID := env.Mint(t, "analyst", url.Values{"scope": {"db:read:x"}})
+	analystID := env.Identity(t, "analyst")
 	r := env.Exchange(t, "orchestrator", root, analystID, url.Values{"scope": {"db:read:*"}})
 	child := r.String("access_token")
-	dbID := env.Mint(t, "db-agent", url.Values{"scope": {"db:read:*"}})
+	dbID := env.Identity(t, "db-agent")
 	r = env.Exchange(t, "analyst", child, dbID, url.Values{"scope": {"db:read:orders"}})
 	grand := r.String("access_token")
 	if child == "" || grand == "" {

@@ -60,7 +60,7 @@ func TestRevokingTheRootEndsTheTask(t *testing.T) {
 		t.Errorf("description should say why: %q", r.String("error_description"))
 	}
 	// Nor can an agent whose identity token was minted before use a revoked chain.
-	expectError(t, env.Exchange(t, "researcher", child, env.Mint(t, "db-agent", nil), nil), 400, oauth.CodeInvalidRequest)
+	expectError(t, env.Exchange(t, "researcher", child, env.Identity(t, "db-agent"), nil), 400, oauth.CodeInvalidRequest)
 
 	// One record, however large the subtree.
 	if st, _ := env.DB.Stats(env.Clock.Now()); st.Revocations != 1 {
@@ -157,7 +157,7 @@ func TestIntrospection(t *testing.T) {
 	}
 	gc := env.Claims(t, grand)
 	want := map[string]any{
-		"active": true, "iss": env.URL, "sub": "orchestrator", "client_id": "db-agent",
+		"active": true, "iss": env.URL, "sub": "orchestrator", "sub_iss": env.URL, "client_id": "db-agent",
 		"scope": "db:read:orders", "aud": []any{"https://db.example"}, "token_type": "Bearer",
 		"iat": float64(gc.IssuedAt), "nbf": float64(gc.NotBefore), "exp": float64(gc.Expiry), "jti": gc.ID,
 		"act":     map[string]any{"sub": "db-agent", "act": map[string]any{"sub": "researcher"}},

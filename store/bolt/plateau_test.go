@@ -67,7 +67,7 @@ func TestTheStoreReachesAPlateau(t *testing.T) {
 	sizes := make([]int64, rounds)
 	var last bolt.Stats
 	for round := range rounds {
-		actor := token(res, delegation.TokenRequest{GrantType: oauth.GrantClientCredentials})
+		actor := token(res, delegation.TokenRequest{GrantType: oauth.GrantClientCredentials, Audiences: []string{"https://mandate.example"}})
 		for i := range tasks {
 			root := token(orch, delegation.TokenRequest{GrantType: oauth.GrantClientCredentials})
 			token(orch, delegation.TokenRequest{GrantType: oauth.GrantTokenExchange, SubjectToken: root,

@@ -136,20 +136,24 @@ type Confirmation struct {
 
 // Claims is the payload of a Mandate token. Audience and Lineage always encode
 // as arrays ([] when empty); Scope is the space-separated RFC 6749 form.
+// SubjectIssuer ("sub_iss") is the issuer of the subject: Mandate's own for a
+// client, the identity provider's for an external subject, so a user of an
+// IdP named like a client is never mistaken for it.
 type Claims struct {
-	Issuer    string        `json:"iss"`
-	Subject   string        `json:"sub"`
-	Audience  Audience      `json:"aud"`
-	ClientID  string        `json:"client_id"`
-	Scope     string        `json:"scope"`
-	IssuedAt  NumericDate   `json:"iat"`
-	NotBefore NumericDate   `json:"nbf"`
-	Expiry    NumericDate   `json:"exp"`
-	ID        string        `json:"jti"`
-	Act       *Actor        `json:"act,omitempty"`
-	Lineage   []string      `json:"lineage"`
-	Cnf       *Confirmation `json:"cnf,omitempty"`
-	MayAct    *Actor        `json:"may_act,omitempty"`
+	Issuer        string        `json:"iss"`
+	Subject       string        `json:"sub"`
+	SubjectIssuer string        `json:"sub_iss"`
+	Audience      Audience      `json:"aud"`
+	ClientID      string        `json:"client_id"`
+	Scope         string        `json:"scope"`
+	IssuedAt      NumericDate   `json:"iat"`
+	NotBefore     NumericDate   `json:"nbf"`
+	Expiry        NumericDate   `json:"exp"`
+	ID            string        `json:"jti"`
+	Act           *Actor        `json:"act,omitempty"`
+	Lineage       []string      `json:"lineage"`
+	Cnf           *Confirmation `json:"cnf,omitempty"`
+	MayAct        *Actor        `json:"may_act,omitempty"`
 }
 
 // RegisteredClaims returns the claims every verifier checks the same way.
