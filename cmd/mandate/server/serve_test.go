@@ -72,7 +72,7 @@ func TestRestartKeepsKeysTokensAndRevocations(t *testing.T) {
 	revoked := mint(s, "orchestrator")
 	child := call(t, s, "/oauth2/token", "orchestrator", url.Values{
 		"grant_type": {oauth.GrantTokenExchange}, "subject_token": {revoked}, "subject_token_type": {oauth.TokenTypeAccessToken},
-		"actor_token": {call(t, s, "/oauth2/token", "researcher", url.Values{"grant_type": {"client_credentials"}, "audience": {s.URL}})["access_token"].(string)},
+		"actor_token":      {call(t, s, "/oauth2/token", "researcher", url.Values{"grant_type": {"client_credentials"}, "audience": {s.URL}})["access_token"].(string)},
 		"actor_token_type": {oauth.TokenTypeAccessToken},
 	})["access_token"].(string)
 	if r := call(t, s, "/oauth2/revoke", "orchestrator", url.Values{"token": {revoked}}); r["status"] != 200 {
