@@ -13,6 +13,11 @@ const (
 	// MaxScopes bounds how many scope tokens (or audiences) one request or
 	// token may carry, so coverage checks stay cheap on crafted input.
 	MaxScopes = 64
+	// MaxScopeLength bounds one scope token, and MaxScopeString a whole
+	// scope string, in bytes: a wildcard must not let a request write
+	// megabytes into a token, the store, the audit trail and the logs.
+	MaxScopeLength = 256
+	MaxScopeString = 4 << 10
 	// RevocationGrace is how long a revocation stays in the feed after its
 	// token expired: a verifier that tolerates clock skew past exp must
 	// still hear of it.

@@ -14,11 +14,15 @@ var ErrMalformedScope = errors.New("malformed scope")
 
 // ParseScope splits a space-separated scope string into its tokens, keeping the
 // first occurrence of each. It refuses empty tokens (two spaces in a row, leading
-// or trailing space), characters outside RFC 6749 §3.3, and more than MaxScopes
-// tokens. The empty string parses to no scopes.
+// or trailing space), characters outside RFC 6749 §3.3, more than MaxScopes
+// tokens, a token longer than MaxScopeLength and a string longer than
+// MaxScopeString. The empty string parses to no scopes.
 func ParseScope(s string) ([]string, error) {
 	if s == "" {
 		return nil, nil
+	}
+	if len(s) > MaxScopeString {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformedScope, MaxScopeString)
 	}
 	parts := strings.Split(s, " ")
 	if len(parts) > MaxScopes {
@@ -28,6 +32,9 @@ func ParseScope(s string) ([]string, error) {
 	for _, p := range parts {
 		if p == "" {
 			return nil, fmt.Errorf("%w: empty scope token (scopes are separated by single spaces)", ErrMalformedScope)
+		}
+		if len(p) > MaxScopeLength {
+			return nil, fmt.Errorf("%w: scope %q is longer than %d bytes", ErrMalformedScope, jwt.Excerpt(p), MaxScopeLength)
 		}
 		for i := 0; i < len(p); i++ {
 			c := p[i]

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -233,6 +234,11 @@ func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Cla
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
 	}
+	if len(signed) > tokens.MaxTokenSize {
+		// No verifier accepts it (chain's limits): refuse before anything is
+		// stored, rather than record a token nobody can use.
+		return nil, oauth.New(oauth.CodeInvalidRequest, "the token would be %d bytes, more than the %d any verifier accepts: ask for fewer scopes or audiences", len(signed), tokens.MaxTokenSize)
+	}
 	rec := &store.TokenRecord{
 		JTI:       c.ID,
 		Lineage:   c.Lineage,
@@ -317,6 +323,18 @@ func (s *Service) audit(ctx context.Context, ev store.AuditEvent) {
 	}
 }
 
+// maxReason bounds what one refusal writes to the audit trail and the log.
+const maxReason = 512
+
+// bounded cuts a refusal's description to maxReason bytes (its quoted
+// parts are excerpts already; this bounds their number).
+func bounded(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxReason], "") + "…"
+}
+
 // refuse logs a refused request (with the rule, never the token) and returns err.
 func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err error) error {
 	e := oauth.As(err)
@@ -325,8 +343,8 @@ func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err
 		lvl = slog.LevelError
 	}
 	attrs := []slog.Attr{slog.String("grant", grant), slog.String("client", c.ID),
-		slog.String("error", e.Code), slog.String("description", e.Description)}
-	ev := store.AuditEvent{Time: s.now(), Type: store.AuditRefused, Client: c.ID, Grant: grant, Code: e.Code, Reason: e.Description}
+		slog.String("error", e.Code), slog.String("description", bounded(e.Description))}
+	ev := store.AuditEvent{Time: s.now(), Type: store.AuditRefused, Client: c.ID, Grant: grant, Code: e.Code, Reason: bounded(e.Description)}
 	var denial *policyDenial
 	if errors.As(err, &denial) {
 		ev.Policies = denial.policies

@@ -338,6 +338,11 @@ func TestAttackTokenEndpoint(t *testing.T) {
 		{name: "fullwidth asterisk look-alike", do: asResearcher(scope("db:\uff0a")), status: 400, code: badScp, frag: badChar},
 		{name: "more than 64 scopes", do: asResearcher(scope(strings.Join(many(65, func(i int) string { return fmt.Sprint("db:read:t", i) }), " "))),
 			status: 400, code: badScp, frag: "more than 64 scopes"},
+		{name: "one scope of 257 bytes under a wildcard", do: asResearcher(scope("db:read:" + strings.Repeat("x", 249))),
+			status: 400, code: badScp, frag: "is longer than 256 bytes"},
+		{name: "64 scopes of 1,000 bytes under a wildcard (the 86 KB token)", do: asResearcher(scope(strings.Join(many(64, func(i int) string {
+			return fmt.Sprintf("db:read:%03d%s", i, strings.Repeat("x", 989))
+		}), " "))), status: 400, code: badScp, frag: "longer than 4096 bytes"},
 		{name: "repeated scope parameter", do: atkRaw(env, "researcher", exchangeBody("&scope=db:read:orders&scope=db:*"), nil),
 			status: 400, code: badReq, frag: `parameter "scope" appears more than once`},
 		{name: "repeated scope parameter, first one empty", do: atkRaw(env, "researcher", exchangeBody("&scope=&scope=db:*"), nil),
