@@ -109,6 +109,7 @@ type Service struct {
 	verified     *tokens.VerifiedCache[*jwt.Claims] // tokens presented before: signature, structure and record checked
 	feedWaiters  atomic.Int64                       // revocation-feed long polls open now
 	revoked      broadcast                          // wakes feed long polls
+	refused      refusals                           // repeated refusals, counted
 	closing      chan struct{}                      // closed by Close
 	closeOnce    sync.Once
 }
@@ -335,6 +336,19 @@ func bounded(s string) string {
 	return strings.ToValidUTF8(s[:maxReason], "") + "…"
 }
 
+// grantLabel names what a refused request asked for, from a bounded set:
+// a served grant's name (as registrations spell it, never its URN),
+// "revocation", "" (no grant_type), or "other".
+func grantLabel(g string) string {
+	if name, ok := GrantName(g); ok {
+		return name
+	}
+	if _, ok := grantByName(g); ok || g == "" || g == "revocation" {
+		return g
+	}
+	return "other"
+}
+
 // refuse logs a refused request (with the rule, never the token) and returns err.
 func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err error) error {
 	e := oauth.As(err)
@@ -344,10 +358,23 @@ func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err
 	}
 	attrs := []slog.Attr{slog.String("grant", grant), slog.String("client", c.ID),
 		slog.String("error", e.Code), slog.String("description", bounded(e.Description))}
-	ev := store.AuditEvent{Time: s.now(), Type: store.AuditRefused, Client: c.ID, Grant: grant, Code: e.Code, Reason: bounded(e.Description)}
+	now := s.now()
+	grant = grantLabel(grant)
+	ev := store.AuditEvent{Time: now, Type: store.AuditRefused, Client: c.ID, Grant: grant, Code: e.Code, Reason: bounded(e.Description)}
 	var denial *policyDenial
 	if errors.As(err, &denial) {
 		ev.Policies = denial.policies
+	}
+	// Repeated refusals of one kind are audited once per RefusalWindow and
+	// counted (refusals.go): a runaway client cannot turn them into a
+	// write per request.
+	key := refusalKey{c.ID, grant, e.Code}
+	audit, flushed := s.refused.admit(key, now, ev.Reason, ev.Policies)
+	if flushed != nil {
+		s.audit(ctx, summary(key, flushed))
+	}
+	if !audit {
+		return e
 	}
 	s.audit(ctx, ev)
 	if cause := e.Cause(); cause != nil {

@@ -38,9 +38,12 @@ type AuditEvent struct {
 	Code     string    `json:"code,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Policies []string  `json:"policies,omitempty"`
-	KID      string    `json:"kid,omitempty"`
-	Base     uint64    `json:"base,omitempty"`
-	BaseHash string    `json:"base_hash,omitempty"`
+	// Count, on a refused record, is how many refusals it stands for when
+	// repeated ones were coalesced (0 or absent: one).
+	Count    int    `json:"count,omitempty"`
+	KID      string `json:"kid,omitempty"`
+	Base     uint64 `json:"base,omitempty"`
+	BaseHash string `json:"base_hash,omitempty"`
 }
 
 // AuditRecord is an event as the trail keeps it: numbered, and chained to the

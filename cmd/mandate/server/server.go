@@ -191,6 +191,18 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 			<-ctx.Done()
 			return
 		}
+		go func() { // counted refusals are written once their window closes
+			t := time.NewTicker(delegation.RefusalWindow / 4)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					svc.FlushRefusals(ctx, false)
+				}
+			}
+		}()
 		db.RunGC(ctx, interval, now, func(r store.GCResult, err error) {
 			if err != nil {
 				log.Error("garbage collection failed", slog.String("error", err.Error()))
@@ -209,12 +221,14 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 }
 
 // Shutdown stops accepting requests, lets in-flight ones finish (until ctx
-// ends), stops garbage collection and closes the store.
+// ends), stops garbage collection, writes the counted refusals and closes
+// the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.stop()
 	<-s.gcDone
 	<-s.done
+	s.Service.FlushRefusals(context.Background(), true) // every counted refusal, before the store closes
 	if serr := s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
