@@ -27,6 +27,13 @@ func (s *Service) Revoke(ctx context.Context, c *Registration, token string) err
 	if !s.now().Before(claims.Expiry.Time().Add(chain.RevocationGrace)) {
 		return nil
 	}
+	// Revoking what is revoked (the token or an ancestor) writes nothing:
+	// a runaway loop revoking its task over and over costs reads only.
+	if rev, err := s.store.FirstRevoked(ctx, append(claims.Lineage[:len(claims.Lineage):len(claims.Lineage)], claims.ID)...); err != nil {
+		return oauth.Wrap(err, oauth.CodeServerError, "could not check revocation")
+	} else if rev != nil {
+		return nil
+	}
 	if c.Role != RoleAdmin && claims.ClientID != c.ID {
 		held, err := s.heldAncestor(ctx, claims, c.ID)
 		if err != nil {
@@ -58,11 +65,37 @@ func (s *Service) heldAncestor(ctx context.Context, c *jwt.Claims, id string) (b
 	return false, nil
 }
 
+// MaxConcurrentRevocations bounds the revocation writes (and operator
+// revocations walking a subtree) in progress at once; the rest wait their
+// turn, so the kill switch stays available without becoming a way to
+// saturate the store.
+const MaxConcurrentRevocations = 16
+
+// revocationSlot waits for one of MaxConcurrentRevocations slots (or ctx's end).
+func (s *Service) revocationSlot(ctx context.Context) (func(), error) {
+	select {
+	case s.revSlots <- struct{}{}:
+		return func() { <-s.revSlots }, nil
+	case <-ctx.Done():
+		return nil, oauth.Wrap(ctx.Err(), oauth.CodeServerError, "revocation interrupted while waiting its turn")
+	}
+}
+
 // recordRevocation writes the single revocation record that makes jti and
 // its whole subtree unusable; revoking twice keeps the first record. Every
 // revocation goes through it: a client's (Revoke), an operator's
 // (AdminRevoke) and the deviation's.
 func (s *Service) recordRevocation(ctx context.Context, jti string, exp time.Time, reason, by string) (store.Revocation, error) {
+	if rev, err := s.store.FirstRevoked(ctx, jti); err != nil {
+		return store.Revocation{}, oauth.Wrap(err, oauth.CodeServerError, "could not check revocation")
+	} else if rev != nil {
+		return *rev, nil // already revoked: nothing to write
+	}
+	release, err := s.revocationSlot(ctx)
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	defer release()
 	now := s.now()
 	r, created, err := s.store.Revoke(ctx, store.Revocation{
 		JTI: jti, ExpiresAt: exp.UTC(), RevokedAt: now.UTC(), Reason: reason, By: by,

@@ -110,6 +110,7 @@ type Service struct {
 	feedWaiters  atomic.Int64                       // revocation-feed long polls open now
 	revoked      broadcast                          // wakes feed long polls
 	refused      refusals                           // repeated refusals, counted
+	revSlots     chan struct{}                      // MaxConcurrentRevocations
 	closing      chan struct{}                      // closed by Close
 	closeOnce    sync.Once
 }
@@ -159,6 +160,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		assertions:   map[string]*tokens.ReplayCache{},
 		verified:     tokens.NewVerifiedCache[*jwt.Claims](VerifiedCacheSize),
 		closing:      make(chan struct{}),
+		revSlots:     make(chan struct{}, MaxConcurrentRevocations),
 	}
 	for i := range cfg.TrustedIssuers {
 		ti := cfg.TrustedIssuers[i]

@@ -75,7 +75,8 @@ type api struct {
 	opts     Options
 	metadata map[string]any
 	log      *slog.Logger
-	limits   *limiters
+	limits   *limiters // grants and introspection
+	revLimit *limiters // revocation, the admin API and the feed: never shared with limits
 }
 
 // New returns an echo server with every Mandate endpoint registered.
@@ -87,7 +88,8 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: svc, opts: opts, log: log, metadata: Metadata(svc.Issuer()), limits: newLimiters(opts.RateLimit, opts.Now)}
+	a := &api{svc: svc, opts: opts, log: log, metadata: Metadata(svc.Issuer()), limits: newLimiters(opts.RateLimit, opts.Now),
+		revLimit: newLimiters(opts.RateLimit.revocationBudget(), opts.Now)}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -327,9 +329,14 @@ func (a *api) basicClient(c echo.Context) (*delegation.Registration, error) {
 	return client, a.admit(c, client)
 }
 
-// admit applies an authenticated client's rate limit.
+// admit applies an authenticated client's rate limit: the revocation
+// class (revocation, the feed, the admin API) has a budget of its own.
 func (a *api) admit(c echo.Context, client *delegation.Registration) error {
-	if d := a.limits.wait(client.ID); d > 0 {
+	l := a.limits
+	if p := c.Path(); p == PathRevoke || p == PathFeed || strings.HasPrefix(p, "/admin/") {
+		l = a.revLimit
+	}
+	if d := l.wait(client.ID); d > 0 {
 		a.log.Info("rate limited", slog.String("client", client.ID))
 		return errSlowDown(c, d)
 	}

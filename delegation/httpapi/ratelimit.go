@@ -20,6 +20,26 @@ import (
 type RateLimit struct {
 	PerSecond float64 // 0 disables limiting
 	Burst     int     // at least 1
+	// RevocationPerSecond and RevocationBurst are the separate budget of
+	// revocation (RFC 7009), the admin API and the revocation feed (default
+	// RevocationFactor times the grants'): a client that has spent its
+	// grants' budget in a runaway loop can still revoke its own task, and an
+	// operator can still stop it.
+	RevocationPerSecond float64
+	RevocationBurst     int
+}
+
+// RevocationFactor is how many times the grants' budget revocation gets
+// when its own is not set.
+const RevocationFactor = 10
+
+// revocationBudget is the budget of the revocation class: its own, or
+// RevocationFactor times the grants'.
+func (r RateLimit) revocationBudget() RateLimit {
+	if r.RevocationPerSecond > 0 {
+		return RateLimit{PerSecond: r.RevocationPerSecond, Burst: max(r.RevocationBurst, 1)}
+	}
+	return RateLimit{PerSecond: r.PerSecond * RevocationFactor, Burst: r.Burst * RevocationFactor}
 }
 
 // limiters holds one token bucket per client id. Only authenticated clients

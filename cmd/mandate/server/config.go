@@ -55,6 +55,10 @@ type Config struct {
 type RateLimitConfig struct {
 	PerSecond float64 `mapstructure:"per_second"`
 	Burst     int     `mapstructure:"burst"`
+	// RevocationPerSecond and RevocationBurst budget revocation, the feed
+	// and the admin API apart from the grants (0: ten times the grants').
+	RevocationPerSecond float64 `mapstructure:"revocation_per_second"`
+	RevocationBurst     int     `mapstructure:"revocation_burst"`
 }
 
 // SigningConfig chooses the token signing algorithm.
@@ -157,22 +161,24 @@ type TrustedIssuerConfig struct {
 // defaults are every scalar key with its default; registering them is also what
 // lets viper map MANDATE_* environment variables onto them.
 var defaults = map[string]any{
-	"issuer":                "",
-	"listen":                "127.0.0.1:8080",
-	"data_dir":              "./mandate-data",
-	"signing.alg":           tokens.AlgEdDSA,
-	"signing.kek":           "",
-	"signing.kek_file":      "",
-	"tokens.root_ttl":       "15m",
-	"tokens.delegated_ttl":  "5m",
-	"tokens.max_depth":      4,
-	"tokens.retention":      "24h",
-	"policy.dir":            "",
-	"deviation.max_denials": 0,
-	"deviation.window":      "0s",
-	"audit.retention":       "2160h",
-	"rate_limit.per_second": 100,
-	"rate_limit.burst":      200,
+	"issuer":                           "",
+	"listen":                           "127.0.0.1:8080",
+	"data_dir":                         "./mandate-data",
+	"signing.alg":                      tokens.AlgEdDSA,
+	"signing.kek":                      "",
+	"signing.kek_file":                 "",
+	"tokens.root_ttl":                  "15m",
+	"tokens.delegated_ttl":             "5m",
+	"tokens.max_depth":                 4,
+	"tokens.retention":                 "24h",
+	"policy.dir":                       "",
+	"deviation.max_denials":            0,
+	"deviation.window":                 "0s",
+	"audit.retention":                  "2160h",
+	"rate_limit.per_second":            100,
+	"rate_limit.burst":                 200,
+	"rate_limit.revocation_per_second": 0,
+	"rate_limit.revocation_burst":      0,
 }
 
 // flagKeys maps serve's flags onto config keys.
@@ -331,6 +337,12 @@ func (c *Config) Validate(base string) ([]string, error) {
 		return nil, errors.New("config: rate_limit.per_second must be a non-negative number (0 turns limiting off)")
 	case r.PerSecond > 0 && r.Burst < 1:
 		return nil, errors.New("config: rate_limit.burst must be at least 1 when rate_limit.per_second is set")
+	case r.RevocationPerSecond < 0 || math.IsNaN(r.RevocationPerSecond) || math.IsInf(r.RevocationPerSecond, 0):
+		return nil, errors.New("config: rate_limit.revocation_per_second must be a non-negative number (0: ten times rate_limit.per_second)")
+	case r.RevocationPerSecond > 0 && r.RevocationPerSecond < r.PerSecond:
+		return nil, errors.New("config: rate_limit.revocation_per_second must not be below rate_limit.per_second: the kill switch must outlast a runaway loop")
+	case r.RevocationPerSecond > 0 && r.RevocationBurst < 1:
+		return nil, errors.New("config: rate_limit.revocation_burst must be at least 1 when rate_limit.revocation_per_second is set")
 	}
 	if len(c.Clients) == 0 {
 		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")

@@ -165,7 +165,8 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	}
 	m := newMetrics(db, svc, now)
 	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now, Observe: m.observe,
-		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst}})
+		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
+			RevocationPerSecond: cfg.RateLimit.RevocationPerSecond, RevocationBurst: cfg.RateLimit.RevocationBurst}})
 	e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	s := &Server{
 		URL: issuer, Addr: ln.Addr().String(), Store: db, Keys: keys, KeyStore: ks, Service: svc, Policy: engine, Handler: e, stop: stop,
