@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mandate-auth/mandate/chain"
@@ -195,6 +196,8 @@ func (s *Service) subjectIssuerOf(r *store.TokenRecord) string {
 type KeyAdmin interface {
 	Keys() []tokens.KeyInfo
 	Rotate(ctx context.Context, ks tokens.KeyStore, alg string) (tokens.StoredKey, error)
+	RotateCompromised(ctx context.Context, ks tokens.KeyStore, alg string) (tokens.StoredKey, string, error)
+	CompromisedKeys() []string
 }
 
 var errNoKeyAdmin = errors.New("key management is not available on this server")
@@ -231,6 +234,48 @@ func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredK
 		Reason: fmt.Sprintf("%s key published; signs from %s", alg, k.ActivatesAt.UTC().Format(time.RFC3339))})
 	s.log.Warn("signing key rotated", slog.String("by", by), slog.String("kid", k.ID), slog.Time("activates_at", k.ActivatesAt))
 	return k, nil
+}
+
+// RotateCompromisedKey is the emergency rotation, for a signing key that
+// leaked: a new key (of alg, or the current one's) signs at once, the old
+// one leaves the JWKS at once and Mandate accepts nothing it signed
+// (introspection answers inactive, exchanges are refused), and every
+// verifier following the revocation feed is told to drop it (revoked_keys)
+// at once. The audit trail records who and why.
+func (s *Service) RotateCompromisedKey(ctx context.Context, by, alg, reason string) (tokens.StoredKey, string, error) {
+	ka, ok := s.keys.(KeyAdmin)
+	ks, ok2 := s.keyStore, s.keyStore != nil
+	if !ok2 {
+		ks, ok2 = s.store.(tokens.KeyStore)
+	}
+	if !ok || !ok2 {
+		return tokens.StoredKey{}, "", errNoKeyAdmin
+	}
+	if alg != "" && alg != tokens.AlgEdDSA && alg != tokens.AlgES256 {
+		return tokens.StoredKey{}, "", oauth.New(oauth.CodeInvalidRequest, "alg must be %s or %s (or empty: the current key's)", tokens.AlgEdDSA, tokens.AlgES256)
+	}
+	if strings.TrimSpace(reason) == "" {
+		return tokens.StoredKey{}, "", oauth.New(oauth.CodeInvalidRequest, "say why the key is compromised (reason): the audit trail records it")
+	}
+	k, old, err := ka.RotateCompromised(ctx, ks, alg)
+	if err != nil {
+		return k, old, err
+	}
+	s.verified.Clear() // nothing verified under the old key is trusted again
+	s.keyEpoch.Add(1)
+	s.revoked.notify() // long polls answer now, with revoked_keys
+	s.audit(ctx, store.AuditEvent{Time: s.now(), Type: store.AuditKeyRotated, Client: by, KID: k.ID,
+		Reason: bounded(fmt.Sprintf("emergency rotation: key %s compromised (%s); %s key %s signs now", old, reason, k.Alg, k.ID))})
+	s.log.Warn("signing key compromised: withdrawn at once", slog.String("by", by), slog.String("kid", old), slog.String("new_kid", k.ID), slog.String("reason", reason))
+	return k, old, nil
+}
+
+// revokedKeys are the compromised kids the feed tells verifiers to drop.
+func (s *Service) revokedKeys() []string {
+	if ka, ok := s.keys.(KeyAdmin); ok {
+		return ka.CompromisedKeys()
+	}
+	return []string{}
 }
 
 // AuditPolicyReload records the outcome of a policy reload.

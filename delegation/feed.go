@@ -38,6 +38,10 @@ type Feed struct {
 	Cursor      string      `json:"cursor"`
 	Reset       bool        `json:"reset"`
 	More        bool        `json:"more"`
+	// RevokedKeys are the kids of signing keys withdrawn by an emergency
+	// rotation: verifiers drop them at once, rather than at their next JWKS
+	// refresh.
+	RevokedKeys []string `json:"revoked_keys"`
 }
 
 // broadcast wakes every waiter at once by closing a channel; waiters hold no
@@ -99,6 +103,7 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Registration, since str
 		s.feedWaiters.Add(1)
 		defer s.feedWaiters.Add(-1)
 	}
+	epoch := s.keyEpoch.Load()
 	for {
 		woken := s.revoked.wait() // before reading, so no revocation slips between
 		revs, next, head, err := s.revLog.RevocationsAfter(ctx, after, s.feedPage)
@@ -113,8 +118,9 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Registration, since str
 		if err != nil {
 			return nil, oauth.Wrap(err, oauth.CodeServerError, "could not read the revocation log")
 		}
-		feed := &Feed{Revocations: live(revs, s.now().Add(-chain.RevocationGrace)), Cursor: cursor, Reset: !ok, More: next < head}
-		if !ok || len(feed.Revocations) > 0 || feed.More || deadline == nil {
+		feed := &Feed{Revocations: live(revs, s.now().Add(-chain.RevocationGrace)), Cursor: cursor, Reset: !ok, More: next < head,
+			RevokedKeys: s.revokedKeys()}
+		if !ok || len(feed.Revocations) > 0 || feed.More || deadline == nil || s.keyEpoch.Load() != epoch {
 			return feed, nil
 		}
 		after = next

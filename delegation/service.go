@@ -111,6 +111,7 @@ type Service struct {
 	revoked      broadcast                          // wakes feed long polls
 	refused      refusals                           // repeated refusals, counted
 	revSlots     chan struct{}                      // MaxConcurrentRevocations
+	keyEpoch     atomic.Int64                       // emergency rotations so far: wakes feed long polls
 	closing      chan struct{}                      // closed by Close
 	closeOnce    sync.Once
 }
@@ -358,10 +359,10 @@ func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err
 	if e.Code == oauth.CodeServerError {
 		lvl = slog.LevelError
 	}
-	attrs := []slog.Attr{slog.String("grant", grant), slog.String("client", c.ID),
-		slog.String("error", e.Code), slog.String("description", bounded(e.Description))}
 	now := s.now()
 	grant = grantLabel(grant)
+	attrs := []slog.Attr{slog.String("grant", grant), slog.String("client", c.ID),
+		slog.String("error", e.Code), slog.String("description", bounded(e.Description))}
 	ev := store.AuditEvent{Time: now, Type: store.AuditRefused, Client: c.ID, Grant: grant, Code: e.Code, Reason: bounded(e.Description)}
 	var denial *policyDenial
 	if errors.As(err, &denial) {

@@ -47,6 +47,20 @@ type StoredKey struct {
 	// at least this long after it retires, even if the configured token
 	// lifetime is lowered later.
 	Overlap time.Duration `json:"overlap,omitempty"`
+	// CompromisedAt is when an operator declared the key leaked: from then
+	// it signs nothing, is published nowhere and verifies nothing, and
+	// verifiers are told to drop it (the feed's revoked_keys).
+	CompromisedAt time.Time `json:"compromised_at,omitempty"`
+}
+
+// Destroyed reports whether the key's private part is gone (a retired or
+// compromised key keeps only its record): it can never sign again.
+func (k StoredKey) Destroyed() bool { return len(k.PKCS8) == 0 }
+
+// destroy drops the private part, keeping the record.
+func (k StoredKey) destroy() StoredKey {
+	k.PKCS8, k.Sealed = nil, false
+	return k
 }
 
 // overlap is how long k stays published after it retires.
@@ -67,6 +81,9 @@ type KeyStore interface {
 	SigningKeys(ctx context.Context) ([]StoredKey, error)
 	// AddSigningKey durably stores a new key.
 	AddSigningKey(ctx context.Context, k StoredKey) error
+	// ReplaceSigningKey durably replaces the stored key of k's kid: to
+	// destroy a retired key's private part, or mark a key compromised.
+	ReplaceSigningKey(ctx context.Context, k StoredKey) error
 }
 
 // GenerateKey makes a fresh signing key for alg ("EdDSA" or "ES256"); its kid
@@ -201,15 +218,20 @@ func OpenKeyRing(ctx context.Context, ks KeyStore, opts KeyRingOptions) (*KeyRin
 
 // add loads a stored key into the ring (callers recompute afterwards).
 func (r *KeyRing) add(k StoredKey) error {
-	sk, err := loadSigningKey(k)
-	if err != nil {
-		return err
+	var sk *signingKey
+	if !k.Destroyed() && k.CompromisedAt.IsZero() {
+		var err error
+		if sk, err = loadSigningKey(k); err != nil {
+			return err
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keys = append(r.keys, ringKey{stored: k, sk: sk})
 	sort.SliceStable(r.keys, func(i, j int) bool { return r.keys[i].stored.activation().Before(r.keys[j].stored.activation()) })
-	r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
+	if sk != nil {
+		r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
+	}
 	return nil
 }
 
@@ -227,6 +249,9 @@ func (r *KeyRing) recompute(now time.Time) error {
 	var published []StoredKey
 	var pub []PublicKey
 	for i, k := range r.keys {
+		if k.sk == nil { // compromised, or retired and destroyed: nothing to sign or publish
+			continue
+		}
 		act := k.stored.activation()
 		if act.After(now) { // waiting to activate: published ahead
 			later(act)
@@ -235,7 +260,7 @@ func (r *KeyRing) recompute(now time.Time) error {
 		}
 		retires := time.Time{}
 		for _, n := range r.keys[i+1:] {
-			if !n.stored.activation().After(now) {
+			if n.sk != nil && !n.stored.activation().After(now) {
 				retires = n.stored.activation()
 				break
 			}
@@ -308,6 +333,106 @@ func (r *KeyRing) Rotate(ctx context.Context, ks KeyStore, alg string) (StoredKe
 	return k, r.recompute(now)
 }
 
+// RotateCompromised is the emergency rotation, for a key that leaked: a new
+// key of alg (empty: the current key's algorithm) signs at once, and the
+// current key is marked compromised and its private part destroyed, so it
+// leaves the JWKS at once and verifies nothing here (a token it signed is
+// refused everywhere Mandate checks one). It returns the new key and the
+// compromised kid, which the revocation feed then names in revoked_keys.
+func (r *KeyRing) RotateCompromised(ctx context.Context, ks KeyStore, alg string) (StoredKey, string, error) {
+	now := r.opts.Now()
+	r.refresh()
+	r.mu.RLock()
+	var old StoredKey
+	for _, k := range r.keys {
+		if r.current != nil && k.stored.ID == r.current.id {
+			old = k.stored
+		}
+	}
+	r.mu.RUnlock()
+	if old.ID == "" {
+		return StoredKey{}, "", errors.New("no key is signing now")
+	}
+	if alg == "" {
+		alg = old.Alg
+	}
+	k, err := GenerateKey(alg, now)
+	if err != nil {
+		return k, "", err
+	}
+	k.ActivatesAt = now.UTC() // signs at once: no verifier must meet the old key again
+	k.Overlap = r.opts.Overlap
+	if err := ks.AddSigningKey(ctx, k); err != nil {
+		return k, "", fmt.Errorf("store new signing key: %w", err)
+	}
+	gone := old.destroy()
+	gone.CompromisedAt = now.UTC()
+	if err := ks.ReplaceSigningKey(ctx, gone); err != nil {
+		return k, "", fmt.Errorf("mark key %s compromised: %w", old.ID, err)
+	}
+	if err := r.add(k); err != nil {
+		return k, "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.keys {
+		if r.keys[i].stored.ID == old.ID {
+			r.keys[i] = ringKey{stored: gone}
+		}
+	}
+	delete(r.public, old.ID)
+	return k, old.ID, r.recompute(now)
+}
+
+// CompromisedKeys lists the kids declared compromised whose tokens may not
+// all have expired yet (within the overlap of their compromise): what the
+// revocation feed tells verifiers to drop.
+func (r *KeyRing) CompromisedKeys() []string {
+	now := r.opts.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := []string{}
+	for _, k := range r.keys {
+		c := k.stored.CompromisedAt
+		if !c.IsZero() && now.Before(c.Add(k.stored.overlap(r.opts.Overlap))) {
+			out = append(out, k.stored.ID)
+		}
+	}
+	return out
+}
+
+// Prune destroys the private part of every key that will never sign or be
+// published again (retired past its overlap), so a copy of the data file
+// holds only keys still in use. It returns the kids it destroyed.
+func (r *KeyRing) Prune(ctx context.Context, ks KeyStore) ([]string, error) {
+	r.refresh()
+	r.mu.RLock()
+	var stale []StoredKey
+	for _, k := range r.keys {
+		if k.sk != nil && !r.inJWKS[k.stored.ID] && (r.current == nil || r.current.id != k.stored.ID) && !k.stored.activation().After(r.opts.Now()) {
+			stale = append(stale, k.stored)
+		}
+	}
+	r.mu.RUnlock()
+	var done []string
+	for _, k := range stale {
+		gone := k.destroy()
+		if err := ks.ReplaceSigningKey(ctx, gone); err != nil {
+			return done, fmt.Errorf("destroy retired key %s: %w", k.ID, err)
+		}
+		r.mu.Lock()
+		for i := range r.keys {
+			if r.keys[i].stored.ID == k.ID {
+				r.keys[i] = ringKey{stored: gone}
+			}
+		}
+		delete(r.public, k.ID)
+		r.mu.Unlock()
+		done = append(done, k.ID)
+	}
+	return done, nil
+}
+
 // KeyInfo describes a key for operators.
 type KeyInfo struct {
 	ID          string     `json:"kid"`
@@ -316,7 +441,8 @@ type KeyInfo struct {
 	ActivatesAt time.Time  `json:"activates_at"`
 	RetiredAt   *time.Time `json:"retired_at,omitempty"`
 	// Status is "pending" (published, not signing yet), "active", "retiring"
-	// (published until its tokens expire) or "retired" (no longer published).
+	// (published until its tokens expire), "retired" (no longer published)
+	// or "compromised" (withdrawn at once by an emergency rotation).
 	Status    string     `json:"status"`
 	Published bool       `json:"published"`
 	LeavesAt  *time.Time `json:"leaves_jwks_at,omitempty"`
@@ -343,9 +469,15 @@ func DescribeKeys(stored []StoredKey, overlap time.Duration, now time.Time) []Ke
 	out := make([]KeyInfo, 0, len(keys))
 	for i, k := range keys {
 		info := KeyInfo{ID: k.ID, Alg: k.Alg, CreatedAt: k.CreatedAt, ActivatesAt: k.activation()}
+		if !k.CompromisedAt.IsZero() {
+			at := k.CompromisedAt
+			info.Status, info.RetiredAt = "compromised", &at
+			out = append(out, info)
+			continue
+		}
 		var retires time.Time
 		for _, n := range keys[i+1:] {
-			if !n.activation().After(now) {
+			if n.CompromisedAt.IsZero() && !n.activation().After(now) {
 				retires = n.activation()
 				break
 			}
@@ -575,6 +707,17 @@ func usableKey(pub any) bool {
 		}
 	}
 	return false
+}
+
+// Without is the set less the keys of kids (keys withdrawn as compromised).
+func (r *SetResolver) Without(kids map[string]bool) *SetResolver {
+	out := &SetResolver{keys: make(map[string]PublicKey, len(r.keys))}
+	for kid, k := range r.keys {
+		if !kids[kid] {
+			out.keys[kid] = k
+		}
+	}
+	return out
 }
 
 // Has reports whether the set holds a key with the given kid.

@@ -61,7 +61,9 @@ func (s *SealedKeyStore) SigningKeys(ctx context.Context) ([]StoredKey, error) {
 	}()
 	for i, k := range stored {
 		if !k.Sealed {
-			plain = append(plain, k.ID)
+			if !k.Destroyed() {
+				plain = append(plain, k.ID)
+			}
 			continue
 		}
 		n := s.aead.NonceSize()
@@ -79,13 +81,55 @@ func (s *SealedKeyStore) SigningKeys(ctx context.Context) ([]StoredKey, error) {
 
 // AddSigningKey seals k and stores it.
 func (s *SealedKeyStore) AddSigningKey(ctx context.Context, k StoredKey) error {
+	sealed, err := s.seal(k)
+	if err != nil {
+		return err
+	}
+	return s.inner.AddSigningKey(ctx, sealed)
+}
+
+// ReplaceSigningKey seals k (a destroyed key has nothing to seal) and
+// replaces the stored key of its kid.
+func (s *SealedKeyStore) ReplaceSigningKey(ctx context.Context, k StoredKey) error {
+	sealed, err := s.seal(k)
+	if err != nil {
+		return err
+	}
+	return s.inner.ReplaceSigningKey(ctx, sealed)
+}
+
+func (s *SealedKeyStore) seal(k StoredKey) (StoredKey, error) {
+	if k.Destroyed() || k.Sealed {
+		return k, nil
+	}
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(k.PKCS8)+s.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
-		return err
+		return k, err
 	}
 	k.PKCS8 = s.aead.Seal(nonce, nonce, k.PKCS8, sealAAD(k))
 	k.Sealed = true
-	return s.inner.AddSigningKey(ctx, k)
+	return k, nil
+}
+
+// Reseal seals every key still stored in clear (made before a KEK was
+// configured), so no private key rests readable in the data file once one
+// is. It returns the kids it sealed.
+func (s *SealedKeyStore) Reseal(ctx context.Context) ([]string, error) {
+	stored, err := s.inner.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, k := range stored {
+		if k.Sealed || k.Destroyed() {
+			continue
+		}
+		if err := s.ReplaceSigningKey(ctx, k); err != nil {
+			return done, fmt.Errorf("seal key %s: %w", k.ID, err)
+		}
+		done = append(done, k.ID)
+	}
+	return done, nil
 }
 
 // Unsealed lists the keys the last SigningKeys found stored in clear (made
@@ -118,6 +162,24 @@ func (m *MemoryKeyStore) SigningKeys(context.Context) ([]StoredKey, error) {
 func (m *MemoryKeyStore) AddSigningKey(_ context.Context, k StoredKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, o := range m.keys {
+		if o.ID == k.ID {
+			return fmt.Errorf("signing key %s already stored", k.ID)
+		}
+	}
 	m.keys = append(m.keys, k)
 	return nil
+}
+
+// ReplaceSigningKey replaces the key of k's kid.
+func (m *MemoryKeyStore) ReplaceSigningKey(_ context.Context, k StoredKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, o := range m.keys {
+		if o.ID == k.ID {
+			m.keys[i] = k
+			return nil
+		}
+	}
+	return fmt.Errorf("signing key %s is not stored", k.ID)
 }

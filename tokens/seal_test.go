@@ -137,3 +137,4 @@ func (o oneKey) SigningKeys(context.Context) ([]tokens.StoredKey, error) {
 	return []tokens.StoredKey{o.k}, nil
 }
 func (o oneKey) AddSigningKey(context.Context, tokens.StoredKey) error { return nil }
+func (o oneKey) ReplaceSigningKey(context.Context, tokens.StoredKey) error { return nil }

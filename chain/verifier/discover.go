@@ -56,6 +56,7 @@ func Discover(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	keys.last = cfg.Now()
 	feed := newFeed(cfg, md.Feed, keys.refreshStale)
+	feed.onRevokedKeys = keys.revoke
 	v, err := New(cfg, keys, feed)
 	if err != nil {
 		return nil, err
@@ -103,7 +104,8 @@ type remoteKeys struct {
 	interval time.Duration
 	maxAge   time.Duration
 	set      atomic.Pointer[tokens.SetResolver]
-	withdrew atomic.Uint64 // fetches that dropped a key the previous set had
+	withdrew atomic.Uint64   // fetches that dropped a key the previous set had
+	revoked  map[string]bool // kids the feed named compromised: never trusted again (guarded by mu)
 	mu       sync.Mutex
 	last     time.Time // of the last fetch attempt (guarded by mu)
 }
@@ -167,10 +169,39 @@ func (k *remoteKeys) fetch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("verifier: JWKS: %w", err)
 	}
+	if len(k.revoked) > 0 { // a stale JWKS (a cache on the way) must not bring one back
+		s = s.Without(k.revoked)
+	}
 	if old := k.set.Swap(s); old != nil && old.Withdrawn(s) {
 		k.withdrew.Add(1)
 	}
 	return nil
+}
+
+// revoke drops the keys the revocation feed names compromised, at once and
+// for good: tokens they signed, cached or not, are refused from now on.
+func (k *remoteKeys) revoke(kids []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	fresh := false
+	for _, kid := range kids {
+		if !k.revoked[kid] {
+			if k.revoked == nil {
+				k.revoked = map[string]bool{}
+			}
+			k.revoked[kid], fresh = true, true
+		}
+	}
+	if !fresh {
+		return
+	}
+	if cur := k.set.Load(); cur != nil {
+		next := cur.Without(k.revoked)
+		k.set.Store(next)
+		if cur.Withdrawn(next) {
+			k.withdrew.Add(1)
+		}
+	}
 }
 
 // basicAuth is a client's credentials for the feed.

@@ -27,6 +27,8 @@ type Feed struct {
 	retryMax     time.Duration
 	onSync       func(error)
 	afterPoll    func(context.Context) // refreshes a stale JWKS, before OnSync
+	// onRevokedKeys drops the signing keys an answer names compromised.
+	onRevokedKeys func(kids []string)
 
 	mu        sync.RWMutex
 	revoked   map[string]int64 // jti → exp (Unix seconds)
@@ -177,9 +179,10 @@ type feedAnswer struct {
 		JTI string `json:"jti"`
 		Exp int64  `json:"exp"`
 	} `json:"revocations"`
-	Cursor string `json:"cursor"`
-	Reset  bool   `json:"reset"`
-	More   bool   `json:"more"`
+	Cursor      string   `json:"cursor"`
+	Reset       bool     `json:"reset"`
+	More        bool     `json:"more"`
+	RevokedKeys []string `json:"revoked_keys"`
 }
 
 // poll asks the feed once and applies the answer; more says another page is
@@ -203,6 +206,9 @@ func (f *Feed) poll(ctx context.Context, wait time.Duration) (more bool, entries
 	}
 	if a.Cursor == "" {
 		return false, 0, errors.New("revocation feed: answer without a cursor")
+	}
+	if len(a.RevokedKeys) > 0 && f.onRevokedKeys != nil {
+		f.onRevokedKeys(a.RevokedKeys) // before the revocations apply: a sync includes it
 	}
 	f.apply(cursor, &a, f.now())
 	return a.More, len(a.Revocations), nil

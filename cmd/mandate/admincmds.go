@@ -317,15 +317,30 @@ func newKeysCmd() *cobra.Command {
 	}
 	lf.register(list)
 	list.Flags().StringVar(&format, "format", "table", "table or json")
+	var compromised bool
+	var reason string
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Publish a new signing key; it signs after 30 s, and the old key stays published until its tokens expire",
-		Args:  cobra.NoArgs,
+		Long: `Publish a new signing key. Routinely it signs after 30 s (so verifiers meet no
+unknown kid) and the old key stays published until every token it signed has
+expired. With --compromised (the key leaked), the new key signs at once, the
+old one leaves the JWKS at once, Mandate accepts nothing it signed, and the
+revocation feed tells every verifier to drop it (revoked_keys): every token
+the old key signed stops working everywhere, so agents must obtain new ones.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if compromised && strings.TrimSpace(reason) == "" {
+				return errors.New("--reason is required with --compromised: say why, for the audit trail")
+			}
 			return withBackend(cmd, &rf, func(ctx context.Context, b backend) error {
-				kid, at, err := b.Rotate(ctx, alg)
+				kid, at, old, err := b.Rotate(ctx, alg, compromised, reason)
 				if err != nil {
 					return err
+				}
+				if compromised {
+					fmt.Fprintf(cmd.OutOrStdout(), "key %s withdrawn as compromised; new key %s signs from %s\n", old, kid, ts(at))
+					return nil
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "new key %s published; it signs from %s\n", kid, ts(at))
 				return nil
@@ -334,6 +349,8 @@ func newKeysCmd() *cobra.Command {
 	}
 	rf.register(rotate)
 	rotate.Flags().StringVar(&alg, "alg", "", "EdDSA or ES256 (default: the current key's algorithm)")
+	rotate.Flags().BoolVar(&compromised, "compromised", false, "emergency: the key leaked; withdraw it at once (needs --reason)")
+	rotate.Flags().StringVar(&reason, "reason", "", "why (required with --compromised; recorded)")
 	cmd.AddCommand(list, rotate)
 	return cmd
 }

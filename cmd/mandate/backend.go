@@ -30,7 +30,10 @@ type backend interface {
 	ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error)
 	Revoke(ctx context.Context, t delegation.RevokeTarget, reason string) (delegation.RevokeResult, error)
 	Keys(ctx context.Context) ([]tokens.KeyInfo, error)
-	Rotate(ctx context.Context, alg string) (kid string, activates time.Time, err error) // alg "" keeps the current one
+	// Rotate publishes a new key (alg "" keeps the current one's); an
+	// emergency rotation (compromised) makes it sign at once and withdraws
+	// the old one, returned as withdrawn.
+	Rotate(ctx context.Context, alg string, compromised bool, reason string) (kid string, activates time.Time, withdrawn string, err error)
 	Audit(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.AuditRecord, error)
 	AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error)
 	VerifyAudit(ctx context.Context) (store.AuditReport, error)
@@ -179,13 +182,14 @@ func (b *apiBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
 	return out.Keys, b.call(ctx, http.MethodGet, httpapi.PathAdminKeys, nil, &out)
 }
 
-func (b *apiBackend) Rotate(ctx context.Context, alg string) (string, time.Time, error) {
+func (b *apiBackend) Rotate(ctx context.Context, alg string, compromised bool, reason string) (string, time.Time, string, error) {
 	var out struct {
 		KID         string    `json:"kid"`
 		ActivatesAt time.Time `json:"activates_at"`
+		Withdrawn   string    `json:"withdrawn"`
 	}
-	err := b.call(ctx, http.MethodPost, httpapi.PathAdminKeysRotate, map[string]string{"alg": alg}, &out)
-	return out.KID, out.ActivatesAt, err
+	err := b.call(ctx, http.MethodPost, httpapi.PathAdminKeysRotate, map[string]any{"alg": alg, "compromised": compromised, "reason": reason}, &out)
+	return out.KID, out.ActivatesAt, out.Withdrawn, err
 }
 
 func (b *apiBackend) Audit(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.AuditRecord, error) {
@@ -239,8 +243,8 @@ func (b *fileBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
 	return tokens.DescribeKeys(stored, b.overlap, b.now()), nil
 }
 
-func (b *fileBackend) Rotate(context.Context, string) (string, time.Time, error) {
-	return "", time.Time{}, errReadOnly
+func (b *fileBackend) Rotate(context.Context, string, bool, string) (string, time.Time, string, error) {
+	return "", time.Time{}, "", errReadOnly
 }
 
 func (b *fileBackend) Audit(ctx context.Context, after uint64, limit int, _ time.Duration) ([]store.AuditRecord, error) {

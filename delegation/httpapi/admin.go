@@ -121,10 +121,19 @@ func (a *api) adminKeys(c echo.Context) error {
 
 func (a *api) adminRotate(c echo.Context) error {
 	var req struct {
-		Alg string `json:"alg"`
+		Alg         string `json:"alg"`
+		Compromised bool   `json:"compromised"`
+		Reason      string `json:"reason"`
 	}
 	if err := decodeJSON(c.Request(), a.opts.MaxBodyBytes, &req); err != nil {
 		return a.writeError(c, err)
+	}
+	if req.Compromised {
+		k, old, err := a.svc.RotateCompromisedKey(c.Request().Context(), adminID(c), req.Alg, req.Reason)
+		if err != nil {
+			return a.writeError(c, err)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"kid": k.ID, "alg": k.Alg, "activates_at": k.ActivatesAt, "withdrawn": old})
 	}
 	k, err := a.svc.RotateKey(c.Request().Context(), adminID(c), req.Alg)
 	if err != nil {

@@ -505,6 +505,25 @@ func (d *DB) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
 	})
 }
 
+// ReplaceSigningKey durably replaces the stored key of k's kid (to destroy
+// a retired key's private part, or mark a key compromised).
+func (d *DB) ReplaceSigningKey(_ context.Context, k tokens.StoredKey) error {
+	if d.readOnly {
+		return store.ErrReadOnly
+	}
+	val, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if b.Get([]byte(k.ID)) == nil {
+			return fmt.Errorf("signing key %s is not stored", k.ID)
+		}
+		return b.Put([]byte(k.ID), val)
+	})
+}
+
 // gcBatch bounds the deletions of one write transaction so a large backlog
 // never holds the writer lock for long.
 const gcBatch = 1000
