@@ -136,5 +136,36 @@ type oneKey struct{ k tokens.StoredKey }
 func (o oneKey) SigningKeys(context.Context) ([]tokens.StoredKey, error) {
 	return []tokens.StoredKey{o.k}, nil
 }
-func (o oneKey) AddSigningKey(context.Context, tokens.StoredKey) error { return nil }
+func (o oneKey) AddSigningKey(context.Context, tokens.StoredKey) error     { return nil }
 func (o oneKey) ReplaceSigningKey(context.Context, tokens.StoredKey) error { return nil }
+
+// TestResealSealsKeysStoredInClear: once a KEK is configured, the keys
+// stored before it are sealed in place, and still load.
+func TestResealSealsKeysStoredInClear(t *testing.T) {
+	dir := t.TempDir()
+	first := openRing(t, dir, tokens.AlgEdDSA)
+	db, err := bolt.Open(dir, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	kek := bytes.Repeat([]byte{7}, tokens.KEKSize)
+	sealed, _ := tokens.NewSealedKeyStore(db, kek)
+	done, err := sealed.Reseal(t.Context())
+	if err != nil || len(done) != 1 || done[0] != first.CurrentKeyID() {
+		t.Fatalf("reseal: %v %v", done, err)
+	}
+	stored, _ := db.SigningKeys(t.Context())
+	for _, k := range stored {
+		if _, err := x509.ParsePKCS8PrivateKey(k.PKCS8); !k.Sealed || err == nil {
+			t.Errorf("key %s still in clear", k.ID)
+		}
+	}
+	ring, err := tokens.OpenKeyRing(t.Context(), sealed, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: time.Hour, Now: func() time.Time { return now }})
+	if err != nil || ring.CurrentKeyID() != first.CurrentKeyID() || len(sealed.Unsealed()) != 0 {
+		t.Fatalf("after reseal: %v, unsealed %v", err, sealed.Unsealed())
+	}
+	if again, _ := sealed.Reseal(t.Context()); len(again) != 0 {
+		t.Errorf("resealed twice: %v", again)
+	}
+}

@@ -420,3 +420,66 @@ func TestConcurrentSigning(t *testing.T) {
 		}
 	}
 }
+
+// TestRetiredKeysAreDestroyedAndCompromisedOnesWithdrawnAtOnce: a key that
+// left the JWKS keeps no private part in the store (Prune); an emergency
+// rotation signs with the new key at once and withdraws the old one at once,
+// for good, across a restart.
+func TestRetiredKeysAreDestroyedAndCompromisedOnesWithdrawnAtOnce(t *testing.T) {
+	clock := now
+	db, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	opts := tokens.KeyRingOptions{Alg: tokens.AlgEdDSA, Overlap: 16 * time.Minute, Now: func() time.Time { return clock }}
+	r, err := tokens.OpenKeyRing(t.Context(), db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := r.CurrentKeyID()
+	if _, err := r.Rotate(t.Context(), db, ""); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(tokens.KeyActivationDelay)
+	if done, _ := r.Prune(t.Context(), db); len(done) != 0 {
+		t.Fatalf("pruned a key still published: %v", done)
+	}
+	clock = clock.Add(16 * time.Minute)
+	if done, err := r.Prune(t.Context(), db); err != nil || len(done) != 1 || done[0] != first {
+		t.Fatalf("prune after the overlap: %v %v", done, err)
+	}
+	stored, _ := db.SigningKeys(t.Context())
+	for _, k := range stored {
+		if k.ID == first && !k.Destroyed() {
+			t.Error("a retired key's private part is still stored")
+		}
+	}
+
+	second := r.CurrentKeyID()
+	tok, _ := r.Sign(sampleClaims())
+	nk, gone, err := r.RotateCompromised(t.Context(), db, "")
+	if err != nil || gone != second {
+		t.Fatalf("emergency rotation: %v (withdrew %s)", err, gone)
+	}
+	if r.CurrentKeyID() != nk.ID {
+		t.Error("the new key does not sign at once")
+	}
+	if _, err := r.Verify(tok); !errors.Is(err, tokens.ErrUnknownKey) {
+		t.Errorf("a token of the compromised key: %v", err)
+	}
+	if got := r.CompromisedKeys(); len(got) != 1 || got[0] != second {
+		t.Errorf("compromised keys = %v", got)
+	}
+	r2, err := tokens.OpenKeyRing(t.Context(), db, opts)
+	if err != nil || r2.CurrentKeyID() != nk.ID {
+		t.Fatalf("reopened: %v %v", r2.CurrentKeyID(), err)
+	}
+	if _, err := r2.Verify(tok); !errors.Is(err, tokens.ErrUnknownKey) || len(r2.CompromisedKeys()) != 1 {
+		t.Errorf("after a restart the compromised key is back: %v", err)
+	}
+	clock = clock.Add(17 * time.Minute)
+	if got := r2.CompromisedKeys(); len(got) != 0 {
+		t.Errorf("a compromise older than every token it signed is still announced: %v", got)
+	}
+}

@@ -195,6 +195,9 @@ func (k *remoteKeys) revoke(kids []string) {
 	if !fresh {
 		return
 	}
+	// The key that replaces it signs at once: the next unknown kid may
+	// refetch the JWKS now, whatever the refresh interval.
+	k.last = time.Time{}
 	if cur := k.set.Load(); cur != nil {
 		next := cur.Without(k.revoked)
 		k.set.Store(next)

@@ -220,3 +220,11 @@ func TestAuditAnchor(t *testing.T) {
 		t.Fatalf("against the anchor: %v\n%s", err, out)
 	}
 }
+
+// TestEmergencyRotationNeedsAReason: `keys rotate --compromised` says why,
+// for the audit trail, before anything is sent.
+func TestEmergencyRotationNeedsAReason(t *testing.T) {
+	if _, err := runCLI(t, "", "keys", "rotate", "--compromised", "--server", "http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "--reason is required with --compromised") {
+		t.Errorf("err = %v", err)
+	}
+}

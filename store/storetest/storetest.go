@@ -653,6 +653,27 @@ func (s *suite) testSigningKeys(t *testing.T) {
 			t.Errorf("key %d after reopen = %+v, want %+v", i, got, want)
 		}
 	}
+	// A key's record is replaced in place: its private part destroyed, or
+	// the key marked compromised; an unknown kid cannot be replaced.
+	gone := k1
+	gone.PKCS8, gone.CompromisedAt = nil, t0.Add(3*time.Hour)
+	if err := st.ReplaceSigningKey(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	unknown, _ := tokens.GenerateKey(tokens.AlgEdDSA, t0)
+	if err := st.ReplaceSigningKey(ctx, unknown); err == nil {
+		t.Error("a kid never stored was replaced")
+	}
+	st = s.reopen(t, st, dir, store.Retention{})
+	keys, _ = st.SigningKeys(ctx)
+	if len(keys) != 2 {
+		t.Fatalf("%d keys after a replace", len(keys))
+	}
+	for _, k := range keys {
+		if k.ID == k1.ID && (!k.Destroyed() || !k.CompromisedAt.Equal(gone.CompromisedAt)) {
+			t.Errorf("replaced key = %+v", k)
+		}
+	}
 }
 
 // auditTrail writes n audit records a minute apart from t0, alternately with
@@ -1025,8 +1046,9 @@ func (s *suite) testReadOnly(t *testing.T) {
 			_, _, err := ro.Revoke(ctx, store.Revocation{JTI: "root", ExpiresAt: t0.Add(time.Hour), RevokedAt: t0}, ev)
 			return err
 		},
-		"Append":        func() error { return ro.Append(ctx, *ev) },
-		"AddSigningKey": func() error { return ro.AddSigningKey(ctx, key2) },
+		"Append":            func() error { return ro.Append(ctx, *ev) },
+		"AddSigningKey":     func() error { return ro.AddSigningKey(ctx, key2) },
+		"ReplaceSigningKey": func() error { return ro.ReplaceSigningKey(ctx, key) },
 		"GC": func() error {
 			_, err := ro.GC(t0.Add(100 * time.Hour))
 			return err

@@ -127,6 +127,13 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 			return fail(err)
 		}
 		ks = sealed
+		// Keys made before the KEK was configured are sealed now: no private
+		// key rests in clear in a data file once a KEK exists.
+		if done, err := sealed.Reseal(ctx); err != nil {
+			return fail(fmt.Errorf("seal signing keys stored in clear: %w", err))
+		} else if len(done) > 0 {
+			log.Warn("signing keys stored in clear are now sealed under signing.kek", slog.Any("kids", done))
+		}
 	}
 	keys, err := tokens.OpenKeyRing(ctx, ks, tokens.KeyRingOptions{
 		Alg: cfg.Signing.Alg, Overlap: KeyOverlap(cfg.Tokens.RootTTL), Now: now})
@@ -135,10 +142,6 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	}
 	if err != nil {
 		return fail(err)
-	}
-	if sealed != nil && len(sealed.Unsealed()) > 0 {
-		log.Warn("signing keys made before signing.kek was set are stored in clear and stay so; keys made from now on are sealed (mandate keys rotate makes one now)",
-			slog.Any("kids", sealed.Unsealed()))
 	}
 	sc, err := cfg.serviceConfig()
 	if err != nil {
@@ -209,6 +212,12 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 				log.Error("garbage collection failed", slog.String("error", err.Error()))
 			} else if r.Tokens+r.Revocations > 0 {
 				log.Info("expired records collected", slog.Int("tokens", r.Tokens), slog.Int("revocations", r.Revocations))
+			}
+			// Retired keys lose their private part once they leave the JWKS.
+			if kids, err := keys.Prune(ctx, ks); err != nil {
+				log.Error("destroying retired signing keys failed", slog.String("error", err.Error()))
+			} else if len(kids) > 0 {
+				log.Info("retired signing keys destroyed", slog.Any("kids", kids))
 			}
 		})
 	}()
