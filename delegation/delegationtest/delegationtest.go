@@ -138,6 +138,8 @@ type Options struct {
 	RateLimit httpapi.RateLimit
 	// KEK, when set, seals the signing keys at rest, as signing.kek does.
 	KEK []byte
+	// TrustedProxies is http.trusted_proxies.
+	TrustedProxies []string
 }
 
 // Env is a running test server.
@@ -231,7 +233,9 @@ func Config(t testing.TB, opts Options) *server.Config {
 		Policy:    server.PolicyConfig{Dir: opts.PolicyDir},
 		Audit:     server.AuditConfig{Retention: 2160 * time.Hour},
 		Deviation: server.DeviationConfig{MaxDenials: opts.Deviation.MaxDenials, Window: opts.Deviation.Window},
-		RateLimit: server.RateLimitConfig{PerSecond: opts.RateLimit.PerSecond, Burst: opts.RateLimit.Burst},
+		RateLimit: server.RateLimitConfig{PerSecond: opts.RateLimit.PerSecond, Burst: opts.RateLimit.Burst,
+			RevocationPerSecond: opts.RateLimit.RevocationPerSecond, RevocationBurst: opts.RateLimit.RevocationBurst},
+		HTTP: server.HTTPConfig{TrustedProxies: opts.TrustedProxies},
 	}
 	if opts.KEK != nil {
 		cfg.Signing.KEK = base64.StdEncoding.EncodeToString(opts.KEK)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -68,6 +69,10 @@ type Options struct {
 	Now func() time.Time
 	// Observe, when set, is told about every answered request (metrics).
 	Observe func(Observation)
+	// TrustedProxies are the networks whose X-Forwarded-For is believed for
+	// the client's address (in logs). Empty: the connection's own address,
+	// whatever headers a client sends, so no one can forge what the logs say.
+	TrustedProxies []*net.IPNet
 }
 
 type api struct {
@@ -93,6 +98,14 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(opts.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range opts.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = a.handleEchoError
 	if opts.Observe != nil {
 		e.Use(a.observe)

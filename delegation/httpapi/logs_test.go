@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -52,4 +53,39 @@ func TestLogsNeverHoldTokensOrSecrets(t *testing.T) {
 			t.Fatalf("logs hold a secret:\n%s", logs)
 		}
 	}
+}
+
+// TestLoggedAddressesCannotBeForged: a failed authentication is logged with
+// the connection's address, whatever X-Forwarded-For or X-Real-IP a client
+// sends, unless the connection comes from a configured trusted proxy.
+func TestLoggedAddressesCannotBeForged(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		proxies []string
+		want    string
+	}{
+		{"no trusted proxy", nil, `"remote":"127.0.0.1"`},
+		{"loopback is a trusted proxy", []string{"127.0.0.1"}, `"remote":"203.0.113.7"`},
+		{"another network is", []string{"10.0.0.0/8"}, `"remote":"127.0.0.1"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf syncBuffer
+			env := dt.New(t, dt.Options{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), TrustedProxies: tt.proxies})
+			req, _ := http.NewRequest(http.MethodPost, env.Endpoint(t, "token_endpoint"), strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", dt.BasicAuth("orchestrator", "wrong"))
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Real-IP", "198.51.100.9")
+			env.Do(t, req)
+			if logs := buf.String(); !strings.Contains(logs, tt.want) || strings.Contains(logs, "198.51.100.9") {
+				t.Errorf("want %s in:\n%s", tt.want, logs)
+			}
+		})
+	}
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -46,8 +46,37 @@ type Config struct {
 	Deviation      DeviationConfig       `mapstructure:"deviation"`
 	Audit          AuditConfig           `mapstructure:"audit"`
 	RateLimit      RateLimitConfig       `mapstructure:"rate_limit"`
+	HTTP           HTTPConfig            `mapstructure:"http"`
 	Clients        []ClientConfig        `mapstructure:"clients"`
 	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
+}
+
+// HTTPConfig is about the listener's network.
+type HTTPConfig struct {
+	// TrustedProxies are the CIDRs (or single addresses) of the reverse
+	// proxies whose X-Forwarded-For is believed; empty: none is, and logs
+	// show the connection's own address.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+}
+
+// trustedProxies parses http.trusted_proxies.
+func (h HTTPConfig) trustedProxies() ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, p := range h.TrustedProxies {
+		if !strings.Contains(p, "/") {
+			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
+				p += "/32"
+			} else {
+				p += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: http.trusted_proxies: %q is not a CIDR (such as 10.0.0.0/8) or an address", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // RateLimitConfig bounds each client's request rate (token bucket per
@@ -343,6 +372,9 @@ func (c *Config) Validate(base string) ([]string, error) {
 		return nil, errors.New("config: rate_limit.revocation_per_second must not be below rate_limit.per_second: the kill switch must outlast a runaway loop")
 	case r.RevocationPerSecond > 0 && r.RevocationBurst < 1:
 		return nil, errors.New("config: rate_limit.revocation_burst must be at least 1 when rate_limit.revocation_per_second is set")
+	}
+	if _, err := c.HTTP.trustedProxies(); err != nil {
+		return nil, err
 	}
 	if len(c.Clients) == 0 {
 		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")

@@ -166,10 +166,15 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 		dir := cfg.Policy.Dir
 		engine.OnReload(func(n int, err error) { svc.AuditPolicyReload(context.Background(), dir, n, err) })
 	}
+	proxies, err := cfg.HTTP.trustedProxies()
+	if err != nil {
+		return fail(err)
+	}
 	m := newMetrics(db, svc, now)
 	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now, Observe: m.observe,
 		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
-			RevocationPerSecond: cfg.RateLimit.RevocationPerSecond, RevocationBurst: cfg.RateLimit.RevocationBurst}})
+			RevocationPerSecond: cfg.RateLimit.RevocationPerSecond, RevocationBurst: cfg.RateLimit.RevocationBurst},
+		TrustedProxies: proxies})
 	e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	s := &Server{
 		URL: issuer, Addr: ln.Addr().String(), Store: db, Keys: keys, KeyStore: ks, Service: svc, Policy: engine, Handler: e, stop: stop,
