@@ -85,6 +85,14 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 	if cl.ID == "" || len(cl.ID) > 256 {
 		return refuse("jti is required")
 	}
+	// The replay cache starts empty with the process: an assertion that may
+	// have been made before (and used) is refused rather than taken twice.
+	switch {
+	case !cl.IssuedAt.IsZero() && cl.IssuedAt.Time().Before(s.started.Add(-ownLeeway)):
+		return refuse("issued before this server started, so it could be a replay: make a new one")
+	case cl.IssuedAt.IsZero() && !cl.Expiry.Time().After(s.started.Add(MaxAssertionLifetime+ownLeeway)):
+		return refuse("without iat it could have been made (and used) before this server started: include iat")
+	}
 	if admit != nil {
 		if err := admit(c); err != nil {
 			return nil, err
@@ -99,6 +107,22 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 // assertionCacheSize bounds each client's remembered assertion jtis: one
 // client filling its cache refuses only itself.
 const assertionCacheSize = 1 << 16
+
+// proofCacheSize bounds each client's remembered DPoP proof jtis at the
+// token endpoint (a variable for tests).
+var proofCacheSize = 1 << 14
+
+// proofCache is client id's share of the token endpoint's DPoP replay cache.
+func (s *Service) proofCache(id string) *tokens.ReplayCache {
+	s.assertionsMu.Lock()
+	defer s.assertionsMu.Unlock()
+	rc, ok := s.proofs[id]
+	if !ok {
+		rc = tokens.NewReplayCache(proofCacheSize)
+		s.proofs[id] = rc
+	}
+	return rc
+}
 
 // assertionCache is client id's replay cache (one per key-authenticated
 // client, so bounded by the registry).

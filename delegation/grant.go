@@ -132,13 +132,6 @@ func (s *Service) Token(ctx context.Context, c *Registration, req TokenRequest) 
 	if until, ok := s.dev.suspendedUntil(c.ID, s.now()); ok {
 		return nil, s.refuse(ctx, grant, c, errSuspended(c, until))
 	}
-	if req.DPoP != "" {
-		p, err := tokens.VerifyDPoP(req.DPoP, tokens.DPoPCheck{Method: "POST", URL: req.DPoPURL, Now: s.now()}, s.replay)
-		if err != nil {
-			return nil, s.refuse(ctx, grant, c, oauth.Wrap(err, oauth.CodeInvalidDPoPProof, "%v", err))
-		}
-		req.proof = p
-	}
 	if req.GrantType == "" {
 		return nil, s.refuse(ctx, "", c, oauth.New(oauth.CodeInvalidRequest, "grant_type is required"))
 	}
@@ -148,6 +141,17 @@ func (s *Service) Token(ctx context.Context, c *Registration, req TokenRequest) 
 	}
 	if !c.Can(h.Name()) && !servesUnregistered(h, &req) {
 		return nil, s.refuse(ctx, grant, c, oauth.New(oauth.CodeUnauthorizedClient, "client %q may not use the %s grant", c.ID, h.Name()))
+	}
+	// A proof is checked, and its jti remembered, only now: the client is
+	// authenticated and admitted, the request is one it may make, and the
+	// jti goes into the client's own share of the replay cache, so no one
+	// can fill another client's.
+	if req.DPoP != "" {
+		p, err := tokens.VerifyDPoP(req.DPoP, tokens.DPoPCheck{Method: "POST", URL: req.DPoPURL, Now: s.now(), NotBefore: s.started}, s.proofCache(c.ID))
+		if err != nil {
+			return nil, s.refuse(ctx, grant, c, oauth.Wrap(err, oauth.CodeInvalidDPoPProof, "%v", err))
+		}
+		req.proof = p
 	}
 	resp, err := h.HandleTokenRequest(ctx, c, &req)
 	if err != nil {

@@ -103,7 +103,8 @@ type Service struct {
 	grants       map[string]GrantHandler // by grant_type: grantRegistry
 	feedPage     int
 	dev          *deviations
-	replay       *tokens.ReplayCache            // DPoP proof jtis seen at the token endpoint
+	proofs       map[string]*tokens.ReplayCache // per client: DPoP proof jtis seen at the token endpoint
+	started      time.Time                      // when this process started: no proof or assertion made before is taken
 	assertions   map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
 	assertionsMu sync.Mutex
 	verified     *tokens.VerifiedCache[*jwt.Claims] // tokens presented before: signature, structure and record checked
@@ -157,7 +158,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		revLog:       st,
 		feedPage:     cfg.FeedPageSize,
 		dev:          newDeviations(cfg.Deviation),
-		replay:       tokens.NewReplayCache(0),
+		proofs:       map[string]*tokens.ReplayCache{},
 		assertions:   map[string]*tokens.ReplayCache{},
 		verified:     tokens.NewVerifiedCache[*jwt.Claims](VerifiedCacheSize),
 		closing:      make(chan struct{}),
@@ -192,6 +193,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.started = s.now()
 	if s.feedPage <= 0 {
 		s.feedPage = DefaultFeedPageSize
 	}

@@ -36,9 +36,10 @@ const TypeDPoP = "dpop+jwt"
 var (
 	ErrDPoP = errors.New("invalid DPoP proof")
 	// ErrDPoPNonce: the server requires a nonce and the proof lacks the current one.
-	ErrDPoPNonce   = fmt.Errorf("%w: a fresh server nonce is required", ErrDPoP)
-	errDPoPReplay  = fmt.Errorf("%w: proof replayed", ErrDPoP)
-	errDPoPExpired = fmt.Errorf("%w: proof too old or from the future", ErrDPoP)
+	ErrDPoPNonce       = fmt.Errorf("%w: a fresh server nonce is required", ErrDPoP)
+	errDPoPReplay      = fmt.Errorf("%w: proof replayed", ErrDPoP)
+	errDPoPExpired     = fmt.Errorf("%w: proof too old or from the future", ErrDPoP)
+	errDPoPBeforeStart = fmt.Errorf("%w: proof made before this server started, so it could be a replay its cache never saw: make a new one", ErrDPoP)
 )
 
 // DPoPCheck says what a proof must match.
@@ -58,6 +59,10 @@ type DPoPCheck struct {
 	Now time.Time
 	// MaxAge bounds how old a proof may be (default 60 s); 5 s in the future are tolerated.
 	MaxAge time.Duration
+	// NotBefore, when set, is when the replay cache started remembering (the
+	// process started): a proof made before it (by more than the 5 s of
+	// clock skew) could be a replay the cache never saw, and is refused.
+	NotBefore time.Time
 }
 
 // DPoPProof is a verified proof: the thumbprint of the key that signed it.
@@ -148,6 +153,9 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 	iat := p.IAT.Time()
 	if iat.Before(c.Now.Add(-c.MaxAge)) || iat.After(c.Now.Add(5*time.Second)) {
 		return nil, errDPoPExpired
+	}
+	if !c.NotBefore.IsZero() && iat.Before(c.NotBefore.Add(-5*time.Second)) {
+		return nil, errDPoPBeforeStart
 	}
 	if c.AccessToken != "" && p.ATH != AccessTokenHash(c.AccessToken) {
 		return bad("ath does not match the access token")

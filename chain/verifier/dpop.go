@@ -29,7 +29,7 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, token, proof, method, url str
 	if c.JKT == "" {
 		return nil, fmt.Errorf("%w: the token is not bound to a key; send it as a Bearer token", ErrInvalidDPoPProof)
 	}
-	check := tokens.DPoPCheck{Method: method, URL: url, AccessToken: token, Now: v.cfg.Now(), MaxAge: v.cfg.DPoPMaxAge, JKT: c.JKT}
+	check := tokens.DPoPCheck{Method: method, URL: url, AccessToken: token, Now: v.cfg.Now(), MaxAge: v.cfg.DPoPMaxAge, JKT: c.JKT, NotBefore: v.started}
 	var p *tokens.DPoPProof
 	if v.nonces == nil {
 		p, err = tokens.VerifyDPoP(proof, check, v.replay)

@@ -144,15 +144,16 @@ type withdrawer interface {
 // Verifier checks Mandate tokens locally; see the package documentation. It
 // is safe for concurrent use.
 type Verifier struct {
-	cfg    Config
-	auds   []string // {cfg.Audience}, built once
-	keys   tokens.KeyResolver
-	wd     withdrawer // keys, when it counts withdrawals
-	revs   RevocationSource
-	feed   *Feed // nil unless made by Discover
-	cache  *tokens.VerifiedCache[*verified]
-	replay *tokens.ReplayCache
-	nonces *nonceSource
+	cfg     Config
+	auds    []string // {cfg.Audience}, built once
+	keys    tokens.KeyResolver
+	wd      withdrawer // keys, when it counts withdrawals
+	revs    RevocationSource
+	feed    *Feed // nil unless made by Discover
+	cache   *tokens.VerifiedCache[*verified]
+	replay  *tokens.ReplayCache
+	nonces  *nonceSource
+	started time.Time // when the replay cache started remembering
 }
 
 // verified is a cache entry: the chain, the key that verified it (the entry
@@ -200,7 +201,7 @@ func New(cfg Config, keys tokens.KeyResolver, revs RevocationSource) (*Verifier,
 		cfg.PublicURL = u.Scheme + "://" + u.Host
 	}
 	v := &Verifier{cfg: cfg, auds: []string{cfg.Audience}, keys: keys, revs: revs, cache: tokens.NewVerifiedCache[*verified](cfg.CacheSize),
-		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize)}
+		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize), started: cfg.Now()}
 	if f, ok := revs.(*Feed); ok {
 		v.feed = f
 	}

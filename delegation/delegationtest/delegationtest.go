@@ -140,6 +140,9 @@ type Options struct {
 	KEK []byte
 	// TrustedProxies is http.trusted_proxies.
 	TrustedProxies []string
+	// Clock, when set, is the clock to run on (to restart a server on Dir
+	// later in the same test's time); a new one stopped at Start otherwise.
+	Clock *Clock
 }
 
 // Env is a running test server.
@@ -157,6 +160,8 @@ type Env struct {
 	// Handler serves every endpoint, as the listener does.
 	Handler http.Handler
 	Server  *server.Server
+
+	stopOnce sync.Once
 }
 
 // New starts a server through server.Start, as serve does, and registers
@@ -164,7 +169,10 @@ type Env struct {
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	cfg := Config(t, opts)
-	clock := NewClock(Start)
+	clock := opts.Clock
+	if clock == nil {
+		clock = NewClock(Start)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,19 +184,25 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	env := &Env{URL: srv.URL, Dir: cfg.DataDir, DB: srv.Store, Keys: srv.Keys, KeyStore: srv.KeyStore, Svc: srv.Service,
 		Policy: srv.Policy, Clock: clock, Handler: srv.Handler, Server: srv}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	t.Cleanup(func() { env.Stop(t) })
 	resp := env.Get(t, srv.URL+httpapi.PathMetadata)
 	if resp.Status != http.StatusOK {
 		t.Fatalf("metadata: %d %s", resp.Status, resp.Raw)
 	}
 	env.Metadata = resp.JSON
 	return env
+}
+
+// Stop shuts the server down (once; New's cleanup calls it too), so a test
+// can restart one on the same Dir.
+func (e *Env) Stop(t testing.TB) {
+	e.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Server.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 }
 
 // Config is the configuration New starts a server with: what an operator's

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -163,7 +164,7 @@ func TestARateLimitedAssertionIsNotSpent(t *testing.T) {
 	env := dt.New(t, dt.Options{Clients: clients, RateLimit: httpapi.RateLimit{PerSecond: 1, Burst: 1}})
 	now := env.Clock.Now()
 	mint := func(jti string) dt.Response {
-		a := key.sign(t, "k1", map[string]any{"iss": "keyed", "sub": "keyed", "aud": env.URL, "exp": now.Add(time.Minute).Unix(), "jti": jti})
+		a := key.sign(t, "k1", map[string]any{"iss": "keyed", "sub": "keyed", "aud": env.URL, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": jti})
 		return env.Post(t, "token_endpoint", "", url.Values{"grant_type": {oauth.GrantClientCredentials},
 			"client_assertion_type": {delegation.ClientAssertionType}, "client_assertion": {a}})
 	}
@@ -176,5 +177,56 @@ func TestARateLimitedAssertionIsNotSpent(t *testing.T) {
 	env.Clock.Advance(time.Second)
 	if r := mint("two"); r.Status != 200 {
 		t.Errorf("the rate-limited assertion after Retry-After: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestNothingMadeBeforeARestartIsTakenAfterIt: the replay caches start empty
+// with the process, so an assertion or a DPoP proof that may have been used
+// before a restart is refused after it, rather than taken twice.
+func TestNothingMadeBeforeARestartIsTakenAfterIt(t *testing.T) {
+	key := newAssertionKey(t, "k1")
+	clients := append(dt.DefaultClients(), dt.Client{ID: "keyed", Grants: dt.Both, Scopes: []string{"db:read:*"}, JWKS: key.jwks})
+	clock := dt.NewClock(dt.Start)
+	env := dt.New(t, dt.Options{Clients: clients, Clock: clock})
+	sign := func(claims map[string]any) string { return key.sign(t, "k1", claims) }
+	post := func(env *dt.Env, a string) dt.Response {
+		return env.Post(t, "token_endpoint", "", url.Values{"grant_type": {oauth.GrantClientCredentials},
+			"client_assertion_type": {delegation.ClientAssertionType}, "client_assertion": {a}})
+	}
+	now := clock.Now()
+	used := sign(map[string]any{"iss": "keyed", "sub": "keyed", "aud": env.URL, "iat": now.Unix(), "exp": now.Add(4 * time.Minute).Unix(), "jti": "r1"})
+	if r := post(env, used); r.Status != 200 {
+		t.Fatalf("before the restart: %d %s", r.Status, r.Raw)
+	}
+	dkey := newKey(t)
+	proof := env.Proof(t, dkey)
+	if r := env.PostDPoP(t, "token_endpoint", "orchestrator", url.Values{"grant_type": {oauth.GrantClientCredentials}}, proof); r.Status != 200 {
+		t.Fatalf("a proof before the restart: %d %s", r.Status, r.Raw)
+	}
+	env.Stop(t)
+	clock.Advance(30 * time.Second)
+	env2 := dt.New(t, dt.Options{Clients: clients, Clock: clock, Dir: env.Dir})
+	r := post(env2, sign(map[string]any{"iss": "keyed", "sub": "keyed", "aud": env2.URL, "iat": now.Unix(), "exp": now.Add(4 * time.Minute).Unix(), "jti": "r1"}))
+	expectError(t, r, 401, oauth.CodeInvalidClient)
+	if !strings.Contains(r.String("error_description"), "issued before this server started") {
+		t.Errorf("a replayed assertion after a restart: %s", r.Raw)
+	}
+	r = post(env2, sign(map[string]any{"iss": "keyed", "sub": "keyed", "aud": env2.URL, "exp": clock.Now().Add(time.Minute).Unix(), "jti": "r2"}))
+	if r.Status != 401 || !strings.Contains(r.String("error_description"), "include iat") {
+		t.Errorf("an assertion without iat just after a restart: %d %s", r.Status, r.Raw)
+	}
+	if r := post(env2, sign(map[string]any{"iss": "keyed", "sub": "keyed", "aud": env2.URL, "iat": clock.Now().Unix(), "exp": clock.Now().Add(time.Minute).Unix(), "jti": "r3"})); r.Status != 200 {
+		t.Errorf("a fresh assertion after the restart: %d %s", r.Status, r.Raw)
+	}
+	// A proof for the new address, made 30 s before the restart: within
+	// its 60 s window, but possibly used already.
+	old, err := dkey.Proof(http.MethodPost, env2.Endpoint(t, "token_endpoint"), "", "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = env2.PostDPoP(t, "token_endpoint", "orchestrator", url.Values{"grant_type": {oauth.GrantClientCredentials}}, old)
+	expectError(t, r, 400, oauth.CodeInvalidDPoPProof)
+	if !strings.Contains(r.String("error_description"), "made before this server started") {
+		t.Errorf("a proof made before the restart: %s", r.Raw)
 	}
 }
