@@ -37,7 +37,12 @@ type Ephemeral struct {
 	Groups    []string
 }
 
-var agentName = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
+// agentName is an ephemeral agent's name: 1-64 letters, digits and ._-,
+// beginning with a letter or a digit and not ending with a dot, so no name
+// is "." or "..", a hidden file, a flag (-x), a home directory (~) or a
+// trailing-dot alias of another: a path, a Cedar entity id and a log line
+// all read it as the same name.
+var agentName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9_-])?$`)
 
 // isEphemeralActorToken reports whether an actor token is an ephemeral
 // agent's (by its header's typ), without trusting anything else in it.
@@ -81,7 +86,7 @@ func (s *Service) ephemeralActor(c *Registration, tok string, now time.Time) (*R
 	case cl.Issuer != c.ID:
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token was made for another owner, not %q", c.ID)
 	case !inside || !agentName.MatchString(name):
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral agent %q is outside client %q's namespace (%s/<name>, name of letters, digits and ._~-)", jwt.Excerpt(cl.Subject), c.ID, c.ID)
+		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral agent %q is outside client %q's namespace (%s/<name>: 1-64 letters, digits and ._-, starting with a letter or digit, not ending with a dot)", jwt.Excerpt(cl.Subject), c.ID, c.ID)
 	case s.clients[cl.Subject] != nil:
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "%q is a registered client, not an ephemeral agent", cl.Subject)
 	}
