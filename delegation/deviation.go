@@ -19,7 +19,39 @@ import (
 type Deviation struct {
 	MaxDenials int
 	Window     time.Duration
+	// Count names the kinds of refusal that count (DeviationKinds when
+	// empty): an operator may leave out a kind that would count refusals
+	// his own fleet makes in good faith.
+	Count []string
 }
+
+// The kinds of refusal that can count as deviation. None is a refusal
+// everyone gets when the operator errs: Cedar's default deny and a policy
+// that fails to evaluate never count, nor do malformed requests.
+const (
+	// DeviationWidening: asking for a scope or an audience beyond what the
+	// parent or the registration grants (invalid_scope, invalid_target).
+	DeviationWidening = "widening"
+	// DeviationForbidden: a request a forbid policy names.
+	DeviationForbidden = "forbidden"
+	// DeviationForeignToken: presenting a token held by another client.
+	DeviationForeignToken = "foreign_token"
+	// DeviationDepth: delegating beyond max_depth.
+	DeviationDepth = "depth"
+	// DeviationMayAct: naming an actor the subject token's may_act excludes.
+	DeviationMayAct = "may_act"
+)
+
+// DeviationKinds lists every kind, the default of Deviation.Count.
+var DeviationKinds = []string{DeviationWidening, DeviationForbidden, DeviationForeignToken, DeviationDepth, DeviationMayAct}
+
+// Causes of refusals that deviation can count, wrapped into their OAuth
+// errors.
+var (
+	errForeignToken = errors.New("a token held by another client")
+	errTooDeep      = errors.New("delegation beyond max_depth")
+	errMayAct       = errors.New("an actor may_act excludes")
+)
 
 // Causes of policy refusals (matched through *policyDenial). Only
 // errPolicyForbidden (a forbid policy named the request) counts as a
@@ -42,24 +74,47 @@ func errSuspended(c *Registration, until time.Time) error {
 // registered client.
 type deviations struct {
 	cfg       Deviation
+	kinds     map[string]bool // the kinds that count
 	mu        sync.Mutex
 	denials   map[string][]time.Time
 	suspended map[string]time.Time
 }
 
 func newDeviations(cfg Deviation) *deviations {
-	return &deviations{cfg: cfg, denials: map[string][]time.Time{}, suspended: map[string]time.Time{}}
+	kinds := map[string]bool{}
+	count := cfg.Count
+	if len(count) == 0 {
+		count = DeviationKinds
+	}
+	for _, k := range count {
+		kinds[k] = true
+	}
+	return &deviations{cfg: cfg, kinds: kinds, denials: map[string][]time.Time{}, suspended: map[string]time.Time{}}
 }
 
-// countsAsDeviation reports whether a refusal counts against the client: a
-// forbid policy's denial, or an attempt to widen scope or audience (including
-// malformed scope values, which is how widening is tried).
-func countsAsDeviation(err error) bool {
-	if errors.Is(err, errPolicyForbidden) {
-		return true
+// deviationKind names the kind of a refusal, or "" when it never counts.
+func deviationKind(err error) string {
+	switch {
+	case errors.Is(err, errPolicyForbidden):
+		return DeviationForbidden
+	case errors.Is(err, errForeignToken):
+		return DeviationForeignToken
+	case errors.Is(err, errTooDeep):
+		return DeviationDepth
+	case errors.Is(err, errMayAct):
+		return DeviationMayAct
 	}
-	e := oauth.As(err)
-	return e.Code == oauth.CodeInvalidScope || e.Code == oauth.CodeInvalidTarget
+	// Widening, including malformed scope values, which is how it is tried.
+	if e := oauth.As(err); e.Code == oauth.CodeInvalidScope || e.Code == oauth.CodeInvalidTarget {
+		return DeviationWidening
+	}
+	return ""
+}
+
+// counts reports whether a refusal counts against the client, by its kind.
+func (d *deviations) counts(err error) bool {
+	k := deviationKind(err)
+	return k != "" && d.kinds[k]
 }
 
 // suspendedUntil reports whether client is suspended at now, and until when.
@@ -105,7 +160,7 @@ func (d *deviations) record(client string, now time.Time) (int, bool) {
 // threshold, suspends c and revokes every live token it holds, with the
 // reason recorded on each revocation.
 func (s *Service) countDeviation(ctx context.Context, c *Registration, err error) {
-	if !countsAsDeviation(err) {
+	if !s.dev.counts(err) {
 		return
 	}
 	now := s.now()
@@ -114,6 +169,10 @@ func (s *Service) countDeviation(ctx context.Context, c *Registration, err error
 		return
 	}
 	reason := fmt.Sprintf("deviation: %d denied requests within %s", n, s.dev.cfg.Window)
+	if err := s.store.Suspend(ctx, c.ID, now.Add(s.dev.cfg.Window)); err != nil {
+		// It holds in this process; a restart before the window ends lifts it.
+		s.log.Error("deviation: could not record the suspension durably", slog.String("client", c.ID), slog.String("error", err.Error()))
+	}
 	var held []*store.TokenRecord
 	var herr error
 	for attempt := 0; attempt < 3; attempt++ {

@@ -82,7 +82,7 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 		return nil, err
 	}
 	if parent.ClientID != c.ID {
-		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token is held by another client; only its holder may exchange it")
+		return nil, oauth.Wrap(errForeignToken, oauth.CodeInvalidRequest, "subject_token is held by another client; only its holder may exchange it")
 	}
 	if parent.Cnf != nil {
 		// A bound token is exchanged only with a proof of its key (RFC 9449 §5).
@@ -94,7 +94,7 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 		}
 	}
 	if depth := len(parent.Lineage) + 1; depth > s.maxDepth {
-		return nil, oauth.New(oauth.CodeInvalidRequest, "delegation depth %d would exceed max_depth %d", depth, s.maxDepth)
+		return nil, oauth.Wrap(errTooDeep, oauth.CodeInvalidRequest, "delegation depth %d would exceed max_depth %d", depth, s.maxDepth)
 	}
 
 	holder := c
@@ -170,10 +170,10 @@ func (s *Service) checkMayAct(mayAct *jwt.Actor, holder *Registration) error {
 		return nil
 	}
 	if mayAct.Subject != holder.ID {
-		return oauth.New(oauth.CodeInvalidRequest, "the subject_token's may_act does not allow %q to act for its subject", holder.ID)
+		return oauth.Wrap(errMayAct, oauth.CodeInvalidRequest, "the subject_token's may_act does not allow %q to act for its subject", holder.ID)
 	}
 	if mayAct.Issuer != "" && mayAct.Issuer != s.issuer {
-		return oauth.New(oauth.CodeInvalidRequest, "the subject_token's may_act names an actor of another issuer")
+		return oauth.Wrap(errMayAct, oauth.CodeInvalidRequest, "the subject_token's may_act names an actor of another issuer")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type Store interface {
 	store.Revocations
 	store.RevocationLog
 	store.Audit
+	store.Suspensions
 }
 
 // PolicyEngine decides whether a token request is allowed at all; policy.AllowAll
@@ -135,6 +137,11 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	if cfg.Deviation.MaxDenials > 0 && cfg.Deviation.Window <= 0 {
 		return nil, errors.New("deviation.window must be positive when deviation.max_denials is set")
 	}
+	for _, k := range cfg.Deviation.Count {
+		if !slices.Contains(DeviationKinds, k) {
+			return nil, fmt.Errorf("deviation.count: %q is not a kind of refusal (use %s)", k, strings.Join(DeviationKinds, ", "))
+		}
+	}
 	if keys == nil || st == nil {
 		return nil, errors.New("keys and store are required")
 	}
@@ -192,6 +199,14 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	// Suspensions outlive a restart: a suspended agent is not let go by one.
+	held, err := st.Suspended(context.Background(), s.now())
+	if err != nil {
+		return nil, fmt.Errorf("load suspensions: %w", err)
+	}
+	for client, until := range held {
+		s.dev.suspended[client] = until
 	}
 	s.started = s.now()
 	if s.feedPage <= 0 {

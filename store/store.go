@@ -85,6 +85,15 @@ type Revocations interface {
 	FirstRevoked(ctx context.Context, jtis ...string) (*Revocation, error)
 }
 
+// Suspensions persists the deviation detector's suspensions, so a restart
+// does not lift one.
+type Suspensions interface {
+	// Suspend durably records that client gets no token until until.
+	Suspend(ctx context.Context, client string, until time.Time) error
+	// Suspended returns the suspensions still in force at now.
+	Suspended(ctx context.Context, now time.Time) (map[string]time.Time, error)
+}
+
 // RevocationLog is the ordered log of revocations that feeds resource servers.
 // Entries leave it when their revocation record is collected, so reading it
 // from the start yields every revocation that still matters.

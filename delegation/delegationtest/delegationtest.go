@@ -246,7 +246,7 @@ func Config(t testing.TB, opts Options) *server.Config {
 		Tokens:    server.TokensConfig{RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth, Retention: time.Hour},
 		Policy:    server.PolicyConfig{Dir: opts.PolicyDir},
 		Audit:     server.AuditConfig{Retention: 2160 * time.Hour},
-		Deviation: server.DeviationConfig{MaxDenials: opts.Deviation.MaxDenials, Window: opts.Deviation.Window},
+		Deviation: server.DeviationConfig{MaxDenials: opts.Deviation.MaxDenials, Window: opts.Deviation.Window, Count: opts.Deviation.Count},
 		RateLimit: server.RateLimitConfig{PerSecond: opts.RateLimit.PerSecond, Burst: opts.RateLimit.Burst,
 			RevocationPerSecond: opts.RateLimit.RevocationPerSecond, RevocationBurst: opts.RateLimit.RevocationBurst},
 		HTTP: server.HTTPConfig{TrustedProxies: opts.TrustedProxies},

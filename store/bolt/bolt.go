@@ -39,9 +39,11 @@ var (
 	bucketRevExpiry   = []byte("rev_expiry")   // exp(8) jti → nil
 	bucketRevLog      = []byte("rev_log")      // seq(8) → jti; bucket sequence = head
 	bucketKeys        = []byte("keys")         // kid → tokens.StoredKey
+	bucketSuspensions = []byte("suspensions")  // client → until (RFC 3339); newer than the rest: optional read-only
 	bucketMeta        = []byte("meta")         // store_id → random id; audit_head, audit_base
 	bucketAudit       = []byte("audit")        // seq(8) → AuditRecord
 	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketHolders, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta, bucketAudit}
+	newerBuckets      = [][]byte{bucketSuspensions} // created by Open; a file from before may lack them
 	keyStoreID        = []byte("store_id")
 	keyAuditHead      = []byte("audit_head") // hash of the newest audit record
 	keyAuditBase      = []byte("audit_base") // seq(8) hash of the newest collected record
@@ -91,6 +93,7 @@ var (
 	_ store.RevocationLog = (*DB)(nil)
 	_ store.Audit         = (*DB)(nil)
 	_ store.Collector     = (*DB)(nil)
+	_ store.Suspensions   = (*DB)(nil)
 	_ tokens.KeyStore     = (*DB)(nil)
 	_ io.Closer           = (*DB)(nil)
 )
@@ -129,7 +132,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	var id string
 	err = bdb.Update(func(tx *bbolt.Tx) error {
 		indexHolders := tx.Bucket(bucketHolders) == nil && tx.Bucket(bucketTokens) != nil
-		for _, b := range allBuckets {
+		for _, b := range append(allBuckets, newerBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -481,6 +484,35 @@ func (d *DB) SigningKeys(_ context.Context) ([]tokens.StoredKey, error) {
 				return fmt.Errorf("decode signing key: %w", err)
 			}
 			out = append(out, k)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Suspend durably records client's suspension until until (one entry per
+// client, replaced: bounded by the registry).
+func (d *DB) Suspend(_ context.Context, client string, until time.Time) error {
+	if d.readOnly {
+		return store.ErrReadOnly
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSuspensions).Put([]byte(client), []byte(until.UTC().Format(time.RFC3339Nano)))
+	})
+}
+
+// Suspended returns the suspensions in force at now.
+func (d *DB) Suspended(_ context.Context, now time.Time) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSuspensions)
+		if b == nil { // a file from before suspensions were kept
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if t, err := time.Parse(time.RFC3339Nano, string(v)); err == nil && now.Before(t) {
+				out[string(k)] = t
+			}
 			return nil
 		})
 	})

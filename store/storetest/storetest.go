@@ -31,6 +31,7 @@ type Store interface {
 	store.RevocationLog
 	store.Audit
 	store.Collector
+	store.Suspensions
 	tokens.KeyStore
 	io.Closer
 }
@@ -88,6 +89,7 @@ func Run(t *testing.T, b Backend) {
 		{"GarbageCollectionOfABacklog", s.testGarbageCollectionBacklog},
 		{"RevocationGrace", s.testRevocationGrace},
 		{"SigningKeys", s.testSigningKeys},
+		{"Suspensions", s.testSuspensions},
 		{"AuditTrail", s.testAuditTrail},
 		{"AuditWrittenWithDecisions", s.testAuditWithDecisions},
 		{"AuditCollection", s.testAuditCollection},
@@ -676,6 +678,30 @@ func (s *suite) testSigningKeys(t *testing.T) {
 	}
 }
 
+func (s *suite) testSuspensions(t *testing.T) {
+	dir := t.TempDir()
+	st := s.open(t, dir, store.Retention{})
+	if got, err := st.Suspended(ctx, t0); len(got) != 0 || err != nil {
+		t.Fatalf("suspensions of a new store = %v, %v", got, err)
+	}
+	for client, until := range map[string]time.Time{"a": t0.Add(time.Minute), "b": t0.Add(time.Hour)} {
+		if err := st.Suspend(ctx, client, until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Suspend(ctx, "a", t0.Add(2*time.Minute)); err != nil { // suspended again: the later end holds
+		t.Fatal(err)
+	}
+	st = s.reopen(t, st, dir, store.Retention{})
+	got, err := st.Suspended(ctx, t0.Add(90*time.Second))
+	if err != nil || len(got) != 2 || !got["a"].Equal(t0.Add(2*time.Minute)) || !got["b"].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("suspensions after reopen = %v, %v", got, err)
+	}
+	if got, _ := st.Suspended(ctx, t0.Add(2*time.Minute)); len(got) != 1 || got["b"].IsZero() {
+		t.Errorf("an ended suspension is still in force: %v", got)
+	}
+}
+
 // auditTrail writes n audit records a minute apart from t0, alternately with
 // a token write and alone.
 func auditTrail(t *testing.T, st Store, n int) []store.AuditEvent {
@@ -1049,6 +1075,7 @@ func (s *suite) testReadOnly(t *testing.T) {
 		"Append":            func() error { return ro.Append(ctx, *ev) },
 		"AddSigningKey":     func() error { return ro.AddSigningKey(ctx, key2) },
 		"ReplaceSigningKey": func() error { return ro.ReplaceSigningKey(ctx, key) },
+		"Suspend":           func() error { return ro.Suspend(ctx, "a", t0) },
 		"GC": func() error {
 			_, err := ro.GC(t0.Add(100 * time.Hour))
 			return err

@@ -147,6 +147,9 @@ type PolicyConfig struct {
 type DeviationConfig struct {
 	MaxDenials int           `mapstructure:"max_denials"`
 	Window     time.Duration `mapstructure:"window"`
+	// Count lists the kinds of refusal that count (all of
+	// delegation.DeviationKinds when empty).
+	Count []string `mapstructure:"count"`
 }
 
 // AuditConfig sets how long the audit trail keeps its records.
@@ -361,6 +364,11 @@ func (c *Config) Validate(base string) ([]string, error) {
 	case d.MaxDenials == 0 && d.Window != 0:
 		return nil, errors.New("config: deviation.window is set but deviation.max_denials is not: set both (for example max_denials: 5, window: 1m)")
 	}
+	for _, k := range c.Deviation.Count {
+		if !slices.Contains(delegation.DeviationKinds, k) {
+			return nil, fmt.Errorf("config: deviation.count: %q is not a kind of refusal: use any of %s", k, strings.Join(delegation.DeviationKinds, ", "))
+		}
+	}
 	switch r := c.RateLimit; {
 	case r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
 		return nil, errors.New("config: rate_limit.per_second must be a non-negative number (0 turns limiting off)")
@@ -486,7 +494,7 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 	sc := delegation.Config{
 		Issuer: c.Issuer, RootTTL: c.Tokens.RootTTL, DelegatedTTL: c.Tokens.DelegatedTTL,
 		MaxDepth:  c.Tokens.MaxDepth,
-		Deviation: delegation.Deviation{MaxDenials: c.Deviation.MaxDenials, Window: c.Deviation.Window},
+		Deviation: delegation.Deviation{MaxDenials: c.Deviation.MaxDenials, Window: c.Deviation.Window, Count: c.Deviation.Count},
 	}
 	for _, cl := range c.Clients {
 		dc := delegation.Registration{
