@@ -140,6 +140,12 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Registration, since str
 // polls waiting for a revocation), for monitoring.
 func (s *Service) FeedSubscribers() int64 { return s.feedWaiters.Load() }
 
+// VerifiedCacheStats is the size of the cache of tokens verified at the
+// token endpoint, in entries and bytes, for monitoring.
+func (s *Service) VerifiedCacheStats() (entries int, bytes int64) {
+	return s.verified.Len(), s.verified.Bytes()
+}
+
 // live keeps the entries whose token expired after cutoff.
 func live(revs []store.Revocation, cutoff time.Time) []FeedEntry {
 	out := make([]FeedEntry, 0, len(revs))

@@ -83,6 +83,9 @@ type Config struct {
 	// KeyStore is where rotated signing keys are stored: the store itself
 	// when nil, or a tokens.SealedKeyStore over it to keep them encrypted.
 	KeyStore tokens.KeyStore
+	// CacheMaxBytes bounds the memory of the cache of tokens verified at the
+	// token endpoint (tokens.DefaultCacheBytes when 0).
+	CacheMaxBytes int64
 }
 
 // Service is the delegation core. It is safe for concurrent use.
@@ -167,7 +170,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		dev:          newDeviations(cfg.Deviation),
 		proofs:       map[string]*tokens.ReplayCache{},
 		assertions:   map[string]*tokens.ReplayCache{},
-		verified:     tokens.NewVerifiedCache[*jwt.Claims](VerifiedCacheSize),
+		verified:     tokens.NewVerifiedCache[*jwt.Claims](VerifiedCacheSize, cfg.CacheMaxBytes),
 		closing:      make(chan struct{}),
 		revSlots:     make(chan struct{}, MaxConcurrentRevocations),
 	}

@@ -2,6 +2,7 @@ package tokens_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 )
 
 func TestVerifiedCache(t *testing.T) {
-	c := tokens.NewVerifiedCache[int](8)
+	c := tokens.NewVerifiedCache[int](8, 0)
 	c.Put("a", 1, now.Add(time.Minute), now)
 	if v, ok := c.Get("a", now); !ok || v != 1 {
 		t.Fatalf("get: %v %v", v, ok)
@@ -31,7 +32,7 @@ func TestVerifiedCache(t *testing.T) {
 	if c.Len() != 0 {
 		t.Error("clear left entries")
 	}
-	off := tokens.NewVerifiedCache[int](0)
+	off := tokens.NewVerifiedCache[int](0, 0)
 	off.Put("a", 1, now.Add(time.Hour), now)
 	if _, ok := off.Get("a", now); ok {
 		t.Error("a disabled cache remembered")
@@ -39,5 +40,30 @@ func TestVerifiedCache(t *testing.T) {
 	var nilCache *tokens.VerifiedCache[int]
 	if _, ok := nilCache.Get("a", now); ok || nilCache.Len() != 0 {
 		t.Error("a nil cache remembered")
+	}
+}
+
+// TestVerifiedCacheIsBoundedByBytes: large tokens are counted by their
+// size, so the cache's memory stays under its bound whatever the tokens.
+func TestVerifiedCacheIsBoundedByBytes(t *testing.T) {
+	const bound = 256 << 10
+	c := tokens.NewVerifiedCache[int](10000, bound)
+	big := strings.Repeat("x", 4<<10)
+	for i := range 200 {
+		c.Put(fmt.Sprint(i, big), i, now.Add(time.Hour), now)
+		if c.Bytes() > bound {
+			t.Fatalf("after %d entries the cache holds %d bytes, bound %d", i+1, c.Bytes(), bound)
+		}
+	}
+	if c.Len() == 0 || c.Len() > bound/(8<<10) {
+		t.Errorf("%d entries of 8 KiB each in %d bytes", c.Len(), bound)
+	}
+	c.Put("huge"+strings.Repeat("y", bound/8), 1, now.Add(time.Hour), now)
+	if _, ok := c.Get("huge"+strings.Repeat("y", bound/8), now); ok {
+		t.Error("one entry took more than an eighth of the room")
+	}
+	c.Clear()
+	if c.Bytes() != 0 {
+		t.Errorf("cleared cache holds %d bytes", c.Bytes())
 	}
 }

@@ -49,8 +49,10 @@ type Config struct {
 	// MaxDepth bounds a token's lineage (default chain.MaxDepth, the most Mandate allows).
 	MaxDepth int
 	// CacheSize bounds the cache of verified tokens (default 10,000; negative
-	// disables it).
-	CacheSize int
+	// disables it), and CacheMaxBytes its memory (tokens.DefaultCacheBytes
+	// when 0).
+	CacheSize     int
+	CacheMaxBytes int64
 	// Realm and ResourceMetadataURL go into WWW-Authenticate challenges; the
 	// latter (RFC 9728) tells clients where this resource's metadata is.
 	Realm               string
@@ -200,7 +202,7 @@ func New(cfg Config, keys tokens.KeyResolver, revs RevocationSource) (*Verifier,
 		}
 		cfg.PublicURL = u.Scheme + "://" + u.Host
 	}
-	v := &Verifier{cfg: cfg, auds: []string{cfg.Audience}, keys: keys, revs: revs, cache: tokens.NewVerifiedCache[*verified](cfg.CacheSize),
+	v := &Verifier{cfg: cfg, auds: []string{cfg.Audience}, keys: keys, revs: revs, cache: tokens.NewVerifiedCache[*verified](cfg.CacheSize, cfg.CacheMaxBytes),
 		replay: tokens.NewReplayCache(cfg.DPoPReplayCacheSize), started: cfg.Now()}
 	if f, ok := revs.(*Feed); ok {
 		v.feed = f
@@ -331,6 +333,10 @@ func (v *Verifier) checkRevoked(c *chain.Chain, ancestry []string) error {
 	}
 	return nil
 }
+
+// CacheStats is the size of the cache of verified tokens, in entries and
+// bytes, for a resource server's metrics.
+func (v *Verifier) CacheStats() (entries int, bytes int64) { return v.cache.Len(), v.cache.Bytes() }
 
 // Revoked reports whether the verifier currently knows jti to be revoked.
 func (v *Verifier) Revoked(jti string) bool {

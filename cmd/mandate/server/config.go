@@ -47,8 +47,15 @@ type Config struct {
 	Audit          AuditConfig           `mapstructure:"audit"`
 	RateLimit      RateLimitConfig       `mapstructure:"rate_limit"`
 	HTTP           HTTPConfig            `mapstructure:"http"`
+	Cache          CacheConfig           `mapstructure:"cache"`
 	Clients        []ClientConfig        `mapstructure:"clients"`
 	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
+}
+
+// CacheConfig bounds the cache of tokens verified at the token endpoint.
+type CacheConfig struct {
+	// MaxBytes is its memory bound in bytes (tokens.DefaultCacheBytes when 0).
+	MaxBytes int64 `mapstructure:"max_bytes"`
 }
 
 // HTTPConfig is about the listener's network.
@@ -210,6 +217,7 @@ var defaults = map[string]any{
 	"rate_limit.per_second":            100,
 	"rate_limit.burst":                 200,
 	"rate_limit.revocation_per_second": 0,
+	"cache.max_bytes":                  0,
 	"rate_limit.revocation_burst":      0,
 }
 
@@ -384,6 +392,9 @@ func (c *Config) Validate(base string) ([]string, error) {
 	if _, err := c.HTTP.trustedProxies(); err != nil {
 		return nil, err
 	}
+	if c.Cache.MaxBytes < 0 || (c.Cache.MaxBytes > 0 && c.Cache.MaxBytes < 1<<20) {
+		return nil, errors.New("config: cache.max_bytes must be at least 1048576 (1 MiB), or 0 for the default (32 MiB)")
+	}
 	if len(c.Clients) == 0 {
 		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")
 	}
@@ -493,8 +504,9 @@ func isLoopback(host string) bool {
 func (c *Config) serviceConfig() (delegation.Config, error) {
 	sc := delegation.Config{
 		Issuer: c.Issuer, RootTTL: c.Tokens.RootTTL, DelegatedTTL: c.Tokens.DelegatedTTL,
-		MaxDepth:  c.Tokens.MaxDepth,
-		Deviation: delegation.Deviation{MaxDenials: c.Deviation.MaxDenials, Window: c.Deviation.Window, Count: c.Deviation.Count},
+		MaxDepth:      c.Tokens.MaxDepth,
+		Deviation:     delegation.Deviation{MaxDenials: c.Deviation.MaxDenials, Window: c.Deviation.Window, Count: c.Deviation.Count},
+		CacheMaxBytes: c.Cache.MaxBytes,
 	}
 	for _, cl := range c.Clients {
 		dc := delegation.Registration{

@@ -115,6 +115,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"negative rate limit", "rate_limit: {per_second: -1}\n" + client, "rate_limit.per_second"},
 		{"rate limit without burst", "rate_limit: {per_second: 5, burst: 0}\n" + client, "rate_limit.burst"},
 		{"a kill switch slower than the grants", "rate_limit: {per_second: 50, burst: 10, revocation_per_second: 5, revocation_burst: 10}\n" + client, "rate_limit.revocation_per_second must not be below"},
+		{"a cache too small to hold a token", "cache: {max_bytes: 4096}\n" + client, "cache.max_bytes"},
 		{"a deviation kind misspelt", "deviation: {max_denials: 3, window: 1m, count: [widening, forbiden]}\n" + client, `deviation.count: "forbiden" is not a kind`},
 		{"a trusted proxy that is not a network", "http: {trusted_proxies: [\"10.0.0.0/33\"]}\n" + client, "http.trusted_proxies"},
 		{"a revocation budget without burst", "rate_limit: {revocation_per_second: 500}\n" + client, "rate_limit.revocation_burst"},

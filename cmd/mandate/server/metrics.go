@@ -43,6 +43,10 @@ func newMetrics(db *bolt.DB, svc *delegation.Service, now func() time.Time) *met
 		&storeCollector{db: db, now: now},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mandate_feed_subscribers",
 			Help: "Revocation-feed long polls open now."}, func() float64 { return float64(svc.FeedSubscribers()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mandate_verified_cache_entries",
+			Help: "Tokens remembered as verified at the token endpoint."}, func() float64 { n, _ := svc.VerifiedCacheStats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mandate_verified_cache_bytes",
+			Help: "Memory of the verified-token cache, as it counts it (bounded by cache.max_bytes)."}, func() float64 { _, b := svc.VerifiedCacheStats(); return float64(b) }),
 	)
 	return m
 }
