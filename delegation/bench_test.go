@@ -50,7 +50,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 func BenchmarkExchange(b *testing.B) {
 	env, c := benchEnv(b)
 	root := env.Mint(b, "orchestrator", nil)
-	actor := env.Mint(b, "researcher", nil)
+	actor := env.Identity(b, "researcher")
 	benchToken(b, env.Svc, c, delegation.TokenRequest{
 		GrantType: oauth.GrantTokenExchange, SubjectToken: root, SubjectTokenType: oauth.TokenTypeAccessToken,
 		ActorToken: actor, ActorTokenType: oauth.TokenTypeAccessToken, Scope: "db:read:orders",

@@ -110,6 +110,16 @@ func atkRaw(env *dt.Env, client string, body io.Reader, mutate func(*http.Reques
 	}
 }
 
+// atkAgent delegates root, as the orchestrator, to an ephemeral agent named sub.
+func atkAgent(env *dt.Env, root, sub string) func(*testing.T) dt.Response {
+	return func(t *testing.T) dt.Response {
+		f := dt.ExchangeForm(root, "", url.Values{"scope": {"db:read:orders"}})
+		f.Set("actor_token", agentToken(t, env, newKey(t), func(c map[string]any) { c["sub"] = sub }))
+		f.Set("actor_token_type", oauth.TokenTypeJWT)
+		return env.Post(t, "token_endpoint", "orchestrator", f)
+	}
+}
+
 func atkHMAC(h func() hash.Hash, secret []byte) func([]byte) []byte {
 	return func(in []byte) []byte { m := hmac.New(h, secret); m.Write(in); return m.Sum(nil) }
 }
@@ -391,6 +401,11 @@ func TestAttackTokenEndpoint(t *testing.T) {
 			env.Mint(t, "researcher", url.Values{"audience": {"https://db.example"}, "scope": {"db:read:x"}}), nil),
 			status: 400, code: badReq, frag: "actor_token must be the actor's identity token"},
 		{name: "depth overflow", do: asDB(depth3), status: 400, code: badReq, frag: "delegation depth 4 would exceed max_depth 3"},
+		// --- ephemeral agents named so a path, a Cedar id or a log reads them otherwise ---
+		{name: "an ephemeral agent named ..", do: atkAgent(env, root, "orchestrator/.."), status: 400, code: badReq, frag: "is outside client"},
+		{name: "an ephemeral agent named .", do: atkAgent(env, root, "orchestrator/."), status: 400, code: badReq, frag: "is outside client"},
+		{name: "an ephemeral agent named like a flag", do: atkAgent(env, root, "orchestrator/--all"), status: 400, code: badReq, frag: "is outside client"},
+		{name: "an ephemeral agent named ~", do: atkAgent(env, root, "orchestrator/~"), status: 400, code: badReq, frag: "is outside client"},
 		{name: "depth overflow, delegating to another agent", do: atkExchange(env, "db-agent", depth3, researcherID, nil),
 			status: 400, code: badReq, frag: "delegation depth 4 would exceed max_depth 3"},
 		{name: "the revoked root itself", do: atkExchange(env, "orchestrator", rootB, "", nil), status: 400, code: badReq, frag: "subject_token has been revoked"},
