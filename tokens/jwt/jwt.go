@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -67,21 +68,58 @@ func (d *NumericDate) UnmarshalJSON(b []byte) error {
 		*d = NumericDate(n)
 		return nil
 	}
-	// A fraction or an exponent: compare exactly (a float64 would round
-	// 2^53+0.5 down into range).
-	f, _, err := big.ParseFloat(s, 10, 128, big.ToZero)
+	// A fraction or an exponent: read exactly, as a rational (a float
+	// would round 2^53+0.5 into range, or 1.000…0 below 1).
+	n, err := floorNumber(s)
 	if err != nil {
-		return fmt.Errorf("a NumericDate must be a number, not %s", Excerpt(s))
-	}
-	if new(big.Float).Abs(f).Cmp(new(big.Float).SetInt64(MaxNumericDate)) > 0 {
-		return fmt.Errorf("NumericDate %s is beyond ±2^53", Excerpt(s))
-	}
-	n, acc := f.Int64()
-	if f.Sign() < 0 && acc != big.Exact {
-		n-- // toward negative infinity: the whole second it falls in
+		return fmt.Errorf("%v: %s", err, Excerpt(s))
 	}
 	*d = NumericDate(n)
 	return nil
+}
+
+var errBeyond = errors.New("NumericDate is beyond ±2^53")
+
+// floorNumber is the floor of a JSON number with a fraction or an exponent,
+// exactly, or errBeyond. The exponent is bounded before any arithmetic, so
+// 1e999999999 costs nothing.
+func floorNumber(s string) (int64, error) {
+	mant, exp := s, int64(0)
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		e, err := strconv.ParseInt(strings.TrimPrefix(s[i+1:], "+"), 10, 64)
+		if err != nil {
+			e = math.MaxInt64 // an exponent too long to read is out of range either way
+			if strings.HasPrefix(s[i+1:], "-") {
+				e = math.MinInt64
+			}
+		}
+		exp = e
+	}
+	zero := strings.Trim(mant, "-0.") == ""
+	neg := strings.HasPrefix(mant, "-")
+	switch {
+	case zero:
+		return 0, nil
+	case exp > 400: // beyond 10^400: out of range whatever the mantissa (at most 16 KiB of digits)
+		if int64(len(mant)) < exp {
+			return 0, errBeyond
+		}
+	case exp < -20000: // below 10^-20000 · 10^16384: strictly between -1 and 1
+		if neg {
+			return -1, nil
+		}
+		return 0, nil
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, errors.New("a NumericDate must be a number")
+	}
+	if new(big.Rat).Abs(r).Cmp(new(big.Rat).SetInt64(MaxNumericDate)) > 0 {
+		return 0, errBeyond
+	}
+	q := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean, the floor for a positive denominator
+	return q.Int64(), nil
 }
 
 // Registered is the part of a JWT's claims that every kind of token Mandate

@@ -33,6 +33,15 @@ func TestNumericDate(t *testing.T) {
 		{"-9007199254740993", 0, false},
 		{"9007199254740992.5", 0, false},
 		{"1e300", 0, false},
+		{"1." + strings.Repeat("0", 90), 1, true}, // a float reads it as 0.999…: found by FuzzNumericDate
+		{"17957700" + strings.Repeat("0", 0) + "0.0e1", 1795770000, true},
+		{"1e999999999", 0, false},
+		{"1e-999999999", 0, true},
+		{"-1e-999999999", -1, true},
+		{"0.0e999999999", 0, true},
+		{"9007199254740992e0", 1 << 53, true},
+		{"90071992547409921e-1", 0, false}, // 2^53 + 0.1
+		{"-1e-20", -1, true},                 // the whole second it falls in
 		{"1e400", 0, false},
 		{"99999999999999999999", 0, false},
 		{`"1795770000"`, 0, false},
@@ -114,8 +123,13 @@ func FuzzNumericDate(f *testing.F) {
 		if d > jwt.MaxNumericDate || d < -jwt.MaxNumericDate {
 			t.Fatalf("%q decoded beyond ±2^53: %d", in, d)
 		}
-		if f, err := strconv.ParseFloat(strings.TrimSpace(in), 64); err == nil && math.Abs(f-float64(d)) >= 1 {
-			t.Fatalf("%q decoded to %d", in, d)
+		// d is the floor of the number: d <= f < d+1, within float64's own
+		// rounding of f.
+		if f, err := strconv.ParseFloat(strings.TrimSpace(in), 64); err == nil {
+			tol := math.Max(1, math.Abs(f)) * 0x1p-50
+			if float64(d) > f+tol || f >= float64(d)+1+tol {
+				t.Fatalf("%q decoded to %d", in, d)
+			}
 		}
 		var again jwt.NumericDate
 		if err := json.Unmarshal([]byte(strconv.FormatInt(int64(d), 10)), &again); err != nil || again != d {
