@@ -41,7 +41,7 @@ func TestNumericDate(t *testing.T) {
 		{"0.0e999999999", 0, true},
 		{"9007199254740992e0", 1 << 53, true},
 		{"90071992547409921e-1", 0, false}, // 2^53 + 0.1
-		{"-1e-20", -1, true},                 // the whole second it falls in
+		{"-1e-20", -1, true},               // the whole second it falls in
 		{"1e400", 0, false},
 		{"99999999999999999999", 0, false},
 		{`"1795770000"`, 0, false},
