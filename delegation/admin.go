@@ -196,7 +196,7 @@ func (s *Service) subjectIssuerOf(r *store.TokenRecord) string {
 type KeyAdmin interface {
 	Keys() []tokens.KeyInfo
 	Rotate(ctx context.Context, ks tokens.KeyStore, alg string) (tokens.StoredKey, error)
-	RotateCompromised(ctx context.Context, ks tokens.KeyStore, alg string) (tokens.StoredKey, string, error)
+	RotateCompromised(ctx context.Context, ks tokens.KeyStore, alg, kid string) (tokens.StoredKey, string, error)
 	CompromisedKeys() []string
 }
 
@@ -237,12 +237,12 @@ func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredK
 }
 
 // RotateCompromisedKey is the emergency rotation, for a signing key that
-// leaked: a new key (of alg, or the current one's) signs at once, the old
-// one leaves the JWKS at once and Mandate accepts nothing it signed
+// leaked (kid; empty: the key signing now): a new key (of alg, or the
+// withdrawn one's) signs at once, the old one leaves the JWKS at once and Mandate accepts nothing it signed
 // (introspection answers inactive, exchanges are refused), and every
 // verifier following the revocation feed is told to drop it (revoked_keys)
 // at once. The audit trail records who and why.
-func (s *Service) RotateCompromisedKey(ctx context.Context, by, alg, reason string) (tokens.StoredKey, string, error) {
+func (s *Service) RotateCompromisedKey(ctx context.Context, by, alg, kid, reason string) (tokens.StoredKey, string, error) {
 	ka, ok := s.keys.(KeyAdmin)
 	ks, ok2 := s.keyStore, s.keyStore != nil
 	if !ok2 {
@@ -257,7 +257,7 @@ func (s *Service) RotateCompromisedKey(ctx context.Context, by, alg, reason stri
 	if strings.TrimSpace(reason) == "" {
 		return tokens.StoredKey{}, "", oauth.New(oauth.CodeInvalidRequest, "say why the key is compromised (reason): the audit trail records it")
 	}
-	k, old, err := ka.RotateCompromised(ctx, ks, alg)
+	k, old, err := ka.RotateCompromised(ctx, ks, alg, kid)
 	if err != nil {
 		return k, old, err
 	}

@@ -77,7 +77,7 @@ func (g tokenExchangeGrant) HandleTokenRequest(ctx context.Context, c *Registrat
 // actor named by the actor token.
 func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenRequest, issuedType string) (*TokenResponse, error) {
 	now := s.now()
-	parent, err := s.verifyPresented(ctx, req.SubjectToken, "subject_token", now)
+	parent, parentKid, err := s.verifyPresented(ctx, req.SubjectToken, "subject_token", now)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 			}
 			holder, holderKey = h, jkt
 		} else {
-			actor, err := s.verifyPresented(ctx, req.ActorToken, "actor_token", now)
+			actor, _, err := s.verifyPresented(ctx, req.ActorToken, "actor_token", now)
 			if err != nil {
 				return nil, err
 			}
@@ -160,7 +160,7 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, c, claims, GrantNameTokenExchange, issuedType, policies)
+	return s.issue(ctx, c, claims, GrantNameTokenExchange, issuedType, policies, parentKid)
 }
 
 // checkMayAct enforces RFC 8693 §4.4: when the subject token names who may act

@@ -49,7 +49,7 @@ func (s *Service) Introspect(ctx context.Context, c *Registration, token string)
 	if !c.CanIntrospect() {
 		return nil, oauth.New(oauth.CodeAccessDenied, "introspection is for resource_server and admin clients")
 	}
-	claims, err := s.verifyPresented(ctx, token, "token", s.now())
+	claims, _, err := s.verifyPresented(ctx, token, "token", s.now())
 	if err != nil {
 		if e := oauth.As(err); e.Code == oauth.CodeServerError {
 			return nil, e

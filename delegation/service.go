@@ -22,6 +22,7 @@ import (
 
 // Keys signs new tokens and verifies Mandate's own.
 type Keys interface {
+	tokens.KeyResolver
 	Sign(c *jwt.Claims) (string, error)
 	Verify(token string) (*jwt.Claims, error)
 }
@@ -112,13 +113,13 @@ type Service struct {
 	started      time.Time                      // when this process started: no proof or assertion made before is taken
 	assertions   map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
 	assertionsMu sync.Mutex
-	verified     *tokens.VerifiedCache[*jwt.Claims] // tokens presented before: signature, structure and record checked
-	feedWaiters  atomic.Int64                       // revocation-feed long polls open now
-	revoked      broadcast                          // wakes feed long polls
-	refused      refusals                           // repeated refusals, counted
-	revSlots     chan struct{}                      // MaxConcurrentRevocations
-	keyEpoch     atomic.Int64                       // emergency rotations so far: wakes feed long polls
-	closing      chan struct{}                      // closed by Close
+	verified     *tokens.VerifiedCache[*presented] // tokens presented before: signature, structure and record checked
+	feedWaiters  atomic.Int64                      // revocation-feed long polls open now
+	revoked      broadcast                         // wakes feed long polls
+	refused      refusals                          // repeated refusals, counted
+	revSlots     chan struct{}                     // MaxConcurrentRevocations
+	keyEpoch     atomic.Int64                      // emergency rotations so far: wakes feed long polls
+	closing      chan struct{}                     // closed by Close
 	closeOnce    sync.Once
 }
 
@@ -170,7 +171,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		dev:          newDeviations(cfg.Deviation),
 		proofs:       map[string]*tokens.ReplayCache{},
 		assertions:   map[string]*tokens.ReplayCache{},
-		verified:     tokens.NewVerifiedCache[*jwt.Claims](VerifiedCacheSize, cfg.CacheMaxBytes),
+		verified:     tokens.NewVerifiedCache[*presented](VerifiedCacheSize, cfg.CacheMaxBytes),
 		closing:      make(chan struct{}),
 		revSlots:     make(chan struct{}, MaxConcurrentRevocations),
 	}
@@ -248,7 +249,12 @@ func newJTI(now time.Time) (string, error) {
 // durable before the token leaves this function. If the requesting client was
 // suspended while its request was in flight (after the deviation revoked what
 // it held), the new token is revoked at once and refused.
-func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Claims, grant string, issuedType string, policies []string) (*TokenResponse, error) {
+//
+// fromKids are the keys that signed the tokens the new one derives from:
+// when one of them was withdrawn while the request was in flight (an
+// emergency rotation), the new token is refused rather than signed with the
+// new key on the word of the withdrawn one.
+func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Claims, grant string, issuedType string, policies []string, fromKids ...string) (*TokenResponse, error) {
 	jti, err := newJTI(s.now())
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
@@ -257,6 +263,11 @@ func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Cla
 	signed, err := s.keys.Sign(c)
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
+	}
+	for _, kid := range fromKids {
+		if _, ok := s.keys.ResolveKey(kid); !ok {
+			return nil, oauth.New(oauth.CodeInvalidRequest, "the key that signed subject_token was withdrawn (an emergency rotation): obtain a new token")
+		}
 	}
 	if len(signed) > tokens.MaxTokenSize {
 		// No verifier accepts it (chain's limits): refuse before anything is

@@ -333,25 +333,32 @@ func (r *KeyRing) Rotate(ctx context.Context, ks KeyStore, alg string) (StoredKe
 	return k, r.recompute(now)
 }
 
-// RotateCompromised is the emergency rotation, for a key that leaked: a new
-// key of alg (empty: the current key's algorithm) signs at once, and the
-// current key is marked compromised and its private part destroyed, so it
-// leaves the JWKS at once and verifies nothing here (a token it signed is
-// refused everywhere Mandate checks one). It returns the new key and the
-// compromised kid, which the revocation feed then names in revoked_keys.
-func (r *KeyRing) RotateCompromised(ctx context.Context, ks KeyStore, alg string) (StoredKey, string, error) {
+// RotateCompromised is the emergency rotation, for a key that leaked (kid;
+// empty: the key signing now): it is marked compromised and its private
+// part destroyed, so it leaves the JWKS at once and verifies nothing here (a
+// token it signed is refused everywhere Mandate checks one), and a new key of
+// alg (empty: the withdrawn key's algorithm) signs at once. The store learns
+// of the compromise first: a failure part way leaves the leaked key
+// withdrawn, and a retry with its kid is safe. The ring changes in one step,
+// so no token is ever signed with the new key while the old one still
+// verifies. It returns the new key and the withdrawn kid, which the
+// revocation feed then names in revoked_keys.
+func (r *KeyRing) RotateCompromised(ctx context.Context, ks KeyStore, alg, kid string) (StoredKey, string, error) {
 	now := r.opts.Now()
 	r.refresh()
 	r.mu.RLock()
+	if kid == "" && r.current != nil {
+		kid = r.current.id
+	}
 	var old StoredKey
 	for _, k := range r.keys {
-		if r.current != nil && k.stored.ID == r.current.id {
+		if k.stored.ID == kid {
 			old = k.stored
 		}
 	}
 	r.mu.RUnlock()
 	if old.ID == "" {
-		return StoredKey{}, "", errors.New("no key is signing now")
+		return StoredKey{}, "", fmt.Errorf("no signing key %q", kid)
 	}
 	if alg == "" {
 		alg = old.Alg
@@ -362,16 +369,19 @@ func (r *KeyRing) RotateCompromised(ctx context.Context, ks KeyStore, alg string
 	}
 	k.ActivatesAt = now.UTC() // signs at once: no verifier must meet the old key again
 	k.Overlap = r.opts.Overlap
-	if err := ks.AddSigningKey(ctx, k); err != nil {
-		return k, "", fmt.Errorf("store new signing key: %w", err)
+	sk, err := loadSigningKey(k)
+	if err != nil {
+		return k, "", err
 	}
 	gone := old.destroy()
-	gone.CompromisedAt = now.UTC()
+	if gone.CompromisedAt.IsZero() {
+		gone.CompromisedAt = now.UTC()
+	}
 	if err := ks.ReplaceSigningKey(ctx, gone); err != nil {
 		return k, "", fmt.Errorf("mark key %s compromised: %w", old.ID, err)
 	}
-	if err := r.add(k); err != nil {
-		return k, "", err
+	if err := ks.AddSigningKey(ctx, k); err != nil {
+		return k, "", fmt.Errorf("store new signing key: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -381,20 +391,22 @@ func (r *KeyRing) RotateCompromised(ctx context.Context, ks KeyStore, alg string
 		}
 	}
 	delete(r.public, old.ID)
+	r.keys = append(r.keys, ringKey{stored: k, sk: sk})
+	sort.SliceStable(r.keys, func(i, j int) bool { return r.keys[i].stored.activation().Before(r.keys[j].stored.activation()) })
+	r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
 	return k, old.ID, r.recompute(now)
 }
 
-// CompromisedKeys lists the kids declared compromised whose tokens may not
-// all have expired yet (within the overlap of their compromise): what the
-// revocation feed tells verifiers to drop.
+// CompromisedKeys lists every kid ever declared compromised: what the
+// revocation feed tells verifiers to drop. The list never ages: whoever
+// holds a leaked key can sign tokens with any exp, and a verifier starting
+// later behind a stale JWKS must still learn not to trust it.
 func (r *KeyRing) CompromisedKeys() []string {
-	now := r.opts.Now()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := []string{}
 	for _, k := range r.keys {
-		c := k.stored.CompromisedAt
-		if !c.IsZero() && now.Before(c.Add(k.stored.overlap(r.opts.Overlap))) {
+		if !k.stored.CompromisedAt.IsZero() {
 			out = append(out, k.stored.ID)
 		}
 	}

@@ -27,7 +27,11 @@ func TestACompromisedKeyIsDroppedEverywhereAtOnce(t *testing.T) {
 	if _, err := r.v.Verify(ctx, grand); err != nil {
 		t.Fatal(err) // cached now
 	}
-	newKey, gone, err := env.Svc.RotateCompromisedKey(ctx, "ops", "", "the key file was in a leaked backup")
+	// The token endpoint has verified it too (and cached the verification).
+	if i := env.Post(t, "introspection_endpoint", "no-grants-rs", url.Values{"token": {grand}}); i.JSON["active"] != true {
+		t.Fatalf("introspection before the rotation: %s", i.Raw)
+	}
+	newKey, gone, err := env.Svc.RotateCompromisedKey(ctx, "ops", "", "", "the key file was in a leaked backup")
 	if err != nil || gone != old {
 		t.Fatalf("rotate: %v (withdrew %q, want %q)", err, gone, old)
 	}
@@ -70,5 +74,30 @@ func TestACompromisedKeyIsDroppedEverywhereAtOnce(t *testing.T) {
 		return r.Type == store.AuditKeyRotated && r.Client == "ops" && strings.Contains(r.Reason, "leaked backup") && strings.Contains(r.Reason, old)
 	}) {
 		t.Error("no audit record of the emergency rotation, its operator and its reason")
+	}
+}
+
+// TestACachedVerificationEndsWithItsKey: a token the token endpoint verified
+// (and cached) is refused once its key is withdrawn by any path — here the
+// key ring itself, as another replica sharing the store would see it — and
+// so is a delegation from it: the cache is trusted only while the key that
+// signed the token still verifies.
+func TestACachedVerificationEndsWithItsKey(t *testing.T) {
+	r := newRig(t, nil)
+	env := r.env
+	_, child, grand := chainOf(t, env)
+	for _, tok := range []string{child, grand} {
+		if i := env.Post(t, "introspection_endpoint", "no-grants-rs", url.Values{"token": {tok}}); i.JSON["active"] != true {
+			t.Fatalf("introspection before the withdrawal: %s", i.Raw)
+		}
+	}
+	if _, _, err := env.Keys.RotateCompromised(t.Context(), env.DB, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if i := env.Post(t, "introspection_endpoint", "no-grants-rs", url.Values{"token": {grand}}); i.JSON["active"] != false {
+		t.Errorf("a cached token of a withdrawn key is still active: %s", i.Raw)
+	}
+	if x := env.Exchange(t, "researcher", child, "", url.Values{"scope": {"db:read:orders"}}); x.Status != 400 || !strings.Contains(x.String("error_description"), "unknown signing key") {
+		t.Errorf("delegation from a cached token of a withdrawn key: %d %s", x.Status, x.Raw)
 	}
 }

@@ -318,7 +318,7 @@ func newKeysCmd() *cobra.Command {
 	lf.register(list)
 	list.Flags().StringVar(&format, "format", "table", "table or json")
 	var compromised bool
-	var reason string
+	var reason, compromisedKid string
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Publish a new signing key; it signs after 30 s, and the old key stays published until its tokens expire",
@@ -333,8 +333,11 @@ the old key signed stops working everywhere, so agents must obtain new ones.`,
 			if compromised && strings.TrimSpace(reason) == "" {
 				return errors.New("--reason is required with --compromised: say why, for the audit trail")
 			}
+			if compromisedKid != "" && !compromised {
+				return errors.New("--kid names the leaked key of an emergency rotation: add --compromised")
+			}
 			return withBackend(cmd, &rf, func(ctx context.Context, b backend) error {
-				kid, at, old, err := b.Rotate(ctx, alg, compromised, reason)
+				kid, at, old, err := b.Rotate(ctx, alg, compromised, compromisedKid, reason)
 				if err != nil {
 					return err
 				}
@@ -351,6 +354,7 @@ the old key signed stops working everywhere, so agents must obtain new ones.`,
 	rotate.Flags().StringVar(&alg, "alg", "", "EdDSA or ES256 (default: the current key's algorithm)")
 	rotate.Flags().BoolVar(&compromised, "compromised", false, "emergency: the key leaked; withdraw it at once (needs --reason)")
 	rotate.Flags().StringVar(&reason, "reason", "", "why (required with --compromised; recorded)")
+	rotate.Flags().StringVar(&compromisedKid, "kid", "", "with --compromised: the key that leaked (default: the key signing now)")
 	cmd.AddCommand(list, rotate)
 	return cmd
 }

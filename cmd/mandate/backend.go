@@ -33,7 +33,7 @@ type backend interface {
 	// Rotate publishes a new key (alg "" keeps the current one's); an
 	// emergency rotation (compromised) makes it sign at once and withdraws
 	// the old one, returned as withdrawn.
-	Rotate(ctx context.Context, alg string, compromised bool, reason string) (kid string, activates time.Time, withdrawn string, err error)
+	Rotate(ctx context.Context, alg string, compromised bool, kid, reason string) (newKid string, activates time.Time, withdrawn string, err error)
 	Audit(ctx context.Context, after uint64, limit int, wait time.Duration) ([]store.AuditRecord, error)
 	AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error)
 	VerifyAudit(ctx context.Context) (store.AuditReport, error)
@@ -182,13 +182,13 @@ func (b *apiBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
 	return out.Keys, b.call(ctx, http.MethodGet, httpapi.PathAdminKeys, nil, &out)
 }
 
-func (b *apiBackend) Rotate(ctx context.Context, alg string, compromised bool, reason string) (string, time.Time, string, error) {
+func (b *apiBackend) Rotate(ctx context.Context, alg string, compromised bool, kid, reason string) (string, time.Time, string, error) {
 	var out struct {
 		KID         string    `json:"kid"`
 		ActivatesAt time.Time `json:"activates_at"`
 		Withdrawn   string    `json:"withdrawn"`
 	}
-	err := b.call(ctx, http.MethodPost, httpapi.PathAdminKeysRotate, map[string]any{"alg": alg, "compromised": compromised, "reason": reason}, &out)
+	err := b.call(ctx, http.MethodPost, httpapi.PathAdminKeysRotate, map[string]any{"alg": alg, "compromised": compromised, "kid": kid, "reason": reason}, &out)
 	return out.KID, out.ActivatesAt, out.Withdrawn, err
 }
 
@@ -243,7 +243,7 @@ func (b *fileBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
 	return tokens.DescribeKeys(stored, b.overlap, b.now()), nil
 }
 
-func (b *fileBackend) Rotate(context.Context, string, bool, string) (string, time.Time, string, error) {
+func (b *fileBackend) Rotate(context.Context, string, bool, string, string) (string, time.Time, string, error) {
 	return "", time.Time{}, "", errReadOnly
 }
 

@@ -123,13 +123,14 @@ func (a *api) adminRotate(c echo.Context) error {
 	var req struct {
 		Alg         string `json:"alg"`
 		Compromised bool   `json:"compromised"`
+		KID         string `json:"kid"`
 		Reason      string `json:"reason"`
 	}
 	if err := decodeJSON(c.Request(), a.opts.MaxBodyBytes, &req); err != nil {
 		return a.writeError(c, err)
 	}
 	if req.Compromised {
-		k, old, err := a.svc.RotateCompromisedKey(c.Request().Context(), adminID(c), req.Alg, req.Reason)
+		k, old, err := a.svc.RotateCompromisedKey(c.Request().Context(), adminID(c), req.Alg, req.KID, req.Reason)
 		if err != nil {
 			return a.writeError(c, err)
 		}
