@@ -37,9 +37,11 @@ func (g clientCredentialsGrant) servesUnregistered(req *TokenRequest) bool {
 }
 
 // isIdentityToken reports whether c is an identity token of issuer: a root
-// with no scope, Mandate's issuer as its only audience, and a short life.
+// of one of its own clients (sub its client, sub_iss issuer, no actor), with
+// no scope, Mandate's issuer as its only audience, and a short life.
 func isIdentityToken(c *jwt.Claims, issuer string) bool {
-	return c.Scope == "" && len(c.Lineage) == 0 && len(c.Audience) == 1 && c.Audience[0] == issuer &&
+	return c.Scope == "" && len(c.Lineage) == 0 && c.Act == nil && c.Subject == c.ClientID && c.SubjectIssuer == issuer &&
+		len(c.Audience) == 1 && c.Audience[0] == issuer &&
 		c.Expiry.Time().Sub(c.IssuedAt.Time()) <= IdentityTokenTTL
 }
 

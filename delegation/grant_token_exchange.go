@@ -93,6 +93,11 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 			return nil, oauth.New(oauth.CodeInvalidDPoPProof, "the DPoP proof is not made with the key subject_token is bound to")
 		}
 	}
+	if parent.Scope == "" {
+		// An identity token (or any scope-less token) names its holder and
+		// grants nothing; a child of it could hold nothing either.
+		return nil, oauth.New(oauth.CodeInvalidScope, "subject_token carries no scope, so there is nothing to delegate (an identity token only names its holder)")
+	}
 	if depth := len(parent.Lineage) + 1; depth > s.maxDepth {
 		return nil, oauth.Wrap(errTooDeep, oauth.CodeInvalidRequest, "delegation depth %d would exceed max_depth %d", depth, s.maxDepth)
 	}
@@ -114,8 +119,11 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 			if err != nil {
 				return nil, err
 			}
-			if actor.Subject != actor.ClientID {
-				return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token must be the new actor's own identity token (its sub equal to its client_id)")
+			if actor.Subject != actor.ClientID || actor.SubjectIssuer != s.issuer {
+				// A token for a subject of another issuer (an exchanged ID
+				// token) names that subject, not its holder, even when the
+				// names coincide.
+				return nil, oauth.New(oauth.CodeInvalidRequest, "actor_token must be the new actor's own token (its sub equal to its client_id, sub_iss %s)", s.issuer)
 			}
 			h, ok := s.clients[actor.ClientID]
 			if !ok {

@@ -44,7 +44,10 @@ func (c *Registration) CanIntrospect() bool {
 
 // Introspect implements RFC 7662 for resource_server and admin clients. A token
 // that is malformed, foreign, expired, or revoked (itself or any ancestor) is
-// inactive; an active one is described with its act chain and lineage.
+// inactive; an active one is described with its act chain and lineage. An
+// identity token is inactive to a resource_server (RFC 7662 §2.2 lets the
+// answer depend on who asks): it grants nothing at any resource server, and
+// one that checked only "active" must not take it for access.
 func (s *Service) Introspect(ctx context.Context, c *Registration, token string) (*Introspection, error) {
 	if !c.CanIntrospect() {
 		return nil, oauth.New(oauth.CodeAccessDenied, "introspection is for resource_server and admin clients")
@@ -54,6 +57,9 @@ func (s *Service) Introspect(ctx context.Context, c *Registration, token string)
 		if e := oauth.As(err); e.Code == oauth.CodeServerError {
 			return nil, e
 		}
+		return &Introspection{Active: false}, nil
+	}
+	if c.Role == RoleResourceServer && isIdentityToken(claims, s.issuer) {
 		return &Introspection{Active: false}, nil
 	}
 	scope := claims.Scope

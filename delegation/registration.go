@@ -181,7 +181,7 @@ func (s *Service) Registration(id string) (*Registration, bool) {
 	return c, ok
 }
 
-func validateClients(list []Registration) (map[string]*Registration, error) {
+func validateClients(list []Registration, issuer string) (map[string]*Registration, error) {
 	m := make(map[string]*Registration, len(list))
 	for i := range list {
 		c := &list[i]
@@ -203,6 +203,16 @@ func validateClients(list []Registration) (map[string]*Registration, error) {
 			if _, ok := grantByName(g); !ok {
 				return nil, fmt.Errorf("client %q: unknown grant %q (the token endpoint serves %s)", c.ID, g, strings.Join(GrantNames(), ", "))
 			}
+		}
+		auds := c.Audiences
+		if c.Ephemeral != nil {
+			auds = append(auds[:len(auds):len(auds)], c.Ephemeral.Audiences...)
+		}
+		if slices.Contains(auds, issuer) {
+			// docs/design.md, identity tokens: tokens for Mandate's audience
+			// name their holder and grant nothing; a registration granting
+			// scopes there would make scoped tokens pass for identity.
+			return nil, fmt.Errorf("client %q: audience %q is Mandate's own issuer, the audience of identity tokens (every client may get one without listing it)", c.ID, issuer)
 		}
 		m[c.ID] = c
 	}

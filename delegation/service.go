@@ -149,7 +149,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	if keys == nil || st == nil {
 		return nil, errors.New("keys and store are required")
 	}
-	clients, err := validateClients(cfg.Clients)
+	clients, err := validateClients(cfg.Clients, cfg.Issuer)
 	if err != nil {
 		return nil, err
 	}

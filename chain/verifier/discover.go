@@ -31,8 +31,8 @@ const (
 // fails closed until a sync succeeds), so a resource server can start while
 // Mandate is briefly away.
 func Discover(ctx context.Context, cfg Config) (*Verifier, error) {
-	if cfg.Issuer == "" || cfg.Audience == "" {
-		return nil, errors.New("verifier: Config needs Issuer and Audience")
+	if err := cfg.checkNames(); err != nil {
+		return nil, err
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		return nil, errors.New("verifier: Config needs a resource_server ClientID and ClientSecret for the revocation feed")

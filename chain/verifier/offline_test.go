@@ -3,6 +3,7 @@ package verifier_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +200,22 @@ func TestACachedTokenStillExpires(t *testing.T) {
 	clock = now.Add(time.Minute + 5*time.Second)
 	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, verifier.ErrExpired) || verifier.CacheLen(v) != 1 {
 		t.Fatalf("cached token past exp: %v", err)
+	}
+}
+
+// TestAVerifierIsNotForMandatesOwnAudience: Mandate's issuer is the
+// audience of identity tokens, which grant nothing; a verifier configured
+// with it (by mistake, for want of a name) would take them for access.
+func TestAVerifierIsNotForMandatesOwnAudience(t *testing.T) {
+	revs := verifier.NewRevocationSet()
+	for _, aud := range []string{"https://m.example", "https://m.example/"} {
+		_, err := verifier.New(verifier.Config{Issuer: "https://m.example", Audience: aud}, &keySet{}, revs)
+		if err == nil || !strings.Contains(err.Error(), "is Mandate's own issuer") {
+			t.Errorf("New with Audience %q: %v", aud, err)
+		}
+		_, err = verifier.Discover(context.Background(), verifier.Config{Issuer: "https://m.example", Audience: aud, ClientID: "rs", ClientSecret: "s"})
+		if err == nil || !strings.Contains(err.Error(), "is Mandate's own issuer") {
+			t.Errorf("Discover with Audience %q: %v", aud, err)
+		}
 	}
 }

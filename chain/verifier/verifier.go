@@ -171,12 +171,25 @@ type verified struct {
 var _ RevocationSource = (*Feed)(nil)
 var _ RevocationSource = (*RevocationSet)(nil)
 
+// checkNames requires Issuer and Audience, and refuses Mandate's own issuer
+// as the audience: tokens for that audience are identity tokens, which name
+// their holder to Mandate and grant nothing anywhere else.
+func (cfg *Config) checkNames() error {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return errors.New("verifier: Config needs Issuer and Audience")
+	}
+	if strings.TrimSuffix(cfg.Audience, "/") == strings.TrimSuffix(cfg.Issuer, "/") {
+		return fmt.Errorf("verifier: Audience %q is Mandate's own issuer, the audience of identity tokens (which grant nothing): use this resource server's own identifier", cfg.Audience)
+	}
+	return nil
+}
+
 // New returns an offline verifier: tokens are verified against keys (a
 // tokens.SetResolver over a JWKS document, say) and revocations come from
 // revs. It does no I/O.
 func New(cfg Config, keys tokens.KeyResolver, revs RevocationSource) (*Verifier, error) {
-	if cfg.Issuer == "" || cfg.Audience == "" {
-		return nil, errors.New("verifier: Config needs Issuer and Audience")
+	if err := cfg.checkNames(); err != nil {
+		return nil, err
 	}
 	if keys == nil || revs == nil {
 		return nil, errors.New("verifier: a key set and a revocation source are required")

@@ -392,14 +392,19 @@ func TestAttackTokenEndpoint(t *testing.T) {
 		{name: "another agent's token, delegated to its rightful holder", do: atkExchange(env, "outsider", child, researcherID, nil), status: 400, code: badReq, frag: notHeld},
 		{name: "a child given away, by the parent's holder", do: atkExchange(env, "orchestrator", child, "", nil), status: 400, code: badReq, frag: notHeld},
 		{name: "a stolen delegated token as actor_token", do: atkExchange(env, "outsider", outsiderRoot, child, nil),
-			status: 400, code: badReq, frag: "actor_token must be the new actor's own identity token"},
+			status: 400, code: badReq, frag: "actor_token must be the new actor's own token"},
 		{name: "the subject_token as its own actor_token", do: atkExchange(env, "db-agent", grand, grand, nil),
-			status: 400, code: badReq, frag: "actor_token must be the new actor's own identity token"},
+			status: 400, code: badReq, frag: "actor_token must be the new actor's own token"},
 		{name: "the actor's scoped bearer root as actor_token (its powers handed to the giver)", do: atkExchange(env, "orchestrator", root, env.Mint(t, "researcher", nil), nil),
 			status: 400, code: badReq, frag: "actor_token must be the actor's identity token"},
-		{name: "the actor's root for Mandate's audience, but with a scope", do: atkExchange(env, "orchestrator", root,
+		{name: "the actor's root for one API with one scope as actor_token", do: atkExchange(env, "orchestrator", root,
 			env.Mint(t, "researcher", url.Values{"audience": {"https://db.example"}, "scope": {"db:read:x"}}), nil),
 			status: 400, code: badReq, frag: "actor_token must be the actor's identity token"},
+		{name: "an identity token as subject_token (it has nothing to delegate)", do: atkExchange(env, "researcher", env.Identity(t, "researcher"), env.Identity(t, "db-agent"), nil),
+			status: 400, code: badScp, frag: "subject_token carries no scope, so there is nothing to delegate"},
+		{name: "an identity token with a scope", do: func(t *testing.T) dt.Response {
+			return env.Post(t, "token_endpoint", "researcher", url.Values{"grant_type": {oauth.GrantClientCredentials}, "audience": {env.URL}, "scope": {"db:read:x"}})
+		}, status: 400, code: badScp, frag: "carries no scope"},
 		{name: "depth overflow", do: asDB(depth3), status: 400, code: badReq, frag: "delegation depth 4 would exceed max_depth 3"},
 		// --- ephemeral agents named so a path, a Cedar id or a log reads them otherwise ---
 		{name: "an ephemeral agent named ..", do: atkAgent(env, root, "orchestrator/.."), status: 400, code: badReq, frag: "is outside client"},

@@ -191,6 +191,12 @@ func TestAnExternalSubjectNamedLikeAClientIsNotThatClient(t *testing.T) {
 	if c := env.Claims(t, own); c.SubjectIssuer != env.URL {
 		t.Fatalf("client root: sub_iss %q", c.SubjectIssuer)
 	}
+	// Nor does the user's token name the orchestrator client as an actor.
+	r = env.Exchange(t, "researcher", env.Mint(t, "researcher", nil), ext, url.Values{"scope": {"db:read:*"}})
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), "actor_token must be the new actor's own token") {
+		t.Errorf("a user's token as the actor token of the client named like the user: %s", r.Raw)
+	}
 	// Policy sees whose subject it is.
 	r = env.Exchange(t, "orchestrator", p.sign(t, userToken(dt.Start.Add(time.Hour), func(c map[string]any) { c["sub"] = "orchestrator"; c["jti"] = "2" })), "",
 		url.Values{"scope": {"db:write:x"}})

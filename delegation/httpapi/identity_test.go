@@ -98,3 +98,23 @@ func equalAud(a jwt.Audience, want ...string) bool {
 	}
 	return true
 }
+
+// TestAnIdentityTokenIsInactiveToAResourceServer: introspected by a
+// resource server, an identity token is inactive (it grants nothing there,
+// and a server that looks only at "active" must not take it for access); an
+// admin sees it as it is.
+func TestAnIdentityTokenIsInactiveToAResourceServer(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	id := env.Identity(t, "researcher")
+	if r := env.Post(t, "introspection_endpoint", "no-grants-rs", url.Values{"token": {id}}); r.Status != 200 || r.JSON["active"] != false || len(r.JSON) != 1 {
+		t.Errorf("a resource server introspects an identity token: %d %s", r.Status, r.Raw)
+	}
+	if r := env.Post(t, "introspection_endpoint", "ops", url.Values{"token": {id}}); r.JSON["active"] != true || r.String("sub") != "researcher" {
+		t.Errorf("an admin introspects an identity token: %d %s", r.Status, r.Raw)
+	}
+	// A scoped root of the same client is active to both.
+	root := env.Mint(t, "researcher", nil)
+	if r := env.Post(t, "introspection_endpoint", "no-grants-rs", url.Values{"token": {root}}); r.JSON["active"] != true {
+		t.Errorf("a resource server introspects a root: %s", r.Raw)
+	}
+}

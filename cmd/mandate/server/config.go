@@ -453,6 +453,9 @@ func (c *Config) Validate(base string) ([]string, error) {
 			if strings.TrimSpace(a) == "" || a != strings.TrimSpace(a) {
 				return nil, fmt.Errorf("config: %s.audiences: %q must be non-empty without surrounding spaces", key, a)
 			}
+			if c.Issuer != "" && a == c.Issuer {
+				return nil, fmt.Errorf("config: %s.audiences: %q is Mandate's own issuer, the audience of identity tokens, which every client may get without listing it", key, a)
+			}
 		}
 		for _, g := range cl.Groups {
 			if !clientIDPattern.MatchString(g) {
@@ -465,6 +468,9 @@ func (c *Config) Validate(base string) ([]string, error) {
 			}
 			if len(e.Scopes) == 0 {
 				return nil, fmt.Errorf("config: %s.ephemeral.scopes is empty: nothing could be delegated to its agents", key)
+			}
+			if c.Issuer != "" && slices.Contains(e.Audiences, c.Issuer) {
+				return nil, fmt.Errorf("config: %s.ephemeral.audiences: %q is Mandate's own issuer, the audience of identity tokens", key, c.Issuer)
 			}
 			for _, s := range e.Scopes {
 				if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {

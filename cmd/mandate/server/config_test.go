@@ -138,6 +138,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"trusted issuer without keys", client + "trusted_issuers:\n  - issuer: https://idp.example\n", "trusted_issuers[0].jwks_file"},
 		{"trusted issuer by URL", client + "trusted_issuers:\n  - issuer: https://idp.example\n    jwks_url: https://idp.example/jwks\n", "trusted_issuers[0].jwks_url"},
 		{"trusted issuer not a URL", client + "trusted_issuers:\n  - issuer: idp\n    jwks_file: x.json\n", "trusted_issuers[0].issuer"},
+		{"Mandate's issuer as a client's audience", "issuer: https://m.example\nclients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    audiences: [https://m.example]\n", "clients[0] (a).audiences: \"https://m.example\" is Mandate's own issuer"},
+		{"Mandate's issuer as an ephemeral audience", "issuer: https://m.example\nclients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    ephemeral: {scopes: [x], audiences: [https://m.example]}\n", "clients[0] (a).ephemeral.audiences"},
 		{"not YAML", "clients: [\n", "config"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,40 @@
+package delegation_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/tokens"
+)
+
+// TestNoRegistrationGrantsMandatesOwnAudience: Mandate's issuer is the
+// audience of identity tokens, which carry no scope; a registration listing
+// it (for the client or its ephemeral agents) would let scoped tokens look
+// like identity tokens, so New refuses it.
+func TestNoRegistrationGrantsMandatesOwnAudience(t *testing.T) {
+	db, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, reg := range map[string]delegation.Registration{
+		"audiences": {ID: "a", Secret: delegation.NewPlainSecret("s"), Grants: []string{delegation.GrantNameClientCredentials},
+			Scopes: []string{"x"}, Audiences: []string{"https://api.example", "https://m.example"}},
+		"ephemeral audiences": {ID: "a", Secret: delegation.NewPlainSecret("s"), Grants: []string{delegation.GrantNameTokenExchange},
+			Ephemeral: &delegation.Ephemeral{Scopes: []string{"x"}, Audiences: []string{"https://m.example"}}},
+	} {
+		_, err := delegation.New(delegation.Config{Issuer: "https://m.example", RootTTL: time.Minute, DelegatedTTL: time.Minute, MaxDepth: 2,
+			Clients: []delegation.Registration{reg}}, keys, db)
+		if err == nil || !strings.Contains(err.Error(), `audience "https://m.example" is Mandate's own issuer`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
