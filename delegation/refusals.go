@@ -17,10 +17,14 @@ import (
 // window, not one per request, and none is lost from the count.
 const RefusalWindow = time.Minute
 
-// refusalKey is a kind of refusal: whose, for which grant, with which code.
-// Every part comes from a bounded set (registered clients, served grants or
-// "other", OAuth codes), so the map is bounded too.
-type refusalKey struct{ client, grant, code string }
+// refusalKey is a kind of refusal: whose, for which grant, with which code,
+// of which deviation kind ("" for none) and named by which policies. A
+// refusal that may count toward a suspension (a foreign token, say) is
+// never folded into another of the same OAuth code (an expired token), nor
+// one forbid policy's denials into another's. Every part comes from a
+// bounded set (registered clients, served grants or "other", OAuth codes,
+// DeviationKinds, the loaded policies' ids), so the map is bounded too.
+type refusalKey struct{ client, grant, code, kind, policies string }
 
 // refusalBucket is the refusals of one kind in the current window.
 type refusalBucket struct {

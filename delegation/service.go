@@ -402,7 +402,7 @@ func (s *Service) refuse(ctx context.Context, grant string, c *Registration, err
 	// Repeated refusals of one kind are audited once per RefusalWindow and
 	// counted (refusals.go): a runaway client cannot turn them into a
 	// write per request.
-	key := refusalKey{c.ID, grant, e.Code}
+	key := refusalKey{c.ID, grant, e.Code, deviationKind(err), strings.Join(ev.Policies, ",")}
 	audit, flushed := s.refused.admit(key, now, ev.Reason, ev.Policies)
 	if flushed != nil {
 		s.audit(ctx, summary(key, flushed))

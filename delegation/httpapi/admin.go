@@ -51,12 +51,14 @@ const adminClientKey = "mandate.admin"
 // learns anything about tokens.
 func (a *api) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		client, err := a.basicClient(c)
+		client, err := a.basicClient(c, func(r *delegation.Registration) error {
+			if r.Role != delegation.RoleAdmin {
+				return oauth.New(oauth.CodeAccessDenied, "the admin API is for admin clients")
+			}
+			return nil
+		})
 		if err != nil {
 			return a.writeError(c, err)
-		}
-		if client.Role != delegation.RoleAdmin {
-			return a.writeError(c, oauth.New(oauth.CodeAccessDenied, "the admin API is for admin clients"))
 		}
 		c.Set(adminClientKey, client.ID)
 		noStore(c)

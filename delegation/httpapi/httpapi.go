@@ -263,7 +263,12 @@ func (a *api) getFeed(c echo.Context) error {
 		}
 		wait = time.Duration(min(n, 3600)) * time.Second
 	}
-	client, err := a.basicClient(c)
+	client, err := a.basicClient(c, func(r *delegation.Registration) error {
+		if !r.CanIntrospect() {
+			return oauth.New(oauth.CodeAccessDenied, "the revocation feed is for resource_server and admin clients")
+		}
+		return nil
+	})
 	if err != nil {
 		return a.writeError(c, err)
 	}
@@ -325,8 +330,11 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Registr
 }
 
 // basicClient authenticates a GET by HTTP Basic (it has no body for the
-// other methods) and applies the client's rate limit.
-func (a *api) basicClient(c echo.Context) (*delegation.Registration, error) {
+// other methods), refuses a client that may not use the endpoint (may says
+// why, or nil) and only then applies the client's rate limit: a client
+// knocking on an endpoint it may not use does not spend the revocation
+// budget its own revocations need.
+func (a *api) basicClient(c echo.Context, may func(*delegation.Registration) error) (*delegation.Registration, error) {
 	if c.Request().Header.Get("Authorization") == "" {
 		return nil, oauth.New(oauth.CodeInvalidClient, "HTTP Basic client authentication is required")
 	}
@@ -337,6 +345,9 @@ func (a *api) basicClient(c echo.Context) (*delegation.Registration, error) {
 	client, err := a.svc.Authenticate(id, secret)
 	if err != nil {
 		a.log.Info("client authentication failed", slog.String("client", jwt.Excerpt(id)), slog.String("remote", c.RealIP()))
+		return nil, err
+	}
+	if err := may(client); err != nil {
 		return nil, err
 	}
 	return client, a.admit(c, client)

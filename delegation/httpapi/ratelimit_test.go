@@ -101,3 +101,23 @@ func TestTheKillSwitchIsNeverStarved(t *testing.T) {
 		t.Errorf("grants after revocations: %d", r.Status)
 	}
 }
+
+// TestKnockingOnForbiddenDoorsSpendsNoRevocationBudget: an agent refused
+// the admin API and the feed (wrong role) again and again has still its
+// whole revocation budget: the role is checked before the budget is spent.
+func TestKnockingOnForbiddenDoorsSpendsNoRevocationBudget(t *testing.T) {
+	env := dt.New(t, dt.Options{RateLimit: httpapi.RateLimit{PerSecond: 1, Burst: 1, RevocationPerSecond: 1, RevocationBurst: 2}})
+	root := env.Mint(t, "orchestrator", nil)
+	for _, path := range []string{env.Endpoint(t, "revocation_feed_endpoint"), env.URL + "/admin/keys"} {
+		for range 5 {
+			req, _ := http.NewRequest(http.MethodGet, path, nil)
+			req.Header.Set("Authorization", dt.BasicAuth("orchestrator", dt.Secret("orchestrator")))
+			if r := env.Do(t, req); r.Status != http.StatusForbidden {
+				t.Fatalf("%s as an agent: %d %s", path, r.Status, r.Raw)
+			}
+		}
+	}
+	if r := env.Post(t, "revocation_endpoint", "orchestrator", url.Values{"token": {root}}); r.Status != 200 {
+		t.Errorf("revocation after knocking on forbidden doors: %d %s", r.Status, r.Raw)
+	}
+}

@@ -56,3 +56,30 @@ func TestRepeatedRefusalsAreCountedNotRewritten(t *testing.T) {
 		t.Errorf("audit chain: %+v", rep)
 	}
 }
+
+// TestRefusalsOfOneCodeButAnotherKindAreAuditedApart: a foreign token and a
+// malformed one are both invalid_request, but only the first is a
+// deviation; folded together, the trail would show the harmless one and
+// hide the other in a count. Each kind opens its own record.
+func TestRefusalsOfOneCodeButAnotherKindAreAuditedApart(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	theirs := env.Mint(t, "orchestrator", nil)
+	before, _ := env.DB.Stats(env.Clock.Now())
+	for range 5 {
+		expectError(t, env.Exchange(t, "researcher", "not-a-token", "", nil), 400, oauth.CodeInvalidRequest)
+		expectError(t, env.Exchange(t, "researcher", theirs, "", nil), 400, oauth.CodeInvalidRequest)
+	}
+	after, _ := env.DB.Stats(env.Clock.Now())
+	if grew := after.AuditRecords - before.AuditRecords; grew != 2 {
+		t.Errorf("two kinds of invalid_request wrote %d audit records, want 2", grew)
+	}
+	recs, _ := env.DB.AuditTail(t.Context(), 2)
+	var reasons []string
+	for _, r := range recs {
+		reasons = append(reasons, r.Reason)
+	}
+	joined := strings.Join(reasons, "\n")
+	if !strings.Contains(joined, "subject_token is malformed") || !strings.Contains(joined, "held by another client") {
+		t.Errorf("the trail does not show both kinds: %q", reasons)
+	}
+}
