@@ -19,9 +19,9 @@ import (
 type Deviation struct {
 	MaxDenials int
 	Window     time.Duration
-	// Count names the kinds of refusal that count (DeviationKinds when
-	// empty): an operator may leave out a kind that would count refusals
-	// his own fleet makes in good faith.
+	// Count names the kinds of refusal that count (DefaultDeviationKinds
+	// when empty): an operator may leave out a kind that would count
+	// refusals his own fleet makes in good faith, or add depth.
 	Count []string
 }
 
@@ -34,16 +34,25 @@ const (
 	DeviationWidening = "widening"
 	// DeviationForbidden: a request a forbid policy names.
 	DeviationForbidden = "forbidden"
-	// DeviationForeignToken: presenting a token held by another client.
+	// DeviationForeignToken: presenting a token held by another client (as
+	// subject_token, as a scoped bearer actor_token, as another owner's
+	// ephemeral agent token) or revoking one.
 	DeviationForeignToken = "foreign_token"
-	// DeviationDepth: delegating beyond max_depth.
+	// DeviationDepth: delegating beyond max_depth. It counts only when
+	// named in Deviation.Count: an agent framework that nests one level
+	// deeper than the operator allowed does so in good faith, on every task,
+	// and counting it would suspend the whole fleet.
 	DeviationDepth = "depth"
 	// DeviationMayAct: naming an actor the subject token's may_act excludes.
 	DeviationMayAct = "may_act"
 )
 
-// DeviationKinds lists every kind, the default of Deviation.Count.
+// DeviationKinds lists every kind Deviation.Count may name.
 var DeviationKinds = []string{DeviationWidening, DeviationForbidden, DeviationForeignToken, DeviationDepth, DeviationMayAct}
+
+// DefaultDeviationKinds are the kinds that count when Deviation.Count is
+// empty: every kind but depth.
+var DefaultDeviationKinds = []string{DeviationWidening, DeviationForbidden, DeviationForeignToken, DeviationMayAct}
 
 // Causes of refusals that deviation can count, wrapped into their OAuth
 // errors.
@@ -84,7 +93,7 @@ func newDeviations(cfg Deviation) *deviations {
 	kinds := map[string]bool{}
 	count := cfg.Count
 	if len(count) == 0 {
-		count = DeviationKinds
+		count = DefaultDeviationKinds
 	}
 	for _, k := range count {
 		kinds[k] = true
@@ -97,7 +106,7 @@ func deviationKind(err error) string {
 	switch {
 	case errors.Is(err, errPolicyForbidden):
 		return DeviationForbidden
-	case errors.Is(err, errForeignToken):
+	case errors.Is(err, errForeignToken), errors.Is(err, errBearerActor):
 		return DeviationForeignToken
 	case errors.Is(err, errTooDeep):
 		return DeviationDepth

@@ -84,7 +84,7 @@ func (s *Service) ephemeralActor(c *Registration, tok string, now time.Time) (*R
 	name, inside := strings.CutPrefix(cl.Subject, c.ID+"/")
 	switch {
 	case cl.Issuer != c.ID:
-		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral actor_token was made for another owner, not %q", c.ID)
+		return nil, "", oauth.Wrap(errForeignToken, oauth.CodeInvalidRequest, "ephemeral actor_token was made for another owner, not %q", c.ID)
 	case !inside || !agentName.MatchString(name):
 		return nil, "", oauth.New(oauth.CodeInvalidRequest, "ephemeral agent %q is outside client %q's namespace (%s/<name>: 1-64 letters, digits and ._-, starting with a letter or digit, not ending with a dot)", jwt.Excerpt(cl.Subject), c.ID, c.ID)
 	case s.clients[cl.Subject] != nil:

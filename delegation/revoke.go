@@ -27,22 +27,28 @@ func (s *Service) Revoke(ctx context.Context, c *Registration, token string) err
 	if !s.now().Before(claims.Expiry.Time().Add(chain.RevocationGrace)) {
 		return nil
 	}
-	// Revoking what is revoked (the token or an ancestor) writes nothing:
-	// a runaway loop revoking its task over and over costs reads only.
-	if rev, err := s.store.FirstRevoked(ctx, append(claims.Lineage[:len(claims.Lineage):len(claims.Lineage)], claims.ID)...); err != nil {
-		return oauth.Wrap(err, oauth.CodeServerError, "could not check revocation")
-	} else if rev != nil {
-		return nil
-	}
+	// Whose it is comes first: the answer to another client's token is the
+	// same refusal whether or not it is revoked already, so revocation
+	// tells no one the state of a token they do not hold. Trying is a
+	// deviation (foreign_token): the client shows a token not its own.
 	if c.Role != RoleAdmin && claims.ClientID != c.ID {
 		held, err := s.heldAncestor(ctx, claims, c.ID)
 		if err != nil {
 			return s.refuse(ctx, "revocation", c, err)
 		}
 		if !held {
-			return s.refuse(ctx, "revocation", c, oauth.New(oauth.CodeUnauthorizedClient,
-				"a client may revoke only tokens it holds or tokens delegated from one it holds"))
+			err := oauth.Wrap(errForeignToken, oauth.CodeUnauthorizedClient,
+				"a client may revoke only tokens it holds or tokens delegated from one it holds")
+			s.countDeviation(ctx, c, err)
+			return s.refuse(ctx, "revocation", c, err)
 		}
+	}
+	// Revoking what is revoked (the token or an ancestor) writes nothing:
+	// a runaway loop revoking its task over and over costs reads only.
+	if rev, err := s.store.FirstRevoked(ctx, append(claims.Lineage[:len(claims.Lineage):len(claims.Lineage)], claims.ID)...); err != nil {
+		return oauth.Wrap(err, oauth.CodeServerError, "could not check revocation")
+	} else if rev != nil {
+		return nil
 	}
 	_, err = s.recordRevocation(ctx, claims.ID, claims.Expiry.Time(), "revoked by "+c.ID+" (RFC 7009)", c.ID)
 	return err
@@ -65,10 +71,12 @@ func (s *Service) heldAncestor(ctx context.Context, c *jwt.Claims, id string) (b
 	return false, nil
 }
 
-// MaxConcurrentRevocations bounds the revocation writes (and operator
-// revocations walking a subtree) in progress at once; the rest wait their
-// turn, so the kill switch stays available without becoming a way to
-// saturate the store.
+// MaxConcurrentRevocations bounds the revocation writes in progress at
+// once, whoever asks (a client, an operator, the deviation); the rest wait
+// their turn, so the kill switch stays available without becoming a way to
+// saturate the store. A slot is held for one write only and never while
+// waiting for another, so an operator revoking many tokens takes them one
+// after the other and cannot deadlock with anyone.
 const MaxConcurrentRevocations = 16
 
 // revocationSlot waits for one of MaxConcurrentRevocations slots (or ctx's end).

@@ -12,32 +12,70 @@ import (
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
-// TestProbingIsPunished: an agent that keeps presenting other agents'
-// tokens, delegating past max_depth or naming an actor may_act excludes is
-// suspended like one that keeps widening; deviation.count leaves a kind out.
+// TestProbingIsPunished: an agent that keeps presenting or revoking other
+// agents' tokens, handing over another agent's powers as an actor token,
+// or naming an actor may_act excludes is suspended like one that keeps
+// widening; deviation.count leaves a kind out. Delegating past max_depth
+// counts only when deviation.count names depth.
 func TestProbingIsPunished(t *testing.T) {
-	probes := map[string]func(env *dt.Env) dt.Response{
-		delegation.DeviationForeignToken: func(env *dt.Env) dt.Response {
+	owned := func(env *dt.Env) string { return env.Mint(t, "outsider", nil) }
+	probes := []struct {
+		name, kind string
+		code       string
+		probe      func(env *dt.Env) dt.Response
+	}{
+		{"another's token as subject_token", delegation.DeviationForeignToken, oauth.CodeInvalidRequest, func(env *dt.Env) dt.Response {
 			return env.Exchange(t, "outsider", env.Mint(t, "orchestrator", nil), "", nil)
-		},
-		delegation.DeviationDepth: func(env *dt.Env) dt.Response {
-			tok := env.Mint(t, "outsider", nil)
-			tok = env.Delegate(t, "outsider", tok, "", nil)
+		}},
+		{"another's scoped bearer token as actor_token", delegation.DeviationForeignToken, oauth.CodeInvalidRequest, func(env *dt.Env) dt.Response {
+			return env.Exchange(t, "outsider", owned(env), env.Mint(t, "researcher", nil), nil)
+		}},
+		{"revoking another's token", delegation.DeviationForeignToken, oauth.CodeUnauthorizedClient, func(env *dt.Env) dt.Response {
+			return env.Post(t, "revocation_endpoint", "outsider", url.Values{"token": {env.Mint(t, "orchestrator", nil)}})
+		}},
+		{"another owner's ephemeral agent", delegation.DeviationForeignToken, oauth.CodeInvalidRequest, func(env *dt.Env) dt.Response {
+			key := newKey(t)
+			return env.Exchange(t, "outsider", owned(env), agentToken(t, env, key, nil), nil) // made by the orchestrator for its agent
+		}},
+		{"depth", delegation.DeviationDepth, oauth.CodeInvalidRequest, func(env *dt.Env) dt.Response {
+			tok := env.Delegate(t, "outsider", owned(env), "", nil)
 			return env.Exchange(t, "outsider", tok, "", nil) // max_depth 1
-		},
-		delegation.DeviationMayAct: func(env *dt.Env) dt.Response {
-			root := env.Forge(t, env.Mint(t, "outsider", nil), func(c *jwt.Claims) { c.MayAct = &jwt.Actor{Subject: "orchestrator"} })
+		}},
+		{"may_act", delegation.DeviationMayAct, oauth.CodeInvalidRequest, func(env *dt.Env) dt.Response {
+			root := env.Forge(t, owned(env), func(c *jwt.Claims) { c.MayAct = &jwt.Actor{Subject: "orchestrator"} })
 			return env.Exchange(t, "outsider", root, env.Identity(t, "researcher"), nil)
-		},
+		}},
 	}
-	for kind, probe := range probes {
-		t.Run(kind, func(t *testing.T) {
-			env := dt.New(t, dt.Options{MaxDepth: 1, Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute}})
-			held := env.Mint(t, "outsider", nil)
-			for range 3 {
-				expectError(t, probe(env), 400, oauth.CodeInvalidRequest)
+	clients := dt.DefaultClients()
+	for i := range clients {
+		if clients[i].ID == "outsider" { // may name ephemeral agents, so another owner's is a deviation, not a refusal of the feature
+			clients[i].Ephemeral = &delegation.Ephemeral{Scopes: []string{"db:read:*"}}
+		}
+	}
+	probed := func(t *testing.T, env *dt.Env, probe func(*dt.Env) dt.Response, code string, n int) string {
+		held := owned(env)
+		for range n {
+			r := probe(env)
+			expectError(t, r, r.Status, code)
+			if r.Status != 400 && r.Status != 401 {
+				t.Fatalf("probe answered %d %s", r.Status, r.Raw)
 			}
-			if active(t, env, held) {
+		}
+		return held
+	}
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			count := []string(nil) // the default
+			if p.kind == delegation.DeviationDepth {
+				// Not counted by default: the same probing is only refused.
+				env := dt.New(t, dt.Options{Clients: clients, MaxDepth: 1, Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute}})
+				if held := probed(t, env, p.probe, p.code, 5); !active(t, env, held) {
+					t.Error("depth counted though deviation.count does not name it")
+				}
+				count = delegation.DeviationKinds
+			}
+			env := dt.New(t, dt.Options{Clients: clients, MaxDepth: 1, Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute, Count: count}})
+			if held := probed(t, env, p.probe, p.code, 3); active(t, env, held) {
 				t.Error("the probing agent's tokens survived")
 			}
 			r := env.Post(t, "token_endpoint", "outsider", ccForm)
@@ -48,17 +86,13 @@ func TestProbingIsPunished(t *testing.T) {
 			// Left out of deviation.count, the same probing is only refused.
 			var others []string
 			for _, k := range delegation.DeviationKinds {
-				if k != kind {
+				if k != p.kind {
 					others = append(others, k)
 				}
 			}
-			env2 := dt.New(t, dt.Options{MaxDepth: 1, Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute, Count: others}})
-			held2 := env2.Mint(t, "outsider", nil)
-			for range 5 {
-				expectError(t, probe(env2), 400, oauth.CodeInvalidRequest)
-			}
-			if !active(t, env2, held2) {
-				t.Errorf("%s counted though deviation.count leaves it out", kind)
+			env2 := dt.New(t, dt.Options{Clients: clients, MaxDepth: 1, Deviation: delegation.Deviation{MaxDenials: 3, Window: time.Minute, Count: others}})
+			if held := probed(t, env2, p.probe, p.code, 5); !active(t, env2, held) {
+				t.Errorf("%s counted though deviation.count leaves it out", p.kind)
 			}
 		})
 	}

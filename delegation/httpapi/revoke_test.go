@@ -129,6 +129,22 @@ func TestWhoMayRevoke(t *testing.T) {
 	}
 }
 
+// TestRevocationTellsOutsidersNothing: another client's token gets the
+// same refusal whether or not it is revoked already, so the revocation
+// endpoint does not reveal the state of tokens one does not hold.
+func TestRevocationTellsOutsidersNothing(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	live, gone := env.Mint(t, "orchestrator", nil), env.Mint(t, "orchestrator", nil)
+	if r := revoke(t, env, "orchestrator", gone); r.Status != 200 {
+		t.Fatal(r.Raw)
+	}
+	a, b := revoke(t, env, "outsider", live), revoke(t, env, "outsider", gone)
+	expectError(t, a, 400, oauth.CodeUnauthorizedClient)
+	if b.Status != a.Status || string(b.Raw) != string(a.Raw) {
+		t.Errorf("a live and a revoked token of another client answer differently: %d %s / %d %s", a.Status, a.Raw, b.Status, b.Raw)
+	}
+}
+
 func TestRevocationOfUnknownOrExpiredTokensIsAccepted(t *testing.T) {
 	env := dt.New(t, dt.Options{RootTTL: time.Minute})
 	root := env.Mint(t, "orchestrator", nil)

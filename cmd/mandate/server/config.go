@@ -154,8 +154,9 @@ type PolicyConfig struct {
 type DeviationConfig struct {
 	MaxDenials int           `mapstructure:"max_denials"`
 	Window     time.Duration `mapstructure:"window"`
-	// Count lists the kinds of refusal that count (all of
-	// delegation.DeviationKinds when empty).
+	// Count lists the kinds of refusal that count (of
+	// delegation.DeviationKinds; delegation.DefaultDeviationKinds, all but
+	// depth, when empty).
 	Count []string `mapstructure:"count"`
 }
 
