@@ -108,9 +108,11 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 // client filling its cache refuses only itself.
 const assertionCacheSize = 1 << 16
 
-// proofCacheSize bounds each client's remembered DPoP proof jtis at the
-// token endpoint (a variable for tests).
-var proofCacheSize = 1 << 14
+// DefaultProofsPerClient bounds each client's remembered DPoP proof jtis at
+// the token endpoint (Config.ProofsPerClient): about 1.5 MiB per client at
+// most, and more proofs within a proof's lifetime than any honest client
+// makes.
+const DefaultProofsPerClient = 1 << 14
 
 // proofCache is client id's share of the token endpoint's DPoP replay cache.
 func (s *Service) proofCache(id string) *tokens.ReplayCache {
@@ -118,7 +120,7 @@ func (s *Service) proofCache(id string) *tokens.ReplayCache {
 	defer s.assertionsMu.Unlock()
 	rc, ok := s.proofs[id]
 	if !ok {
-		rc = tokens.NewReplayCache(proofCacheSize)
+		rc = tokens.NewReplayCache(s.proofShare)
 		s.proofs[id] = rc
 	}
 	return rc

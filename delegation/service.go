@@ -78,6 +78,10 @@ type Config struct {
 	Now func() time.Time
 	// FeedPageSize bounds one revocation-feed answer (DefaultFeedPageSize when 0).
 	FeedPageSize int
+	// ProofsPerClient bounds each client's share of the token endpoint's
+	// DPoP replay cache (DefaultProofsPerClient when 0): a client filling
+	// its share refuses only its own proofs.
+	ProofsPerClient int
 	// Deviation, when MaxDenials > 0, suspends and revokes agents that keep
 	// being refused.
 	Deviation Deviation
@@ -108,6 +112,7 @@ type Service struct {
 	revLog       store.RevocationLog
 	grants       map[string]GrantHandler // by grant_type: grantRegistry
 	feedPage     int
+	proofShare   int // ProofsPerClient
 	dev          *deviations
 	proofs       map[string]*tokens.ReplayCache // per client: DPoP proof jtis seen at the token endpoint
 	started      time.Time                      // when this process started: no proof or assertion made before is taken
@@ -168,6 +173,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		now:          cfg.Now,
 		revLog:       st,
 		feedPage:     cfg.FeedPageSize,
+		proofShare:   cfg.ProofsPerClient,
 		dev:          newDeviations(cfg.Deviation),
 		proofs:       map[string]*tokens.ReplayCache{},
 		assertions:   map[string]*tokens.ReplayCache{},
@@ -213,6 +219,9 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		s.dev.suspended[client] = until
 	}
 	s.started = s.now()
+	if s.proofShare <= 0 {
+		s.proofShare = DefaultProofsPerClient
+	}
 	if s.feedPage <= 0 {
 		s.feedPage = DefaultFeedPageSize
 	}

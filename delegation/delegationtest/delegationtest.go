@@ -127,6 +127,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FeedPageSize bounds revocation-feed answers (the core's default when 0).
 	FeedPageSize int
+	// ProofsPerClient bounds each client's share of the DPoP replay cache
+	// (the core's default when 0).
+	ProofsPerClient int
 	// PolicyDir is a directory of Cedar policies; Policies, files written
 	// into a fresh one. With neither, only the attenuation rules decide.
 	PolicyDir string
@@ -178,7 +181,7 @@ func New(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	srv, err := server.Start(cfg, server.Options{Logger: opts.Logger, Now: clock.Now, Listener: ln,
-		FeedPageSize: opts.FeedPageSize, GCInterval: -1})
+		FeedPageSize: opts.FeedPageSize, ProofsPerClient: opts.ProofsPerClient, GCInterval: -1})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

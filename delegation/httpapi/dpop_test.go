@@ -251,3 +251,36 @@ func TestPolicyDecidesEphemeralNamesAndBinding(t *testing.T) {
 		t.Errorf("a bound delegation: %d %s", r.Status, r.Raw)
 	}
 }
+
+// TestOneClientCannotFillAnotherClientsProofCache: at the token endpoint,
+// each client's DPoP proof jtis go into a share of its own
+// (ProofsPerClient), so a client flooding it with proofs of throwaway keys
+// refuses only itself; and a proof sent with a request the client may not
+// make is not remembered, so it stays usable.
+func TestOneClientCannotFillAnotherClientsProofCache(t *testing.T) {
+	const share = 8
+	env := dt.New(t, dt.Options{ProofsPerClient: share})
+	cc := url.Values{"grant_type": {oauth.GrantClientCredentials}}
+	var refused dt.Response
+	for range 3 * share {
+		if r := env.PostDPoP(t, "token_endpoint", "outsider", cc, env.Proof(t, newKey(t))); r.Status != 200 {
+			refused = r
+		}
+	}
+	if refused.Status != 400 || refused.Error() != oauth.CodeInvalidDPoPProof || !strings.Contains(refused.String("error_description"), "replay") {
+		t.Fatalf("the flooder's own share never filled: %d %s", refused.Status, refused.Raw)
+	}
+	if r := env.PostDPoP(t, "token_endpoint", "researcher", cc, env.Proof(t, newKey(t))); r.Status != 200 {
+		t.Fatalf("another client's proof was refused: %d %s", r.Status, r.Raw)
+	}
+	proof := env.Proof(t, newKey(t))
+	if r := env.PostDPoP(t, "token_endpoint", "no-grants-rs", cc, proof); r.Status != 400 || r.Error() != oauth.CodeUnauthorizedClient {
+		t.Fatalf("a grant the client may not use: %d %s", r.Status, r.Raw)
+	}
+	if r := env.PostDPoP(t, "token_endpoint", "researcher", url.Values{"grant_type": {"urn:example:nothing"}}, proof); r.Status != 400 {
+		t.Fatalf("an unsupported grant was served: %d %s", r.Status, r.Raw)
+	}
+	if r := env.PostDPoP(t, "token_endpoint", "researcher", cc, proof); r.Status != 200 {
+		t.Errorf("a proof first sent with refused requests was spent: %d %s", r.Status, r.Raw)
+	}
+}

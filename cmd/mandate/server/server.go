@@ -34,6 +34,9 @@ type Options struct {
 	Listener net.Listener
 	// FeedPageSize bounds one revocation-feed answer (the core's default when 0).
 	FeedPageSize int
+	// ProofsPerClient bounds each client's share of the DPoP replay cache
+	// (the core's default when 0).
+	ProofsPerClient int
 	// GCInterval is how often expired records are collected (GCInterval
 	// when 0; negative turns the loop off, for tests that collect by hand).
 	GCInterval time.Duration
@@ -147,7 +150,7 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sc.Issuer, sc.Logger, sc.Now, sc.KeyStore, sc.FeedPageSize = issuer, log, now, ks, opts.FeedPageSize
+	sc.Issuer, sc.Logger, sc.Now, sc.KeyStore, sc.FeedPageSize, sc.ProofsPerClient = issuer, log, now, ks, opts.FeedPageSize, opts.ProofsPerClient
 	var engine *policy.Engine
 	if cfg.Policy.Dir != "" {
 		if engine, err = policy.NewEngine(cfg.Policy.Dir, log); err != nil {
