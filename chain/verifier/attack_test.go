@@ -252,6 +252,11 @@ func TestAttackVerifier(t *testing.T) {
 		{name: "forged: more than 64 scopes", token: forge(grand, func(c *jwt.Claims) {
 			c.Scope = strings.Join(many(65, func(i int) string { return fmt.Sprint("db:read:t", i) }), " ")
 		}), want: chain.ErrMalformedToken, frag: badScp + ": more than 64 scopes"},
+		{name: "forged: one scope longer than 256 bytes", token: forge(grand, func(c *jwt.Claims) { c.Scope = "db:read:" + strings.Repeat("o", 249) }),
+			want: chain.ErrMalformedToken, frag: "is longer than 256 bytes"},
+		{name: "forged: a scope string longer than 4 KiB", token: forge(grand, func(c *jwt.Claims) {
+			c.Scope = strings.Join(many(40, func(i int) string { return fmt.Sprintf("db:read:%03d%s", i, strings.Repeat("x", 100)) }), " ")
+		}), want: chain.ErrMalformedToken, frag: badScp + ": longer than 4096 bytes"},
 
 		// --- revocation, after the feed has synced ---
 		{name: "the revoked root itself", token: rootB, want: verifier.ErrRevoked, frag: "token has been revoked"},
