@@ -231,7 +231,7 @@ func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredK
 		return k, err
 	}
 	s.audit(ctx, store.AuditEvent{Time: s.now(), Type: store.AuditKeyRotated, Client: by, KID: k.ID,
-		Reason: fmt.Sprintf("%s key published; signs from %s", alg, k.ActivatesAt.UTC().Format(time.RFC3339))})
+		Reason: fmt.Sprintf("%s key published; signs from %s", k.Alg, k.ActivatesAt.UTC().Format(time.RFC3339))})
 	s.log.Warn("signing key rotated", slog.String("by", by), slog.String("kid", k.ID), slog.Time("activates_at", k.ActivatesAt))
 	return k, nil
 }

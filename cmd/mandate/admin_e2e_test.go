@@ -63,13 +63,30 @@ func TestOperatorCommandsAgainstARunningServer(t *testing.T) {
 	if _, err := runCLI(t, "", "revoke", gj); err == nil || !strings.Contains(err.Error(), "--reason") {
 		t.Errorf("revoke without a reason: %v", err)
 	}
+	first := env.Keys.CurrentKeyID()
 	if out := run("keys", "rotate"); !strings.Contains(out, "published; it signs from") {
 		t.Errorf("keys rotate:\n%s", out)
 	}
 	if out := run("keys", "list"); !strings.Contains(out, "pending") || !strings.Contains(out, "active") {
 		t.Errorf("keys list:\n%s", out)
 	}
-	if out := run("audit", "tail", "-n", "3"); !strings.Contains(out, "key_rotated") || !strings.Contains(out, `reason="agent compromised"`) {
+	if _, err := runCLI(t, "", "keys", "rotate", "--kid", first); err == nil || !strings.Contains(err.Error(), "add --compromised") {
+		t.Errorf("--kid without --compromised: %v", err)
+	}
+	fresh := env.Mint(t, "researcher", nil) // signed by the key about to leak
+	if !active(t, env, fresh) {
+		t.Fatal("a fresh token is inactive")
+	}
+	if out := run("keys", "rotate", "--compromised", "--kid", first, "--reason", "found in a paste"); !strings.Contains(out, "key "+first+" withdrawn as compromised") {
+		t.Errorf("keys rotate --compromised --kid:\n%s", out)
+	}
+	if out := run("keys", "list"); !strings.Contains(out, first) || !strings.Contains(out, "compromised") {
+		t.Errorf("keys list after the emergency rotation:\n%s", out)
+	}
+	if active(t, env, fresh) {
+		t.Error("a token of the compromised key is still active")
+	}
+	if out := run("audit", "tail", "-n", "8"); !strings.Contains(out, "EdDSA key published") || !strings.Contains(out, `reason="agent compromised"`) {
 		t.Errorf("audit tail:\n%s", out)
 	}
 	if out := run("audit", "verify"); !strings.Contains(out, "audit trail intact") {
