@@ -521,25 +521,18 @@ func (d *DB) Suspended(_ context.Context, now time.Time) (map[string]time.Time, 
 
 // AddSigningKey durably stores a new signing key; a kid already present is an error.
 func (d *DB) AddSigningKey(_ context.Context, k tokens.StoredKey) error {
-	if d.readOnly {
-		return store.ErrReadOnly
-	}
-	val, err := json.Marshal(k)
-	if err != nil {
-		return err
-	}
-	return d.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketKeys)
-		if b.Get([]byte(k.ID)) != nil {
-			return fmt.Errorf("signing key %s already stored", k.ID)
-		}
-		return b.Put([]byte(k.ID), val)
-	})
+	return d.putSigningKey(k, false)
 }
 
 // ReplaceSigningKey durably replaces the stored key of k's kid (to destroy
 // a retired key's private part, or mark a key compromised).
 func (d *DB) ReplaceSigningKey(_ context.Context, k tokens.StoredKey) error {
+	return d.putSigningKey(k, true)
+}
+
+// putSigningKey stores k: over a stored key of its kid when replace is set,
+// never over one otherwise.
+func (d *DB) putSigningKey(k tokens.StoredKey, replace bool) error {
 	if d.readOnly {
 		return store.ErrReadOnly
 	}
@@ -549,7 +542,10 @@ func (d *DB) ReplaceSigningKey(_ context.Context, k tokens.StoredKey) error {
 	}
 	return d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
-		if b.Get([]byte(k.ID)) == nil {
+		switch stored := b.Get([]byte(k.ID)) != nil; {
+		case stored && !replace:
+			return fmt.Errorf("signing key %s already stored", k.ID)
+		case !stored && replace:
 			return fmt.Errorf("signing key %s is not stored", k.ID)
 		}
 		return b.Put([]byte(k.ID), val)
