@@ -39,9 +39,9 @@ const (
 	// ephemeral agent token) or revoking one.
 	DeviationForeignToken = "foreign_token"
 	// DeviationDepth: delegating beyond max_depth. It counts only when
-	// named in Deviation.Count: an agent framework that nests one level
-	// deeper than the operator allowed does so in good faith, on every task,
-	// and counting it would suspend the whole fleet.
+	// named in Deviation.Count: a max_depth set one too low (an operator's
+	// typo) is hit in good faith on every task, and counting it would
+	// suspend the whole fleet.
 	DeviationDepth = "depth"
 	// DeviationMayAct: naming an actor the subject token's may_act excludes.
 	DeviationMayAct = "may_act"
