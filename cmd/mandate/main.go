@@ -4,19 +4,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
-
-	"github.com/mandate-auth/mandate/cmd/mandate/server"
 )
 
 func main() {
@@ -35,7 +29,9 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Delegation tokens for multi-agent AI systems (RFC 8693)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("mandate {{.Version}}\n")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -45,61 +41,30 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
-func newServeCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the token service",
-		Long: `Run the token service: token exchange, client credentials, revocation,
-introspection and discovery, over an embedded bbolt store in data_dir.
-Configuration comes from --config, MANDATE_* environment variables and flags.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, _ := cmd.Flags().GetString("config")
-			cfg, warnings, err := server.Load(path, cmd.Flags())
-			if err != nil {
-				return err
-			}
-			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-			for _, w := range warnings {
-				log.Warn(w)
-			}
-			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer cancel()
-			return runServer(ctx, cfg, log)
-		},
+// version is the module version and the commit the binary was built from
+// (from the build info Go records; "(devel)" and the commit for a checkout).
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
 	}
-	cmd.Flags().String("listen", "", "listen address, host:port (config key listen)")
-	cmd.Flags().String("data-dir", "", "directory of mandate.db (config key data_dir)")
-	cmd.Flags().String("issuer", "", "issuer URL (config key issuer)")
-	return cmd
-}
-
-// runServer serves until ctx ends, then shuts down gracefully.
-func runServer(ctx context.Context, cfg *server.Config, log *slog.Logger) error {
-	s, err := server.Start(cfg, server.Options{Logger: log})
-	if err != nil {
-		return err
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			break wait
-		case <-s.Done():
-			break wait
-		case <-hup:
-			if s.Policy == nil {
-				log.Warn("SIGHUP: no policy.dir configured, nothing to reload")
-			} else {
-				_ = s.Policy.Reload() // logs the outcome; a broken set is rejected
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
 			}
 		}
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return s.Shutdown(sctx)
+	if rev != "" {
+		v += " commit " + rev[:min(12, len(rev))] + modified
+	}
+	return v + " " + bi.GoVersion
 }

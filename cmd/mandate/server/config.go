@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/url"
@@ -48,8 +49,26 @@ type Config struct {
 	RateLimit      RateLimitConfig       `mapstructure:"rate_limit"`
 	HTTP           HTTPConfig            `mapstructure:"http"`
 	Cache          CacheConfig           `mapstructure:"cache"`
+	Log            LogConfig             `mapstructure:"log"`
 	Clients        []ClientConfig        `mapstructure:"clients"`
 	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
+}
+
+// LogConfig shapes serve's log: JSON lines by default (what a log pipeline
+// reads), text for a person at a terminal.
+type LogConfig struct {
+	// Format is "json" (the default, also when empty) or "text".
+	Format string `mapstructure:"format"`
+	// Level is the least severe level written: debug, info (the default,
+	// also when empty), warn or error.
+	Level string `mapstructure:"level"`
+}
+
+// LogLevel is the slog level log.level names (validated by Load).
+func (l LogConfig) LogLevel() slog.Level {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(l.Level))
+	return lv
 }
 
 // CacheConfig bounds the cache of tokens verified at the token endpoint.
@@ -219,6 +238,8 @@ var defaults = map[string]any{
 	"rate_limit.burst":                 200,
 	"rate_limit.revocation_per_second": 0,
 	"cache.max_bytes":                  0,
+	"log.format":                       "json",
+	"log.level":                        "info",
 	"rate_limit.revocation_burst":      0,
 }
 
@@ -342,6 +363,12 @@ func (c *Config) Validate(base string) ([]string, error) {
 	}
 	if _, err := c.Signing.kek(); err != nil {
 		return nil, err
+	}
+	if c.Log.Format != "" && c.Log.Format != "json" && c.Log.Format != "text" {
+		return nil, fmt.Errorf("config: log.format %q is not a log format: use json (the default) or text", c.Log.Format)
+	}
+	if err := new(slog.Level).UnmarshalText([]byte(c.Log.Level)); c.Log.Level != "" && err != nil {
+		return nil, fmt.Errorf("config: log.level %q is not a level: use debug, info, warn or error", c.Log.Level)
 	}
 	if c.Signing.Alg != tokens.AlgEdDSA && c.Signing.Alg != tokens.AlgES256 {
 		return nil, fmt.Errorf("config: signing.alg %q is not supported: use %s or %s", c.Signing.Alg, tokens.AlgEdDSA, tokens.AlgES256)
