@@ -35,11 +35,15 @@ func TestServeCommandRefusesBadConfig(t *testing.T) {
 	}
 }
 
+// TestServeRunsUntilCancelled: serve runs until its context ends, and on a
+// terminal first says where it is, what it runs with and what to do next.
 func TestServeRunsUntilCancelled(t *testing.T) {
 	cfg := serveConfig(t.TempDir())
+	cfg.Clients = append(cfg.Clients, server.ClientConfig{ID: "ops", Secret: "dev", Role: "admin"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	var summary bytes.Buffer // written before runServer returns
+	go func() { done <- runServer(ctx, cfg, slog.New(slog.DiscardHandler), &summary) }()
 	cancel()
 	select {
 	case err := <-done:
@@ -48,6 +52,15 @@ func TestServeRunsUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+	for _, want := range []string{"Mandate is serving.", "  listening  127.0.0.1:", "  issuer     http://mandate.test\n",
+		"  metadata   http://mandate.test/.well-known/oauth-authorization-server\n", "mandate.db\n",
+		"stored in clear (set signing.kek_file to seal it)", "  policy     off: only attenuation limits delegation (set policy.dir)",
+		"  clients    2 registered, 1 admin", "export MANDATE_SERVER=http://mandate.test MANDATE_CLIENT_ID=ops MANDATE_CLIENT_SECRET=...",
+		"log.format: json"} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("the summary lacks %q:\n%s", want, summary.String())
+		}
 	}
 }
 
@@ -85,5 +98,22 @@ func TestHashSecret(t *testing.T) {
 	// The printed hash loads as a client's secret_hash.
 	if _, _, err := server.Load(writeConfig(t, "clients:\n  - id: a\n    secret_hash: \""+hash+"\"\n    grants: [client_credentials]\n"), nil); err != nil {
 		t.Errorf("hash-secret output rejected by config: %v", err)
+	}
+}
+
+// TestServeLogsAsConfigured: log.format text writes logfmt lines, and
+// log.level hides what is below it.
+func TestServeLogsAsConfigured(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(&buf, server.LogConfig{Format: "text", Level: "warn"})
+	log.Info("hidden")
+	log.Warn("shown", slog.String("jti", "x"))
+	if got := buf.String(); strings.Contains(got, "hidden") || !strings.Contains(got, "level=WARN msg=shown jti=x") {
+		t.Errorf("text log at warn: %q", got)
+	}
+	buf.Reset()
+	newLogger(&buf, server.LogConfig{}).Info("m")
+	if !strings.HasPrefix(buf.String(), `{"time":`) {
+		t.Errorf("default log is not JSON: %q", buf.String())
 	}
 }
