@@ -27,9 +27,10 @@ const (
 // Discover returns a verifier that follows a running Mandate: it discovers
 // the issuer's metadata (RFC 8414) and JWKS, syncs the revocation feed once,
 // and starts following the feed in the background (Close stops it). It fails
-// when discovery or the JWKS fail; a failed first sync is not fatal (Verify
-// fails closed until a sync succeeds), so a resource server can start while
-// Mandate is briefly away.
+// when discovery or the JWKS fail, and when the feed refuses the client's
+// credentials (ErrFeedCredentials: waiting would not help); any other failed
+// first sync is not fatal (Verify fails closed until a sync succeeds), so a
+// resource server can start while Mandate is briefly away.
 func Discover(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := cfg.checkNames(); err != nil {
 		return nil, err
@@ -61,7 +62,9 @@ func Discover(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	feed.start(ctx)
+	if err := feed.start(ctx); err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
 	return v, nil
 }
 
@@ -231,6 +234,9 @@ func getJSON(ctx context.Context, client *http.Client, u string, auth *basicAuth
 	}
 	if int64(len(body)) > limit {
 		return fmt.Errorf("%s: document larger than %d bytes", u, limit)
+	}
+	if auth != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		return fmt.Errorf("%w: %s: HTTP %d: %s", ErrFeedCredentials, u, resp.StatusCode, jwt.Excerpt(string(body)))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: HTTP %d: %s", u, resp.StatusCode, jwt.Excerpt(string(body)))

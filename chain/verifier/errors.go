@@ -31,6 +31,11 @@ var (
 	// ErrStaleRevocations: the revocation feed has not been synced within the
 	// configured bound, so the verifier cannot vouch for any token (fail closed).
 	ErrStaleRevocations = errors.New("revocation data is stale")
+	// ErrFeedCredentials: Mandate refused this resource server's client id
+	// and secret at the revocation feed (401 or 403). Unlike Mandate being
+	// away, waiting does not fix it: Discover fails with it, and OnSync
+	// reports it if the credentials stop working later.
+	ErrFeedCredentials = errors.New("the revocation feed refused this resource server's credentials (ClientID/ClientSecret of a resource_server client)")
 	// ErrSenderConstrained: the token is bound to a key (cnf) and cannot be
 	// accepted as a bearer token.
 	ErrSenderConstrained = errors.New("token is sender-constrained")

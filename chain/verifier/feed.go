@@ -53,15 +53,20 @@ func newFeed(cfg Config, feedURL string, afterPoll func(context.Context)) *Feed 
 }
 
 // start syncs once (reporting it to OnSync) and follows the feed in the
-// background until Close.
-func (f *Feed) start(ctx context.Context) {
+// background until Close; it fails, following nothing, when the feed refused
+// the credentials (ErrFeedCredentials).
+func (f *Feed) start(ctx context.Context) error {
 	err := f.Sync(ctx)
 	if f.onSync != nil {
 		f.onSync(err)
 	}
+	if errors.Is(err, ErrFeedCredentials) {
+		return err // a configuration error: following would fail for ever
+	}
 	loop, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})
 	go f.follow(loop)
+	return nil
 }
 
 // Close stops following the feed and waits for the follower to exit.

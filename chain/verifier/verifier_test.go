@@ -210,10 +210,13 @@ func TestFailsClosedWhenTheFeedIsStaleAndRecovers(t *testing.T) {
 	}
 }
 
+// TestNeverSyncedFailsClosed: a verifier whose first feed sync failed (the
+// feed unreachable) starts, and refuses every token until a sync succeeds.
 func TestNeverSyncedFailsClosed(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	v, err := verifier.Discover(context.Background(), verifier.Config{
-		Issuer: env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: "wrong", Now: env.Clock.Now,
+		Issuer: env.URL, Audience: dbAudience, ClientID: "no-grants-rs", ClientSecret: dt.Secret("no-grants-rs"), Now: env.Clock.Now,
+		HTTPClient: &http.Client{Transport: noFeed{http.DefaultTransport}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +224,38 @@ func TestNeverSyncedFailsClosed(t *testing.T) {
 	defer v.Close()
 	_, _, grand := chainOf(t, env)
 	if _, err := v.Verify(context.Background(), grand); !errors.Is(err, verifier.ErrStaleRevocations) || !strings.Contains(err.Error(), "never") {
-		t.Fatalf("verifier whose feed credentials are wrong: %v", err)
+		t.Fatalf("verifier whose feed is unreachable: %v", err)
+	}
+}
+
+// noFeed fails every request to the revocation feed, as a network partition
+// between a resource server and Mandate's feed would.
+type noFeed struct{ next http.RoundTripper }
+
+func (n noFeed) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/oauth2/revocations") {
+		return nil, errors.New("feed unreachable")
+	}
+	return n.next.RoundTrip(r)
+}
+
+// TestWrongFeedCredentialsFailDiscover: credentials the feed refuses are a
+// configuration error, not an outage: Discover fails with
+// ErrFeedCredentials, naming the fix, for a wrong secret and for a client
+// that is not a resource server alike.
+func TestWrongFeedCredentialsFailDiscover(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	for name, creds := range map[string][2]string{
+		"a wrong secret":                    {"no-grants-rs", "wrong"},
+		"an agent, not a resource server":   {"orchestrator", dt.Secret("orchestrator")},
+		"a client Mandate does not know of": {"nobody", "x"},
+	} {
+		_, err := verifier.Discover(context.Background(), verifier.Config{
+			Issuer: env.URL, Audience: dbAudience, ClientID: creds[0], ClientSecret: creds[1], Now: env.Clock.Now,
+		})
+		if !errors.Is(err, verifier.ErrFeedCredentials) || !strings.Contains(err.Error(), "resource_server client") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -56,6 +57,12 @@ func run(log *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Wrong credentials are a configuration error, not an outage: Discover
+	// fails with them at start, and if they stop working later (the secret
+	// was rotated in Mandate's config) the API stops with the reason rather
+	// than answer 503 for ever.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 
 	md := verifier.ResourceMetadata{Resource: audience, AuthorizationServers: []string{issuer},
 		ScopesSupported: []string{"db:read:orders", "db:write:orders"}, ResourceName: "Orders API"}
@@ -63,13 +70,16 @@ func run(log *slog.Logger) error {
 		Issuer: issuer, Audience: audience, ClientID: id, ClientSecret: secret,
 		Realm: "orders", ResourceMetadataURL: md.URL(), PublicURL: publicURL,
 		OnSync: func(err error) {
-			if err != nil {
+			switch {
+			case errors.Is(err, verifier.ErrFeedCredentials):
+				fail(err)
+			case err != nil:
 				log.Warn("revocation feed", "error", err) // after MaxStaleness, requests get 503
 			}
 		},
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot follow Mandate at %s as %q: %w", issuer, id, err)
 	}
 	defer v.Close()
 
@@ -83,6 +93,9 @@ func run(log *slog.Logger) error {
 	log.Info("orders API listening", "addr", listen, "issuer", issuer, "audience", audience)
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		return err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, verifier.ErrFeedCredentials) {
+		return fmt.Errorf("the issuer no longer accepts %q's credentials: %w", id, cause)
 	}
 	return nil
 }

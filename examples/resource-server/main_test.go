@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +78,27 @@ func TestExampleAgainstARealMandate(t *testing.T) {
 	}
 	if got := call(http.MethodGet); got != 401 {
 		t.Fatalf("read after the task was revoked: %d", got)
+	}
+}
+
+// TestAWrongSecretStopsTheExample: with a resource server secret Mandate
+// refuses, the example does not start and keep answering 503; it exits at
+// once with the reason.
+func TestAWrongSecretStopsTheExample(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	t.Setenv("MANDATE_ISSUER", env.URL)
+	t.Setenv("RS_AUDIENCE", "https://db.example")
+	t.Setenv("RS_CLIENT_ID", "no-grants-rs")
+	t.Setenv("RS_CLIENT_SECRET", "not-its-secret")
+	t.Setenv("RS_LISTEN", "127.0.0.1:0")
+	err := run(slog.New(slog.DiscardHandler))
+	if !errors.Is(err, verifier.ErrFeedCredentials) || !strings.Contains(err.Error(), `cannot follow Mandate at `+env.URL+` as "no-grants-rs"`) {
+		t.Fatalf("run with a wrong secret: %v", err)
+	}
+	// An agent's credentials (not a resource server) are refused the same way.
+	t.Setenv("RS_CLIENT_ID", "orchestrator")
+	t.Setenv("RS_CLIENT_SECRET", dt.Secret("orchestrator"))
+	if err := run(slog.New(slog.DiscardHandler)); !errors.Is(err, verifier.ErrFeedCredentials) {
+		t.Fatalf("run as an agent: %v", err)
 	}
 }
