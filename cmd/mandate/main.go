@@ -4,7 +4,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,11 +14,11 @@ import (
 
 func main() {
 	if err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute(); err != nil {
-		if errors.Is(err, errDenied) {
-			os.Exit(1) // the decision is already printed
+		code, show := exitCode(err) // 1 and 3: the verdict is already printed
+		if show {
+			fmt.Fprintln(os.Stderr, "mandate:", err)
 		}
-		fmt.Fprintln(os.Stderr, "mandate:", err)
-		os.Exit(2)
+		os.Exit(code)
 	}
 }
 
