@@ -56,35 +56,12 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 // MANDATE_* environment, then the issuer of --config).
 func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 	if f.db != "" {
-		db, err := bolt.OpenReadOnly(f.db)
-		if err != nil {
-			return nil, err
-		}
-		overlap := 16 * time.Minute
-		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
-			if cfg, _, err := server.Load(cfgPath, nil); err == nil {
-				overlap = server.KeyOverlap(cfg.Tokens.RootTTL)
-			}
-		}
-		return &fileBackend{db: db, overlap: overlap, now: clockNow}, nil
+		return f.openFile(cmd)
 	}
-	pick := func(flag, env string) string {
-		if flag != "" {
-			return flag
-		}
-		return os.Getenv(env)
+	base, id, secret, err := f.resolve(cmd)
+	if err != nil {
+		return nil, err
 	}
-	base := pick(f.server, "MANDATE_SERVER")
-	if base == "" {
-		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
-			cfg, _, err := server.Load(cfgPath, nil)
-			if err != nil {
-				return nil, err
-			}
-			base = cfg.Issuer
-		}
-	}
-	id, secret := pick(f.clientID, "MANDATE_CLIENT_ID"), pick(f.clientSecret, "MANDATE_CLIENT_SECRET")
 	switch {
 	case base == "":
 		return nil, errors.New("no server: give --server, MANDATE_SERVER or --config (or --db for a stopped server's file)")
@@ -93,7 +70,53 @@ func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 	}
 	// No overall timeout: a revocation across a large store may take a while;
 	// the operator interrupts with Ctrl-C (the command's context).
-	return &apiBackend{base: strings.TrimSuffix(base, "/"), id: id, secret: secret, http: &http.Client{}}, nil
+	return &apiBackend{base: base, id: id, secret: secret, http: &http.Client{}}, nil
+}
+
+// openFile opens --db read-only.
+func (f *adminFlags) openFile(cmd *cobra.Command) (backend, error) {
+	db, err := bolt.OpenReadOnly(f.db)
+	if err != nil {
+		return nil, err
+	}
+	overlap := 16 * time.Minute
+	if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
+		if cfg, _, err := server.Load(cfgPath, nil); err == nil {
+			overlap = server.KeyOverlap(cfg.Tokens.RootTTL)
+		}
+	}
+	return &fileBackend{db: db, overlap: overlap, now: clockNow}, nil
+}
+
+// resolve finds the server (flags, then MANDATE_* environment, then the
+// issuer of --config; "" when none) and the admin credentials ("" when not
+// given). A server address that is not an http(s) URL is an error.
+func (f *adminFlags) resolve(cmd *cobra.Command) (base, id, secret string, err error) {
+	pick := func(flag, env string) string {
+		if flag != "" {
+			return flag
+		}
+		return os.Getenv(env)
+	}
+	base, source := f.server, "--server"
+	if base == "" {
+		base, source = os.Getenv("MANDATE_SERVER"), "MANDATE_SERVER"
+	}
+	if base == "" {
+		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
+			cfg, _, err := server.Load(cfgPath, nil)
+			if err != nil {
+				return "", "", "", err
+			}
+			base, source = cfg.Issuer, "the issuer of --config"
+		}
+	}
+	if base != "" {
+		if err := checkServerURL(source, base); err != nil {
+			return "", "", "", err
+		}
+	}
+	return strings.TrimSuffix(base, "/"), pick(f.clientID, "MANDATE_CLIENT_ID"), pick(f.clientSecret, "MANDATE_CLIENT_SECRET"), nil
 }
 
 // apiBackend talks to a running server's admin API.
@@ -121,27 +144,32 @@ func (b *apiBackend) call(ctx context.Context, method, path string, body, out an
 	req.SetBasicAuth(url.QueryEscape(b.id), url.QueryEscape(b.secret))
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return err
+		return transportError(b.base, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			if e.Error == "not_found" {
-				return fmt.Errorf("%w: %s", delegation.ErrUnknownToken, e.Description)
-			}
-			return fmt.Errorf("%s: %d %s: %s", path, resp.StatusCode, e.Error, e.Description)
-		}
-		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return json.Unmarshal(raw, out)
+	case http.StatusUnauthorized:
+		return errAdminCredentials
+	case http.StatusForbidden:
+		return &errNotAdmin{client: b.id}
 	}
-	return json.Unmarshal(raw, out)
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	switch {
+	case json.Unmarshal(raw, &e) != nil || e.Error == "":
+		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
+	case e.Error == "not_found":
+		return delegation.ErrUnknownToken // the caller names the jti (nameUnknown)
+	}
+	return fmt.Errorf("%s: %d %s: %s", path, resp.StatusCode, e.Error, e.Description)
 }
 
 func (b *apiBackend) Lineage(ctx context.Context, jti string) (*delegation.Lineage, error) {
