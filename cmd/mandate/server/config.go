@@ -22,8 +22,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -248,8 +250,12 @@ var flagKeys = map[string]string{"listen": "listen", "data-dir": "data_dir", "is
 
 // Load reads the YAML file at path (optional), MANDATE_* environment
 // variables and the given flags, in increasing precedence, and validates the
-// result. Unknown keys in the file are errors. It also returns warnings that do
-// not stop the server.
+// result. Unknown keys in the file are errors, and every value is read the
+// same way whichever source gave it (strictScalars): a duration needs a unit,
+// a number must be one. The error lists every problem found (errors.Join, one
+// "config: <key>: …" each); problems in the values' types are reported
+// before, and instead of, those Validate finds. It also returns warnings that
+// do not stop the server, with an error as well as without.
 func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
@@ -276,12 +282,13 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 	}
 	var cfg Config
 	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = mapstructure.StringToTimeDurationHookFunc()
+		dc.DecodeHook = strictScalars
 	})
 	if err != nil {
-		return nil, nil, configError(err)
+		return nil, nil, errors.Join(decodeProblems(err)...)
 	}
 	base := ""
+	var inFile error
 	if path != "" {
 		base = filepath.Dir(path)
 		if v.InConfig("data_dir") && !filepath.IsAbs(cfg.DataDir) {
@@ -293,99 +300,263 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 			cfg.Signing.KEKFile = filepath.Join(base, cfg.Signing.KEKFile)
 		}
 		if v.InConfig("signing.kek") {
-			return nil, nil, errors.New("config: signing.kek must not be written in the config file, which sits next to the data it protects: set MANDATE_SIGNING_KEK, or signing.kek_file naming a file only Mandate's user can read")
+			inFile = errors.New("config: signing.kek must not be written in the config file, which sits next to the data it protects: set MANDATE_SIGNING_KEK, or signing.kek_file naming a file only Mandate's user can read")
 		}
 	}
 	warnings, err := cfg.Validate(base)
-	if err != nil {
-		return nil, nil, err
+	if err = errors.Join(inFile, err); err != nil {
+		return nil, warnings, err
 	}
 	return &cfg, warnings, nil
 }
 
-var (
-	invalidKeys  = regexp.MustCompile(`'([^']*)' has invalid keys: ([^\n]*)`)
-	decodeFailed = regexp.MustCompile(`'([^']*)' (.*)`)
-)
+var durationType = reflect.TypeFor[time.Duration]()
 
-// configError rewrites mapstructure's errors so they name the key and the fix.
-func configError(err error) error {
-	var msgs []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(line)
-		switch m := invalidKeys.FindStringSubmatch(line); {
-		case m != nil && m[1] != "" && !strings.HasPrefix(m[1], "main."):
-			msgs = append(msgs, fmt.Sprintf("unknown key(s) %s in %s", m[2], m[1]))
-		case m != nil:
-			msgs = append(msgs, fmt.Sprintf("unknown key(s) %s", m[2]))
-		default:
-			if d := decodeFailed.FindStringSubmatch(line); d != nil {
-				msgs = append(msgs, fmt.Sprintf("%s: %s", d[1], d[2]))
-			}
+// strictScalars is Load's decode hook. It reads every duration and number
+// from its text, so a value means the same in the YAML file as in a MANDATE_*
+// variable (which is always text): 15 is refused for a duration as "15" is
+// (mapstructure would take it for 15ns and every token would be issued
+// expired), true is no number (weak typing would make it 1), and a number
+// must be whole where the key counts. A bool for a string key keeps its text
+// ("true"), as the environment would give it.
+func strictScalars(_, to reflect.Type, data any) (any, error) {
+	numeric := to == durationType || (to.Kind() >= reflect.Int && to.Kind() <= reflect.Float64)
+	text, ok := scalarText(data)
+	if !ok {
+		if k := reflect.ValueOf(data).Kind(); numeric && (k == reflect.Slice || k == reflect.Map) {
+			return nil, errors.New("must be a single value, not a list or a map")
+		}
+		return data, nil
+	}
+	switch {
+	case to == durationType:
+		return parseDuration(text)
+	case to.Kind() >= reflect.Int && to.Kind() <= reflect.Int64:
+		n, err := parseWhole(text, to.Bits())
+		if err != nil {
+			return nil, err
+		}
+		return reflect.ValueOf(n).Convert(to).Interface(), nil
+	case to.Kind() == reflect.Float32 || to.Kind() == reflect.Float64:
+		f, err := parseNumber(text)
+		if err != nil {
+			return nil, err
+		}
+		return reflect.ValueOf(f).Convert(to).Interface(), nil
+	case to.Kind() == reflect.String:
+		if _, isBool := data.(bool); isBool {
+			return text, nil
 		}
 	}
-	if len(msgs) == 0 {
-		return fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	return data, nil
+}
+
+// scalarText is a YAML or environment scalar as the text an operator wrote.
+func scalarText(data any) (string, bool) {
+	switch x := data.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case int:
+		return strconv.Itoa(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case uint64:
+		return strconv.FormatUint(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), true
 	}
-	hint := ""
-	if strings.Contains(strings.Join(msgs, ""), "unknown key") {
-		hint = " (check the spelling against the configuration reference in README.md)"
+	return "", false
+}
+
+var plainNumber = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
+// parseDuration reads a duration with its unit, as Go writes them (90s, 15m,
+// 1h30m); a bare number is refused with the fix.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		return d, nil
 	}
-	return fmt.Errorf("config: %s%s", strings.Join(msgs, "; "), hint)
+	if plainNumber.MatchString(s) {
+		return 0, fmt.Errorf("%s needs a unit, such as %sm", s, s)
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return 0, fmt.Errorf("%s needs a unit (ms, s, m or h), such as 15m", s)
+	}
+	return 0, fmt.Errorf("%q is not a duration: write a number with a unit (ms, s, m or h), such as 15m or 24h", s)
+}
+
+// parseWhole reads a whole number that fits in bits (1e6 is one; 2.5 is not).
+func parseWhole(s string, bits int) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, bits)
+	if err == nil {
+		return n, nil
+	}
+	f, ferr := strconv.ParseFloat(s, 64)
+	limit := math.Ldexp(1, bits-1)
+	switch {
+	case ferr != nil && !errors.Is(ferr, strconv.ErrRange), math.IsNaN(f):
+		return 0, fmt.Errorf("%q is not a number: write a whole number, such as 10", s)
+	case f != math.Trunc(f):
+		return 0, fmt.Errorf("%s is not a whole number: write one, such as 10", s)
+	case f < -limit || f >= limit:
+		return 0, fmt.Errorf("%s is too large a number", s)
+	}
+	return int64(f), nil
+}
+
+// parseNumber reads a finite number.
+func parseNumber(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("%q is not a number: write one, such as 2.5", s)
+	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+		return 0, fmt.Errorf("%s is not a finite number", s)
+	}
+	return f, nil
+}
+
+// decodeProblems turns mapstructure's errors into one "config: <key>: …"
+// error per problem, so each names its key and its fix.
+func decodeProblems(err error) []error {
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		de, ok := e.(*mapstructure.DecodeError)
+		if !ok {
+			if u := errors.Unwrap(e); u != nil {
+				walk(u) // viper's "decoding failed due to …" wrapper
+			} else {
+				out = append(out, fmt.Errorf("config: %w", e))
+			}
+			return
+		}
+		inner := de.Unwrap()
+		_, joined := inner.(interface{ Unwrap() []error })
+		if _, nested := inner.(*mapstructure.DecodeError); joined || nested {
+			walk(inner)
+			return
+		}
+		name, msg := de.Name(), inner.Error()
+		if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
+			where := ""
+			if name != "" && name != reflect.TypeFor[Config]().String() {
+				where = " in " + name
+			}
+			out = append(out, fmt.Errorf("config: unknown key(s) %s%s (check the spelling against the configuration reference in README.md)", keys, where))
+			return
+		}
+		out = append(out, fmt.Errorf("config: %s: %w", name, inner))
+	}
+	walk(err)
+	if len(out) == 0 {
+		out = append(out, fmt.Errorf("config: %w", err))
+	}
+	return out
 }
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~:/@+-]{1,128}$`)
 
-// Validate checks every key, returning the first error (naming the key and
-// the fix) and warnings for settings that work but are unwise. Relative
-// paths are resolved against base, the config file's directory ("" for a
-// configuration built in code). Start refuses a configuration that does not
-// validate.
+// The ranges Validate holds durations to: wide enough for any sane
+// deployment, narrow enough that a slip (15ns for 15m, a year for a token)
+// is caught at start.
+const (
+	minTTL             = time.Second
+	maxTTL             = 24 * time.Hour
+	minTokenRetention  = time.Minute
+	maxTokenRetention  = 8760 * time.Hour // a year
+	minAuditRetention  = 24 * time.Hour
+	maxAuditRetention  = 87600 * time.Hour // ten years
+	maxDeviationWindow = 24 * time.Hour
+)
+
+// shortDuration writes d as an operator would: 24h, not 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// durationWithin is the error of a duration key outside [lo, hi].
+func durationWithin(key string, d, lo, hi time.Duration, example string) error {
+	if d >= lo && d <= hi {
+		return nil
+	}
+	return fmt.Errorf("config: %s: %s is out of range: it must be between %s and %s, such as %s", key, shortDuration(d), shortDuration(lo), shortDuration(hi), example)
+}
+
+// Validate checks every key and returns every problem found (errors.Join,
+// each naming its key and its fix), and warnings for settings that work but
+// are unwise (returned with the error too). Relative paths are resolved
+// against base, the config file's directory ("" for a configuration built in
+// code). Start refuses a configuration that does not validate.
 func (c *Config) Validate(base string) ([]string, error) {
 	var warn []string
+	var errs []error
+	fail := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	failf := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.Issuer != "" {
 		u, err := url.Parse(c.Issuer)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, errors.New("config: issuer must be an absolute http(s) URL without query or fragment, such as https://mandate.example")
-		}
-		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			failf("config: issuer must be an absolute http(s) URL without query or fragment, such as https://mandate.example")
+		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			warn = append(warn, "issuer uses http on a non-loopback host: tokens and secrets travel in clear; use https behind a TLS terminator")
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return nil, fmt.Errorf("config: listen %q must be host:port, such as 127.0.0.1:8080", c.Listen)
+		failf("config: listen %q must be host:port, such as 127.0.0.1:8080", c.Listen)
 	}
 	if c.DataDir == "" {
-		return nil, errors.New("config: data_dir is required (the directory of mandate.db)")
+		failf("config: data_dir is required (the directory of mandate.db)")
 	}
 	if c.Signing.KEK != "" && c.Signing.KEKFile != "" {
-		return nil, errors.New("config: set signing.kek or signing.kek_file, not both")
-	}
-	if _, err := c.Signing.kek(); err != nil {
-		return nil, err
+		failf("config: set signing.kek or signing.kek_file, not both")
+	} else if _, err := c.Signing.kek(); err != nil {
+		fail(err)
 	}
 	if c.Log.Format != "" && c.Log.Format != "json" && c.Log.Format != "text" {
-		return nil, fmt.Errorf("config: log.format %q is not a log format: use json (the default) or text", c.Log.Format)
+		failf("config: log.format %q is not a log format: use json (the default) or text", c.Log.Format)
 	}
 	if err := new(slog.Level).UnmarshalText([]byte(c.Log.Level)); c.Log.Level != "" && err != nil {
-		return nil, fmt.Errorf("config: log.level %q is not a level: use debug, info, warn or error", c.Log.Level)
+		failf("config: log.level %q is not a level: use debug, info, warn or error", c.Log.Level)
 	}
 	if c.Signing.Alg != tokens.AlgEdDSA && c.Signing.Alg != tokens.AlgES256 {
-		return nil, fmt.Errorf("config: signing.alg %q is not supported: use %s or %s", c.Signing.Alg, tokens.AlgEdDSA, tokens.AlgES256)
+		failf("config: signing.alg %q is not supported: use %s or %s", c.Signing.Alg, tokens.AlgEdDSA, tokens.AlgES256)
 	}
 	t := c.Tokens
-	switch {
-	case t.RootTTL <= 0:
-		return nil, errors.New("config: tokens.root_ttl must be a positive duration, such as 15m")
-	case t.DelegatedTTL <= 0:
-		return nil, errors.New("config: tokens.delegated_ttl must be a positive duration, such as 5m")
-	case t.MaxDepth < 1 || t.MaxDepth > chain.MaxDepth:
-		return nil, fmt.Errorf("config: tokens.max_depth must be between 1 and %d (got %d)", chain.MaxDepth, t.MaxDepth)
-	case t.Retention < 0:
-		return nil, errors.New("config: tokens.retention must not be negative")
+	fail(durationWithin("tokens.root_ttl", t.RootTTL, minTTL, maxTTL, "15m"))
+	fail(durationWithin("tokens.delegated_ttl", t.DelegatedTTL, minTTL, maxTTL, "5m"))
+	if t.DelegatedTTL > t.RootTTL && t.RootTTL >= minTTL && t.DelegatedTTL <= maxTTL {
+		warn = append(warn, fmt.Sprintf("tokens.delegated_ttl (%s) is longer than tokens.root_ttl (%s): no delegated token outlives its root, so none lives longer than %s; lower tokens.delegated_ttl",
+			shortDuration(t.DelegatedTTL), shortDuration(t.RootTTL), shortDuration(t.RootTTL)))
 	}
-	if c.Audit.Retention < 24*time.Hour {
-		return nil, errors.New("config: audit.retention must be at least 24h (default 2160h, 90 days): evidence is needed after the incident is found")
+	if t.MaxDepth < 1 || t.MaxDepth > chain.MaxDepth {
+		failf("config: tokens.max_depth must be between 1 and %d (got %d)", chain.MaxDepth, t.MaxDepth)
+	}
+	fail(durationWithin("tokens.retention", t.Retention, minTokenRetention, maxTokenRetention, "24h"))
+	switch r := c.Audit.Retention; {
+	case r < minAuditRetention:
+		failf("config: audit.retention must be at least 24h (default 2160h, 90 days): evidence is needed after the incident is found")
+	case r > maxAuditRetention:
+		failf("config: audit.retention: %s is out of range: it must be at most %s (ten years), such as 2160h", shortDuration(r), shortDuration(maxAuditRetention))
 	}
 	if c.Policy.Dir == "" {
 		warn = append(warn, "policy.dir is not set: only the attenuation rules limit delegation; set it to a directory of Cedar policies")
@@ -394,136 +565,154 @@ func (c *Config) Validate(base string) ([]string, error) {
 	}
 	switch d := c.Deviation; {
 	case d.MaxDenials < 0:
-		return nil, errors.New("config: deviation.max_denials must not be negative (0 turns deviation off)")
+		failf("config: deviation.max_denials must not be negative (0 turns deviation off)")
 	case d.MaxDenials > 0 && d.Window <= 0:
-		return nil, errors.New("config: deviation.window must be a positive duration, such as 1m, when deviation.max_denials is set")
+		failf("config: deviation.window must be a positive duration, such as 1m, when deviation.max_denials is set")
 	case d.MaxDenials == 0 && d.Window != 0:
-		return nil, errors.New("config: deviation.window is set but deviation.max_denials is not: set both (for example max_denials: 5, window: 1m)")
+		failf("config: deviation.window is set but deviation.max_denials is not: set both (for example max_denials: 5, window: 1m)")
+	case d.Window > maxDeviationWindow:
+		failf("config: deviation.window: %s is out of range: it must be at most %s (a suspension lasts a window), such as 1m", shortDuration(d.Window), shortDuration(maxDeviationWindow))
 	}
 	for _, k := range c.Deviation.Count {
 		if !slices.Contains(delegation.DeviationKinds, k) {
-			return nil, fmt.Errorf("config: deviation.count: %q is not a kind of refusal: use any of %s", k, strings.Join(delegation.DeviationKinds, ", "))
+			failf("config: deviation.count: %q is not a kind of refusal: use any of %s", k, strings.Join(delegation.DeviationKinds, ", "))
 		}
 	}
-	switch r := c.RateLimit; {
+	r := c.RateLimit
+	switch {
 	case r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
-		return nil, errors.New("config: rate_limit.per_second must be a non-negative number (0 turns limiting off)")
+		failf("config: rate_limit.per_second must be a non-negative number (0 turns limiting off)")
+	case r.Burst < 0:
+		failf("config: rate_limit.burst must not be negative (got %d)", r.Burst)
 	case r.PerSecond > 0 && r.Burst < 1:
-		return nil, errors.New("config: rate_limit.burst must be at least 1 when rate_limit.per_second is set")
+		failf("config: rate_limit.burst must be at least 1 when rate_limit.per_second is set")
+	}
+	switch {
 	case r.RevocationPerSecond < 0 || math.IsNaN(r.RevocationPerSecond) || math.IsInf(r.RevocationPerSecond, 0):
-		return nil, errors.New("config: rate_limit.revocation_per_second must be a non-negative number (0: ten times rate_limit.per_second)")
+		failf("config: rate_limit.revocation_per_second must be a non-negative number (0: ten times rate_limit.per_second)")
+	case r.RevocationBurst < 0:
+		failf("config: rate_limit.revocation_burst must not be negative (got %d)", r.RevocationBurst)
 	case r.RevocationPerSecond > 0 && r.RevocationPerSecond < r.PerSecond:
-		return nil, errors.New("config: rate_limit.revocation_per_second must not be below rate_limit.per_second: the kill switch must outlast a runaway loop")
+		failf("config: rate_limit.revocation_per_second must not be below rate_limit.per_second: the kill switch must outlast a runaway loop")
 	case r.RevocationPerSecond > 0 && r.RevocationBurst < 1:
-		return nil, errors.New("config: rate_limit.revocation_burst must be at least 1 when rate_limit.revocation_per_second is set")
+		failf("config: rate_limit.revocation_burst must be at least 1 when rate_limit.revocation_per_second is set")
 	}
 	if _, err := c.HTTP.trustedProxies(); err != nil {
-		return nil, err
+		fail(err)
 	}
 	if c.Cache.MaxBytes < 0 || (c.Cache.MaxBytes > 0 && c.Cache.MaxBytes < 1<<20) {
-		return nil, errors.New("config: cache.max_bytes must be at least 1048576 (1 MiB), or 0 for the default (32 MiB)")
+		failf("config: cache.max_bytes must be at least 1048576 (1 MiB), or 0 for the default (32 MiB)")
 	}
 	if len(c.Clients) == 0 {
-		return nil, errors.New("config: clients is empty: register at least one client (see README.md)")
+		failf("config: clients is empty: register at least one client (see README.md)")
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {
-		key := fmt.Sprintf("clients[%d]", i)
-		if !clientIDPattern.MatchString(cl.ID) {
-			return nil, fmt.Errorf("config: %s.id %q must be 1-128 characters of letters, digits and ._~:/@+-", key, cl.ID)
-		}
-		key = fmt.Sprintf("clients[%d] (%s)", i, cl.ID)
-		if seen[cl.ID] {
-			return nil, fmt.Errorf("config: %s: id is registered twice", key)
-		}
-		seen[cl.ID] = true
-		methods := 0
-		for _, set := range []bool{cl.SecretHash != "", cl.Secret != "", cl.JWKSFile != ""} {
-			if set {
-				methods++
-			}
-		}
-		switch {
-		case methods > 1:
-			return nil, fmt.Errorf("config: %s: set one of secret_hash, secret or jwks_file", key)
-		case cl.JWKSFile != "":
-			if base != "" && !filepath.IsAbs(cl.JWKSFile) {
-				c.Clients[i].JWKSFile = filepath.Join(base, cl.JWKSFile)
-			}
-		case cl.SecretHash != "":
-			if _, err := delegation.ParseBcryptSecret(cl.SecretHash); err != nil {
-				return nil, fmt.Errorf("config: %s.secret_hash is not a bcrypt hash: generate one with `mandate hash-secret`", key)
-			}
-		case cl.Secret != "":
-			warn = append(warn, fmt.Sprintf("%s uses a plain secret; store a bcrypt secret_hash instead (mandate hash-secret)", key))
-		default:
-			return nil, fmt.Errorf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt): generate one with `mandate hash-secret`", key)
-		}
-		for _, g := range cl.Grants {
-			if !slices.Contains(delegation.GrantNames(), g) {
-				return nil, fmt.Errorf("config: %s.grants: unknown grant %q: use %s", key, g, strings.Join(delegation.GrantNames(), " or "))
-			}
-		}
-		switch delegation.Role(cl.Role) {
-		case delegation.RoleAgent, delegation.RoleResourceServer, delegation.RoleAdmin:
-		default:
-			return nil, fmt.Errorf("config: %s.role %q is not a role: use resource_server or admin, or leave it out", key, cl.Role)
-		}
-		if len(cl.Grants) == 0 && cl.Role == "" {
-			return nil, fmt.Errorf("config: %s can do nothing: give it grants (client_credentials, token_exchange) or a role", key)
-		}
-		for _, s := range cl.Scopes {
-			if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {
-				return nil, fmt.Errorf("config: %s.scopes: %q is not a single RFC 6749 scope token", key, s)
-			}
-		}
-		for _, a := range cl.Audiences {
-			if strings.TrimSpace(a) == "" || a != strings.TrimSpace(a) {
-				return nil, fmt.Errorf("config: %s.audiences: %q must be non-empty without surrounding spaces", key, a)
-			}
-			if c.Issuer != "" && a == c.Issuer {
-				return nil, fmt.Errorf("config: %s.audiences: %q is Mandate's own issuer, the audience of identity tokens, which every client may get without listing it", key, a)
-			}
-		}
-		for _, g := range cl.Groups {
-			if !clientIDPattern.MatchString(g) {
-				return nil, fmt.Errorf("config: %s.groups: %q must be 1-128 characters of letters, digits and ._~:/@+-", key, g)
-			}
-		}
-		if e := cl.Ephemeral; e != nil {
-			if !slices.Contains(cl.Grants, delegation.GrantNameTokenExchange) {
-				return nil, fmt.Errorf("config: %s.ephemeral needs the token_exchange grant (ephemeral agents receive delegated tokens)", key)
-			}
-			if len(e.Scopes) == 0 {
-				return nil, fmt.Errorf("config: %s.ephemeral.scopes is empty: nothing could be delegated to its agents", key)
-			}
-			if c.Issuer != "" && slices.Contains(e.Audiences, c.Issuer) {
-				return nil, fmt.Errorf("config: %s.ephemeral.audiences: %q is Mandate's own issuer, the audience of identity tokens", key, c.Issuer)
-			}
-			for _, s := range e.Scopes {
-				if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {
-					return nil, fmt.Errorf("config: %s.ephemeral.scopes: %q is not a single RFC 6749 scope token", key, s)
-				}
-			}
-		}
+		fail(c.validateClient(i, cl, base, seen, &warn))
 	}
 	for i := range c.TrustedIssuers {
 		ti := &c.TrustedIssuers[i]
 		key := fmt.Sprintf("trusted_issuers[%d]", i)
 		if u, err := url.Parse(ti.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
-			return nil, fmt.Errorf("config: %s.issuer %q must be the issuer's absolute URL, exactly as in its tokens' iss", key, ti.Issuer)
+			failf("config: %s.issuer %q must be the issuer's absolute URL, exactly as in its tokens' iss", key, ti.Issuer)
 		}
 		switch {
 		case ti.JWKSURL != "":
-			return nil, fmt.Errorf("config: %s.jwks_url is not supported in this version: download the JWKS and use jwks_file", key)
+			failf("config: %s.jwks_url is not supported in this version: download the JWKS and use jwks_file", key)
 		case ti.JWKSFile == "":
-			return nil, fmt.Errorf("config: %s.jwks_file is required (the issuer's JWKS document)", key)
+			failf("config: %s.jwks_file is required (the issuer's JWKS document)", key)
 		}
-		if base != "" && !filepath.IsAbs(ti.JWKSFile) {
+		if ti.JWKSFile != "" && base != "" && !filepath.IsAbs(ti.JWKSFile) {
 			ti.JWKSFile = filepath.Join(base, ti.JWKSFile)
 		}
 	}
-	return warn, nil
+	return warn, errors.Join(errs...)
+}
+
+// validateClient checks clients[i], returning its problems (errors.Join) and
+// adding its warnings to warn; seen holds the ids already registered.
+func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[string]bool, warn *[]string) error {
+	var errs []error
+	failf := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	key := fmt.Sprintf("clients[%d]", i)
+	if !clientIDPattern.MatchString(cl.ID) {
+		failf("config: %s.id %q must be 1-128 characters of letters, digits and ._~:/@+-", key, cl.ID)
+	} else {
+		key = fmt.Sprintf("clients[%d] (%s)", i, cl.ID)
+		if seen[cl.ID] {
+			failf("config: %s: id is registered twice", key)
+		}
+		seen[cl.ID] = true
+	}
+	methods := 0
+	for _, set := range []bool{cl.SecretHash != "", cl.Secret != "", cl.JWKSFile != ""} {
+		if set {
+			methods++
+		}
+	}
+	switch {
+	case methods > 1:
+		failf("config: %s: set one of secret_hash, secret or jwks_file", key)
+	case cl.JWKSFile != "":
+		if base != "" && !filepath.IsAbs(cl.JWKSFile) {
+			c.Clients[i].JWKSFile = filepath.Join(base, cl.JWKSFile)
+		}
+	case cl.SecretHash != "":
+		if _, err := delegation.ParseBcryptSecret(cl.SecretHash); err != nil {
+			failf("config: %s.secret_hash is not a bcrypt hash: generate one with `mandate hash-secret`", key)
+		}
+	case cl.Secret != "":
+		*warn = append(*warn, fmt.Sprintf("%s uses a plain secret; store a bcrypt secret_hash instead (mandate hash-secret)", key))
+	default:
+		failf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt): generate one with `mandate hash-secret`", key)
+	}
+	for _, g := range cl.Grants {
+		if !slices.Contains(delegation.GrantNames(), g) {
+			failf("config: %s.grants: unknown grant %q: use %s", key, g, strings.Join(delegation.GrantNames(), " or "))
+		}
+	}
+	switch delegation.Role(cl.Role) {
+	case delegation.RoleAgent, delegation.RoleResourceServer, delegation.RoleAdmin:
+	default:
+		failf("config: %s.role %q is not a role: use resource_server or admin, or leave it out", key, cl.Role)
+	}
+	if len(cl.Grants) == 0 && cl.Role == "" {
+		failf("config: %s can do nothing: give it grants (client_credentials, token_exchange) or a role", key)
+	}
+	for _, s := range cl.Scopes {
+		if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {
+			failf("config: %s.scopes: %q is not a single RFC 6749 scope token", key, s)
+		}
+	}
+	for _, a := range cl.Audiences {
+		if strings.TrimSpace(a) == "" || a != strings.TrimSpace(a) {
+			failf("config: %s.audiences: %q must be non-empty without surrounding spaces", key, a)
+		} else if c.Issuer != "" && a == c.Issuer {
+			failf("config: %s.audiences: %q is Mandate's own issuer, the audience of identity tokens, which every client may get without listing it", key, a)
+		}
+	}
+	for _, g := range cl.Groups {
+		if !clientIDPattern.MatchString(g) {
+			failf("config: %s.groups: %q must be 1-128 characters of letters, digits and ._~:/@+-", key, g)
+		}
+	}
+	if e := cl.Ephemeral; e != nil {
+		if !slices.Contains(cl.Grants, delegation.GrantNameTokenExchange) {
+			failf("config: %s.ephemeral needs the token_exchange grant (ephemeral agents receive delegated tokens)", key)
+		}
+		if len(e.Scopes) == 0 {
+			failf("config: %s.ephemeral.scopes is empty: nothing could be delegated to its agents", key)
+		}
+		if c.Issuer != "" && slices.Contains(e.Audiences, c.Issuer) {
+			failf("config: %s.ephemeral.audiences: %q is Mandate's own issuer, the audience of identity tokens", key, c.Issuer)
+		}
+		for _, s := range e.Scopes {
+			if p, err := chain.ParseScope(s); err != nil || len(p) != 1 {
+				failf("config: %s.ephemeral.scopes: %q is not a single RFC 6749 scope token", key, s)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func isLoopback(host string) bool {

@@ -141,6 +141,49 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"Mandate's issuer as a client's audience", "issuer: https://m.example\nclients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    audiences: [https://m.example]\n", "clients[0] (a).audiences: \"https://m.example\" is Mandate's own issuer"},
 		{"Mandate's issuer as an ephemeral audience", "issuer: https://m.example\nclients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    ephemeral: {scopes: [x], audiences: [https://m.example]}\n", "clients[0] (a).ephemeral.audiences"},
 		{"not YAML", "clients: [\n", "config"},
+		// Durations need a unit and numbers must be numbers, in the file as
+		// in the environment (mapstructure took 15 for 15ns, true for 1).
+		{"a duration without a unit", "tokens: {root_ttl: 15}\n" + client, "config: tokens.root_ttl: 15 needs a unit, such as 15m"},
+		{"a fractional duration without a unit", "tokens: {retention: 1.5}\n" + client, "config: tokens.retention: 1.5 needs a unit, such as 1.5m"},
+		{"a delegated ttl without a unit", "tokens: {delegated_ttl: 300}\n" + client, "config: tokens.delegated_ttl: 300 needs a unit, such as 300m"},
+		{"a deviation window without a unit", "deviation: {max_denials: 3, window: 60}\n" + client, "config: deviation.window: 60 needs a unit"},
+		{"an audit retention without a unit", "audit: {retention: 2160}\n" + client, "config: audit.retention: 2160 needs a unit"},
+		{"a negative duration without a unit", "tokens: {root_ttl: -5}\n" + client, "config: tokens.root_ttl: -5 needs a unit (ms, s, m or h)"},
+		{"a bool for a duration", "tokens: {root_ttl: true}\n" + client, `config: tokens.root_ttl: "true" is not a duration`},
+		{"a list for a duration", "tokens: {root_ttl: [15m]}\n" + client, "config: tokens.root_ttl: must be a single value, not a list"},
+		{"a map for a number", "tokens: {max_depth: {n: 4}}\n" + client, "config: tokens.max_depth: must be a single value"},
+		{"days are no unit", "tokens: {retention: 2d}\n" + client, `config: tokens.retention: "2d" is not a duration`},
+		{"a bool for max_depth", "tokens: {max_depth: true}\n" + client, `config: tokens.max_depth: "true" is not a number`},
+		{"words for max_depth", "tokens: {max_depth: four}\n" + client, `config: tokens.max_depth: "four" is not a number`},
+		{"a fraction for max_depth", "tokens: {max_depth: 3.5}\n" + client, "config: tokens.max_depth: 3.5 is not a whole number"},
+		{"a hex max_depth", "tokens: {max_depth: \"0x10\"}\n" + client, `config: tokens.max_depth: "0x10" is not a number`},
+		{"a huge max_depth", "tokens: {max_depth: 99999999999999999999}\n" + client, "config: tokens.max_depth: 1e+20 is too large a number"},
+		{"a bool for per_second", "rate_limit: {per_second: true}\n" + client, `config: rate_limit.per_second: "true" is not a number`},
+		{"words for per_second", "rate_limit: {per_second: fast}\n" + client, `config: rate_limit.per_second: "fast" is not a number`},
+		{"per_second not a number", "rate_limit: {per_second: .nan}\n" + client, "config: rate_limit.per_second: NaN is not a finite number"},
+		{"per_second infinite", "rate_limit: {per_second: .inf}\n" + client, "config: rate_limit.per_second: +Inf is not a finite number"},
+		{"a bool for burst", "rate_limit: {burst: false}\n" + client, `config: rate_limit.burst: "false" is not a number`},
+		{"a negative burst", "rate_limit: {per_second: 0, burst: -1}\n" + client, "config: rate_limit.burst must not be negative"},
+		{"a bool for the revocation budget", "rate_limit: {revocation_per_second: yes}\n" + client, `config: rate_limit.revocation_per_second: "yes" is not a number`},
+		{"revocation budget infinite", "rate_limit: {revocation_per_second: .inf}\n" + client, "config: rate_limit.revocation_per_second: +Inf is not a finite number"},
+		{"a negative revocation burst", "rate_limit: {revocation_burst: -1}\n" + client, "config: rate_limit.revocation_burst must not be negative"},
+		{"a fraction for the revocation burst", "rate_limit: {revocation_burst: 2.5}\n" + client, "config: rate_limit.revocation_burst: 2.5 is not a whole number"},
+		{"a bool for max_denials", "deviation: {max_denials: true, window: 1m}\n" + client, `config: deviation.max_denials: "true" is not a number`},
+		{"a bool for cache.max_bytes", "cache: {max_bytes: true}\n" + client, `config: cache.max_bytes: "true" is not a number`},
+		{"units for cache.max_bytes", "cache: {max_bytes: 64MiB}\n" + client, `config: cache.max_bytes: "64MiB" is not a number`},
+		// Every duration has a range.
+		{"root ttl below a second", "tokens: {root_ttl: 500ms}\n" + client, "config: tokens.root_ttl: 500ms is out of range: it must be between 1s and 24h"},
+		{"root ttl of 15ns", "tokens: {root_ttl: 15ns}\n" + client, "config: tokens.root_ttl: 15ns is out of range"},
+		{"root ttl over a day", "tokens: {root_ttl: 48h}\n" + client, "config: tokens.root_ttl: 48h is out of range: it must be between 1s and 24h, such as 15m"},
+		{"negative root ttl", "tokens: {root_ttl: -15m}\n" + client, "config: tokens.root_ttl: -15m is out of range"},
+		{"delegated ttl over a day", "tokens: {root_ttl: 24h, delegated_ttl: 25h}\n" + client, "config: tokens.delegated_ttl: 25h is out of range: it must be between 1s and 24h, such as 5m"},
+		{"delegated ttl below a second", "tokens: {delegated_ttl: 10ms}\n" + client, "config: tokens.delegated_ttl: 10ms is out of range"},
+		{"token retention under a minute", "tokens: {retention: 30s}\n" + client, "config: tokens.retention: 30s is out of range: it must be between 1m and 8760h"},
+		{"no token retention", "tokens: {retention: 0s}\n" + client, "config: tokens.retention: 0s is out of range"},
+		{"token retention over a year", "tokens: {retention: 9000h}\n" + client, "config: tokens.retention: 9000h is out of range"},
+		{"audit retention over ten years", "audit: {retention: 100000h}\n" + client, "config: audit.retention: 100000h is out of range: it must be at most 87600h"},
+		{"deviation window over a day", "deviation: {max_denials: 5, window: 25h}\n" + client, "config: deviation.window: 25h is out of range: it must be at most 24h"},
+		{"negative deviation window", "deviation: {max_denials: 5, window: -1m}\n" + client, "config: deviation.window must be a positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,5 +223,114 @@ func TestPlainSecretWarns(t *testing.T) {
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "hash-secret") || strings.Contains(warnings[0], "dev-only") {
 		t.Errorf("warnings = %v", warnings)
+	}
+}
+
+// TestFileAndEnvironmentRefuseAlike: a bad value is refused with the same
+// words whether it comes from the YAML file or from a MANDATE_* variable
+// (the file once took 15 for 15ns, and true for 1).
+func TestFileAndEnvironmentRefuseAlike(t *testing.T) {
+	client := "clients:\n  - id: orchestrator\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n"
+	tests := []struct {
+		key, env, yaml, want string
+	}{
+		{"tokens.root_ttl", "15", "tokens: {root_ttl: 15}\n", "config: tokens.root_ttl: 15 needs a unit, such as 15m"},
+		{"tokens.root_ttl", "true", "tokens: {root_ttl: true}\n", `config: tokens.root_ttl: "true" is not a duration`},
+		{"tokens.root_ttl", "48h", "tokens: {root_ttl: 48h}\n", "config: tokens.root_ttl: 48h is out of range"},
+		{"tokens.delegated_ttl", "300", "tokens: {delegated_ttl: 300}\n", "config: tokens.delegated_ttl: 300 needs a unit"},
+		{"tokens.retention", "0s", "tokens: {retention: 0s}\n", "config: tokens.retention: 0s is out of range"},
+		{"audit.retention", "90", "audit: {retention: 90}\n", "config: audit.retention: 90 needs a unit"},
+		{"tokens.max_depth", "true", "tokens: {max_depth: true}\n", `config: tokens.max_depth: "true" is not a number`},
+		{"tokens.max_depth", "four", "tokens: {max_depth: four}\n", `config: tokens.max_depth: "four" is not a number`},
+		{"tokens.max_depth", "2.5", "tokens: {max_depth: 2.5}\n", "config: tokens.max_depth: 2.5 is not a whole number"},
+		{"rate_limit.per_second", "false", "rate_limit: {per_second: false}\n", `config: rate_limit.per_second: "false" is not a number`},
+		{"rate_limit.burst", "lots", "rate_limit: {burst: lots}\n", `config: rate_limit.burst: "lots" is not a number`},
+		{"deviation.max_denials", "true", "deviation: {max_denials: true}\n", `config: deviation.max_denials: "true" is not a number`},
+		{"cache.max_bytes", "1.5", "cache: {max_bytes: 1.5}\n", "config: cache.max_bytes: 1.5 is not a whole number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.env, func(t *testing.T) {
+			_, _, fileErr := Load(writeConfig(t, tt.yaml+client), nil)
+			t.Setenv("MANDATE_"+strings.ToUpper(strings.ReplaceAll(tt.key, ".", "_")), tt.env)
+			_, _, envErr := Load(writeConfig(t, client), nil)
+			if fileErr == nil || envErr == nil {
+				t.Fatalf("accepted: file %v, environment %v", fileErr, envErr)
+			}
+			if fileErr.Error() != envErr.Error() {
+				t.Errorf("file and environment differ:\nfile: %v\nenv:  %v", fileErr, envErr)
+			}
+			if !strings.Contains(fileErr.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", fileErr, tt.want)
+			}
+		})
+	}
+}
+
+// TestValuesReadAsWritten: what the stricter reading still accepts, from
+// the file and from the environment alike.
+func TestValuesReadAsWritten(t *testing.T) {
+	cfg, _, err := Load(writeConfig(t, "tokens: {root_ttl: 1h30m, delegated_ttl: 90s, max_depth: \"6\", retention: 1m}\n"+
+		"rate_limit: {per_second: 2.5, burst: 5, revocation_per_second: 25, revocation_burst: 1e2}\n"+
+		"deviation: {max_denials: 3, window: 24h}\ncache: {max_bytes: 1e9}\naudit: {retention: 87600h}\n"+
+		"clients:\n  - id: a\n    secret: true\n    grants: [client_credentials]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TokensConfig{RootTTL: 90 * time.Minute, DelegatedTTL: 90 * time.Second, MaxDepth: 6, Retention: time.Minute}
+	if cfg.Tokens != want {
+		t.Errorf("tokens = %+v, want %+v", cfg.Tokens, want)
+	}
+	if r := cfg.RateLimit; r.PerSecond != 2.5 || r.Burst != 5 || r.RevocationPerSecond != 25 || r.RevocationBurst != 100 {
+		t.Errorf("rate_limit = %+v", r)
+	}
+	if cfg.Cache.MaxBytes != 1e9 || cfg.Deviation.Window != 24*time.Hour || cfg.Audit.Retention != 87600*time.Hour {
+		t.Errorf("cache %d, window %v, audit %v", cfg.Cache.MaxBytes, cfg.Deviation.Window, cfg.Audit.Retention)
+	}
+	if cfg.Clients[0].Secret != "true" {
+		t.Errorf("secret: true read as %q, not as its text (weak typing made it \"1\")", cfg.Clients[0].Secret)
+	}
+	t.Setenv("MANDATE_TOKENS_ROOT_TTL", "24h")
+	t.Setenv("MANDATE_TOKENS_DELEGATED_TTL", "1s")
+	t.Setenv("MANDATE_RATE_LIMIT_PER_SECOND", "0.5")
+	t.Setenv("MANDATE_CACHE_MAX_BYTES", "1048576")
+	cfg, _, err = Load(writeConfig(t, "clients:\n  - id: a\n    secret_hash: \""+testHash+"\"\n    grants: [client_credentials]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tokens.RootTTL != 24*time.Hour || cfg.Tokens.DelegatedTTL != time.Second || cfg.RateLimit.PerSecond != 0.5 || cfg.Cache.MaxBytes != 1<<20 {
+		t.Errorf("from the environment: tokens %+v, rate %v, cache %d", cfg.Tokens, cfg.RateLimit.PerSecond, cfg.Cache.MaxBytes)
+	}
+}
+
+// TestEveryProblemIsReported: Load names every bad key at once, not only the
+// first, so one run of `mandate config check` finds them all.
+func TestEveryProblemIsReported(t *testing.T) {
+	_, _, err := Load(writeConfig(t, "tokens: {root_ttl: 15, max_depth: true}\nisuer: x\n"), nil)
+	for _, want := range []string{"tokens.root_ttl: 15 needs a unit", "tokens.max_depth: \"true\"", "unknown key(s) isuer"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	_, _, err = Load(writeConfig(t, "listen: nope\ntokens: {root_ttl: 48h}\nclients:\n  - id: a b\n    grants: [password]\n"), nil)
+	for _, want := range []string{"config: listen", "config: tokens.root_ttl", "config: clients[0].id", "config: clients[0].secret_hash", "config: clients[0].grants"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != 5 {
+		t.Errorf("%d problems reported, want 5:\n%v", n, err)
+	}
+}
+
+// TestDelegatedTTLAboveRootTTLWarns: a delegated lifetime longer than the
+// root's works (every child is cut at its parent's exp) but says nothing
+// true, so it is a warning, not an error.
+func TestDelegatedTTLAboveRootTTLWarns(t *testing.T) {
+	_, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\ntokens: {root_ttl: 1m, delegated_ttl: 5m}\nclients:\n  - id: a\n    secret_hash: \""+testHash+"\"\n    grants: [client_credentials]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "tokens.delegated_ttl (5m) is longer than tokens.root_ttl (1m)") {
+		t.Errorf("warnings = %q", warnings)
 	}
 }
