@@ -35,6 +35,7 @@ import (
 
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -738,13 +739,11 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 		}
 		switch {
 		case cl.JWKSFile != "":
-			raw, err := os.ReadFile(cl.JWKSFile)
+			keys, err := readJWKS(cl.JWKSFile, "client "+cl.ID+": jwks_file")
 			if err != nil {
-				return sc, fmt.Errorf("config: client %s: jwks_file: %w", cl.ID, err)
+				return sc, err
 			}
-			if dc.Keys, err = tokens.NewSetResolver(raw); err != nil {
-				return sc, fmt.Errorf("config: client %s: jwks_file %s: %w", cl.ID, cl.JWKSFile, err)
-			}
+			dc.Keys = keys
 		case cl.SecretHash != "":
 			h, err := delegation.ParseBcryptSecret(cl.SecretHash)
 			if err != nil {
@@ -760,15 +759,52 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 		sc.Clients = append(sc.Clients, dc)
 	}
 	for i, ti := range c.TrustedIssuers {
-		raw, err := os.ReadFile(ti.JWKSFile)
+		keys, err := readJWKS(ti.JWKSFile, fmt.Sprintf("trusted_issuers[%d].jwks_file", i))
 		if err != nil {
-			return sc, fmt.Errorf("config: trusted_issuers[%d].jwks_file: %w", i, err)
-		}
-		keys, err := tokens.NewSetResolver(raw)
-		if err != nil {
-			return sc, fmt.Errorf("config: trusted_issuers[%d].jwks_file %s: %w", i, ti.JWKSFile, err)
+			return sc, err
 		}
 		sc.TrustedIssuers = append(sc.TrustedIssuers, delegation.TrustedIssuer{Issuer: ti.Issuer, Audience: ti.Audience, Keys: keys})
 	}
 	return sc, nil
+}
+
+// readJWKS reads the JWKS document at path, which the configuration names
+// as key.
+func readJWKS(path, key string) (*tokens.SetResolver, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", key, err)
+	}
+	keys, err := tokens.NewSetResolver(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s %s: %w", key, path, err)
+	}
+	return keys, nil
+}
+
+// CheckFiles reads every file a validated configuration names, as Start
+// would — each client's and trusted issuer's jwks_file and the Cedar
+// policies of policy.dir — and returns every problem (errors.Join), so a
+// check (`mandate config check`) does not pass a configuration that serve
+// would refuse at start.
+func (c *Config) CheckFiles() error {
+	var errs []error
+	for _, cl := range c.Clients {
+		if cl.JWKSFile != "" {
+			if _, err := readJWKS(cl.JWKSFile, "client "+cl.ID+": jwks_file"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for i, ti := range c.TrustedIssuers {
+		if _, err := readJWKS(ti.JWKSFile, fmt.Sprintf("trusted_issuers[%d].jwks_file", i)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Policy.Dir != "" {
+		if _, err := policy.LoadDir(c.Policy.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("config: policy.dir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

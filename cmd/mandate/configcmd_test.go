@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// configGolden compares out with cmd/mandate/testdata/golden/name, or
+// rewrites it with -update (go test ./cmd/mandate -run Golden -update).
+func configGolden(t *testing.T, name string, out []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/mandate -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, out, want)
+	}
+}
+
+// clearMandateEnv unsets every MANDATE_* variable for the test, so the
+// machine's environment cannot change what a check prints.
+func clearMandateEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "MANDATE_") {
+			t.Setenv(k, "") // viper takes an empty variable for an unset one
+		}
+	}
+}
+
+const validConfig = "../../testdata/config/valid.yaml"
+
+// badConfig has problems of every stage: types (a duration without a unit,
+// a bool for a number), an unknown key; and, once those are fixed, ranges.
+const badConfig = "tokens: {root_ttl: 15, max_depth: true}\nrate_limit: {per_second: fast}\nisuer: https://mandate.example\n" +
+	"clients:\n  - id: a\n    secret: s\n    grants: [client_credentials]\n"
+
+func TestConfigCheckGolden(t *testing.T) {
+	clearMandateEnv(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "mandate.yaml")
+	if err := os.WriteFile(bad, []byte(badConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ranges := filepath.Join(dir, "ranges.yaml")
+	if err := os.WriteFile(ranges, []byte("tokens: {root_ttl: 48h, delegated_ttl: 500ms, retention: 30s}\naudit: {retention: 100000h}\n"+
+		"deviation: {max_denials: 3, window: 25h}\nrate_limit: {burst: -1, per_second: 0}\nclients:\n  - id: a b\n    grants: [password]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    map[string]string
+		args   []string
+		golden string
+		ok     bool
+	}{
+		{"valid", nil, []string{"--config", validConfig, "config", "check"}, "config-check-valid.txt", true},
+		{"valid as json", nil, []string{"--config", validConfig, "config", "check", "--format", "json"}, "config-check-valid.json", true},
+		{"environment and flags", map[string]string{"MANDATE_TOKENS_ROOT_TTL": "1h", "MANDATE_SIGNING_KEK": "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=",
+			"MANDATE_RATE_LIMIT_PER_SECOND": "0"}, []string{"--config", validConfig, "config", "check", "--listen", "127.0.0.1:7000"}, "config-check-env.txt", true},
+		{"types and unknown keys", nil, []string{"--config", bad, "config", "check"}, "config-check-types.txt", false},
+		{"types as json", nil, []string{"--config", bad, "config", "check", "--format", "json"}, "config-check-types.json", false},
+		{"ranges", nil, []string{"--config", ranges, "config", "check"}, "config-check-ranges.txt", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			out, err := runCLI(t, "", tt.args...)
+			if tt.ok != (err == nil) || errors.Is(err, errDenied) {
+				t.Fatalf("err = %v\n%s", err, out)
+			}
+			if !tt.ok && !strings.Contains(err.Error(), "serve would refuse it") {
+				t.Errorf("err = %v", err)
+			}
+			configGolden(t, tt.golden, []byte(strings.ReplaceAll(out, dir+string(filepath.Separator), "")))
+		})
+	}
+}
+
+// TestConfigCheckJSONShape: the JSON answer is {"ok", "config", "warnings",
+// "errors"} with lists never null, as docs/operators.md says.
+func TestConfigCheckJSONShape(t *testing.T) {
+	clearMandateEnv(t)
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{{validConfig, true}, {writeConfig(t, badConfig), false}} {
+		out, _ := runCLI(t, "", "--config", tc.path, "config", "check", "--format", "json")
+		var r map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if len(r) != 4 || string(r["ok"]) != map[bool]string{true: "true", false: "false"}[tc.ok] {
+			t.Errorf("%s: keys or ok wrong: %s", tc.path, out)
+		}
+		for _, k := range []string{"warnings", "errors"} {
+			if !strings.HasPrefix(string(r[k]), "[") {
+				t.Errorf("%s: %s = %s, want a list", tc.path, k, r[k])
+			}
+		}
+		if tc.ok == (string(r["config"]) == "null") {
+			t.Errorf("%s: config = %s", tc.path, r["config"])
+		}
+	}
+}
+
+// TestConfigCheckMasksSecrets: neither a plain secret, nor a hash, nor the
+// KEK is ever printed, in either format.
+func TestConfigCheckMasksSecrets(t *testing.T) {
+	clearMandateEnv(t)
+	const kek = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
+	t.Setenv("MANDATE_SIGNING_KEK", kek)
+	path := writeConfig(t, "clients:\n  - id: plain\n    secret: hunter2-plain\n    grants: [client_credentials]\n"+
+		"  - id: hashed\n    secret_hash: \""+testHash+"\"\n    role: admin\n")
+	for _, format := range []string{"text", "json"} {
+		out, err := runCLI(t, "", "--config", path, "config", "check", "--format", format)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		for _, secret := range []string{"hunter2-plain", testHash, testHash[7:29], kek} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s output shows %q:\n%s", format, secret, out)
+			}
+		}
+		for _, want := range []string{"***", "bcrypt(cost 4)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s output lacks %q:\n%s", format, want, out)
+			}
+		}
+	}
+}
+
+// TestConfigCheckReadsTheNamedFiles: a configuration whose values are right
+// but whose JWKS or policy files serve could not read is refused too,
+// every such file named.
+func TestConfigCheckReadsTheNamedFiles(t *testing.T) {
+	clearMandateEnv(t)
+	empty := t.TempDir() // a policy directory without policies
+	path := writeConfig(t, "policy: {dir: "+empty+"}\nclients:\n  - id: k\n    jwks_file: missing.json\n    grants: [client_credentials]\n"+
+		"trusted_issuers:\n  - issuer: https://idp.example\n    jwks_file: also-missing.json\n")
+	out, err := runCLI(t, "", "--config", path, "config", "check")
+	if err == nil {
+		t.Fatalf("accepted:\n%s", out)
+	}
+	for _, want := range []string{"3 problem(s)", "config: client k: jwks_file", "config: trusted_issuers[0].jwks_file", "config: policy.dir: policy: no *.cedar files"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestConfigCheckWithoutAFile: without --config the check reads the
+// defaults and the environment, which register no client.
+func TestConfigCheckWithoutAFile(t *testing.T) {
+	clearMandateEnv(t)
+	out, err := runCLI(t, "", "config", "check")
+	if err == nil || !strings.Contains(out, "no --config file") || !strings.Contains(out, "config: clients is empty") {
+		t.Errorf("err = %v\n%s", err, out)
+	}
+}
+
+func TestConfigCheckRefusesABadFormat(t *testing.T) {
+	if _, err := runCLI(t, "", "--config", validConfig, "config", "check", "--format", "yaml"); err == nil || !strings.Contains(err.Error(), "--format") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := runCLI(t, "", "config", "check", "extra"); err == nil {
+		t.Error("an argument was accepted")
+	}
+}
