@@ -36,7 +36,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().String("config", "", "YAML configuration file")
 	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd(), newPolicyCmd(),
-		newLineageCmd(), newRevokeCmd(), newTokensCmd(), newInspectCmd(), newKeysCmd(), newAuditCmd(), newBenchCmd(), newConfigCmd())
+		newLineageCmd(), newRevokeCmd(), newTokensCmd(), newInspectCmd(), newKeysCmd(), newAuditCmd(), newBenchCmd(), newConfigCmd(), newInitCmd())
 	return root
 }
 
