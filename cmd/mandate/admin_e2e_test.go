@@ -94,7 +94,8 @@ func TestOperatorCommandsAgainstARunningServer(t *testing.T) {
 	}
 	t.Setenv("MANDATE_CLIENT_ID", "orchestrator")
 	t.Setenv("MANDATE_CLIENT_SECRET", dt.Secret("orchestrator"))
-	if _, err := runCLI(t, "", "tokens", "list"); err == nil || !strings.Contains(err.Error(), "403 access_denied") {
+	var notAdmin *errNotAdmin
+	if _, err := runCLI(t, "", "tokens", "list"); !errors.As(err, &notAdmin) || notAdmin.client != "orchestrator" {
 		t.Errorf("a non-admin's credentials: %v", err)
 	}
 }

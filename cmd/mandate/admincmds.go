@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,12 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mandate-auth/mandate/chain"
-	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
-	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/store"
-	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
@@ -90,7 +84,6 @@ func jtiArg(arg string) (string, error) {
 
 func newLineageCmd() *cobra.Command {
 	var f adminFlags
-	var format string
 	cmd := &cobra.Command{
 		Use:   "lineage JTI|TOKEN",
 		Short: "Show a token's ancestors and whole subtree, with each token's status",
@@ -100,38 +93,36 @@ descendants, each with holder, subject, scope, audience, expiry and status
 --format tree (default), json (field names documented in docs/operators.md) or
 dot (Graphviz: mandate lineage JTI --format dot | dot -Tsvg > task.svg).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			jti, err := jtiArg(args[0])
+	}
+	format := addFormatFlag(cmd, "tree", "json", "dot")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		jti, err := jtiArg(args[0])
+		if err != nil {
+			return err
+		}
+		return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+			l, err := b.Lineage(ctx, jti)
 			if err != nil {
-				return err
+				return nameUnknown(err, jti)
 			}
-			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
-				l, err := b.Lineage(ctx, jti)
-				if err != nil {
-					return err
-				}
-				switch format {
-				case "tree":
-					renderLineageTree(cmd.OutOrStdout(), l)
-				case "json":
-					return renderJSON(cmd.OutOrStdout(), l)
-				case "dot":
-					renderLineageDOT(cmd.OutOrStdout(), l)
-				default:
-					return fmt.Errorf("--format %q: use tree, json or dot", format)
-				}
-				return nil
-			})
-		},
+			switch *format {
+			case "json":
+				return renderJSON(cmd.OutOrStdout(), l)
+			case "dot":
+				renderLineageDOT(cmd.OutOrStdout(), l)
+			default:
+				renderLineageTree(cmd.OutOrStdout(), l)
+			}
+			return nil
+		})
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&format, "format", "tree", "tree, json or dot")
 	return cmd
 }
 
 func newRevokeCmd() *cobra.Command {
 	var f adminFlags
-	var root, holder, subject, subjectIssuer, reason, format string
+	var root, holder, subject, subjectIssuer, reason string
 	cmd := &cobra.Command{
 		Use:   "revoke [JTI] [--root JTI | --holder CLIENT | --subject S] --reason TEXT",
 		Short: "Revoke a token, a whole task, an agent's tokens, or a subject's tasks",
@@ -141,58 +132,63 @@ func newRevokeCmd() *cobra.Command {
   mandate revoke --holder C     every live token client C holds, and their subtrees
   mandate revoke --subject S    every live task on behalf of S
 It prints how many tokens it made unusable (descendants included). Each
-revocation is one record, whatever the size of the subtree.`,
+revocation is one record, whatever the size of the subtree. --db refuses:
+the data file is opened read-only.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var t delegation.RevokeTarget
-			n := 0
-			if len(args) == 1 {
-				jti, err := jtiArg(args[0])
-				if err != nil {
-					return err
-				}
-				t.JTI, n = jti, n+1
+	}
+	format := addFormatFlag(cmd, "text", "json")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if f.db != "" {
+			return errReadOnly
+		}
+		var t delegation.RevokeTarget
+		n := 0
+		if len(args) == 1 {
+			jti, err := jtiArg(args[0])
+			if err != nil {
+				return err
 			}
-			for _, v := range []*string{&root, &holder, &subject} {
-				if *v != "" {
-					n++
-				}
+			t.JTI, n = jti, n+1
+		}
+		for _, v := range []*string{&root, &holder, &subject} {
+			if *v != "" {
+				n++
 			}
-			if n != 1 {
-				return errors.New("name exactly one of JTI, --root, --holder or --subject")
+		}
+		if n != 1 {
+			return errors.New("name exactly one of JTI, --root, --holder or --subject")
+		}
+		if strings.TrimSpace(reason) == "" {
+			return errors.New("--reason is required: say why, for the audit trail")
+		}
+		if root != "" {
+			jti, err := jtiArg(root)
+			if err != nil {
+				return err
 			}
-			if strings.TrimSpace(reason) == "" {
-				return errors.New("--reason is required: say why, for the audit trail")
+			t.Root = jti
+		}
+		t.Subject, t.SubjectIssuer = subject, subjectIssuer
+		return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+			var res delegation.RevokeResult
+			var err error
+			if holder != "" {
+				res, err = revokeHolder(ctx, cmd, b, holder, reason)
+			} else {
+				p := newProgress(cmd)
+				p.show("revoking…")
+				res, err = b.Revoke(ctx, t, reason)
+				p.done()
 			}
-			if root != "" {
-				jti, err := jtiArg(root)
-				if err != nil {
-					return err
-				}
-				t.Root = jti
+			if err != nil {
+				return nameUnknown(err, t.JTI+t.Root)
 			}
-			t.Subject, t.SubjectIssuer = subject, subjectIssuer
-			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
-				var res delegation.RevokeResult
-				var err error
-				if holder != "" {
-					res, err = revokeHolder(ctx, cmd, b, holder, reason)
-				} else {
-					p := newProgress(cmd)
-					p.show("revoking…")
-					res, err = b.Revoke(ctx, t, reason)
-					p.done()
-				}
-				if err != nil {
-					return err
-				}
-				if format == "json" {
-					return renderJSON(cmd.OutOrStdout(), res)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%d token(s) made unusable, descendants included (%d revocation record(s) written)\n", res.Unusable, res.Revoked)
-				return nil
-			})
-		},
+			if *format == "json" {
+				return renderJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d token(s) made unusable, descendants included (%d revocation record(s) written)\n", res.Unusable, res.Revoked)
+			return nil
+		})
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&root, "root", "", "end the whole task of this token")
@@ -200,7 +196,6 @@ revocation is one record, whatever the size of the subtree.`,
 	cmd.Flags().StringVar(&subject, "subject", "", "revoke every live task on behalf of this subject")
 	cmd.Flags().StringVar(&subjectIssuer, "subject-issuer", "", "the issuer of --subject's name (default: Mandate's own; an identity provider's URL for its users)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded)")
-	cmd.Flags().StringVar(&format, "format", "text", "text or json")
 	return cmd
 }
 
@@ -236,47 +231,47 @@ func newTokensCmd() *cobra.Command {
 	var f adminFlags
 	var filter delegation.TokenFilter
 	var all bool
-	var format string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens, filtered, a page at a time (or --all)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
-				// Pages are printed as they come (a large store is never held in
-				// memory): a table per page, or one JSON page object per line.
-				p := newProgress(cmd)
-				defer p.done()
-				fetched := 0
-				for first := true; ; first = false {
-					page, err := b.ListTokens(ctx, filter)
-					if err != nil {
+	}
+	format := addFormatFlag(list, "table", "json")
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
+			// Pages are printed as they come (a large store is never held in
+			// memory): a table per page, or one JSON page object per line.
+			p := newProgress(cmd)
+			defer p.done()
+			fetched := 0
+			for first := true; ; first = false {
+				page, err := b.ListTokens(ctx, filter)
+				if err != nil {
+					return err
+				}
+				fetched += len(page.Tokens)
+				p.done()
+				if *format == "json" {
+					if err := json.NewEncoder(cmd.OutOrStdout()).Encode(page); err != nil {
 						return err
 					}
-					fetched += len(page.Tokens)
-					p.done()
-					if format == "json" {
-						if err := json.NewEncoder(cmd.OutOrStdout()).Encode(page); err != nil {
-							return err
-						}
-					} else {
-						renderTokenRows(cmd.OutOrStdout(), page.Tokens, first)
-					}
-					if page.Truncated {
-						fmt.Fprintf(cmd.ErrOrStderr(), "(task listing cut at %d tokens)\n", delegation.MaxLineageNodes)
-					}
-					if page.Next == "" {
-						return nil
-					}
-					if !all {
-						fmt.Fprintf(cmd.ErrOrStderr(), "more: --after %s (or --all)\n", page.Next)
-						return nil
-					}
-					filter.After = page.Next
-					p.show("fetched %d tokens…", fetched)
+				} else {
+					renderTokenRows(cmd.OutOrStdout(), page.Tokens, first)
 				}
-			})
-		},
+				if page.Truncated {
+					fmt.Fprintf(cmd.ErrOrStderr(), "(task listing cut at %d tokens)\n", delegation.MaxLineageNodes)
+				}
+				if page.Next == "" {
+					return nil
+				}
+				if !all {
+					fmt.Fprintf(cmd.ErrOrStderr(), "more: --after %s (or --all)\n", page.Next)
+					return nil
+				}
+				filter.After = page.Next
+				p.show("fetched %d tokens…", fetched)
+			}
+		})
 	}
 	f.register(list)
 	list.Flags().StringVar(&filter.Holder, "holder", "", "held by this client")
@@ -287,36 +282,35 @@ func newTokensCmd() *cobra.Command {
 	list.Flags().IntVar(&filter.Limit, "limit", 100, "page size")
 	list.Flags().StringVar(&filter.After, "after", "", "continue after this jti (from the previous page)")
 	list.Flags().BoolVar(&all, "all", false, "fetch every page")
-	list.Flags().StringVar(&format, "format", "table", "table or json")
-	cmd := &cobra.Command{Use: "tokens", Short: "Inspect issued tokens"}
+	cmd := groupCmd(&cobra.Command{Use: "tokens", Short: "Inspect issued tokens"})
 	cmd.AddCommand(list)
 	return cmd
 }
 
 func newKeysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "List or rotate signing keys"}
+	cmd := groupCmd(&cobra.Command{Use: "keys", Short: "List or rotate signing keys"})
 	var lf, rf adminFlags
-	var format, alg string
+	var alg string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List signing keys: pending, active, retiring (published until its tokens expire), retired",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withBackend(cmd, &lf, func(ctx context.Context, b backend) error {
-				keys, err := b.Keys(ctx)
-				if err != nil {
-					return err
-				}
-				if format == "json" {
-					return renderJSON(cmd.OutOrStdout(), keys)
-				}
-				renderKeys(cmd.OutOrStdout(), keys)
-				return nil
-			})
-		},
+	}
+	listFormat := addFormatFlag(list, "table", "json")
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withBackend(cmd, &lf, func(ctx context.Context, b backend) error {
+			keys, err := b.Keys(ctx)
+			if err != nil {
+				return err
+			}
+			if *listFormat == "json" {
+				return renderJSON(cmd.OutOrStdout(), keys)
+			}
+			renderKeys(cmd.OutOrStdout(), keys)
+			return nil
+		})
 	}
 	lf.register(list)
-	list.Flags().StringVar(&format, "format", "table", "table or json")
 	var compromised bool
 	var reason, compromisedKid string
 	rotate := &cobra.Command{
@@ -327,28 +321,36 @@ unknown kid) and the old key stays published until every token it signed has
 expired. With --compromised (the key leaked), the new key signs at once, the
 old one leaves the JWKS at once, Mandate accepts nothing it signed, and the
 revocation feed tells every verifier to drop it (revoked_keys): every token
-the old key signed stops working everywhere, so agents must obtain new ones.`,
+the old key signed stops working everywhere, so agents must obtain new ones.
+--db refuses: the data file is opened read-only.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if compromised && strings.TrimSpace(reason) == "" {
-				return errors.New("--reason is required with --compromised: say why, for the audit trail")
+	}
+	rotateFormat := addFormatFlag(rotate, "text", "json")
+	rotate.RunE = func(cmd *cobra.Command, _ []string) error {
+		if rf.db != "" {
+			return errReadOnly
+		}
+		if compromised && strings.TrimSpace(reason) == "" {
+			return errors.New("--reason is required with --compromised: say why, for the audit trail")
+		}
+		if compromisedKid != "" && !compromised {
+			return errors.New("--kid names the leaked key of an emergency rotation: add --compromised")
+		}
+		return withBackend(cmd, &rf, func(ctx context.Context, b backend) error {
+			kid, at, old, err := b.Rotate(ctx, alg, compromised, compromisedKid, reason)
+			if err != nil {
+				return err
 			}
-			if compromisedKid != "" && !compromised {
-				return errors.New("--kid names the leaked key of an emergency rotation: add --compromised")
+			if *rotateFormat == "json" {
+				return renderJSON(cmd.OutOrStdout(), rotation{KID: kid, ActivatesAt: at.UTC(), Withdrawn: old})
 			}
-			return withBackend(cmd, &rf, func(ctx context.Context, b backend) error {
-				kid, at, old, err := b.Rotate(ctx, alg, compromised, compromisedKid, reason)
-				if err != nil {
-					return err
-				}
-				if compromised {
-					fmt.Fprintf(cmd.OutOrStdout(), "key %s withdrawn as compromised; new key %s signs from %s\n", old, kid, ts(at))
-					return nil
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "new key %s published; it signs from %s\n", kid, ts(at))
+			if compromised {
+				fmt.Fprintf(cmd.OutOrStdout(), "key %s withdrawn as compromised; new key %s signs from %s\n", old, kid, ts(at))
 				return nil
-			})
-		},
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "new key %s published; it signs from %s\n", kid, ts(at))
+			return nil
+		})
 	}
 	rf.register(rotate)
 	rotate.Flags().StringVar(&alg, "alg", "", "EdDSA or ES256 (default: the current key's algorithm)")
@@ -360,88 +362,112 @@ the old key signed stops working everywhere, so agents must obtain new ones.`,
 }
 
 func newAuditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Read and verify the tamper-evident audit trail"}
+	cmd := groupCmd(&cobra.Command{Use: "audit", Short: "Read and verify the tamper-evident audit trail"})
 	var tf, vf adminFlags
 	var follow bool
 	var n int
-	var format, anchor string
+	var anchor string
 	tail := &cobra.Command{
 		Use:   "tail",
 		Short: "Print the newest audit records (-f to follow)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withBackend(cmd, &tf, func(ctx context.Context, b backend) error {
-				recs, err := b.AuditTail(ctx, n)
-				if err != nil {
-					return err
-				}
-				print := func(recs []store.AuditRecord) error {
-					if format == "json" {
-						for _, r := range recs {
-							if err := renderJSON(cmd.OutOrStdout(), r); err != nil {
-								return err
-							}
-						}
-						return nil
-					}
-					renderAudit(cmd.OutOrStdout(), recs)
-					return nil
-				}
-				if err := print(recs); err != nil || !follow {
-					return err
-				}
-				if tf.db != "" {
-					return errors.New("-f follows a running server's trail; with --db there is no writer to follow")
-				}
-				var last uint64
-				if len(recs) > 0 {
-					last = recs[len(recs)-1].Seq
-				}
-				ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
-				defer stop()
-				for ctx.Err() == nil {
-					more, err := b.Audit(ctx, last, 1000, 20*time.Second)
-					if err != nil {
-						if ctx.Err() != nil {
-							return nil
-						}
-						return err
-					}
-					if len(more) > 0 {
-						last = more[len(more)-1].Seq
-						if err := print(more); err != nil {
+	}
+	tailFormat := addFormatFlag(tail, "text", "json")
+	tail.RunE = func(cmd *cobra.Command, _ []string) error {
+		if follow && tf.db != "" {
+			return errors.New("-f follows a running server's trail; with --db there is no writer to follow")
+		}
+		return withBackend(cmd, &tf, func(ctx context.Context, b backend) error {
+			recs, err := b.AuditTail(ctx, n)
+			if err != nil {
+				return err
+			}
+			print := func(recs []store.AuditRecord) error {
+				if *tailFormat == "json" { // JSON Lines: one record per line, as they come
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					for _, r := range recs {
+						if err := enc.Encode(r); err != nil {
 							return err
 						}
 					}
+					return nil
 				}
+				renderAudit(cmd.OutOrStdout(), recs)
 				return nil
-			})
-		},
+			}
+			if err := print(recs); err != nil || !follow {
+				return err
+			}
+			var last uint64
+			if len(recs) > 0 {
+				last = recs[len(recs)-1].Seq
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+			defer stop()
+			for ctx.Err() == nil {
+				more, err := b.Audit(ctx, last, 1000, 20*time.Second)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if len(more) > 0 {
+					last = more[len(more)-1].Seq
+					if err := print(more); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
 	}
 	tf.register(tail)
 	tail.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new records")
 	tail.Flags().IntVarP(&n, "lines", "n", 20, "how many of the newest records")
-	tail.Flags().StringVar(&format, "format", "text", "text or json (one object per record)")
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute the hash chain; name the first broken record (exit 1) or print the head hash",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withBackend(cmd, &vf, func(ctx context.Context, b backend) error {
-				rep, err := b.VerifyAudit(ctx)
+	}
+	verifyFormat := addFormatFlag(verify, "text", "json")
+	verify.RunE = func(cmd *cobra.Command, _ []string) error {
+		var seq uint64
+		var hash string
+		if anchor != "" {
+			var err error
+			if seq, hash, err = parseAnchor(anchor); err != nil {
+				return err
+			}
+		}
+		return withBackend(cmd, &vf, func(ctx context.Context, b backend) error {
+			rep, err := b.VerifyAudit(ctx)
+			if err != nil {
+				return err
+			}
+			res := auditVerification{AuditReport: rep}
+			if rep.OK && anchor != "" {
+				a, err := checkAnchor(ctx, b, rep, seq, hash)
 				if err != nil {
 					return err
 				}
+				res.Anchor = &a
+			}
+			if *verifyFormat == "json" {
+				if err := renderJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+			} else {
 				renderVerify(cmd.OutOrStdout(), rep)
-				if !rep.OK {
-					return errRefused
+				if res.Anchor != nil {
+					fmt.Fprintln(cmd.OutOrStdout(), res.Anchor.Message)
 				}
-				if anchor != "" {
-					return checkAnchor(ctx, cmd.OutOrStdout(), b, rep, anchor)
-				}
-				return nil
-			})
-		},
+			}
+			if !rep.OK || (res.Anchor != nil && res.Anchor.Status != anchorMatches) {
+				return errRefused
+			}
+			return nil
+		})
 	}
 	vf.register(verify)
 	verify.Flags().StringVar(&anchor, "anchor", "", "SEQ:HASH printed by an earlier verify: check that record is still there, unchanged")
@@ -449,165 +475,65 @@ func newAuditCmd() *cobra.Command {
 	return cmd
 }
 
-func newInspectCmd() *cobra.Command {
-	var f adminFlags
-	var jwksSrc, issuer string
-	cmd := &cobra.Command{
-		Use:   "inspect TOKEN [--jwks URL|FILE]",
-		Short: "Decode a token, verify it offline against a JWKS, and say why it would be refused",
-		Long: `Decode a token and print its chain; verify its signature against a JWKS (a
-file, a URL, or the server's jwks_uri) and check its time and chain
-structure, as a resource server would. Revocation needs the server: see
-'mandate lineage'. Exit status 1 when the token would be refused.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			token := strings.TrimSpace(args[0])
-			c, err := jwt.Unverified(token)
-			if err != nil {
-				return fmt.Errorf("not a JWT: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			hdr := decodeHeader(token)
-			fmt.Fprintf(out, "header   alg %s · kid %s · typ %s\n", hdr["alg"], hdr["kid"], hdr["typ"])
-			fmt.Fprintf(out, "jti      %s\niss      %s\nsub      %s\nholder   %s\n", c.ID, c.Issuer, c.Subject, c.ClientID)
-			if c.Act != nil {
-				fmt.Fprintf(out, "act      %s\n", strings.Join(c.Act.Path(), " ← "))
-			}
-			fmt.Fprintf(out, "lineage  %s (depth %d)\n", strings.Join(append([]string{}, c.Lineage...), " → "), len(c.Lineage))
-			fmt.Fprintf(out, "scope    %s\naud      %s\n", c.Scope, strings.Join(c.Audience, " "))
-			fmt.Fprintf(out, "issued   %s\nexpires  %s\n", ts(c.IssuedAt.Time()), ts(c.Expiry.Time()))
+// auditVerification is `audit verify --format json`: the report, and the
+// anchor's check when --anchor was given.
+type auditVerification struct {
+	store.AuditReport
+	Anchor *anchorCheck `json:"anchor,omitempty"`
+}
 
-			if f.server == "" && os.Getenv("MANDATE_SERVER") == "" {
-				if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
-					if cfg, _, err := server.Load(cfgPath, nil); err == nil {
-						f.server = cfg.Issuer
-					}
-				}
-			}
-			keys, source, err := loadJWKS(cmd, &f, jwksSrc)
-			if err != nil {
-				return err
-			}
-			var problems []string
-			payload, _, verr := tokens.Verify(token, keys, tokens.TypeAccessToken)
-			if verr != nil {
-				problems = append(problems, "signature: "+verr.Error())
-			} else if vc, err := jwt.Parse(payload); err != nil {
-				problems = append(problems, err.Error())
-			} else {
-				c = vc
-			}
-			// The one claim check every verifier runs (package chain): the
-			// chain's structure and scope, then issuer (when given) and time.
-			now := clockNow()
-			expect := chain.Expect{Issuer: issuer, Now: now, Leeway: 5 * time.Second}
-			if _, err := expect.Check(c); err != nil {
-				p := err.Error()
-				switch {
-				case errors.Is(err, chain.ErrExpired):
-					p = fmt.Sprintf("expired %s ago", now.Sub(c.Expiry.Time()).Round(time.Second))
-				case errors.Is(err, chain.ErrWrongIssuer):
-					p = fmt.Sprintf("issuer %q, expected %q", c.Issuer, issuer)
-				}
-				problems = append(problems, p)
-			}
-			if len(problems) > 0 {
-				fmt.Fprintf(out, "verdict  REFUSED (checked against %s):\n", source)
-				for _, p := range problems {
-					fmt.Fprintf(out, "         - %s\n", p)
-				}
-				return errRefused
-			}
-			fmt.Fprintf(out, "verdict  valid: signature by %s, not expired, chain well-formed (revocation not checked offline)\n", source)
-			return nil
-		},
+// Anchor check results.
+const (
+	anchorMatches   = "matches"
+	anchorTooOld    = "older-than-kept"
+	anchorTruncated = "truncated"
+	anchorRewritten = "rewritten"
+)
+
+// anchorCheck is the result of comparing a record with an anchored hash.
+type anchorCheck struct {
+	Seq     uint64 `json:"seq"`
+	Hash    string `json:"hash"`
+	Status  string `json:"status"` // matches, older-than-kept, truncated or rewritten
+	Message string `json:"message"`
+}
+
+// rotation is `keys rotate --format json`.
+type rotation struct {
+	KID         string    `json:"kid"`
+	ActivatesAt time.Time `json:"activates_at"`
+	Withdrawn   string    `json:"withdrawn,omitempty"` // the compromised key, with --compromised
+}
+
+// parseAnchor reads SEQ:HASH, as verify prints it.
+func parseAnchor(anchor string) (uint64, string, error) {
+	seqText, hash, ok := strings.Cut(anchor, ":")
+	var seq uint64
+	if _, err := fmt.Sscan(seqText, &seq); !ok || err != nil || hash == "" {
+		return 0, "", errors.New("--anchor takes SEQ:HASH, as verify prints it")
 	}
-	f.register(cmd)
-	cmd.Flags().StringVar(&jwksSrc, "jwks", "", "JWKS file or URL (default: the server's jwks_uri)")
-	cmd.Flags().StringVar(&issuer, "issuer", "", "expected issuer (optional)")
-	return cmd
+	return seq, hash, nil
 }
 
 // checkAnchor compares a record with a head hash anchored earlier; a
 // rewritten trail (all hashes recomputed) passes verify but not this.
-func checkAnchor(ctx context.Context, w io.Writer, b backend, rep store.AuditReport, anchor string) error {
-	seqText, hash, ok := strings.Cut(anchor, ":")
-	var seq uint64
-	if _, err := fmt.Sscan(seqText, &seq); !ok || err != nil || hash == "" {
-		return errors.New("--anchor takes SEQ:HASH, as verify prints it")
-	}
+func checkAnchor(ctx context.Context, b backend, rep store.AuditReport, seq uint64, hash string) (anchorCheck, error) {
+	a := anchorCheck{Seq: seq, Hash: hash}
 	if seq < rep.First {
-		fmt.Fprintf(w, "anchor #%d is older than the records kept (#%d..#%d): it cannot be checked\n", seq, rep.First, rep.Last)
-		return errRefused
+		a.Status, a.Message = anchorTooOld, fmt.Sprintf("anchor #%d is older than the records kept (#%d..#%d): it cannot be checked", seq, rep.First, rep.Last)
+		return a, nil
 	}
 	recs, err := b.Audit(ctx, seq-1, 1, 0)
 	if err != nil {
-		return err
+		return a, err
 	}
-	if len(recs) != 1 || recs[0].Seq != seq {
-		fmt.Fprintf(w, "anchor MISMATCH: record #%d is gone: the trail was truncated\n", seq)
-		return errRefused
+	switch {
+	case len(recs) != 1 || recs[0].Seq != seq:
+		a.Status, a.Message = anchorTruncated, fmt.Sprintf("anchor MISMATCH: record #%d is gone: the trail was truncated", seq)
+	case recs[0].Hash != hash:
+		a.Status, a.Message = anchorRewritten, fmt.Sprintf("anchor MISMATCH: record #%d's hash is not the anchored one: the trail was rewritten", seq)
+	default:
+		a.Status, a.Message = anchorMatches, fmt.Sprintf("anchor #%d matches", seq)
 	}
-	if recs[0].Hash != hash {
-		fmt.Fprintf(w, "anchor MISMATCH: record #%d's hash is not the anchored one: the trail was rewritten\n", seq)
-		return errRefused
-	}
-	fmt.Fprintf(w, "anchor #%d matches\n", seq)
-	return nil
-}
-
-// loadJWKS reads the key set to verify against: --jwks (file or URL), or the
-// server's JWKS.
-func loadJWKS(cmd *cobra.Command, f *adminFlags, src string) (*tokens.SetResolver, string, error) {
-	if src == "" {
-		server := f.server
-		if server == "" {
-			server = os.Getenv("MANDATE_SERVER")
-		}
-		if server == "" {
-			return nil, "", errors.New("give --jwks FILE|URL, or --server / MANDATE_SERVER")
-		}
-		src = strings.TrimSuffix(server, "/") + httpapi.PathJWKS
-	}
-	var raw []byte
-	var err error
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		raw, err = fetch(cmd.Context(), src)
-	} else {
-		raw, err = os.ReadFile(src)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("JWKS %s: %w", src, err)
-	}
-	keys, err := tokens.NewSetResolver(raw)
-	if err != nil {
-		return nil, "", fmt.Errorf("JWKS %s: %w", src, err)
-	}
-	return keys, src, nil
-}
-
-func fetch(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-}
-
-// decodeHeader reads a JWS header for display.
-func decodeHeader(token string) map[string]any {
-	var h map[string]any
-	part, _, _ := strings.Cut(token, ".")
-	if raw, err := base64.RawURLEncoding.DecodeString(part); err == nil {
-		_ = jsonUnmarshal(raw, &h)
-	}
-	return h
+	return a, nil
 }

@@ -44,6 +44,7 @@ type benchOptions struct {
 	alg         string
 	bcryptCost  int
 	cpuProfile  string // write a CPU profile of the measured phase (this process: the embedded server and the generator)
+	format      string // text (the default) or json: one benchReport at the end
 }
 
 func newBenchCmd() *cobra.Command {
@@ -69,11 +70,16 @@ Operations: mint (client_credentials), exchange (delegation to --actor at
 --depth: one subject and one actor token, presented again and again as an
 orchestrator spawning sub-agents from one task does), introspect (of a pool
 of 64 tokens), revoke (of a freshly minted root: only the revocation is
-timed, but the mint counts against the closed loop's throughput).`,
+timed, but the mint counts against the closed loop's throughput).
+
+--format json prints one object at the end (docs/operators.md), for
+comparing runs in scripts.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd.Context(), cmd.OutOrStdout(), o)
-		},
+	}
+	format := addFormatFlag(cmd, "text", "json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.format = *format
+		return runBench(cmd.Context(), cmd.OutOrStdout(), o)
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "", "Mandate's issuer URL (empty: an embedded server)")
@@ -119,6 +125,11 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if o.depth < 1 || o.concurrency < 1 || o.rate < 0 || o.duration <= 0 || o.warmup < 0 {
 		return errors.New("--depth and --concurrency must be at least 1; --rate, --duration and --warmup not negative")
 	}
+	if o.server == "" {
+		if err := checkBcryptCost("--bcrypt-cost", o.bcryptCost); err != nil {
+			return err
+		}
+	}
 	inflight := o.concurrency
 	if o.rate > 0 {
 		inflight = max(64, o.rate/10) // an open loop may queue; the bound only stops runaway goroutines
@@ -151,20 +162,21 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if err != nil {
 		return fmt.Errorf("bench setup: %w", err)
 	}
-	fmt.Fprintf(out, "mandate bench: %s", o.op)
+	rep := &benchReport{Op: o.op, Concurrency: o.concurrency, Rate: o.rate, Duration: o.duration, Warmup: o.warmup,
+		Server: t.base, Embedded: o.server == "", CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	if o.op == "exchange" {
-		fmt.Fprintf(out, " at depth %d", o.depth)
+		rep.Depth = o.depth
 	}
 	if o.rate > 0 {
-		fmt.Fprintf(out, ", %d/s offered", o.rate)
-	} else {
-		fmt.Fprintf(out, ", %d in flight", o.concurrency)
+		rep.Concurrency = 0
 	}
-	where := t.base
-	if o.server == "" {
-		where += " (embedded, durable bbolt, bcrypt cost " + strconv.Itoa(o.bcryptCost) + ")"
+	if rep.Embedded {
+		rep.BcryptCost = o.bcryptCost
 	}
-	fmt.Fprintf(out, ", %s after %s warm-up, against %s; %d CPUs, %s\n", o.duration, o.warmup, where, runtime.NumCPU(), runtime.Version())
+	text := o.format != "json"
+	if text { // at once: the run takes a while
+		rep.printHeader(out)
+	}
 
 	if o.warmup > 0 {
 		drive(ctx, op, o, o.warmup)
@@ -183,35 +195,216 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	res.print(out, o.duration)
+	res.fill(rep)
 	if m, err := t.serverMetrics(); err == nil {
-		fmt.Fprintf(out, "server RSS   %.1f MB (process_resident_memory_bytes)", m["process_resident_memory_bytes"]/(1<<20))
-		if o.server == "" {
-			// Embedded: this process is the server (and the generator). Split
-			// the heap from the data file's pages the kernel maps in, which
-			// are clean and reclaimable.
-			if anon, file, ok := rssSplit(); ok {
-				fmt.Fprintf(out, ": %.1f MB anonymous (heap, stacks; the generator's included), %.1f MB of mapped data file", anon/(1<<20), file/(1<<20))
+		rep.RSS = &benchRSS{Source: "process_resident_memory_bytes", Total: int64(m["process_resident_memory_bytes"])}
+		if rep.Embedded {
+			// Embedded: this process is the server (and the generator). The
+			// kernel's one snapshot splits it exactly: VmRSS = RssAnon +
+			// RssFile + RssShmem.
+			if split, ok := rssSplit(); ok {
+				rep.RSS = &split
 			}
 		}
-		fmt.Fprintln(out)
 		if live, records := m["mandate_token_records"], m["mandate_audit_records"]; live > 0 && records > 0 {
-			fmt.Fprintf(out, "store        %.1f MB: %.0f token records at %.0f bytes each (record and indexes), %.0f audit records at %.0f bytes each\n",
-				m["mandate_store_file_bytes"]/(1<<20), live, m["mandate_store_token_bytes"]/live, records, m["mandate_store_audit_bytes"]/records)
+			rep.Store = &benchStore{FileBytes: int64(m["mandate_store_file_bytes"]), TokenRecords: int64(live), TokenBytesEach: m["mandate_store_token_bytes"] / live,
+				AuditRecords: int64(records), AuditBytesEach: m["mandate_store_audit_bytes"] / records}
 		}
 	} else {
-		fmt.Fprintf(out, "server RSS   unknown (%v)\n", err)
+		rep.RSSUnknown = err.Error()
 	}
 	bound := cryptoBound(o.alg)
-	perCore := float64(time.Second) / float64(bound)
-	fmt.Fprintf(out, "crypto bound %s sign + verify %s per token → %.0f/s per core, %.0f/s on %d CPUs\n",
-		o.alg, bound.Round(100*time.Nanosecond), perCore, perCore*float64(runtime.NumCPU()), runtime.NumCPU())
-	if res.ok > 0 {
-		tput := float64(res.ok) / o.duration.Seconds()
-		fmt.Fprintf(out, "             this run: %.0f/s = %.0f%% of the all-CPU bound (load generator included)\n",
-			tput, 100*tput/(perCore*float64(runtime.NumCPU())))
+	rep.Crypto = benchCrypto{Alg: o.alg, PerToken: bound}
+	if bound > 0 {
+		rep.Crypto.PerCore = float64(time.Second) / float64(bound)
+		rep.Crypto.AllCPUs = rep.Crypto.PerCore * float64(rep.CPUs)
+		if rep.OK > 0 {
+			rep.Crypto.RunShare = rep.Throughput / rep.Crypto.AllCPUs
+		}
 	}
+	if !text {
+		return renderJSON(out, rep)
+	}
+	rep.printResults(out)
 	return nil
+}
+
+// benchReport is one run's report; its JSON field names are stable
+// (docs/operators.md). Durations are in the JSON as seconds.
+type benchReport struct {
+	Op          string        `json:"op"`
+	Depth       int           `json:"depth,omitempty"`       // exchange
+	Concurrency int           `json:"concurrency,omitempty"` // closed loop
+	Rate        int           `json:"rate,omitempty"`        // open loop: offered requests per second
+	Duration    time.Duration `json:"-"`
+	Warmup      time.Duration `json:"-"`
+	Server      string        `json:"server"`
+	Embedded    bool          `json:"embedded"`
+	BcryptCost  int           `json:"bcrypt_cost,omitempty"` // embedded
+	CPUs        int           `json:"cpus"`
+	GoVersion   string        `json:"go_version"`
+
+	Requests   int            `json:"requests"`
+	OK         int            `json:"ok"`
+	Throughput float64        `json:"throughput_per_second"` // ok per second
+	Latency    *benchLatency  `json:"latency,omitempty"`     // of the ok requests
+	Errors     map[string]int `json:"errors"`                // by OAuth code or transport class
+
+	RSS        *benchRSS   `json:"rss,omitempty"`
+	RSSUnknown string      `json:"rss_unknown,omitempty"` // why RSS is missing
+	Store      *benchStore `json:"store,omitempty"`
+	Crypto     benchCrypto `json:"crypto_bound"`
+}
+
+// benchLatency holds latency percentiles.
+type benchLatency struct{ P50, P90, P99, Max time.Duration }
+
+// benchRSS is the server's resident memory: a total, and for an embedded
+// server (this process) its exact split.
+type benchRSS struct {
+	Source string `json:"source"` // process_resident_memory_bytes (/metrics) or /proc/self/status
+	Total  int64  `json:"total_bytes"`
+	Split  bool   `json:"split"`      // Anon + File + Shmem == Total
+	Anon   int64  `json:"anon_bytes"` // heap, stacks (0 when not split)
+	File   int64  `json:"file_bytes"` // the binary and the mapped data file
+	Shmem  int64  `json:"shmem_bytes"`
+}
+
+// benchStore is the store's size from the server's gauges.
+type benchStore struct {
+	FileBytes      int64   `json:"file_bytes"`
+	TokenRecords   int64   `json:"token_records"`
+	TokenBytesEach float64 `json:"token_bytes_each"`
+	AuditRecords   int64   `json:"audit_records"`
+	AuditBytesEach float64 `json:"audit_bytes_each"`
+}
+
+// benchCrypto is one signature plus one verification with the server's
+// algorithm: the bound every figure can be read against.
+type benchCrypto struct {
+	Alg      string        `json:"alg"`
+	PerToken time.Duration `json:"-"`
+	PerCore  float64       `json:"per_core_per_second"`
+	AllCPUs  float64       `json:"all_cpus_per_second"`
+	RunShare float64       `json:"run_share,omitempty"` // this run's throughput / AllCPUs
+}
+
+// MarshalJSON writes the durations as seconds.
+func (r benchReport) MarshalJSON() ([]byte, error) {
+	type plain benchReport
+	return json.Marshal(struct {
+		plain
+		DurationS float64 `json:"duration_seconds"`
+		WarmupS   float64 `json:"warmup_seconds"`
+	}{plain(r), r.Duration.Seconds(), r.Warmup.Seconds()})
+}
+
+// MarshalJSON writes the percentiles as seconds.
+func (l benchLatency) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		P50 float64 `json:"p50_seconds"`
+		P90 float64 `json:"p90_seconds"`
+		P99 float64 `json:"p99_seconds"`
+		Max float64 `json:"max_seconds"`
+	}{l.P50.Seconds(), l.P90.Seconds(), l.P99.Seconds(), l.Max.Seconds()})
+}
+
+// MarshalJSON adds the bound per token in seconds.
+func (c benchCrypto) MarshalJSON() ([]byte, error) {
+	type plain benchCrypto
+	return json.Marshal(struct {
+		plain
+		PerTokenS float64 `json:"per_token_seconds"`
+	}{plain(c), c.PerToken.Seconds()})
+}
+
+// printHeader writes what is measured, and where.
+func (r *benchReport) printHeader(out io.Writer) {
+	fmt.Fprintf(out, "mandate bench: %s", r.Op)
+	if r.Depth > 0 {
+		fmt.Fprintf(out, " at depth %d", r.Depth)
+	}
+	if r.Rate > 0 {
+		fmt.Fprintf(out, ", %d/s offered", r.Rate)
+	} else {
+		fmt.Fprintf(out, ", %d in flight", r.Concurrency)
+	}
+	where := r.Server
+	if r.Embedded {
+		where += " (embedded, durable bbolt, bcrypt cost " + strconv.Itoa(r.BcryptCost) + ")"
+	}
+	fmt.Fprintf(out, ", %s after %s warm-up, against %s; %d CPUs, %s\n", r.Duration, r.Warmup, where, r.CPUs, r.GoVersion)
+}
+
+// printResults writes throughput, latency, errors, memory, store and the
+// crypto bound.
+func (r *benchReport) printResults(out io.Writer) {
+	fmt.Fprintf(out, "requests     %d (%d ok) in %s\n", r.Requests, r.OK, r.Duration)
+	fmt.Fprintf(out, "throughput   %.0f ok/s\n", r.Throughput)
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(out, "latency      p50 %s  p90 %s  p99 %s  max %s\n", round(l.P50), round(l.P90), round(l.P99), round(l.Max))
+	}
+	if len(r.Errors) == 0 {
+		fmt.Fprintln(out, "errors       none")
+	} else {
+		codes := make([]string, 0, len(r.Errors))
+		for c := range r.Errors {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		parts := make([]string, len(codes))
+		for i, c := range codes {
+			parts[i] = fmt.Sprintf("%s %d", c, r.Errors[c])
+		}
+		fmt.Fprintf(out, "errors       %s\n", strings.Join(parts, ", "))
+	}
+	if r.RSS != nil {
+		fmt.Fprintf(out, "server RSS   %s\n", formatRSS(*r.RSS))
+	} else {
+		fmt.Fprintf(out, "server RSS   unknown (%s)\n", r.RSSUnknown)
+	}
+	if st := r.Store; st != nil {
+		fmt.Fprintf(out, "store        %.1f MiB: %d token records at %.0f bytes each (record and indexes), %d audit records at %.0f bytes each\n",
+			float64(st.FileBytes)/(1<<20), st.TokenRecords, st.TokenBytesEach, st.AuditRecords, st.AuditBytesEach)
+	}
+	c := r.Crypto
+	fmt.Fprintf(out, "crypto bound %s sign + verify %s per token → %.0f/s per core, %.0f/s on %d CPUs\n",
+		c.Alg, c.PerToken.Round(100*time.Nanosecond), c.PerCore, c.AllCPUs, r.CPUs)
+	if c.RunShare > 0 {
+		fmt.Fprintf(out, "             this run: %.0f/s = %.0f%% of the all-CPU bound (load generator included)\n", r.Throughput, 100*c.RunShare)
+	}
+}
+
+// formatRSS writes resident memory in MiB. A split total is printed as a sum
+// whose rounded parts add up to the rounded total exactly (largest
+// remainder), so the line never claims more than the whole.
+func formatRSS(m benchRSS) string {
+	mib := func(tenths int64) string { return fmt.Sprintf("%d.%d MiB", tenths/10, tenths%10) }
+	const tenth = (1 << 20) / 10.0
+	if !m.Split {
+		return fmt.Sprintf("%s (%s)", mib(int64(float64(m.Total)/tenth+0.5)), m.Source)
+	}
+	parts := []int64{m.Anon, m.File, m.Shmem}
+	total := int64(float64(m.Anon+m.File+m.Shmem)/tenth + 0.5)
+	tenths, rems := make([]int64, len(parts)), make([]float64, len(parts))
+	var sum int64
+	for i, p := range parts {
+		tenths[i] = int64(float64(p) / tenth)
+		rems[i] = float64(p)/tenth - float64(tenths[i])
+		sum += tenths[i]
+	}
+	for ; sum < total; sum++ { // hand the rounding to the largest remainders, once each
+		best := 0
+		for i := range rems {
+			if rems[i] > rems[best] {
+				best = i
+			}
+		}
+		tenths[best]++
+		rems[best] = -1
+	}
+	return fmt.Sprintf("%s = %s anonymous (heap, stacks; the load generator's included) + %s file-backed (the binary and the mapped data file) + %s shared (%s)",
+		mib(total), mib(tenths[0]), mib(tenths[1]), mib(tenths[2]), m.Source)
 }
 
 // embedded starts a throw-away server for the run.
@@ -447,28 +640,40 @@ func (t *benchTarget) serverMetrics() (map[string]float64, error) {
 	return m, nil
 }
 
-// rssSplit reads RssAnon and RssFile (bytes) from /proc/self/status (Linux).
-func rssSplit() (anon, file float64, ok bool) {
+// rssSplit reads this process's resident memory from /proc/self/status
+// (Linux): VmRSS and its parts RssAnon, RssFile and RssShmem, from one
+// snapshot, so the parts add up to the total.
+func rssSplit() (benchRSS, bool) {
 	raw, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0, 0, false
+		return benchRSS{}, false
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
+	return parseRSS(string(raw))
+}
+
+// parseRSS reads the Rss fields of a /proc/PID/status text; ok only when the
+// parts add up to VmRSS.
+func parseRSS(status string) (benchRSS, bool) {
+	m := benchRSS{Source: "/proc/self/status", Split: true}
+	fields := map[string]*int64{"VmRSS": &m.Total, "RssAnon": &m.Anon, "RssFile": &m.File, "RssShmem": &m.Shmem}
+	seen := 0
+	for _, line := range strings.Split(status, "\n") {
 		name, v, found := strings.Cut(line, ":")
-		if !found || (name != "RssAnon" && name != "RssFile") {
+		dst, want := fields[name]
+		if !found || !want {
 			continue
 		}
-		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			continue
+			return benchRSS{}, false
 		}
-		if name == "RssAnon" {
-			anon = kb * 1024
-		} else {
-			file = kb * 1024
-		}
+		*dst = kb * 1024
+		seen++
 	}
-	return anon, file, anon > 0
+	if seen != len(fields) || m.Anon+m.File+m.Shmem != m.Total {
+		return benchRSS{}, false
+	}
+	return m, true
 }
 
 // benchResult is what one measured phase saw.
@@ -567,38 +772,22 @@ func errorClass(err error) string {
 	return s
 }
 
-// print writes throughput, percentiles and errors.
-func (r benchResult) print(out io.Writer, d time.Duration) {
+// fill puts the measured phase's counts, throughput, percentiles and
+// errors into the report.
+func (r benchResult) fill(rep *benchReport) {
 	slices.Sort(r.latencies)
 	pct := func(p float64) time.Duration {
-		if len(r.latencies) == 0 {
-			return 0
-		}
 		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
 	}
-	total := r.ok
-	for _, n := range r.errors {
-		total += n
+	rep.Requests, rep.OK, rep.Errors = r.ok, r.ok, map[string]int{}
+	for c, n := range r.errors {
+		rep.Requests += n
+		rep.Errors[c] = n
 	}
-	fmt.Fprintf(out, "requests     %d (%d ok) in %s\n", total, r.ok, d)
-	fmt.Fprintf(out, "throughput   %.0f ok/s\n", float64(r.ok)/d.Seconds())
+	rep.Throughput = float64(r.ok) / rep.Duration.Seconds()
 	if len(r.latencies) > 0 {
-		fmt.Fprintf(out, "latency      p50 %s  p90 %s  p99 %s  max %s\n", round(pct(.50)), round(pct(.90)), round(pct(.99)), round(r.latencies[len(r.latencies)-1]))
+		rep.Latency = &benchLatency{P50: pct(.50), P90: pct(.90), P99: pct(.99), Max: r.latencies[len(r.latencies)-1]}
 	}
-	if len(r.errors) == 0 {
-		fmt.Fprintln(out, "errors       none")
-		return
-	}
-	codes := make([]string, 0, len(r.errors))
-	for c := range r.errors {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s %d", c, r.errors[c])
-	}
-	fmt.Fprintf(out, "errors       %s\n", strings.Join(parts, ", "))
 }
 
 func round(d time.Duration) time.Duration {

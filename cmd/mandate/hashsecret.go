@@ -26,6 +26,9 @@ random 256-bit secret is made and printed with its hash; give the secret to the
 client and put only the hash in the configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkBcryptCost("--cost", cost); err != nil {
+				return err
+			}
 			var secret string
 			if generate {
 				var b [32]byte
@@ -61,6 +64,15 @@ client and put only the hash in the configuration.`,
 		},
 	}
 	cmd.Flags().BoolVar(&generate, "generate", false, "generate a new random secret and print it with its hash")
-	cmd.Flags().IntVar(&cost, "cost", bcrypt.DefaultCost, "bcrypt cost")
+	cmd.Flags().IntVar(&cost, "cost", bcrypt.DefaultCost, fmt.Sprintf("bcrypt cost, %d..%d (each step doubles the work of every check)", bcrypt.MinCost, bcrypt.MaxCost))
 	return cmd
+}
+
+// checkBcryptCost refuses a cost bcrypt would not honour: below MinCost it
+// silently hashes at DefaultCost, above MaxCost it fails.
+func checkBcryptCost(flag string, cost int) error {
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return fmt.Errorf("%s %d is outside bcrypt's %d..%d (default %d)", flag, cost, bcrypt.MinCost, bcrypt.MaxCost, bcrypt.DefaultCost)
+	}
+	return nil
 }

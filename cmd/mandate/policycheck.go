@@ -23,8 +23,8 @@ import (
 var errDenied = errors.New("denied")
 
 func newPolicyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Work with Cedar policies"}
-	var reqFile, dir, format string
+	cmd := groupCmd(&cobra.Command{Use: "policy", Short: "Work with Cedar policies"})
+	var reqFile, dir string
 	check := &cobra.Command{
 		Use:   "check --request FILE [--dir DIR]",
 		Short: "Evaluate a request offline against a policy directory",
@@ -39,49 +39,49 @@ For a resource server's call policy, the action is "call" (or another action)
 and the resource an entity: {"type": "Table", "id": "orders"}. Groups come
 from principal_groups/resource_groups, or from the clients of --config.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfgPath, _ := cmd.Flags().GetString("config")
-			var cfg *server.Config
-			if cfgPath != "" {
-				c, _, err := server.Load(cfgPath, nil)
-				if err != nil {
-					return err
-				}
-				cfg = c
-				if dir == "" {
-					dir = c.Policy.Dir
-				}
+	}
+	format := addFormatFlag(check, "text", "json")
+	check.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfgPath, _ := cmd.Flags().GetString("config")
+		var cfg *server.Config
+		if cfgPath != "" {
+			c, _, err := server.Load(cfgPath, nil)
+			if err != nil {
+				return err
 			}
+			cfg = c
 			if dir == "" {
-				return errors.New("no policy directory: give --dir, or --config with policy.dir")
+				dir = c.Policy.Dir
 			}
-			if reqFile == "" {
-				return errors.New("--request FILE is required")
-			}
-			set, err := policy.LoadDir(dir)
-			if err != nil {
-				return err
-			}
-			raw, err := readRequest(cmd.InOrStdin(), reqFile)
-			if err != nil {
-				return err
-			}
-			d, err := checkRequest(set, raw, cfg)
-			if err != nil {
-				return fmt.Errorf("%s: %w", reqFile, err)
-			}
-			if err := printDecision(cmd.OutOrStdout(), set, d, format); err != nil {
-				return err
-			}
-			if !d.Allow {
-				return errDenied
-			}
-			return nil
-		},
+		}
+		if dir == "" {
+			return errors.New("no policy directory: give --dir, or --config with policy.dir")
+		}
+		if reqFile == "" {
+			return errors.New("--request FILE is required")
+		}
+		set, err := policy.LoadDir(dir)
+		if err != nil {
+			return err
+		}
+		raw, err := readRequest(cmd.InOrStdin(), reqFile)
+		if err != nil {
+			return err
+		}
+		d, err := checkRequest(set, raw, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", reqFile, err)
+		}
+		if err := printDecision(cmd.OutOrStdout(), set, d, *format); err != nil {
+			return err
+		}
+		if !d.Allow {
+			return errDenied
+		}
+		return nil
 	}
 	check.Flags().StringVar(&reqFile, "request", "", "request file (JSON), or - for standard input")
 	check.Flags().StringVar(&dir, "dir", "", "policy directory (default: policy.dir of --config)")
-	check.Flags().StringVar(&format, "format", "text", "output: text or json")
 	cmd.AddCommand(check)
 	return cmd
 }
@@ -199,5 +199,5 @@ func printDecision(w io.Writer, set *policy.Set, d policy.Decision, format strin
 		fmt.Fprintf(w, "reason    %s\n", d.Reason)
 		return nil
 	}
-	return fmt.Errorf("--format %q: use text or json", format)
+	return checkFormat(format, []string{"text", "json"})
 }

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+
+	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
+)
+
+// runMain runs the CLI as main() would: stdout, then the error main prints
+// on stderr ("mandate: ..."), and the exit status it maps the error to.
+func runMain(t *testing.T, stdin string, args ...string) (out, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	cmd := newRootCmd(strings.NewReader(stdin), &o, &e)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	code, show := exitCode(err)
+	if show {
+		fmt.Fprintln(&e, "mandate:", err)
+	}
+	return o.String(), e.String(), code
+}
+
+// transcript records CLI runs as a shell session would show them, for a
+// golden file.
+type transcript struct{ bytes.Buffer }
+
+// run runs the CLI and appends the command line, its output, its error and
+// its exit status; it returns stdout and the exit status.
+func (tr *transcript) run(t *testing.T, stdin string, args ...string) (string, int) {
+	t.Helper()
+	out, stderr, code := runMain(t, stdin, args...)
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = a
+		if a == "" || strings.ContainsAny(a, " \"'") {
+			shown[i] = fmt.Sprintf("%q", a)
+		}
+	}
+	fmt.Fprintf(tr, "$ mandate %s\n%s%s[exit %d]\n\n", strings.Join(shown, " "), out, stderr, code)
+	return out, code
+}
+
+// closedPort is an address on which nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestTyposAndStrayArgumentsFail: an unknown subcommand or a stray argument
+// is an error (exit 2) with cobra's suggestions, in every command group, so
+// a CI step with a typo fails instead of printing help and passing.
+func TestTyposAndStrayArgumentsFail(t *testing.T) {
+	t.Setenv("MANDATE_SERVER", "")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"audit", "verfy"}, "unknown command \"verfy\" for \"mandate audit\"\n\nDid you mean this?\n\tverify"},
+		{[]string{"audit", "tial"}, "unknown command \"tial\" for \"mandate audit\"\n\nDid you mean this?\n\ttail"},
+		{[]string{"keys", "rotat"}, "unknown command \"rotat\" for \"mandate keys\"\n\nDid you mean this?\n\trotate"},
+		{[]string{"keys", "lis"}, "unknown command \"lis\" for \"mandate keys\"\n\nDid you mean this?\n\tlist"},
+		{[]string{"tokens", "lst"}, "unknown command \"lst\" for \"mandate tokens\"\n\nDid you mean this?\n\tlist"},
+		{[]string{"policy", "chek"}, "unknown command \"chek\" for \"mandate policy\"\n\nDid you mean this?\n\tcheck"},
+		{[]string{"lineag", "x"}, "unknown command \"lineag\" for \"mandate\"\n\nDid you mean this?\n\tlineage\n"},
+		// no suggestion when nothing is close
+		{[]string{"audit", "xyzzy"}, `unknown command "xyzzy" for "mandate audit"`},
+		// stray arguments
+		{[]string{"tokens", "list", "extra"}, `unknown command "extra" for "mandate tokens list"`},
+		{[]string{"keys", "list", "extra"}, `unknown command "extra" for "mandate keys list"`},
+		{[]string{"keys", "rotate", "extra"}, `unknown command "extra" for "mandate keys rotate"`},
+		{[]string{"audit", "tail", "extra"}, `unknown command "extra" for "mandate audit tail"`},
+		{[]string{"audit", "verify", "extra"}, `unknown command "extra" for "mandate audit verify"`},
+		{[]string{"policy", "check", "extra"}, `unknown command "extra" for "mandate policy check"`},
+		{[]string{"hash-secret", "extra"}, `unknown command "extra" for "mandate hash-secret"`},
+		{[]string{"bench", "extra"}, `unknown command "extra" for "mandate bench"`},
+		{[]string{"lineage"}, "accepts 1 arg(s), received 0"},
+		{[]string{"lineage", "a", "b"}, "accepts 1 arg(s), received 2"},
+		{[]string{"inspect", "a", "b"}, "accepts 1 arg(s), received 2"},
+		{[]string{"revoke", "a", "b", "--reason", "r"}, "accepts at most 1 arg(s), received 2"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, stderr, code := runMain(t, "", tt.args...)
+			if code != exitError || stderr != "mandate: "+tt.want+"\n" {
+				t.Errorf("exit %d, stderr:\n%q\nwant exit 2 and\n%q", code, stderr, "mandate: "+tt.want+"\n")
+			}
+			if out != "" {
+				t.Errorf("printed help or data on an error:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestBareGroupPrintsHelp: a group named alone prints its help (exit 0), the
+// negative side of the rule above.
+func TestBareGroupPrintsHelp(t *testing.T) {
+	for _, g := range []string{"audit", "keys", "tokens", "policy"} {
+		out, stderr, code := runMain(t, "", g)
+		if code != exitOK || stderr != "" || !strings.Contains(out, "Available Commands:") {
+			t.Errorf("mandate %s: exit %d, stderr %q\n%s", g, code, stderr, out)
+		}
+	}
+}
+
+// TestEveryCommandDeclaresItsArgs walks the command tree: a group refuses
+// unknown subcommands (groupCmd), a leaf declares what arguments it takes,
+// and a command with --format validates it before running.
+func TestEveryCommandDeclaresItsArgs(t *testing.T) {
+	// Commands written in parallel with this rule (configcmd.go, initcmd.go):
+	// they validate --format in RunE with the same message; the config
+	// group is to adopt groupCmd. Remove an entry once its command does.
+	pending := map[string]bool{"mandate config": true, "mandate config check": true, "mandate init": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			path := sub.CommandPath()
+			switch {
+			case pending[path]:
+			case sub.Args == nil:
+				t.Errorf("%s declares no Args", path)
+			case sub.HasSubCommands() && sub.RunE == nil:
+				t.Errorf("%s: a group without RunE prints help and exits 0 on a typo (use groupCmd)", path)
+			case sub.Flags().Lookup("format") != nil && sub.PreRunE == nil:
+				t.Errorf("%s: --format not validated (use addFormatFlag)", path)
+			}
+			walk(sub)
+		}
+	}
+	walk(newRootCmd(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}))
+}
+
+// TestFormatIsValidatedEverywhere: every command that prints data refuses a
+// --format it cannot print, with one message, before sending or reading
+// anything (the server here is a closed port: reaching it would say so).
+func TestFormatIsValidatedEverywhere(t *testing.T) {
+	t.Setenv("MANDATE_SERVER", "http://"+closedPort(t))
+	t.Setenv("MANDATE_CLIENT_ID", "ops")
+	t.Setenv("MANDATE_CLIENT_SECRET", "x")
+	for _, tt := range []struct {
+		args    []string
+		allowed string
+	}{
+		{[]string{"lineage", "jti"}, "tree, json, dot"},
+		{[]string{"tokens", "list"}, "table, json"},
+		{[]string{"keys", "list"}, "table, json"},
+		{[]string{"keys", "rotate"}, "text, json"},
+		{[]string{"revoke", "jti", "--reason", "r"}, "text, json"},
+		{[]string{"inspect", "a.b.c"}, "text, json"},
+		{[]string{"audit", "tail"}, "text, json"},
+		{[]string{"audit", "verify"}, "text, json"},
+		{[]string{"policy", "check", "--request", "-", "--dir", "."}, "text, json"},
+		{[]string{"bench"}, "text, json"},
+	} {
+		for _, bad := range []string{"garbage", "JSON", ""} {
+			args := append(append([]string{}, tt.args...), "--format", bad)
+			_, stderr, code := runMain(t, "", args...)
+			want := fmt.Sprintf("mandate: --format %q is not one of %s\n", bad, tt.allowed)
+			if code != exitError || stderr != want {
+				t.Errorf("mandate %s: exit %d, %q; want %q", strings.Join(args, " "), code, stderr, want)
+			}
+		}
+	}
+}
+
+// TestExitCodes: errDenied is 1, errRevocationUnknown 3 (both already
+// printed), anything else 2 (printed by main), wrapped or not.
+func TestExitCodes(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		code int
+		show bool
+	}{
+		{nil, 0, false},
+		{errDenied, 1, false},
+		{fmt.Errorf("x: %w", errDenied), 1, false},
+		{errRevocationUnknown, 3, false},
+		{fmt.Errorf("x: %w", errRevocationUnknown), 3, false},
+		{errors.New("boom"), 2, true},
+		{errReadOnly, 2, true},
+	} {
+		if code, show := exitCode(tt.err); code != tt.code || show != tt.show {
+			t.Errorf("exitCode(%v) = %d, %v; want %d, %v", tt.err, code, show, tt.code, tt.show)
+		}
+	}
+}
+
+// TestMainExitStatuses runs the binary itself (TestMain's child mode) and
+// reads the process's exit status: 0, 1, 2 and 3 as documented.
+func TestMainExitStatuses(t *testing.T) {
+	// The child runs on the real clock: so does this server.
+	env := dt.New(t, dt.Options{Clock: dt.NewClock(time.Now())})
+	jwks := writeJWKS(t, env)
+	tok := env.Mint(t, "orchestrator", nil)
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  []string
+		code int
+	}{
+		{"help", []string{"keys"}, nil, 0},
+		{"typo", []string{"keys", "rotat"}, nil, 2},
+		{"valid, revocation checked", []string{"inspect", tok}, []string{"MANDATE_SERVER=" + env.URL, "MANDATE_CLIENT_ID=ops", "MANDATE_CLIENT_SECRET=" + dt.Secret("ops")}, 0},
+		{"refused", []string{"inspect", tok + "x", "--jwks", jwks}, nil, 1},
+		{"revocation unknown", []string{"inspect", tok, "--jwks", jwks}, nil, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], tt.args...)
+			cmd.Env = append(os.Environ(), testChildEnv+"=1", "MANDATE_SERVER=", "MANDATE_CLIENT_ID=", "MANDATE_CLIENT_SECRET=")
+			cmd.Env = append(cmd.Env, tt.env...)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\n%s", code, tt.code, out)
+			}
+		})
+	}
+}
+
+// TestNetworkHints: a server that cannot be reached, an address without a
+// scheme, wrong credentials and a non-admin client each say what to check.
+func TestNetworkHints(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	closed := "http://" + closedPort(t)
+	var tr transcript
+	for _, tt := range []struct {
+		server, id, secret string
+		args               []string
+		want               string
+	}{
+		{closed, "ops", "x", []string{"tokens", "list"},
+			`cannot reach the server at ` + closed + `: connection refused — is "mandate serve" running there? (set --server or MANDATE_SERVER)`},
+		{closed, "", "", []string{"inspect", handMade(t, map[string]any{"alg": "EdDSA", "kid": "k1"}, map[string]any{"jti": "j1"})},
+			`cannot reach the server at ` + closed + `: connection refused — is "mandate serve" running there? (set --server or MANDATE_SERVER)`},
+		{"localhost:8080", "ops", "x", []string{"keys", "list"}, `MANDATE_SERVER "localhost:8080" must look like http://host:port`},
+		{"127.0.0.1:8080", "ops", "x", []string{"audit", "verify"}, `MANDATE_SERVER "127.0.0.1:8080" must look like http://host:port`},
+		{"ftp://host", "ops", "x", []string{"audit", "verify"}, `MANDATE_SERVER "ftp://host" must look like http://host:port`},
+		{env.URL, "ops", "wrong", []string{"tokens", "list"}, `the server refused the admin credentials (MANDATE_CLIENT_ID/MANDATE_CLIENT_SECRET)`},
+		{env.URL, "orchestrator", dt.Secret("orchestrator"), []string{"tokens", "list"}, `client "orchestrator" is not an admin client (role: admin in the config)`},
+	} {
+		t.Setenv("MANDATE_SERVER", tt.server)
+		t.Setenv("MANDATE_CLIENT_ID", tt.id)
+		t.Setenv("MANDATE_CLIENT_SECRET", tt.secret)
+		_, stderr, code := runMain(t, "", tt.args...)
+		if code != exitError || stderr != "mandate: "+tt.want+"\n" {
+			t.Errorf("%s %v: exit %d, %q; want %q", tt.server, tt.args, code, stderr, tt.want)
+		}
+		fmt.Fprintf(&tr, "# MANDATE_SERVER=%s MANDATE_CLIENT_ID=%s\n", tt.server, tt.id)
+		tr.run(t, "", tt.args...)
+	}
+	// --server says which setting was wrong.
+	t.Setenv("MANDATE_SERVER", "")
+	if _, stderr, _ := runMain(t, "", "keys", "list", "--server", "localhost:8080"); stderr != "mandate: --server \"localhost:8080\" must look like http://host:port\n" {
+		t.Errorf("--server without a scheme: %q", stderr)
+	}
+	goldenCLI(t, "network-hints.txt", tr.String(), nil)
+}
+
+// TestHashSecretCost: a cost bcrypt would not honour is refused; the others
+// are honoured.
+func TestHashSecretCost(t *testing.T) {
+	for _, bad := range []string{"3", "0", "-1", "32"} {
+		_, stderr, code := runMain(t, "s3cret\n", "hash-secret", "--cost", bad)
+		if want := "mandate: --cost " + bad + " is outside bcrypt's 4..31 (default 10)\n"; code != exitError || stderr != want {
+			t.Errorf("--cost %s: exit %d, %q", bad, code, stderr)
+		}
+	}
+	for _, c := range []int{4, 5} {
+		out, _, code := runMain(t, "s3cret\n", "hash-secret", "--cost", fmt.Sprint(c))
+		h := strings.TrimSpace(out)
+		got, err := bcrypt.Cost([]byte(h))
+		if code != exitOK || err != nil || got != c || bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret")) != nil {
+			t.Errorf("--cost %d: exit %d, cost %d (%v)", c, code, got, err)
+		}
+	}
+	if _, stderr, _ := runMain(t, "", "bench", "--bcrypt-cost", "3"); stderr != "mandate: --bcrypt-cost 3 is outside bcrypt's 4..31 (default 10)\n" {
+		t.Errorf("bench --bcrypt-cost 3: %q", stderr)
+	}
+}
+
+// TestReadOnlyDBRefusesWrites: --db opens the file read-only; revoke (every
+// form, even one that would find nothing to revoke) and keys rotate refuse.
+func TestReadOnlyDBRefusesWrites(t *testing.T) {
+	dir := fixedStore(t)
+	for _, args := range [][]string{
+		{"revoke", "tok-db-agent", "--reason", "x"},
+		{"revoke", "--holder", "nobody-holds-this", "--reason", "x"}, // exited 0: nothing listed, nothing refused
+		{"revoke", "--subject", "orchestrator", "--reason", "x"},
+		{"revoke", "--root", "task-root", "--reason", "x", "--format", "json"},
+		{"keys", "rotate"},
+		{"keys", "rotate", "--compromised", "--reason", "x"},
+	} {
+		out, stderr, code := runMain(t, "", append(args, "--db", dir)...)
+		if code != exitError || stderr != "mandate: "+errReadOnly.Error()+"\n" || out != "" {
+			t.Errorf("%v: exit %d, %q\n%s", args, code, stderr, out)
+		}
+	}
+	// The reads still work.
+	if _, stderr, code := runMain(t, "", "keys", "list", "--db", dir); code != exitOK {
+		t.Errorf("keys list --db: exit %d %s", code, stderr)
+	}
+}
+
+// TestUnknownJTIIsNamedOnce: a jti with no record is named once, by the
+// admin API and by a data file alike.
+func TestUnknownJTIIsNamedOnce(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	want := "mandate: no token with jti \"NOPE\" (never issued here, or collected after tokens.retention)\n"
+	var tr transcript
+	t.Setenv("MANDATE_SERVER", env.URL)
+	t.Setenv("MANDATE_CLIENT_ID", "ops")
+	t.Setenv("MANDATE_CLIENT_SECRET", dt.Secret("ops"))
+	for _, args := range [][]string{
+		{"lineage", "NOPE"},
+		{"revoke", "NOPE", "--reason", "x"},
+		{"revoke", "--root", "NOPE", "--reason", "x"},
+		{"lineage", "NOPE", "--db", fixedStore(t)},
+	} {
+		tr.run(t, "", args...)
+		if _, stderr, code := runMain(t, "", args...); code != exitError || stderr != want {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
+	}
+	goldenCLI(t, "unknown-jti.txt", tr.String(), nil)
+}
+
+// writeJWKS writes the server's JWKS into a file, for offline inspection.
+func writeJWKS(t *testing.T, env *dt.Env) string {
+	t.Helper()
+	r := env.Get(t, env.URL+"/.well-known/jwks.json")
+	if r.Status != 200 {
+		t.Fatalf("jwks: %d", r.Status)
+	}
+	p := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(p, r.Raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// handMade assembles a token from a header and claims, with an empty
+// signature: what an attacker or a broken client might send.
+func handMade(t *testing.T, hdr, claims map[string]any) string {
+	t.Helper()
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dt.JWS(hdr, base64.RawURLEncoding.EncodeToString(raw), nil)
+}
