@@ -19,17 +19,13 @@ import (
 )
 
 func newConfigCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Check a configuration before serving it",
-		Args:  cobra.NoArgs,
-	}
+	cmd := groupCmd(&cobra.Command{Use: "config", Short: "Check a configuration before serving it"})
 	cmd.AddCommand(newConfigCheckCmd())
 	return cmd
 }
 
 func newConfigCheckCmd() *cobra.Command {
-	var format string
+	var format *string // set by addFormatFlag below
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Load the configuration as serve would and print what it would run with, or every problem",
@@ -44,13 +40,10 @@ before, and instead of, the other checks.
 --format json prints {"ok", "config", "warnings", "errors"} (docs/operators.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("--format %q is not one of text, json", format)
-			}
 			path, _ := cmd.Flags().GetString("config")
 			r := checkConfig(path, cmd.Flags())
 			out := cmd.OutOrStdout()
-			if format == "json" {
+			if *format == "json" {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(r); err != nil {
@@ -65,7 +58,7 @@ before, and instead of, the other checks.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "text, json (json: the shape in docs/operators.md)")
+	format = addFormatFlag(cmd, "text", "json")
 	// serve's flags, so that a check sees what serve's command line would.
 	cmd.Flags().String("listen", "", "listen address, host:port (config key listen)")
 	cmd.Flags().String("data-dir", "", "directory of mandate.db (config key data_dir)")

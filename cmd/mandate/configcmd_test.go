@@ -185,3 +185,15 @@ func TestConfigCheckRefusesABadFormat(t *testing.T) {
 		t.Error("an argument was accepted")
 	}
 }
+
+// TestConfigGroupRefusesUnknownCommands: `mandate config` alone prints its
+// help; a typo under it is an error, not help with exit 0.
+func TestConfigGroupRefusesUnknownCommands(t *testing.T) {
+	out, err := runCLI(t, "", "config")
+	if err != nil || !strings.Contains(out, "Available Commands:") {
+		t.Errorf("mandate config: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "", "config", "chek"); err == nil || !strings.Contains(err.Error(), `unknown command "chek"`) {
+		t.Errorf("mandate config chek: %v", err)
+	}
+}

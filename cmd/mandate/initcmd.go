@@ -59,7 +59,8 @@ var initClients = []initClient{
 }
 
 func newInitCmd() *cobra.Command {
-	var dir, issuer, format string
+	var dir, issuer string
+	var format *string // set by addFormatFlag below
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -75,9 +76,6 @@ operator commands need. An existing file is never replaced without --force
 (which makes every secret it held stop working).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("--format %q is not one of text, json", format)
-			}
 			if u, err := url.Parse(issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 				return fmt.Errorf("--issuer %q must be an absolute http(s) URL without query or fragment, such as https://mandate.example", issuer)
 			}
@@ -99,13 +97,13 @@ operator commands need. An existing file is never replaced without --force
 			if err := writeInitConfig(path, starterConfig(issuer, hashes), force); err != nil {
 				return err
 			}
-			return printInitSecrets(cmd.OutOrStdout(), format, path, issuer, secrets)
+			return printInitSecrets(cmd.OutOrStdout(), *format, path, issuer, secrets)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", ".", "directory to write "+initConfigName+" into (created if missing)")
 	cmd.Flags().StringVar(&issuer, "issuer", "http://"+initListen, "issuer URL: the iss of every token, the URL clients use")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing "+initConfigName+" (its secrets stop working)")
-	cmd.Flags().StringVar(&format, "format", "text", "text, json ({\"config\", \"server\", \"secrets\": {id: secret}})")
+	format = addFormatFlag(cmd, "text", "json") // json: {"config", "server", "secrets": {id: secret}}
 	return cmd
 }
 
