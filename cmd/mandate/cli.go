@@ -89,13 +89,18 @@ func nameUnknown(err error, jti string) error {
 	return err
 }
 
-// errUnreachable says the server could not be reached, and what to check.
+// errUnreachable says the server (or a --jwks URL) could not be reached,
+// and what to check.
 type errUnreachable struct {
 	base string
 	err  error
+	jwks bool // base is a --jwks URL, not the server
 }
 
 func (e *errUnreachable) Error() string {
+	if e.jwks {
+		return fmt.Sprintf("cannot fetch the JWKS at %s: %s (check --jwks)", e.base, netCause(e.err))
+	}
 	return fmt.Sprintf("cannot reach the server at %s: %s — is \"mandate serve\" running there? (set --server or MANDATE_SERVER)", e.base, netCause(e.err))
 }
 

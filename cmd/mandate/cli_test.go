@@ -269,6 +269,12 @@ func TestNetworkHints(t *testing.T) {
 		fmt.Fprintf(&tr, "# MANDATE_SERVER=%s MANDATE_CLIENT_ID=%s\n", tt.server, tt.id)
 		tr.run(t, "", tt.args...)
 	}
+	// An explicit --jwks URL is named as such.
+	t.Setenv("MANDATE_SERVER", "")
+	if _, stderr, code := runMain(t, "", "inspect", handMade(t, map[string]any{"alg": "EdDSA"}, map[string]any{"jti": "j1"}), "--jwks", closed+"/jwks.json"); code != exitError ||
+		stderr != "mandate: cannot fetch the JWKS at "+closed+"/jwks.json: connection refused (check --jwks)\n" {
+		t.Errorf("--jwks URL unreachable: exit %d, %q", code, stderr)
+	}
 	// --server says which setting was wrong.
 	t.Setenv("MANDATE_SERVER", "")
 	if _, stderr, _ := runMain(t, "", "keys", "list", "--server", "localhost:8080"); stderr != "mandate: --server \"localhost:8080\" must look like http://host:port\n" {

@@ -315,8 +315,11 @@ func loadJWKS(ctx context.Context, base, src string) (*tokens.SetResolver, strin
 	var err error
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		raw, err = fetch(ctx, src)
-		if fromServer {
-			err = transportError(base, err)
+		if err = transportError(base, err); !fromServer {
+			var unreachable *errUnreachable
+			if errors.As(err, &unreachable) {
+				unreachable.base, unreachable.jwks = src, true
+			}
 		}
 	} else {
 		raw, err = os.ReadFile(src)
