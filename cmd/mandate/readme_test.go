@@ -119,14 +119,18 @@ func TestReadmeWalkThrough(t *testing.T) {
 	if err := run.Run(); err != nil {
 		t.Fatalf("the README's steps failed (%v):\n%s\nserver log:\n%s", err, out.String(), log.tail())
 	}
-	t.Logf("the walk-through printed:\n%s", out.String())
 	// What the README says each step shows.
 	for _, want := range []string{
 		"http://" + addr + "/oauth2/token",            // discovery
 		`"active": true`, `"client_id": "researcher"`, // introspection of the child
-		`"scope": "db:read:orders"`, // narrowed
-		`"error":"invalid_scope"`,   // widening refused
-		`{"active":false}`,          // the task revoked
+		`"scope": "db:read:orders"`,              // narrowed
+		`"error":"invalid_scope"`,                // widening refused
+		`{"active":false}`,                       // the task revoked
+		"revoked-by-ancestor", "exit 1: refused", // the CLI agrees
+		"revocation checked: not revoked",     // inspect online
+		"1 token(s) made unusable",            // an operator's revocation
+		`reason="walk-through: task aborted"`, // ...in the audit trail
+		"audit trail intact",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the walk-through's output lacks %q:\n%s", want, out.String())
