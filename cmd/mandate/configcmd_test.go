@@ -6,8 +6,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 )
 
 // configGolden compares out with cmd/mandate/testdata/golden/name, or
@@ -196,4 +199,67 @@ func TestConfigGroupRefusesUnknownCommands(t *testing.T) {
 	if _, err := runCLI(t, "", "config", "chek"); err == nil || !strings.Contains(err.Error(), `unknown command "chek"`) {
 		t.Errorf("mandate config chek: %v", err)
 	}
+}
+
+// TestConfigCheckShowsEveryKey: every key server.Config reads (its
+// mapstructure names, nested and in client and trusted-issuer entries)
+// appears in config check's JSON, so a key added to the configuration cannot
+// be left out of what the check shows.
+func TestConfigCheckShowsEveryKey(t *testing.T) {
+	clearMandateEnv(t)
+	out, err := runCLI(t, "", "--config", validConfig, "config", "check", "--format", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var r struct {
+		Config map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	// What config check leaves out on purpose: reserved keys serve refuses.
+	skip := map[string]bool{"trusted_issuers.jwks_url": true}
+	// What an entry shows only when it sets it: one of the three ways to
+	// authenticate, and the ephemeral block.
+	optional := map[string]bool{"clients.secret": true, "clients.secret_hash": true, "clients.jwks_file": true, "clients.ephemeral": true}
+	var walk func(prefix string, typ reflect.Type, shown map[string]any)
+	walk = func(prefix string, typ reflect.Type, shown map[string]any) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name := f.Tag.Get("mapstructure")
+			if name == "" || skip[prefix+name] {
+				continue
+			}
+			v, ok := shown[name]
+			if !ok {
+				if !optional[prefix+name] {
+					t.Errorf("config check does not show %s%s", prefix, name)
+				}
+				continue
+			}
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch {
+			case ft.Kind() == reflect.Struct && ft.Name() != "Duration":
+				if m, ok := v.(map[string]any); ok {
+					walk(prefix+name+".", ft, m)
+				} else if v != nil {
+					t.Errorf("%s%s is shown as %T, not an object", prefix, name, v)
+				}
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				list, _ := v.([]any)
+				if len(list) == 0 {
+					t.Errorf("%s%s: the valid test configuration has no entries to check", prefix, name)
+				}
+				for _, e := range list {
+					if m, ok := e.(map[string]any); ok {
+						walk(prefix+name+".", ft.Elem(), m)
+					}
+				}
+			}
+		}
+	}
+	walk("", reflect.TypeOf(server.Config{}), r.Config)
 }
