@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -17,4 +19,13 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// TestVersion: --version names the build (the module version, the commit
+// when Go recorded one, and the Go version) and exits 0.
+func TestVersion(t *testing.T) {
+	out, err := runCLI(t, "", "--version")
+	if err != nil || !strings.HasPrefix(out, "mandate ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("--version: %q %v", out, err)
+	}
 }
