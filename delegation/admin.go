@@ -13,6 +13,7 @@ import (
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // The operator side of the core: what the admin API (and through it the CLI)
@@ -114,6 +115,12 @@ func (s *Service) AdminRevoke(ctx context.Context, by string, t RevokeTarget, re
 		if err != nil {
 			return RevokeResult{}, err
 		}
+		if len(held) == 0 && !s.knownHolder(t.Holder) {
+			// A misspelt holder must not pass for "nothing to revoke". One
+			// that holds live tokens is revoked even when no longer
+			// registered: its tokens still work at resource servers.
+			return RevokeResult{}, oauth.New(oauth.CodeInvalidRequest, "no client %q is registered, nor is it an ephemeral agent of one, and it holds no live token: check the name", jwt.Excerpt(t.Holder))
+		}
 		for _, r := range held {
 			jtis = append(jtis, r.JTI)
 		}
@@ -213,8 +220,9 @@ func (s *Service) Keys() ([]tokens.KeyInfo, error) {
 
 // RotateKey publishes a new signing key (of alg, or of the current key's
 // algorithm when alg is empty) that signs after
-// tokens.KeyActivationDelay, and records the rotation in the audit trail.
-func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredKey, error) {
+// tokens.KeyActivationDelay, and records the rotation, with the operator's
+// reason when one is given, in the audit trail.
+func (s *Service) RotateKey(ctx context.Context, by, alg, reason string) (tokens.StoredKey, error) {
 	ka, ok := s.keys.(KeyAdmin)
 	ks, ok2 := s.keyStore, s.keyStore != nil
 	if !ok2 {
@@ -230,8 +238,11 @@ func (s *Service) RotateKey(ctx context.Context, by, alg string) (tokens.StoredK
 	if err != nil {
 		return k, err
 	}
-	s.audit(ctx, store.AuditEvent{Time: s.now(), Type: store.AuditKeyRotated, Client: by, KID: k.ID,
-		Reason: fmt.Sprintf("%s key published; signs from %s", k.Alg, k.ActivatesAt.UTC().Format(time.RFC3339))})
+	why := fmt.Sprintf("%s key published; signs from %s", k.Alg, k.ActivatesAt.UTC().Format(time.RFC3339))
+	if r := strings.TrimSpace(reason); r != "" {
+		why = bounded(why + "; " + r)
+	}
+	s.audit(ctx, store.AuditEvent{Time: s.now(), Type: store.AuditKeyRotated, Client: by, KID: k.ID, Reason: why})
 	s.log.Warn("signing key rotated", slog.String("by", by), slog.String("kid", k.ID), slog.Time("activates_at", k.ActivatesAt))
 	return k, nil
 }
@@ -285,4 +296,15 @@ func (s *Service) AuditPolicyReload(ctx context.Context, dir string, policies in
 		ev.Code, ev.Reason = "rejected", fmt.Sprintf("reload of %s rejected, previous policies kept: %v", dir, err)
 	}
 	s.audit(ctx, ev)
+}
+
+// knownHolder reports whether id is a registered client or an ephemeral
+// agent's name under a client that may name them.
+func (s *Service) knownHolder(id string) bool {
+	if _, ok := s.clients[id]; ok {
+		return true
+	}
+	owner, name, ok := strings.Cut(id, "/")
+	c := s.clients[owner]
+	return ok && c != nil && c.Ephemeral != nil && agentName.MatchString(name)
 }

@@ -30,7 +30,7 @@ func TestTheHarnessRunsTheProductionWiring(t *testing.T) {
 	if _, ok := env.KeyStore.(*tokens.SealedKeyStore); !ok {
 		t.Fatalf("key store is %T, want the sealed one", env.KeyStore)
 	}
-	if _, err := env.Svc.RotateKey(t.Context(), "ops", ""); err != nil {
+	if _, err := env.Svc.RotateKey(t.Context(), "ops", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	stored, err := env.DB.SigningKeys(t.Context())

@@ -138,7 +138,7 @@ func (a *api) adminRotate(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"kid": k.ID, "alg": k.Alg, "activates_at": k.ActivatesAt, "withdrawn": old})
 	}
-	k, err := a.svc.RotateKey(c.Request().Context(), adminID(c), req.Alg)
+	k, err := a.svc.RotateKey(c.Request().Context(), adminID(c), req.Alg, req.Reason)
 	if err != nil {
 		return a.writeError(c, err)
 	}

@@ -204,12 +204,23 @@ func TestAdminRevoke(t *testing.T) {
 			t.Errorf("%v: %d", bad, r.Status)
 		}
 	}
+	// A misspelt holder is an error, not "nothing to revoke"; a registered
+	// client or an ephemeral agent's name that holds nothing is just that.
+	r := admin(t, env, "POST", httpapi.PathAdminRevoke, "ops", map[string]any{"holder": "db-agnet", "reason": "typo"})
+	if r.Status != 400 || r.Error() != oauth.CodeInvalidRequest || !strings.Contains(r.String("error_description"), `no client "db-agnet" is registered`) {
+		t.Errorf("an unknown holder: %d %s", r.Status, r.Raw)
+	}
+	for _, h := range []string{"db-agent", "orchestrator/summarizer-1"} {
+		if r := admin(t, env, "POST", httpapi.PathAdminRevoke, "ops", map[string]any{"holder": h, "reason": "x"}); r.Status != 200 || r.JSON["revoked"] != float64(0) {
+			t.Errorf("holder %s with nothing to revoke: %d %s", h, r.Status, r.Raw)
+		}
+	}
 }
 
 func TestAdminKeysAndAudit(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	old := env.Keys.CurrentKeyID()
-	r := admin(t, env, "POST", httpapi.PathAdminKeysRotate, "ops", map[string]string{"alg": "ES256"})
+	r := admin(t, env, "POST", httpapi.PathAdminKeysRotate, "ops", map[string]string{"alg": "ES256", "reason": "yearly rotation"})
 	if r.Status != 200 || r.String("kid") == "" {
 		t.Fatalf("rotate: %d %s", r.Status, r.Raw)
 	}
@@ -227,7 +238,8 @@ func TestAdminKeysAndAudit(t *testing.T) {
 	}
 	recs := admin(t, env, "GET", httpapi.PathAdminAudit+"?after=0", "ops", nil).JSON["records"].([]any)
 	last := recs[len(recs)-1].(map[string]any)
-	if last["type"] != "key_rotated" || last["client"] != "ops" || last["kid"] != r.String("kid") {
+	if last["type"] != "key_rotated" || last["client"] != "ops" || last["kid"] != r.String("kid") ||
+		!strings.HasPrefix(last["reason"].(string), "ES256 key published") || !strings.HasSuffix(last["reason"].(string), "; yearly rotation") {
 		t.Errorf("audit = %v", last)
 	}
 	if v := admin(t, env, "GET", httpapi.PathAdminAuditVerify, "ops", nil); v.JSON["ok"] != true {

@@ -28,7 +28,7 @@ func TestSigningKeysRestSealed(t *testing.T) {
 	s := startTest(t, cfg)
 	kid := s.Keys.CurrentKeyID()
 	tok := call(t, s, "/oauth2/token", "orchestrator", url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
-	if _, err := s.Service.RotateKey(context.Background(), "ops", ""); err != nil {
+	if _, err := s.Service.RotateKey(context.Background(), "ops", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	stored, _ := s.Store.SigningKeys(context.Background())
