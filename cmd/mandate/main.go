@@ -64,6 +64,8 @@ func version() string {
 	}
 	if rev != "" {
 		v += " commit " + rev[:min(12, len(rev))] + modified
+	} else {
+		v += " (commit not recorded: built outside a checkout or with -buildvcs=false)"
 	}
 	return v + " " + bi.GoVersion
 }
