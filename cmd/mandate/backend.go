@@ -58,19 +58,19 @@ func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 	if f.db != "" {
 		return f.openFile(cmd)
 	}
-	base, id, secret, err := f.resolve(cmd)
+	conn, err := f.resolve(cmd)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case base == "":
+	case conn.base == "":
 		return nil, errors.New("no server: give --server, MANDATE_SERVER or --config (or --db for a stopped server's file)")
-	case id == "" || secret == "":
+	case conn.id == "" || conn.secret == "":
 		return nil, errors.New("no admin credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET (or --client-id/--client-secret)")
 	}
 	// No overall timeout: a revocation across a large store may take a while;
 	// the operator interrupts with Ctrl-C (the command's context).
-	return &apiBackend{base: base, id: id, secret: secret, http: &http.Client{}}, nil
+	return conn.backend(&http.Client{}), nil
 }
 
 // openFile opens --db read-only.
@@ -88,55 +88,99 @@ func (f *adminFlags) openFile(cmd *cobra.Command) (backend, error) {
 	return &fileBackend{db: db, overlap: overlap, now: clockNow}, nil
 }
 
+// Where the server address came from, as messages name it.
+const (
+	sourceFlag   = "--server"
+	sourceEnv    = "MANDATE_SERVER"
+	sourceConfig = "the issuer of --config"
+)
+
+// connection is the server and admin credentials the flags, environment
+// and configuration name.
+type connection struct {
+	// base is the server's URL without a trailing slash ("" when none);
+	// source says where it came from (sourceFlag, sourceEnv, sourceConfig).
+	base, source string
+	// id and secret are the admin credentials ("" when not given).
+	id, secret string
+}
+
+// backend is the admin API at the connection's server, through client.
+func (c connection) backend(client *http.Client) *apiBackend {
+	return &apiBackend{base: c.base, source: c.source, id: c.id, secret: c.secret, http: client}
+}
+
 // resolve finds the server (flags, then MANDATE_* environment, then the
 // issuer of --config; "" when none) and the admin credentials ("" when not
-// given). A server address that is not an http(s) URL is an error.
-func (f *adminFlags) resolve(cmd *cobra.Command) (base, id, secret string, err error) {
+// given). A server address that is not an http(s) URL, or that carries
+// credentials, a query or a fragment, is an error.
+func (f *adminFlags) resolve(cmd *cobra.Command) (connection, error) {
 	pick := func(flag, env string) string {
 		if flag != "" {
 			return flag
 		}
 		return os.Getenv(env)
 	}
-	base, source := f.server, "--server"
+	base, source := f.server, sourceFlag
 	if base == "" {
-		base, source = os.Getenv("MANDATE_SERVER"), "MANDATE_SERVER"
+		base, source = os.Getenv("MANDATE_SERVER"), sourceEnv
 	}
 	if base == "" {
 		if cfgPath, _ := cmd.Flags().GetString("config"); cfgPath != "" {
 			cfg, _, err := server.Load(cfgPath, nil)
 			if err != nil {
-				return "", "", "", err
+				return connection{}, err
 			}
-			base, source = cfg.Issuer, "the issuer of --config"
+			base, source = cfg.Issuer, sourceConfig
 		}
 	}
 	if base != "" {
 		if err := checkServerURL(source, base); err != nil {
-			return "", "", "", err
+			return connection{}, err
 		}
 	}
-	return strings.TrimSuffix(base, "/"), pick(f.clientID, "MANDATE_CLIENT_ID"), pick(f.clientSecret, "MANDATE_CLIENT_SECRET"), nil
+	return connection{base: strings.TrimSuffix(base, "/"), source: source,
+		id: pick(f.clientID, "MANDATE_CLIENT_ID"), secret: pick(f.clientSecret, "MANDATE_CLIENT_SECRET")}, nil
 }
 
 // apiBackend talks to a running server's admin API.
 type apiBackend struct {
-	base, id, secret string
-	http             *http.Client
+	// base is the server's URL; source where it came from (for messages).
+	base, source, id, secret string
+	http                     *http.Client
 }
 
 func (b *apiBackend) Close() error { return nil }
 
-func (b *apiBackend) call(ctx context.Context, method, path string, body, out any) error {
+// apiCall is one request to the admin API.
+type apiCall struct {
+	method string
+	// endpoint is the API's path pattern (httpapi.PathAdmin*), named in
+	// errors; path is the path sent, query included ("" : endpoint).
+	endpoint, path string
+	// aboutToken: the request names one token (a lineage, a revocation by
+	// jti), so the API's not_found means there is no record of it.
+	aboutToken bool
+	body, out  any
+}
+
+// call sends c and decodes the answer into c.out. A 404 says the token is
+// unknown only for a request about one token, and only when the API itself
+// said so (its not_found, not a router's): any other 404 means the address
+// is not Mandate's (a path or a proxy in front of it), and says so.
+func (b *apiBackend) call(ctx context.Context, c apiCall) error {
+	if c.path == "" {
+		c.path = c.endpoint
+	}
 	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
+	if c.body != nil {
+		raw, err := json.Marshal(c.body)
 		if err != nil {
 			return err
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, c.method, b.base+c.path, rd)
 	if err != nil {
 		return err
 	}
@@ -153,7 +197,7 @@ func (b *apiBackend) call(ctx context.Context, method, path string, body, out an
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return json.Unmarshal(raw, out)
+		return json.Unmarshal(raw, c.out)
 	case http.StatusUnauthorized:
 		return errAdminCredentials
 	case http.StatusForbidden:
@@ -163,18 +207,25 @@ func (b *apiBackend) call(ctx context.Context, method, path string, body, out an
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
-	switch {
-	case json.Unmarshal(raw, &e) != nil || e.Error == "":
-		return fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
-	case e.Error == "not_found":
-		return delegation.ErrUnknownToken // the caller names the jti (nameUnknown)
+	isJSON := json.Unmarshal(raw, &e) == nil && e.Error != ""
+	if resp.StatusCode == http.StatusNotFound {
+		// The API's own not_found names what is missing; a router's (this
+		// server's, for an unknown path, or a proxy's) says only "Not Found".
+		if c.aboutToken && isJSON && e.Error == "not_found" && e.Description != http.StatusText(http.StatusNotFound) {
+			return delegation.ErrUnknownToken // the caller names the jti (nameUnknown)
+		}
+		return &errNoEndpoint{base: b.base, source: b.source, endpoint: c.endpoint}
 	}
-	return fmt.Errorf("%s: %d %s: %s", path, resp.StatusCode, e.Error, e.Description)
+	if !isJSON {
+		return fmt.Errorf("%s: HTTP %d", c.endpoint, resp.StatusCode)
+	}
+	return fmt.Errorf("%s: %d %s: %s", c.endpoint, resp.StatusCode, e.Error, e.Description)
 }
 
 func (b *apiBackend) Lineage(ctx context.Context, jti string) (*delegation.Lineage, error) {
 	var l delegation.Lineage
-	return &l, b.call(ctx, http.MethodGet, strings.Replace(httpapi.PathAdminLineage, ":jti", url.PathEscape(jti), 1), nil, &l)
+	return &l, b.call(ctx, apiCall{method: http.MethodGet, endpoint: httpapi.PathAdminLineage,
+		path: strings.Replace(httpapi.PathAdminLineage, ":jti", url.PathEscape(jti), 1), aboutToken: true, out: &l})
 }
 
 func (b *apiBackend) ListTokens(ctx context.Context, f delegation.TokenFilter) (*delegation.TokenPage, error) {
@@ -191,7 +242,7 @@ func (b *apiBackend) ListTokens(ctx context.Context, f delegation.TokenFilter) (
 		q.Set("limit", fmt.Sprint(f.Limit))
 	}
 	var p delegation.TokenPage
-	return &p, b.call(ctx, http.MethodGet, httpapi.PathAdminTokens+"?"+q.Encode(), nil, &p)
+	return &p, b.call(ctx, apiCall{method: http.MethodGet, endpoint: httpapi.PathAdminTokens, path: httpapi.PathAdminTokens + "?" + q.Encode(), out: &p})
 }
 
 func (b *apiBackend) Revoke(ctx context.Context, t delegation.RevokeTarget, reason string) (delegation.RevokeResult, error) {
@@ -200,14 +251,15 @@ func (b *apiBackend) Revoke(ctx context.Context, t delegation.RevokeTarget, reas
 		delegation.RevokeTarget
 		Reason string `json:"reason"`
 	}{t, reason}
-	return r, b.call(ctx, http.MethodPost, httpapi.PathAdminRevoke, body, &r)
+	aboutToken := t.JTI != "" || t.Root != "" || len(t.JTIs) > 0
+	return r, b.call(ctx, apiCall{method: http.MethodPost, endpoint: httpapi.PathAdminRevoke, aboutToken: aboutToken, body: body, out: &r})
 }
 
 func (b *apiBackend) Keys(ctx context.Context) ([]tokens.KeyInfo, error) {
 	var out struct {
 		Keys []tokens.KeyInfo `json:"keys"`
 	}
-	return out.Keys, b.call(ctx, http.MethodGet, httpapi.PathAdminKeys, nil, &out)
+	return out.Keys, b.call(ctx, apiCall{method: http.MethodGet, endpoint: httpapi.PathAdminKeys, out: &out})
 }
 
 func (b *apiBackend) Rotate(ctx context.Context, alg string, compromised bool, kid, reason string) (string, time.Time, string, error) {
@@ -216,7 +268,8 @@ func (b *apiBackend) Rotate(ctx context.Context, alg string, compromised bool, k
 		ActivatesAt time.Time `json:"activates_at"`
 		Withdrawn   string    `json:"withdrawn"`
 	}
-	err := b.call(ctx, http.MethodPost, httpapi.PathAdminKeysRotate, map[string]any{"alg": alg, "compromised": compromised, "kid": kid, "reason": reason}, &out)
+	err := b.call(ctx, apiCall{method: http.MethodPost, endpoint: httpapi.PathAdminKeysRotate,
+		body: map[string]any{"alg": alg, "compromised": compromised, "kid": kid, "reason": reason}, out: &out})
 	return out.KID, out.ActivatesAt, out.Withdrawn, err
 }
 
@@ -225,19 +278,19 @@ func (b *apiBackend) Audit(ctx context.Context, after uint64, limit int, wait ti
 		Records []store.AuditRecord `json:"records"`
 	}
 	path := fmt.Sprintf("%s?after=%d&limit=%d&wait=%d", httpapi.PathAdminAudit, after, limit, int(wait/time.Second))
-	return out.Records, b.call(ctx, http.MethodGet, path, nil, &out)
+	return out.Records, b.call(ctx, apiCall{method: http.MethodGet, endpoint: httpapi.PathAdminAudit, path: path, out: &out})
 }
 
 func (b *apiBackend) AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error) {
 	var out struct {
 		Records []store.AuditRecord `json:"records"`
 	}
-	return out.Records, b.call(ctx, http.MethodGet, fmt.Sprintf("%s?tail=%d", httpapi.PathAdminAudit, n), nil, &out)
+	return out.Records, b.call(ctx, apiCall{method: http.MethodGet, endpoint: httpapi.PathAdminAudit, path: fmt.Sprintf("%s?tail=%d", httpapi.PathAdminAudit, n), out: &out})
 }
 
 func (b *apiBackend) VerifyAudit(ctx context.Context) (store.AuditReport, error) {
 	var r store.AuditReport
-	return r, b.call(ctx, http.MethodGet, httpapi.PathAdminAuditVerify, nil, &r)
+	return r, b.call(ctx, apiCall{method: http.MethodGet, endpoint: httpapi.PathAdminAuditVerify, out: &r})
 }
 
 // fileBackend reads a stopped server's data file; it never writes.

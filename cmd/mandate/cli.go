@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -112,6 +113,9 @@ func transportError(base string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
+	if errors.Is(err, http.ErrSchemeMismatch) {
+		return &errSchemeMismatch{base: base}
+	}
 	var op *net.OpError
 	var dns *net.DNSError
 	var ue *url.Error
@@ -142,14 +146,83 @@ func netCause(err error) string {
 }
 
 // checkServerURL refuses a server address that is not an http(s) URL (a
-// bare host:port would otherwise fail with Go's "unsupported protocol scheme").
+// bare host:port would otherwise fail with Go's "unsupported protocol
+// scheme"), one that carries credentials (they would be echoed in every
+// message naming the server; the admin credentials have their own
+// variables), and one with a query or fragment (the CLI appends the API's
+// paths to it). The address is never printed when it carries credentials.
 func checkServerURL(source, base string) error {
 	u, err := url.Parse(base)
+	if (err == nil && u.User != nil) || hasUserinfo(base) {
+		return fmt.Errorf("%s must not carry credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET", source)
+	}
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s %q must look like http://host:port", source, base)
 	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(base, "#") {
+		return fmt.Errorf("%s %q must not carry a query or fragment: give Mandate's own URL (its issuer), such as https://mandate.example", source, base)
+	}
 	return nil
 }
+
+// hasUserinfo reports whether s, parsed or not, has "user@" or
+// "user:password@" before its host: "ops:pw@host:8080" has no scheme url.Parse
+// accepts, yet holds a password all the same.
+func hasUserinfo(s string) bool {
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		s = rest
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.Contains(s, "@")
+}
+
+// redactURL is a URL as it may be printed: its password, if any, replaced
+// (url.URL.Redacted); a string that does not parse as a URL but carries
+// credentials is printed only from its host on.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil && u.Host != "" {
+		return u.Redacted()
+	}
+	if hasUserinfo(s) {
+		scheme, rest, ok := strings.Cut(s, "://")
+		if !ok {
+			scheme, rest = "", s
+		} else {
+			scheme += "://"
+		}
+		i := strings.IndexAny(rest, "/?#")
+		if i < 0 {
+			i = len(rest)
+		}
+		return scheme + "xxxxx@" + rest[strings.LastIndex(rest[:i], "@")+1:]
+	}
+	return s
+}
+
+// errNoEndpoint is a 404 from a path of Mandate's API: the server there is
+// not Mandate, or the address has a path Mandate does not serve under.
+type errNoEndpoint struct {
+	base, source, endpoint string
+}
+
+func (e *errNoEndpoint) Error() string {
+	hint := fmt.Sprintf("is %s Mandate's own URL (its issuer)?", e.source)
+	if e.source == sourceConfig {
+		hint = "is the issuer of --config where the server answers?"
+	}
+	return fmt.Sprintf("the server at %s has no %s endpoint: %s", e.base, e.endpoint, hint)
+}
+
+// errSchemeMismatch is an https:// address of a server that speaks http.
+type errSchemeMismatch struct{ base string }
+
+func (e *errSchemeMismatch) Error() string {
+	return fmt.Sprintf("the server at %s speaks http, not https: use http://%s", e.base, strings.TrimPrefix(e.base, "https://"))
+}
+
+func (e *errSchemeMismatch) Unwrap() error { return http.ErrSchemeMismatch }
 
 // errAdminCredentials is the admin API's 401.
 var errAdminCredentials = errors.New("the server refused the admin credentials (MANDATE_CLIENT_ID/MANDATE_CLIENT_SECRET)")

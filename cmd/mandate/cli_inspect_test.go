@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func TestInspectVerdicts(t *testing.T) {
 
 	say("online: the server checks the token and its ancestors")
 	e.online(t)
-	out := expect(0, "revocation checked: not revoked (the token and 2 ancestor(s), at "+e.env.URL+")", "inspect", e.grand)
+	out := expect(0, "revocation checked: not revoked (the token and 2 ancestors, at "+e.env.URL+")", "inspect", e.grand)
 	if !strings.Contains(out, "verdict  valid: signature by "+e.env.URL+"/.well-known/jwks.json, not expired, chain well-formed\n") {
 		t.Errorf("the checks are not named:\n%s", out)
 	}
@@ -104,7 +105,7 @@ func TestInspectVerdicts(t *testing.T) {
 	childJTI := e.env.Claims(t, e.child).ID
 	expect(1, `verdict  REFUSED: revoked (ancestor `+childJTI+` revoked 2026-11-27T09:00:03Z by ops: "task step done")`, "inspect", e.grand)
 	expect(1, `verdict  REFUSED: revoked (2026-11-27T09:00:03Z by ops: "task step done")`, "inspect", e.child)
-	expect(0, "revocation checked: not revoked (the token and 0 ancestor(s)", "inspect", e.root)
+	expect(0, "revocation checked: not revoked (the token, a root: no ancestor, at ", "inspect", e.root)
 	say("a token signed by the server's key that it never issued")
 	forged := e.env.Forge(t, e.lone, func(c *jwt.Claims) { c.ID = "forged-jti" })
 	e.norm.add(forged, "TOKEN-forged")
@@ -162,5 +163,116 @@ func TestInspectJSON(t *testing.T) {
 	offline(t)
 	if m := run("inspect-offline.json", 3, "inspect", e.lone, "--jwks", e.jwks); m["verdict"] != verdictRevocationUnknown {
 		t.Errorf("offline: %v", m["verdict"])
+	}
+}
+
+// TestInspectRefusesACompromisedKey: a token signed by a key withdrawn by an
+// emergency rotation is refused (exit 1, naming the key and when) whenever
+// the server or its data file is at hand, even against a JWKS saved before
+// the rotation that still lists the key; offline, nothing says the key was
+// withdrawn, and the verdict stays "revocation unknown" (exit 3).
+func TestInspectRefusesACompromisedKey(t *testing.T) {
+	e := newInspectEnv(t) // its JWKS file is saved before the rotation
+	kid := e.env.Keys.CurrentKeyID()
+	e.env.Clock.Advance(time.Minute)
+	if _, _, err := e.env.Svc.RotateCompromisedKey(t.Context(), "ops", "", "", "key file in a leaked backup"); err != nil {
+		t.Fatal(err)
+	}
+	e.norm.add(e.env.Keys.CurrentKeyID(), "KID-new")
+	var tr transcript
+	want := "verdict  REFUSED: signed by key " + kid + ", withdrawn as compromised at 2026-11-27T09:01:03Z\n"
+
+	tr.WriteString("# the JWKS saved before the rotation, the server at hand: refused\n")
+	e.online(t)
+	if out, code := tr.run(t, "", "inspect", e.grand, "--jwks", e.jwks); code != exitDenied || !strings.Contains(out, want) {
+		t.Errorf("--jwks file and a server: exit %d\n%s", code, out)
+	}
+	out, _, code := runMain(t, "", "inspect", e.lone, "--jwks", e.jwks, "--format", "json")
+	var r inspectReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != exitDenied || r.Verdict != verdictRefused ||
+		r.Revocation.Status != "key-compromised" || r.Revocation.KeyWithdrawnAt == nil || !r.Revocation.Checked {
+		t.Errorf("JSON: exit %d, %v\n%s", code, err, out)
+	}
+	tr.WriteString("# the server's own JWKS no longer lists the key\n")
+	if out, code := tr.run(t, "", "inspect", e.grand); code != exitDenied || !strings.Contains(out, "signature: ") {
+		t.Errorf("the server's JWKS: exit %d\n%s", code, out)
+	}
+	tr.WriteString("# offline: nothing says the key was withdrawn\n")
+	offline(t)
+	if out, code := tr.run(t, "", "inspect", e.grand, "--jwks", e.jwks); code != exitRevocationUnknown || strings.Contains(out, "valid:") {
+		t.Errorf("offline: exit %d\n%s", code, out)
+	}
+	tr.WriteString("# the stopped server's data file knows\n")
+	e.env.Stop(t)
+	if out, code := tr.run(t, "", "inspect", e.grand, "--jwks", e.jwks, "--db", e.env.Dir); code != exitDenied || !strings.Contains(out, want) {
+		t.Errorf("--db: exit %d\n%s", code, out)
+	}
+	goldenCLI(t, "inspect-compromised-key.txt", tr.String(), e.norm)
+}
+
+// TestInspectReadsWhatIsPasted: a token pasted with its Authorization
+// scheme (Bearer or DPoP, any case, with or without "Authorization:") is
+// read as the token; a whole token response is answered with what to pass,
+// without echoing the token; a token without iat or exp shows "(none)", not
+// 1970; a root's check says "no ancestor".
+func TestInspectReadsWhatIsPasted(t *testing.T) {
+	e := newInspectEnv(t)
+	e.online(t)
+	var tr transcript
+	for _, pasted := range []string{"Bearer " + e.lone, "bearer " + e.lone, "DPoP " + e.lone, "dpop  " + e.lone + "\n",
+		"Authorization: Bearer " + e.lone} {
+		out, stderr, code := runMain(t, "", "inspect", pasted)
+		if code != exitOK || stderr != "" || !strings.Contains(out, "jti      "+e.env.Claims(t, e.lone).ID+"\n") {
+			t.Errorf("inspect %q: exit %d, %q\n%s", e.norm.apply(pasted), code, stderr, out)
+		}
+	}
+	tr.run(t, "", "inspect", "Bearer "+e.lone)
+	resp := `{"access_token":"` + e.lone + `","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":900}`
+	_, stderr, code := runMain(t, "", "inspect", resp)
+	if code != exitError || stderr != "mandate: this looks like a token response: pass its access_token\n" {
+		t.Errorf("a token response: exit %d, %q", code, stderr)
+	}
+	if strings.Contains(stderr, e.lone) {
+		t.Error("the token is echoed")
+	}
+	tr.WriteString("# a token response pasted whole\n$ mandate inspect '{\"access_token\":\"TOKEN-lone\",...}'\n" + stderr + fmt.Sprintf("[exit %d]\n\n", code))
+
+	tr.WriteString("# no iat, no exp (refused: a token must expire)\n")
+	offline(t)
+	bare := handMade(t, map[string]any{"alg": "EdDSA", "kid": "k1", "typ": "at+jwt"}, map[string]any{"iss": e.env.URL, "sub": "orchestrator",
+		"sub_iss": e.env.URL, "client_id": "orchestrator", "aud": []string{"https://db.example"}, "scope": "db:read:*", "jti": "bare-jti", "lineage": []string{}})
+	e.norm.add(bare, "TOKEN-bare")
+	out, code := tr.run(t, "", "inspect", bare, "--jwks", e.jwks)
+	if code != exitDenied || !strings.Contains(out, "issued   (none)\nexpires  (none)\n") || strings.Contains(out, "1970") {
+		t.Errorf("no iat/exp: exit %d\n%s", code, out)
+	}
+	tr.WriteString("# a root: no ancestor to check\n")
+	e.online(t)
+	if out, code := tr.run(t, "", "inspect", e.root); code != exitOK || !strings.Contains(out, "revocation checked: not revoked (the token, a root: no ancestor, at "+e.env.URL+")") {
+		t.Errorf("a root: exit %d\n%s", code, out)
+	}
+	if out, _ := tr.run(t, "", "inspect", e.child); !strings.Contains(out, "(the token and 1 ancestor, at ") {
+		t.Errorf("one ancestor:\n%s", out)
+	}
+	goldenCLI(t, "inspect-pasted.txt", tr.String(), e.norm)
+}
+
+// TestInspectNamesRefusedCredentials: a server that was reached but refused
+// the admin credentials, or whose client is not an admin, is named in the
+// verdict, not called offline (exit 3 all the same: revocation unknown).
+func TestInspectNamesRefusedCredentials(t *testing.T) {
+	e := newInspectEnv(t)
+	for _, tt := range []struct{ id, secret, because string }{
+		{"ops", "wrong", "the server refused the admin credentials (MANDATE_CLIENT_ID/MANDATE_CLIENT_SECRET)"},
+		{"orchestrator", dt.Secret("orchestrator"), `client "orchestrator" is not an admin client (role: admin in the config)`},
+	} {
+		t.Setenv("MANDATE_SERVER", e.env.URL)
+		t.Setenv("MANDATE_CLIENT_ID", tt.id)
+		t.Setenv("MANDATE_CLIENT_SECRET", tt.secret)
+		out, _, code := runMain(t, "", "inspect", e.grand)
+		if code != exitRevocationUnknown || !strings.Contains(out, "verdict  valid signature; revocation unknown (the server refused the admin credentials)\n") ||
+			!strings.Contains(out, "revocation not checked: "+tt.because+"\n") || strings.Contains(out, "offline") {
+			t.Errorf("%s: exit %d\n%s", tt.id, code, out)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,4 +376,126 @@ func handMade(t *testing.T, hdr, claims map[string]any) string {
 		t.Fatal(err)
 	}
 	return dt.JWS(hdr, base64.RawURLEncoding.EncodeToString(raw), nil)
+}
+
+// TestServerURLCarriesNoCredentials: a server address with credentials in
+// it (MANDATE_SERVER=http://ops:pw@host, --server, a URL without a scheme)
+// is refused, naming the variables the credentials belong in, and its
+// password appears in no output of any command; nor does a --jwks URL's.
+func TestServerURLCarriesNoCredentials(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	clockNow = env.Clock.Now
+	t.Cleanup(func() { clockNow = time.Now })
+	const pw = "hunter2-not-for-printing"
+	host := strings.TrimPrefix(env.URL, "http://")
+	tok := env.Mint(t, "orchestrator", nil)
+	norm := (&normalizer{}).add(tok, "TOKEN").add(env.Claims(t, tok).ID, "JTI").add(env.Keys.CurrentKeyID(), "KID")
+	var tr transcript
+	const refused = "MANDATE_SERVER must not carry credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET"
+	t.Setenv("MANDATE_CLIENT_ID", "ops")
+	t.Setenv("MANDATE_CLIENT_SECRET", dt.Secret("ops"))
+	for _, server := range []string{"http://ops:" + pw + "@" + host, "ops:" + pw + "@" + host, "ftp://ops:" + pw + "@" + host, "http://ops:" + pw + "@" + host + "/?x=1"} {
+		t.Setenv("MANDATE_SERVER", server)
+		fmt.Fprintf(&tr, "# MANDATE_SERVER=%s\n", redactURL(server))
+		for _, args := range [][]string{{"tokens", "list"}, {"lineage", "NOPE"}, {"inspect", tok}, {"revoke", "NOPE", "--reason", "x"}, {"audit", "verify"}} {
+			out, stderr, code := runMain(t, "", args...)
+			if code != exitError || stderr != "mandate: "+refused+"\n" || strings.Contains(out+stderr, pw) {
+				t.Errorf("%s %v: exit %d, %q\n%s", redactURL(server), args, code, stderr, out)
+			}
+		}
+		tr.run(t, "", "tokens", "list")
+	}
+	t.Setenv("MANDATE_SERVER", "")
+	_, stderr, code := runMain(t, "", "keys", "list", "--server", "http://ops:"+pw+"@"+host)
+	if want := "mandate: --server must not carry credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET\n"; code != exitError || stderr != want {
+		t.Errorf("--server with credentials: exit %d, %q", code, stderr)
+	}
+	// A --jwks URL may carry credentials (a protected JWKS); they are not
+	// printed. (The transcript shows the command line redacted: only what
+	// the CLI prints is checked.)
+	closed := closedPort(t)
+	for _, tt := range []struct {
+		jwks, want string
+		args       []string
+		code       int
+	}{
+		{"http://u:" + pw + "@" + closed + "/jwks.json", "mandate: cannot fetch the JWKS at http://u:xxxxx@" + closed + "/jwks.json: connection refused (check --jwks)\n", nil, exitError},
+		{"http://u:" + pw + "@" + host + "/.well-known/jwks.json", "signature by http://u:xxxxx@" + host + "/.well-known/jwks.json,", nil, exitRevocationUnknown},
+		{"http://u:" + pw + "@" + host + "/.well-known/jwks.json", `"jwks": "http://u:xxxxx@` + host + `/.well-known/jwks.json"`, []string{"--format", "json"}, exitRevocationUnknown},
+		{"http://u:" + pw + "@" + host + "/nothing-here.json", "mandate: JWKS http://u:xxxxx@" + host + "/nothing-here.json: HTTP 404\n", nil, exitError},
+	} {
+		args := append([]string{"inspect", tok, "--jwks", tt.jwks}, tt.args...)
+		out, stderr, code := runMain(t, "", args...)
+		if code != tt.code || !strings.Contains(out+stderr, tt.want) || strings.Contains(out+stderr, pw) {
+			t.Errorf("--jwks %s: exit %d, want %d and %q:\n%s%s", redactURL(tt.jwks), code, tt.code, tt.want, out, stderr)
+		}
+		args[3] = redactURL(tt.jwks)
+		fmt.Fprintf(&tr, "$ mandate %s\n%s%s[exit %d]\n\n", strings.Join(args, " "), out, stderr, code)
+	}
+	goldenCLI(t, "server-credentials.txt", tr.String(), norm)
+}
+
+// TestServerURLNotMandates: an address that is not Mandate's own URL says
+// so: a path Mandate does not serve under, or a proxy, answers 404 on the
+// admin API's paths, and that is never taken for "no record of this token";
+// a query or fragment is refused before anything is sent; an https://
+// address of a server speaking http names the scheme to use.
+func TestServerURLNotMandates(t *testing.T) {
+	env := dt.New(t, dt.Options{})
+	clockNow = env.Clock.Now
+	t.Cleanup(func() { clockNow = time.Now })
+	tok := env.Mint(t, "orchestrator", nil)
+	jwks := writeJWKS(t, env)
+	plain := httptest.NewServer(http.NotFoundHandler()) // a non-JSON 404, as a proxy would answer
+	t.Cleanup(plain.Close)
+	norm := (&normalizer{}).add(tok, "TOKEN").add(env.Claims(t, tok).ID, "JTI").add(env.Keys.CurrentKeyID(), "KID")
+	t.Setenv("MANDATE_CLIENT_ID", "ops")
+	t.Setenv("MANDATE_CLIENT_SECRET", dt.Secret("ops"))
+	var tr transcript
+	noEndpoint := func(base, endpoint string) string {
+		return "the server at " + base + " has no " + endpoint + " endpoint: is MANDATE_SERVER Mandate's own URL (its issuer)?"
+	}
+	https := "https://" + strings.TrimPrefix(env.URL, "http://")
+	for _, tt := range []struct {
+		server string
+		args   []string
+		want   string
+	}{
+		{env.URL + "/mandate", []string{"tokens", "list"}, noEndpoint(env.URL+"/mandate", "/admin/tokens")},
+		{env.URL + "/mandate", []string{"lineage", "NOPE"}, noEndpoint(env.URL+"/mandate", "/admin/lineage/:jti")},
+		{env.URL + "/mandate", []string{"revoke", "NOPE", "--reason", "x"}, noEndpoint(env.URL+"/mandate", "/admin/revoke")},
+		{env.URL + "/mandate", []string{"inspect", tok}, noEndpoint(env.URL+"/mandate", "/.well-known/jwks.json")},
+		// /admin/admin/... passes the admin API's authentication, then 404s: the router's not_found
+		{env.URL + "/admin", []string{"lineage", "NOPE"}, noEndpoint(env.URL+"/admin", "/admin/lineage/:jti")},
+		{plain.URL, []string{"keys", "list"}, noEndpoint(plain.URL, "/admin/keys")},
+		{plain.URL, []string{"lineage", "NOPE"}, noEndpoint(plain.URL, "/admin/lineage/:jti")},
+		{env.URL + "?x=1", []string{"tokens", "list"}, `MANDATE_SERVER "` + env.URL + `?x=1" must not carry a query or fragment: give Mandate's own URL (its issuer), such as https://mandate.example`},
+		{env.URL + "/?", []string{"tokens", "list"}, `MANDATE_SERVER "` + env.URL + `/?" must not carry a query or fragment: give Mandate's own URL (its issuer), such as https://mandate.example`},
+		{env.URL + "#top", []string{"audit", "verify"}, `MANDATE_SERVER "` + env.URL + `#top" must not carry a query or fragment: give Mandate's own URL (its issuer), such as https://mandate.example`},
+		{https, []string{"tokens", "list"}, "the server at " + https + " speaks http, not https: use " + env.URL},
+		{https, []string{"inspect", tok}, "the server at " + https + " speaks http, not https: use " + env.URL},
+	} {
+		t.Setenv("MANDATE_SERVER", tt.server)
+		fmt.Fprintf(&tr, "# MANDATE_SERVER=%s\n", tt.server)
+		out, code := tr.run(t, "", tt.args...)
+		_, stderr, _ := runMain(t, "", tt.args...)
+		if code != exitError || stderr != "mandate: "+tt.want+"\n" || out != "" {
+			t.Errorf("%s %v: exit %d, %q; want\n%q", tt.server, tt.args, code, stderr, tt.want)
+		}
+	}
+	// inspect with a JWKS file: revocation unknown, and why (the server was
+	// reached: not "offline").
+	t.Setenv("MANDATE_SERVER", env.URL+"/mandate")
+	fmt.Fprintf(&tr, "# MANDATE_SERVER=%s\n", env.URL+"/mandate")
+	out, code := tr.run(t, "", "inspect", tok, "--jwks", jwks)
+	if code != exitRevocationUnknown || !strings.Contains(out, "revocation unknown (the server could not answer)") ||
+		!strings.Contains(out, "revocation not checked: "+noEndpoint(env.URL+"/mandate", "/admin/keys")) {
+		t.Errorf("inspect --jwks FILE, the server at a path: exit %d\n%s", code, out)
+	}
+	// The server's own URL still finds what it has no record of.
+	t.Setenv("MANDATE_SERVER", env.URL+"/")
+	if _, stderr, code := runMain(t, "", "lineage", "NOPE"); code != exitError || !strings.Contains(stderr, `no token with jti "NOPE"`) {
+		t.Errorf("lineage of an unknown jti: exit %d, %q", code, stderr)
+	}
+	goldenCLI(t, "server-url.txt", tr.String(), norm.add(plain.URL, "http://PLAIN").add(https, "https://127.0.0.1:PORT"))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -45,6 +46,9 @@ type inspectReport struct {
 	Revocation inspectRevocation `json:"revocation"`
 
 	claims *jwt.Claims
+	// unknown is why revocation is unknown, in the verdict's words: offline,
+	// or what the server or data file answered.
+	unknown string
 }
 
 // inspectHeader is the JWS header's fields that matter; absent ones are "".
@@ -61,16 +65,20 @@ type inspectRevocation struct {
 	// Via is the server URL or data file asked.
 	Via string `json:"via,omitempty"`
 	// Status is not-revoked, revoked (the token itself), revoked-by-ancestor,
-	// expired or unknown-token (no record there); empty when not checked.
+	// expired, unknown-token (no record there) or key-compromised (signed
+	// by a key withdrawn by an emergency rotation); empty when not checked.
 	Status        string     `json:"status,omitempty"`
 	RevokedJTI    string     `json:"revoked_jti,omitempty"`
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy     string     `json:"revoked_by,omitempty"`
 	RevokedReason string     `json:"revoked_reason,omitempty"`
+	// KeyWithdrawnAt is when the key that signed the token was withdrawn as
+	// compromised (status key-compromised).
+	KeyWithdrawnAt *time.Time `json:"key_withdrawn_at,omitempty"`
 	// Ancestors is how many ancestors were checked with the token.
 	Ancestors int `json:"ancestors"`
 	// UncheckedBecause says why revocation is unknown (no server, no
-	// credentials, the server unreachable).
+	// credentials, the server unreachable or refusing the credentials).
 	UncheckedBecause string `json:"unchecked_because,omitempty"`
 }
 
@@ -86,14 +94,22 @@ structure, as a resource server would. With a server and admin credentials
 (MANDATE_SERVER, MANDATE_CLIENT_ID, MANDATE_CLIENT_SECRET), or a data file
 (--db), it also checks that neither the token nor any ancestor is revoked.
 
+TOKEN is the token itself; a pasted "Bearer TOKEN" or "DPoP TOKEN" is read
+as TOKEN. With a server at hand, a token signed by a key withdrawn by
+"keys rotate --compromised" is refused even when --jwks still lists the key.
+
 Exit status: 0 valid (revocation checked), 1 refused, 3 valid signature and
-claims but revocation unknown (no server or credentials at hand: offline),
-2 on error.`,
+claims but revocation unknown (no server or credentials at hand, or the
+server refused them), 2 on error.`,
 		Args: cobra.ExactArgs(1),
 	}
 	format := addFormatFlag(cmd, "text", "json")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		r, err := inspectToken(cmd, &f, strings.TrimSpace(args[0]), jwksSrc, issuer)
+		token, err := tokenArg(args[0])
+		if err != nil {
+			return err
+		}
+		r, err := inspectToken(cmd, &f, token, jwksSrc, issuer)
 		if err != nil {
 			return err
 		}
@@ -118,6 +134,30 @@ claims but revocation unknown (no server or credentials at hand: offline),
 	return cmd
 }
 
+// tokenArg reads inspect's argument as a token: a pasted Authorization
+// header's value ("Bearer TOKEN", "DPoP TOKEN", any case, with or without
+// "Authorization:") is the token it carries; a pasted token response is
+// answered with what to pass instead. The token itself is never echoed.
+func tokenArg(arg string) (string, error) {
+	s := strings.TrimSpace(arg)
+	if strings.HasPrefix(s, "{") {
+		var resp map[string]json.RawMessage
+		if json.Unmarshal([]byte(s), &resp) == nil {
+			if _, ok := resp["access_token"]; ok {
+				return "", errors.New("this looks like a token response: pass its access_token")
+			}
+		}
+		return "", errors.New("not a JWT: the argument is a JSON document, not header.payload.signature")
+	}
+	if name, rest, ok := strings.Cut(s, ":"); ok && strings.EqualFold(name, "Authorization") {
+		s = strings.TrimSpace(rest)
+	}
+	if scheme, rest, ok := strings.Cut(s, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "DPoP")) {
+		s = strings.TrimSpace(rest)
+	}
+	return s, nil
+}
+
 // inspectToken decodes, verifies and checks a token; an error means it
 // could not be judged (no JWKS, not a JWT), not that it was refused.
 func inspectToken(cmd *cobra.Command, f *adminFlags, token, jwksSrc, issuer string) (*inspectReport, error) {
@@ -126,11 +166,11 @@ func inspectToken(cmd *cobra.Command, f *adminFlags, token, jwksSrc, issuer stri
 		return nil, fmt.Errorf("not a JWT: %w", err)
 	}
 	r := &inspectReport{Header: decodeHeader(token), Claims: rawPayload(token), Problems: []string{}, claims: c}
-	base, id, secret, err := f.resolve(cmd)
+	conn, err := f.resolve(cmd)
 	if err != nil {
 		return nil, err
 	}
-	keys, source, err := loadJWKS(cmd.Context(), base, jwksSrc)
+	keys, source, err := loadJWKS(cmd.Context(), conn, jwksSrc)
 	if err != nil {
 		return nil, err
 	}
@@ -161,37 +201,82 @@ func inspectToken(cmd *cobra.Command, f *adminFlags, token, jwksSrc, issuer stri
 		r.Verdict = verdictRefused
 		return r, nil
 	}
-	checkRevocation(cmd, f, r, base, id, secret)
+	checkRevocation(cmd, f, r, conn)
 	return r, nil
 }
 
+// Why revocation is unknown, in the verdict's words.
+const (
+	unknownOffline     = "offline"
+	unknownCredentials = "the server refused the admin credentials"
+	unknownCollected   = "ancestor records collected"
+)
+
+// unknownBecause is the verdict's words for an error of the server or the
+// data file: refused credentials (a wrong secret, or a client that is not
+// an admin) are named, as the server was reached; an unreachable server is
+// offline.
+func unknownBecause(err error) string {
+	var notAdmin *errNotAdmin
+	var unreachable *errUnreachable
+	switch {
+	case errors.Is(err, errAdminCredentials), errors.As(err, &notAdmin):
+		return unknownCredentials
+	case errors.As(err, &unreachable):
+		return unknownOffline
+	}
+	return "the server could not answer"
+}
+
 // checkRevocation asks the data file (--db) or the server's admin API for
-// the token's lineage: the token and every ancestor, with their statuses.
-// Without either, or when the server cannot be reached, revocation is
-// unknown: the verdict says so, and never "valid".
-func checkRevocation(cmd *cobra.Command, f *adminFlags, r *inspectReport, base, id, secret string) {
+// the keys and the token's lineage: a token signed by a key withdrawn as
+// compromised is refused (a saved --jwks may still list the key), then the
+// token and every ancestor are checked for revocation. Without a server or
+// data file, or when the server cannot be reached or refuses the
+// credentials, revocation is unknown: the verdict says so, and never
+// "valid".
+func checkRevocation(cmd *cobra.Command, f *adminFlags, r *inspectReport, conn connection) {
 	rev := &r.Revocation
+	unknown := func(why, because string) {
+		r.Verdict, r.unknown, rev.UncheckedBecause = verdictRevocationUnknown, why, because
+	}
 	var b backend
 	switch {
 	case f.db != "":
 		fb, err := f.openFile(cmd)
 		if err != nil {
-			r.Verdict, rev.UncheckedBecause = verdictRevocationUnknown, err.Error()
+			unknown("the data file could not be read", err.Error())
 			return
 		}
 		b, rev.Via = fb, f.db
-	case base == "":
-		r.Verdict, rev.UncheckedBecause = verdictRevocationUnknown, "no server: set MANDATE_SERVER (or --server) with admin credentials, or --db"
+	case conn.base == "":
+		unknown(unknownOffline, "no server: set MANDATE_SERVER (or --server) with admin credentials, or --db")
 		return
-	case id == "" || secret == "":
-		r.Verdict, rev.UncheckedBecause = verdictRevocationUnknown, "no admin credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET"
+	case conn.id == "" || conn.secret == "":
+		unknown(unknownOffline, "no admin credentials: set MANDATE_CLIENT_ID and MANDATE_CLIENT_SECRET")
 		return
 	default:
-		b, rev.Via = &apiBackend{base: base, id: id, secret: secret, http: &http.Client{Timeout: 10 * time.Second}}, base
+		b, rev.Via = conn.backend(&http.Client{Timeout: 10 * time.Second}), conn.base
 	}
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 	defer cancel()
+	keys, err := b.Keys(ctx)
+	if err != nil {
+		unknown(unknownBecause(err), err.Error())
+		return
+	}
+	for _, k := range keys {
+		if k.ID == r.Header.Kid && k.Status == "compromised" {
+			rev.Checked, rev.Status, rev.KeyWithdrawnAt = true, "key-compromised", k.RetiredAt
+			p := "signed by key " + k.ID + ", withdrawn as compromised"
+			if k.RetiredAt != nil {
+				p += " at " + ts(*k.RetiredAt)
+			}
+			r.Verdict, r.Problems = verdictRefused, append(r.Problems, p)
+			return
+		}
+	}
 	l, err := b.Lineage(ctx, r.claims.ID)
 	switch {
 	case errors.Is(err, delegation.ErrUnknownToken):
@@ -200,7 +285,7 @@ func checkRevocation(cmd *cobra.Command, f *adminFlags, r *inspectReport, base, 
 		r.Problems = append(r.Problems, "no record of this token at "+rev.Via+" (never issued there, or collected after tokens.retention)")
 		return
 	case err != nil:
-		r.Verdict, rev.UncheckedBecause = verdictRevocationUnknown, err.Error()
+		unknown(unknownBecause(err), err.Error())
 		return
 	}
 	rev.Checked, rev.Ancestors = true, len(l.Ancestors)
@@ -209,7 +294,7 @@ func checkRevocation(cmd *cobra.Command, f *adminFlags, r *inspectReport, base, 
 	case delegation.StatusActive:
 		if len(l.Missing) > 0 { // collected ancestors: their revocation cannot be read
 			rev.Checked = false
-			r.Verdict, rev.UncheckedBecause = verdictRevocationUnknown, "ancestor record(s) collected: "+strings.Join(l.Missing, ", ")
+			unknown(unknownCollected, "ancestor record(s) collected: "+strings.Join(l.Missing, ", "))
 			return
 		}
 		rev.Status, r.Verdict = "not-revoked", verdictValid
@@ -277,15 +362,15 @@ func renderInspect(w io.Writer, r *inspectReport) {
 		fmt.Fprintf(w, "lineage  %s (depth %d)\n", strings.Join(c.Lineage, " → "), len(c.Lineage))
 	}
 	fmt.Fprintf(w, "scope    %s\naud      %s\n", c.Scope, strings.Join(c.Audience, " "))
-	fmt.Fprintf(w, "issued   %s\nexpires  %s\n", ts(c.IssuedAt.Time()), ts(c.Expiry.Time()))
+	fmt.Fprintf(w, "issued   %s\nexpires  %s\n", claimTime(c.IssuedAt), claimTime(c.Expiry))
 	rev := r.Revocation
 	checks := "signature by " + r.JWKS + ", not expired, chain well-formed"
 	switch r.Verdict {
 	case verdictValid:
 		fmt.Fprintf(w, "verdict  valid: %s\n", checks)
-		fmt.Fprintf(w, "         revocation checked: not revoked (the token and %d ancestor(s), at %s)\n", rev.Ancestors, rev.Via)
+		fmt.Fprintf(w, "         revocation checked: not revoked (%s, at %s)\n", ancestorsText(rev.Ancestors), rev.Via)
 	case verdictRevocationUnknown:
-		fmt.Fprintln(w, "verdict  valid signature; revocation unknown (offline)")
+		fmt.Fprintf(w, "verdict  valid signature; revocation unknown (%s)\n", cmp.Or(r.unknown, unknownOffline))
 		fmt.Fprintf(w, "         %s\n", checks)
 		fmt.Fprintf(w, "         revocation not checked: %s\n", rev.UncheckedBecause)
 	default:
@@ -301,24 +386,54 @@ func renderInspect(w io.Writer, r *inspectReport) {
 	}
 }
 
+// claimTime is a time claim for display: "(none)" when absent, never
+// 1970-01-01.
+func claimTime(d jwt.NumericDate) string {
+	if d.IsZero() {
+		return "(none)"
+	}
+	return ts(d.Time())
+}
+
+// ancestorsText is what the revocation check covered: the token, and its
+// ancestors (none for a root).
+func ancestorsText(n int) string {
+	switch n {
+	case 0:
+		return "the token, a root: no ancestor"
+	case 1:
+		return "the token and 1 ancestor"
+	}
+	return fmt.Sprintf("the token and %d ancestors", n)
+}
+
 // loadJWKS reads the key set to verify against: --jwks (file or URL), or the
-// JWKS of the server at base.
-func loadJWKS(ctx context.Context, base, src string) (*tokens.SetResolver, string, error) {
+// JWKS of the server conn names. The source is returned as it may be
+// printed (a URL's password redacted).
+func loadJWKS(ctx context.Context, conn connection, src string) (*tokens.SetResolver, string, error) {
 	fromServer := src == ""
 	if fromServer {
-		if base == "" {
+		if conn.base == "" {
 			return nil, "", errors.New("give --jwks FILE|URL, or --server / MANDATE_SERVER")
 		}
-		src = base + httpapi.PathJWKS
+		src = conn.base + httpapi.PathJWKS
 	}
+	shown := redactURL(src)
 	var raw []byte
 	var err error
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		raw, err = fetch(ctx, src)
-		if err = transportError(base, err); !fromServer {
+		var status *errHTTPStatus
+		switch {
+		case fromServer && errors.As(err, &status) && status.code == http.StatusNotFound:
+			return nil, "", &errNoEndpoint{base: conn.base, source: conn.source, endpoint: httpapi.PathJWKS}
+		case fromServer:
+			err = transportError(conn.base, err)
+		default:
+			err = transportError(shown, err)
 			var unreachable *errUnreachable
 			if errors.As(err, &unreachable) {
-				unreachable.base, unreachable.jwks = src, true
+				unreachable.jwks = true
 			}
 		}
 	} else {
@@ -326,17 +441,23 @@ func loadJWKS(ctx context.Context, base, src string) (*tokens.SetResolver, strin
 	}
 	if err != nil {
 		var unreachable *errUnreachable
-		if errors.As(err, &unreachable) {
+		var mismatch *errSchemeMismatch
+		if errors.As(err, &unreachable) || errors.As(err, &mismatch) {
 			return nil, "", err
 		}
-		return nil, "", fmt.Errorf("JWKS %s: %w", src, err)
+		return nil, "", fmt.Errorf("JWKS %s: %w", shown, err)
 	}
 	keys, err := tokens.NewSetResolver(raw)
 	if err != nil {
-		return nil, "", fmt.Errorf("JWKS %s: %w", src, err)
+		return nil, "", fmt.Errorf("JWKS %s: %w", shown, err)
 	}
-	return keys, src, nil
+	return keys, shown, nil
 }
+
+// errHTTPStatus is an answer other than 200 to a GET of a JWKS.
+type errHTTPStatus struct{ code int }
+
+func (e *errHTTPStatus) Error() string { return fmt.Sprintf("HTTP %d", e.code) }
 
 func fetch(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -349,7 +470,7 @@ func fetch(ctx context.Context, u string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+		return nil, &errHTTPStatus{resp.StatusCode}
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }
