@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -505,14 +507,28 @@ type rotation struct {
 	Withdrawn   string    `json:"withdrawn,omitempty"` // the compromised key, with --compromised
 }
 
-// parseAnchor reads SEQ:HASH, as verify prints it.
+// parseAnchor reads SEQ:HASH, as verify prints it: a record number from 1
+// and that record's 64-hex-character hash. Anything else is a usage error,
+// never a verdict: a mistyped anchor must not pass for a tampered trail.
 func parseAnchor(anchor string) (uint64, string, error) {
-	seqText, hash, ok := strings.Cut(anchor, ":")
-	var seq uint64
-	if _, err := fmt.Sscan(seqText, &seq); !ok || err != nil || hash == "" {
-		return 0, "", errors.New("--anchor takes SEQ:HASH, as verify prints it")
+	usage := func(what string) error {
+		return fmt.Errorf("--anchor %q: %s; give SEQ:HASH as \"mandate audit verify\" prints it (a record number from 1, a colon, the record's 64-hex-character hash)", anchor, what)
 	}
-	return seq, hash, nil
+	seqText, hash, ok := strings.Cut(anchor, ":")
+	if !ok {
+		return 0, "", usage("no colon")
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return 0, "", usage(fmt.Sprintf("SEQ %q is not a positive whole number", seqText))
+	}
+	if len(hash) != 64 {
+		return 0, "", usage(fmt.Sprintf("HASH has %d characters, not 64", len(hash)))
+	}
+	if _, err := hex.DecodeString(hash); err != nil {
+		return 0, "", usage("HASH is not hexadecimal")
+	}
+	return seq, strings.ToLower(hash), nil
 }
 
 // checkAnchor compares a record with a head hash anchored earlier; a

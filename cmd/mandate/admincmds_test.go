@@ -228,3 +228,47 @@ func TestEmergencyRotationNeedsAReason(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestAuditAnchorMustBeWellFormed: an --anchor that is not SEQ:HASH (a
+// record number from 1, 64 hex characters) is a usage error (exit 2)
+// naming the form, never a verdict: a mistyped anchor must not report a
+// tampered (exit 1) or truncated trail.
+func TestAuditAnchorMustBeWellFormed(t *testing.T) {
+	dir := fixedStore(t)
+	hash := strings.Repeat("ab", 32)
+	var tr transcript
+	for _, anchor := range []string{"3:deadbeef", "999:abc", "0:" + hash, "-1:" + hash, "x:" + hash, "+3:" + hash, "3", "3:", ":" + hash,
+		"3:" + hash[:63], "3:" + hash + "0", "3:" + strings.Repeat("zz", 32)} {
+		out, stderr, code := runMain(t, "", "audit", "verify", "--db", dir, "--anchor", anchor)
+		if code != exitError || out != "" || !strings.HasPrefix(stderr, "mandate: --anchor ") ||
+			!strings.Contains(stderr, `give SEQ:HASH as "mandate audit verify" prints it`) {
+			t.Errorf("--anchor %q: exit %d, %q\n%s", anchor, code, stderr, out)
+		}
+		if anchor == "3:deadbeef" || anchor == "999:abc" || anchor == "0:"+hash {
+			tr.run(t, "", "audit", "verify", "--db", dir, "--anchor", anchor)
+		}
+	}
+	// Well-formed anchors still get their verdicts: a record that is not
+	// there (truncated, exit 1), a hash that differs (rewritten, exit 1),
+	// upper-case hex read as the same hash.
+	out, err := runCLI(t, "", "audit", "verify", "--db", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := strings.Fields(strings.Split(out, "head ")[1])[0]
+	for _, tt := range []struct {
+		anchor string
+		code   int
+		want   string
+	}{
+		{"999:" + hash, exitDenied, "anchor MISMATCH: record #999 is gone: the trail was truncated"},
+		{"3:" + hash, exitDenied, "anchor MISMATCH: record #3's hash is not the anchored one: the trail was rewritten"},
+		{strings.ToUpper(head), exitOK, "anchor #7 matches"},
+	} {
+		out, code := tr.run(t, "", "audit", "verify", "--db", dir, "--anchor", tt.anchor)
+		if code != tt.code || !strings.Contains(out, tt.want) {
+			t.Errorf("--anchor %s: exit %d, want %d and %q:\n%s", tt.anchor, code, tt.code, tt.want, out)
+		}
+	}
+	goldenCLI(t, "audit-anchor.txt", tr.String(), (&normalizer{}).add(dir, "DIR").add(strings.ToUpper(head), "7:UPPER-CASE-HASH"))
+}
