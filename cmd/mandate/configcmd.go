@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -35,9 +37,10 @@ precedence, then read every file it names (JWKS documents, the policy
 directory). Print every key with the value serve would use, secrets masked,
 and the warnings (exit 0); or every problem found (exit 2). Problems in a
 value's type (a duration without a unit, a word for a number) are reported
-before, and instead of, the other checks.
+before, and instead of, the other checks, and a last line says so.
 
---format json prints {"ok", "config", "warnings", "errors"} (docs/operators.md).`,
+--format json prints {"ok", "config", "warnings", "errors", "note"}
+(docs/operators.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
@@ -73,7 +76,14 @@ type checkReport struct {
 	Config   *shownConfig `json:"config"`
 	Warnings []string     `json:"warnings"`
 	Errors   []string     `json:"errors"`
+	// Note says what the errors leave out: "" but when type problems stopped
+	// the other checks (typesFirst).
+	Note string `json:"note"`
 }
+
+// typesFirst is the note of a report whose errors are problems of the
+// values' types, which hide the others until they are fixed.
+const typesFirst = "fix these first: the other keys are checked once every value has its type"
 
 // checkConfig loads and checks the configuration as serve would (Load, then
 // the files it names), keeping every problem and every warning.
@@ -86,13 +96,18 @@ func checkConfig(path string, flags *pflag.FlagSet) checkReport {
 	}
 	if err != nil {
 		r.Errors = problems(err)
+		if errors.Is(err, server.ErrValueTypes) {
+			r.Note = typesFirst
+		}
 		return r
 	}
 	r.OK, r.Config = true, showConfig(cfg)
 	return r
 }
 
-// problems lists a joined error's problems, one line each.
+// problems lists a joined error's problems (errors.Join, or any error with
+// Unwrap() []error), one each; a single error is one problem, its lines
+// joined into one.
 func problems(err error) []string {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []string
@@ -101,7 +116,11 @@ func problems(err error) []string {
 		}
 		return out
 	}
-	return strings.Split(err.Error(), "\n")
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return []string{strings.Join(lines, " ")}
 }
 
 // shownConfig is the configuration as serve would run with it, keyed as in
@@ -190,7 +209,12 @@ const masked = "***"
 func showConfig(c *server.Config) *shownConfig {
 	s := &shownConfig{Issuer: c.Issuer, Listen: c.Listen, DataDir: c.DataDir, notes: map[string]string{}}
 	if s.Issuer == "" {
+		// Serve's issuer is the address it binds: with port 0, the one the
+		// system picks at start.
 		s.Issuer = "http://" + c.Listen
+		if host, port, err := net.SplitHostPort(c.Listen); err == nil && port == "0" {
+			s.Issuer = "http://" + net.JoinHostPort(host, "<the port serve binds>")
+		}
 		s.notes["issuer"] = "from listen"
 	}
 	s.Signing.Alg, s.Signing.KEKFile = c.Signing.Alg, c.Signing.KEKFile
@@ -299,6 +323,9 @@ func printCheckReport(w io.Writer, path string, r checkReport) {
 		fmt.Fprintf(w, "%s: %d problem(s); serve would refuse to start:\n", source, len(r.Errors))
 		for _, e := range r.Errors {
 			fmt.Fprintf(w, "  - %s\n", e)
+		}
+		if r.Note != "" {
+			fmt.Fprintf(w, "%s\n", r.Note)
 		}
 		printWarnings(w, r.Warnings)
 		return

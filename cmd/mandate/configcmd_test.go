@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,7 +100,7 @@ func TestConfigCheckGolden(t *testing.T) {
 }
 
 // TestConfigCheckJSONShape: the JSON answer is {"ok", "config", "warnings",
-// "errors"} with lists never null, as docs/operators.md says.
+// "errors", "note"} with lists never null, as docs/operators.md says.
 func TestConfigCheckJSONShape(t *testing.T) {
 	clearMandateEnv(t)
 	for _, tc := range []struct {
@@ -111,7 +112,7 @@ func TestConfigCheckJSONShape(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		if len(r) != 4 || string(r["ok"]) != map[bool]string{true: "true", false: "false"}[tc.ok] {
+		if len(r) != 5 || string(r["ok"]) != map[bool]string{true: "true", false: "false"}[tc.ok] {
 			t.Errorf("%s: keys or ok wrong: %s", tc.path, out)
 		}
 		for _, k := range []string{"warnings", "errors"} {
@@ -121,6 +122,9 @@ func TestConfigCheckJSONShape(t *testing.T) {
 		}
 		if tc.ok == (string(r["config"]) == "null") {
 			t.Errorf("%s: config = %s", tc.path, r["config"])
+		}
+		if !strings.HasPrefix(string(r["note"]), `"`) {
+			t.Errorf("%s: note = %s, want a string", tc.path, r["note"])
 		}
 	}
 }
@@ -262,4 +266,117 @@ func TestConfigCheckShowsEveryKey(t *testing.T) {
 		}
 	}
 	walk("", reflect.TypeOf(server.Config{}), r.Config)
+}
+
+// TestConfigCheckSaysTypeProblemsComeFirst: when problems of the values'
+// types hide the others, the report says so (text and JSON), so "1
+// problem(s)" is not taken for the whole story; a report of range problems
+// says nothing of the kind.
+func TestConfigCheckSaysTypeProblemsComeFirst(t *testing.T) {
+	clearMandateEnv(t)
+	const note = "fix these first: the other keys are checked once every value has its type"
+	typed := writeConfig(t, "tokens: {root_ttl: 15, max_depth: 99}\nclients:\n  - {id: a, secret: s, grants: [client_credentials]}\n")
+	out, err := runCLI(t, "", "--config", typed, "config", "check")
+	if err == nil || !strings.Contains(out, "1 problem(s)") || !strings.Contains(out, "  - config: tokens.root_ttl: 15 needs a unit, such as 15m\n"+note+"\n") {
+		t.Errorf("err = %v\n%s", err, out)
+	}
+	var r checkReport
+	out, _ = runCLI(t, "", "--config", typed, "config", "check", "--format", "json")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Note != note || len(r.Errors) != 1 {
+		t.Errorf("%v\n%s", err, out)
+	}
+	ranged := writeConfig(t, "tokens: {max_depth: 99}\nisuer: x\nclients:\n  - {id: a, secret: s, grants: [client_credentials]}\n")
+	out, err = runCLI(t, "", "--config", ranged, "config", "check")
+	if err == nil || strings.Contains(out, "fix these first") || !strings.Contains(out, "2 problem(s)") || !strings.Contains(out, "unknown key(s) isuer") {
+		t.Errorf("ranges and an unknown key: %v\n%s", err, out)
+	}
+	out, _ = runCLI(t, "", "--config", ranged, "config", "check", "--format", "json")
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Note != "" {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+// TestConfigCheckYAMLProblems: a file that is not YAML is reported in words
+// an operator can act on, each problem once and on one line: not viper's
+// "While parsing config", and a key written twice is one problem.
+func TestConfigCheckYAMLProblems(t *testing.T) {
+	clearMandateEnv(t)
+	for _, tc := range []struct {
+		yaml, want string
+	}{
+		{"clients:\n\t- id: a\n", "line 2: a tab indents this line; YAML indents with spaces"},
+		{"listen: 127.0.0.1:8080\nissuer: https://m.example\nlisten: 127.0.0.1:9090\n", `line 3: key "listen" appears twice (first at line 1): keep one`},
+	} {
+		path := writeConfig(t, tc.yaml)
+		want := "config " + path + ": " + tc.want
+		out, err := runCLI(t, "", "--config", path, "config", "check")
+		if err == nil || !strings.Contains(err.Error(), "1 problem(s)") || !strings.Contains(out, ": 1 problem(s)") {
+			t.Errorf("err = %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "\n  - "+want+"\n") || strings.Contains(out, "While parsing") {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+		var r checkReport
+		out, _ = runCLI(t, "", "--config", path, "config", "check", "--format", "json")
+		if err := json.Unmarshal([]byte(out), &r); err != nil || !slices.Equal(r.Errors, []string{want}) {
+			t.Errorf("json: %v, errors %q, want %q", err, r.Errors, want)
+		}
+	}
+}
+
+// TestProblemsKeepsAnErrorWhole: a joined error is one problem per error, and
+// a single error of several lines is one problem, its lines joined.
+func TestProblemsKeepsAnErrorWhole(t *testing.T) {
+	got := problems(errors.Join(errors.New("config: a"), errors.New("yaml: unmarshal errors:\n  line 3: b")))
+	if want := []string{"config: a", "yaml: unmarshal errors: line 3: b"}; !slices.Equal(got, want) {
+		t.Errorf("problems = %q, want %q", got, want)
+	}
+}
+
+// TestConfigCheckIssuerFromListen: without an issuer, the one shown is the
+// one serve would use: http://<listen>, with port 0 the port serve binds, and
+// none at all (an error) when listen binds every interface.
+func TestConfigCheckIssuerFromListen(t *testing.T) {
+	clearMandateEnv(t)
+	admin := "clients:\n  - {id: ops, secret_hash: \"" + testHash + "\", role: admin}\n"
+	out, err := runCLI(t, "", "--config", writeConfig(t, "listen: 127.0.0.1:0\n"+admin), "config", "check")
+	if err != nil || !strings.Contains(out, "\nissuer                            http://127.0.0.1:<the port serve binds> (from listen)\n") {
+		t.Errorf("port 0: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "", "--config", writeConfig(t, "listen: 127.0.0.1:9000\n"+admin), "config", "check")
+	if err != nil || !strings.Contains(out, "\nissuer                            http://127.0.0.1:9000 (from listen)\n") {
+		t.Errorf("a port: %v\n%s", err, out)
+	}
+	for _, listen := range []string{":8080", "0.0.0.0:8080"} {
+		out, err = runCLI(t, "", "--config", writeConfig(t, "listen: \""+listen+"\"\n"+admin), "config", "check")
+		want := `config: issuer is required when listen ("` + listen + `") binds every interface: set issuer to the URL clients use, such as https://mandate.example`
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("listen %s: %v\n%s", listen, err, out)
+		}
+		if _, err := runCLI(t, "", "--config", writeConfig(t, "listen: \""+listen+"\"\n"+admin), "config", "check", "--issuer", "https://mandate.example"); err != nil {
+			t.Errorf("listen %s with --issuer: %v", listen, err)
+		}
+	}
+}
+
+// TestConfigCheckWarns: the warnings Load adds reach config check — a
+// loopback issuer serve does not listen at, no admin client, and a MANDATE_*
+// variable that names no key (its value never shown).
+func TestConfigCheckWarns(t *testing.T) {
+	clearMandateEnv(t)
+	t.Setenv("MANDATE_TOKENS_ROOT_TLL", "5m")
+	path := writeConfig(t, "issuer: http://127.0.0.1:9000\nlisten: 127.0.0.1:8080\nclients:\n  - {id: a, secret_hash: \""+testHash+"\", grants: [client_credentials]}\n")
+	out, err := runCLI(t, "", "--config", path, "config", "check")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"  - MANDATE_TOKENS_ROOT_TLL names no configuration key (did you mean MANDATE_TOKENS_ROOT_TTL?)\n",
+		"  - issuer http://127.0.0.1:9000 is not where the server listens (127.0.0.1:8080): clients will not reach it\n",
+		"  - no admin client: the operator commands (mandate lineage, revoke, tokens, keys, audit) will be refused; add a client with role: admin (mandate init writes one)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
 }

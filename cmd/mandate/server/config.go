@@ -249,15 +249,33 @@ var defaults = map[string]any{
 // flagKeys maps serve's flags onto config keys.
 var flagKeys = map[string]string{"listen": "listen", "data-dir": "data_dir", "issuer": "issuer"}
 
+// ErrValueTypes is what Load's error matches (errors.Is) when values of the
+// wrong type stopped it: those problems are reported before, and instead of,
+// the ones Validate would find, which are checked once every value has its
+// type.
+var ErrValueTypes = errors.New("config: values of the wrong type")
+
+// typeProblems is Load's error when values of the wrong type stopped it:
+// each problem on its own (like errors.Join), and it matches ErrValueTypes.
+type typeProblems []error
+
+func (t typeProblems) Error() string        { return errors.Join(t...).Error() }
+func (t typeProblems) Unwrap() []error      { return t }
+func (t typeProblems) Is(target error) bool { return target == ErrValueTypes }
+
 // Load reads the YAML file at path (optional), MANDATE_* environment
 // variables and the given flags, in increasing precedence, and validates the
-// result. Unknown keys in the file are errors, and every value is read the
-// same way whichever source gave it (strictScalars): a duration needs a unit,
-// a number must be one. The error lists every problem found (errors.Join, one
-// "config: <key>: …" each); problems in the values' types are reported
-// before, and instead of, those Validate finds. It also returns warnings that
-// do not stop the server, with an error as well as without.
+// result. Every value is read the same way whichever source gave it
+// (strictScalars): a duration needs a unit, a number must be one. The error
+// lists every problem found (errors.Join, one "config: <key>: …" each, and a
+// file that is not YAML says where, on one line). Problems in the values'
+// types are reported before, and instead of, those Validate finds (the error
+// then matches ErrValueTypes); an unknown key in the file is reported with
+// Validate's problems. It also returns warnings that do not stop the server,
+// with an error as well as without: first the MANDATE_* variables that name
+// no key, then Validate's.
 func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
+	envWarnings := unknownEnvironment(os.Environ())
 	v := viper.New()
 	v.SetConfigType("yaml")
 	for k, d := range defaults {
@@ -269,24 +287,34 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 	if path != "" {
 		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
-			return nil, nil, fmt.Errorf("config %s: %w", path, err)
+			return nil, envWarnings, readProblem(path, err)
 		}
 	}
 	if flags != nil {
 		for name, key := range flagKeys {
 			if f := flags.Lookup(name); f != nil && f.Changed {
 				if err := v.BindPFlag(key, f); err != nil {
-					return nil, nil, err
+					return nil, envWarnings, err
 				}
 			}
 		}
 	}
 	var cfg Config
-	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
+	var unknown []error
+	if err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.DecodeHook = strictScalars
-	})
-	if err != nil {
-		return nil, nil, errors.Join(decodeProblems(err)...)
+	}); err != nil {
+		all := decodeProblems(err)
+		typed := slices.ContainsFunc(all, func(e error) bool {
+			_, unknownKey := e.(unknownKeyError)
+			return !unknownKey
+		})
+		if typed {
+			return nil, envWarnings, typeProblems(all)
+		}
+		// Only unknown keys: every value the file gives a known key was read,
+		// so Validate checks them now, in the same run.
+		unknown = all
 	}
 	base := ""
 	var inFile error
@@ -305,10 +333,149 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 		}
 	}
 	warnings, err := cfg.Validate(base)
-	if err = errors.Join(inFile, err); err != nil {
+	warnings = append(envWarnings, warnings...)
+	if err = errors.Join(append(unknown, inFile, err)...); err != nil {
 		return nil, warnings, err
 	}
 	return &cfg, warnings, nil
+}
+
+var duplicateKey = regexp.MustCompile(`^line (\d+): mapping key (".*") already defined at line (\d+)$`)
+
+// readProblem is the error of a config file viper could not read: where the
+// YAML is wrong, on one line (one error per line of the YAML library's list,
+// errors.Join), and a tab that indents a line said as such.
+func readProblem(path string, err error) error {
+	var pe viper.ConfigParseError
+	if !errors.As(err, &pe) || pe.Unwrap() == nil {
+		return fmt.Errorf("config %s: %w", path, err) // the file could not be read (os errors are one line)
+	}
+	msg := strings.TrimPrefix(pe.Unwrap().Error(), "yaml: ")
+	if list, ok := strings.CutPrefix(msg, "unmarshal errors:"); ok {
+		var out []error
+		for _, line := range strings.Split(list, "\n") {
+			if line = strings.TrimSpace(line); line == "" {
+				continue
+			}
+			if m := duplicateKey.FindStringSubmatch(line); m != nil {
+				line = fmt.Sprintf("line %s: key %s appears twice (first at line %s): keep one", m[1], m[2], m[3])
+			}
+			out = append(out, fmt.Errorf("config %s: %s", path, line))
+		}
+		if len(out) > 0 {
+			return errors.Join(out...)
+		}
+	}
+	if strings.Contains(msg, "tab") || strings.Contains(msg, "cannot start any token") {
+		if n := tabIndentedLine(path); n > 0 {
+			return fmt.Errorf("config %s: line %d: a tab indents this line; YAML indents with spaces", path, n)
+		}
+	}
+	return fmt.Errorf("config %s: %s", path, oneLine(msg))
+}
+
+// tabIndentedLine is the number of the first line of the file at path whose
+// indentation holds a tab (0: none).
+func tabIndentedLine(path string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for i, line := range strings.Split(string(raw), "\n") {
+		rest := strings.TrimLeft(line, " \t")
+		if rest != "" && strings.Contains(line[:len(line)-len(rest)], "\t") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// oneLine joins a message's lines with spaces.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, " ")
+}
+
+// cliEnvironment are the MANDATE_* variables read by the CLI (the operator
+// commands' server and credentials), which name no configuration key.
+var cliEnvironment = []string{"MANDATE_SERVER", "MANDATE_CLIENT_ID", "MANDATE_CLIENT_SECRET"}
+
+// configEnvironment is the MANDATE_* variable of every key of Config
+// (nested keys joined with _, lists by their own name), and the CLI's.
+var configEnvironment = func() []string {
+	names := slices.Clone(cliEnvironment)
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := f.Tag.Get("mapstructure")
+			if name == "" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+				walk(prefix+name+"_", f.Type)
+				continue
+			}
+			names = append(names, "MANDATE_"+strings.ToUpper(prefix+name))
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	slices.Sort(names)
+	return slices.Compact(names)
+}()
+
+// unknownEnvironment warns of each set MANDATE_* variable of environ that
+// names no configuration key (nor one the CLI reads), with the closest name
+// that does when one is within two edits. It is a warning, not an error:
+// other tools may share the prefix. Values are never shown.
+func unknownEnvironment(environ []string) []string {
+	var names []string
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "MANDATE_") && value != "" && !slices.Contains(configEnvironment, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var warn []string
+	for _, name := range slices.Compact(names) {
+		best, bestDist := "", 3
+		for _, known := range configEnvironment {
+			if d := editDistance(name, known); d < bestDist {
+				best, bestDist = known, d
+			}
+		}
+		if best != "" {
+			warn = append(warn, fmt.Sprintf("%s names no configuration key (did you mean %s?)", name, best))
+		} else {
+			warn = append(warn, fmt.Sprintf("%s names no configuration key: it is ignored (each key's variable: README.md, \"Configuration reference\")", name))
+		}
+	}
+	return warn
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -420,6 +587,11 @@ func parseNumber(s string) (float64, error) {
 	return f, nil
 }
 
+// unknownKeyError is decodeProblems' problem of keys Config does not have.
+type unknownKeyError string
+
+func (e unknownKeyError) Error() string { return string(e) }
+
 // decodeProblems turns mapstructure's errors into one "config: <key>: …"
 // error per problem, so each names its key and its fix.
 func decodeProblems(err error) []error {
@@ -453,7 +625,7 @@ func decodeProblems(err error) []error {
 			if name != "" && name != reflect.TypeFor[Config]().String() {
 				where = " in " + name
 			}
-			out = append(out, fmt.Errorf("config: unknown key(s) %s%s (check the spelling against the configuration reference in README.md)", keys, where))
+			out = append(out, unknownKeyError(fmt.Sprintf("config: unknown key(s) %s%s (check the spelling against the configuration reference in README.md)", keys, where)))
 			return
 		}
 		out = append(out, fmt.Errorf("config: %s: %w", name, inner))
@@ -479,6 +651,33 @@ const (
 	maxAuditRetention  = 87600 * time.Hour // ten years
 	maxDeviationWindow = 24 * time.Hour
 )
+
+// The ranges Validate holds numbers to: far beyond what one Mandate serves,
+// so only a slip (a byte count for a rate, a stray exponent) is refused.
+const (
+	maxPerSecond  = 1e6     // requests per second per client, grants or revocation
+	maxBurst      = 1e7     // a bucket's size
+	maxDenials    = 10000   // deviation.max_denials
+	minCacheBytes = 1 << 20 // cache.max_bytes: 1 MiB holds a few thousand tokens
+	maxCacheBytes = 1 << 30 // 1 GiB
+)
+
+// numberText writes f as an operator would: 100, 2.5, 1000000.
+func numberText(f float64) string {
+	if math.Abs(f) < 1e15 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// numberWithin is the error of a number key outside [lo, hi]; loNote says
+// what lo means, if anything (" (off)").
+func numberWithin(key string, f, lo, hi float64, loNote, example string) error {
+	if f >= lo && f <= hi {
+		return nil
+	}
+	return fmt.Errorf("config: %s: %s is out of range: it must be between %s%s and %s, such as %s", key, numberText(f), numberText(lo), loNote, numberText(hi), example)
+}
 
 // shortDuration writes d as an operator would: 24h, not 24h0m0s.
 func shortDuration(d time.Duration) string {
@@ -514,16 +713,24 @@ func (c *Config) Validate(base string) ([]string, error) {
 		}
 	}
 	failf := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	listenHost, listenPort, listenErr := net.SplitHostPort(c.Listen)
+	if listenErr != nil {
+		failf("config: listen %q must be host:port, such as 127.0.0.1:8080", c.Listen)
+	}
 	if c.Issuer != "" {
 		u, err := url.Parse(c.Issuer)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
 			failf("config: issuer must be an absolute http(s) URL without query or fragment, such as https://mandate.example")
-		} else if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
 			warn = append(warn, "issuer uses http on a non-loopback host: tokens and secrets travel in clear; use https behind a TLS terminator")
+		case isLoopback(u.Hostname()) && listenErr == nil && listenPort != "0" && !listensOn(listenHost, listenPort, u):
+			// A loopback issuer names this machine: unless a proxy on it
+			// forwards to listen, which is rare, clients go nowhere.
+			warn = append(warn, fmt.Sprintf("issuer %s is not where the server listens (%s): clients will not reach it", c.Issuer, c.Listen))
 		}
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		failf("config: listen %q must be host:port, such as 127.0.0.1:8080", c.Listen)
+	} else if listenErr == nil && isWildcard(listenHost) {
+		failf("config: issuer is required when listen (%q) binds every interface: set issuer to the URL clients use, such as https://mandate.example", c.Listen)
 	}
 	if c.DataDir == "" {
 		failf("config: data_dir is required (the directory of mandate.db)")
@@ -549,9 +756,7 @@ func (c *Config) Validate(base string) ([]string, error) {
 		warn = append(warn, fmt.Sprintf("tokens.delegated_ttl (%s) is longer than tokens.root_ttl (%s): no delegated token outlives its root, so none lives longer than %s; lower tokens.delegated_ttl",
 			shortDuration(t.DelegatedTTL), shortDuration(t.RootTTL), shortDuration(t.RootTTL)))
 	}
-	if t.MaxDepth < 1 || t.MaxDepth > chain.MaxDepth {
-		failf("config: tokens.max_depth must be between 1 and %d (got %d)", chain.MaxDepth, t.MaxDepth)
-	}
+	fail(numberWithin("tokens.max_depth", float64(t.MaxDepth), 1, chain.MaxDepth, "", "4"))
 	fail(durationWithin("tokens.retention", t.Retention, minTokenRetention, maxTokenRetention, "24h"))
 	switch r := c.Audit.Retention; {
 	case r < minAuditRetention:
@@ -565,8 +770,8 @@ func (c *Config) Validate(base string) ([]string, error) {
 		c.Policy.Dir = filepath.Join(base, c.Policy.Dir)
 	}
 	switch d := c.Deviation; {
-	case d.MaxDenials < 0:
-		failf("config: deviation.max_denials must not be negative (0 turns deviation off)")
+	case d.MaxDenials < 0 || d.MaxDenials > maxDenials:
+		fail(numberWithin("deviation.max_denials", float64(d.MaxDenials), 0, maxDenials, " (off)", "5"))
 	case d.MaxDenials > 0 && d.Window <= 0:
 		failf("config: deviation.window must be a positive duration, such as 1m, when deviation.max_denials is set")
 	case d.MaxDenials == 0 && d.Window != 0:
@@ -580,29 +785,32 @@ func (c *Config) Validate(base string) ([]string, error) {
 		}
 	}
 	r := c.RateLimit
+	perSecond := numberWithin("rate_limit.per_second", r.PerSecond, 0, maxPerSecond, " (off)", "100")
+	burst := numberWithin("rate_limit.burst", float64(r.Burst), 0, maxBurst, "", "200")
 	switch {
-	case r.PerSecond < 0 || math.IsNaN(r.PerSecond) || math.IsInf(r.PerSecond, 0):
-		failf("config: rate_limit.per_second must be a non-negative number (0 turns limiting off)")
-	case r.Burst < 0:
-		failf("config: rate_limit.burst must not be negative (got %d)", r.Burst)
+	case perSecond != nil || burst != nil:
+		fail(perSecond)
+		fail(burst)
 	case r.PerSecond > 0 && r.Burst < 1:
-		failf("config: rate_limit.burst must be at least 1 when rate_limit.per_second is set")
+		failf("config: rate_limit.burst: 0 is too small when rate_limit.per_second is set: it must be at least 1, such as 200")
 	}
+	revPerSecond := numberWithin("rate_limit.revocation_per_second", r.RevocationPerSecond, 0, maxPerSecond, " (ten times rate_limit.per_second)", "1000")
+	revBurst := numberWithin("rate_limit.revocation_burst", float64(r.RevocationBurst), 0, maxBurst, " (ten times rate_limit.burst)", "2000")
 	switch {
-	case r.RevocationPerSecond < 0 || math.IsNaN(r.RevocationPerSecond) || math.IsInf(r.RevocationPerSecond, 0):
-		failf("config: rate_limit.revocation_per_second must be a non-negative number (0: ten times rate_limit.per_second)")
-	case r.RevocationBurst < 0:
-		failf("config: rate_limit.revocation_burst must not be negative (got %d)", r.RevocationBurst)
+	case revPerSecond != nil || revBurst != nil:
+		fail(revPerSecond)
+		fail(revBurst)
 	case r.RevocationPerSecond > 0 && r.RevocationPerSecond < r.PerSecond:
-		failf("config: rate_limit.revocation_per_second must not be below rate_limit.per_second: the kill switch must outlast a runaway loop")
+		failf("config: rate_limit.revocation_per_second: %s is below rate_limit.per_second (%s): the kill switch must outlast a runaway loop; set it to at least %s, or 0 for ten times rate_limit.per_second",
+			numberText(r.RevocationPerSecond), numberText(r.PerSecond), numberText(r.PerSecond))
 	case r.RevocationPerSecond > 0 && r.RevocationBurst < 1:
-		failf("config: rate_limit.revocation_burst must be at least 1 when rate_limit.revocation_per_second is set")
+		failf("config: rate_limit.revocation_burst: %d is too small when rate_limit.revocation_per_second is set: it must be at least 1, such as 2000", r.RevocationBurst)
 	}
 	if _, err := c.HTTP.trustedProxies(); err != nil {
 		fail(err)
 	}
-	if c.Cache.MaxBytes < 0 || (c.Cache.MaxBytes > 0 && c.Cache.MaxBytes < 1<<20) {
-		failf("config: cache.max_bytes must be at least 1048576 (1 MiB), or 0 for the default (32 MiB)")
+	if m := c.Cache.MaxBytes; m != 0 && (m < minCacheBytes || m > maxCacheBytes) {
+		failf("config: cache.max_bytes: %d is out of range: it must be between %d (1 MiB) and %d (1 GiB), or 0 for the default (32 MiB), such as 67108864 (64 MiB)", m, minCacheBytes, maxCacheBytes)
 	}
 	if len(c.Clients) == 0 {
 		failf("config: clients is empty: register at least one client (see README.md)")
@@ -610,6 +818,9 @@ func (c *Config) Validate(base string) ([]string, error) {
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {
 		fail(c.validateClient(i, cl, base, seen, &warn))
+	}
+	if len(c.Clients) > 0 && !slices.ContainsFunc(c.Clients, func(cl ClientConfig) bool { return cl.Role == string(delegation.RoleAdmin) }) {
+		warn = append(warn, "no admin client: the operator commands (mandate lineage, revoke, tokens, keys, audit) will be refused; add a client with role: admin (mandate init writes one)")
 	}
 	for i := range c.TrustedIssuers {
 		ti := &c.TrustedIssuers[i]
@@ -714,6 +925,39 @@ func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[st
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isWildcard is whether a listen host binds every interface ("", 0.0.0.0, ::).
+func isWildcard(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// listensOn is whether a server listening on host:port answers at issuer
+// u's host and port (the scheme's when it names none): the same port, and
+// the same host, or every interface, or localhost for a loopback address.
+func listensOn(host, port string, u *url.URL) bool {
+	uPort := u.Port()
+	if uPort == "" {
+		uPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if uPort != port {
+		return false
+	}
+	uHost := u.Hostname()
+	switch {
+	case isWildcard(host), strings.EqualFold(host, uHost):
+		return true
+	case strings.EqualFold(host, "localhost"):
+		return isLoopback(uHost)
+	case strings.EqualFold(uHost, "localhost"):
+		return isLoopback(host)
+	}
+	a, b := net.ParseIP(host), net.ParseIP(uHost)
+	return a != nil && a.Equal(b)
 }
 
 func isLoopback(host string) bool {

@@ -23,6 +23,9 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("signing: {kek: AAAA}\nclients: [{id: a, jwks_file: /dev/null, grants: [client_credentials]}]\n")
 	f.Add("&a [*a, *a]\n")
 	f.Add("clients: !!binary AAAA\n")
+	f.Add("clients:\n\t- id: a\n")                        // a tab indents a line
+	f.Add("listen: a\nlisten: b\ntokens: {x: 1, x: 2}\n") // keys twice
+	f.Add("listen: \":0\"\nrate_limit: {per_second: 1e300, burst: -1}\ncache: {max_bytes: 9e18}\n")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, yaml string) {
 		if strings.Contains(yaml, "/dev/") || strings.Contains(yaml, "/proc/") {

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,10 @@ import (
 
 // testHash is the bcrypt hash (cost 4) of "test-secret", as in testdata/config/valid.yaml.
 const testHash = "$2a$04$ypxlCvXBjrq8/oU3d0c2BOgZ.nRtE5hybsdx5IfS9l7YZM.8NHdZe"
+
+// adminClient is a clients entry with role admin, for configurations that
+// should warn of nothing else.
+const adminClient = "  - id: ops\n    secret_hash: \"" + testHash + "\"\n    role: admin\n"
 
 func writeConfig(t *testing.T, yaml string) string {
 	t.Helper()
@@ -103,8 +109,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"unknown nested key", "tokens: {max_dept: 3}\n" + client, "max_dept"},
 		{"unknown client key", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    scope: [x]\n", "scope"},
 		{"bad duration", "tokens: {root_ttl: forever}\n" + client, "root_ttl"},
-		{"negative depth", "tokens: {max_depth: 0}\n" + client, "tokens.max_depth"},
-		{"huge depth", "tokens: {max_depth: 99}\n" + client, "tokens.max_depth"},
+		{"no depth", "tokens: {max_depth: 0}\n" + client, "config: tokens.max_depth: 0 is out of range: it must be between 1 and 32, such as 4"},
+		{"negative depth", "tokens: {max_depth: -1}\n" + client, "config: tokens.max_depth: -1 is out of range"},
+		{"huge depth", "tokens: {max_depth: 99}\n" + client, "config: tokens.max_depth: 99 is out of range: it must be between 1 and 32, such as 4"},
 		{"zero ttl", "tokens: {delegated_ttl: 0s}\n" + client, "tokens.delegated_ttl"},
 		{"bad alg", "signing: {alg: HS256}\n" + client, "signing.alg"},
 		{"bad issuer", "issuer: mandate.example\n" + client, "issuer"},
@@ -112,17 +119,30 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad listen", "listen: 8080\n" + client, "listen"},
 		{"ephemeral without exchange", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    ephemeral: {scopes: [x]}\n", "clients[0] (a).ephemeral"},
 		{"ephemeral without scopes", "clients:\n  - id: a\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    ephemeral: {audiences: [x]}\n", "clients[0] (a).ephemeral.scopes"},
-		{"negative rate limit", "rate_limit: {per_second: -1}\n" + client, "rate_limit.per_second"},
-		{"rate limit without burst", "rate_limit: {per_second: 5, burst: 0}\n" + client, "rate_limit.burst"},
-		{"a kill switch slower than the grants", "rate_limit: {per_second: 50, burst: 10, revocation_per_second: 5, revocation_burst: 10}\n" + client, "rate_limit.revocation_per_second must not be below"},
-		{"a cache too small to hold a token", "cache: {max_bytes: 4096}\n" + client, "cache.max_bytes"},
+		{"negative rate limit", "rate_limit: {per_second: -1}\n" + client, "config: rate_limit.per_second: -1 is out of range: it must be between 0 (off) and 1000000, such as 100"},
+		{"a rate limit over a million", "rate_limit: {per_second: 2e6}\n" + client, "config: rate_limit.per_second: 2000000 is out of range: it must be between 0 (off) and 1000000, such as 100"},
+		{"a burst over ten million", "rate_limit: {burst: 1e8}\n" + client, "config: rate_limit.burst: 100000000 is out of range: it must be between 0 and 10000000, such as 200"},
+		{"a revocation budget over a million", "rate_limit: {revocation_per_second: 1e7, revocation_burst: 10}\n" + client, "config: rate_limit.revocation_per_second: 10000000 is out of range: it must be between 0 (ten times rate_limit.per_second) and 1000000, such as 1000"},
+		{"a revocation burst over ten million", "rate_limit: {revocation_burst: 20000000}\n" + client, "config: rate_limit.revocation_burst: 20000000 is out of range: it must be between 0 (ten times rate_limit.burst) and 10000000, such as 2000"},
+		{"rate limit without burst", "rate_limit: {per_second: 5, burst: 0}\n" + client, "config: rate_limit.burst: 0 is too small when rate_limit.per_second is set: it must be at least 1, such as 200"},
+		{"a kill switch slower than the grants", "rate_limit: {per_second: 50, burst: 10, revocation_per_second: 5, revocation_burst: 10}\n" + client, "config: rate_limit.revocation_per_second: 5 is below rate_limit.per_second (50): the kill switch must outlast a runaway loop; set it to at least 50"},
+		{"a cache too small to hold a token", "cache: {max_bytes: 4096}\n" + client, "config: cache.max_bytes: 4096 is out of range: it must be between 1048576 (1 MiB) and 1073741824 (1 GiB), or 0 for the default (32 MiB), such as 67108864 (64 MiB)"},
+		{"a cache over a GiB", "cache: {max_bytes: 2147483648}\n" + client, "config: cache.max_bytes: 2147483648 is out of range"},
+		{"a negative cache", "cache: {max_bytes: -1}\n" + client, "config: cache.max_bytes: -1 is out of range"},
+		{"too many denials to ever suspend", "deviation: {max_denials: 10001, window: 1m}\n" + client, "config: deviation.max_denials: 10001 is out of range: it must be between 0 (off) and 10000, such as 5"},
+		{"listen on every interface without an issuer", "listen: \":8080\"\n" + client, `config: issuer is required when listen (":8080") binds every interface: set issuer to the URL clients use, such as https://mandate.example`},
+		{"listen on 0.0.0.0 without an issuer", "listen: 0.0.0.0:8080\n" + client, `config: issuer is required when listen ("0.0.0.0:8080") binds every interface`},
+		{"listen on :: without an issuer", "listen: \"[::]:8080\"\n" + client, `config: issuer is required when listen ("[::]:8080") binds every interface`},
+		{"a tab indents a list", "clients:\n\t- id: a\n", "line 2: a tab indents this line; YAML indents with spaces"},
+		{"a tab indents a key", "tokens:\n  root_ttl: 5m\n\tmax_depth: 3\n" + client, "line 3: a tab indents this line; YAML indents with spaces"},
+		{"a key twice", "listen: 127.0.0.1:8080\nissuer: https://m.example\nlisten: 127.0.0.1:9090\n" + client, `line 3: key "listen" appears twice (first at line 1): keep one`},
 		{"a deviation kind misspelt", "deviation: {max_denials: 3, window: 1m, count: [widening, forbiden]}\n" + client, `deviation.count: "forbiden" is not a kind`},
 		{"a trusted proxy that is not a network", "http: {trusted_proxies: [\"10.0.0.0/33\"]}\n" + client, "http.trusted_proxies"},
 		{"a revocation budget without burst", "rate_limit: {revocation_per_second: 500}\n" + client, "rate_limit.revocation_burst"},
 		{"audit retention too short", "audit: {retention: 1h}\n" + client, "audit.retention"},
 		{"deviation without a window", "deviation: {max_denials: 5}\n" + client, "deviation.window"},
 		{"deviation window alone", "deviation: {window: 1m}\n" + client, "deviation.max_denials"},
-		{"negative deviation", "deviation: {max_denials: -1, window: 1m}\n" + client, "deviation.max_denials"},
+		{"negative deviation", "deviation: {max_denials: -1, window: 1m}\n" + client, "config: deviation.max_denials: -1 is out of range: it must be between 0 (off) and 10000, such as 5"},
 		{"no clients", "listen: 127.0.0.1:1\n", "clients"},
 		{"client without id", "clients:\n  - secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[0].id"},
 		{"duplicate client", client + "  - id: orchestrator\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n", "clients[1]"},
@@ -163,10 +183,10 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"per_second not a number", "rate_limit: {per_second: .nan}\n" + client, "config: rate_limit.per_second: NaN is not a finite number"},
 		{"per_second infinite", "rate_limit: {per_second: .inf}\n" + client, "config: rate_limit.per_second: +Inf is not a finite number"},
 		{"a bool for burst", "rate_limit: {burst: false}\n" + client, `config: rate_limit.burst: "false" is not a number`},
-		{"a negative burst", "rate_limit: {per_second: 0, burst: -1}\n" + client, "config: rate_limit.burst must not be negative"},
+		{"a negative burst", "rate_limit: {per_second: 0, burst: -1}\n" + client, "config: rate_limit.burst: -1 is out of range: it must be between 0 and 10000000, such as 200"},
 		{"a bool for the revocation budget", "rate_limit: {revocation_per_second: yes}\n" + client, `config: rate_limit.revocation_per_second: "yes" is not a number`},
 		{"revocation budget infinite", "rate_limit: {revocation_per_second: .inf}\n" + client, "config: rate_limit.revocation_per_second: +Inf is not a finite number"},
-		{"a negative revocation burst", "rate_limit: {revocation_burst: -1}\n" + client, "config: rate_limit.revocation_burst must not be negative"},
+		{"a negative revocation burst", "rate_limit: {revocation_burst: -1}\n" + client, "config: rate_limit.revocation_burst: -1 is out of range"},
 		{"a fraction for the revocation burst", "rate_limit: {revocation_burst: 2.5}\n" + client, "config: rate_limit.revocation_burst: 2.5 is not a whole number"},
 		{"a bool for max_denials", "deviation: {max_denials: true, window: 1m}\n" + client, `config: deviation.max_denials: "true" is not a number`},
 		{"a bool for cache.max_bytes", "cache: {max_bytes: true}\n" + client, `config: cache.max_bytes: "true" is not a number`},
@@ -217,7 +237,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 }
 
 func TestPlainSecretWarns(t *testing.T) {
-	_, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\nclients:\n  - id: a\n    secret: dev-only\n    grants: [client_credentials]\n"), nil)
+	_, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\nclients:\n  - id: a\n    secret: dev-only\n    grants: [client_credentials]\n"+adminClient), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +267,11 @@ func TestFileAndEnvironmentRefuseAlike(t *testing.T) {
 		{"rate_limit.burst", "lots", "rate_limit: {burst: lots}\n", `config: rate_limit.burst: "lots" is not a number`},
 		{"deviation.max_denials", "true", "deviation: {max_denials: true}\n", `config: deviation.max_denials: "true" is not a number`},
 		{"cache.max_bytes", "1.5", "cache: {max_bytes: 1.5}\n", "config: cache.max_bytes: 1.5 is not a whole number"},
+		{"cache.max_bytes", "2147483648", "cache: {max_bytes: 2147483648}\n", "config: cache.max_bytes: 2147483648 is out of range"},
+		{"rate_limit.per_second", "1e7", "rate_limit: {per_second: 1e7}\n", "config: rate_limit.per_second: 10000000 is out of range"},
+		{"rate_limit.burst", "-1", "rate_limit: {burst: -1}\n", "config: rate_limit.burst: -1 is out of range"},
+		{"deviation.max_denials", "20000", "deviation: {max_denials: 20000, window: 1m}\n", "config: deviation.max_denials: 20000 is out of range"},
+		{"tokens.max_depth", "0", "tokens: {max_depth: 0}\n", "config: tokens.max_depth: 0 is out of range: it must be between 1 and 32, such as 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.env, func(t *testing.T) {
@@ -326,11 +351,228 @@ func TestEveryProblemIsReported(t *testing.T) {
 // root's works (every child is cut at its parent's exp) but says nothing
 // true, so it is a warning, not an error.
 func TestDelegatedTTLAboveRootTTLWarns(t *testing.T) {
-	_, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\ntokens: {root_ttl: 1m, delegated_ttl: 5m}\nclients:\n  - id: a\n    secret_hash: \""+testHash+"\"\n    grants: [client_credentials]\n"), nil)
+	_, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\ntokens: {root_ttl: 1m, delegated_ttl: 5m}\nclients:\n  - id: a\n    secret_hash: \""+testHash+"\"\n    grants: [client_credentials]\n"+adminClient), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "tokens.delegated_ttl (5m) is longer than tokens.root_ttl (1m)") {
 		t.Errorf("warnings = %q", warnings)
+	}
+}
+
+// TestYAMLProblemsAreOneLineEach: a file that is not YAML is refused with
+// where and what, each problem on one line: a tab that indents a line is
+// named as such (not the parser's "cannot start any token"), and a key
+// written twice is one problem, not the parser's two-line list.
+func TestYAMLProblemsAreOneLineEach(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"a tab indents a list item", "clients:\n\t- id: a\n", []string{"line 2: a tab indents this line; YAML indents with spaces"}},
+		{"a tab after spaces", "tokens:\n  root_ttl: 5m\n \tmax_depth: 3\n", []string{"line 3: a tab indents this line; YAML indents with spaces"}},
+		{"a key twice", "listen: a\nissuer: b\nlisten: c\n", []string{`line 3: key "listen" appears twice (first at line 1): keep one`}},
+		{"two keys twice", "listen: a\nlisten: c\nissuer: x\nissuer: y\n", []string{
+			`line 2: key "listen" appears twice (first at line 1): keep one`, `line 4: key "issuer" appears twice (first at line 3): keep one`}},
+		{"a key twice in a flow map", "tokens: {root_ttl: 5m, root_ttl: 6m}\n", []string{`line 1: key "root_ttl" appears twice (first at line 1): keep one`}},
+		{"an unclosed list", "clients: [\n", []string{"line 1: did not find expected node content"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.yaml)
+			_, _, err := Load(path, nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var got []string
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, e := range j.Unwrap() {
+					got = append(got, e.Error())
+				}
+			} else {
+				got = []string{err.Error()}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d problems, want %d: %q", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				if want := "config " + path + ": " + w; got[i] != want {
+					t.Errorf("problem %d:\n got %q\nwant %q", i, got[i], want)
+				}
+			}
+			if msg := strings.ReplaceAll(err.Error(), path, "FILE"); strings.Contains(msg, "While parsing config") || strings.Contains(msg, "yaml:") {
+				t.Errorf("viper's or the YAML library's wrapping shows: %v", err)
+			}
+		})
+	}
+	// A tab that separates a key from its value is YAML.
+	if _, _, err := Load(writeConfig(t, "listen:\t127.0.0.1:8080\nclients:\n  - {id: a, secret: s, grants: [client_credentials]}\n"), nil); err != nil {
+		t.Errorf("a tab after a key refused: %v", err)
+	}
+}
+
+// TestTypeProblemsComeFirstAndSaySo: Load's error matches ErrValueTypes when
+// values of the wrong type stopped it (the range checks wait for them); an
+// unknown key alone stops nothing, so it is reported with the range problems.
+func TestTypeProblemsComeFirstAndSaySo(t *testing.T) {
+	_, _, err := Load(writeConfig(t, "tokens: {root_ttl: 15, max_depth: 99}\nisuer: x\n"), nil)
+	if !errors.Is(err, ErrValueTypes) {
+		t.Errorf("a type problem: %v does not match ErrValueTypes", err)
+	}
+	if err == nil || strings.Contains(err.Error(), "max_depth") || !strings.Contains(err.Error(), "unknown key(s) isuer") {
+		t.Errorf("type problems reported with the range ones, or without the unknown key: %v", err)
+	}
+	_, _, err = Load(writeConfig(t, "isuer: x\ntokens: {root_ttl: 48h, max_dept: 3}\nclients:\n  - {id: a, secret: s, grants: [client_credentials]}\n"), nil)
+	if errors.Is(err, ErrValueTypes) {
+		t.Errorf("only unknown keys and ranges: %v matches ErrValueTypes", err)
+	}
+	for _, want := range []string{"config: unknown key(s) isuer", "config: unknown key(s) max_dept in tokens", "config: tokens.root_ttl: 48h is out of range"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	_, _, err = Load(writeConfig(t, "tokens: {root_ttl: 48h}\nclients:\n  - {id: a, secret: s, grants: [client_credentials]}\n"), nil)
+	if err == nil || errors.Is(err, ErrValueTypes) {
+		t.Errorf("a range problem: %v", err)
+	}
+}
+
+// TestLoopbackIssuerWhereServerListens: an issuer on this machine that is
+// not where listen binds is a warning (clients would go nowhere), and a
+// wildcard listen without an issuer is an error (no client can use
+// http://0.0.0.0:8080).
+func TestLoopbackIssuerWhereServerListens(t *testing.T) {
+	const warning = "is not where the server listens"
+	tests := []struct {
+		issuer, listen string
+		warns          bool
+	}{
+		{"http://127.0.0.1:9000", "127.0.0.1:8080", true},
+		{"http://127.0.0.1:8080", "127.0.0.1:9000", true},
+		{"http://127.0.0.1:8080", "127.0.0.2:8080", true},
+		{"http://localhost:9000", "localhost:8080", true},
+		{"http://127.0.0.1", "127.0.0.1:8080", true},  // port 80
+		{"https://localhost", "127.0.0.1:8080", true}, // port 443
+		{"http://[::1]:9000", "[::1]:8080", true},
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", false},
+		{"http://127.0.0.1:8080/mandate", "127.0.0.1:8080", false},
+		{"http://localhost:8080", "127.0.0.1:8080", false},
+		{"http://127.0.0.1:8080", "localhost:8080", false},
+		{"http://127.0.0.1:8080", "0.0.0.0:8080", false},
+		{"http://127.0.0.1:8080", ":8080", false},
+		{"http://127.0.0.1:80", "127.0.0.1:80", false},
+		{"http://127.0.0.1", "127.0.0.1:80", false},
+		{"http://[::1]:8080", "[::1]:8080", false},
+		{"http://127.0.0.1:9000", "127.0.0.1:0", false}, // a test's listener: serve binds any port
+		{"https://mandate.example", "127.0.0.1:8080", false},
+		{"https://mandate.example:8443", "0.0.0.0:8080", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.issuer+" on "+tt.listen, func(t *testing.T) {
+			_, warnings, err := Load(writeConfig(t, "issuer: "+tt.issuer+"\nlisten: \""+tt.listen+"\"\nclients:\n"+adminClient), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found []string
+			for _, w := range warnings {
+				if strings.Contains(w, warning) {
+					found = append(found, w)
+				}
+			}
+			if tt.warns != (len(found) == 1) || len(found) > 1 {
+				t.Fatalf("warnings %q, want a warning: %v", warnings, tt.warns)
+			}
+			if want := "issuer " + tt.issuer + " is not where the server listens (" + tt.listen + "): clients will not reach it"; tt.warns && found[0] != want {
+				t.Errorf("warning %q, want %q", found[0], want)
+			}
+		})
+	}
+	for _, listen := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "0.0.0.0:0"} {
+		_, _, err := Load(writeConfig(t, "listen: \""+listen+"\"\nclients:\n"+adminClient), nil)
+		want := `config: issuer is required when listen ("` + listen + `") binds every interface: set issuer to the URL clients use, such as https://mandate.example`
+		if err == nil || err.Error() != want {
+			t.Errorf("listen %s without an issuer: %v, want %q", listen, err, want)
+		}
+	}
+}
+
+// TestNoAdminClientWarns: without a client of role admin the operator
+// commands cannot work, which is worth a warning (not an error: a
+// deployment may not want them).
+func TestNoAdminClientWarns(t *testing.T) {
+	const want = "no admin client: the operator commands (mandate lineage, revoke, tokens, keys, audit) will be refused; add a client with role: admin (mandate init writes one)"
+	agent := "  - {id: a, secret_hash: \"" + testHash + "\", grants: [client_credentials]}\n"
+	_, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\nclients:\n"+agent+"  - {id: rs, secret_hash: \""+testHash+"\", role: resource_server}\n"), nil)
+	if err != nil || !slices.Equal(warnings, []string{want}) {
+		t.Errorf("no admin: %v, warnings %q", err, warnings)
+	}
+	_, warnings, err = Load(writeConfig(t, "policy: {dir: ./p}\nclients:\n"+agent+adminClient), nil)
+	if err != nil || len(warnings) != 0 {
+		t.Errorf("with an admin: %v, warnings %q", err, warnings)
+	}
+	_, warnings, _ = Load(writeConfig(t, "policy: {dir: ./p}\n"), nil) // no client at all: an error says so
+	if slices.Contains(warnings, want) {
+		t.Errorf("no clients, and also a warning of no admin: %q", warnings)
+	}
+}
+
+// TestUnknownEnvironmentWarns: a MANDATE_* variable that names no key is a
+// warning (other tools may share the prefix), with the closest key's
+// variable when one is two edits away; the CLI's own variables and those of
+// real keys are not, and no value is ever shown.
+func TestUnknownEnvironmentWarns(t *testing.T) {
+	t.Setenv("MANDATE_TOKENS_ROOT_TLL", "5m")            // a transposition
+	t.Setenv("MANDATE_RATELIMIT_BURST", "hunter2-value") // a missing _
+	t.Setenv("MANDATE_FROBNICATE", "1")                  // nothing near
+	t.Setenv("MANDATE_TOKENS_ROOT_XYZ", "1")             // three edits: no suggestion
+	t.Setenv("MANDATE_UNRELATED_BUT_EMPTY", "")          // viper ignores it, so do we
+	t.Setenv("MANDATE_SERVER", "http://127.0.0.1:8080")
+	t.Setenv("MANDATE_CLIENT_ID", "ops")
+	t.Setenv("MANDATE_CLIENT_SECRET", "s3cret-client")
+	t.Setenv("MANDATE_SIGNING_KEK", "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=")
+	t.Setenv("MANDATE_TOKENS_ROOT_TTL", "10m")
+	t.Setenv("MANDATE_DEVIATION_COUNT", "depth") // a key, if one read from the file
+	cfg, warnings, err := Load(writeConfig(t, "policy: {dir: ./p}\nclients:\n"+adminClient), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"MANDATE_FROBNICATE names no configuration key: it is ignored (each key's variable: README.md, \"Configuration reference\")",
+		"MANDATE_RATELIMIT_BURST names no configuration key (did you mean MANDATE_RATE_LIMIT_BURST?)",
+		"MANDATE_TOKENS_ROOT_TLL names no configuration key (did you mean MANDATE_TOKENS_ROOT_TTL?)",
+		"MANDATE_TOKENS_ROOT_XYZ names no configuration key: it is ignored (each key's variable: README.md, \"Configuration reference\")",
+	}
+	if !slices.Equal(warnings, want) {
+		t.Errorf("warnings:\n%q\nwant\n%q", warnings, want)
+	}
+	if cfg.Tokens.RootTTL != 10*time.Minute {
+		t.Errorf("root_ttl %v: the real key's variable was not read", cfg.Tokens.RootTTL)
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, "hunter2") || strings.Contains(w, "s3cret") {
+			t.Errorf("a warning shows a value: %q", w)
+		}
+	}
+	// The warnings come with an error too: a bad file does not hide them.
+	_, warnings, err = Load(writeConfig(t, "tokens: {max_depth: four}\n"), nil)
+	if err == nil || len(warnings) != len(want) {
+		t.Errorf("with a type problem: %v, warnings %q", err, warnings)
+	}
+	_, warnings, err = Load(writeConfig(t, "clients:\n\t- id: a\n"), nil)
+	if err == nil || len(warnings) != len(want) {
+		t.Errorf("with a file that is not YAML: %v, warnings %q", err, warnings)
+	}
+}
+
+// TestNumbersAtTheirBounds: the largest value of each bounded number is
+// accepted.
+func TestNumbersAtTheirBounds(t *testing.T) {
+	cfg, _, err := Load(writeConfig(t, "rate_limit: {per_second: 1e6, burst: 1e7, revocation_per_second: 1000000, revocation_burst: 10000000}\n"+
+		"deviation: {max_denials: 10000, window: 1m}\ncache: {max_bytes: 1073741824}\ntokens: {max_depth: 32}\nclients:\n"+adminClient), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimit.PerSecond != 1e6 || cfg.RateLimit.Burst != 1e7 || cfg.Deviation.MaxDenials != 10000 || cfg.Cache.MaxBytes != 1<<30 {
+		t.Errorf("cfg = %+v", cfg)
 	}
 }
