@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -59,16 +62,20 @@ var initClients = []initClient{
 }
 
 func newInitCmd() *cobra.Command {
-	var dir, issuer string
+	var dir, issuer, listen string
 	var format *string // set by addFormatFlag below
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Write a starter mandate.yaml with fresh client secrets",
 		Long: `Write a starter configuration, DIR/mandate.yaml (mode 0600): Mandate on
-` + initListen + `, its data in ./mandate-data, and five clients — ops (admin),
-orchestrator, the agents researcher and db-agent, and orders-api, the
-resource server of ` + initAudience + `.
+--listen (` + initListen + `), its data in ./mandate-data, and five clients —
+ops (admin), orchestrator, the agents researcher and db-agent, and
+orders-api, the resource server of ` + initAudience + `.
+
+--issuer is the URL clients use (http://<listen> when left out). An issuer on
+this machine (127.0.0.1, localhost, ::1) without --listen is also where
+Mandate listens, so the printed MANDATE_SERVER reaches it.
 
 Each client gets a fresh random secret (256 bits). The file holds only their
 bcrypt hashes; the secrets are printed here, once, with the environment the
@@ -76,8 +83,10 @@ operator commands need. An existing file is never replaced without --force
 (which makes every secret it held stop working).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if u, err := url.Parse(issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-				return fmt.Errorf("--issuer %q must be an absolute http(s) URL without query or fragment, such as https://mandate.example", issuer)
+			var err error
+			issuer, listen, err = initAddresses(issuer, cmd.Flags().Changed("issuer"), listen, cmd.Flags().Changed("listen"))
+			if err != nil {
+				return err
 			}
 			secrets := make(map[string]string, len(initClients))
 			var hashes []string
@@ -94,17 +103,57 @@ operator commands need. An existing file is never replaced without --force
 				hashes = append(hashes, string(h))
 			}
 			path := filepath.Join(dir, initConfigName)
-			if err := writeInitConfig(path, starterConfig(issuer, hashes), force); err != nil {
+			if err := writeInitConfig(path, starterConfig(issuer, listen, hashes), force); err != nil {
 				return err
 			}
 			return printInitSecrets(cmd.OutOrStdout(), *format, path, issuer, secrets)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", ".", "directory to write "+initConfigName+" into (created if missing)")
-	cmd.Flags().StringVar(&issuer, "issuer", "http://"+initListen, "issuer URL: the iss of every token, the URL clients use")
+	cmd.Flags().StringVar(&issuer, "issuer", "", "issuer URL: the iss of every token, the URL clients use (default http://<listen>)")
+	cmd.Flags().StringVar(&listen, "listen", initListen, "host:port Mandate listens on; without it, a loopback --issuer's host and port")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing "+initConfigName+" (its secrets stop working)")
 	format = addFormatFlag(cmd, "text", "json") // json: {"config", "server", "secrets": {id: secret}}
 	return cmd
+}
+
+// initAddresses checks init's --issuer and --listen and fills in the one left
+// out: a loopback issuer (127.0.0.1, localhost, ::1) is also where Mandate
+// listens, and without --issuer the issuer is http://<listen>. Either way the
+// issuer, which init prints as MANDATE_SERVER, is where Mandate answers.
+func initAddresses(issuer string, issuerSet bool, listen string, listenSet bool) (string, string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", "", fmt.Errorf("--listen %q must be host:port, such as 127.0.0.1:8080", listen)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", fmt.Errorf("--listen %q must name a port from 1 to 65535, such as 127.0.0.1:8080 (port 0 would pick one at start, which no client could know)", listen)
+	}
+	if !issuerSet {
+		if listenSet && (host == "" || net.ParseIP(host).IsUnspecified()) {
+			return "", "", fmt.Errorf("--issuer is required when --listen (%q) binds every interface: give the URL clients use, such as --issuer https://mandate.example", listen)
+		}
+		return "http://" + listen, listen, nil
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", "", fmt.Errorf("--issuer %q must be an absolute http(s) URL without query or fragment, such as https://mandate.example", issuer)
+	}
+	if !listenSet && isLoopbackHost(u.Hostname()) {
+		p := u.Port()
+		if p == "" {
+			p = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		listen = net.JoinHostPort(u.Hostname(), p)
+	}
+	return issuer, listen, nil
+}
+
+// isLoopbackHost is whether host names this machine: localhost or a
+// loopback address.
+func isLoopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
 }
 
 // newSecret is 32 random bytes, base64url: what hash-secret --generate makes.
@@ -118,7 +167,7 @@ func newSecret() (string, error) {
 
 // starterConfig is the YAML of the starter configuration, hashes[i] being
 // initClients[i]'s secret hash.
-func starterConfig(issuer string, hashes []string) string {
+func starterConfig(issuer, listen string, hashes []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Mandate's configuration, written by mandate init. Every key, its default
 # and its range: README.md, "Configuration reference". Check a change with
@@ -130,11 +179,24 @@ tokens: {root_ttl: 15m, delegated_ttl: 5m, max_depth: 4}
 # policy: {dir: ./policies}       # Cedar policies decide every token request (docs/policy.md)
 # deviation: {max_denials: 5, window: 1m}   # suspend an agent that keeps asking for more
 clients:                          # secrets: bcrypt hashes only (mandate hash-secret makes more)
-`, initConfigName, issuer, initListen)
+`, initConfigName, yamlScalar(issuer), yamlScalar(listen))
 	for i, c := range initClients {
 		fmt.Fprintf(&b, "  - id: %s\n    secret_hash: %q\n%s", c.id, hashes[i], c.yaml)
 	}
 	return b.String()
+}
+
+// plainScalar is text YAML reads as itself without quotes.
+var plainScalar = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@%+~-]*$`)
+
+// yamlScalar is s written for a YAML value: as it is when that reads back
+// the same, quoted otherwise ("[::1]:8080" would be a list, ":8080" is no
+// plain scalar).
+func yamlScalar(s string) string {
+	if plainScalar.MatchString(s) && !strings.HasSuffix(s, ":") {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // writeInitConfig writes the configuration at path with mode 0600: never

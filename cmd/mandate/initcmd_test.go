@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,12 @@ func TestInitRefusesBadFlags(t *testing.T) {
 		{"init", "--dir", dir, "--issuer", "https://m.example/?a=b"},
 		{"init", "--dir", dir, "--format", "yaml"},
 		{"init", "--dir", dir, "extra"},
+		{"init", "--dir", dir, "--listen", "8080"},
+		{"init", "--dir", dir, "--listen", "127.0.0.1:0"},         // no client could know the port
+		{"init", "--dir", dir, "--listen", "127.0.0.1:http"},      // a port is a number
+		{"init", "--dir", dir, "--listen", "0.0.0.0:8080"},        // every interface: which URL?
+		{"init", "--dir", dir, "--listen", ":8080"},               // the same
+		{"init", "--dir", dir, "--issuer", "", "--listen", ":80"}, // an empty issuer is no issuer
 	} {
 		if _, err := runCLI(t, "", args...); err == nil {
 			t.Errorf("%v accepted", args)
@@ -297,4 +304,96 @@ func TestInitConfigServesTheWalkThrough(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("ops on the admin API: %d", resp.StatusCode)
 	}
+}
+
+// TestInitListensWhereTheIssuerIs: the issuer init writes, and prints as
+// MANDATE_SERVER, is where the configuration listens: a loopback --issuer
+// without --listen moves listen to its host and port (it once kept
+// 127.0.0.1:8080, so MANDATE_SERVER pointed at nothing), and --listen
+// without --issuer makes the issuer http://<listen>. The configurations load
+// without the warning of an issuer nobody listens at, and a bound server
+// answers at the printed MANDATE_SERVER.
+func TestInitListensWhereTheIssuerIs(t *testing.T) {
+	clearMandateEnv(t)
+	tests := []struct {
+		args           []string
+		issuer, listen string
+	}{
+		{[]string{"--issuer", "http://127.0.0.1:9000"}, "http://127.0.0.1:9000", "127.0.0.1:9000"},
+		{[]string{"--issuer", "http://localhost:9100/mandate"}, "http://localhost:9100/mandate", "localhost:9100"},
+		{[]string{"--issuer", "http://[::1]:9200"}, "http://[::1]:9200", "[::1]:9200"},
+		{[]string{"--issuer", "http://127.0.0.1"}, "http://127.0.0.1", "127.0.0.1:80"},
+		{[]string{"--issuer", "https://mandate.example"}, "https://mandate.example", "127.0.0.1:8080"}, // behind a TLS terminator
+		{[]string{"--listen", "127.0.0.1:7000"}, "http://127.0.0.1:7000", "127.0.0.1:7000"},
+		{[]string{"--issuer", "https://mandate.example", "--listen", "0.0.0.0:8443"}, "https://mandate.example", "0.0.0.0:8443"},
+		{[]string{"--issuer", "http://127.0.0.1:9000", "--listen", "127.0.0.1:9000"}, "http://127.0.0.1:9000", "127.0.0.1:9000"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			out, err := runCLI(t, "", append([]string{"init", "--dir", dir}, tt.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, warnings, err := server.Load(filepath.Join(dir, "mandate.yaml"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Issuer != tt.issuer || cfg.Listen != tt.listen {
+				t.Errorf("issuer %q listen %q, want %q %q", cfg.Issuer, cfg.Listen, tt.issuer, tt.listen)
+			}
+			if !strings.Contains(out, "export MANDATE_SERVER="+tt.issuer+" ") {
+				t.Errorf("MANDATE_SERVER is not the issuer:\n%s", out)
+			}
+			for _, w := range warnings {
+				if strings.Contains(w, "is not where the server listens") {
+					t.Errorf("warning: %s", w)
+				}
+			}
+		})
+	}
+	t.Run("both given, apart", func(t *testing.T) { // as asked; config check says what is wrong
+		dir := t.TempDir()
+		if _, err := runCLI(t, "", "init", "--dir", dir, "--issuer", "http://127.0.0.1:9000", "--listen", "127.0.0.1:8080"); err != nil {
+			t.Fatal(err)
+		}
+		_, warnings, err := server.Load(filepath.Join(dir, "mandate.yaml"), nil)
+		if err != nil || !slices.Contains(warnings, "issuer http://127.0.0.1:9000 is not where the server listens (127.0.0.1:8080): clients will not reach it") {
+			t.Errorf("%v, warnings %q", err, warnings)
+		}
+	})
+	t.Run("the server answers at MANDATE_SERVER", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close() // free for serve to bind, as the configuration says
+		dir := t.TempDir()
+		issuer := "http://127.0.0.1:" + strconv.Itoa(port)
+		if _, err := runInit(t, dir, "--issuer", issuer); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := server.Load(filepath.Join(dir, "mandate.yaml"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.Start(cfg, server.Options{}) // binds cfg.Listen
+		if err != nil {
+			t.Skipf("the free port was taken meanwhile: %v", err)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+		resp, err := http.Get(issuer + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatalf("MANDATE_SERVER %s does not answer: %v", issuer, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s/.well-known/jwks.json: %d", issuer, resp.StatusCode)
+		}
+	})
 }
