@@ -134,8 +134,9 @@ func newRevokeCmd() *cobra.Command {
   mandate revoke --holder C     every live token client C holds, and their subtrees
   mandate revoke --subject S    every live task on behalf of S
 It prints how many tokens it made unusable (descendants included). Each
-revocation is one record, whatever the size of the subtree. --db refuses:
-the data file is opened read-only.`,
+revocation is one record, whatever the size of the subtree. It works
+against a running server only: a stopped server's file (--db) is opened
+read-only, so revoke refuses it.`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	format := addFormatFlag(cmd, "text", "json")
@@ -192,7 +193,7 @@ the data file is opened read-only.`,
 			return nil
 		})
 	}
-	f.register(cmd)
+	f.registerWriter(cmd)
 	cmd.Flags().StringVar(&root, "root", "", "end the whole task of this token")
 	cmd.Flags().StringVar(&holder, "holder", "", "revoke every live token this client holds")
 	cmd.Flags().StringVar(&subject, "subject", "", "revoke every live task on behalf of this subject")
@@ -240,6 +241,9 @@ func newTokensCmd() *cobra.Command {
 	}
 	format := addFormatFlag(list, "table", "json")
 	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		if filter.Limit < 1 {
+			return fmt.Errorf("--limit must be at least 1 (got %d)", filter.Limit)
+		}
 		return withBackend(cmd, &f, func(ctx context.Context, b backend) error {
 			// Pages are printed as they come (a large store is never held in
 			// memory): a table per page, or one JSON page object per line.
@@ -324,7 +328,8 @@ expired. With --compromised (the key leaked), the new key signs at once, the
 old one leaves the JWKS at once, Mandate accepts nothing it signed, and the
 revocation feed tells every verifier to drop it (revoked_keys): every token
 the old key signed stops working everywhere, so agents must obtain new ones.
---db refuses: the data file is opened read-only.`,
+It works against a running server only: a stopped server's file (--db) is
+opened read-only, so rotate refuses it.`,
 		Args: cobra.NoArgs,
 	}
 	rotateFormat := addFormatFlag(rotate, "text", "json")
@@ -354,7 +359,7 @@ the old key signed stops working everywhere, so agents must obtain new ones.
 			return nil
 		})
 	}
-	rf.register(rotate)
+	rf.registerWriter(rotate)
 	rotate.Flags().StringVar(&alg, "alg", "", "EdDSA or ES256 (default: the current key's algorithm)")
 	rotate.Flags().BoolVar(&compromised, "compromised", false, "emergency: the key leaked; withdraw it at once (needs --reason)")
 	rotate.Flags().StringVar(&reason, "reason", "", "why (required with --compromised; recorded)")
@@ -376,6 +381,9 @@ func newAuditCmd() *cobra.Command {
 	}
 	tailFormat := addFormatFlag(tail, "text", "json")
 	tail.RunE = func(cmd *cobra.Command, _ []string) error {
+		if n < 1 {
+			return fmt.Errorf("-n must be at least 1 (got %d)", n)
+		}
 		if follow && tf.db != "" {
 			return errors.New("-f follows a running server's trail; with --db there is no writer to follow")
 		}

@@ -45,11 +45,27 @@ type adminFlags struct {
 	server, clientID, clientSecret, db string
 }
 
+// register gives a reading command the connection flags: the server and
+// admin credentials, or --db.
 func (f *adminFlags) register(cmd *cobra.Command) {
+	f.registerServer(cmd)
+	cmd.PersistentFlags().StringVar(&f.db, "db", "", "read a stopped server's data file (or data_dir) instead, read-only, for forensics")
+}
+
+// registerWriter gives a command that writes (revoke, keys rotate) the
+// server's connection flags only: --db, which only ever opens a file
+// read-only, is not offered, and given all the same it is refused with
+// errReadOnly (not cobra's "unknown flag"), so an operator learns why.
+func (f *adminFlags) registerWriter(cmd *cobra.Command) {
+	f.registerServer(cmd)
+	cmd.PersistentFlags().StringVar(&f.db, "db", "", "refused: this command writes, and --db opens a file read-only")
+	_ = cmd.PersistentFlags().MarkHidden("db") // the flag exists: MarkHidden cannot fail
+}
+
+func (f *adminFlags) registerServer(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.server, "server", "", "server URL (env MANDATE_SERVER; default: issuer of --config)")
 	cmd.PersistentFlags().StringVar(&f.clientID, "client-id", "", "admin client id (env MANDATE_CLIENT_ID)")
 	cmd.PersistentFlags().StringVar(&f.clientSecret, "client-secret", "", "admin client secret (env MANDATE_CLIENT_SECRET; prefer the environment)")
-	cmd.PersistentFlags().StringVar(&f.db, "db", "", "read a stopped server's data file (or data_dir) instead, read-only, for forensics")
 }
 
 // open picks the backend: --db, else the admin API of --server (flags, then

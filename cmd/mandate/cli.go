@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"syscall"
 
@@ -62,14 +63,19 @@ func groupCmd(cmd *cobra.Command) *cobra.Command {
 // unknownCommand is cobra's error for an unknown subcommand, with its
 // suggestions (Levenshtein distance 2, or a prefix).
 func unknownCommand(cmd *cobra.Command, arg string) error {
+	return fmt.Errorf("unknown command %q for %q%s", arg, cmd.CommandPath(), suggestions(cmd, arg))
+}
+
+// suggestions is cobra's "Did you mean this?" paragraph for arg among
+// cmd's subcommands, or "" when none is close.
+func suggestions(cmd *cobra.Command, arg string) string {
 	if cmd.SuggestionsMinimumDistance <= 0 {
 		cmd.SuggestionsMinimumDistance = 2
 	}
-	msg := fmt.Sprintf("unknown command %q for %q", arg, cmd.CommandPath())
 	if s := cmd.SuggestionsFor(arg); len(s) > 0 {
-		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		return "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
 	}
-	return errors.New(msg)
+	return ""
 }
 
 // errUnknownJTI names the jti the server (or data file) has no record of,
@@ -233,4 +239,56 @@ type errNotAdmin struct{ client string }
 
 func (e *errNotAdmin) Error() string {
 	return fmt.Sprintf("client %q is not an admin client (role: admin in the config)", e.client)
+}
+
+// configFileArgs is the Args of the commands that read a configuration
+// (serve, config check): they take no argument, and a file given as one
+// (`mandate serve mandate.yaml`) is answered with the flag that passes it,
+// not with "unknown command".
+func configFileArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		if ext := strings.ToLower(path.Ext(args[0])); ext == ".yaml" || ext == ".yml" {
+			return fmt.Errorf("pass the configuration with --config %s", args[0])
+		}
+	}
+	return cobra.NoArgs(cmd, args)
+}
+
+// newHelpCmd is `mandate help [command]`: cobra's own prints "Unknown help
+// topic" and the usage and exits 0 for a topic that does not exist, so a
+// typo passes in a script; this one exits 2 with `unknown help topic "foo"`
+// and cobra's suggestions. The root installs it with SetHelpCommand.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help provides help for any command in the application.\nSimply type mandate help [path to command] for full details.",
+		Args:  cobra.ArbitraryArgs,
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var names []cobra.Completion
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, sub.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				parent := c.Root()
+				if cmd != nil && err == nil {
+					parent = cmd // a known command, then an unknown subcommand
+				}
+				return fmt.Errorf("unknown help topic %q%s", strings.Join(args, " "), suggestions(parent, args[len(args)-1]))
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
 }

@@ -499,3 +499,116 @@ func TestServerURLNotMandates(t *testing.T) {
 	}
 	goldenCLI(t, "server-url.txt", tr.String(), norm.add(plain.URL, "http://PLAIN").add(https, "https://127.0.0.1:PORT"))
 }
+
+// TestConfigFileAsArgument: serve and config check take the configuration
+// with --config; a file given as an argument gets that flag, not "unknown
+// command"; any other argument is still refused as one.
+func TestConfigFileAsArgument(t *testing.T) {
+	var tr transcript
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"config", "check", "mandate.yaml"}, "pass the configuration with --config mandate.yaml"},
+		{[]string{"serve", "mandate.yaml"}, "pass the configuration with --config mandate.yaml"},
+		{[]string{"serve", "/etc/mandate/Mandate.YML"}, "pass the configuration with --config /etc/mandate/Mandate.YML"},
+		{[]string{"config", "check", "mandate.yaml", "--format", "json"}, "pass the configuration with --config mandate.yaml"},
+		{[]string{"serve", "extra"}, `unknown command "extra" for "mandate serve"`},
+		{[]string{"config", "check", "extra"}, `unknown command "extra" for "mandate config check"`},
+	} {
+		out, stderr, code := runMain(t, "", tt.args...)
+		if code != exitError || stderr != "mandate: "+tt.want+"\n" || out != "" {
+			t.Errorf("mandate %s: exit %d, %q; want %q", strings.Join(tt.args, " "), code, stderr, tt.want)
+		}
+		tr.run(t, "", tt.args...)
+	}
+	goldenCLI(t, "config-file-argument.txt", tr.String(), nil)
+}
+
+// TestCountsMustBePositive: a page size or a number of records below 1 is
+// refused before anything is sent (the server is a closed port: reaching it
+// would say so), not passed on for the server to interpret.
+func TestCountsMustBePositive(t *testing.T) {
+	t.Setenv("MANDATE_SERVER", "http://"+closedPort(t))
+	t.Setenv("MANDATE_CLIENT_ID", "ops")
+	t.Setenv("MANDATE_CLIENT_SECRET", "x")
+	var tr transcript
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"audit", "tail", "-n", "-5"}, "-n must be at least 1 (got -5)"},
+		{[]string{"audit", "tail", "-n", "0"}, "-n must be at least 1 (got 0)"},
+		{[]string{"audit", "tail", "-f", "-n", "0"}, "-n must be at least 1 (got 0)"},
+		{[]string{"tokens", "list", "--limit", "-1"}, "--limit must be at least 1 (got -1)"},
+		{[]string{"tokens", "list", "--limit", "0", "--all"}, "--limit must be at least 1 (got 0)"},
+	} {
+		tr.run(t, "", tt.args...)
+		out, stderr, code := runMain(t, "", tt.args...)
+		if code != exitError || stderr != "mandate: "+tt.want+"\n" || out != "" {
+			t.Errorf("mandate %s: exit %d, %q; want %q", strings.Join(tt.args, " "), code, stderr, tt.want)
+		}
+	}
+	goldenCLI(t, "counts.txt", tr.String(), nil)
+}
+
+// TestWritersDoNotOfferDB: revoke and keys rotate write, so their help does
+// not offer --db (which opens a file read-only); given all the same, it is
+// refused with the reason (TestReadOnlyDBRefusesWrites).
+func TestWritersDoNotOfferDB(t *testing.T) {
+	for _, args := range [][]string{{"revoke", "--help"}, {"keys", "rotate", "--help"}} {
+		out, _, code := runMain(t, "", args...)
+		if code != exitOK || strings.Contains(out, "--db string") || !strings.Contains(out, "--server") ||
+			!strings.Contains(out, "a stopped server's file (--db) is") {
+			t.Errorf("mandate %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	for _, args := range [][]string{{"lineage", "--help"}, {"keys", "list", "--help"}, {"inspect", "--help"}} {
+		if out, _, _ := runMain(t, "", args...); !strings.Contains(out, "--db string") {
+			t.Errorf("mandate %s: a reader lost --db\n%s", strings.Join(args, " "), out)
+		}
+	}
+}
+
+// TestHelpUnknownTopic: `mandate help TOPIC` for a topic that does not
+// exist exits 2 (cobra's own help command prints "Unknown help topic" and
+// exits 0, so a script's typo would pass), with suggestions; a known topic
+// prints its help. newHelpCmd is installed here as newRootCmd (main.go)
+// must install it: root.SetHelpCommand(newHelpCmd()).
+func TestHelpUnknownTopic(t *testing.T) {
+	runMain := func(t *testing.T, stdin string, args ...string) (string, string, int) {
+		var o, e bytes.Buffer
+		cmd := newRootCmd(strings.NewReader(stdin), &o, &e)
+		cmd.SetHelpCommand(newHelpCmd())
+		cmd.SetArgs(args)
+		err := cmd.Execute()
+		code, show := exitCode(err)
+		if show {
+			fmt.Fprintln(&e, "mandate:", err)
+		}
+		return o.String(), e.String(), code
+	}
+	var tr bytes.Buffer
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help", "foo"}, `unknown help topic "foo"`},
+		{[]string{"help", "lineag"}, "unknown help topic \"lineag\"\n\nDid you mean this?\n\tlineage"},
+		{[]string{"help", "audit", "verfy"}, "unknown help topic \"audit verfy\"\n\nDid you mean this?\n\tverify"},
+		{[]string{"help", "inspect", "TOKEN"}, `unknown help topic "inspect TOKEN"`},
+	} {
+		out, stderr, code := runMain(t, "", tt.args...)
+		fmt.Fprintf(&tr, "$ mandate %s\n%s%s[exit %d]\n\n", strings.Join(tt.args, " "), out, stderr, code)
+		if code != exitError || stderr != "mandate: "+tt.want+"\n" || out != "" {
+			t.Errorf("mandate %s: exit %d, %q\n%s", strings.Join(tt.args, " "), code, stderr, out)
+		}
+	}
+	for _, args := range [][]string{{"help"}, {"help", "audit", "verify"}, {"help", "revoke"}} {
+		out, stderr, code := runMain(t, "", args...)
+		if code != exitOK || stderr != "" || !strings.Contains(out, "Usage:") {
+			t.Errorf("mandate %s: exit %d, %q\n%s", strings.Join(args, " "), code, stderr, out)
+		}
+	}
+	goldenCLI(t, "help-unknown-topic.txt", tr.String(), nil)
+}

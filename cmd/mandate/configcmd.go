@@ -41,7 +41,7 @@ before, and instead of, the other checks, and a last line says so.
 
 --format json prints {"ok", "config", "warnings", "errors", "note"}
 (docs/operators.md).`,
-		Args: cobra.NoArgs,
+		Args: configFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
 			r := checkConfig(path, cmd.Flags())

@@ -26,7 +26,7 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the token service: token exchange, client credentials, revocation,
 introspection and discovery, over an embedded bbolt store in data_dir.
 Configuration comes from --config, MANDATE_* environment variables and flags.`,
-		Args: cobra.NoArgs,
+		Args: configFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
 			cfg, warnings, err := server.Load(path, cmd.Flags())
