@@ -612,3 +612,37 @@ func TestHelpUnknownTopic(t *testing.T) {
 	}
 	goldenCLI(t, "help-unknown-topic.txt", tr.String(), nil)
 }
+
+// TestOperatorsDocErrorsAreReal: every error docs/operators.md lists under
+// "Connecting" is one the CLI prints, as a golden transcript records it
+// (the doc's 127.0.0.1:8080 is the transcripts' 127.0.0.1:PORT).
+func TestOperatorsDocErrorsAreReal(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "operators.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "## Connecting")
+	_, block, _ := strings.Cut(section, "not Go's error:\n\n```\n")
+	block, _, _ = strings.Cut(block, "```")
+	files, err := filepath.Glob(filepath.Join("testdata", "golden", "cli-*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown strings.Builder
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown.Write(raw)
+	}
+	lines := strings.Split(strings.TrimSpace(block), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("the Connecting section's error list was not found:\n%s", block)
+	}
+	for _, l := range lines {
+		if want := "mandate: " + strings.ReplaceAll(l, "127.0.0.1:8080", "127.0.0.1:PORT") + "\n"; !strings.Contains(shown.String(), want) {
+			t.Errorf("docs/operators.md lists an error no golden transcript shows:\n%s", l)
+		}
+	}
+}
