@@ -257,7 +257,8 @@ func configFileArgs(cmd *cobra.Command, args []string) error {
 // newHelpCmd is `mandate help [command]`: cobra's own prints "Unknown help
 // topic" and the usage and exits 0 for a topic that does not exist, so a
 // typo passes in a script; this one exits 2 with `unknown help topic "foo"`
-// and cobra's suggestions. The root installs it with SetHelpCommand.
+// and cobra's suggestions. It takes effect once the root installs it
+// (root.SetHelpCommand(newHelpCmd()) in newRootCmd).
 func newHelpCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "help [command]",
