@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 )
@@ -14,12 +13,7 @@ import (
 // through the admin API of a real server, with the credentials in MANDATE_*
 // variables as an operator would set them.
 func TestOperatorCommandsAgainstARunningServer(t *testing.T) {
-	env := dt.New(t, dt.Options{})
-	clockNow = env.Clock.Now
-	t.Cleanup(func() { clockNow = time.Now })
-	t.Setenv("MANDATE_SERVER", env.URL)
-	t.Setenv("MANDATE_CLIENT_ID", "ops")
-	t.Setenv("MANDATE_CLIENT_SECRET", dt.Secret("ops"))
+	env := operatorEnv(t)
 	root := env.Mint(t, "orchestrator", nil)
 	child := env.Delegate(t, "orchestrator", root, "researcher", url.Values{"scope": {"db:read:*"}})
 	grand := env.Delegate(t, "researcher", child, "db-agent", url.Values{"scope": {"db:read:orders"}})

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -19,12 +18,7 @@ import (
 // forms in one session transcript, each JSON form in its own file (the
 // shapes docs/operators.md promises).
 func TestCLISession(t *testing.T) {
-	env := dt.New(t, dt.Options{})
-	clockNow = env.Clock.Now
-	t.Cleanup(func() { clockNow = time.Now })
-	t.Setenv("MANDATE_SERVER", env.URL)
-	t.Setenv("MANDATE_CLIENT_ID", "ops")
-	t.Setenv("MANDATE_CLIENT_SECRET", dt.Secret("ops"))
+	env := operatorEnv(t)
 	norm := &normalizer{}
 	step := func() { env.Clock.Advance(time.Second) } // jtis sort by time: a fixed order
 	root := env.Mint(t, "orchestrator", nil)
