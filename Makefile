@@ -1,18 +1,41 @@
-# The one test command (README, "Two commands"; .ci/run runs it too). Every
-# test starts what it needs itself: servers on 127.0.0.1:0, bbolt files in
-# temporary directories. Targets for the SDKs and PostgreSQL join `test` as
-# they land, so `make test` stays the whole suite.
-.PHONY: test test-go bench vet
+# The one test command (README, "Two commands"; .ci/run runs it too): the Go,
+# Python and TypeScript suites, each setting up what it needs itself — the
+# mandate binary built from this checkout (.build/mandate, for the SDKs'
+# tests against a real server), a virtualenv under the checkout (.venv) and
+# the TypeScript SDK's locked dependencies (npm ci). Every test starts what
+# it needs: servers on 127.0.0.1:0, stores in temporary directories.
+.PHONY: test test-go test-python test-typescript bench vet mandate-bin
 
-test: test-go
+GO      ?= go
+PYTHON  ?= python3
+VENV    := $(CURDIR)/.venv
+MANDATE_BIN := $(CURDIR)/.build/mandate
+export MANDATE_BIN
+
+test: test-go test-python test-typescript
 
 test-go:
-	go test -race ./...
+	$(GO) test -race ./...
+
+# The server the SDKs' integration tests start (rebuilt when Go sources change;
+# go build is a no-op when nothing did).
+mandate-bin:
+	$(GO) build -o $(MANDATE_BIN) ./cmd/mandate
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+test-python: mandate-bin $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -e 'sdk/python[test,cedar]'
+	cd sdk/python && $(VENV)/bin/python -m pytest -q
+
+test-typescript: mandate-bin
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 # Every Go benchmark, 100 iterations: they keep compiling and working (never
 # a timed assertion; docs/performance.md has the measured runs).
 bench:
-	go test -run '^$$' -bench . -benchtime=100x ./...
+	$(GO) test -run '^$$' -bench . -benchtime=100x ./...
 
 vet:
-	go vet ./...
+	$(GO) vet ./...
