@@ -1,0 +1,279 @@
+/**
+ * The payload of Mandate's tokens, read exactly as the Go reference
+ * (tokens/jwt) reads it: the claims, the RFC 8693 actor chain, the lineage,
+ * the RFC 7800 confirmation, and the one NumericDate — a JSON number within
+ * ±2^53 seconds, a fraction read as its whole second (rounded down), zero or
+ * null meaning absent, anything else malformed.
+ */
+import { Buffer } from 'node:buffer';
+import { b64urlDecode } from './b64.js';
+import { Fields, JNum, JObj, JSONError, type JVal, goString, goStringSlice, parseJSON } from './gojson.js';
+
+/** 2^53: the largest magnitude a NumericDate may have. */
+export const MAX_NUMERIC_DATE = 2 ** 53;
+
+const MAX_BIG = 2n ** 53n;
+
+/**
+ * Reads a JSON number's text as a NumericDate (whole seconds), exactly as
+ * Go's jwt.NumericDate does; throws JSONError when it is beyond ±2^53.
+ */
+export function numericDateFromText(s: string): number {
+  // Plain integers: the common case.
+  if (/^-?(0|[1-9][0-9]*)$/.test(s)) {
+    if (s.length <= 15) {
+      const v = Number(s);
+      if (v > MAX_NUMERIC_DATE || v < -MAX_NUMERIC_DATE) throw new JSONError('NumericDate is beyond ±2^53');
+      return v === 0 ? 0 : v; // no -0
+    }
+    const b = BigInt(s);
+    if (b > MAX_BIG || b < -MAX_BIG) throw new JSONError('NumericDate is beyond ±2^53');
+    return Number(b);
+  }
+  return floorNumber(s);
+}
+
+/** The floor of a JSON number with a fraction or an exponent, exactly (Go's floorNumber). */
+function floorNumber(s: string): number {
+  let mant = s;
+  let exp = 0n;
+  const ei = s.search(/[eE]/);
+  if (ei >= 0) {
+    mant = s.slice(0, ei);
+    let es = s.slice(ei + 1);
+    if (es.startsWith('+')) es = es.slice(1);
+    exp = BigInt(es); // JSON grammar: digits, optional sign
+    const maxI64 = 2n ** 63n - 1n;
+    if (exp > maxI64) exp = maxI64;
+    if (exp < -maxI64 - 1n) exp = -maxI64 - 1n;
+  }
+  const neg = mant.startsWith('-');
+  const zero = mant.replace(/^[-0.]+|[-0.]+$/g, '') === '';
+  if (zero) return 0;
+  if (exp > 400n) {
+    if (BigInt(mant.length) < exp) throw new JSONError('NumericDate is beyond ±2^53');
+  } else if (exp < -20000n) {
+    return neg ? -1 : 0;
+  }
+  const body = neg ? mant.slice(1) : mant;
+  const dot = body.indexOf('.');
+  const intPart = dot >= 0 ? body.slice(0, dot) : body;
+  const frac = dot >= 0 ? body.slice(dot + 1) : '';
+  let digits = BigInt(intPart + frac);
+  if (neg) digits = -digits;
+  const scale = exp - BigInt(frac.length);
+  let num = digits;
+  let den = 1n;
+  if (scale >= 0n) num = digits * 10n ** scale;
+  else den = 10n ** -scale;
+  const abs = num < 0n ? -num : num;
+  if (abs > MAX_BIG * den) throw new JSONError('NumericDate is beyond ±2^53');
+  let q = num / den;
+  if (num < 0n && q * den !== num) q -= 1n; // floor, not truncation
+  const v = Number(q);
+  return v === 0 ? 0 : v;
+}
+
+/** Go's NumericDate.UnmarshalJSON: null keeps prev; a number within ±2^53; anything else is an error. */
+export function goNumericDate(v: JVal, prev: number): number {
+  if (v === null) return prev;
+  if (!(v instanceof JNum)) throw new JSONError('a NumericDate must be a number');
+  return numericDateFromText(v.raw);
+}
+
+/** Go's Audience.UnmarshalJSON: a string, an array of strings, or null. */
+export function goAudience(v: JVal): string[] | null {
+  if (typeof v === 'string') return [v];
+  if (v === null) return null;
+  try {
+    return goStringSlice(v);
+  } catch {
+    throw new JSONError('"aud" must be a string or an array of strings');
+  }
+}
+
+/** One link of the RFC 8693 §4.1 actor chain: `sub` acts here, `act` the link before (older). */
+export interface Actor {
+  sub: string;
+  iss?: string;
+  act?: Actor | null;
+}
+
+/** The RFC 7800 "cnf" claim; jkt is the RFC 9449 JWK thumbprint of the key the token is bound to. */
+export interface Confirmation {
+  jkt: string;
+}
+
+/** The payload of a Mandate token, as decoded (0 for an absent date, null for an absent list or object). */
+export interface Claims {
+  iss: string;
+  sub: string;
+  sub_iss: string;
+  aud: string[] | null;
+  client_id: string;
+  scope: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  jti: string;
+  act: Actor | null;
+  lineage: string[] | null;
+  cnf: Confirmation | null;
+  may_act: Actor | null;
+}
+
+const claimFields = new Fields([
+  'iss', 'sub', 'sub_iss', 'aud', 'client_id', 'scope', 'iat', 'nbf', 'exp', 'jti', 'act', 'lineage', 'cnf', 'may_act',
+] as const);
+const actorFields = new Fields(['sub', 'iss', 'act'] as const);
+const cnfFields = new Fields(['jkt'] as const);
+
+/**
+ * Decodes an Actor member into target (Go decodes a struct pointer that is
+ * already set in place, so a repeated "act" merges into the earlier one).
+ * Iterative: a crafted chain thousands deep costs no stack.
+ */
+function decodeActorInto(target: Actor, obj: JObj): void {
+  const work: Array<{ obj: JObj; target: Actor; i: number }> = [{ obj, target, i: 0 }];
+  while (work.length > 0) {
+    const w = work[work.length - 1];
+    if (w.i >= w.obj.keys.length) {
+      work.pop();
+      continue;
+    }
+    const k = w.i++;
+    const f = actorFields.lookup(w.obj.keys[k]);
+    const v = w.obj.vals[k];
+    if (f === 'sub') w.target.sub = goString(v, w.target.sub);
+    else if (f === 'iss') w.target.iss = goString(v, w.target.iss ?? '');
+    else if (f === 'act') {
+      if (v === null) w.target.act = null;
+      else if (v instanceof JObj) {
+        if (!w.target.act) w.target.act = { sub: '' };
+        work.push({ obj: v, target: w.target.act, i: 0 });
+      } else throw new JSONError('act must be an object');
+    }
+  }
+}
+
+function decodeActor(v: JVal, prev: Actor | null): Actor | null {
+  if (v === null) return null;
+  if (!(v instanceof JObj)) throw new JSONError('an actor must be an object');
+  const a = prev ?? { sub: '' };
+  decodeActorInto(a, v);
+  return a;
+}
+
+function decodeCnf(v: JVal, prev: Confirmation | null): Confirmation | null {
+  if (v === null) return null;
+  if (!(v instanceof JObj)) throw new JSONError('cnf must be an object');
+  const c = prev ?? { jkt: '' };
+  for (let k = 0; k < v.keys.length; k++) {
+    if (cnfFields.lookup(v.keys[k]) === 'jkt') c.jkt = goString(v.vals[k], c.jkt);
+  }
+  return c;
+}
+
+/** Decodes a payload's JSON text into Claims (Go's jwt.Parse); throws JSONError. */
+export function parseClaimsJSON(text: string): Claims {
+  const root = parseJSON(text);
+  if (root === null) return emptyClaims(); // Go: null into a struct is a no-op
+  if (!(root instanceof JObj)) throw new JSONError('claims must be a JSON object');
+  const c = emptyClaims();
+  for (let k = 0; k < root.keys.length; k++) {
+    const f = claimFields.lookup(root.keys[k]);
+    if (f === undefined) continue;
+    const v = root.vals[k];
+    switch (f) {
+      case 'iss': c.iss = goString(v, c.iss); break;
+      case 'sub': c.sub = goString(v, c.sub); break;
+      case 'sub_iss': c.sub_iss = goString(v, c.sub_iss); break;
+      case 'client_id': c.client_id = goString(v, c.client_id); break;
+      case 'scope': c.scope = goString(v, c.scope); break;
+      case 'jti': c.jti = goString(v, c.jti); break;
+      case 'aud': c.aud = goAudience(v); break;
+      case 'iat': c.iat = goNumericDate(v, c.iat); break;
+      case 'nbf': c.nbf = goNumericDate(v, c.nbf); break;
+      case 'exp': c.exp = goNumericDate(v, c.exp); break;
+      case 'lineage': c.lineage = goStringSlice(v); break;
+      case 'act': c.act = decodeActor(v, c.act); break;
+      case 'may_act': c.may_act = decodeActor(v, c.may_act); break;
+      case 'cnf': c.cnf = decodeCnf(v, c.cnf); break;
+    }
+  }
+  return c;
+}
+
+function emptyClaims(): Claims {
+  return {
+    iss: '', sub: '', sub_iss: '', aud: null, client_id: '', scope: '', iat: 0, nbf: 0, exp: 0, jti: '',
+    act: null, lineage: null, cnf: null, may_act: null,
+  };
+}
+
+/** The actor subjects newest first: the current actor, then the earlier ones. */
+export function actorPath(a: Actor | null | undefined): string[] {
+  const out: string[] = [];
+  for (let x = a; x; x = x.act) out.push(x.sub);
+  return out;
+}
+
+/**
+ * Makes untrusted text safe for an error description or a log line: at most
+ * 64 bytes, control and non-ASCII characters as '?' (Go's jwt.Excerpt).
+ */
+export function excerpt(s: string): string {
+  const b = Buffer.from(s, 'utf8');
+  const cut = b.length > 64;
+  const bytes = cut ? b.subarray(0, 64) : b;
+  let out = '';
+  // Go maps runes of the cut UTF-8 (a cut rune reads as U+FFFD, one '?').
+  const text = bytes.toString('utf8');
+  for (const ch of text) {
+    const c = ch.codePointAt(0) as number;
+    out += c < 0x20 || c > 0x7e ? '?' : ch;
+  }
+  return cut ? out + '…' : out;
+}
+
+/** A decoded view of a token, read WITHOUT verifying it: for display and a holder's bookkeeping. */
+export interface TokenView {
+  /** The token's own id. */
+  jti: string;
+  /** On whose behalf (sub) and who vouches for that name (sub_iss). */
+  sub: string;
+  subIss: string;
+  /** The holder (client_id). */
+  holder: string;
+  /** The actor chain, current holder first. */
+  actors: string[];
+  /** The ancestors' jtis, root first. */
+  lineage: string[];
+  /** The task's root jti. */
+  root: string;
+  depth: number;
+  scopes: string[];
+  audiences: string[];
+  issuer: string;
+  issuedAt: Date | null;
+  expiresAt: Date | null;
+  /** The thumbprint of the key a DPoP-bound token is bound to ('' for bearer). */
+  jkt: string;
+  bound: boolean;
+  /** The raw claims. */
+  claims: Claims;
+}
+
+/**
+ * Decodes a compact token's claims WITHOUT checking its signature (Go's
+ * jwt.Unverified): never decide anything on them, a Verifier does. Throws
+ * JSONError when the token cannot be decoded.
+ */
+export function unverifiedClaims(token: string): Claims {
+  const d1 = token.indexOf('.');
+  const d2 = d1 < 0 ? -1 : token.indexOf('.', d1 + 1);
+  if (d1 < 0 || d2 < 0) throw new JSONError('not a compact JWS');
+  const raw = b64urlDecode(token.slice(d1 + 1, d2));
+  if (raw === null) throw new JSONError('payload is not base64url');
+  return parseClaimsJSON(raw.toString('utf8'));
+}
