@@ -1,0 +1,347 @@
+"""Per-call Cedar decisions for resource servers, with the same policy files
+and the same request as Go's verifier (``policy.AuthorizeCall``,
+``chain/authz``): principal ``Agent::"<holder>"`` in its groups, the action
+and resource the resource server names, and the chain in the context —
+``holder``, ``subject``, ``sub_iss``, ``actors``, ``depth``, ``scopes``,
+``scope_patterns``, ``scope_patterns_all``, ``audiences``, ``root``,
+``lineage``, ``bound``.
+
+Optional: it needs ``cedarpy`` (``pip install 'mandate-auth[cedar]'``);
+nothing else in this SDK imports it.
+
+Any evaluation error denies — also an erroring ``forbid``, which Cedar
+itself skips: the diagnostics are checked and a request with any error is
+denied, naming the failing policies. Policy ids are Go's: a policy's
+``@id("...")``, else ``FILE:LINE`` of its first line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from .chain import Chain
+from .errors import PolicyDeniedError
+from .scope import wildcard
+
+__all__ = ["PolicyError", "PolicySet", "Decision", "Entity", "Authorizer", "NO_POLICY_PERMITS"]
+
+NO_POLICY_PERMITS = "no policy permits this request"
+MAX_PATTERNS = 256
+
+
+class PolicyError(ValueError):
+    """Policies that cannot be loaded (a parse error names the file)."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A Cedar entity, such as ``Table::"orders"``."""
+
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy outcome and the ids of the policies that determined it: the
+    permitting ones on allow; the forbidding or failing ones on deny (none
+    for Cedar's default deny). ``forbidden`` is set only when forbid
+    policies determined a denial."""
+
+    allow: bool
+    policies: list[str] = field(default_factory=list)
+    reason: str = ""
+    forbidden: bool = False
+
+
+# -- scope patterns (Go's policy/patterns.go) --------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    text: str
+    segs: tuple[str, ...]
+
+
+def _seg(p: str, s: str) -> bool:
+    return p == "*" or p == s
+
+
+def _grant(scope: str) -> tuple[tuple[str, ...], bool]:
+    prefix, wild = wildcard(scope)
+    if wild and prefix == "":
+        return (), True
+    if wild:
+        return tuple(prefix[:-1].split(":")), True
+    return tuple(scope.split(":")), False
+
+
+def _matches(p: _Pattern, c: tuple[str, ...]) -> bool:
+    m = len(p.segs)
+    if m > len(c) or (m < len(c) and p.segs[m - 1] != "*"):
+        return False
+    return all(_seg(p.segs[i], c[i]) for i in range(m))
+
+
+def _overlaps(p: _Pattern, g: tuple[tuple[str, ...], bool]) -> bool:
+    segs, rest = g
+    if not rest:
+        return _matches(p, segs)
+    k, m = len(segs), len(p.segs)
+    if not all(_seg(p.segs[i], segs[i]) for i in range(min(k, m))):
+        return False
+    return m > k or p.segs[m - 1] == "*"
+
+
+def _contains(p: _Pattern, g: tuple[tuple[str, ...], bool]) -> bool:
+    segs, rest = g
+    if not rest:
+        return _matches(p, segs)
+    k, m = len(segs), len(p.segs)
+    if m > k + 1 or p.segs[m - 1] != "*":
+        return False
+    return all(_seg(p.segs[i], segs[i]) for i in range(m - 1))
+
+
+_STRING_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _literal_patterns(sources: Iterable[str]) -> list[_Pattern]:
+    seen: set[str] = set()
+    out: list[_Pattern] = []
+    for src in sources:
+        for m in _STRING_LITERAL.finditer(src):
+            t = m.group(1)
+            if t == "" or t in seen or any(c in t for c in ' \\\t"') or len(out) == MAX_PATTERNS:
+                continue
+            seen.add(t)
+            out.append(_Pattern(t, tuple(t.split(":"))))
+    return out
+
+
+def scope_patterns(patterns: Sequence[_Pattern], scopes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The patterns some scope can grant something matching, and those
+    everything every scope grants matches."""
+    grants = [_grant(s) for s in scopes]
+    some, every = [], []
+    for p in patterns:
+        if any(_overlaps(p, g) for g in grants):
+            some.append(p.text)
+        if grants and all(_contains(p, g) for g in grants):
+            every.append(p.text)
+    return some, every
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+def _policy_lines(src: str) -> list[int]:
+    """The line on which each policy of a Cedar document starts (its first
+    token: an annotation or the effect), in order."""
+    lines, i, n, line, start = [], 0, len(src), 1, True
+    while i < n:
+        c = src[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c in " \t\r\f\v":
+            i += 1
+        elif src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j
+        elif c == '"':
+            if start:
+                lines.append(line)
+                start = False
+            i += 1
+            while i < n and src[i] != '"':
+                if src[i] == "\\":
+                    i += 1
+                elif src[i] == "\n":
+                    line += 1
+                i += 1
+            i += 1
+        else:
+            if start:
+                lines.append(line)
+                start = False
+            if c == ";":
+                start = True
+            i += 1
+    return lines
+
+
+def _cedarpy() -> Any:
+    try:
+        import cedarpy
+    except ImportError as e:  # pragma: no cover - the extra is installed in tests
+        raise PolicyError("per-call Cedar decisions need cedarpy: pip install 'mandate-auth[cedar]'") from e
+    return cedarpy
+
+
+class PolicySet:
+    """An immutable, parsed set of Cedar policies with Mandate's ids."""
+
+    def __init__(self, files: Sequence[tuple[str, str]]) -> None:
+        cedarpy = _cedarpy()
+        static: dict[str, Any] = {}
+        self._positions: dict[str, str] = {}
+        for name, src in files:
+            try:
+                doc = json.loads(cedarpy.policies_to_json_str(src))
+            except ValueError as e:
+                raise PolicyError(f"policy: {name}: {e}") from None
+            if doc.get("templates"):
+                raise PolicyError(f"policy: {name}: templates are not supported")
+            policies = doc.get("staticPolicies") or {}
+            if not policies and name.endswith(".cedar"):
+                raise PolicyError(f"policy: {name} holds no policy (an emptied file would silently drop its rules; delete it instead)")
+            lines = _policy_lines(src)
+            ordered = sorted(policies.items(), key=lambda kv: int(kv[0][6:]) if kv[0][6:].isdigit() else 0)
+            if len(lines) != len(ordered):
+                raise PolicyError(f"policy: {name}: cannot locate its policies")
+            for (_, p), line in zip(ordered, lines):
+                pos = f"{name}:{line}"
+                ann = p.get("annotations") or {}
+                pid = ann["id"] if isinstance(ann.get("id"), str) else f"{os.path.basename(name)}:{line}"
+                if pid in self._positions:
+                    raise PolicyError(f"policy: id {pid!r} at {pos} is already used at {self._positions[pid]}")
+                self._positions[pid] = pos
+                static[pid] = p
+        if not static:
+            raise PolicyError("policy: the policy files hold no policy")
+        self._ps = cedarpy.PolicySet.from_json_str(json.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}))
+        self._patterns = _literal_patterns(src for _, src in files)
+        self._cedarpy = cedarpy
+
+    @classmethod
+    def load_dir(cls, path: str | os.PathLike[str]) -> "PolicySet":
+        """Every ``*.cedar`` file of a directory, in name order (Go's LoadDir)."""
+        names = sorted(f for f in os.listdir(path) if f.endswith(".cedar"))
+        if not names:
+            raise PolicyError(f"policy: no *.cedar files in {os.fspath(path)}")
+        files = []
+        for f in names:
+            p = os.path.join(path, f)
+            with open(p, encoding="utf-8") as fh:
+                files.append((p, fh.read()))
+        return cls(files)
+
+    @classmethod
+    def parse(cls, source: str, name: str = "policies.cedar") -> "PolicySet":
+        return cls([(name, source)])
+
+    def ids(self) -> list[str]:
+        return sorted(self._positions)
+
+    def position(self, pid: str) -> str:
+        return self._positions.get(pid, "")
+
+    def authorize_call(
+        self,
+        *,
+        holder: str,
+        action: str = "call",
+        resource: Entity,
+        groups: Sequence[str] = (),
+        subject: str = "",
+        subject_issuer: str = "",
+        actors: Sequence[str] = (),
+        depth: int = 0,
+        scopes: Sequence[str] = (),
+        audiences: Sequence[str] = (),
+        root: str = "",
+        lineage: Sequence[str] = (),
+        bound: bool = False,
+    ) -> Decision:
+        """Decide one call, as Go's ``Set.AuthorizeCall`` does."""
+        some, every = scope_patterns(self._patterns, scopes)
+        context = {
+            "scopes": list(scopes),
+            "scope_patterns": some,
+            "scope_patterns_all": every,
+            "holder": holder,
+            "subject": subject,
+            "sub_iss": subject_issuer,
+            "audiences": list(audiences),
+            "depth": depth,
+            "actors": list(actors),
+            "root": root,
+            "lineage": list(lineage),
+            "bound": bound,
+        }
+        principal = {"type": "Agent", "id": holder}
+        res = {"type": resource.type, "id": resource.id}
+        entities = [{"uid": principal, "attrs": {}, "parents": [{"type": "Group", "id": g} for g in dict.fromkeys(groups)]}]
+        if res != principal:
+            entities.append({"uid": res, "attrs": {}, "parents": []})
+        request = {"principal": principal, "action": {"type": "Action", "id": action or "call"}, "resource": res, "context": context}
+        try:
+            r = self._cedarpy.is_authorized(request, self._ps, entities)
+        except Exception as e:  # any failure to evaluate denies
+            return Decision(allow=False, reason=f"the request could not be evaluated ({type(e).__name__}), so it is denied")
+        errors = list(r.diagnostics.errors)
+        if errors:
+            ids = [self._failing_id(msg) for msg in errors]
+            return Decision(allow=False, policies=ids, reason=f"policy {ids[0]!r} failed to evaluate ({errors[0]}), so the request is denied")
+        ids = sorted(r.diagnostics.reasons)
+        if r.allowed:
+            return Decision(allow=True, policies=ids, reason="permitted by policy " + ", ".join(json.dumps(i) for i in ids))
+        if ids:
+            return Decision(allow=False, forbidden=True, policies=ids, reason="denied by policy " + ", ".join(json.dumps(i) for i in ids))
+        return Decision(allow=False, policies=[], reason=NO_POLICY_PERMITS)
+
+    def _failing_id(self, msg: str) -> str:
+        prefix = "error while evaluating policy `"
+        if msg.startswith(prefix):
+            rest = msg[len(prefix) :]
+            for pid in sorted(self._positions, key=len, reverse=True):
+                if rest.startswith(pid + "`"):
+                    return pid
+        return "?"
+
+
+class Authorizer:
+    """Per-call policy for the chains a verifier checks. ``groups``, when
+    given, names a holder's groups (Mandate's tokens carry none), so call
+    policies can say ``principal in Group::"..."``."""
+
+    def __init__(self, policy: PolicySet, groups: Callable[[str], Sequence[str]] | None = None) -> None:
+        if policy is None:
+            raise ValueError("an Authorizer needs a policy set")
+        self.policy = policy
+        self.groups = groups
+
+    def authorize(self, chain: Chain, action: str = "call", resource: Entity | tuple[str, str] | None = None) -> Decision:
+        """Whether ``chain`` may perform ``action`` on ``resource``."""
+        if resource is None:
+            raise ValueError("a call decision needs a resource entity")
+        if isinstance(resource, tuple):
+            resource = Entity(*resource)
+        return self.policy.authorize_call(
+            holder=chain.holder,
+            groups=list(self.groups(chain.holder)) if self.groups else [],
+            action=action,
+            resource=resource,
+            subject=chain.subject,
+            subject_issuer=chain.subject_issuer,
+            actors=chain.actors,
+            depth=chain.depth,
+            scopes=chain.scopes,
+            audiences=chain.audiences,
+            root=chain.root,
+            lineage=chain.lineage,
+            bound=chain.bound,
+        )
+
+    def check(self, chain: Chain, action: str = "call", resource: Entity | tuple[str, str] | None = None) -> Decision:
+        """:meth:`authorize`, raising :class:`PolicyDeniedError` on a denial
+        (which :class:`~mandate_auth.asgi.MandateMiddleware` answers 403)."""
+        d = self.authorize(chain, action, resource)
+        if not d.allow:
+            raise PolicyDeniedError(d.reason, d.policies)
+        return d

@@ -1,0 +1,267 @@
+"""The claims of a Mandate token and the one reading of a date.
+
+A NumericDate is a JSON number within ±2^53 seconds; a fraction is read as
+its whole second (rounded down, exactly — never through a float); ``0`` or
+``null`` means the claim is absent; anything else (a string, a boolean, a
+number beyond ±2^53) is malformed. This is Go's ``tokens/jwt`` reading, so
+every verifier agrees on what a date means.
+
+:func:`decode_unverified` reads a token's claims WITHOUT checking anything,
+for display and a holder's bookkeeping; never decide anything on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from . import _gojson as gj
+from ._b64 import B64Error, b64decode
+
+__all__ = [
+    "MAX_NUMERIC_DATE",
+    "NumericDateError",
+    "numeric_date",
+    "Actor",
+    "Claims",
+    "parse_claims",
+    "decode_unverified",
+    "TokenInfo",
+]
+
+MAX_NUMERIC_DATE = 1 << 53
+
+
+class NumericDateError(gj.GoJSONError):
+    """Not a NumericDate: not a number, or beyond ±2^53."""
+
+
+def numeric_date(v: Any, old: int = 0) -> int:
+    """Read a decoded JSON value (from :mod:`._gojson`) as a NumericDate;
+    ``null`` keeps ``old``."""
+    if v is None:
+        return old
+    if isinstance(v, bool) or not isinstance(v, (int, gj.Num)):
+        raise NumericDateError("a NumericDate must be a number")
+    if isinstance(v, int):
+        if -MAX_NUMERIC_DATE <= v <= MAX_NUMERIC_DATE:
+            return v
+        raise NumericDateError("NumericDate is beyond ±2^53")
+    return _floor_number(v.text)
+
+
+def _floor_number(s: str) -> int:
+    """The floor of a JSON number's text, exactly, or NumericDateError; the
+    exponent is bounded before any arithmetic, so 1e999999999 costs nothing."""
+    mant, exp = s, 0
+    i = max(s.find("e"), s.find("E"))
+    if i >= 0:
+        mant, es = s[:i], s[i + 1 :]
+        digits = es.lstrip("+-")
+        if len(digits) > 18:  # too long to read: out of range either way
+            exp = -(1 << 62) if es.startswith("-") else 1 << 62
+        else:
+            exp = int(es)
+    neg = mant.startswith("-")
+    if mant.strip("-0.") == "":
+        return 0
+    if exp > 400:  # beyond 10^400: out of range whatever the mantissa (a token is at most 16 KiB)
+        if len(mant) < exp:
+            raise NumericDateError("NumericDate is beyond ±2^53")
+    elif exp < -20000:  # strictly between -1 and 1
+        return -1 if neg else 0
+    try:
+        r = Fraction(s)
+    except (ValueError, ZeroDivisionError) as e:  # pragma: no cover - JSON numbers always parse
+        raise NumericDateError("a NumericDate must be a number") from e
+    if abs(r) > MAX_NUMERIC_DATE:
+        raise NumericDateError("NumericDate is beyond ±2^53")
+    return r.numerator // r.denominator
+
+
+@dataclass
+class Actor:
+    """One link of the RFC 8693 §4.1 actor chain: ``sub`` acts at this link,
+    ``act`` is the link before it (older), or None."""
+
+    sub: str = ""
+    iss: str = ""
+    act: "Actor | None" = None
+
+    def path(self) -> list[str]:
+        """The actor subjects, newest first."""
+        out, a = [], self
+        while a is not None:
+            out.append(a.sub)
+            a = a.act
+        return out
+
+    def depth(self) -> int:
+        n, a = 0, self
+        while a is not None:
+            n += 1
+            a = a.act
+        return n
+
+
+_ACTOR_FIELDS = {"sub": "sub", "iss": "iss", "act": "act"}
+
+
+def _actor(v: Any, old: Actor | None, depth: int = 0) -> Actor | None:
+    if v is None:
+        return None
+    if type(v) is not gj.Obj:
+        raise gj.GoJSONError("act must be an object")
+    a = old if old is not None else Actor()
+
+    def apply(f: str, x: Any) -> None:
+        if f == "act":
+            a.act = _actor(x, a.act, depth + 1)
+        else:
+            setattr(a, f, gj.string(x, getattr(a, f)))
+
+    gj.fields(v, _ACTOR_FIELDS, apply)
+    return a
+
+
+@dataclass
+class Claims:
+    """The payload of a Mandate token, as Go's ``jwt.Claims`` reads it."""
+
+    iss: str = ""
+    sub: str = ""
+    sub_iss: str = ""
+    aud: list[str] | None = None
+    client_id: str = ""
+    scope: str = ""
+    iat: int = 0
+    nbf: int = 0
+    exp: int = 0
+    jti: str = ""
+    act: Actor | None = None
+    lineage: list[str] | None = None
+    cnf: dict[str, str] | None = field(default=None)
+    may_act: Actor | None = None
+
+    @property
+    def jkt(self) -> str:
+        """The thumbprint of the key the token is bound to, or ""."""
+        return self.cnf.get("jkt", "") if self.cnf is not None else ""
+
+    @property
+    def root(self) -> str:
+        return self.lineage[0] if self.lineage else self.jti
+
+
+_CLAIM_FIELDS = {n: n for n in ("iss", "sub", "sub_iss", "aud", "client_id", "scope", "iat", "nbf", "exp", "jti", "act", "lineage", "cnf", "may_act")}
+_CNF_FIELDS = {"jkt": "jkt"}
+
+
+def _audience(v: Any) -> list[str] | None:
+    if isinstance(v, str):
+        return [v]
+    if v is None:
+        return None
+    if type(v) is not list:
+        raise gj.GoJSONError('"aud" must be a string or an array of strings')
+    return gj.string_list(v)
+
+
+def _cnf(v: Any, old: dict[str, str] | None) -> dict[str, str] | None:
+    if v is None:
+        return None
+    if type(v) is not gj.Obj:
+        raise gj.GoJSONError("cnf must be an object")
+    c = old if old is not None else {}
+
+    def apply(f: str, x: Any) -> None:
+        c["jkt"] = gj.string(x, c.get("jkt", ""))
+
+    gj.fields(v, _CNF_FIELDS, apply)
+    return c
+
+
+def claims_from_json(doc: Any) -> Claims:
+    """Claims from a document parsed by :func:`._gojson.loads`."""
+    c = Claims()
+
+    def apply(f: str, v: Any) -> None:
+        if f in ("iat", "nbf", "exp"):
+            setattr(c, f, numeric_date(v, getattr(c, f)))
+        elif f == "aud":
+            c.aud = _audience(v)
+        elif f == "lineage":
+            c.lineage = gj.string_list(v)
+        elif f == "act" or f == "may_act":
+            setattr(c, f, _actor(v, getattr(c, f)))
+        elif f == "cnf":
+            c.cnf = _cnf(v, c.cnf)
+        else:
+            setattr(c, f, gj.string(v, getattr(c, f)))
+
+    gj.fields(doc, _CLAIM_FIELDS, apply)
+    return c
+
+
+def parse_claims(payload: bytes) -> Claims:
+    """Decode a payload into Claims; raises :class:`._gojson.GoJSONError`."""
+    return claims_from_json(gj.loads(payload))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A decoded view of a token, NOT verified: what a holder may show or keep
+    books by (who it is for, who holds it, through whom it came, what it
+    grants, until when). Never authorize anything on it."""
+
+    jti: str
+    subject: str
+    subject_issuer: str
+    holder: str
+    actors: tuple[str, ...]
+    lineage: tuple[str, ...]
+    root: str
+    depth: int
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+    issued_at: int
+    expires_at: int
+    jkt: str
+    issuer: str
+    act: Actor | None = field(default=None, compare=False)
+
+    @property
+    def bound(self) -> bool:
+        """Whether the token is sender-constrained (``cnf.jkt``)."""
+        return self.jkt != ""
+
+
+def decode_unverified(token: str) -> TokenInfo:
+    """Read a compact token's claims without verifying anything. Raises
+    :class:`ValueError` when it cannot even be read."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+    try:
+        c = parse_claims(b64decode(parts[1]))
+    except (B64Error, gj.GoJSONError) as e:
+        raise ValueError("unreadable claims") from e
+    lineage = tuple(c.lineage or ())
+    return TokenInfo(
+        jti=c.jti,
+        subject=c.sub,
+        subject_issuer=c.sub_iss,
+        holder=c.client_id,
+        actors=tuple(c.act.path()) if c.act else (),
+        lineage=lineage,
+        root=c.root,
+        depth=len(lineage),
+        scopes=tuple(c.scope.split()) if c.scope else (),
+        audiences=tuple(c.aud or ()),
+        issued_at=c.iat,
+        expires_at=c.exp,
+        jkt=c.jkt,
+        issuer=c.iss,
+        act=c.act,
+    )
