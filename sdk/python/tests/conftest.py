@@ -1,0 +1,188 @@
+"""Shared fixtures: the repository's vectors, a real `mandate serve` started
+from this checkout (bound to 127.0.0.1:0, a throw-away store), and helpers
+that sign tokens with real keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from mandate_auth import Key
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent.parent  # sdk/python/tests -> repository root
+VECTORS = REPO / "testdata" / "vectors"
+POLICIES = REPO / "testdata" / "policies"
+
+ISSUER = "https://mandate.example"
+AUDIENCE = "https://orders.example"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# -- the real server -----------------------------------------------------------
+
+
+def mandate_binary(tmp: Path) -> str:
+    """$MANDATE_BIN (what `make test` builds), else a build of this checkout."""
+    b = os.environ.get("MANDATE_BIN")
+    if b and os.path.exists(b):
+        return b
+    if shutil.which("go") is None:
+        pytest.skip("no MANDATE_BIN and no Go toolchain to build the server")
+    out = tmp / "mandate"
+    subprocess.run(["go", "build", "-o", str(out), "./cmd/mandate"], cwd=REPO, check=True, timeout=600)
+    return str(out)
+
+
+@dataclass
+class Server:
+    issuer: str
+    proc: subprocess.Popen[bytes]
+    secrets: dict[str, str]
+    keys: dict[str, Key] = field(default_factory=dict)
+    stderr_lines: "queue.Queue[str]" = field(default_factory=queue.Queue)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+ODD_ID = "svc:reporter+1@x"
+ODD_SECRET = "p@ss:w rd+&%=/é"
+
+
+def _config(tmp: Path, keyed_jwks: Path) -> tuple[str, dict[str, str]]:
+    secrets = {
+        "orchestrator": "orch-secret",
+        "researcher": "res-secret",
+        "db-agent": "db-secret",
+        "orders-api": "rs-secret",
+        "ops": "ops-secret",
+        ODD_ID: ODD_SECRET,
+    }
+    cfg = {
+        "listen": "127.0.0.1:0",
+        "data_dir": str(tmp / "data"),
+        "tokens": {"root_ttl": "15m", "delegated_ttl": "5m", "max_depth": 4},
+        "clients": [
+            {"id": "orchestrator", "secret": secrets["orchestrator"], "grants": ["client_credentials", "token_exchange"],
+             "scopes": ["db:read:*", "tools:*"], "audiences": [AUDIENCE, "https://billing.example"], "groups": ["orchestrators"],
+             "ephemeral": {"scopes": ["db:read:*"], "audiences": [AUDIENCE], "groups": ["research-agents"]}},
+            {"id": "researcher", "secret": secrets["researcher"], "grants": ["client_credentials", "token_exchange"],
+             "scopes": ["db:read:*"], "audiences": [AUDIENCE], "groups": ["research-agents"]},
+            {"id": "db-agent", "secret": secrets["db-agent"], "grants": ["client_credentials", "token_exchange"],
+             "scopes": ["db:read:*"], "audiences": [AUDIENCE]},
+            {"id": "orders-api", "secret": secrets["orders-api"], "role": "resource_server"},
+            {"id": "ops", "secret": secrets["ops"], "role": "admin"},
+            {"id": ODD_ID, "secret": ODD_SECRET, "grants": ["client_credentials"], "scopes": ["tools:search"], "audiences": [AUDIENCE]},
+            {"id": "keyed", "jwks_file": str(keyed_jwks), "grants": ["client_credentials", "token_exchange"],
+             "scopes": ["tools:*"], "audiences": [AUDIENCE]},
+        ],
+    }
+    path = tmp / "mandate.yaml"
+    path.write_text(json.dumps(cfg, ensure_ascii=False, indent=1))  # JSON is YAML
+    return str(path), secrets
+
+
+def start_server(tmp: Path) -> Server:
+    binary = mandate_binary(tmp)
+    keyed = Key.generate("ES256")
+    jwks = tmp / "keyed-jwks.json"
+    jwks.write_text(json.dumps(keyed.public_jwks()))
+    path, secrets = _config(tmp, jwks)
+    proc = subprocess.Popen([binary, "serve", "--config", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            lines.put(raw.decode("utf-8", "replace"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + 30
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") == "mandate serving":
+            return Server(issuer=rec["issuer"], proc=proc, secrets=secrets, keys={"keyed": keyed}, stderr_lines=lines)
+    proc.kill()
+    raise RuntimeError("mandate serve did not start:\n" + "".join(seen[-20:]))
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    tmp = Path(tempfile.mkdtemp(prefix="mandate-py-"))
+    s = start_server(tmp)
+    try:
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- signing test tokens ------------------------------------------------------------
+
+
+def sign(key: Key, header: dict[str, Any], claims: dict[str, Any] | bytes) -> str:
+    """A compact JWS with exactly this header and payload, really signed."""
+    from mandate_auth._b64 import b64encode
+
+    payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+    signing_input = b64encode(json.dumps(header).encode()) + "." + b64encode(payload)
+    return signing_input + "." + b64encode(key.sign(signing_input.encode()))
+
+
+NOW = 1_800_000_000
+
+
+def claims(**over: Any) -> dict[str, Any]:
+    """A well-formed depth-1 delegated token's claims at NOW."""
+    c: dict[str, Any] = {
+        "iss": ISSUER, "sub": "orchestrator", "sub_iss": ISSUER, "aud": [AUDIENCE], "client_id": "researcher",
+        "scope": "db:read:*", "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 300, "jti": "child-jti",
+        "act": {"sub": "researcher"}, "lineage": ["root-jti"],
+    }
+    c.update(over)
+    return {k: v for k, v in c.items() if v is not ...}
+
+
+@pytest.fixture(scope="session")
+def issuer_key() -> Key:
+    return Key.generate("EdDSA")
+
+
+def token(key: Key, *, header: dict[str, Any] | None = None, **over: Any) -> str:
+    h = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
+    if header:
+        h.update(header)
+    return sign(key, {k: v for k, v in h.items() if v is not ...}, claims(**over))
