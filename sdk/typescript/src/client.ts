@@ -1,1 +1,524 @@
+/**
+ * The client side: what an orchestrator and its agents use (the Go
+ * delegation/client, in Promises).
+ *
+ * - `MandateClient.discover(issuer, options)` reads the RFC 8414 metadata and
+ *   checks that it names the issuer asked for.
+ * - Client authentication: client_secret_basic (id and secret form-urlencoded
+ *   before Base64, RFC 6749 §2.3.1) or private_key_jwt (RFC 7523, a fresh
+ *   assertion per request, signed with jose).
+ * - `mint` (client_credentials), `identity` (the identity token: audience =
+ *   the issuer, the actor token naming this client), `exchange` (RFC 8693,
+ *   to itself or to a registered agent named by its actor token),
+ *   `spawnAgent` + `delegateToAgent` (an ephemeral agent: a fresh key and its
+ *   agent+jwt), `revoke` (RFC 7009).
+ * - DPoP on every request made with a key: proofs with htm, htu, iat, jti
+ *   (and ath at resource servers); a server's use_dpop_nonce is answered by
+ *   one retry with its nonce. Redirects are never followed (fetch with
+ *   redirect: 'manual'): a token, a proof or a secret never goes where a
+ *   server points.
+ *
+ * Refusals are OAuthError (its `error`, `error_description` and `status`);
+ * no error of this module carries a secret or a whole token.
+ */
+import { type KeyObject, type JsonWebKey, randomBytes, webcrypto } from 'node:crypto';
 
+type CryptoKey = webcrypto.CryptoKey;
+import { SignJWT, importJWK } from 'jose';
+import { DPoPKey, TYPE_AGENT } from './dpop.js';
+import { MandateError, OAuthError, ProtocolError } from './errors.js';
+import { type FetchLike, basicAuth, deadline, isRedirect, readLimited, safeURL } from './http.js';
+import { type TokenView, excerpt } from './jwt.js';
+import { metadataURL } from './verifier.js';
+import { decodeToken } from './view.js';
+
+/** RFC 8693 and RFC 7523 identifiers. */
+export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
+export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** A private key for private_key_jwt: its registered kid and algorithm. */
+export interface ClientKey {
+  /** A KeyObject, a CryptoKey, or a private JWK. */
+  key: KeyObject | CryptoKey | JsonWebKey;
+  /** The kid under which the key is in the client's registered JWKS. */
+  kid: string;
+  /** EdDSA (default for Ed25519 keys), ES256, ...; taken from a JWK's alg when there. */
+  alg?: string;
+}
+
+export interface ClientOptions {
+  clientId: string;
+  /** client_secret_basic. */
+  clientSecret?: string;
+  /** private_key_jwt, instead of a secret. */
+  privateKey?: ClientKey;
+  /** Binds the tokens the client obtains for itself to this key (DPoP). */
+  dpopKey?: DPoPKey;
+  /** The fetch to use (default the platform's). */
+  fetch?: FetchLike;
+  /** The clock, in milliseconds (default Date.now): proofs and expiry are dated by it. */
+  now?: () => number;
+  /** The deadline of each request to Mandate (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** The RFC 8414 metadata a client reads. */
+export interface ServerMetadata {
+  issuer: string;
+  token_endpoint: string;
+  revocation_endpoint?: string;
+  introspection_endpoint?: string;
+  jwks_uri?: string;
+  revocation_feed_endpoint?: string;
+  grant_types_supported?: string[];
+  token_endpoint_auth_methods_supported?: string[];
+  dpop_signing_alg_values_supported?: string[];
+  [k: string]: unknown;
+}
+
+const MAX_ANSWER = 1 << 20;
+const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * An access token with what its holder needs to use it. Its string forms
+ * (String(t), util.inspect, JSON.stringify) never show the token itself:
+ * read `value` explicitly where it must go.
+ */
+export class Token {
+  /** The compact JWS. */
+  readonly value: string;
+  /** "Bearer" or "DPoP". */
+  readonly type: 'Bearer' | 'DPoP';
+  /** The scope string the server granted. */
+  readonly scope: string;
+  readonly expiresAt: Date;
+  /** The key a DPoP token is bound to, when this side holds it (the holder's own tokens). */
+  key: DPoPKey | null;
+  readonly #now: () => number;
+  readonly #fetch: FetchLike;
+
+  constructor(init: { value: string; type: string; scope?: string; expiresAt: Date; key?: DPoPKey | null; now?: () => number; fetch?: FetchLike }) {
+    this.value = init.value;
+    this.type = init.type.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    this.scope = init.scope ?? '';
+    this.expiresAt = init.expiresAt;
+    this.key = this.type === 'DPoP' ? (init.key ?? null) : null;
+    this.#now = init.now ?? Date.now;
+    this.#fetch = init.fetch ?? globalThis.fetch;
+  }
+
+  /** Whether the token is bound to a key (DPoP). */
+  get bound(): boolean {
+    return this.type === 'DPoP';
+  }
+
+  /** The scopes the server granted. */
+  get scopes(): string[] {
+    return this.scope === '' ? [] : this.scope.split(' ');
+  }
+
+  /** Whether it has expired at now (ms, default the clock). */
+  expired(nowMs = this.#now()): boolean {
+    return nowMs >= this.expiresAt.getTime();
+  }
+
+  /** A decoded view (sub, holder, act chain, lineage, scopes, audiences, exp), read without verifying. */
+  decode(): TokenView {
+    return decodeToken(this.value);
+  }
+
+  /**
+   * The headers that present the token for a request: "Authorization:
+   * Bearer", or for a bound token "Authorization: DPoP" and a fresh proof
+   * for this method and URL (with the server's nonce when it asked for one).
+   */
+  authorize(method: string, url: string | URL, nonce?: string): Record<string, string> {
+    if (!this.bound) return { authorization: `Bearer ${this.value}` };
+    if (!this.key) throw new MandateError('invalid_request', "this DPoP-bound token's key is not here (adopt it with the holder's client or agent)");
+    return {
+      authorization: `DPoP ${this.value}`,
+      dpop: this.key.proof(method, url, { accessToken: this.value, nonce, now: Math.floor(this.#now() / 1000) }),
+    };
+  }
+
+  /**
+   * Calls a protected API with the token (fetch semantics): Authorization
+   * (and a fresh DPoP proof) set; a 401 with a DPoP-Nonce is retried once
+   * with that nonce; redirects are returned, never followed. A body that
+   * cannot be sent twice (a stream) is not retried.
+   */
+  async fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
+    const method = (init.method ?? 'GET').toUpperCase();
+    const send = (nonce?: string): Promise<Response> => {
+      const headers = new Headers(init.headers);
+      for (const [k, v] of Object.entries(this.authorize(method, url, nonce))) headers.set(k, v);
+      return this.#fetch(url, { ...init, method, headers, redirect: 'manual' });
+    };
+    const resp = await send();
+    const nonce = resp.headers.get('dpop-nonce');
+    const replayable = init.body === undefined || init.body === null || typeof init.body === 'string' || init.body instanceof URLSearchParams || ArrayBuffer.isView(init.body) || init.body instanceof ArrayBuffer;
+    if (resp.status !== 401 || !nonce || !this.bound || !replayable) return resp;
+    await resp.body?.cancel().catch(() => undefined);
+    return send(nonce);
+  }
+
+  toString(): string {
+    return `Token(${this.type}, expires ${this.expiresAt.toISOString()})`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { type: this.type, scope: this.scope, expiresAt: this.expiresAt.toISOString(), bound: this.bound };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
+
+/**
+ * An ephemeral agent: a name in its owner's namespace ("<owner>/<name>") and
+ * a fresh key, with no registration of its own. Give the agent its Agent (or
+ * at least its key) and the token delegated to it; nobody else can use that
+ * token.
+ */
+export class Agent {
+  readonly name: string;
+  readonly key: DPoPKey;
+  readonly owner: string;
+  readonly #now: () => number;
+  readonly #fetch: FetchLike;
+
+  constructor(owner: string, name: string, key: DPoPKey, now: () => number = Date.now, fetchFn: FetchLike = globalThis.fetch) {
+    this.owner = owner;
+    this.name = `${owner}/${name}`;
+    this.key = key;
+    this.#now = now;
+    this.#fetch = fetchFn;
+  }
+
+  /** The agent's self-signed actor token (agent+jwt, docs/dpop.md) for an exchange at issuer, valid for ttl seconds (at most 600). */
+  actorToken(issuer: string, ttlSeconds = 120, nowSeconds = Math.floor(this.#now() / 1000)): string {
+    return this.key.signJWT(TYPE_AGENT, {
+      iss: this.owner,
+      sub: this.name,
+      aud: issuer,
+      iat: nowSeconds,
+      exp: nowSeconds + Math.min(ttlSeconds, 600),
+      jti: randomBytes(12).toString('base64url'),
+    });
+  }
+
+  /** Wraps a token delegated to the agent (received as a string) with the agent's key. */
+  adopt(value: string): Token {
+    return adopt(value, this.key, this.#now, this.#fetch);
+  }
+}
+
+function adopt(value: string, key: DPoPKey | null, now: () => number, fetchFn: FetchLike): Token {
+  let type = 'Bearer';
+  let scope = '';
+  let expiresAt = new Date(0);
+  try {
+    const v = decodeToken(value);
+    scope = v.scopes.join(' ');
+    if (v.expiresAt) expiresAt = v.expiresAt;
+    if (v.bound) type = 'DPoP';
+  } catch {
+    // an undecodable token stays an opaque bearer token; the server decides
+  }
+  return new Token({ value, type, scope, expiresAt, key, now, fetch: fetchFn });
+}
+
+/** Options of an exchange. */
+export interface ExchangeOptions {
+  /**
+   * The actor_token naming the new holder: a registered agent's identity
+   * token (its identity()) or a token bound to its key, or an ephemeral
+   * agent's agent+jwt. Omitted: the token stays with this client (down-scoping).
+   */
+  actor?: string | Token;
+  /** Narrower scopes (a string or a list); absent: the parent's, within the new holder's ceiling. */
+  scope?: string | readonly string[];
+  /** Narrower audiences; absent: the parent's, within the new holder's ceiling. */
+  audience?: string | readonly string[];
+}
+
+function scopeParam(s: string | readonly string[] | undefined): string {
+  if (s === undefined) return '';
+  return typeof s === 'string' ? s : s.join(' ');
+}
+
+function audiences(a: string | readonly string[] | undefined): readonly string[] {
+  if (a === undefined) return [];
+  return typeof a === 'string' ? [a] : a;
+}
+
+/** A client of one Mandate server, authenticating as one registered client. */
+export class MandateClient {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly metadata: Readonly<ServerMetadata>;
+  /** The key the client's own tokens are bound to, or null. */
+  readonly dpopKey: DPoPKey | null;
+  readonly #secret: string | undefined;
+  readonly #privateKey: ClientKey | undefined;
+  #signingKey: Promise<{ key: KeyObject | CryptoKey | Uint8Array; alg: string }> | null = null;
+  readonly #fetch: FetchLike;
+  readonly #now: () => number;
+  readonly #timeoutMs: number;
+
+  private constructor(issuer: string, md: ServerMetadata, o: ClientOptions) {
+    this.issuer = issuer;
+    this.metadata = Object.freeze({ ...md });
+    this.clientId = o.clientId;
+    this.dpopKey = o.dpopKey ?? null;
+    this.#secret = o.clientSecret;
+    this.#privateKey = o.privateKey;
+    this.#fetch = o.fetch ?? globalThis.fetch;
+    this.#now = o.now ?? Date.now;
+    this.#timeoutMs = o.timeoutMs ?? 30000;
+  }
+
+  /**
+   * Discovers the server's endpoints from its issuer URL (RFC 8414) and
+   * returns a client authenticating as options.clientId. The metadata must
+   * name exactly this issuer (RFC 8414 §3.3).
+   */
+  static async discover(issuer: string, options: ClientOptions): Promise<MandateClient> {
+    if (!options.clientId) throw new MandateError('invalid_request', 'a clientId is required');
+    if (!options.clientSecret === !options.privateKey) {
+      throw new MandateError('invalid_request', 'give exactly one of clientSecret (client_secret_basic) and privateKey (private_key_jwt)');
+    }
+    const fetchFn = options.fetch ?? globalThis.fetch;
+    const d = deadline(options.timeoutMs ?? 30000);
+    let md: ServerMetadata;
+    try {
+      let resp: Response;
+      try {
+        resp = await fetchFn(metadataURL(issuer), { headers: { accept: 'application/json' }, redirect: 'manual', signal: d.signal });
+      } catch (e) {
+        throw new ProtocolError(`mandate discovery: ${e instanceof Error ? e.message : String(e)}`, undefined, { cause: e });
+      }
+      const body = await readLimited(resp, MAX_ANSWER);
+      if (resp.status !== 200) throw new ProtocolError(`mandate discovery: no metadata at ${safeURL(issuer)} (HTTP ${resp.status})`, resp.status);
+      try {
+        md = JSON.parse(body.toString('utf8')) as ServerMetadata;
+      } catch {
+        throw new ProtocolError(`mandate discovery: the metadata at ${safeURL(issuer)} is not JSON`, 200);
+      }
+    } finally {
+      d.done();
+    }
+    if (!md || typeof md !== 'object') throw new ProtocolError('mandate discovery: the metadata is not a JSON object');
+    if (md.issuer !== issuer) {
+      throw new ProtocolError(`mandate discovery: metadata names issuer "${excerpt(String(md.issuer))}", not "${excerpt(issuer)}"`);
+    }
+    if (typeof md.token_endpoint !== 'string' || !md.token_endpoint) throw new ProtocolError('mandate discovery: metadata has no token_endpoint');
+    return new MandateClient(issuer, md, options);
+  }
+
+  /** Wraps a token this client was given by another (a delegation to it) with the client's key, so it can use and exchange it. */
+  adopt(value: string): Token {
+    return adopt(value, this.dpopKey, this.#now, this.#fetch);
+  }
+
+  /**
+   * A root token for the client itself (client_credentials): scope and
+   * audiences absent mean everything it is registered for. Bound to the
+   * client's DPoP key when it has one.
+   */
+  mint(opts: { scope?: string | readonly string[]; audience?: string | readonly string[] } = {}): Promise<Token> {
+    const form = new URLSearchParams({ grant_type: GRANT_CLIENT_CREDENTIALS });
+    const scope = scopeParam(opts.scope);
+    if (scope) form.set('scope', scope);
+    for (const a of audiences(opts.audience)) form.append('audience', a);
+    return this.token(form, this.dpopKey, this.dpopKey);
+  }
+
+  /**
+   * The client's identity token (client_credentials with audience = the
+   * issuer): no scope, Mandate's audience alone, a few minutes. Hand it to
+   * whoever delegates to this client, as the actor token naming it; it is
+   * useless at every resource server. Bound to the client's key when it has
+   * one, and so are the tokens delegated with it.
+   */
+  identity(): Promise<Token> {
+    const form = new URLSearchParams({ grant_type: GRANT_CLIENT_CREDENTIALS, audience: this.issuer });
+    return this.token(form, this.dpopKey, this.dpopKey);
+  }
+
+  /**
+   * Trades subject for a narrower child (RFC 8693): to itself (no actor), or
+   * to the agent the actor token names. A bound subject is exchanged with a
+   * proof of its key.
+   */
+  exchange(subject: Token | string, opts: ExchangeOptions = {}): Promise<Token> {
+    const subj = typeof subject === 'string' ? this.adopt(subject) : subject;
+    const form = new URLSearchParams({
+      grant_type: GRANT_TOKEN_EXCHANGE,
+      subject_token: subj.value,
+      subject_token_type: TOKEN_TYPE_ACCESS_TOKEN,
+    });
+    const actor = opts.actor === undefined ? '' : typeof opts.actor === 'string' ? opts.actor : opts.actor.value;
+    if (actor) {
+      form.set('actor_token', actor);
+      form.set('actor_token_type', TOKEN_TYPE_JWT);
+    }
+    const scope = scopeParam(opts.scope);
+    if (scope) form.set('scope', scope);
+    for (const a of audiences(opts.audience)) form.append('audience', a);
+    const proofKey = subj.key ?? this.dpopKey;
+    let childKey: DPoPKey | null = null;
+    if (!actor || holderOf(actor) === this.clientId) childKey = proofKey; // the holder stays: the same key
+    return this.token(form, proofKey, childKey);
+  }
+
+  /**
+   * Makes an ephemeral agent "<clientId>/<name>" with a fresh key (EdDSA by
+   * default). The name is 1–64 letters, digits and ._-, starting with a
+   * letter or digit, not ending with a dot.
+   */
+  spawnAgent(name: string, alg: 'EdDSA' | 'ES256' = 'EdDSA'): Agent {
+    if (!AGENT_NAME.test(name) || name.endsWith('.')) {
+      throw new MandateError('invalid_request', `agent name "${excerpt(name)}" must be 1-64 letters, digits and ._- (starting with a letter or digit, not ending with a dot)`);
+    }
+    return new Agent(this.clientId, name, DPoPKey.generate(alg), this.#now, this.#fetch);
+  }
+
+  /** Hands subject on to an ephemeral agent: the child is held by the agent's name and bound to its key, which only the agent has. */
+  async delegateToAgent(subject: Token | string, agent: Agent, opts: Omit<ExchangeOptions, 'actor'> = {}): Promise<Token> {
+    const actor = agent.actorToken(this.issuer, 120, Math.floor(this.#now() / 1000));
+    const t = await this.exchange(subject, { ...opts, actor });
+    t.key = agent.key;
+    return t;
+  }
+
+  /** Revokes a token this client holds, or one delegated from such a token, and with it everything delegated from it (RFC 7009). */
+  async revoke(token: Token | string): Promise<void> {
+    const url = this.metadata.revocation_endpoint;
+    if (typeof url !== 'string' || !url) throw new ProtocolError('mandate: the metadata names no revocation_endpoint');
+    const form = new URLSearchParams({ token: typeof token === 'string' ? token : token.value });
+    await this.post(url, form, null);
+  }
+
+  /** Posts a token request, proving proofKey when set; the token is bound to childKey when the server bound it. */
+  private async token(form: URLSearchParams, proofKey: DPoPKey | null, childKey: DPoPKey | null): Promise<Token> {
+    const body = (await this.post(this.metadata.token_endpoint, form, proofKey)) as Record<string, unknown>;
+    if (!body || typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
+      throw new ProtocolError('mandate: the token endpoint answered without access_token and token_type', 200);
+    }
+    const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 0;
+    return new Token({
+      value: body.access_token,
+      type: body.token_type,
+      scope: typeof body.scope === 'string' ? body.scope : '',
+      expiresAt: new Date(this.#now() + expiresIn * 1000),
+      key: childKey,
+      now: this.#now,
+      fetch: this.#fetch,
+    });
+  }
+
+  /** Client authentication: Basic, or a fresh private_key_jwt assertion in the form. */
+  private async authenticate(form: URLSearchParams, headers: Record<string, string>): Promise<void> {
+    if (this.#secret !== undefined) {
+      headers.authorization = basicAuth(this.clientId, this.#secret);
+      return;
+    }
+    const k = this.#privateKey as ClientKey;
+    if (!this.#signingKey) {
+      this.#signingKey = (async () => {
+        const raw = k.key as { kty?: unknown; alg?: unknown };
+        if (typeof raw === 'object' && raw !== null && typeof raw.kty === 'string') {
+          const alg = k.alg ?? (typeof raw.alg === 'string' ? raw.alg : raw.kty === 'OKP' ? 'EdDSA' : 'ES256');
+          return { key: await importJWK(raw as never, alg), alg };
+        }
+        const ko = k.key as KeyObject;
+        const alg = k.alg ?? (ko.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256');
+        return { key: k.key as KeyObject | CryptoKey, alg };
+      })();
+    }
+    const { key, alg } = await this.#signingKey;
+    const now = Math.floor(this.#now() / 1000);
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg, kid: k.kid, typ: 'JWT' })
+      .setIssuer(this.clientId)
+      .setSubject(this.clientId)
+      .setAudience(this.issuer)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 60)
+      .setJti(randomBytes(16).toString('base64url'))
+      .sign(key);
+    form.set('client_id', this.clientId);
+    form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+    form.set('client_assertion', assertion);
+  }
+
+  /** POSTs a form to Mandate (a DPoP proof when proofKey is set; one nonce retry); a refusal is an OAuthError. */
+  private async post(url: string, form: URLSearchParams, proofKey: DPoPKey | null): Promise<unknown> {
+    let nonce: string | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+      const f = new URLSearchParams(form);
+      await this.authenticate(f, headers);
+      if (proofKey) headers.dpop = proofKey.proof('POST', url, { nonce, now: Math.floor(this.#now() / 1000) });
+      const d = deadline(this.#timeoutMs);
+      let resp: Response;
+      let raw: Buffer;
+      try {
+        try {
+          resp = await this.#fetch(url, { method: 'POST', headers, body: f.toString(), redirect: 'manual', signal: d.signal });
+        } catch (e) {
+          throw new ProtocolError(`mandate: ${safeURL(url)}: ${e instanceof Error ? e.message : String(e)}`, undefined, { cause: e });
+        }
+        raw = await readLimited(resp, MAX_ANSWER);
+      } finally {
+        d.done();
+      }
+      if (isRedirect(resp.status)) throw new ProtocolError(`mandate: ${safeURL(url)} answered a redirect (HTTP ${resp.status}), not followed`, resp.status);
+      let body: unknown = null;
+      if (raw.length > 0) {
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch {
+          body = null;
+        }
+      }
+      if (resp.status === 200) {
+        if (raw.length > 0 && body === null) throw new ProtocolError(`mandate: ${safeURL(url)}: the answer is not JSON`, 200);
+        return body;
+      }
+      const e = body as { error?: unknown; error_description?: unknown } | null;
+      const serverNonce = resp.headers.get('dpop-nonce');
+      if (e && e.error === 'use_dpop_nonce' && serverNonce && proofKey && attempt === 0) {
+        nonce = serverNonce;
+        continue;
+      }
+      if (e && typeof e.error === 'string' && e.error) {
+        throw new OAuthError(e.error, typeof e.error_description === 'string' ? e.error_description : '', resp.status);
+      }
+      throw new ProtocolError(`mandate: ${safeURL(url)}: HTTP ${resp.status}`, resp.status);
+    }
+  }
+}
+
+/** The holder an actor token names (client_id, or an agent+jwt's sub), read without verifying: only to know whether the child stays here. */
+function holderOf(actor: string): string {
+  try {
+    const v = decodeToken(actor);
+    return v.holder || '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Calls a protected API with a token: the same as token.fetch(url, init).
+ * (A function for those who keep tokens as values.)
+ */
+export function dpopFetch(token: Token, url: string | URL, init?: RequestInit): Promise<Response> {
+  return token.fetch(url, init);
+}

@@ -230,6 +230,27 @@ export class Feed implements RevocationSource {
     });
   }
 
+  /**
+   * Resolves true as soon as pred() holds (checked now and after every sync),
+   * or false after timeoutMs: waiting on the feed's events, not sleeping.
+   */
+  waitUntil(pred: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (pred()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const f = (): void => {
+        if (!pred()) return;
+        finish(true);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const finish = (v: boolean): void => {
+        clearTimeout(timer);
+        this.syncListeners.delete(f);
+        resolve(v);
+      };
+      this.syncListeners.add(f);
+    });
+  }
+
   /** Syncs once, then follows in the background until close(); throws FeedCredentialsError at once. */
   async start(): Promise<void> {
     let err: Error | null = null;
