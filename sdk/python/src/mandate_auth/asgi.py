@@ -217,8 +217,8 @@ class MandateMiddleware:
             await _respond(send, *rejection(self.verifier, err))
 
 
-def require_scope(*scopes: str) -> Callable[[ASGIApp], ASGIApp]:
-    """Wrap an ASGI app (a Starlette route's endpoint app, a mounted app) so a
+def require_scope(*scopes: str) -> Callable[[Any], ASGIApp]:
+    """Wrap an ASGI app, or a Starlette-style endpoint ``(request) -> response``, so a
     request passes only when the chain the middleware verified grants every
     one of ``scopes``; otherwise 403 ``insufficient_scope`` naming the
     missing scope. Must run inside :class:`MandateMiddleware`."""
@@ -231,7 +231,7 @@ def require_scope(*scopes: str) -> Callable[[ASGIApp], ASGIApp]:
     return _guard(check)
 
 
-def require_policy(authorizer: Any, action: str = "call", resource: Any = None) -> Callable[[ASGIApp], ASGIApp]:
+def require_policy(authorizer: Any, action: str = "call", resource: Any = None) -> Callable[[Any], ASGIApp]:
     """Wrap an ASGI app so a request passes only when the per-call Cedar
     policy permits its chain to perform ``action`` on ``resource``
     (:class:`mandate_auth.cedar.Authorizer`); otherwise 403 naming the policy."""
@@ -242,27 +242,31 @@ def require_policy(authorizer: Any, action: str = "call", resource: Any = None) 
     return _guard(check)
 
 
-def _guard(check: Callable[[Chain], None]) -> Callable[[ASGIApp], ASGIApp]:
+class _Guarded:
+    """An ASGI app (an object, not a function, so Starlette's ``Route`` mounts
+    it as an app) that runs a check on the verified chain first."""
+
+    def __init__(self, app: ASGIApp, check: Callable[[Chain], None]) -> None:
+        self.app, self.check = app, check
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chain = scope.get(CHAIN_KEY)
+        try:
+            if chain is None:
+                raise _NoToken("no bearer token")
+            self.check(chain)
+        except MandateError as err:
+            await _respond(send, *rejection(scope.get(VERIFIER_KEY), err))
+            return
+        await self.app(scope, receive, send)
+
+
+def _guard(check: Callable[[Chain], None]) -> Callable[[Any], ASGIApp]:
     def wrap(app: Any) -> ASGIApp:
-        if _is_request_handler(app):
-            app = _as_asgi(app)
-
-        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            v = scope.get(VERIFIER_KEY)
-            chain = scope.get(CHAIN_KEY)
-            try:
-                if chain is None:
-                    raise _NoToken("no bearer token")
-                check(chain)
-            except MandateError as err:
-                await _respond(send, *rejection(v, err))
-                return
-            await app(scope, receive, send)
-
-        return guarded
+        return _Guarded(_as_asgi(app) if _is_request_handler(app) else app, check)
 
     return wrap
 

@@ -56,7 +56,7 @@ class DPoPAuth(httpx.Auth):
 
     @staticmethod
     def _no_redirects(response: httpx.Response) -> None:
-        if response.history:
+        if any(r.has_redirect_location for r in response.history):  # history also holds an auth retry's 401
             raise MandateError(
                 "a redirect was followed with Mandate credentials: send them with follow_redirects=False "
                 "(mandate_auth.api_client does)",
