@@ -186,3 +186,45 @@ def token(key: Key, *, header: dict[str, Any] | None = None, **over: Any) -> str
     if header:
         h.update(header)
     return sign(key, {k: v for k, v in h.items() if v is not ...}, claims(**over))
+
+
+# -- serving an ASGI app over real HTTP ------------------------------------------------
+
+
+class Served:
+    """An ASGI app served by uvicorn on 127.0.0.1:0 in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._app = app
+        self._server = uvicorn.Server(uvicorn.Config(self._dispatch, log_level="warning", lifespan="off", interface="asgi3"))
+        self._thread: threading.Thread | None = None
+
+    async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+    def serve(self, app: Any | None = None) -> "Served":
+        if app is not None:
+            self._app = app
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sock.close()

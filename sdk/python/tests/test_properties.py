@@ -1,0 +1,220 @@
+"""Property tests of every parser that sees untrusted input: whatever comes
+in, the answer is a value or a typed refusal, never another exception."""
+
+from __future__ import annotations
+
+
+import os
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from mandate_auth import InvalidDPoPProofError, Key, RevocationSet, TokenError, Verifier, decode_unverified
+from mandate_auth import _gojson as gj
+from mandate_auth._b64 import B64Error, b64decode, b64encode
+from mandate_auth.chain import Chain
+from mandate_auth.claims import NumericDateError, numeric_date
+from mandate_auth.dpop import ReplayCache, same_htu, verify_dpop
+from mandate_auth.scope import MalformedScopeError, format_scope, parse_scope
+
+from .conftest import AUDIENCE, ISSUER, NOW, claims, sign
+
+settings.register_profile("mandate", max_examples=250, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("deep", parent=settings.get_profile("mandate"), max_examples=5000)
+settings.load_profile(os.environ.get("MANDATE_HYPOTHESIS_PROFILE", "mandate"))
+
+KEY = Key.generate("EdDSA")
+HOLDER = Key.generate("ES256")
+
+
+def verifier() -> Verifier:
+    return Verifier(issuer=ISSUER, audience=AUDIENCE, keys=KEY.public_jwks(), revocations=RevocationSet(["revoked"]),
+                    now=lambda: float(NOW), public_url="https://orders.example", cache_size=-1)
+
+
+V = verifier()
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+)
+json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                                  st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                           max_leaves=12)
+CLAIM_NAMES = ["iss", "sub", "sub_iss", "aud", "client_id", "scope", "iat", "nbf", "exp", "jti", "act", "lineage", "cnf",
+               "SUB", "Exp", "may_act"]
+
+
+def check_chain(c: Chain) -> None:
+    assert c.jti and c.subject and c.subject_issuer and c.holder
+    assert len(set(c.ancestry())) == len(c.ancestry()) <= 33
+    assert (c.actors[0] == c.holder) if c.actors else c.holder == c.subject
+
+
+@given(st.text(max_size=300))
+def test_verify_arbitrary_text(t: str) -> None:
+    try:
+        V.verify(t)
+    except TokenError:
+        pass
+
+
+@given(st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.", max_size=60), min_size=1, max_size=5))
+def test_verify_dot_separated_base64ish(parts: list[str]) -> None:
+    try:
+        V.verify(".".join(parts))
+    except TokenError:
+        pass
+
+
+@given(st.dictionaries(st.sampled_from(CLAIM_NAMES), json_values, max_size=8),
+       st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit", "b64", "jku", "jwk"]), json_values, max_size=4))
+def test_verify_signed_garbage_claims(over: dict[str, Any], hover: dict[str, Any]) -> None:
+    header = {"alg": "EdDSA", "kid": KEY.kid, "typ": "at+jwt", **hover}
+    t = sign(KEY, header, claims(**over))
+    try:
+        check_chain(V.verify(t))
+    except TokenError:
+        pass
+
+
+@given(st.dictionaries(st.sampled_from(CLAIM_NAMES), json_values, max_size=6))
+def test_claims_with_garbage_values_are_a_chain_or_a_verdict(over: dict[str, Any]) -> None:
+    t = sign(KEY, {"alg": "EdDSA", "kid": KEY.kid, "typ": "at+jwt"}, claims(**over))
+    try:
+        check_chain(V.verify(t))
+    except TokenError:
+        pass
+
+
+@given(st.binary(max_size=200))
+def test_verify_signed_arbitrary_payload(payload: bytes) -> None:
+    t = sign(KEY, {"alg": "EdDSA", "kid": KEY.kid, "typ": "at+jwt"}, payload)
+    try:
+        V.verify(t)
+    except TokenError:
+        pass
+
+
+GOOD = sign(KEY, {"alg": "EdDSA", "kid": KEY.kid, "typ": "at+jwt"}, claims())
+
+
+@given(st.integers(min_value=0, max_value=len(GOOD) - 1), st.characters(codec="utf-8"))
+def test_one_changed_character_is_refused(i: int, ch: str) -> None:
+    t = GOOD[:i] + ch + GOOD[i + 1 :]
+    assume(t != GOOD)
+    try:
+        V.verify(t)
+    except TokenError:
+        return
+    # Strict base64url leaves no slack: every other string is another token.
+    raise AssertionError("a changed token verified")
+
+
+NUMBER = st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,4})?\Z")
+
+
+@given(NUMBER)
+def test_numeric_date_is_exact_or_refused(text: str) -> None:
+    try:
+        v = numeric_date(gj.loads(text))
+    except NumericDateError:
+        r = Fraction(text)
+        assert abs(r) > 2**53
+        return
+    r = Fraction(text)
+    assert abs(r) <= 2**53 and v == r.numerator // r.denominator
+
+
+@given(st.text(max_size=100))
+def test_parse_scope(s: str) -> None:
+    try:
+        out = parse_scope(s)
+    except MalformedScopeError:
+        return
+    assert all(0x21 <= ord(c) <= 0x7E and c not in '"\\' for tok in out for c in tok)
+    if len(set(s.split(" "))) == len(s.split(" ")):
+        assert format_scope(out) == s
+
+
+@given(st.binary(max_size=200))
+def test_gojson_loads(raw: bytes) -> None:
+    try:
+        gj.loads(raw)
+    except gj.GoJSONError:
+        pass
+
+
+@given(st.text(max_size=80))
+def test_b64decode(s: str) -> None:
+    try:
+        b = b64decode(s)
+    except B64Error:
+        return
+    assert b64encode(b) == s.replace("\n", "").replace("\r", "")
+
+
+@given(st.binary(max_size=64))
+def test_b64_roundtrip(b: bytes) -> None:
+    assert b64decode(b64encode(b)) == b
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_same_htu_never_raises(a: str, b: str) -> None:
+    assert same_htu(a, b) in (True, False)
+
+
+@given(st.text(max_size=300))
+def test_decode_unverified(t: str) -> None:
+    try:
+        decode_unverified(t)
+    except ValueError:
+        pass
+
+
+URL = "https://orders.example/orders"
+
+
+@given(st.text(max_size=300))
+def test_dpop_arbitrary_text(p: str) -> None:
+    try:
+        verify_dpop(p, method="GET", url=URL, now=NOW, replay=ReplayCache())
+    except InvalidDPoPProofError:
+        pass
+
+
+@given(st.dictionaries(st.sampled_from(["typ", "alg", "jwk", "crit", "kid"]), json_values, max_size=4),
+       st.dictionaries(st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nonce", "JTI"]), json_values, max_size=6))
+def test_dpop_signed_garbage(hover: dict[str, Any], cover: dict[str, Any]) -> None:
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": HOLDER.public_jwk(kid=False), **hover}
+    body = {"jti": "j", "htm": "GET", "htu": URL, "iat": NOW, **cover}
+    p = sign(HOLDER, header, body)
+    try:
+        verify_dpop(p, method="GET", url=URL, now=NOW, replay=ReplayCache())
+    except InvalidDPoPProofError:
+        pass
+
+
+@given(json_values)
+def test_dpop_jwk_garbage(jwk: Any) -> None:
+    p = sign(HOLDER, {"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}, {"jti": "j", "htm": "GET", "htu": URL, "iat": NOW})
+    try:
+        verify_dpop(p, method="GET", url=URL, now=NOW)
+    except InvalidDPoPProofError:
+        pass
+
+
+def test_dpop_good_proof_passes_once() -> None:
+    rc = ReplayCache()
+    p = HOLDER.proof("GET", URL, now=NOW)
+    assert verify_dpop(p, method="GET", url=URL, now=NOW, replay=rc).jkt == HOLDER.jkt
+    try:
+        verify_dpop(p, method="GET", url=URL, now=NOW, replay=rc)
+    except InvalidDPoPProofError:
+        return
+    raise AssertionError("a replayed proof passed")
+
+
