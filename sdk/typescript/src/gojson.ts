@@ -266,10 +266,11 @@ export function parseJSON(s: string): JVal {
 
 /**
  * Go's folding of a member name (encoding/json foldName): ASCII letters
- * upper-cased; a non-ASCII character r becomes ToUpper(ToLower(r)). Field
- * names here are ASCII, so only the non-ASCII characters that fold to ASCII
- * matter: 'ſ' (U+017F) → S, 'K' (U+212A, Kelvin) → K, 'ı' (U+0131) and
- * 'İ' (U+0130) → I. Any other non-ASCII character can match no field.
+ * upper-cased; any other character becomes the smallest rune of its simple
+ * case-folding orbit. Field names here are ASCII, so only the non-ASCII
+ * characters whose orbit holds an ASCII letter matter: 'ſ' (U+017F, with
+ * s and S) → S and 'K' (U+212A, the Kelvin sign, with k and K) → K. Any other
+ * non-ASCII character can match no field.
  */
 export function foldName(key: string): string {
   let out = '';
@@ -279,13 +280,9 @@ export function foldName(key: string): string {
       out += c >= 0x61 && c <= 0x7a ? String.fromCharCode(c - 0x20) : key[i];
       continue;
     }
-    switch (c) {
-      case 0x017f: out += 'S'; break;
-      case 0x212a: out += 'K'; break;
-      case 0x0131:
-      case 0x0130: out += 'I'; break;
-      default: out += '\u0000'; // matches no ASCII field name
-    }
+    if (c === 0x017f) out += 'S';
+    else if (c === 0x212a) out += 'K';
+    else out += '\u0000'; // matches no ASCII field name
   }
   return out;
 }

@@ -174,12 +174,62 @@ function decodeCnf(v: JVal, prev: Confirmation | null): Confirmation | null {
   return c;
 }
 
+/**
+ * A []string field as Go's decoder fills it when the member comes more than
+ * once: the second array is decoded into the first one's backing array, so
+ * a null element keeps what that array held at its index (within its
+ * capacity, which grows as Go's append does).
+ */
+class GoStringSlice {
+  private backing: string[] = [];
+  private len = 0;
+
+  decode(v: JVal): string[] | null {
+    if (v === null) {
+      this.backing = [];
+      this.len = 0;
+      return null;
+    }
+    if (!Array.isArray(v)) throw new JSONError('expected an array of strings');
+    let i = 0;
+    for (; i < v.length; i++) {
+      if (i >= this.backing.length) {
+        const cap = nextCap(i + 1, this.backing.length);
+        const grown = this.backing.slice(0, i);
+        while (grown.length < cap) grown.push('');
+        this.backing = grown;
+      }
+      if (i >= this.len) this.len = i + 1;
+      const e = v[i];
+      if (typeof e === 'string') this.backing[i] = e;
+      else if (e !== null) throw new JSONError('expected an array of strings');
+    }
+    if (i < this.len) this.len = i;
+    if (i === 0) {
+      this.backing = [];
+      this.len = 0;
+    }
+    return this.backing.slice(0, this.len);
+  }
+}
+
+/** Go's slice growth for 16-byte elements (runtime.nextslicecap, rounded up to a size class). */
+function nextCap(newLen: number, oldCap: number): number {
+  const double = oldCap + oldCap;
+  if (newLen > double) return newLen <= 1 ? 1 : 2 ** Math.ceil(Math.log2(newLen));
+  if (oldCap < 256) return double;
+  let c = oldCap;
+  while (c < newLen) c += (c + 3 * 256) >> 2;
+  return c;
+}
+
 /** Decodes a payload's JSON text into Claims (Go's jwt.Parse); throws JSONError. */
 export function parseClaimsJSON(text: string): Claims {
   const root = parseJSON(text);
   if (root === null) return emptyClaims(); // Go: null into a struct is a no-op
   if (!(root instanceof JObj)) throw new JSONError('claims must be a JSON object');
   const c = emptyClaims();
+  const lineage = new GoStringSlice();
   for (let k = 0; k < root.keys.length; k++) {
     const f = claimFields.lookup(root.keys[k]);
     if (f === undefined) continue;
@@ -195,7 +245,7 @@ export function parseClaimsJSON(text: string): Claims {
       case 'iat': c.iat = goNumericDate(v, c.iat); break;
       case 'nbf': c.nbf = goNumericDate(v, c.nbf); break;
       case 'exp': c.exp = goNumericDate(v, c.exp); break;
-      case 'lineage': c.lineage = goStringSlice(v); break;
+      case 'lineage': c.lineage = lineage.decode(v); break;
       case 'act': c.act = decodeActor(v, c.act); break;
       case 'may_act': c.may_act = decodeActor(v, c.may_act); break;
       case 'cnf': c.cnf = decodeCnf(v, c.cnf); break;
