@@ -6,6 +6,7 @@
 // protected call, a leaked bound token refused, the root revoked and the
 // calls refused within a second.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   type Chain,
   DPoPKey,
+  InvalidSignatureError,
   MandateClient,
   OAuthError,
   ProtocolError,
@@ -22,7 +24,7 @@ import {
   chainOf,
 } from '../dist/index.js';
 import { Authorizer, CallPolicy } from '../dist/cedar.js';
-import { REPO_DIR, type Server, startServer } from './harness.js';
+import { REPO_DIR, type Server, mandateBin, startServer } from './harness.js';
 
 const ORDERS = 'https://orders.example';
 const SEARCH = 'https://search.example';
@@ -302,5 +304,28 @@ describe('against a real mandate serve', () => {
       Verifier.discover({ issuer: srv.issuer, audience: ORDERS, clientId: 'orders-api', clientSecret: 'wrong' }),
       { name: 'FeedCredentialsError' },
     );
+  });
+
+  // Last: it withdraws the signing key every earlier test's tokens carry.
+  it('an emergency key rotation: the feed names the key, the verifier drops it at once and fetches the new one', async () => {
+    const plain = await MandateClient.discover(srv.issuer, { clientId: 'db-agent', clientSecret: 'dba-secret' });
+    const old = await plain.mint({ scope: 'db:read:*' });
+    assert.equal((await verifier.verify(old.value)).holder, 'db-agent');
+    const r = spawnSync(mandateBin(), ['keys', 'rotate', '--compromised', '--reason', 'sdk test: a leaked key'], {
+      encoding: 'utf8',
+      env: { ...process.env, MANDATE_SERVER: srv.issuer, MANDATE_CLIENT_ID: 'ops', MANDATE_CLIENT_SECRET: 'ops-secret' },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const refused = (): boolean => {
+      try {
+        verifier.verifySync(old.value);
+        return false;
+      } catch (e) {
+        return e instanceof InvalidSignatureError;
+      }
+    };
+    assert.ok(await verifier.feed!.waitUntil(refused, 2000), 'the old key was not dropped');
+    const fresh = await plain.mint({ scope: 'db:read:*' });
+    assert.equal((await verifier.verify(fresh.value)).holder, 'db-agent');
   });
 });
