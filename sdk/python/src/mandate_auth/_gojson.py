@@ -58,12 +58,15 @@ def _no_constant(s: str) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=Obj, parse_float=Num, parse_int=_int, parse_constant=_no_constant)
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse a JSON document: objects as :class:`Obj`, arrays as lists,
     numbers as int or :class:`Num`."""
     try:
         text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else raw
-        v = json.loads(text, object_pairs_hook=Obj, parse_float=Num, parse_int=_int, parse_constant=_no_constant)
+        v = _DECODER.decode(text)
     except GoJSONError:
         raise
     except RecursionError as e:

@@ -5,8 +5,7 @@ caller passes ``now``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from .claims import Claims
 from .errors import (
@@ -29,10 +28,10 @@ than the feed keeps a revocation after its token expired."""
 REVOCATION_GRACE = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
-    """A verified Mandate token as a resource server sees it. Compare the
-    pair (``subject``, ``subject_issuer``), never ``subject`` alone."""
+class Chain(NamedTuple):
+    """A verified Mandate token as a resource server sees it (immutable: one
+    may be shared between requests). Compare the pair (``subject``,
+    ``subject_issuer``), never ``subject`` alone."""
 
     jti: str
     subject: str

@@ -20,13 +20,13 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from . import _gojson as gj
 from ._b64 import B64Error, b64decode, b64encode
 from .claims import NumericDateError, numeric_date
 from .errors import InvalidDPoPProofError, UseDPoPNonceError, excerpt
-from .jose import ALGORITHMS, JWKError, PublicKey, _public_from_jwk, thumbprint
+from .jose import ALGORITHMS, JWKError, PublicKey, _public_from_jwk, htu, thumbprint
 
 __all__ = ["MAX_PROOF_SIZE", "ReplayCache", "DPoPProof", "verify_dpop", "access_token_hash", "same_htu", "htu"]
 
@@ -36,14 +36,6 @@ MAX_PROOF_SIZE = 8 << 10
 def access_token_hash(token: str) -> str:
     """The ``ath`` of a proof for ``token``: base64url(SHA-256(token))."""
     return b64encode(hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest())
-
-
-def htu(url: str) -> str:
-    """The ``htu`` of a proof for a request to ``url``: without query,
-    fragment or user information."""
-    p = urlsplit(url)
-    netloc = p.netloc.rpartition("@")[2]
-    return urlunsplit((p.scheme, netloc, p.path, "", ""))
 
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")

@@ -27,7 +27,9 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_str  # type: ignore[attr-defined]
 from typing import Any, Iterable, Mapping, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -362,6 +364,22 @@ def verify_compact(token: str, keys: KeyResolver, want_type: str = "") -> tuple[
 # Private keys: what an agent signs with
 
 
+_HTU_CACHE: dict[str, str] = {}
+
+
+def htu(url: str) -> str:
+    """The ``htu`` of a proof for a request to ``url``: without query,
+    fragment or user information."""
+    h = _HTU_CACHE.get(url)
+    if h is None:
+        p = urlsplit(url)
+        h = urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))
+        if len(_HTU_CACHE) >= 256:
+            _HTU_CACHE.clear()
+        _HTU_CACHE[url] = h
+    return h
+
+
 class Key:
     """A private signing key (Ed25519 or ECDSA P-256) held in this process: the
     key a DPoP-bound token is bound to, an ephemeral agent's identity, or a
@@ -449,19 +467,16 @@ class Key:
         """A DPoP proof (RFC 9449) for a request: ``htm`` the method, ``htu`` the
         URL without query and fragment, ``iat``, a fresh ``jti``, and ``ath``
         when made for an access token (at a resource server)."""
-        from .dpop import htu as _htu  # local: dpop imports this module
-
-        claims: dict[str, Any] = {
-            "jti": b64encode(os.urandom(16)),
-            "htm": method,
-            "htu": _htu(url),
-            "iat": int(time.time() if now is None else now),
-        }
+        # The claims are written directly (the hot path of every DPoP call);
+        # jti and ath are base64url, iat an integer, the rest JSON-escaped.
+        body = '{"jti":"%s","htm":%s,"htu":%s,"iat":%d' % (
+            b64encode(os.urandom(16)), _json_str(method), _json_str(htu(url)), int(time.time() if now is None else now))
         if access_token:
-            claims["ath"] = b64encode(hashlib.sha256(access_token.encode()).digest())
+            body += ',"ath":"%s"' % b64encode(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
         if nonce:
-            claims["nonce"] = nonce
-        return self.sign_jwt("dpop+jwt", claims)
+            body += ',"nonce":' + _json_str(nonce)
+        signing_input = self._header("dpop+jwt", True) + "." + b64encode((body + "}").encode())
+        return signing_input + "." + b64encode(self.sign(signing_input.encode()))
 
     def __repr__(self) -> str:
         return f"Key(alg={self.alg!r}, jkt={self.jkt!r})"

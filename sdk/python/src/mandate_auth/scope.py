@@ -39,6 +39,7 @@ MAX_SCOPE_STRING = 4 << 10
 
 # RFC 6749 §3.3: %x21 / %x23-5B / %x5D-7E.
 _TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+\Z")
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*\Z")
 
 
 class MalformedScopeError(MalformedTokenError):
@@ -56,6 +57,8 @@ def parse_scope(s: str) -> list[str]:
     if len(s) > MAX_SCOPE_STRING:  # a non-ASCII string fails below anyway; len counts characters
         raise MalformedScopeError(f"malformed scope: longer than {MAX_SCOPE_STRING} bytes")
     parts = s.split(" ")
+    if _SCOPE.match(s) and len(parts) <= MAX_SCOPES and max(map(len, parts)) <= MAX_SCOPE_LENGTH:
+        return list(dict.fromkeys(parts))  # well-formed: the common case, checked at once
     if len(parts) > MAX_SCOPES:
         raise MalformedScopeError(f"malformed scope: more than {MAX_SCOPES} scopes")
     out: list[str] = []
