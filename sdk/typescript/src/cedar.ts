@@ -61,11 +61,11 @@ export function loadCedar(): Promise<CedarWasm> {
 
 /** A policy outcome and the ids of the policies that determined it (Go's policy.Decision). */
 export interface Decision {
-  allow: boolean;
+  readonly allow: boolean;
   /** A forbid policy determined the denial (not the default deny, nor a failing policy). */
-  forbidden: boolean;
-  policies: string[];
-  reason: string;
+  readonly forbidden: boolean;
+  readonly policies: readonly string[];
+  readonly reason: string;
 }
 
 /** A Cedar entity, such as Tool::"search" or Table::"orders". */
@@ -296,8 +296,32 @@ export class CallPolicy {
     return explain(ans);
   }
 
-  /** Decides a call for a verified chain (chain/authz's Authorize). */
+  /**
+   * Decides a call for a verified chain (chain/authz's Authorize). A decision
+   * depends only on the chain, the action, the resource, the groups and this
+   * immutable set, and Cedar through WebAssembly costs a few hundred
+   * microseconds, so decisions are remembered per chain object (the
+   * verifier's cache hands out the same Chain for the same token; a
+   * WeakMap lets them go with it), at most 64 per chain.
+   */
   authorize(c: Chain, action: string, resource: Entity, groups: readonly string[] = []): Decision {
+    const key = `${action}\u0000${resource.type}\u0000${resource.id}\u0000${groups.join('\u0000')}`;
+    let m = this.memo.get(c);
+    const hit = m?.get(key);
+    if (hit) return hit;
+    const raw = this.decide(c, action, resource, groups);
+    const d: Decision = Object.freeze({ ...raw, policies: Object.freeze([...raw.policies]) });
+    if (!m) {
+      m = new Map();
+      this.memo.set(c, m);
+    } else if (m.size >= 64) m.clear();
+    m.set(key, d);
+    return d;
+  }
+
+  private readonly memo = new WeakMap<Chain, Map<string, Decision>>();
+
+  private decide(c: Chain, action: string, resource: Entity, groups: readonly string[]): Decision {
     return this.authorizeCall({
       holder: c.holder,
       groups,
@@ -362,7 +386,7 @@ export class Authorizer {
   check(action: string, resource: Entity | ((request: Request) => Entity)): (c: Chain, request: Request) => void {
     return (c, request) => {
       const d = this.authorize(c, action, typeof resource === 'function' ? resource(request) : resource);
-      if (!d.allow) throw new InsufficientScopeError(d.reason, undefined, d.policies);
+      if (!d.allow) throw new InsufficientScopeError(d.reason, undefined, [...d.policies]);
     };
   }
 
@@ -370,7 +394,7 @@ export class Authorizer {
   require(action: string, resource: Entity | ((req: IncomingMessage) => Entity)): NodeMiddleware {
     return nodeRequire(this.verifier, (c, req) => {
       const d = this.authorize(c, action, typeof resource === 'function' ? resource(req) : resource);
-      if (!d.allow) throw new InsufficientScopeError(d.reason, undefined, d.policies);
+      if (!d.allow) throw new InsufficientScopeError(d.reason, undefined, [...d.policies]);
     });
   }
 }
