@@ -38,15 +38,22 @@ def anyio_backend() -> str:
 # -- the real server -----------------------------------------------------------
 
 
-def mandate_binary(tmp: Path) -> str:
-    """$MANDATE_BIN (what `make test` builds), else a build of this checkout."""
+_BUILT: list[str] = []
+
+
+def mandate_binary() -> str:
+    """$MANDATE_BIN (what `make test` builds), else one build of this checkout
+    per test session, in a temporary directory."""
     b = os.environ.get("MANDATE_BIN")
     if b and os.path.exists(b):
         return b
+    if _BUILT:
+        return _BUILT[0]
     if shutil.which("go") is None:
         pytest.skip("no MANDATE_BIN and no Go toolchain to build the server")
-    out = tmp / "mandate"
+    out = Path(tempfile.mkdtemp(prefix="mandate-bin-")) / "mandate"
     subprocess.run(["go", "build", "-o", str(out), "./cmd/mandate"], cwd=REPO, check=True, timeout=600)
+    _BUILT.append(str(out))
     return str(out)
 
 
@@ -106,7 +113,7 @@ def _config(tmp: Path, keyed_jwks: Path) -> tuple[str, dict[str, str]]:
 
 
 def start_server(tmp: Path) -> Server:
-    binary = mandate_binary(tmp)
+    binary = mandate_binary()
     keyed = Key.generate("ES256")
     jwks = tmp / "keyed-jwks.json"
     jwks.write_text(json.dumps(keyed.public_jwks()))

@@ -7,6 +7,7 @@ within a second — and what a client and a verifier meet on the way."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -284,6 +285,7 @@ def own_server() -> Iterator[Server]:
         yield s
     finally:
         s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_compromised_key_and_staleness(own_server: Server) -> None:
@@ -298,7 +300,7 @@ def test_compromised_key_and_staleness(own_server: Server) -> None:
         before = feed.syncs
         # An emergency rotation: the new ES256 key signs at once; the feed names the old key compromised.
         env = {**os.environ, "MANDATE_SERVER": s.issuer, "MANDATE_CLIENT_ID": "ops", "MANDATE_CLIENT_SECRET": s.secrets["ops"]}
-        subprocess.run([mandate_binary(Path(tempfile.gettempdir())), "keys", "rotate", "--compromised", "--alg", "ES256",
+        subprocess.run([mandate_binary(), "keys", "rotate", "--compromised", "--alg", "ES256",
                         "--reason", "sdk test"], env=env, check=True, capture_output=True, timeout=60)
         assert feed.wait_for_sync(before, 5)
         deadline = time.monotonic() + 5

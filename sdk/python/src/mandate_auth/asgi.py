@@ -285,7 +285,7 @@ def _is_request_handler(app: Any) -> bool:
 def _as_asgi(endpoint: Any) -> ASGIApp:
     from starlette.routing import request_response  # only for Starlette-style endpoints
 
-    return request_response(endpoint)  # type: ignore[no-any-return]
+    return request_response(endpoint)
 
 
 def scopes_dependency(*scopes: str) -> Callable[..., Chain]:

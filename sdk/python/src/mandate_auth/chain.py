@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from .claims import Claims
+from .claims import Actor, Claims
 from .errors import (
     ExpiredTokenError,
     MalformedTokenError,
@@ -99,7 +99,7 @@ def check_structure(c: Claims, max_depth: int = MAX_DEPTH) -> None:
         raise bad(f"current actor {excerpt(c.act.sub)!r} is not the holder {excerpt(c.client_id)!r}")
     if c.act.depth() > len(lineage) + 1:
         raise bad(f"{c.act.depth()} actors for {len(lineage)} ancestors")
-    a = c.act
+    a: Actor | None = c.act
     while a is not None:
         if a.sub == "":
             raise bad("actor without sub")

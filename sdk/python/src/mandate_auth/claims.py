@@ -91,14 +91,16 @@ class Actor:
 
     def path(self) -> list[str]:
         """The actor subjects, newest first."""
-        out, a = [], self
+        out: list[str] = []
+        a: Actor | None = self
         while a is not None:
             out.append(a.sub)
             a = a.act
         return out
 
     def depth(self) -> int:
-        n, a = 0, self
+        n = 0
+        a: Actor | None = self
         while a is not None:
             n += 1
             a = a.act

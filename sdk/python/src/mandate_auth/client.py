@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Union
 
 import httpx
 
 from ._b64 import b64encode
 from .claims import TokenInfo, decode_unverified
-from .errors import DiscoveryError, MandateError, OAuthError, excerpt
+from .errors import DiscoveryError, OAuthError, excerpt
 from .jose import Key
 from .remote import basic_auth, metadata_url
 

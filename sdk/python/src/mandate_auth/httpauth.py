@@ -65,13 +65,13 @@ class DPoPAuth(httpx.Auth):
 
 
 class _NoRedirectClient(httpx.Client):
-    def send(self, request: httpx.Request, **kw: Any) -> httpx.Response:  # type: ignore[override]
+    def send(self, request: httpx.Request, **kw: Any) -> httpx.Response:
         kw["follow_redirects"] = False
         return super().send(request, **kw)
 
 
 class _NoRedirectAsyncClient(httpx.AsyncClient):
-    async def send(self, request: httpx.Request, **kw: Any) -> httpx.Response:  # type: ignore[override]
+    async def send(self, request: httpx.Request, **kw: Any) -> httpx.Response:
         kw["follow_redirects"] = False
         return await super().send(request, **kw)
 

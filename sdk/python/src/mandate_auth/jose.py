@@ -27,8 +27,8 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii as _json_str  # type: ignore[attr-defined]
-from typing import Any, Iterable, Mapping, Protocol
+from json.encoder import encode_basestring_ascii as _json_str
+from typing import Any, Callable, Iterable, Mapping, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -69,7 +69,7 @@ _EC_CURVES: dict[str, tuple[ec.EllipticCurve, str, int, Any]] = {
     "P-521": (ec.SECP521R1(), "ES512", 66, hashes.SHA512),
 }
 _CURVE_BY_NAME = {v[0].name: k for k, v in _EC_CURVES.items()}
-_RSA_HASH = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_RSA_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 
 
 class UnknownKeyError(InvalidSignatureError):
@@ -138,9 +138,9 @@ def _public_from_jwk(jwk: Mapping[str, Any]) -> tuple[Any, str]:
             crv = jwk.get("crv")
             if crv not in _EC_CURVES:
                 raise JWKError("unsupported curve")
-            x = int.from_bytes(b64decode_lenient(jwk.get("x")), "big")  # type: ignore[arg-type]
-            y = int.from_bytes(b64decode_lenient(jwk.get("y")), "big")  # type: ignore[arg-type]
-            return ec.EllipticCurvePublicNumbers(x, y, _EC_CURVES[crv][0]).public_key(), crv  # type: ignore[index]
+            px = int.from_bytes(b64decode_lenient(jwk.get("x")), "big")  # type: ignore[arg-type]
+            py = int.from_bytes(b64decode_lenient(jwk.get("y")), "big")  # type: ignore[arg-type]
+            return ec.EllipticCurvePublicNumbers(px, py, _EC_CURVES[str(crv)][0]).public_key(), str(crv)
         if kty == "RSA":
             n = int.from_bytes(b64decode_lenient(jwk.get("n")), "big")  # type: ignore[arg-type]
             e = int.from_bytes(b64decode_lenient(jwk.get("e")), "big")  # type: ignore[arg-type]
@@ -179,8 +179,8 @@ def public_jwk_members(key: Any) -> dict[str, str]:
     if isinstance(key, ec.EllipticCurvePublicKey):
         crv = _CURVE_BY_NAME[key.curve.name]
         size = _EC_CURVES[crv][2]
-        nums = key.public_numbers()
-        return {"crv": crv, "kty": "EC", "x": _coord(nums.x, size), "y": _coord(nums.y, size)}
+        point = key.public_numbers()
+        return {"crv": crv, "kty": "EC", "x": _coord(point.x, size), "y": _coord(point.y, size)}
     if isinstance(key, rsa.RSAPublicKey):
         nums = key.public_numbers()
         e = nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big")

@@ -227,7 +227,7 @@ class Verifier:
         self.resource_metadata_url = resource_metadata_url
         self._started = self._now()
         self._refresher = getattr(self._keys, "refresh", None)
-        self._wd = self._keys if hasattr(self._keys, "withdrawals") else None
+        self._wd: Any = self._keys if hasattr(self._keys, "withdrawals") else None
         self._closer: Callable[[], None] | None = None
 
     # -- online -------------------------------------------------------------
@@ -372,7 +372,7 @@ class Verifier:
             if jti is not None:
                 raise RevokedTokenError(jti, jti != c.jti)
             return c
-        wd = self._wd.withdrawals if self._wd is not None else 0  # type: ignore[attr-defined]
+        wd: int = self._wd.withdrawals if self._wd is not None else 0
         if not isinstance(token, str):
             raise MalformedTokenError("malformed token: not a string")
         try:
@@ -395,7 +395,7 @@ class Verifier:
 
     def _still_trusted(self, e: tuple[Chain, str, int, tuple[str, ...]]) -> bool:
         if self._wd is not None:
-            return self._wd.withdrawals == e[2]  # type: ignore[attr-defined, no-any-return]
+            return bool(self._wd.withdrawals == e[2])
         return self._keys.resolve(e[1]) is not None
 
     # -- helpers for middleware ----------------------------------------------------
