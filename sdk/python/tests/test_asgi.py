@@ -200,3 +200,37 @@ async def test_lifespan_passes_through(key: Key) -> None:
     mw = MandateMiddleware(inner, make(key))
     await mw({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert events == ["lifespan"]
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_websockets_are_verified_too(key: Key) -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        c = get_chain(websocket)
+        await websocket.send_text(c.holder if c else "?")
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", ws)])
+    app.add_middleware(MandateMiddleware, verifier=make(key))
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws", headers={"Authorization": "Bearer " + token(key)}) as s:
+            assert s.receive_text() == "researcher"
+        with pytest.raises(WebSocketDisconnect) as e:
+            with tc.websocket_connect("/ws") as s:
+                s.receive_text()
+        assert e.value.code == 1008
+
+
+def test_agent_names_follow_the_rules() -> None:
+    from mandate_auth import Client
+
+    c = Client("https://mandate.example", "orchestrator", "s")
+    assert c.spawn_agent("summarizer-7f3a").name == "orchestrator/summarizer-7f3a"
+    for bad in ("", ".hidden", "-flag", "a/b", "x" * 65, "dot.", "~", "é"):
+        with pytest.raises(ValueError):
+            c.spawn_agent(bad)
+    c.close()

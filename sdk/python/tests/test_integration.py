@@ -327,3 +327,18 @@ def test_compromised_key_and_staleness(own_server: Server) -> None:
             time.sleep(0.05)
     finally:
         v.close()
+
+
+def test_a_bound_token_of_the_actor_names_it(server: Server, api: API) -> None:
+    orch = client(server, "orchestrator", dpop_key=Key.generate())
+    res = client(server, "researcher", dpop_key=Key.generate("ES256"))
+    root = orch.mint(audience=AUDIENCE)
+    own = res.mint()  # bound to the researcher's key: useless to whoever it is handed to
+    child = res.adopt(orch.delegate(root, own, scope="db:read:orders").value)
+    assert child.info.holder == "researcher" and child.info.jkt == res.dpop_key.jkt  # type: ignore[union-attr]
+    with api_client(child) as http:
+        assert http.get(api.url + "/orders").status_code == 200
+    # A scoped bearer token is never an actor token: it would hand its holder's powers to the delegator.
+    bearer = client(server, "researcher").mint()
+    with pytest.raises(InvalidRequestError):
+        client(server, "orchestrator").delegate(client(server, "orchestrator").mint(), bearer, scope="db:read:orders")

@@ -16,6 +16,7 @@ or reprs, and requests to Mandate never follow redirects.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Union
@@ -37,6 +38,7 @@ TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ANSWER = 1 << 20
+_AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 ScopeArg = Union[str, Iterable[str], None]
 AudienceArg = Union[str, Iterable[str], None]
@@ -199,7 +201,11 @@ class _Base:
         return _adopt(value, self.dpop_key, self._now)
 
     def spawn_agent(self, name: str, alg: str = "EdDSA") -> Agent:
-        """An ephemeral agent named ``<client id>/<name>`` with a fresh key."""
+        """An ephemeral agent named ``<client id>/<name>`` with a fresh key.
+        ``name`` is 1–64 letters, digits and ``._-``, beginning with a letter
+        or digit and not ending with a dot (docs/dpop.md)."""
+        if not _AGENT_NAME.match(name) or name.endswith("."):
+            raise ValueError(f"agent name {excerpt(name)!r}: use 1-64 letters, digits and ._- (starting with a letter or digit, not ending with a dot)")
         return Agent(name=f"{self.client_id}/{name}", key=Key.generate(alg), owner=self.client_id, now=self._now)
 
     def _accept_metadata(self, status: int, body: bytes) -> Metadata:
