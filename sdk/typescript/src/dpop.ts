@@ -23,7 +23,7 @@ import {
 } from 'node:crypto';
 import { b64urlDecode, b64urlEncode } from './b64.js';
 import { DPoPNonceError, InvalidDPoPProofError } from './errors.js';
-import { Fields, JObj, type JVal, goString, goStringSlice, parseJSON, stringMembers } from './gojson.js';
+import { Fields, JObj, type JVal, checkMembers, goString, goStringSlice, parseJSON, stringMembers } from './gojson.js';
 import { excerpt, goNumericDate } from './jwt.js';
 import { type PublicKeyInfo, algFitsKey, importPublicJWK, isAllowedAlg, thumbprint, usableKey, verifySignature } from './keys.js';
 import { sameHTU } from './gourl.js';
@@ -265,6 +265,7 @@ export function verifyDPoP(proof: string, c: DPoPCheck, replay: ReplayCache | nu
         else if (f === 'crit') crit = goStringSlice(v);
       }
     }
+    checkMembers(root);
   } catch {
     bad('header is not a JSON object');
   }
@@ -281,6 +282,7 @@ export function verifyDPoP(proof: string, c: DPoPCheck, replay: ReplayCache | nu
   const p = { jti: '', htm: '', htu: '', iat: 0, ath: '', nonce: '' };
   try {
     const root = parseJSON((payload as Buffer).toString('utf8'));
+    checkMembers(root);
     if (root !== null && !(root instanceof JObj)) throw new Error('not an object');
     if (root instanceof JObj) {
       for (let k = 0; k < root.keys.length; k++) {

@@ -287,6 +287,51 @@ export function foldName(key: string): string {
   return out;
 }
 
+/**
+ * The JSON member names Mandate reads from a JWT's header or payload (its own
+ * tokens, DPoP proofs, agent tokens, client assertions, external tokens).
+ */
+export const MEMBER_NAMES = [
+  'act', 'alg', 'ath', 'aud', 'b64', 'client_id', 'cnf', 'crit', 'exp', 'htm', 'htu', 'iat', 'iss', 'jkt',
+  'jti', 'jwk', 'kid', 'lineage', 'may_act', 'nbf', 'nonce', 'scope', 'sub', 'sub_iss', 'typ',
+] as const;
+const FOLDED_MEMBERS = new Map<string, string>(MEMBER_NAMES.map((n) => [foldName(n), n]));
+
+/**
+ * Refuses a JWT header or payload that Go's encoding/json would read
+ * differently from a strict decoder (Go's jwt.CheckMembers): in any object, a
+ * member given twice, or a member named like one Mandate reads but spelt
+ * otherwise ("EXP", "ſub"). Every Mandate verifier refuses such a document as
+ * malformed, so no token means one thing to one language and another to
+ * the next. Throws JSONError.
+ */
+export function checkMembers(root: JVal): void {
+  const work: JVal[] = [root];
+  while (work.length > 0) {
+    const v = work.pop() as JVal;
+    if (Array.isArray(v)) {
+      for (const e of v) if (e !== null && typeof e === 'object') work.push(e);
+      continue;
+    }
+    if (!(v instanceof JObj)) continue;
+    const keys = v.keys;
+    const seen = keys.length > 16 ? new Set<string>() : null;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (seen) {
+        if (seen.has(k)) throw new JSONError('ambiguous JSON member: a member appears twice');
+        seen.add(k);
+      } else {
+        for (let j = 0; j < i; j++) if (keys[j] === k) throw new JSONError('ambiguous JSON member: a member appears twice');
+      }
+      const named = FOLDED_MEMBERS.get(foldName(k));
+      if (named !== undefined && named !== k) throw new JSONError(`ambiguous JSON member: a member is named like "${named}" but spelt otherwise`);
+      const x = v.vals[i];
+      if (x !== null && typeof x === 'object') work.push(x);
+    }
+  }
+}
+
 /** The fields of a Go struct: member name → field, exact first, then folded. */
 export class Fields<F extends string> {
   private readonly exact = new Map<string, F>();

@@ -11,7 +11,7 @@ import { Buffer } from 'node:buffer';
 import { b64urlDecode } from './b64.js';
 import { MAX_TOKEN_SIZE } from './chain.js';
 import { InvalidSignatureError, MalformedTokenError } from './errors.js';
-import { Fields, JObj, JSONError, goBoolPtr, goString, goStringSlice, parseJSON } from './gojson.js';
+import { Fields, JObj, JSONError, type JVal, checkMembers, goBoolPtr, goString, goStringSlice, parseJSON } from './gojson.js';
 import { excerpt } from './jwt.js';
 import { type KeyResolver, algFitsKey, isAllowedAlg, verifySignature } from './keys.js';
 
@@ -42,7 +42,14 @@ interface ProtectedHeader {
 function parseHeader(text: string): ProtectedHeader {
   const h: ProtectedHeader = { alg: '', kid: '', typ: '', crit: null, b64: null };
   const root = parseJSON(text);
-  if (root === null) return h;
+  if (root !== null && !(root instanceof JObj)) throw new JSONError('header is not a JSON object');
+  decodeHeader(root, h);
+  checkMembers(root); // after decoding, as Go checks after json.Unmarshal
+  return h;
+}
+
+function decodeHeader(root: JVal, h: ProtectedHeader): void {
+  if (root === null) return;
   if (!(root instanceof JObj)) throw new JSONError('header is not a JSON object');
   for (let k = 0; k < root.keys.length; k++) {
     const f = headerFields.lookup(root.keys[k]);
@@ -55,7 +62,6 @@ function parseHeader(text: string): ProtectedHeader {
       case 'b64': h.b64 = goBoolPtr(v); break;
     }
   }
-  return h;
 }
 
 /** Whether two typ values name the same media type ("at+jwt" = "application/AT+JWT"). */

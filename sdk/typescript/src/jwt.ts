@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { b64urlDecode } from './b64.js';
-import { Fields, JNum, JObj, JSONError, type JVal, goString, goStringSlice, parseJSON } from './gojson.js';
+import { Fields, JNum, JObj, JSONError, type JVal, checkMembers, goString, goStringSlice, parseJSON } from './gojson.js';
 
 /** 2^53: the largest magnitude a NumericDate may have. */
 export const MAX_NUMERIC_DATE = 2 ** 53;
@@ -226,6 +226,7 @@ function nextCap(newLen: number, oldCap: number): number {
 /** Decodes a payload's JSON text into Claims (Go's jwt.Parse); throws JSONError. */
 export function parseClaimsJSON(text: string): Claims {
   const root = parseJSON(text);
+  checkMembers(root);
   if (root === null) return emptyClaims(); // Go: null into a struct is a no-op
   if (!(root instanceof JObj)) throw new JSONError('claims must be a JSON object');
   const c = emptyClaims();

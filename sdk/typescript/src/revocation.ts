@@ -210,6 +210,11 @@ export class Feed implements RevocationSource {
     return this.lastSync;
   }
 
+  /** How many revoked jtis the feed currently holds. */
+  get size(): number {
+    return this.revoked.size;
+  }
+
   /** Whether jti is currently known revoked. */
   has(jti: string): boolean {
     return this.revoked.has(jti);

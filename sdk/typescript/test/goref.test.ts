@@ -182,10 +182,17 @@ const value = pick<unknown>([
 const mutation = fc
   .tuple(pick(names), fc.boolean(), value)
   .chain(([k, keep, v]) => fc.tuple(keep ? fc.constant(k) : variant(k), fc.constant(v)));
-const claimsText = fc.tuple(fc.array(mutation, { maxLength: 4 }), fc.boolean()).map(([muts, first]) => {
-  const entries: Array<[string, unknown]> = Object.entries(base);
-  const all = first ? [...muts, ...entries] : [...entries, ...muts];
-  return '{' + all.map(([k, v]) => JSON.stringify(k) + ':' + JSON.stringify(v)).join(',') + '}';
+const claimsText = fc.tuple(fc.array(mutation, { maxLength: 4 }), pick(['replace', 'first', 'last'] as const)).map(([muts, mode]) => {
+  let entries: Array<[string, unknown]> = Object.entries(base);
+  if (mode === 'replace') {
+    // Overwrite members in place (no duplicate unless two mutations name the same member).
+    for (const [k, v] of muts) {
+      const i = entries.findIndex(([n]) => n === k);
+      if (i >= 0) entries[i] = [k, v];
+      else entries.push([k, v]);
+    }
+  } else entries = mode === 'first' ? [...muts, ...entries] : [...entries, ...muts];
+  return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + JSON.stringify(v)).join(',') + '}';
 });
 
 function inputs(): Input[] {

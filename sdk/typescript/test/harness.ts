@@ -28,6 +28,7 @@ export function mandateBin(): string {
   const r = spawnSync('go', ['build', '-o', out, './cmd/mandate'], { cwd: REPO_DIR, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error('go build ./cmd/mandate failed (set MANDATE_BIN to a built mandate binary)');
   built = out;
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return out;
 }
 
