@@ -53,7 +53,7 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 	var cl struct {
 		jwt.Registered
 	}
-	if json.Unmarshal(payload, &cl) != nil {
+	if json.Unmarshal(payload, &cl) != nil || jwt.CheckMembers(payload) != nil {
 		return refuse("claims are malformed")
 	}
 	now := s.now()

@@ -58,6 +58,9 @@ func (s *Service) externalRoot(ctx context.Context, c *Registration, ti *Trusted
 		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "subject_token from %s failed verification: %v", ti.Issuer, err)
 	}
 	var ext externalClaims
+	if err := jwt.CheckMembers(payload); err != nil {
+		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "subject_token claims are malformed: %v", err)
+	}
 	if err := json.Unmarshal(payload, &ext); err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "subject_token claims are malformed")
 	}

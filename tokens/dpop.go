@@ -101,6 +101,9 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 	if json.Unmarshal(rawHeader, &h) != nil {
 		return bad("header is not a JSON object")
 	}
+	if err := jwt.CheckMembers(rawHeader); err != nil {
+		return bad("header: %v", err)
+	}
 	if h.Typ != TypeDPoP {
 		return bad("typ must be %s", TypeDPoP)
 	}
@@ -137,6 +140,9 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 		IAT   jwt.NumericDate `json:"iat"`
 		ATH   string          `json:"ath"`
 		Nonce string          `json:"nonce"`
+	}
+	if err := jwt.CheckMembers(payload); err != nil {
+		return bad("claims: %v", err)
 	}
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return bad("claims are malformed: %v", err)
@@ -385,7 +391,7 @@ func VerifySelfSigned(token, wantType string) ([]byte, string, error) {
 		JWK  json.RawMessage `json:"jwk"`
 		Crit []string        `json:"crit"`
 	}
-	if json.Unmarshal(rawHeader, &h) != nil || len(h.Crit) > 0 {
+	if json.Unmarshal(rawHeader, &h) != nil || len(h.Crit) > 0 || jwt.CheckMembers(rawHeader) != nil {
 		return nil, "", fmt.Errorf("%w: header", ErrMalformed)
 	}
 	if !sameType(h.Typ, wantType) {
@@ -410,6 +416,9 @@ func VerifySelfSigned(token, wantType string) ([]byte, string, error) {
 	payload, err := b64.DecodeString(token[dot1+1 : dot2])
 	if err != nil || len(payload) == 0 || payload[0] != '{' {
 		return nil, "", fmt.Errorf("%w: payload", ErrMalformed)
+	}
+	if err := jwt.CheckMembers(payload); err != nil {
+		return nil, "", fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	return payload, jkt, nil
 }

@@ -90,6 +90,9 @@ func Verify(token string, keys KeyResolver, wantType string) ([]byte, Header, er
 	if err := json.Unmarshal(rawHeader, &h); err != nil {
 		return nil, hdr, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
+	if err := jwt.CheckMembers(rawHeader); err != nil {
+		return nil, hdr, fmt.Errorf("%w: header: %w", ErrMalformed, err)
+	}
 	hdr = Header{KeyID: h.Kid, Alg: jwa.SignatureAlgorithm(h.Alg), Type: h.Typ}
 	verifier, ok := verifiers[hdr.Alg]
 	if !ok {

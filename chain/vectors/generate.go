@@ -314,6 +314,15 @@ func (g *gen) verifyTokens() *VerifyFile {
 		return input + "." + b64.EncodeToString(m.Sum(nil))
 	}
 	bigScope := strings.Repeat("db:read:orders ", 1200)
+	// rawPayload signs the base payload with one textual edit (a member a
+	// map cannot hold twice, a name spelt otherwise).
+	rawPayload := func(old, new string) string {
+		p := string(base.bytes())
+		if !strings.Contains(p, old) {
+			panic("vectors: " + old + " not in the base payload")
+		}
+		return g.compactRaw(keyEd, parts[0], b64.EncodeToString([]byte(strings.Replace(p, old, new, 1))))
+	}
 	cases := []VerifyCase{
 		{Name: "ok: EdDSA, depth 2", Token: good, Expect: VerdictOK},
 		{Name: "ok: ES256", Token: g.token(keyEC, base.with(set("jti", "grand-es256"))), Expect: VerdictOK},
@@ -353,6 +362,13 @@ func (g *gen) verifyTokens() *VerifyFile {
 		{Name: "malformed: a scope of 257 bytes", Token: tok(base.with(set("scope", "db:read:"+strings.Repeat("o", 249)))), Expect: VerdictMalformed},
 		{Name: "malformed: cnf without jkt", Token: tok(base.with(set("cnf", map[string]any{"x5t#S256": "abc"}))), Expect: VerdictMalformed},
 		{Name: "malformed: a token over 16 KiB", Token: tok(base.with(set("x-pad", bigScope))), Expect: VerdictMalformed},
+		{Name: "malformed: a claim twice (exp)", Token: rawPayload(`"exp":1795770240`, `"exp":1795770240,"exp":1795770300`), Expect: VerdictMalformed},
+		{Name: "malformed: a claim in upper case (EXP)", Token: rawPayload(`"exp":`, `"EXP":`), Expect: VerdictMalformed},
+		{Name: "malformed: a claim spelt with a folding letter (U+017F for s)", Token: rawPayload(`"sub":`, "\"\u017fub\":"), Expect: VerdictMalformed},
+		{Name: "malformed: the lineage twice", Token: rawPayload(`"lineage":["root-1","child-1"]`, `"lineage":["root-1","child-1"],"lineage":["child-1"]`), Expect: VerdictMalformed},
+		{Name: "malformed: an actor's sub twice", Token: rawPayload(`"sub":"researcher"`, `"sub":"researcher","sub":"mallory"`), Expect: VerdictMalformed},
+		{Name: "malformed: a header member twice (kid)", Token: g.compactRaw(keyEd, b64.EncodeToString([]byte(`{"alg":"EdDSA","kid":"`+keyEd.kid+`","kid":"`+keyEd.kid+`","typ":"at+jwt"}`)), parts[1]), Expect: VerdictMalformed},
+		{Name: "malformed: a header member in upper case (ALG)", Token: g.compactRaw(keyEd, b64.EncodeToString([]byte(`{"alg":"EdDSA","ALG":"EdDSA","kid":"`+keyEd.kid+`","typ":"at+jwt"}`)), parts[1]), Expect: VerdictMalformed},
 
 		{Name: "invalid_signature: alg none", Token: hdr([2]any{"alg", "none"}, [2]any{"kid", keyEd.kid}, [2]any{"typ", "at+jwt"}) + "." + parts[1] + ".", Expect: VerdictInvalidSignature},
 		{Name: "invalid_signature: HS256 keyed with the public key (alg confusion)", Token: hmacToken(), Expect: VerdictInvalidSignature},
@@ -426,6 +442,10 @@ func (g *gen) verifyDPoP() *VerifyFile {
 		{Name: "invalid_dpop_proof: ath of another token", Token: bound, DPoP: dp(badAth), Expect: VerdictInvalidDPoPProof},
 		{Name: "invalid_dpop_proof: made by another key", Token: bound, DPoP: dp(g.proof(thief, nil, proofClaims("p-10", "GET", vecURL, bound, vecNow))), Expect: VerdictInvalidDPoPProof},
 		{Name: "invalid_dpop_proof: typ JWT", Token: bound, DPoP: dp(g.proof(holder, [][2]any{{"typ", "JWT"}, {"alg", "EdDSA"}, {"jwk", holder.jwk}}, proofClaims("p-11", "GET", vecURL, bound, vecNow))), Expect: VerdictInvalidDPoPProof},
+		{Name: "invalid_dpop_proof: typ in upper case (DPOP+JWT)", Token: bound, DPoP: dp(g.proof(holder, [][2]any{{"typ", "DPOP+JWT"}, {"alg", "EdDSA"}, {"jwk", holder.jwk}}, proofClaims("p-15", "GET", vecURL, bound, vecNow))), Expect: VerdictInvalidDPoPProof},
+		{Name: "invalid_dpop_proof: typ application/dpop+jwt", Token: bound, DPoP: dp(g.proof(holder, [][2]any{{"typ", "application/dpop+jwt"}, {"alg", "EdDSA"}, {"jwk", holder.jwk}}, proofClaims("p-16", "GET", vecURL, bound, vecNow))), Expect: VerdictInvalidDPoPProof},
+		{Name: "invalid_dpop_proof: htm twice", Token: bound, DPoP: dp(g.compactRaw(holder, b64.EncodeToString(orderedJSON([][2]any{{"typ", "dpop+jwt"}, {"alg", "EdDSA"}, {"jwk", holder.jwk}})),
+			b64.EncodeToString([]byte(strings.Replace(string(proofClaims("p-17", "GET", vecURL, bound, vecNow).bytes()), `"htm":"GET"`, `"htm":"POST","htm":"GET"`, 1))))), Expect: VerdictInvalidDPoPProof},
 		{Name: "invalid_dpop_proof: no jwk", Token: bound, DPoP: dp(g.proof(holder, [][2]any{{"typ", "dpop+jwt"}, {"alg", "EdDSA"}}, proofClaims("p-12", "GET", vecURL, bound, vecNow))), Expect: VerdictInvalidDPoPProof},
 		{Name: "invalid_dpop_proof: no jti", Token: bound, DPoP: dp(g.proof(holder, nil, proofClaims("", "GET", vecURL, bound, vecNow).with(del("jti")))), Expect: VerdictInvalidDPoPProof},
 		{Name: "invalid_dpop_proof: not a JWS", Token: bound, DPoP: dp("not-a-proof"), Expect: VerdictInvalidDPoPProof},

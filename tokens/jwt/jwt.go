@@ -234,8 +234,12 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	return json.Marshal(p)
 }
 
-// Parse decodes a payload (already verified, or only to be displayed) into Claims.
+// Parse decodes a payload (already verified, or only to be displayed) into
+// Claims, refusing members that decoders read differently (CheckMembers).
 func Parse(payload []byte) (*Claims, error) {
+	if err := CheckMembers(payload); err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
+	}
 	var c Claims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
