@@ -42,8 +42,8 @@ const maxNesting = 64
 // otherwise. encoding/json accepts both, and other languages' decoders read
 // them differently, so a token could mean one thing to a Go verifier and
 // another to a Python or TypeScript one; every Mandate verifier refuses it
-// as malformed instead. It only scans: the document's validity is the
-// decoder's business, which runs after it.
+// as malformed instead (callers wrap its error so). It only scans: the
+// document's validity is the decoder's business, which runs after it.
 func CheckMembers(data []byte) error {
 	type container struct {
 		object  bool
@@ -58,12 +58,12 @@ func CheckMembers(data []byte) error {
 		switch c := data[i]; c {
 		case '{', '[':
 			if len(stack) == maxNesting {
-				return fmt.Errorf("%w: nested deeper than %d", ErrMalformed, maxNesting)
+				return fmt.Errorf("JSON nested deeper than %d", maxNesting)
 			}
 			stack = append(stack, container{object: c == '{', wantKey: c == '{', first: len(keys)})
 		case '}', ']':
 			if len(stack) == 0 {
-				return fmt.Errorf("%w: unbalanced %q", ErrMalformed, c)
+				return fmt.Errorf("unbalanced %q in JSON", c)
 			}
 			keys = keys[:stack[len(stack)-1].first]
 			stack = stack[:len(stack)-1]
@@ -81,7 +81,7 @@ func CheckMembers(data []byte) error {
 				}
 			}
 			if i >= len(data) {
-				return fmt.Errorf("%w: unterminated string", ErrMalformed)
+				return errors.New("unterminated string in JSON")
 			}
 			top := len(stack) - 1
 			if top < 0 || !stack[top].object || !stack[top].wantKey {
@@ -92,7 +92,7 @@ func CheckMembers(data []byte) error {
 			if escaped {
 				var s string
 				if err := json.Unmarshal(data[start-1:i+1], &s); err != nil {
-					return fmt.Errorf("%w: a member name: %v", ErrMalformed, err)
+					return fmt.Errorf("a member name: %v", err)
 				}
 				key = []byte(s)
 			}
@@ -103,7 +103,7 @@ func CheckMembers(data []byte) error {
 		}
 	}
 	if len(stack) > 0 {
-		return fmt.Errorf("%w: unexpected end of JSON", ErrMalformed)
+		return errors.New("unexpected end of JSON")
 	}
 	return nil
 }

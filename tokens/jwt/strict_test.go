@@ -35,8 +35,8 @@ func TestCheckMembers(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("%s: %v", in, err)
 		}
-		if err != nil && !errors.Is(err, jwt.ErrAmbiguousMember) && !errors.Is(err, jwt.ErrMalformed) {
-			t.Errorf("%s: untyped error %v", in, err)
+		if err != nil && json.Valid([]byte(in)) && !errors.Is(err, jwt.ErrAmbiguousMember) {
+			t.Errorf("%s: an ambiguity not typed as one: %v", in, err)
 		}
 	}
 	if _, err := jwt.Parse([]byte(`{"jti":"a","EXP":1}`)); !errors.Is(err, jwt.ErrMalformed) {
