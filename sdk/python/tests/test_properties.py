@@ -218,3 +218,40 @@ def test_dpop_good_proof_passes_once() -> None:
     raise AssertionError("a replayed proof passed")
 
 
+
+
+KEYS = st.sampled_from(["exp", "EXP", "Exp", "sub", "sub_iss", "SUB_ISS", "kid", "Kid", "a", "A", "x-y", r"\u0065xp",
+                        r"\u017fub", "\u017fub", "\u212aid", "k\u0131d", r"\ud800", r"\udbff", "jkt", "JKT", ""])
+
+
+def json_text(depth: int = 0) -> st.SearchStrategy[str]:
+    leaf = st.sampled_from(["1", "-2.5e3", '"s"', "null", "true", "[]", "{}"])
+    if depth >= 3:
+        return leaf
+    member = st.tuples(KEYS, st.deferred(lambda: json_text(depth + 1))).map(lambda kv: f'"{kv[0]}":{kv[1]}')
+    obj = st.lists(member, max_size=4).map(lambda ms: "{" + ",".join(ms) + "}")
+    arr = st.lists(st.deferred(lambda: json_text(depth + 1)), max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
+    return st.one_of(leaf, obj, arr)
+
+
+@given(json_text())
+def test_both_readers_of_members_agree(doc: str) -> None:
+    raw = doc.encode("utf-8")
+    try:
+        gj._CHECKED.decode(raw.decode()) if raw.isascii() else gj.check_members(raw)
+        fast = True
+    except (gj.GoJSONError, ValueError):
+        fast = False
+    try:
+        gj.check_members(raw)
+        slow = True
+    except gj.GoJSONError:
+        slow = False
+    if r"\ud" not in doc:  # surrogate escapes always take the byte-for-byte reader
+        assert fast == slow, doc
+    try:
+        gj.loads(raw)
+        got = True
+    except gj.GoJSONError:
+        got = False
+    assert got == slow, doc

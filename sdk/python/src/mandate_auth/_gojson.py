@@ -1,31 +1,34 @@
-"""JSON read the way Go's encoding/json reads it into a struct, so this SDK
-accepts and refuses exactly the tokens the Go reference does.
+"""JSON read the way every Mandate verifier reads a JWT's header and payload.
 
-What differs from a plain ``json.loads`` and matters for a verifier:
+Go's ``encoding/json`` and other languages' decoders disagree on a member
+given twice (Go keeps the last) and on member names that differ from a
+claim's only in case or by Unicode folding (Go fills the claim from
+``"EXP"`` or ``"ſub"``). Mandate refuses both, everywhere it reads a JWT
+(Go's ``jwt.CheckMembers``), and so does this module: in any object, a
+member twice, a member named like one Mandate reads but spelt otherwise, or
+containers nested deeper than 64 levels make the document malformed. Once
+that holds, every member name is either exact or unrelated, so objects are
+plain dicts.
 
-- object members match struct fields case-insensitively (an exact match is
-  preferred), and every member is applied in order: a later duplicate wins,
-  except that ``null`` leaves a string or a date as it was;
-- a number is kept as its text where a date needs it read exactly (a float
-  would round 2^53 + 0.5 into range);
-- ``NaN``/``Infinity`` are not JSON; invalid UTF-8 inside a string and a lone
-  surrogate escape become U+FFFD;
-- any type mismatch makes the whole document malformed.
-
-Nothing here raises anything but :class:`GoJSONError` on any input.
+The rest is Go's reading: a number is kept as its text where a date needs it
+read exactly (a float would round 2^53 + 0.5 into range); ``NaN`` and
+``Infinity`` are not JSON; invalid UTF-8 inside a string and a lone
+surrogate escape become U+FFFD. Nothing here raises anything but
+:class:`GoJSONError`, whatever the input.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["GoJSONError", "Num", "Obj", "loads", "fold"]
+__all__ = ["GoJSONError", "Num", "loads", "check_members", "MEMBER_NAMES", "MAX_NESTING"]
 
 
 class GoJSONError(ValueError):
-    """The document is not JSON, or does not fit the struct it is read into."""
+    """The document is not JSON, has an ambiguous member, or does not fit
+    what it is read into."""
 
 
 class Num:
@@ -40,10 +43,41 @@ class Num:
         return f"Num({self.text!r})"
 
 
-class Obj(list):  # type: ignore[type-arg]
-    """A JSON object as its (name, value) members, in document order."""
+MEMBER_NAMES = (
+    "act", "alg", "ath", "aud", "b64", "client_id", "cnf", "crit", "exp", "htm", "htu", "iat", "iss", "jkt",
+    "jti", "jwk", "kid", "lineage", "may_act", "nbf", "nonce", "scope", "sub", "sub_iss", "typ",
+)
+"""The member names Mandate reads from a JWT's header or payload."""
+_MEMBERS = frozenset(MEMBER_NAMES)
+_MEMBER_BYTES = frozenset(n.encode() for n in MEMBER_NAMES)
+MAX_NESTING = 64
 
-    __slots__ = ()
+
+def _fold(s: str) -> str:
+    # Simple case folding as far as it can reach an ASCII name: ASCII letters,
+    # the long s (ſ ~ s) and the Kelvin sign (K ~ k); any other character
+    # folds onto no ASCII letter, so it is kept as it is.
+    if s.isascii():
+        return s.lower()
+    return "".join("s" if c == "\u017f" else "k" if c == "\u212a" else c.lower() if c.isascii() else c for c in s)
+
+
+_FOLDED = {_fold(n): n for n in MEMBER_NAMES}
+
+
+def _spelt_otherwise(key: str) -> bool:
+    """Whether key is a member name spelt otherwise (case, Unicode folding)."""
+    return key not in _MEMBERS and _fold(key) in _FOLDED
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise GoJSONError("ambiguous JSON member: a member twice")
+    for k in d:
+        if k not in _MEMBERS and _spelt_otherwise(k):
+            raise GoJSONError(f"ambiguous JSON member: {k!r} is not {_FOLDED[_fold(k)]!r}")
+    return d
 
 
 def _int(s: str) -> Any:
@@ -55,27 +89,31 @@ def _no_constant(s: str) -> Any:
     raise GoJSONError(f"{s} is not JSON")
 
 
+_CHECKED = json.JSONDecoder(object_pairs_hook=_object, parse_float=Num, parse_int=_int, parse_constant=_no_constant)
+_PLAIN = json.JSONDecoder(object_pairs_hook=dict, parse_float=Num, parse_int=_int, parse_constant=_no_constant)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=Obj, parse_float=Num, parse_int=_int, parse_constant=_no_constant)
-
-
 def loads(raw: bytes | str) -> Any:
-    """Parse a JSON document: objects as :class:`Obj`, arrays as lists,
-    numbers as int or :class:`Num`."""
+    """Parse a JWT header or payload: objects as dicts, arrays as lists,
+    numbers as int or :class:`Num`. Raises :class:`GoJSONError`."""
+    data = raw if isinstance(raw, (bytes, bytearray)) else raw.encode("utf-8", "surrogatepass")
     try:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else raw
-        v = _DECODER.decode(text)
+        text = data.decode("utf-8", "replace")
+        surrogates = _SURROGATE_ESCAPE.search(text) is not None
+        if data.isascii() and not surrogates and data.count(b"{") + data.count(b"[") <= MAX_NESTING:
+            # The common case: the decoder's own keys are Go's, and nothing
+            # can nest deeper than the bound; members are checked as objects close.
+            return _CHECKED.decode(text)
+        check_members(bytes(data))
+        v = _PLAIN.decode(text)
     except GoJSONError:
         raise
-    except RecursionError as e:
+    except RecursionError as e:  # pragma: no cover - check_members bounds the nesting first
         raise GoJSONError("JSON nested too deeply") from e
     except (ValueError, TypeError) as e:
         raise GoJSONError("not JSON") from e
-    if _SURROGATE_ESCAPE.search(text):
-        v = _fix_surrogates(v)
-    return v
+    return _fix_surrogates(v) if surrogates else v
 
 
 def _fix_str(s: str) -> str:
@@ -87,53 +125,83 @@ def _fix_str(s: str) -> str:
 def _fix_surrogates(v: Any) -> Any:
     if isinstance(v, str):
         return _fix_str(v)
-    if type(v) is Obj:
-        return Obj((_fix_str(k), _fix_surrogates(x)) for k, x in v)
+    if isinstance(v, dict):
+        return {_fix_str(k): _fix_surrogates(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_fix_surrogates(x) for x in v]
     return v
 
 
-def fold(name: str) -> str:
-    """Go's case folding of a member name for field matching (ASCII letters,
-    plus the Kelvin sign and the long s, which fold onto k and s)."""
-    if name.isascii():
-        return name.upper()
-    return name.replace("\u212a", "K").replace("\u017f", "S").upper()
+def _equal_fold(key: bytes, name: bytes) -> bool:
+    """Go's bytes.EqualFold of a raw member name and an ASCII one."""
+    s = key.decode("utf-8", "replace")
+    return len(s) == len(name) and _fold(s) == name.decode()
 
 
-def fields(obj: Any, names: dict[str, str], apply: Callable[[str, Any], None]) -> None:
-    """Apply each member of obj to the struct field it matches (names maps
-    the exact field name to itself; matching is Go's), in document order.
-    obj must be an :class:`Obj`; ``null`` as the whole value is no object at
-    all and applies nothing."""
-    if obj is None:
-        return
-    if type(obj) is not Obj:
-        raise GoJSONError("not a JSON object")
-    folded: dict[str, str] | None = None
-    for k, v in obj:
-        f = names.get(k)
-        if f is None:
-            if folded is None:
-                folded = {fold(n): n for n in names}
-            f = folded.get(fold(k))
-            if f is None:
-                continue
-        apply(f, v)
+def check_members(data: bytes) -> None:
+    """Go's ``jwt.CheckMembers``, byte for byte: in any object, no member
+    twice and none named like a member Mandate reads but spelt otherwise;
+    containers nested at most 64 deep. It only scans (the document's
+    validity is the decoder's business)."""
+    stack: list[list[Any]] = []  # [object, want_key, first key's index]
+    keys: list[bytes] = []
+    i, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c == 0x7B or c == 0x5B:  # { [
+            if len(stack) == MAX_NESTING:
+                raise GoJSONError(f"nested deeper than {MAX_NESTING}")
+            stack.append([c == 0x7B, c == 0x7B, len(keys)])
+        elif c == 0x7D or c == 0x5D:  # } ]
+            if not stack:
+                raise GoJSONError("unbalanced JSON")
+            del keys[stack[-1][2] :]
+            stack.pop()
+        elif c == 0x2C:  # ,
+            if stack and stack[-1][0]:
+                stack[-1][1] = True
+        elif c == 0x22:  # "
+            start, escaped = i + 1, False
+            i += 1
+            while i < n and data[i] != 0x22:
+                if data[i] == 0x5C:
+                    escaped = True
+                    i += 1
+                i += 1
+            if i >= n:
+                raise GoJSONError("unterminated string")
+            if stack and stack[-1][0] and stack[-1][1]:
+                top = stack[-1]
+                top[1] = False
+                key = data[start:i]
+                if escaped:
+                    try:
+                        s = json.loads(data[start - 1 : i + 1].decode("utf-8", "replace"))
+                    except ValueError as e:
+                        raise GoJSONError("a member name is not a JSON string") from e
+                    key = _fix_str(s).encode("utf-8")
+                seen = keys[top[2] :]
+                if key in seen:
+                    raise GoJSONError("ambiguous JSON member: a member twice")
+                if key not in _MEMBER_BYTES and any(_equal_fold(key, m) for m in _MEMBER_BYTES):
+                    raise GoJSONError("ambiguous JSON member: a member name spelt otherwise")
+                keys.append(key)
+        i += 1
+    if stack:
+        raise GoJSONError("unexpected end of JSON")
 
 
-def string(v: Any, old: str) -> str:
-    """A Go string field: null keeps the old value."""
-    if v is None:
-        return old
-    if isinstance(v, str):
+def string(v: Any) -> str:
+    """A string member: null is absent ("")."""
+    if type(v) is str:
         return v
+    if v is None:
+        return ""
     raise GoJSONError("want a string")
 
 
 def string_list(v: Any) -> list[str] | None:
-    """A Go []string field: null is nil, a null element is ""."""
+    """A []string member: null is nil, a null element is ""."""
     if v is None:
         return None
     if type(v) is not list:
@@ -142,7 +210,7 @@ def string_list(v: Any) -> list[str] | None:
     for x in v:
         if x is None:
             out.append("")
-        elif isinstance(x, str):
+        elif type(x) is str:
             out.append(x)
         else:
             raise GoJSONError("want an array of strings")
@@ -150,7 +218,7 @@ def string_list(v: Any) -> list[str] | None:
 
 
 def boolean_ptr(v: Any) -> bool | None:
-    """A Go *bool field: null is nil."""
+    """A *bool member: null is nil."""
     if v is None or isinstance(v, bool):
         return v
     raise GoJSONError("want a boolean")

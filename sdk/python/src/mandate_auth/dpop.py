@@ -120,8 +120,6 @@ class DPoPProof:
     jti: str
 
 
-_HEADER_FIELDS = {n: n for n in ("typ", "alg", "jwk", "crit")}
-_CLAIM_FIELDS = {n: n for n in ("jti", "htm", "htu", "iat", "ath", "nonce")}
 _JWK_CACHE: dict[tuple[tuple[str, Any], ...], tuple[PublicKey, str] | None] = {}
 
 
@@ -133,9 +131,9 @@ def _proof_key(raw: Any) -> tuple[PublicKey, str]:
     """The public key in a proof's ``jwk`` header and its thumbprint."""
     if raw is None:
         raise _bad("no jwk header")
-    if type(raw) is not gj.Obj:
+    if type(raw) is not dict:
         raise _bad("jwk header is not a JWK")
-    members = dict(raw)
+    members = raw
     ident = tuple(sorted((k, v) for k, v in members.items() if isinstance(v, str)))
     if len(ident) == len(members) and ident in _JWK_CACHE:
         hit = _JWK_CACHE[ident]
@@ -184,22 +182,14 @@ def verify_dpop(
     dot1, dot2 = proof.index("."), proof.rindex(".")
     try:
         hdoc = gj.loads(b64decode(proof[:dot1]))
+        if hdoc is None:
+            hdoc = {}
+        if type(hdoc) is not dict:
+            raise gj.GoJSONError("not an object")
+        h: dict[str, Any] = {"typ": gj.string(hdoc.get("typ")), "alg": gj.string(hdoc.get("alg")), "jwk": hdoc.get("jwk"),
+             "crit": gj.string_list(hdoc.get("crit"))}
     except (B64Error, gj.GoJSONError):
-        raise _bad("header is not a base64url JSON object") from None
-    h: dict[str, Any] = {"typ": "", "alg": "", "jwk": None, "crit": None}
-
-    def happly(f: str, v: Any) -> None:
-        if f == "jwk":
-            h["jwk"] = v
-        elif f == "crit":
-            h["crit"] = gj.string_list(v)
-        else:
-            h[f] = gj.string(v, h[f])
-
-    try:
-        gj.fields(hdoc, _HEADER_FIELDS, happly)
-    except gj.GoJSONError:
-        raise _bad("header is not a JSON object") from None
+        raise _bad("header is not a base64url JSON object without ambiguous members") from None
     if h["typ"] != "dpop+jwt":
         raise _bad("typ must be dpop+jwt")
     if h["crit"] is not None:
@@ -218,15 +208,17 @@ def verify_dpop(
         raise _bad("signature does not verify") from None
     if not key.verify(alg, proof[:dot2].encode("utf-8", "surrogatepass"), sig):
         raise _bad("signature does not verify")
-    c: dict[str, Any] = {"jti": "", "htm": "", "htu": "", "iat": 0, "ath": "", "nonce": ""}
-
-    def capply(f: str, v: Any) -> None:
-        c[f] = numeric_date(v, c[f]) if f == "iat" else gj.string(v, c[f])
-
     try:
-        gj.fields(gj.loads(b64decode(proof[dot1 + 1 : dot2])), _CLAIM_FIELDS, capply)
+        cdoc = gj.loads(b64decode(proof[dot1 + 1 : dot2]))
+        if cdoc is None:
+            cdoc = {}
+        if type(cdoc) is not dict:
+            raise gj.GoJSONError("not an object")
+        g = cdoc.get
+        c: dict[str, Any] = {"jti": gj.string(g("jti")), "htm": gj.string(g("htm")), "htu": gj.string(g("htu")), "iat": numeric_date(g("iat")),
+             "ath": gj.string(g("ath")), "nonce": gj.string(g("nonce"))}
     except (B64Error, NumericDateError, gj.GoJSONError):
-        raise _bad("claims are malformed") from None
+        raise _bad("claims are malformed or have ambiguous members") from None
     if c["jti"] == "" or len(c["jti"].encode("utf-8", "surrogatepass")) > 256 or c["iat"] == 0:
         raise _bad("claims must be a JSON object with jti, htm, htu and iat")
     if c["htm"] != method:

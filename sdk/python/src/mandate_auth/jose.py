@@ -268,32 +268,26 @@ class Header:
     b64: bool | None
 
 
-_HEADER_FIELDS = {n: n for n in ("alg", "kid", "typ", "crit", "b64")}
 _HEADER_CACHE: dict[str, Header | None] = {}
 _HEADER_CACHE_MAX = 256
 
 
 def _parse_header(seg: str) -> Header | None:
     """The protected header of a segment, or None when it is not strict
-    base64url of a JSON object. Headers repeat (one per signing key), so the
-    last few are remembered."""
+    base64url of a JSON object without ambiguous members. Headers repeat (one
+    per signing key), so the last few are remembered."""
     h = _HEADER_CACHE.get(seg)
     if h is not None or seg in _HEADER_CACHE:
         return h
     try:
         doc = gj.loads(b64decode(seg))
-        vals: dict[str, Any] = {"alg": "", "kid": "", "typ": "", "crit": None, "b64": None}
-
-        def apply(f: str, v: Any) -> None:
-            if f == "crit":
-                vals["crit"] = gj.string_list(v)
-            elif f == "b64":
-                vals["b64"] = gj.boolean_ptr(v)
-            else:
-                vals[f] = gj.string(v, vals[f])
-
-        gj.fields(doc, _HEADER_FIELDS, apply)
-        h = Header(**vals)
+        if doc is None:
+            doc = {}  # Go reads null into an empty header
+        if type(doc) is not dict:
+            raise gj.GoJSONError("not an object")
+        g = doc.get
+        h = Header(alg=gj.string(g("alg")), kid=gj.string(g("kid")), typ=gj.string(g("typ")), crit=gj.string_list(g("crit")),
+                   b64=gj.boolean_ptr(g("b64")))
     except (B64Error, gj.GoJSONError):
         h = None
     if len(seg) <= 1024:
