@@ -164,3 +164,74 @@ def test_raw_payloads_and_headers(tmp_path_factory: Any, docs: list[tuple[str, b
         cases.append({"name": f"raw {i}", "token": t, "expect": "?"})
     diff = go_and_python(Path(tmp_path_factory.mktemp("raw")), cases)
     assert not diff, "\n".join(f"{n}: go {g}, python {p}" for n, g, p in diff)
+
+
+POLICIES = [
+    {"name": "p/orders.cedar", "source": """
+@id("orders-read")
+permit (principal, action == Action::"call", resource == Table::"orders")
+when { context.scope_patterns.contains("db:read:orders") };
+
+@id("research-reads")
+permit (principal in Group::"research-agents", action == Action::"read", resource)
+when { context.scope_patterns_all.contains("*:read:*") && context.holder like "orchestrator/*" };
+
+permit (principal == Agent::"db-agent", action, resource == Agent::"db-agent")
+when { context.bound && context.sub_iss == "https://mandate.example" && context.actors.contains("researcher") };
+
+@id("depth-limit")
+forbid (principal, action, resource)
+when { context.depth > 3 || context.lineage.contains("revoked-task") };
+
+@id("no-writes")
+forbid (principal in Group::"research-agents", action, resource)
+when { context.scope_patterns.contains("*:write:*") };
+"""},
+    {"name": "p/guard.cedar", "source": """
+@id("tools")
+permit (principal, action == Action::"tools/call", resource)
+when { context.scopes.contains("tools:search") || context.scope_patterns.contains("tools:*") };
+
+@id("erroring")
+forbid (principal, action == Action::"audit", resource)
+when { context.clearance > 2 };
+"""},
+]
+
+CALL_CASE = st.fixed_dictionaries({
+    "holder": st.sampled_from(["db-agent", "researcher", "orchestrator/summarizer-1", "orchestrator/x", "o"]),
+    "groups": st.lists(st.sampled_from(["research-agents", "orchestrators", "x"]), max_size=2, unique=True),
+    "action": st.sampled_from(["call", "read", "tools/call", "audit", "write"]),
+    "resource": st.sampled_from([("Table", "orders"), ("Table", "customers"), ("Agent", "db-agent"), ("Tool", "search")]),
+    "scopes": st.lists(st.sampled_from(["db:read:orders", "db:read:*", "db:*", "*", "db:write:orders", "tools:search",
+                                        "tools:*", "x:read:y:z", "db\ua789read:orders"]), max_size=3, unique=True),
+    "depth": st.integers(0, 5),
+    "actors": st.lists(st.sampled_from(["researcher", "db-agent", "orchestrator"]), max_size=3),
+    "lineage": st.lists(st.sampled_from(["root", "revoked-task", "p"]), max_size=2, unique=True),
+    "bound": st.booleans(),
+    "sub_iss": st.sampled_from(["https://mandate.example", "https://idp.example"]),
+})
+
+
+@settings(max_examples=10, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(CALL_CASE, min_size=30, max_size=60))
+def test_cedar_decisions_match_go(tmp_path_factory: Any, cases: list[dict[str, Any]]) -> None:
+    from mandate_auth.conformance import run_call
+
+    doc = {"policies": POLICIES, "cases": [
+        {"name": f"call {i}", "groups": c["groups"], "action": c["action"],
+         "resource": {"type": c["resource"][0], "id": c["resource"][1]},
+         "chain": {"subject": "orchestrator", "sub_iss": c["sub_iss"], "holder": c["holder"], "actors": c["actors"],
+                   "depth": c["depth"], "scopes": c["scopes"], "audiences": ["https://orders.example"], "root": "root",
+                   "lineage": c["lineage"], "bound": c["bound"]},
+         "expect": "?", "policies": []}
+        for i, c in enumerate(cases)]}
+    path = Path(tmp_path_factory.mktemp("call")) / "call-generated.json"
+    path.write_text(json.dumps(doc))
+    r = subprocess.run([mandate_binary(), "vectors", "verify", str(path)], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    go = [json.loads(line)["verdict"] for line in r.stdout.decode().splitlines()]
+    py = [x["verdict"] for x in run_call(doc)]
+    diff = [(c["name"], c["action"], c["chain"]["holder"], g, p) for c, g, p in zip(doc["cases"], go, py) if g != p]
+    assert not diff, "\n".join(map(str, diff))
