@@ -235,3 +235,48 @@ class Served:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sock.close()
+
+
+# -- the orders API: a Starlette app behind MandateMiddleware over real HTTP ------------
+
+
+class API:
+    """The orders API: a Starlette app behind MandateMiddleware, its verifier
+    following the real Mandate, served over real HTTP."""
+
+    def __init__(self, server: Server) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        from mandate_auth import MandateMiddleware, Verifier, get_chain, require_policy, require_scope
+        from mandate_auth.cedar import Authorizer, Entity, PolicySet
+
+        self.served = Served(None)
+        self.url = self.served.url
+        self.verifier = Verifier.discover(server.issuer, audience=AUDIENCE, client_id="orders-api",
+                                          client_secret=server.secrets["orders-api"], public_url=self.url)
+        az = Authorizer(PolicySet.load_dir(POLICIES / "api"))
+
+        async def orders(request: Request) -> JSONResponse:
+            c = get_chain(request)
+            assert c is not None
+            return JSONResponse({"holder": c.holder, "subject": c.subject, "actors": list(c.actors), "depth": c.depth})
+
+        app = Starlette(routes=[Route("/orders", require_scope("db:read:orders")(require_policy(az, "call", Entity("Table", "orders"))(orders)))])
+        app.add_middleware(MandateMiddleware, verifier=self.verifier)
+        self.served.serve(app)
+
+    def close(self) -> None:
+        self.served.stop()
+        self.verifier.close()
+
+
+@pytest.fixture(scope="session")
+def api(server: Server) -> Iterator[API]:
+    a = API(server)
+    try:
+        yield a
+    finally:
+        a.close()

@@ -34,7 +34,6 @@ from mandate_auth import (
     InvalidTargetError,
     Key,
     MandateError,
-    MandateMiddleware,
     OAuthError,
     StaleRevocationsError,
     Token,
@@ -42,49 +41,11 @@ from mandate_auth import (
     WrongAudienceError,
     api_client,
     async_api_client,
-    get_chain,
-    require_policy,
-    require_scope,
 )
-from mandate_auth.cedar import Authorizer, Entity, PolicySet
 
-from .conftest import AUDIENCE, ODD_ID, ODD_SECRET, POLICIES, Served, Server, mandate_binary, start_server
+from .conftest import API, AUDIENCE, ODD_ID, ODD_SECRET, Served, Server, mandate_binary, start_server
 
 pytestmark = pytest.mark.integration
-
-
-class API:
-    """The orders API: a Starlette app behind MandateMiddleware, its verifier
-    following the real Mandate, served over real HTTP."""
-
-    def __init__(self, server: Server) -> None:
-        self.served = Served(None)
-        self.url = self.served.url
-        self.verifier = Verifier.discover(server.issuer, audience=AUDIENCE, client_id="orders-api",
-                                          client_secret=server.secrets["orders-api"], public_url=self.url)
-        az = Authorizer(PolicySet.load_dir(POLICIES / "api"))
-
-        async def orders(request: Request) -> JSONResponse:
-            c = get_chain(request)
-            assert c is not None
-            return JSONResponse({"holder": c.holder, "subject": c.subject, "actors": list(c.actors), "depth": c.depth})
-
-        app = Starlette(routes=[Route("/orders", require_scope("db:read:orders")(require_policy(az, "call", Entity("Table", "orders"))(orders)))])
-        app.add_middleware(MandateMiddleware, verifier=self.verifier)
-        self.served.serve(app)
-
-    def close(self) -> None:
-        self.served.stop()
-        self.verifier.close()
-
-
-@pytest.fixture(scope="module")
-def api(server: Server) -> Iterator[API]:
-    a = API(server)
-    try:
-        yield a
-    finally:
-        a.close()
 
 
 def client(server: Server, cid: str, **kw: Any) -> Client:
