@@ -303,3 +303,15 @@ def test_a_bound_token_of_the_actor_names_it(server: Server, api: API) -> None:
     bearer = client(server, "researcher").mint()
     with pytest.raises(InvalidRequestError):
         client(server, "orchestrator").delegate(client(server, "orchestrator").mint(), bearer, scope="db:read:orders")
+
+
+def test_an_unreachable_mandate_is_an_oauth_error(server: Server) -> None:
+    c = client(server, "orchestrator")
+    c.discover()
+    assert c.metadata is not None
+    import dataclasses
+
+    c._md = dataclasses.replace(c.metadata, token_endpoint="http://127.0.0.1:9/oauth2/token")  # noqa: SLF001 (nothing listens there)
+    with pytest.raises(OAuthError) as e:
+        c.mint()
+    assert e.value.error == "temporarily_unavailable" and server.secrets["orchestrator"] not in str(e.value)

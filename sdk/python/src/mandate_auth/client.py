@@ -334,6 +334,12 @@ class _Base:
         return form, proof_key, child_key
 
 
+def _unreachable(e: httpx.HTTPError) -> OAuthError:
+    """A transport failure as an OAuth error (``temporarily_unavailable``): the
+    request and its form never appear in it."""
+    return OAuthError(f"Mandate could not be reached ({type(e).__name__})", error="temporarily_unavailable")
+
+
 def _holder_of(actor: str) -> str:
     """The holder an actor token names, read unverified (only to know whether
     the child stays with this client; the server decides)."""
@@ -394,12 +400,18 @@ class Client(_Base):
     def _metadata(self) -> Metadata:
         return self._md or self.discover()
 
+    def _send(self, req: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.request(**req)
+        except httpx.HTTPError as e:
+            raise _unreachable(e) from None
+
     def _token(self, form: dict[str, Any], proof_key: Key | None, child_key: Key | None) -> Token:
         md = self._metadata()
-        resp = self._http.request(**self._token_request(md, form, proof_key, None))
+        resp = self._send(self._token_request(md, form, proof_key, None))
         nonce = self._nonce_retry(resp) if proof_key is not None else None
         if nonce:
-            resp = self._http.request(**self._token_request(md, form, proof_key, nonce))
+            resp = self._send(self._token_request(md, form, proof_key, nonce))
         return self._read_token(resp, child_key)
 
     def mint(self, scope: ScopeArg = None, audience: AudienceArg = None) -> Token:
@@ -444,7 +456,7 @@ class Client(_Base):
         """Revoke a token this client holds, or one delegated from such a token,
         and with it everything delegated from it (RFC 7009)."""
         value = token.value if isinstance(token, Token) else token
-        resp = self._http.request(**self._revoke_request(self._metadata(), value))
+        resp = self._send(self._revoke_request(self._metadata(), value))
         if resp.status_code != 200:
             raise self._error(resp)
 
@@ -488,12 +500,18 @@ class AsyncClient(_Base):
     async def _metadata(self) -> Metadata:
         return self._md or await self.discover()
 
+    async def _send(self, req: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self._http.request(**req)
+        except httpx.HTTPError as e:
+            raise _unreachable(e) from None
+
     async def _token(self, form: dict[str, Any], proof_key: Key | None, child_key: Key | None) -> Token:
         md = await self._metadata()
-        resp = await self._http.request(**self._token_request(md, form, proof_key, None))
+        resp = await self._send(self._token_request(md, form, proof_key, None))
         nonce = self._nonce_retry(resp) if proof_key is not None else None
         if nonce:
-            resp = await self._http.request(**self._token_request(md, form, proof_key, nonce))
+            resp = await self._send(self._token_request(md, form, proof_key, nonce))
         return self._read_token(resp, child_key)
 
     async def mint(self, scope: ScopeArg = None, audience: AudienceArg = None) -> Token:
@@ -521,7 +539,7 @@ class AsyncClient(_Base):
 
     async def revoke(self, token: Token | str) -> None:
         value = token.value if isinstance(token, Token) else token
-        resp = await self._http.request(**self._revoke_request(await self._metadata(), value))
+        resp = await self._send(self._revoke_request(await self._metadata(), value))
         if resp.status_code != 200:
             raise self._error(resp)
 
