@@ -74,9 +74,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     d = dict(pairs)
     if len(d) != len(pairs):
         raise GoJSONError("ambiguous JSON member: a member twice")
-    for k in d:
-        if k not in _MEMBERS and _spelt_otherwise(k):
-            raise GoJSONError(f"ambiguous JSON member: {k!r} is not {_FOLDED[_fold(k)]!r}")
+    if not d.keys() <= _MEMBERS:
+        for k in d.keys() - _MEMBERS:
+            if _spelt_otherwise(k):
+                raise GoJSONError(f"ambiguous JSON member: {k!r} is not {_FOLDED[_fold(k)]!r}")
     return d
 
 
@@ -100,7 +101,7 @@ def loads(raw: bytes | str) -> Any:
     data = raw if isinstance(raw, (bytes, bytearray)) else raw.encode("utf-8", "surrogatepass")
     try:
         text = data.decode("utf-8", "replace")
-        surrogates = _SURROGATE_ESCAPE.search(text) is not None
+        surrogates = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
         if data.isascii() and not surrogates and data.count(b"{") + data.count(b"[") <= MAX_NESTING:
             # The common case: the decoder's own keys are Go's, and nothing
             # can nest deeper than the bound; members are checked as objects close.
