@@ -9,8 +9,9 @@
 GO      ?= go
 PYTHON  ?= python3
 VENV    := $(CURDIR)/.venv
+# Handed to the SDKs' suites only: the Go suite's configuration tests read
+# the MANDATE_* environment as the server's own.
 MANDATE_BIN := $(CURDIR)/.build/mandate
-export MANDATE_BIN
 
 test: test-go test-python test-typescript
 
@@ -28,10 +29,10 @@ $(VENV)/bin/python:
 # (The guards let the suite run while an SDK is not yet in the checkout.)
 test-python: mandate-bin $(VENV)/bin/python
 	test ! -f sdk/python/pyproject.toml || $(VENV)/bin/pip install --quiet -e 'sdk/python[test,cedar]'
-	test ! -f sdk/python/pyproject.toml || (cd sdk/python && $(VENV)/bin/python -m pytest -q)
+	test ! -f sdk/python/pyproject.toml || (cd sdk/python && MANDATE_BIN=$(MANDATE_BIN) $(VENV)/bin/python -m pytest -q)
 
 test-typescript: mandate-bin
-	test ! -f sdk/typescript/package.json || (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test)
+	test ! -f sdk/typescript/package.json || (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && MANDATE_BIN=$(MANDATE_BIN) npm test)
 
 # Every Go benchmark, 100 iterations: they keep compiling and working (never
 # a timed assertion; docs/performance.md has the measured runs).
