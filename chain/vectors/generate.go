@@ -248,6 +248,9 @@ func Generate(prev map[string][]byte) (map[string][]byte, error) {
 	if err := add("scope.json", scopeVectors()); err != nil {
 		return nil, err
 	}
+	if err := add("feed.json", feedVectors()); err != nil {
+		return nil, err
+	}
 	call, err := callVectors()
 	if err != nil {
 		return nil, err

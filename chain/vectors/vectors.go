@@ -5,7 +5,8 @@
 // verdicts. The file formats and the verdict classes are fixed by
 // testdata/vectors/README.md: a verification file lists tokens (and DPoP
 // proofs) with the verdict a resource server must reach; a scope file lists
-// coverage questions; a call file lists per-call Cedar decisions.
+// coverage questions; a call file lists per-call Cedar decisions; a feed
+// file scripts the revocation feed's pages and what a follower then reports.
 //
 // `mandate vectors verify FILE` runs a file through Run and prints one JSON
 // line per case, so any verifier can be held to any vector file.
@@ -187,6 +188,12 @@ func Run(data []byte) ([]Result, error) {
 			return nil, err
 		}
 		return RunCall(&f)
+	case probe["max_staleness_seconds"] != nil:
+		var f FeedFile
+		if err := strictUnmarshal(data, &f); err != nil {
+			return nil, err
+		}
+		return RunFeed(&f)
 	case probe["jwks"] != nil:
 		var f VerifyFile
 		if err := strictUnmarshal(data, &f); err != nil {
@@ -194,7 +201,7 @@ func Run(data []byte) ([]Result, error) {
 		}
 		return RunVerify(&f)
 	}
-	return nil, errors.New("vectors: neither a verification (jwks), a scope (covers) nor a call (policies) file")
+	return nil, errors.New("vectors: neither a verification (jwks), a scope (covers), a call (policies) nor a feed (max_staleness_seconds) file")
 }
 
 func strictUnmarshal(data []byte, v any) error {

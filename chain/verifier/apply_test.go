@@ -15,10 +15,7 @@ func TestAnOlderAnswerNeverErasesANewerOne(t *testing.T) {
 	f := newFeed(Config{Leeway: 5 * time.Second}, "", nil)
 	exp := now.Add(time.Hour).Unix()
 	newer := &feedAnswer{Cursor: "s.5", Reset: true}
-	newer.Revocations = append(newer.Revocations, struct {
-		JTI string `json:"jti"`
-		Exp int64  `json:"exp"`
-	}{"x", exp})
+	newer.Revocations = append(newer.Revocations, feedEntry{"x", exp})
 	older := &feedAnswer{Cursor: "s.4", Reset: true}
 	revoked := func() bool { _, ok := f.FirstRevoked([]string{"x"}); return ok }
 

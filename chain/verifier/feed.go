@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // Feed follows Mandate's revocation feed: it long-polls the feed endpoint
@@ -50,6 +53,48 @@ func newFeed(cfg Config, feedURL string, afterPoll func(context.Context)) *Feed 
 	f.wait = min(max(f.wait, time.Second), f.maxStaleness/2)
 	setDefault(&f.retryMax, 5*time.Second)
 	return f
+}
+
+// NewFeed returns a follower of the revocation feed at feedURL, for a
+// verifier whose keys the caller holds (New with a key set of its own) but
+// whose revocations come live from Mandate. It uses cfg's ClientID and
+// ClientSecret (a resource_server client), HTTPClient, Now, Leeway,
+// MaxStaleness, FeedWait, FeedRetryMax and OnSync. dropKeys is told the kids
+// of signing keys the feed reports compromised and must stop the key set
+// trusting them; it is required, since a feed whose key reports went nowhere
+// would leave a compromised key trusted. Call Start to follow the feed, or
+// Sync to poll it once.
+func NewFeed(cfg Config, feedURL string, dropKeys func(kids []string)) (*Feed, error) {
+	u, err := url.Parse(feedURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("verifier: feed URL %q must be an http(s) URL without a query or credentials", feedURL)
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, errors.New("verifier: the revocation feed needs a resource_server ClientID and ClientSecret")
+	}
+	if dropKeys == nil {
+		return nil, errors.New("verifier: NewFeed needs dropKeys, to stop trusting the keys the feed reports compromised")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	f := newFeed(cfg, feedURL, nil)
+	f.onRevokedKeys = dropKeys
+	return f, nil
+}
+
+// Start syncs the feed once and follows it in the background until Close,
+// as Discover does. It fails only when the feed refused the credentials
+// (ErrFeedCredentials); any other failed sync leaves verification failing
+// closed until one succeeds.
+func (f *Feed) Start(ctx context.Context) error {
+	if f.done != nil {
+		return errors.New("verifier: the feed is already started")
+	}
+	return f.start(ctx)
 }
 
 // start syncs once (reporting it to OnSync) and follows the feed in the
@@ -179,15 +224,67 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// feedEntry is one revocation of a feed answer: the jti and its token's exp.
+type feedEntry struct {
+	JTI string
+	Exp int64
+}
+
+// feedAnswer is one page of the revocation feed. It is read by the one
+// grammar every Mandate verifier shares (testdata/vectors/README.md, "Feed
+// files"): members by their exact names, unknown ones ignored, a member's
+// wrong type refusing the whole page.
 type feedAnswer struct {
-	Revocations []struct {
-		JTI string `json:"jti"`
-		Exp int64  `json:"exp"`
-	} `json:"revocations"`
-	Cursor      string   `json:"cursor"`
-	Reset       bool     `json:"reset"`
-	More        bool     `json:"more"`
-	RevokedKeys []string `json:"revoked_keys"`
+	Revocations []feedEntry
+	Cursor      string
+	Reset       bool
+	More        bool
+	RevokedKeys []string
+}
+
+// UnmarshalJSON reads a feed page: an object with a non-empty string
+// cursor; revocations absent, null or an array of objects with a non-empty
+// string jti and an exp read as a token's exp is (jwt.NumericDate: a number
+// within ±2^53, a fraction read as its whole second; here never zero or null); more and reset
+// absent, null or booleans; revoked_keys absent, null or an array of
+// strings. Names are matched exactly (encoding/json alone would also fill
+// Cursor from "CURSOR"), so Go reads a page as Python and TypeScript do; a
+// page that breaks the grammar is refused whole, and nothing of it applies.
+func (a *feedAnswer) UnmarshalJSON(data []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+		return errors.New("the answer is not a JSON object")
+	}
+	*a = feedAnswer{}
+	if err := json.Unmarshal(m["cursor"], &a.Cursor); m["cursor"] == nil || err != nil || a.Cursor == "" {
+		return errors.New("the answer has no cursor (a non-empty string)")
+	}
+	for name, dst := range map[string]*bool{"more": &a.More, "reset": &a.Reset} {
+		if raw, ok := m[name]; ok && json.Unmarshal(raw, dst) != nil {
+			return fmt.Errorf("%s is not a boolean", name)
+		}
+	}
+	if raw, ok := m["revoked_keys"]; ok && json.Unmarshal(raw, &a.RevokedKeys) != nil {
+		return errors.New("revoked_keys is not an array of strings")
+	}
+	var entries []map[string]json.RawMessage
+	if raw, ok := m["revocations"]; ok && json.Unmarshal(raw, &entries) != nil {
+		return errors.New("revocations is not an array of objects")
+	}
+	a.Revocations = make([]feedEntry, 0, len(entries))
+	for i, e := range entries {
+		var r feedEntry
+		if err := json.Unmarshal(e["jti"], &r.JTI); e["jti"] == nil || err != nil || r.JTI == "" {
+			return fmt.Errorf("revocations[%d]: no jti (a non-empty string)", i)
+		}
+		var exp jwt.NumericDate
+		if err := json.Unmarshal(e["exp"], &exp); err != nil || exp.IsZero() {
+			return fmt.Errorf("revocations[%d]: exp is not a NumericDate (a number within ±2^53, not zero)", i)
+		}
+		r.Exp = int64(exp)
+		a.Revocations = append(a.Revocations, r)
+	}
+	return nil
 }
 
 // poll asks the feed once and applies the answer; more says another page is
@@ -208,9 +305,6 @@ func (f *Feed) poll(ctx context.Context, wait time.Duration) (more bool, entries
 	var a feedAnswer
 	if err := getJSON(ctx, f.http, f.url+"?"+q.Encode(), &f.auth, maxFeedAnswer, &a); err != nil {
 		return false, 0, fmt.Errorf("revocation feed: %w", err)
-	}
-	if a.Cursor == "" {
-		return false, 0, errors.New("revocation feed: answer without a cursor")
 	}
 	if len(a.RevokedKeys) > 0 && f.onRevokedKeys != nil {
 		f.onRevokedKeys(a.RevokedKeys) // before the revocations apply: a sync includes it
