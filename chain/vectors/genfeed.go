@@ -44,7 +44,7 @@ func revs(jtis ...string) []map[string]any {
 }
 
 func syncAt(at int64, pages ...FeedPage) FeedStep { return FeedStep{At: at, Sync: pages} }
-func checkAt(at int64, jtis ...string) FeedStep  { return FeedStep{At: at, Check: jtis} }
+func checkAt(at int64, jtis ...string) FeedStep   { return FeedStep{At: at, Check: jtis} }
 
 // feedVectors scripts the feed's pages and what a follower must report:
 // cursors carried between polls and syncs, pages until more is false, the
