@@ -222,6 +222,12 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 
 // AuthorizeCall evaluates a call to a resource server. A nil *Set denies.
 func (s *Set) AuthorizeCall(r CallRequest) Decision {
+	return s.authorizeCall(r, nil)
+}
+
+// authorizeCall is AuthorizeCall with extra members of the context (an MCP
+// request's server and arguments).
+func (s *Set) authorizeCall(r CallRequest, extra map[cedar.String]cedar.Value) Decision {
 	if s == nil {
 		return errNoSet
 	}
@@ -239,6 +245,9 @@ func (s *Set) AuthorizeCall(r CallRequest) Decision {
 	ctx["root"] = cedar.String(r.Root)
 	ctx["lineage"] = stringSet(r.Lineage)
 	ctx["bound"] = cedar.Boolean(r.Bound)
+	for k, v := range extra {
+		ctx[k] = v
+	}
 	act := r.Action
 	if act == "" {
 		act = ActionCall
