@@ -57,6 +57,11 @@ type Request struct {
 	// Bound: the new token is bound to its holder's key (DPoP), so policies
 	// can require sender-constrained delegation.
 	Bound bool
+	// AudienceExchange: a resource server exchanges a token sent to it (an
+	// audience it serves) for its own token to a downstream API; the
+	// principal is then also the resource (the new holder), and the action
+	// delegate.
+	AudienceExchange bool
 }
 
 // Entity names a Cedar entity, such as Tool::"search" or Table::"orders".
@@ -217,6 +222,7 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 	ctx["holder"] = cedar.String(r.Resource)
 	ctx["ephemeral"] = cedar.Boolean(r.Ephemeral)
 	ctx["bound"] = cedar.Boolean(r.Bound)
+	ctx["audience_exchange"] = cedar.Boolean(r.AudienceExchange)
 	return s.eval(ents, cedar.Request{Principal: principal, Action: action(r.Action), Resource: resource, Context: cedar.NewRecord(ctx)}), nil
 }
 

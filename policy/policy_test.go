@@ -120,7 +120,7 @@ func TestTokenRequestDecisions(t *testing.T) {
 func TestEveryContextAttribute(t *testing.T) {
 	req := policy.Request{Principal: "a", Action: policy.ActionDelegate, Resource: "a/researcher-7f3a", Subject: "alice",
 		Scopes: []string{"db:read:orders"}, Audiences: []string{"https://db.example"}, Depth: 2,
-		Actors: []string{"x", "y"}, Root: "task-1", TTL: 90 * time.Second, Ephemeral: true, Bound: true}
+		Actors: []string{"x", "y"}, Root: "task-1", TTL: 90 * time.Second, Ephemeral: true, Bound: true, AudienceExchange: true}
 	tests := map[string]string{
 		"subject":            `context.subject == "alice"`,
 		"scopes":             `context.scopes.contains("db:read:orders")`,
@@ -134,6 +134,7 @@ func TestEveryContextAttribute(t *testing.T) {
 		"holder":             `context.holder like "a/researcher-*"`,
 		"ephemeral":          `context.ephemeral`,
 		"bound":              `context.bound`,
+		"audience_exchange":  `context.audience_exchange`,
 	}
 	for attr, cond := range tests {
 		s, err := policy.Parse(policy.File{Name: attr + ".cedar", Source: []byte(`permit (principal, action, resource) when { ` + cond + ` };`)})
@@ -145,7 +146,7 @@ func TestEveryContextAttribute(t *testing.T) {
 		}
 		other := req
 		other.Subject, other.Scopes, other.Audiences, other.Depth, other.Actors, other.Root, other.TTL = "bob", []string{"mail:send"}, nil, 3, []string{"x"}, "task-2", time.Minute
-		other.Resource, other.Ephemeral, other.Bound = "a/mailer-1", false, false
+		other.Resource, other.Ephemeral, other.Bound, other.AudienceExchange = "a/mailer-1", false, false, false
 		if d, _ := s.Decide(context.Background(), other); d.Allow {
 			t.Errorf("%s: allowed a request without the attribute's value", attr)
 		}
