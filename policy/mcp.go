@@ -63,7 +63,8 @@ var maxLong = new(big.Rat).SetInt64(1 << 53)
 // sets, strings and booleans themselves; a number that is an integer within
 // ±2^53 becomes a Long, another finite number with at most four fractional
 // digits a decimal. A null inside, any other number, a member given twice,
-// a string that is not Unicode (invalid UTF-8, a lone surrogate escape),
+// two members whose names differ only in case (foldKey), a string that is
+// not Unicode (invalid UTF-8, a lone surrogate escape),
 // more than MaxArgumentsDepth levels or more than MaxArgumentsBytes of JSON
 // is ErrArguments: the request is denied rather than decided on a value
 // that languages would read differently.
@@ -110,6 +111,7 @@ func readValue(dec *json.Decoder, depth int) (cedar.Value, error) {
 		}
 		if t == '{' {
 			m := cedar.RecordMap{}
+			folded := map[string]bool{}
 			for dec.More() {
 				k, err := dec.Token()
 				if err != nil {
@@ -118,6 +120,11 @@ func readValue(dec *json.Decoder, depth int) (cedar.Value, error) {
 				key := cedar.String(k.(string))
 				if _, dup := m[key]; dup {
 					return nil, fmt.Errorf("%w: member %q given twice", ErrArguments, excerpt(string(key)))
+				}
+				if f := foldKey(string(key)); folded[f] {
+					return nil, fmt.Errorf("%w: member %q differs from another only in case", ErrArguments, excerpt(string(key)))
+				} else {
+					folded[f] = true
 				}
 				if m[key], err = readValue(dec, depth+1); err != nil {
 					return nil, err
@@ -207,6 +214,28 @@ func loneSurrogate(raw []byte) error {
 		}
 	}
 	return nil
+}
+
+// foldKey folds a member name the way encoding/json matches one to an
+// ASCII field name: ASCII letters in lower case, and the two non-ASCII
+// letters that fold onto one (U+017F ſ onto s, U+212A Kelvin sign onto k).
+// Two members of one object that fold alike would both fill one field of a
+// Go tool's arguments struct (the last one winning), while Cedar saw two
+// members, so they are refused.
+func foldKey(k string) string {
+	b := make([]rune, 0, len(k))
+	for _, r := range k {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			r += 'a' - 'A'
+		case r == '\u017f':
+			r = 's'
+		case r == '\u212a':
+			r = 'k'
+		}
+		b = append(b, r)
+	}
+	return string(b)
 }
 
 // hex4 reads four hex digits (-1 when they are not).
