@@ -61,6 +61,9 @@ func (e *Engine) Decide(ctx context.Context, r Request) (Decision, error) {
 // AuthorizeCall evaluates a call against the current set.
 func (e *Engine) AuthorizeCall(r CallRequest) Decision { return e.cur.Load().AuthorizeCall(r) }
 
+// AuthorizeMCP decides an MCP request with the current set.
+func (e *Engine) AuthorizeMCP(r MCPRequest) Decision { return e.cur.Load().AuthorizeMCP(r) }
+
 // Reload loads the directory again and, if it loads, serves it from now on.
 // On error the previous set keeps serving and the error says why.
 func (e *Engine) Reload() error {

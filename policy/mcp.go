@@ -294,6 +294,22 @@ func (r MCPRequest) Target() (Action, Entity) {
 	return Action(r.Method), Entity{Type: EntityServer, ID: r.Server}
 }
 
+// RequiredScope is the scope an MCP request needs before policy decides it
+// (docs/mcp.md): tools:<name> for a tools/call, resources:read for a
+// resources/read, prompts:get for a prompts/get, none ("") for any other
+// method.
+func (r MCPRequest) RequiredScope() string {
+	switch Action(r.Method) {
+	case ActionToolsCall:
+		return "tools:" + r.Name
+	case ActionResourcesRead:
+		return "resources:read"
+	case ActionPromptsGet:
+		return "prompts:get"
+	}
+	return ""
+}
+
 // AuthorizeMCP decides an MCP request: the per-call request of its chain
 // (AuthorizeCall) with the action and resource of Target, and the context's
 // server and arguments. A nil *Set denies.

@@ -62,10 +62,19 @@ func (a *Authorizer) Authorize(c *chain.Chain, action policy.Action, resource po
 	if a.groups != nil {
 		groups = a.groups(c.Holder)
 	}
-	return a.policy.AuthorizeCall(policy.CallRequest{
-		Holder: c.Holder, Groups: groups, Action: action, Resource: resource, Subject: c.Subject, SubjectIssuer: c.SubjectIssuer,
+	r := CallRequest(c, groups)
+	r.Action, r.Resource = action, resource
+	return a.policy.AuthorizeCall(r)
+}
+
+// CallRequest is the per-call request of a verified chain, held by a holder
+// in groups, without its action and resource: what every per-call decision
+// (a call here, an MCP request in chain/mcpguard) puts in the context.
+func CallRequest(c *chain.Chain, groups []string) policy.CallRequest {
+	return policy.CallRequest{
+		Holder: c.Holder, Groups: groups, Subject: c.Subject, SubjectIssuer: c.SubjectIssuer,
 		Actors: c.Actors, Depth: c.Depth, Scopes: c.Scopes, Audiences: c.Audiences, Root: c.Root, Lineage: c.Lineage, Bound: c.JKT != "",
-	})
+	}
 }
 
 // Require returns net/http middleware that lets a request through only when

@@ -248,6 +248,10 @@ func (v *Verifier) Close() {
 // over another source).
 func (v *Verifier) Feed() *Feed { return v.feed }
 
+// Audience is the audience every token must carry: this resource server's
+// identifier (Config.Audience).
+func (v *Verifier) Audience() string { return v.cfg.Audience }
+
 // Verify checks a bearer token and returns its chain, or an error wrapping
 // one of the Err* sentinels of this package. A token bound to a key (DPoP) is
 // refused here (ErrSenderConstrained): it is only accepted by VerifyDPoP,
