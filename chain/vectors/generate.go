@@ -251,6 +251,9 @@ func Generate(prev map[string][]byte) (map[string][]byte, error) {
 	if err := add("feed.json", feedVectors()); err != nil {
 		return nil, err
 	}
+	if err := add("mcp-orders.json", mcpVectors()); err != nil {
+		return nil, err
+	}
 	call, err := callVectors()
 	if err != nil {
 		return nil, err

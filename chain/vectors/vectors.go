@@ -182,6 +182,12 @@ func Run(data []byte) ([]Result, error) {
 			return nil, err
 		}
 		return RunScope(&f)
+	case probe["server"] != nil:
+		var f MCPFile
+		if err := strictUnmarshal(data, &f); err != nil {
+			return nil, err
+		}
+		return RunMCP(&f)
 	case probe["policies"] != nil:
 		var f CallFile
 		if err := strictUnmarshal(data, &f); err != nil {
@@ -201,7 +207,7 @@ func Run(data []byte) ([]Result, error) {
 		}
 		return RunVerify(&f)
 	}
-	return nil, errors.New("vectors: neither a verification (jwks), a scope (covers), a call (policies) nor a feed (max_staleness_seconds) file")
+	return nil, errors.New("vectors: neither a verification (jwks), a scope (covers), a call (policies), an MCP (server) nor a feed (max_staleness_seconds) file")
 }
 
 func strictUnmarshal(data []byte, v any) error {

@@ -148,3 +148,21 @@ func TestCallVectorsNameTheirPolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestMCPVectorsNameTheirPolicies: each MCP case that reached Cedar names
+// the policies of Go's decision.
+func TestMCPVectorsNameTheirPolicies(t *testing.T) {
+	var f vectors.MCPFile
+	if err := json.Unmarshal(committed(t)["mcp-orders.json"], &f); err != nil {
+		t.Fatal(err)
+	}
+	got, err := vectors.MCPPolicies(&f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range f.Cases {
+		if !reflect.DeepEqual(got[i], c.Policies) {
+			t.Errorf("%q: Go's decision names %v, the vector %v", c.Name, got[i], c.Policies)
+		}
+	}
+}
