@@ -2,11 +2,10 @@ package policy
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
+	"strconv"
 	"unicode/utf8"
 
 	cedar "github.com/cedar-policy/cedar-go"
@@ -47,6 +46,15 @@ var ErrArguments = errors.New("MCP arguments cannot be decided")
 // context's "arguments".
 type Arguments struct{ rec *cedar.Record }
 
+// Record is the arguments as the Cedar record policies read
+// (context.arguments).
+func (a Arguments) Record() cedar.Record {
+	if a.rec == nil {
+		return cedar.NewRecord(nil)
+	}
+	return *a.rec
+}
+
 // NoArguments is the empty record: a request without arguments (the zero
 // Arguments too).
 var NoArguments = Arguments{}
@@ -79,85 +87,282 @@ func ParseArguments(raw []byte) (Arguments, error) {
 	if !utf8.Valid(raw) {
 		return Arguments{}, fmt.Errorf("%w: not UTF-8", ErrArguments)
 	}
-	if err := loneSurrogate(raw); err != nil {
-		return Arguments{}, err
-	}
 	if raw[0] != '{' {
 		return Arguments{}, fmt.Errorf("%w: arguments must be a JSON object", ErrArguments)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	v, err := readValue(dec, 1)
+	p := &argParser{b: raw}
+	v, err := p.value(1)
 	if err != nil {
 		return Arguments{}, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if p.ws(); p.i != len(p.b) {
 		return Arguments{}, fmt.Errorf("%w: data after the arguments object", ErrArguments)
 	}
 	rec := v.(cedar.Record)
 	return Arguments{rec: &rec}, nil
 }
 
-// readValue reads one JSON value at nesting level depth (containers count).
-func readValue(dec *json.Decoder, depth int) (cedar.Value, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrArguments, err)
+// argParser reads JSON (RFC 8259) straight into Cedar values: one pass,
+// numbers kept as their text until converted exactly, escapes decoded
+// with surrogates checked.
+type argParser struct {
+	b []byte
+	i int
+}
+
+func (p *argParser) fail(what string) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrArguments, what, p.i)
+}
+
+func (p *argParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
 	}
-	switch t := tok.(type) {
-	case json.Delim:
+}
+
+// value reads one JSON value at nesting level depth (containers count).
+func (p *argParser) value(depth int) (cedar.Value, error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return nil, p.fail("unexpected end")
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
 		if depth > MaxArgumentsDepth {
 			return nil, fmt.Errorf("%w: nested deeper than %d levels", ErrArguments, MaxArgumentsDepth)
 		}
-		if t == '{' {
-			m := cedar.RecordMap{}
-			folded := map[string]bool{}
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return nil, fmt.Errorf("%w: %v", ErrArguments, err)
-				}
-				key := cedar.String(k.(string))
-				if _, dup := m[key]; dup {
-					return nil, fmt.Errorf("%w: member %q given twice", ErrArguments, excerpt(string(key)))
-				}
-				if f := foldKey(string(key)); folded[f] {
-					return nil, fmt.Errorf("%w: member %q differs from another only in case", ErrArguments, excerpt(string(key)))
-				} else {
-					folded[f] = true
-				}
-				if m[key], err = readValue(dec, depth+1); err != nil {
-					return nil, err
-				}
+		p.i++
+		m := cedar.RecordMap{}
+		var folded map[string]bool
+		for first := true; ; first = false {
+			p.ws()
+			if p.i < len(p.b) && p.b[p.i] == '}' && first {
+				p.i++
+				return cedar.NewRecord(m), nil
 			}
-			_, err := dec.Token() // }
+			k, err := p.str()
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrArguments, err)
+				return nil, err
 			}
-			return cedar.NewRecord(m), nil
+			key := cedar.String(k)
+			if _, dup := m[key]; dup {
+				return nil, fmt.Errorf("%w: member %q given twice", ErrArguments, excerpt(k))
+			}
+			if folded == nil {
+				folded = map[string]bool{}
+			}
+			if f := foldKey(k); folded[f] {
+				return nil, fmt.Errorf("%w: member %q differs from another only in case", ErrArguments, excerpt(k))
+			} else {
+				folded[f] = true
+			}
+			if p.ws(); p.i >= len(p.b) || p.b[p.i] != ':' {
+				return nil, p.fail("expected ':'")
+			}
+			p.i++
+			if m[key], err = p.value(depth + 1); err != nil {
+				return nil, err
+			}
+			p.ws()
+			if p.i < len(p.b) && p.b[p.i] == ',' {
+				p.i++
+				continue
+			}
+			if p.i < len(p.b) && p.b[p.i] == '}' {
+				p.i++
+				return cedar.NewRecord(m), nil
+			}
+			return nil, p.fail("expected ',' or '}'")
 		}
+	case c == '[':
+		if depth > MaxArgumentsDepth {
+			return nil, fmt.Errorf("%w: nested deeper than %d levels", ErrArguments, MaxArgumentsDepth)
+		}
+		p.i++
 		var items []cedar.Value
-		for dec.More() {
-			v, err := readValue(dec, depth+1)
+		for first := true; ; first = false {
+			p.ws()
+			if p.i < len(p.b) && p.b[p.i] == ']' && first {
+				p.i++
+				return cedar.NewSet(items...), nil
+			}
+			v, err := p.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
 			items = append(items, v)
+			p.ws()
+			if p.i < len(p.b) && p.b[p.i] == ',' {
+				p.i++
+				continue
+			}
+			if p.i < len(p.b) && p.b[p.i] == ']' {
+				p.i++
+				return cedar.NewSet(items...), nil
+			}
+			return nil, p.fail("expected ',' or ']'")
 		}
-		if _, err := dec.Token(); err != nil { // ]
-			return nil, fmt.Errorf("%w: %v", ErrArguments, err)
-		}
-		return cedar.NewSet(items...), nil
-	case string:
-		return cedar.String(t), nil
-	case bool:
-		return cedar.Boolean(t), nil
-	case json.Number:
-		return number(string(t))
-	case nil:
+	case c == '"':
+		s, err := p.str()
+		return cedar.String(s), err
+	case c == 't' && bytes.HasPrefix(p.b[p.i:], []byte("true")):
+		p.i += 4
+		return cedar.True, nil
+	case c == 'f' && bytes.HasPrefix(p.b[p.i:], []byte("false")):
+		p.i += 5
+		return cedar.False, nil
+	case c == 'n' && bytes.HasPrefix(p.b[p.i:], []byte("null")):
 		return nil, fmt.Errorf("%w: null has no Cedar value", ErrArguments)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
 	}
-	return nil, fmt.Errorf("%w: unexpected %v", ErrArguments, tok)
+	return nil, p.fail("unexpected character")
+}
+
+// str reads a JSON string, decoding its escapes; a lone surrogate escape
+// is refused (encoding/json would read it as U+FFFD, Python and JavaScript
+// keep it, and Cedar strings are Unicode).
+func (p *argParser) str() (string, error) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return "", p.fail("expected a string")
+	}
+	p.i++
+	start := p.i
+	for p.i < len(p.b) && p.b[p.i] != '"' && p.b[p.i] != '\\' && p.b[p.i] >= 0x20 {
+		p.i++
+	}
+	if p.i < len(p.b) && p.b[p.i] == '"' { // no escapes: the common case
+		p.i++
+		return string(p.b[start : p.i-1]), nil
+	}
+	out := append([]byte(nil), p.b[start:p.i]...)
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(out), nil
+		case c < 0x20:
+			return "", p.fail("a control character in a string")
+		case c != '\\':
+			out = append(out, c)
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.b) {
+			break
+		}
+		e := p.b[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := p.hex4()
+			switch {
+			case r < 0:
+				return "", p.fail("a bad \\u escape")
+			case r >= 0xD800 && r <= 0xDBFF:
+				if p.i+1 < len(p.b) && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
+					p.i += 2
+					if lo := p.hex4(); lo >= 0xDC00 && lo <= 0xDFFF {
+						out = utf8.AppendRune(out, 0x10000+(rune(r)-0xD800)<<10+(rune(lo)-0xDC00))
+						continue
+					}
+				}
+				return "", fmt.Errorf("%w: a lone surrogate escape in a string", ErrArguments)
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return "", fmt.Errorf("%w: a lone surrogate escape in a string", ErrArguments)
+			}
+			out = utf8.AppendRune(out, rune(r))
+		default:
+			return "", p.fail("a bad escape")
+		}
+	}
+	return "", p.fail("an unterminated string")
+}
+
+// hex4 reads four hex digits (-1 when they are not).
+func (p *argParser) hex4() int {
+	if p.i+4 > len(p.b) {
+		return -1
+	}
+	n := 0
+	for _, c := range p.b[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			n = n<<4 | int(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	p.i += 4
+	return n
+}
+
+// number reads a JSON number by its grammar and converts its text.
+func (p *argParser) number() (cedar.Value, error) {
+	start := p.i
+	digits := func() int {
+		n := 0
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	intStart := p.i
+	if n := digits(); n == 0 || (n > 1 && p.b[intStart] == '0') {
+		return nil, p.fail("a malformed number")
+	}
+	plain := true
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, p.fail("a malformed number")
+		}
+		plain = false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, p.fail("a malformed number")
+		}
+		plain = false
+	}
+	text := string(p.b[start:p.i])
+	if plain && len(text) <= 16 { // at most 16 digits: exact in an int64, compared with 2^53 below
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err == nil && n <= 1<<53 && n >= -(1<<53) {
+			return cedar.Long(n), nil
+		}
+	}
+	return number(text)
 }
 
 // number converts a JSON number's text, exactly: an integer within ±2^53
@@ -183,39 +388,6 @@ func number(text string) (cedar.Value, error) {
 	return d, nil
 }
 
-// loneSurrogate refuses a \u escape of a UTF-16 surrogate that is not half
-// of a pair: encoding/json would read it as U+FFFD, Python and JavaScript
-// keep it, and Cedar strings are Unicode.
-func loneSurrogate(raw []byte) error {
-	inString := false
-	for i := 0; i < len(raw); i++ {
-		switch c := raw[i]; {
-		case c == '"':
-			inString = !inString
-		case c == '\\' && inString && i+1 < len(raw):
-			if raw[i+1] != 'u' || i+6 > len(raw) {
-				i++ // an escaped character: skip it
-				continue
-			}
-			u := hex4(raw[i+2 : i+6])
-			switch {
-			case u >= 0xD800 && u <= 0xDBFF:
-				if i+12 <= len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
-					if l := hex4(raw[i+8 : i+12]); l >= 0xDC00 && l <= 0xDFFF {
-						i += 11
-						continue
-					}
-				}
-				return fmt.Errorf("%w: a lone surrogate escape in a string", ErrArguments)
-			case u >= 0xDC00 && u <= 0xDFFF:
-				return fmt.Errorf("%w: a lone surrogate escape in a string", ErrArguments)
-			}
-			i += 5
-		}
-	}
-	return nil
-}
-
 // foldKey folds a member name the way encoding/json matches one to an
 // ASCII field name: ASCII letters in lower case, and the two non-ASCII
 // letters that fold onto one (U+017F ſ onto s, U+212A Kelvin sign onto k).
@@ -236,24 +408,6 @@ func foldKey(k string) string {
 		b = append(b, r)
 	}
 	return string(b)
-}
-
-// hex4 reads four hex digits (-1 when they are not).
-func hex4(b []byte) int {
-	n := 0
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			n = n<<4 | int(c-'0')
-		case c >= 'a' && c <= 'f':
-			n = n<<4 | int(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			n = n<<4 | int(c-'A'+10)
-		default:
-			return -1
-		}
-	}
-	return n
 }
 
 // excerpt keeps error messages short whatever the input.
@@ -316,9 +470,5 @@ func (r MCPRequest) RequiredScope() string {
 func (s *Set) AuthorizeMCP(r MCPRequest) Decision {
 	c := r.Call
 	c.Action, c.Resource = r.Target()
-	args := cedar.NewRecord(nil)
-	if r.Arguments.rec != nil {
-		args = *r.Arguments.rec
-	}
-	return s.authorizeCall(c, map[cedar.String]cedar.Value{"server": cedar.String(r.Server), "arguments": args})
+	return s.authorizeCall(c, map[cedar.String]cedar.Value{"server": cedar.String(r.Server), "arguments": r.Arguments.Record()})
 }

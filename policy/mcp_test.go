@@ -1,10 +1,16 @@
 package policy_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	cedartypes "github.com/cedar-policy/cedar-go/types"
 
 	"github.com/mandate-auth/mandate/policy"
 )
@@ -139,6 +145,57 @@ func TestArgumentsRefuseWhatLanguagesReadApart(t *testing.T) {
 	}
 }
 
+// reference converts JSON to the Cedar value ParseArguments must give, the
+// slow way: encoding/json's decoder, then the same conversion rules.
+func reference(t *testing.T, raw []byte) cedar.Value {
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 {
+		return cedar.NewRecord(nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("encoding/json refuses what ParseArguments accepted: %q: %v", raw, err)
+	}
+	var conv func(any) cedar.Value
+	conv = func(v any) cedar.Value {
+		switch x := v.(type) {
+		case map[string]any:
+			m := cedar.RecordMap{}
+			for k, e := range x {
+				m[cedar.String(k)] = conv(e)
+			}
+			return cedar.NewRecord(m)
+		case []any:
+			items := make([]cedar.Value, len(x))
+			for i, e := range x {
+				items[i] = conv(e)
+			}
+			return cedar.NewSet(items...)
+		case string:
+			return cedar.String(x)
+		case bool:
+			return cedar.Boolean(x)
+		case json.Number:
+			r, _ := new(big.Rat).SetString(string(x))
+			if r.IsInt() {
+				return cedar.Long(r.Num().Int64())
+			}
+			d, err := cedartypes.ParseDecimal(r.FloatString(4))
+			if err != nil {
+				t.Fatalf("%s: %v", x, err)
+			}
+			return d
+		}
+		t.Fatalf("unexpected %T in %q", v, raw)
+		return nil
+	}
+	if v == nil {
+		return cedar.NewRecord(nil)
+	}
+	return conv(v)
+}
+
 func FuzzParseArguments(f *testing.F) {
 	for _, s := range []string{`{"a":1}`, `{"a":[1,"x",{"b":1.25}]}`, `{"a":"\ud83d\ude00"}`, `{"a":1,"a":2}`, `{"a":null}`} {
 		f.Add([]byte(s))
@@ -156,5 +213,8 @@ func FuzzParseArguments(f *testing.F) {
 			return
 		}
 		s.AuthorizeMCP(policy.MCPRequest{Method: "tools/call", Name: "t", Arguments: a}) // never panics
+		if want := reference(t, raw); !a.Record().Equal(want) {
+			t.Fatalf("%q: %s, encoding/json reads %s", raw, a.Record().MarshalCedar(), want.MarshalCedar())
+		}
 	})
 }

@@ -274,7 +274,15 @@ func (s *Set) eval(ents cedar.EntityMap, req cedar.Request) Decision {
 		for _, e := range diag.Errors {
 			ids = append(ids, string(e.PolicyID))
 		}
-		return Decision{Policies: ids, Reason: fmt.Sprintf("policy %q failed to evaluate (%s), so the request is denied", ids[0], diag.Errors[0].Message)}
+		slices.Sort(ids) // cedar reports them in no fixed order
+		msg := ""
+		for _, e := range diag.Errors {
+			if string(e.PolicyID) == ids[0] {
+				msg = e.Message
+				break
+			}
+		}
+		return Decision{Policies: ids, Reason: fmt.Sprintf("policy %q failed to evaluate (%s), so the request is denied", ids[0], msg)}
 	}
 	ids := make([]string, 0, len(diag.Reasons))
 	for _, r := range diag.Reasons {

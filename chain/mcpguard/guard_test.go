@@ -49,7 +49,7 @@ type fixture struct {
 	logs     *bytes.Buffer
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	clients := append(dt.DefaultClients(),
 		dt.Client{ID: "mcp-researcher", Grants: dt.Both, Scopes: []string{"tools:*"}, Audiences: []string{server}, Groups: []string{"research-agents"}},
@@ -123,7 +123,7 @@ func (f *fixture) connect(t *testing.T, tok string) *mcp.ClientSession {
 }
 
 // task mints the orchestrator's root and delegates it to holder with scope.
-func (f *fixture) task(t *testing.T, holder, scope string) (root, tok string) {
+func (f *fixture) task(t testing.TB, holder, scope string) (root, tok string) {
 	root = f.env.Mint(t, "orchestrator", url.Values{"scope": {"tools:*"}, "audience": {server}})
 	return root, f.env.Delegate(t, "orchestrator", root, holder, url.Values{"scope": {scope}, "audience": {server}})
 }
