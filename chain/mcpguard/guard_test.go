@@ -20,6 +20,8 @@ import (
 	"github.com/mandate-auth/mandate/chain/mcpguard"
 	"github.com/mandate-auth/mandate/chain/verifier"
 	"github.com/mandate-auth/mandate/delegation"
+	"github.com/mandate-auth/mandate/delegation/client"
+	"github.com/mandate-auth/mandate/tokens"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/policy"
 )
@@ -57,8 +59,11 @@ func newFixture(t testing.TB) *fixture {
 		dt.Client{ID: "mcp-rs", Role: delegation.RoleResourceServer},
 	)
 	f := &fixture{env: dt.New(t, dt.Options{Clients: clients}), logs: &bytes.Buffer{}}
+	srv := httptest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
 	md := verifier.ResourceMetadata{Resource: server, AuthorizationServers: []string{f.env.URL}}
-	v, err := verifier.Discover(context.Background(), verifier.Config{Issuer: f.env.URL, Audience: server,
+	v, err := verifier.Discover(context.Background(), verifier.Config{Issuer: f.env.URL, Audience: server, PublicURL: srv.URL,
 		ClientID: "mcp-rs", ClientSecret: dt.Secret("mcp-rs"), Now: f.env.Clock.Now, ResourceMetadataURL: md.URL()})
 	if err != nil {
 		t.Fatal(err)
@@ -94,9 +99,7 @@ func newFixture(t testing.TB) *fixture {
 	mux := http.NewServeMux()
 	mux.Handle("/", g.Protect(s, nil))
 	mux.Handle(verifier.ResourceMetadataPath(server), g.Metadata(f.env.URL, "tools:*").Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	srv.Config.Handler = mux
 	return f
 }
 
@@ -298,5 +301,41 @@ func TestGuardRefusesAMisconfiguration(t *testing.T) {
 	set, _ := policy.Parse()
 	if _, err := mcpguard.New(f.v, mcpguard.Config{Server: "https://other.example", Policy: set}); err == nil {
 		t.Error("a guard for another server than the verifier's audience")
+	}
+}
+
+// TestABoundTokenCarriesItsProof: an agent's DPoP-bound token reaches the
+// tools through the official client with the Go client's transport (a fresh
+// proof per request, htu against the server's PublicURL); the same token
+// shown as a bearer token is refused.
+func TestABoundTokenCarriesItsProof(t *testing.T) {
+	f := newFixture(t)
+	key, err := tokens.NewDPoPKey("EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(context.Background(), f.env.URL, "mcp-researcher", dt.Secret("mcp-researcher"), client.WithKey(key), client.WithClock(f.env.Clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cl.Mint(context.Background(), "tools:search_orders", server)
+	if err != nil || !tok.Bound() {
+		t.Fatalf("mint: %v (bound %v)", err, tok != nil && tok.Bound())
+	}
+	c := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
+	s, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: f.url, HTTPClient: tok.HTTPClient(nil),
+		DisableStandaloneSSE: true, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatalf("connect with a bound token: %v", err)
+	}
+	defer s.Close()
+	if r, err := call(s, "search_orders", map[string]any{"q": "x"}); err != nil || r.IsError {
+		t.Fatalf("search with a bound token: %v %+v", err, r)
+	}
+	if resp := f.post(t, tok.Value, s.ID(), `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"search_orders","arguments":{}}}`); resp.StatusCode != 401 {
+		t.Errorf("a bound token as bearer: %d", resp.StatusCode)
+	}
+	if f.searches.Load() != 1 {
+		t.Errorf("%d searches ran, want 1", f.searches.Load())
 	}
 }

@@ -1,0 +1,28 @@
+package client
+
+import "net/http"
+
+// HTTPClient returns an http.Client that sends t with every request, as Do
+// does: a bound token with a fresh DPoP proof for each request's method and
+// URL (retried once with the server's nonce when it asks for one), redirects
+// returned rather than followed. It is what a library that makes its own
+// requests needs, such as the official MCP SDK's client
+// (mcp.StreamableClientTransport{HTTPClient: tok.HTTPClient(nil)}).
+func (t *Token) HTTPClient(base http.RoundTripper) *http.Client {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &http.Client{Transport: &tokenTransport{t: t, base: base},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// tokenTransport authorizes each request with a token (Token.HTTPClient).
+type tokenTransport struct {
+	t    *Token
+	base http.RoundTripper
+}
+
+func (tt *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	hc := &http.Client{Transport: tt.base}
+	return Do(hc, tt.t, req.Clone(req.Context()))
+}
