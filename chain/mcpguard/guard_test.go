@@ -21,9 +21,9 @@ import (
 	"github.com/mandate-auth/mandate/chain/verifier"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/client"
-	"github.com/mandate-auth/mandate/tokens"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/tokens"
 )
 
 const server = "https://tools.example"
