@@ -73,8 +73,16 @@ func (g tokenExchangeGrant) HandleTokenRequest(ctx context.Context, c *Registrat
 	return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token issuer %q is neither Mandate nor a trusted issuer", jwt.Excerpt(iss))
 }
 
+// errNotHeld refuses a subject token held by another client (and not for an
+// audience c serves): a stolen token cannot be laundered through the token
+// endpoint.
+func errNotHeld() error {
+	return oauth.Wrap(errForeignToken, oauth.CodeInvalidRequest, "subject_token is held by another client; only its holder may exchange it")
+}
+
 // delegate issues a child of a Mandate token held by c, to c itself or to the
-// actor named by the actor token.
+// actor named by the actor token; or, when c does not hold it but serves one
+// of its audiences, the audience exchange.
 func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenRequest, issuedType string) (*TokenResponse, error) {
 	now := s.now()
 	parent, parentKid, err := s.verifyPresented(ctx, req.SubjectToken, "subject_token", now)
@@ -82,7 +90,12 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 		return nil, err
 	}
 	if parent.ClientID != c.ID {
-		return nil, oauth.Wrap(errForeignToken, oauth.CodeInvalidRequest, "subject_token is held by another client; only its holder may exchange it")
+		if c.servesAudienceOf(parent.Audience) {
+			// docs/design.md, the audience exchange: the resource server the
+			// token was sent to trades it for its own token downstream.
+			return s.audienceExchange(ctx, c, req, parent, parentKid, issuedType, now)
+		}
+		return nil, errNotHeld()
 	}
 	if parent.Cnf != nil {
 		// A bound token is exchanged only with a proof of its key (RFC 9449 §5).

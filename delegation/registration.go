@@ -83,6 +83,13 @@ type Registration struct {
 	// Ephemeral, when set, lets the client delegate to unregistered agents
 	// named "<ID>/<name>" (see TypeAgent).
 	Ephemeral *Ephemeral
+	// Serves lists the audiences the client is the resource server for (an
+	// MCP server's canonical URI, say). With the token_exchange grant it may
+	// exchange a token whose aud contains one of them, though it does not
+	// hold it, for a token of its own to a downstream API within Audiences:
+	// the audience exchange (audience_exchange.go). At most one registration
+	// serves an audience.
+	Serves []string
 
 	ephemeral bool // an ephemeral agent made for one exchange, not a registration
 }
@@ -90,6 +97,17 @@ type Registration struct {
 // Can reports whether the client may use the grant of that name (a
 // GrantHandler's Name, as registrations list grants).
 func (c *Registration) Can(grant string) bool { return slices.Contains(c.Grants, grant) }
+
+// servesAudienceOf reports whether the client is the resource server for
+// one of aud's values (its Serves).
+func (c *Registration) servesAudienceOf(aud []string) bool {
+	for _, a := range aud {
+		if slices.Contains(c.Serves, a) {
+			return true
+		}
+	}
+	return false
+}
 
 // ceiling is what every token the client holds stays within.
 func (c *Registration) ceiling() chain.Grant {
@@ -183,6 +201,7 @@ func (s *Service) Registration(id string) (*Registration, bool) {
 
 func validateClients(list []Registration, issuer string) (map[string]*Registration, error) {
 	m := make(map[string]*Registration, len(list))
+	servedBy := map[string]string{} // audience → the client that serves it
 	for i := range list {
 		c := &list[i]
 		if c.ID == "" {
@@ -213,6 +232,19 @@ func validateClients(list []Registration, issuer string) (map[string]*Registrati
 			// name their holder and grant nothing; a registration granting
 			// scopes there would make scoped tokens pass for identity.
 			return nil, fmt.Errorf("client %q: audience %q is Mandate's own issuer, the audience of identity tokens (every client may get one without listing it)", c.ID, issuer)
+		}
+		for _, a := range c.Serves {
+			switch other, taken := servedBy[a]; {
+			case a == issuer:
+				// Mandate is no resource server a client could stand in for;
+				// serving it would make every identity token exchangeable.
+				return nil, fmt.Errorf("client %q: serves %q, Mandate's own issuer", c.ID, issuer)
+			case a == "":
+				return nil, fmt.Errorf("client %q: serves an empty audience", c.ID)
+			case taken && other != c.ID:
+				return nil, fmt.Errorf("client %q: serves %q, which client %q already serves (one registration per resource server; its replicas share it)", c.ID, a, other)
+			}
+			servedBy[a] = c.ID
 		}
 		m[c.ID] = c
 	}

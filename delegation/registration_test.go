@@ -38,3 +38,38 @@ func TestNoRegistrationGrantsMandatesOwnAudience(t *testing.T) {
 		}
 	}
 }
+
+// TestServesIsOneClientsAndNeverMandates: New refuses a registration that
+// serves Mandate's own issuer (every identity token would become
+// exchangeable) and an audience two registrations serve (which of them is
+// the resource server would be ambiguous).
+func TestServesIsOneClientsAndNeverMandates(t *testing.T) {
+	db, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcp := func(id string, serves ...string) delegation.Registration {
+		return delegation.Registration{ID: id, Secret: delegation.NewPlainSecret("s"), Grants: []string{delegation.GrantNameTokenExchange},
+			Scopes: []string{"x"}, Audiences: []string{"https://api.example"}, Serves: serves}
+	}
+	for name, tt := range map[string]struct {
+		clients []delegation.Registration
+		want    string
+	}{
+		"Mandate's issuer":     {[]delegation.Registration{mcp("a", "https://m.example")}, `client "a": serves "https://m.example", Mandate's own issuer`},
+		"an empty audience":    {[]delegation.Registration{mcp("a", "")}, `client "a": serves an empty audience`},
+		"served by two":        {[]delegation.Registration{mcp("a", "https://mcp.example"), mcp("b", "https://x.example", "https://mcp.example")}, `client "b": serves "https://mcp.example", which client "a" already serves`},
+		"one client, two URIs": {[]delegation.Registration{mcp("a", "https://mcp.example", "https://mcp2.example")}, ""},
+	} {
+		_, err := delegation.New(delegation.Config{Issuer: "https://m.example", RootTTL: time.Minute, DelegatedTTL: time.Minute, MaxDepth: 2,
+			Clients: tt.clients}, keys, db)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -186,6 +186,7 @@ type shownClient struct {
 	Groups     []string        `json:"groups"`
 	Role       string          `json:"role"`
 	Ephemeral  *shownEphemeral `json:"ephemeral,omitempty"`
+	Serves     []string        `json:"serves,omitempty"`
 }
 
 // shownEphemeral is a client's ceiling for its ephemeral agents.
@@ -265,7 +266,7 @@ func showConfig(c *server.Config) *shownConfig {
 	s.Clients = []shownClient{}
 	for _, cl := range c.Clients {
 		sc := shownClient{ID: cl.ID, JWKSFile: cl.JWKSFile, Grants: orEmpty(cl.Grants), Scopes: orEmpty(cl.Scopes),
-			Audiences: orEmpty(cl.Audiences), Groups: orEmpty(cl.Groups), Role: cl.Role}
+			Audiences: orEmpty(cl.Audiences), Groups: orEmpty(cl.Groups), Role: cl.Role, Serves: cl.Serves}
 		if cl.Secret != "" {
 			sc.Secret = masked
 		}
@@ -400,6 +401,9 @@ func printCheckReport(w io.Writer, path string, r checkReport) {
 		field("groups", list(cl.Groups))
 		if e := cl.Ephemeral; e != nil {
 			field("ephemeral", "scopes "+list(e.Scopes)+"; audiences "+list(e.Audiences)+"; groups "+list(e.Groups))
+		}
+		if len(cl.Serves) > 0 {
+			field("serves", list(cl.Serves))
 		}
 	}
 	if len(c.TrustedIssuers) > 0 {

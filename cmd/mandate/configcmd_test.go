@@ -224,8 +224,8 @@ func TestConfigCheckShowsEveryKey(t *testing.T) {
 	// What config check leaves out on purpose: reserved keys serve refuses.
 	skip := map[string]bool{"trusted_issuers.jwks_url": true}
 	// What an entry shows only when it sets it: one of the three ways to
-	// authenticate, and the ephemeral block.
-	optional := map[string]bool{"clients.secret": true, "clients.secret_hash": true, "clients.jwks_file": true, "clients.ephemeral": true}
+	// authenticate, the ephemeral block and serves (TestConfigCheckShowsServes).
+	optional := map[string]bool{"clients.secret": true, "clients.secret_hash": true, "clients.jwks_file": true, "clients.ephemeral": true, "clients.serves": true}
 	var walk func(prefix string, typ reflect.Type, shown map[string]any)
 	walk = func(prefix string, typ reflect.Type, shown map[string]any) {
 		for i := range typ.NumField() {
@@ -266,6 +266,26 @@ func TestConfigCheckShowsEveryKey(t *testing.T) {
 		}
 	}
 	walk("", reflect.TypeOf(server.Config{}), r.Config)
+}
+
+// TestConfigCheckShowsServes: a client that serves audiences (the audience
+// exchange) shows them in text and JSON; a client that serves nothing shows
+// no serves at all.
+func TestConfigCheckShowsServes(t *testing.T) {
+	clearMandateEnv(t)
+	cfg := writeConfig(t, "issuer: https://m.example\nclients:\n"+
+		"  - {id: mcp-orders, secret_hash: \""+testHash+"\", grants: [token_exchange], scopes: [\"orders:read:*\"], audiences: [https://orders-api.example], serves: [https://mcp.orders.example/mcp]}\n"+
+		"  - {id: ops, secret_hash: \""+testHash+"\", role: admin}\n")
+	out, err := runCLI(t, "", "--config", cfg, "config", "check")
+	if err != nil || !strings.Contains(out, "    serves            https://mcp.orders.example/mcp\n") || strings.Count(out, "serves") != 1 {
+		t.Errorf("text: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "", "--config", cfg, "config", "check", "--format", "json")
+	var r checkReport
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil || !reflect.DeepEqual(r.Config.Clients[0].Serves, []string{"https://mcp.orders.example/mcp"}) ||
+		strings.Count(out, `"serves"`) != 1 {
+		t.Errorf("json: %v\n%s", err, out)
+	}
 }
 
 // TestConfigCheckSaysTypeProblemsComeFirst: when problems of the values'

@@ -110,6 +110,9 @@ type checkRequestFile struct {
 		TTLSeconds int64    `json:"ttl_seconds"`
 		Ephemeral  bool     `json:"ephemeral"`
 		Bound      bool     `json:"bound"`
+		// AudienceExchange: a resource server exchanging a token sent to
+		// it for its own token downstream (principal == resource).
+		AudienceExchange bool `json:"audience_exchange"`
 	} `json:"context"`
 }
 
@@ -152,7 +155,7 @@ func checkRequest(set *policy.Set, raw []byte, cfg *server.Config) (policy.Decis
 			Action: policy.Action(r.Action), Resource: agent, ResourceGroups: groupsOf(r.ResourceGroups, agent),
 			Subject: ctx.Subject, Scopes: ctx.Scopes, Audiences: ctx.Audiences, Depth: ctx.Depth,
 			Actors: ctx.Actors, Root: ctx.Root, TTL: time.Duration(ctx.TTLSeconds) * time.Second,
-			Ephemeral: ctx.Ephemeral, Bound: ctx.Bound,
+			Ephemeral: ctx.Ephemeral, Bound: ctx.Bound, AudienceExchange: ctx.AudienceExchange,
 		})
 	}
 	var ent policy.Entity

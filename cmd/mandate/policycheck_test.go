@@ -97,6 +97,24 @@ func TestPolicyCheckKnowsEphemeralAgents(t *testing.T) {
 	}
 }
 
+// TestPolicyCheckKnowsAudienceExchanges: a request file's
+// context.audience_exchange reaches the policies, so an operator can test
+// the rules for MCP servers' audience exchanges before deploying them.
+func TestPolicyCheckKnowsAudienceExchanges(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.cedar"), []byte(`
+@id("mcp") permit (principal, action == Action::"delegate", resource) when { context.audience_exchange && principal == resource };`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for context, want := range map[string]string{`"audience_exchange": true`: "decision  allow", `"audience_exchange": false`: "no policy permits"} {
+		req := `{"principal": "mcp-orders", "action": "delegate", "resource": "mcp-orders", "context": {"scopes": ["orders:read:x"], "depth": 2, ` + context + `}}`
+		out, _ := runCLI(t, req, "policy", "check", "--dir", dir, "--request", "-")
+		if !strings.Contains(out, want) {
+			t.Errorf("{%s}: want %q in\n%s", context, want, out)
+		}
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	t.Helper()
 	a, err := filepath.Abs(p)

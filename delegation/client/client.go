@@ -1,6 +1,9 @@
 // Package client is Mandate's Go client. An orchestrator uses it to mint task
 // tokens, exchange (bearer or DPoP-bound), spawn ephemeral agents and revoke;
-// an agent uses it to call resource servers with DPoP-protected requests.
+// an agent uses it to call resource servers with DPoP-protected requests; a
+// resource server that calls a downstream API for its caller (an MCP server)
+// uses it to exchange the caller's token for its own
+// (ExchangeForDownstream), never forwarding it.
 //
 // It depends only on the wire vocabulary (delegation/oauth) and on package
 // tokens, never on Mandate's server. A Client authenticates with
@@ -179,6 +182,33 @@ func (c *Client) Exchange(ctx context.Context, subject *Token, o ExchangeOptions
 		childKey = proofKey // the holder stays: the child is bound to the same key
 	}
 	return c.token(ctx, form, proofKey, childKey)
+}
+
+// ExchangeForDownstream is the audience exchange, for a resource server (an
+// MCP server, say) registered with serves: it trades received, a token a
+// caller sent to it (for an audience it serves, verified by it on the way
+// in), for a token of its own to call the downstream API audience on the
+// caller's behalf, instead of forwarding the caller's token. The new token
+// keeps the caller's subject, adds this client to its actor chain and
+// descends from received (revoking it revokes the new one); scope narrows it
+// further ("" for everything received grants within this client's
+// registration). No proof of received's key is needed; with a key
+// (WithKey) this client proves its own, and the new token is bound to it —
+// as it must be when received is bound.
+func (c *Client) ExchangeForDownstream(ctx context.Context, received, audience, scope string) (*Token, error) {
+	if audience == "" {
+		return nil, errors.New("mandate: an audience exchange names the downstream API (audience)")
+	}
+	form := url.Values{
+		"grant_type":         {oauth.GrantTokenExchange},
+		"subject_token":      {received},
+		"subject_token_type": {oauth.TokenTypeAccessToken},
+		"audience":           {audience},
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	return c.token(ctx, form, c.key, c.key)
 }
 
 // holderOf is the holder an actor token names, read without verifying (only

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/mandate-auth/mandate/chain/verifier"
+	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/client"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -361,5 +363,77 @@ func TestDoDoesNotFollowRedirects(t *testing.T) {
 	}
 	if http.DefaultClient.CheckRedirect != nil {
 		t.Error("Do changed the caller's client")
+	}
+}
+
+// TestExchangeForDownstream: an MCP server registered with serves gets its
+// own token for the API behind it from the token a caller sent it, bound to
+// its own key, without the caller's key; the API sees the caller's subject
+// and the MCP server as the holder; the caller's token is never forwarded.
+func TestExchangeForDownstream(t *testing.T) {
+	const toolsAudience = "https://tools.example" // what the MCP server serves
+	clients := append(dt.DefaultClients(), dt.Client{ID: "mcp-tools", Grants: []string{delegation.GrantNameTokenExchange},
+		Serves: []string{toolsAudience}, Scopes: []string{"db:read:*"}, Audiences: []string{dbAudience}})
+	env := dt.New(t, dt.Options{Clients: clients})
+	a := newAPI(t, env, false)
+	ctx := context.Background()
+	orch, res, mcp := connect(t, env, "orchestrator", true), connect(t, env, "researcher", true), connect(t, env, "mcp-tools", true)
+
+	root, err := orch.Mint(ctx, "db:read:* tools:search", toolsAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resID, err := res.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := orch.Exchange(ctx, root, client.ExchangeOptions{Actor: resID.Value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The researcher calls the MCP server with its bound token; the MCP
+	// server has only the token string (and checked the proof on the way in).
+	received := res.Adopt(task.Value).Value
+	down, err := mcp.ExchangeForDownstream(ctx, received, dbAudience, "db:read:orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := env.Claims(t, down.Value)
+	if !down.Bound() || down.Key != mcp.Key() || c.Cnf.JKT != mcp.Key().JKT() || c.Subject != "orchestrator" ||
+		c.ClientID != "mcp-tools" || !reflect.DeepEqual(c.Act.Path(), []string{"mcp-tools", "researcher"}) || len(c.Lineage) != 2 {
+		t.Fatalf("downstream token %+v: %+v", down, c)
+	}
+	if code, body := a.call(t, down, http.MethodGet, ""); code != 200 || body != "mcp-tools" {
+		t.Fatalf("the MCP server's call downstream: %d %q", code, body)
+	}
+	// Forwarding the caller's token instead gets nowhere: it is not for the API.
+	if code, _ := a.call(t, res.Adopt(task.Value), http.MethodGet, ""); code != 401 {
+		t.Errorf("the forwarded token: %d", code)
+	}
+
+	// Without a key the MCP server cannot take a bound token's child (it
+	// would have to be bound); a bearer one it can.
+	plain := connect(t, env, "mcp-tools", false)
+	var oe *oauth.Error
+	if _, err := plain.ExchangeForDownstream(ctx, received, dbAudience, ""); !errors.As(err, &oe) || oe.Code != oauth.CodeInvalidDPoPProof {
+		t.Errorf("a bound token without a key: %v", err)
+	}
+	bearerRoot, err := connect(t, env, "researcher", false).Mint(ctx, "", toolsAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if down, err := plain.ExchangeForDownstream(ctx, bearerRoot.Value, dbAudience, ""); err != nil || down.Bound() || down.Scope != "db:read:*" {
+		t.Errorf("a bearer token: %+v, %v", down, err)
+	}
+	// Beyond its registration, and without naming the API: refused.
+	if _, err := mcp.ExchangeForDownstream(ctx, received, "https://mail.example", ""); !errors.As(err, &oe) || oe.Code != oauth.CodeInvalidTarget {
+		t.Errorf("an audience it is not registered for: %v", err)
+	}
+	if _, err := mcp.ExchangeForDownstream(ctx, received, "", ""); err == nil || !strings.Contains(err.Error(), "names the downstream API") {
+		t.Errorf("no audience: %v", err)
+	}
+	// A client that does not serve the token's audience is refused as before.
+	if _, err := connect(t, env, "outsider", true).ExchangeForDownstream(ctx, received, dbAudience, ""); !errors.As(err, &oe) || oe.Code != oauth.CodeInvalidRequest {
+		t.Errorf("a client that serves nothing: %v", err)
 	}
 }

@@ -75,6 +75,9 @@ type Client struct {
 	Groups    []string
 	Role      delegation.Role
 	Ephemeral *delegation.Ephemeral
+	// Serves lists the audiences the client is the resource server for
+	// (clients[].serves): the audience exchange.
+	Serves []string
 	// JWKS, when set, registers the client for private_key_jwt with these
 	// public keys instead of a secret.
 	JWKS []byte
@@ -264,7 +267,7 @@ func Config(t testing.TB, opts Options) *server.Config {
 		cfg.Policy.Dir = filepath.Join(files, "policies")
 	}
 	for _, c := range opts.Clients {
-		cc := server.ClientConfig{ID: c.ID, Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: string(c.Role)}
+		cc := server.ClientConfig{ID: c.ID, Grants: c.Grants, Scopes: c.Scopes, Audiences: c.Audiences, Groups: c.Groups, Role: string(c.Role), Serves: c.Serves}
 		if c.Ephemeral != nil {
 			cc.Ephemeral = &server.EphemeralConfig{Scopes: c.Ephemeral.Scopes, Audiences: c.Ephemeral.Audiences, Groups: c.Ephemeral.Groups}
 		}

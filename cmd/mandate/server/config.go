@@ -203,6 +203,12 @@ type ClientConfig struct {
 	// Ephemeral lets the client delegate to unregistered agents named
 	// "<id>/<name>" that prove a key of their own (docs/dpop.md).
 	Ephemeral *EphemeralConfig `mapstructure:"ephemeral"`
+	// Serves lists the audiences (absolute URIs) the client is the resource
+	// server for, such as an MCP server's canonical URI: it may exchange a
+	// token sent to one of them for its own token to a downstream API
+	// within Audiences (the audience exchange, docs/design.md). It needs
+	// the token_exchange grant; no two clients serve one audience.
+	Serves []string `mapstructure:"serves"`
 }
 
 // EphemeralConfig is the ceiling and the groups of a client's ephemeral agents.
@@ -816,8 +822,16 @@ func (c *Config) Validate(base string) ([]string, error) {
 		failf("config: clients is empty: register at least one client (see README.md)")
 	}
 	seen := map[string]bool{}
+	servedBy := map[string]string{} // audience → the first client serving it
 	for i, cl := range c.Clients {
 		fail(c.validateClient(i, cl, base, seen, &warn))
+		for _, a := range cl.Serves {
+			if other, taken := servedBy[a]; taken && other != cl.ID {
+				failf("config: clients[%d] (%s).serves: %q is already served by client %q: one registration is the resource server for an audience (its replicas share it)", i, cl.ID, a, other)
+			} else if !taken {
+				servedBy[a] = cl.ID
+			}
+		}
 	}
 	if len(c.Clients) > 0 && !slices.ContainsFunc(c.Clients, func(cl ClientConfig) bool { return cl.Role == string(delegation.RoleAdmin) }) {
 		warn = append(warn, "no admin client: the operator commands (mandate lineage, revoke, tokens, keys, audit) will be refused; add a client with role: admin (mandate init writes one)")
@@ -903,6 +917,21 @@ func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[st
 			failf("config: %s.audiences: %q is Mandate's own issuer, the audience of identity tokens, which every client may get without listing it", key, a)
 		}
 	}
+	for j, a := range cl.Serves {
+		if err := servedAudience(a, c.Issuer); err != nil {
+			failf("config: %s.serves: %q %v", key, a, err)
+		} else if slices.Contains(cl.Serves[:j], a) {
+			failf("config: %s.serves: %q is listed twice", key, a)
+		}
+	}
+	if len(cl.Serves) > 0 {
+		if !slices.Contains(cl.Grants, delegation.GrantNameTokenExchange) {
+			failf("config: %s.serves needs the token_exchange grant (the audience exchange is a token exchange)", key)
+		}
+		if len(cl.Scopes) == 0 || len(cl.Audiences) == 0 {
+			failf("config: %s.serves needs scopes and audiences: they bound the tokens it gets for its downstream APIs (audiences lists those APIs), so without them every audience exchange is refused", key)
+		}
+	}
 	for _, g := range cl.Groups {
 		if !clientIDPattern.MatchString(g) {
 			failf("config: %s.groups: %q must be 1-128 characters of letters, digits and ._~:/@+-", key, g)
@@ -925,6 +954,29 @@ func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[st
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// servedAudience checks one clients[].serves entry: an absolute URI (RFC
+// 3986 §4.3, as RFC 8707 resource indicators are) without a fragment, with a
+// host when it is http(s), and not Mandate's own issuer (which is the
+// audience of identity tokens, and no client stands in for Mandate). The
+// error completes "<key>: <value> …".
+func servedAudience(a, issuer string) error {
+	if strings.TrimSpace(a) == "" || a != strings.TrimSpace(a) {
+		return errors.New("must be non-empty without surrounding spaces")
+	}
+	u, err := url.Parse(a)
+	switch {
+	case err != nil || !u.IsAbs():
+		return errors.New("must be an absolute URI, such as https://mcp.orders.example/mcp (the audience its callers' tokens carry)")
+	case u.Fragment != "" || strings.Contains(a, "#"):
+		return errors.New("must not have a fragment (#…)")
+	case (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
+		return errors.New("must name a host, such as https://mcp.orders.example/mcp")
+	case issuer != "" && a == issuer:
+		return errors.New("is Mandate's own issuer, the audience of identity tokens: no client is the resource server for it")
+	}
+	return nil
 }
 
 // isWildcard is whether a listen host binds every interface ("", 0.0.0.0, ::).
@@ -979,7 +1031,7 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 	for _, cl := range c.Clients {
 		dc := delegation.Registration{
 			ID: cl.ID, Grants: cl.Grants, Scopes: cl.Scopes,
-			Audiences: cl.Audiences, Groups: cl.Groups, Role: delegation.Role(cl.Role),
+			Audiences: cl.Audiences, Groups: cl.Groups, Role: delegation.Role(cl.Role), Serves: cl.Serves,
 		}
 		switch {
 		case cl.JWKSFile != "":

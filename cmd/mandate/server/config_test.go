@@ -576,3 +576,51 @@ func TestNumbersAtTheirBounds(t *testing.T) {
 		t.Errorf("cfg = %+v", cfg)
 	}
 }
+
+// TestServesIsValidated: clients[].serves (the audience exchange) holds
+// absolute URIs, never Mandate's own issuer, each served by one client, on
+// a client with the token_exchange grant and a ceiling to bound what it
+// gets downstream; a good one reaches the core's registration.
+func TestServesIsValidated(t *testing.T) {
+	mcp := func(serves string) string {
+		return "  - id: mcp\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    scopes: [\"orders:read:*\"]\n    audiences: [https://orders-api.example]\n    serves: " + serves + "\n"
+	}
+	const head = "issuer: https://m.example\nclients:\n"
+	tests := []struct{ name, yaml, want string }{
+		{"a relative reference", head + mcp("[mcp.orders.example/mcp]"), `config: clients[0] (mcp).serves: "mcp.orders.example/mcp" must be an absolute URI, such as https://mcp.orders.example/mcp`},
+		{"a path alone", head + mcp("[/mcp]"), `clients[0] (mcp).serves: "/mcp" must be an absolute URI`},
+		{"an https URI without a host", head + mcp("[\"https:///mcp\"]"), `clients[0] (mcp).serves: "https:///mcp" must name a host`},
+		{"a fragment", head + mcp("[\"https://mcp.example/mcp#x\"]"), `clients[0] (mcp).serves: "https://mcp.example/mcp#x" must not have a fragment`},
+		{"surrounding spaces", head + mcp("[\" https://mcp.example \"]"), `clients[0] (mcp).serves: " https://mcp.example " must be non-empty without surrounding spaces`},
+		{"empty", head + mcp("[\"\"]"), `clients[0] (mcp).serves: "" must be non-empty`},
+		{"Mandate's own issuer", head + mcp("[https://m.example]"), `clients[0] (mcp).serves: "https://m.example" is Mandate's own issuer, the audience of identity tokens`},
+		{"listed twice", head + mcp("[https://mcp.example, https://mcp.example]"), `clients[0] (mcp).serves: "https://mcp.example" is listed twice`},
+		{"without the token_exchange grant", head + "  - id: mcp\n    secret_hash: \"" + testHash + "\"\n    grants: [client_credentials]\n    scopes: [x]\n    audiences: [https://api.example]\n    serves: [https://mcp.example]\n",
+			"config: clients[0] (mcp).serves needs the token_exchange grant"},
+		{"without audiences", head + "  - id: mcp\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    scopes: [x]\n    serves: [https://mcp.example]\n",
+			"config: clients[0] (mcp).serves needs scopes and audiences"},
+		{"without scopes", head + "  - id: mcp\n    secret_hash: \"" + testHash + "\"\n    grants: [token_exchange]\n    audiences: [https://api.example]\n    serves: [https://mcp.example]\n",
+			"config: clients[0] (mcp).serves needs scopes and audiences"},
+		{"served by two clients", head + mcp("[https://mcp.example]") + strings.Replace(mcp("[https://other.example, https://mcp.example]"), "id: mcp", "id: mcp-2", 1),
+			`config: clients[1] (mcp-2).serves: "https://mcp.example" is already served by client "mcp": one registration is the resource server for an audience`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Load(writeConfig(t, tt.yaml+adminClient), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v\nwant %q", err, tt.want)
+			}
+		})
+	}
+	cfg, warnings, err := Load(writeConfig(t, head+mcp("[https://mcp.orders.example/mcp, \"urn:example:mcp:orders\"]")+adminClient+"policy: {dir: ./p}\n"), nil)
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("%v %v", err, warnings)
+	}
+	sc, err := cfg.serviceConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.Clients[0].Serves; !slices.Equal(got, []string{"https://mcp.orders.example/mcp", "urn:example:mcp:orders"}) {
+		t.Errorf("registration serves %v", got)
+	}
+}
