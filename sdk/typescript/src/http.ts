@@ -70,8 +70,12 @@ export interface GetJSONOptions {
   signal?: AbortSignal;
 }
 
-/** GETs a JSON document; throws ProtocolError (with the status) on anything but 200 JSON. */
-export async function getJSON(url: string, o: GetJSONOptions): Promise<{ status: number; body: unknown }> {
+/**
+ * GETs a document of at most limit bytes: its status and its body as text
+ * (UTF-8), whatever the status. A failure to connect, a deadline or a broken
+ * body is a ProtocolError, never another exception.
+ */
+export async function getText(url: string, o: GetJSONOptions): Promise<{ status: number; body: string }> {
   const d = deadline(o.timeoutMs, o.signal);
   try {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -82,17 +86,27 @@ export async function getJSON(url: string, o: GetJSONOptions): Promise<{ status:
     } catch (e) {
       throw new ProtocolError(`${safeURL(url)}: ${e instanceof Error ? e.message : String(e)}`, undefined, { cause: e });
     }
-    const raw = await readLimited(resp, o.limit);
-    if (resp.status !== 200) {
-      return { status: resp.status, body: raw.toString('utf8') };
-    }
+    let raw: Buffer;
     try {
-      return { status: 200, body: JSON.parse(raw.toString('utf8')) };
-    } catch {
-      throw new ProtocolError(`${safeURL(url)}: the answer is not JSON`, 200);
+      raw = await readLimited(resp, o.limit);
+    } catch (e) {
+      if (e instanceof ProtocolError) throw e;
+      throw new ProtocolError(`${safeURL(url)}: ${e instanceof Error ? e.message : String(e)}`, resp.status, { cause: e });
     }
+    return { status: resp.status, body: raw.toString('utf8') };
   } finally {
     d.done();
+  }
+}
+
+/** GETs a JSON document; throws ProtocolError (with the status) on anything but 200 JSON. */
+export async function getJSON(url: string, o: GetJSONOptions): Promise<{ status: number; body: unknown }> {
+  const r = await getText(url, o);
+  if (r.status !== 200) return r;
+  try {
+    return { status: 200, body: JSON.parse(r.body) };
+  } catch {
+    throw new ProtocolError(`${safeURL(url)}: the answer is not JSON`, 200);
   }
 }
 

@@ -16,7 +16,8 @@ const MAX_BIG = 2n ** 53n;
 
 /**
  * Reads a JSON number's text as a NumericDate (whole seconds), exactly as
- * Go's jwt.NumericDate does; throws JSONError when it is beyond ±2^53.
+ * Go's jwt.NumericDate does; throws JSONError when it is beyond ±2^53. The
+ * cost is linear in the text, however long (a feed page may be 16 MiB).
  */
 export function numericDateFromText(s: string): number {
   // Plain integers: the common case.
@@ -26,6 +27,8 @@ export function numericDateFromText(s: string): number {
       if (v > MAX_NUMERIC_DATE || v < -MAX_NUMERIC_DATE) throw new JSONError('NumericDate is beyond ±2^53');
       return v === 0 ? 0 : v; // no -0
     }
+    // Without leading zeros, 17 digits or more are at least 10^16 > 2^53.
+    if (s.length - (s.startsWith('-') ? 1 : 0) > 16) throw new JSONError('NumericDate is beyond ±2^53');
     const b = BigInt(s);
     if (b > MAX_BIG || b < -MAX_BIG) throw new JSONError('NumericDate is beyond ±2^53');
     return Number(b);
@@ -33,7 +36,18 @@ export function numericDateFromText(s: string): number {
   return floorNumber(s);
 }
 
-/** The floor of a JSON number with a fraction or an exponent, exactly (Go's floorNumber). */
+/** The largest decimal exponent Go's big.Rat.SetString takes (its "excessively large exponents"). */
+const MAX_RAT_EXP5 = 1_000_000;
+
+/**
+ * The floor of a JSON number with a fraction or an exponent, exactly, with
+ * Go's floorNumber's verdicts: all zeros is 0; an exponent beyond 400 with a
+ * shorter mantissa is out of range; one below -20000 gives 0 (or -1 when
+ * negative) whatever the mantissa; a number whose exponent, less its
+ * fraction's digits, is beyond ±10^6 is refused (big.Rat.SetString's
+ * limit); else the exact value is compared with 2^53 and floored. Computed
+ * on the digits (never a BigInt of the whole text), so linear in their length.
+ */
 function floorNumber(s: string): number {
   let mant = s;
   let exp = 0n;
@@ -42,34 +56,42 @@ function floorNumber(s: string): number {
     mant = s.slice(0, ei);
     let es = s.slice(ei + 1);
     if (es.startsWith('+')) es = es.slice(1);
-    exp = BigInt(es); // JSON grammar: digits, optional sign
+    // JSON grammar: digits, optional sign. Go reads an exponent too long
+    // for an int64 as the int64 extreme of its sign.
+    exp = es.length > 30 ? (es.startsWith('-') ? -(2n ** 63n) : 2n ** 63n - 1n) : BigInt(es);
     const maxI64 = 2n ** 63n - 1n;
     if (exp > maxI64) exp = maxI64;
     if (exp < -maxI64 - 1n) exp = -maxI64 - 1n;
   }
   const neg = mant.startsWith('-');
-  const zero = mant.replace(/^[-0.]+|[-0.]+$/g, '') === '';
-  if (zero) return 0;
+  if (!/[1-9]/.test(mant)) return 0; // all zeros (Go: nothing left once "-0." is trimmed)
   if (exp > 400n) {
     if (BigInt(mant.length) < exp) throw new JSONError('NumericDate is beyond ±2^53');
   } else if (exp < -20000n) {
     return neg ? -1 : 0;
   }
+  // Here -20000 <= exp <= mant.length: a safe integer.
   const body = neg ? mant.slice(1) : mant;
   const dot = body.indexOf('.');
   const intPart = dot >= 0 ? body.slice(0, dot) : body;
   const frac = dot >= 0 ? body.slice(dot + 1) : '';
-  let digits = BigInt(intPart + frac);
-  if (neg) digits = -digits;
-  const scale = exp - BigInt(frac.length);
-  let num = digits;
-  let den = 1n;
-  if (scale >= 0n) num = digits * 10n ** scale;
-  else den = 10n ** -scale;
-  const abs = num < 0n ? -num : num;
-  if (abs > MAX_BIG * den) throw new JSONError('NumericDate is beyond ±2^53');
-  let q = num / den;
-  if (num < 0n && q * den !== num) q -= 1n; // floor, not truncation
+  const exp10 = Number(exp) - frac.length; // the value is digits × 10^exp10
+  if (exp10 > MAX_RAT_EXP5 || exp10 < -MAX_RAT_EXP5) throw new JSONError('a NumericDate must be a number');
+  let lead = 0;
+  const all = intPart + frac;
+  while (lead < all.length && all.charCodeAt(lead) === 0x30) lead++;
+  const digits = all.slice(lead); // non-empty: the mantissa is not zero
+  const whole = digits.length + exp10; // how many digits the integer part has
+  if (whole > 16) throw new JSONError('NumericDate is beyond ±2^53'); // at least 10^16
+  let ip = 0n;
+  let rest = false; // a nonzero fraction is left
+  if (whole <= 0) rest = true;
+  else if (whole <= digits.length) {
+    ip = BigInt(digits.slice(0, whole));
+    rest = /[1-9]/.test(digits.slice(whole));
+  } else ip = BigInt(digits) * 10n ** BigInt(whole - digits.length);
+  if (ip > MAX_BIG || (ip === MAX_BIG && rest)) throw new JSONError('NumericDate is beyond ±2^53');
+  const q = neg ? -ip - (rest ? 1n : 0n) : ip;
   const v = Number(q);
   return v === 0 ? 0 : v;
 }

@@ -6,15 +6,18 @@
  *   conformance vectors).
  * - Feed: follows Mandate's revocation feed — long-polled with a cursor,
  *   `reset` and `more` honoured, `revoked_keys` dropped from the key set at
- *   once — and fails closed (StaleRevocationsError) when its last sync is
- *   older than the staleness bound. It only ever adds: a reset never makes
- *   it forget a revocation it knew.
+ *   once, each page read by the grammar every language shares
+ *   (readFeedPage: a page that breaks it is refused whole) — and fails
+ *   closed (StaleRevocationsError) when its last sync is older than the
+ *   staleness bound. It only ever adds: a reset never makes it forget a
+ *   revocation it knew.
  * - RemoteKeys: the issuer's JWKS, refetched on an unknown kid (at most once
  *   per interval) and when older than its maximum age.
  */
 import { FeedCredentialsError, MandateError, ProtocolError, StaleRevocationsError } from './errors.js';
-import { type FetchLike, getJSON, safeURL } from './http.js';
-import { excerpt } from './jwt.js';
+import { type FetchLike, getJSON, getText, safeURL } from './http.js';
+import { JObj, JSONError, type JVal, goStringSlice, parseJSON } from './gojson.js';
+import { excerpt, goNumericDate } from './jwt.js';
 import { KeySet, type KeyResolver, type PublicKeyInfo } from './keys.js';
 
 /** What a verifier learns revocations from. */
@@ -146,7 +149,8 @@ export interface FeedOptions {
   onRevokedKeys?: (kids: string[]) => void;
 }
 
-interface FeedAnswer {
+/** One page of the revocation feed, as read by readFeedPage. */
+export interface FeedPage {
   revocations: Array<{ jti: string; exp: number }>;
   cursor: string;
   reset: boolean;
@@ -154,25 +158,82 @@ interface FeedAnswer {
   revoked_keys: string[];
 }
 
-function readAnswer(body: unknown): FeedAnswer {
-  const bad = (): never => {
-    throw new ProtocolError('revocation feed: the answer is not a feed page');
+/** The members of a JSON object by their exact names, a member given twice counting by its last value. */
+function members(o: JObj): Map<string, JVal> {
+  const m = new Map<string, JVal>();
+  for (let k = 0; k < o.keys.length; k++) m.set(o.keys[k], o.vals[k]);
+  return m;
+}
+
+/**
+ * Reads a page of the revocation feed (its body, as text) by the one grammar
+ * every Mandate follower shares (testdata/vectors/README.md, "Feed files";
+ * Go's feedAnswer.UnmarshalJSON): a JSON object and nothing after it (read
+ * as Go reads JSON, numbers as written, nesting at most 10,000 deep);
+ * `cursor` a non-empty string; `revocations` absent, null or an array of
+ * objects, each with `jti` a non-empty string and `exp` a NumericDate read
+ * as a token's exp is (a number within ±2^53 compared exactly on its text, a
+ * fraction read as its whole second), neither 0 nor null; `more` and `reset`
+ * absent, null or booleans; `revoked_keys` absent, null or an array of
+ * strings (a null element reads as "", as Go's []string reads it). Names are
+ * matched exactly, unknown members ignored, a member given twice counts by
+ * its last value. A page that breaks the grammar is refused whole: a
+ * ProtocolError, and nothing of it applies.
+ */
+export function readFeedPage(text: string): FeedPage {
+  const refuse = (why: string): never => {
+    throw new ProtocolError(`revocation feed: the answer is not a feed page: ${why}`);
   };
-  if (!body || typeof body !== 'object') bad();
-  const b = body as Record<string, unknown>;
-  const revs = b.revocations ?? [];
-  if (!Array.isArray(revs)) bad();
-  const out: FeedAnswer = { revocations: [], cursor: '', reset: b.reset === true, more: b.more === true, revoked_keys: [] };
-  for (const r of revs as unknown[]) {
-    if (!r || typeof r !== 'object') bad();
-    const e = r as Record<string, unknown>;
-    if (typeof e.jti !== 'string' || (e.exp !== undefined && typeof e.exp !== 'number')) bad();
-    out.revocations.push({ jti: e.jti as string, exp: typeof e.exp === 'number' ? e.exp : 0 });
+  let root: JVal;
+  try {
+    root = parseJSON(text);
+  } catch (e) {
+    return refuse(e instanceof JSONError ? `not JSON (${e.message})` : 'not JSON');
   }
-  if (b.cursor !== undefined && typeof b.cursor !== 'string') bad();
-  out.cursor = (b.cursor as string | undefined) ?? '';
-  if (Array.isArray(b.revoked_keys)) out.revoked_keys = b.revoked_keys.filter((k): k is string => typeof k === 'string');
-  return out;
+  if (!(root instanceof JObj)) return refuse('not a JSON object');
+  const m = members(root);
+  const cursor = m.get('cursor');
+  if (typeof cursor !== 'string' || cursor === '') return refuse('no cursor (a non-empty string)');
+  const flag = (name: string): boolean => {
+    const v = m.get(name);
+    if (v === undefined || v === null) return false;
+    if (typeof v !== 'boolean') return refuse(`${name} is not a boolean`);
+    return v;
+  };
+  const page: FeedPage = { revocations: [], cursor, reset: flag('reset'), more: flag('more'), revoked_keys: [] };
+  const keys = m.get('revoked_keys');
+  if (keys !== undefined) {
+    try {
+      page.revoked_keys = goStringSlice(keys) ?? [];
+    } catch {
+      return refuse('revoked_keys is not an array of strings');
+    }
+  }
+  const revs = m.get('revocations');
+  if (revs === undefined || revs === null) return page;
+  if (!Array.isArray(revs)) return refuse('revocations is not an array of objects');
+  for (let i = 0; i < revs.length; i++) {
+    const r = revs[i];
+    if (!(r instanceof JObj)) {
+      if (r === null) return refuse(`revocations[${i}]: no jti (a non-empty string)`); // Go: a null entry is an empty one
+      return refuse('revocations is not an array of objects');
+    }
+    const e = members(r);
+    const jti = e.get('jti');
+    if (typeof jti !== 'string' || jti === '') return refuse(`revocations[${i}]: no jti (a non-empty string)`);
+    const raw = e.get('exp');
+    let exp = 0;
+    if (raw !== undefined) {
+      try {
+        exp = goNumericDate(raw, 0);
+      } catch {
+        exp = 0;
+      }
+    }
+    if (exp === 0) return refuse(`revocations[${i}]: exp is not a NumericDate (a number within ±2^53, not zero)`);
+    page.revocations.push({ jti, exp });
+  }
+  return page;
 }
 
 /** Follows Mandate's revocation feed; see the module documentation. */
@@ -334,9 +395,9 @@ export class Feed implements RevocationSource {
     const q = new URLSearchParams();
     if (cursor !== '') q.set('since', cursor);
     if (waitMs > 0) q.set('wait', String(Math.floor(waitMs / 1000)));
-    let r: { status: number; body: unknown };
+    let r: { status: number; body: string };
     try {
-      r = await getJSON(`${this.o.url}?${q.toString()}`, {
+      r = await getText(`${this.o.url}?${q.toString()}`, {
         fetch: this.o.fetch,
         authorization: this.auth,
         limit: MAX_FEED_ANSWER,
@@ -348,17 +409,16 @@ export class Feed implements RevocationSource {
       throw e;
     }
     if (r.status === 401 || r.status === 403) {
-      throw new FeedCredentialsError(`HTTP ${r.status}: ${excerpt(String(r.body))}`);
+      throw new FeedCredentialsError(`HTTP ${r.status}: ${excerpt(r.body)}`);
     }
-    if (r.status !== 200) throw new ProtocolError(`revocation feed: HTTP ${r.status}: ${excerpt(String(r.body))}`, r.status);
-    const a = readAnswer(r.body);
-    if (a.cursor === '') throw new ProtocolError('revocation feed: answer without a cursor');
+    if (r.status !== 200) throw new ProtocolError(`revocation feed: HTTP ${r.status}: ${excerpt(r.body)}`, r.status);
+    const a = readFeedPage(r.body); // a page that breaks the grammar is refused whole: nothing below happens
     if (a.revoked_keys.length > 0) this.o.onRevokedKeys?.(a.revoked_keys);
     this.apply(cursor, a, this.o.nowMs());
     return { more: a.more, entries: a.revocations.length };
   }
 
-  private apply(cursor: string, a: FeedAnswer, nowMs: number): void {
+  private apply(cursor: string, a: FeedPage, nowMs: number): void {
     if (this.cursor !== cursor) return; // another poll applied first: this answer may be older
     for (const r of a.revocations) this.revoked.set(r.jti, r.exp);
     if (nowMs - this.lastPrune > 30000) {

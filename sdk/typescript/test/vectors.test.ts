@@ -16,6 +16,7 @@ describe('shared vectors', () => {
     assert.ok(files.some((f) => f.startsWith('verify-')), 'no verify-*.json');
     assert.ok(files.includes('scope.json'), 'no scope.json');
     assert.ok(files.some((f) => f.startsWith('call-')), 'no call-*.json');
+    assert.ok(files.includes('feed.json'), 'no feed.json');
   });
 
   for (const f of files) {
