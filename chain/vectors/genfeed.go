@@ -140,6 +140,7 @@ func feedVectors() *FeedFile {
 		{"an exp of 1e400", `{"cursor":"c2","revocations":[{"jti":"b","exp":1e400}]}`},
 		{"revoked_keys a string", `{"cursor":"c2","revoked_keys":"k9","revocations":[{"jti":"b","exp":` + exp + `}]}`},
 		{"revoked_keys with a number", `{"cursor":"c2","revoked_keys":["k9",9],"revocations":[{"jti":"b","exp":` + exp + `}]}`},
+		{"revoked_keys with a null", `{"cursor":"c2","revoked_keys":["k9",null],"revocations":[{"jti":"b","exp":` + exp + `}]}`},
 		{"trailing data", `{"cursor":"c2","revocations":[{"jti":"b","exp":` + exp + `}]} {}`},
 	}
 	for _, b := range bad {

@@ -215,6 +215,8 @@ type basicAuth struct{ id, secret string }
 
 // getJSON GETs a document of at most limit bytes, with the credentials when
 // auth is set (client_secret_basic, form-encoded as RFC 6749 §2.3.1 says).
+// A request with credentials never follows a redirect (the 3xx is an
+// error): following one would send them wherever the answer pointed.
 func getJSON(ctx context.Context, client *http.Client, u string, auth *basicAuth, limit int64, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -222,6 +224,9 @@ func getJSON(ctx context.Context, client *http.Client, u string, auth *basicAuth
 	}
 	if auth != nil {
 		req.SetBasicAuth(url.QueryEscape(auth.id), url.QueryEscape(auth.secret))
+		noRedirects := *client
+		noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		client = &noRedirects
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -264,8 +264,17 @@ func (a *feedAnswer) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("%s is not a boolean", name)
 		}
 	}
-	if raw, ok := m["revoked_keys"]; ok && json.Unmarshal(raw, &a.RevokedKeys) != nil {
-		return errors.New("revoked_keys is not an array of strings")
+	if raw, ok := m["revoked_keys"]; ok {
+		var kids []*string // a null inside would otherwise read as ""
+		if json.Unmarshal(raw, &kids) != nil {
+			return errors.New("revoked_keys is not an array of strings")
+		}
+		for _, k := range kids {
+			if k == nil {
+				return errors.New("revoked_keys is not an array of strings")
+			}
+			a.RevokedKeys = append(a.RevokedKeys, *k)
+		}
 	}
 	var entries []map[string]json.RawMessage
 	if raw, ok := m["revocations"]; ok && json.Unmarshal(raw, &entries) != nil {

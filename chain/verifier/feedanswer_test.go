@@ -1,8 +1,12 @@
 package verifier
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mandate-auth/mandate/tokens/jwt"
@@ -62,5 +66,30 @@ func TestNewFeedRefusesWhatWouldFailLater(t *testing.T) {
 	}
 	if f.Current(f.now()) == nil {
 		t.Error("a feed never synced counts as current")
+	}
+}
+
+// TestTheFeedNeverFollowsARedirect: a feed that answers 3xx fails the poll;
+// the follower does not carry its credentials to where it points.
+func TestTheFeedNeverFollowsARedirect(t *testing.T) {
+	var followed atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		followed.Store(true)
+		w.Write([]byte(`{"cursor":"c1"}`))
+	}))
+	defer elsewhere.Close()
+	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/feed", http.StatusTemporaryRedirect)
+	}))
+	defer feed.Close()
+	f, err := NewFeed(Config{ClientID: "rs", ClientSecret: "s"}, feed.URL+"/feed", func([]string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(context.Background()); err == nil || !strings.Contains(err.Error(), "307") {
+		t.Errorf("Sync = %v, want the 307 as an error", err)
+	}
+	if followed.Load() {
+		t.Error("the follower followed the redirect")
 	}
 }
