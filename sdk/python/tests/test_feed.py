@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from mandate_auth import FeedCredentialsError, Key, StaleRevocationsError
-from mandate_auth.remote import Feed, RemoteKeys, _Loop
+from mandate_auth import FeedAnswerError, FeedCredentialsError, Key, MandateError, StaleRevocationsError
+from mandate_auth.remote import Feed, FeedPage, RemoteKeys, _Loop, read_page
 
 
 class Clock:
@@ -79,12 +79,101 @@ def test_bad_answers() -> None:
     loop = loop_with(lambda req: answers.pop(0))
     try:
         f = Feed(loop, "http://m.example/feed", "a", "b")
-        with pytest.raises(ValueError, match="without a cursor"):
+        with pytest.raises(FeedAnswerError, match="without a cursor"):
             loop.run(f.sync())
         with pytest.raises(FeedCredentialsError):
             loop.run(f.sync())
-        with pytest.raises(ValueError):
+        with pytest.raises(FeedAnswerError):
             loop.run(f.sync())
+    finally:
+        loop.close([])
+
+
+@pytest.mark.parametrize("body", [
+    b'{"cursor":"c2","more":"yes"}',  # more read as truthy before
+    b'{"cursor":"c2","revocations":[{"jti":"b"}]}',  # no exp: read as a date before
+    b'{"cursor":"c2","revocations":[{"jti":"b","exp":null}]}',
+    b'{"cursor":"c2","revocations":[{"jti":"b","exp":0.5}]}',  # its whole second is 0
+    b'{"cursor":"c2","revocations":[{"jti":"b","exp":true}]}',
+    b'{"cursor":"c2","revocations":[{"jti":"b","exp":9007199254740993}]}',
+    b'{"cursor":"c2","revocations":[{"jti":"b","exp":9007199254740992.5}]}',
+    b'{"cursor":"c2","revocations":[{"jti":"b","exp":1e400}]}',
+    b'{"cursor":"c2","revocations":[{"jti":"","exp":1795773600}]}',
+    b'{"cursor":"c2","revoked_keys":["k9",9]}',  # a non-string key id: filtered out before
+    b'{"cursor":"c2","revoked_keys":["k9",null]}',
+    b'{"cursor":"c2","revoked_keys":"k9"}',
+    b'{"CURSOR":"c2"}',
+    b'{"cursor":"c2"} {}',
+    b'\xef\xbb\xbf{"cursor":"c2"}',
+    b'{"cursor":"c2","x":' + b"[" * 10000 + b"]" * 10000 + b"}",  # deeper than encoding/json reads
+])
+def test_read_page_refuses(body: bytes) -> None:
+    with pytest.raises(FeedAnswerError) as e:
+        read_page(body)
+    assert isinstance(e.value, MandateError) and isinstance(e.value, ValueError)
+
+
+def test_read_page_accepts() -> None:
+    assert read_page(b' {"cursor":"c1","revocations":null,"more":null,"reset":null,"revoked_keys":null}\n') == \
+        FeedPage("c1", [], False, False, None)
+    p = read_page(b'{"\\u0063ursor":"c0","cursor":"c9","CURSOR":1,"revocations":[{"jti":"z","exp":1},{"jti":"b",'
+                  b'"exp":1795773600.75,"exp":17957736e2,"JTI":5}],"more":true,"reset":false,"revoked_keys":["k1",""],'
+                  b'"x":' + b"[" * 9999 + b"]" * 9999 + b"}")
+    assert p == FeedPage("c9", [("z", 1), ("b", 1795773600)], True, False, ["k1", ""])
+    # Exact NumericDates of any length, a lone surrogate escape as U+FFFD, as Go reads them.
+    p = read_page(b'{"cursor":"\\ud800","revocations":[{"jti":"a","exp":1795773600.' + b"0" * 5000 + b'1}]}')
+    assert p.cursor == "\ufffd" and p.revocations == [("a", 1795773600)]
+
+
+def test_a_redirect_is_not_followed_with_the_credentials() -> None:
+    real = _Loop()
+    try:
+        assert real.http.follow_redirects is False
+    finally:
+        real.close([])
+    asked: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        asked.append(str(req.url))
+        return httpx.Response(302, headers={"Location": "http://elsewhere.example/feed"})
+
+    loop = loop_with(handler)
+    try:
+        f = Feed(loop, "http://m.example/feed", "a", "b")
+        with pytest.raises(FeedAnswerError, match="HTTP 302"):
+            loop.run(f.sync())
+        assert asked == ["http://m.example/feed?"]
+    finally:
+        loop.close([])
+
+
+def test_a_refused_page_changes_nothing() -> None:
+    asked: list[dict[str, list[str]]] = []
+    pages = [
+        answer(revocations=[{"jti": "a", "exp": 5000}], cursor="c1"),
+        httpx.Response(200, content=b'{"cursor":"c2","revoked_keys":["k1"],"revocations":[{"jti":"b","exp":5000},{"jti":"c"}]}'),
+        httpx.Response(204),
+        answer(cursor="c2", revoked_keys=["k2"]),
+    ]
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        asked.append(parse_qs(urlsplit(str(req.url)).query))
+        return pages.pop(0)
+
+    dropped: list[str] = []
+    clock = Clock()
+    loop = loop_with(handler)
+    try:
+        f = Feed(loop, "http://m.example/feed", "a", "b", on_revoked_keys=dropped.extend, clock=clock, now=clock)
+        loop.run(f.sync())
+        with pytest.raises(FeedAnswerError, match="exp"):
+            loop.run(f.sync())
+        assert dropped == [] and f.first_revoked(["b", "c"]) is None and f.syncs == 1
+        with pytest.raises(FeedAnswerError, match="HTTP 204"):
+            loop.run(f.sync())
+        loop.run(f.sync())
+        assert asked == [{}, {"since": ["c1"]}, {"since": ["c1"]}, {"since": ["c1"]}]  # the cursor stayed
+        assert dropped == ["k2"] and f.first_revoked(["a"]) == "a" and f.syncs == 2
     finally:
         loop.close([])
 

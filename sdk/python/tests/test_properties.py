@@ -255,3 +255,70 @@ def test_both_readers_of_members_agree(doc: str) -> None:
     except gj.GoJSONError:
         got = False
     assert got == slow, doc
+
+
+# -- the revocation feed's pages ------------------------------------------------
+
+FEED_NAMES = st.sampled_from(["cursor", "CURSOR", r"\u0063ursor", "revocations", "more", "reset", "revoked_keys", "jti",
+                              "exp", "JTI", "x", r"\ud800", ""])
+FEED_LEAVES = st.sampled_from(["1", "0", "-0.5", "1795773600.75", "9007199254740993", "1e400", '"c"', '""', '"\\ud800"',
+                               '"\\ud83d\\ude00"', '"\\\\ud800"', "null", "true", "false", "[]", "{}"])
+
+
+def feed_text(depth: int = 0) -> st.SearchStrategy[str]:
+    if depth >= 3:
+        return FEED_LEAVES
+    member = st.tuples(FEED_NAMES, st.deferred(lambda: feed_text(depth + 1))).map(lambda kv: f'"{kv[0]}":{kv[1]}')
+    obj = st.lists(member, max_size=4).map(lambda ms: "{" + ",".join(ms) + "}")
+    arr = st.lists(st.deferred(lambda: feed_text(depth + 1)), max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
+    return st.one_of(FEED_LEAVES, obj, arr)
+
+
+def feed_page_check(raw: bytes) -> None:
+    from mandate_auth import FeedAnswerError
+    from mandate_auth.remote import FeedPage, read_page
+
+    try:
+        p = read_page(raw)
+    except FeedAnswerError:
+        return
+    assert isinstance(p, FeedPage) and type(p.cursor) is str and p.cursor
+    assert all(type(j) is str and j and type(e) is int and e != 0 and abs(e) <= 2**53 for j, e in p.revocations)
+    assert p.revoked_keys is None or all(type(k) is str for k in p.revoked_keys)
+
+
+@given(st.binary(max_size=200))
+def test_read_page_arbitrary_bytes(raw: bytes) -> None:
+    feed_page_check(raw)
+
+
+@given(feed_text(), st.sampled_from(["", " ", "x", "}", "]", ",", "\n{}"]), st.integers(min_value=0, max_value=3))
+def test_read_page_jsonish(doc: str, tail: str, cut: int) -> None:
+    feed_page_check(doc.encode("utf-8") + tail.encode())
+    feed_page_check(doc.encode("utf-8")[: max(0, len(doc) - cut)])
+
+
+def plain(v: Any) -> Any:
+    """A decoded document with Num as its text, to compare two readings."""
+    if isinstance(v, gj.Num):
+        return ("num", v.text)
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    return v
+
+
+@given(st.one_of(feed_text(), st.text(alphabet='{}[]",:0123456789.eE+-nulltrfas \\\t\n', max_size=60)))
+def test_the_deep_reader_reads_as_the_decoder(doc: str) -> None:
+    # loads_document reads documents nested deeper than Python recurses with
+    # _decode_deep: both must read every document alike.
+    try:
+        want = ("ok", plain(gj._PLAIN.decode(doc)))
+    except (gj.GoJSONError, ValueError):
+        want = ("refused", None)
+    try:
+        got = ("ok", plain(gj._decode_deep(doc)))
+    except (gj.GoJSONError, ValueError):
+        got = ("refused", None)
+    assert got == want, doc

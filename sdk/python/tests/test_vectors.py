@@ -25,7 +25,7 @@ def expectations(path: Path) -> list[tuple[str, object]]:
 
 def test_vectors_exist() -> None:
     kinds = {p.name.split("-")[0].removesuffix(".json") for p in FILES}
-    assert {"verify", "scope", "call"} <= kinds, f"vector files missing under {VECTORS}"
+    assert {"verify", "scope", "call", "feed"} <= kinds, f"vector files missing under {VECTORS}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)

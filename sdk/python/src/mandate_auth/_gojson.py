@@ -19,11 +19,12 @@ surrogate escape become U+FFFD. Nothing here raises anything but
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["GoJSONError", "Num", "loads", "check_members", "MEMBER_NAMES", "MAX_NESTING"]
+__all__ = ["GoJSONError", "Num", "loads", "loads_document", "check_members", "MEMBER_NAMES", "MAX_NESTING", "GO_MAX_DEPTH"]
 
 
 class GoJSONError(ValueError):
@@ -223,3 +224,155 @@ def boolean_ptr(v: Any) -> bool | None:
     if v is None or isinstance(v, bool):
         return v
     raise GoJSONError("want a boolean")
+
+
+# -- a whole document as encoding/json reads it ---------------------------------
+
+GO_MAX_DEPTH = 10000
+"""How deep encoding/json lets containers nest (its scanner's maxNestingDepth)."""
+
+
+def _go_replace(e: UnicodeError) -> tuple[str, int]:
+    # Go replaces each byte of invalid UTF-8 with U+FFFD (utf8.DecodeRune's
+    # RuneError of width 1); Python's "replace" takes a maximal subpart at once.
+    if isinstance(e, UnicodeDecodeError):
+        return "\ufffd", e.start + 1
+    raise e  # pragma: no cover - only decoding uses it
+
+
+codecs.register_error("mandate_auth.go_replace", _go_replace)
+
+_ESCAPE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\\.", re.S)
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _surrogate(m: "re.Match[str]") -> str:
+    # A pair stays, any other escape stays, a lone surrogate escape is U+FFFD
+    # (Go's unquote). Escapes are matched left to right, so "\\\\" is one.
+    t = m.group()
+    return "\\ufffd" if len(t) == 6 and t[1] == "u" else t
+
+
+def loads_document(raw: bytes | str) -> Any:
+    """A whole JSON document as Go's ``encoding/json`` accepts it (into a
+    ``map[string]json.RawMessage``, say), without the JWT member checks of
+    :func:`loads`: a member given twice counts by its last value, containers
+    nest at most 10,000 deep, whitespace may surround the value and nothing
+    else may follow it. Values as :func:`loads` reads them: numbers as int or
+    :class:`Num` (never a float), invalid UTF-8 (byte by byte) and lone
+    surrogate escapes as U+FFFD. Raises :class:`GoJSONError`, whatever the input."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    text = bytes(raw).decode("utf-8", "mandate_auth.go_replace")
+    if "\\u" in text and _LONE_SURROGATE.search(text) is not None:
+        text = _ESCAPE.sub(_surrogate, text)
+    try:
+        return _PLAIN.decode(text)
+    except GoJSONError:
+        raise
+    except RecursionError:
+        pass  # deeper than Python's recursion allows: read it without recursing
+    except (ValueError, TypeError) as e:
+        raise GoJSONError("not JSON") from e
+    try:
+        return _decode_deep(text)
+    except GoJSONError:
+        raise
+    except (ValueError, TypeError, IndexError) as e:
+        raise GoJSONError("not JSON") from e
+
+
+_scanstring: Callable[[str, int, bool], tuple[str, int]] = getattr(json.decoder, "scanstring")  # C, where built
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_LITERALS = (("true", True), ("false", False), ("null", None))
+
+
+def _skip(s: str, i: int) -> int:
+    """The index of the first non-whitespace character from i."""
+    m = _WS.match(s, i)
+    return m.end() if m is not None else i
+
+
+class _Obj:
+    __slots__ = ("pairs", "key")
+
+    def __init__(self, key: str) -> None:
+        self.pairs: list[tuple[str, Any]] = []
+        self.key = key
+
+
+def _decode_deep(s: str) -> Any:
+    """What ``_PLAIN.decode`` returns, read with a stack instead of recursion
+    (for documents nested deeper than Python recurses), at most
+    GO_MAX_DEPTH deep."""
+    stack: list[Any] = []  # open containers: a list (array) or an _Obj
+
+    def key_at(i: int) -> tuple[str, int]:
+        if s[i : i + 1] != '"':
+            raise GoJSONError("want a member name")
+        k, i = _scanstring(s, i + 1, True)
+        i = _skip(s, i)
+        if s[i : i + 1] != ":":
+            raise GoJSONError("want a colon")
+        return k, _skip(s, i + 1)
+
+    i = _skip(s, 0)
+    while True:
+        c = s[i : i + 1]
+        value: Any
+        if c == "{" or c == "[":
+            if len(stack) >= GO_MAX_DEPTH:
+                raise GoJSONError(f"nested deeper than {GO_MAX_DEPTH}")
+            j = _skip(s, i + 1)
+            if s[j : j + 1] == ("}" if c == "{" else "]"):
+                value, i = ({} if c == "{" else []), j + 1
+            elif c == "{":
+                k, i = key_at(j)
+                stack.append(_Obj(k))
+                continue
+            else:
+                stack.append([])
+                i = j
+                continue
+        elif c == '"':
+            value, i = _scanstring(s, i + 1, True)
+        elif c == "-" or "0" <= c <= "9":
+            m = _NUMBER.match(s, i)
+            if m is None:
+                raise GoJSONError("not a number")
+            t = m.group()
+            value, i = (Num(t) if m.group(1) or m.group(2) else _int(t)), m.end()
+        else:
+            for word, v in _LITERALS:
+                if s.startswith(word, i):
+                    value, i = v, i + len(word)
+                    break
+            else:
+                raise GoJSONError("not a JSON value")
+        # Hand the value to the containers it completes.
+        while True:
+            i = _skip(s, i)
+            if not stack:
+                if i != len(s):
+                    raise GoJSONError("data after the JSON value")
+                return value
+            top = stack[-1]
+            c = s[i : i + 1]
+            if type(top) is list:
+                top.append(value)
+                if c == ",":
+                    i = _skip(s, i + 1)
+                    break
+                if c != "]":
+                    raise GoJSONError("want a comma or a closing bracket")
+            else:
+                top.pairs.append((top.key, value))
+                if c == ",":
+                    top.key, i = key_at(_skip(s, i + 1))
+                    break
+                if c != "}":
+                    raise GoJSONError("want a comma or a closing brace")
+                top = dict(top.pairs)
+            stack.pop()
+            value, i = top, i + 1

@@ -13,7 +13,6 @@ for display and a holder's bookkeeping; never decide anything on it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from . import _gojson as gj
@@ -52,32 +51,47 @@ def numeric_date(v: Any, old: int = 0) -> int:
 
 
 def _floor_number(s: str) -> int:
-    """The floor of a JSON number's text, exactly, or NumericDateError; the
-    exponent is bounded before any arithmetic, so 1e999999999 costs nothing."""
+    """The floor of a JSON number's text, exactly, or NumericDateError: Go's
+    ``jwt.floorNumber``, its shortcuts included. The exponent is bounded
+    before any arithmetic, so 1e999999999 costs nothing, and the exact part
+    works on the digits (never ``int`` of more than 16 of them), so a number
+    of any length is read as Go's big.Rat reads it."""
     mant, exp = s, 0
     i = max(s.find("e"), s.find("E"))
     if i >= 0:
         mant, es = s[:i], s[i + 1 :]
-        digits = es.lstrip("+-")
-        if len(digits) > 18:  # too long to read: out of range either way
+        digits = es.lstrip("+-").lstrip("0")
+        if len(digits) > 18:  # beyond int64 (or near it): out of range either way, as in Go
             exp = -(1 << 62) if es.startswith("-") else 1 << 62
         else:
-            exp = int(es)
+            exp = int(digits or "0") * (-1 if es.startswith("-") else 1)
     neg = mant.startswith("-")
     if mant.strip("-0.") == "":
         return 0
-    if exp > 400:  # beyond 10^400: out of range whatever the mantissa (a token is at most 16 KiB)
+    if exp > 400:  # beyond 10^400: out of range whatever the mantissa (Go's shortcut)
         if len(mant) < exp:
             raise NumericDateError("NumericDate is beyond ±2^53")
-    elif exp < -20000:  # strictly between -1 and 1
+    elif exp < -20000:  # strictly between -1 and 1 (Go's shortcut)
         return -1 if neg else 0
-    try:
-        r = Fraction(s)
-    except (ValueError, ZeroDivisionError) as e:  # pragma: no cover - JSON numbers always parse
-        raise NumericDateError("a NumericDate must be a number") from e
-    if abs(r) > MAX_NUMERIC_DATE:
+    # |value| = digits · 10^e, digits without leading or trailing zeros.
+    whole, _, frac = mant.lstrip("-").partition(".")
+    d = (whole + frac).lstrip("0")
+    e = exp - len(frac)
+    t = d.rstrip("0")
+    e += len(d) - len(t)
+    n = len(t)
+    mag = n - 1 + e  # 10^mag <= |value| < 10^(mag+1)
+    if mag >= 16:  # at least 10^16 > 2^53
         raise NumericDateError("NumericDate is beyond ±2^53")
-    return r.numerator // r.denominator
+    if mag < 0:  # strictly between -1 and 1
+        return -1 if neg else 0
+    if e >= 0:
+        ip, fractional = int(t + "0" * e), False  # at most 16 digits
+    else:
+        ip, fractional = int(t[: n + e]), True  # the last digit is not 0: a fraction remains
+    if ip > MAX_NUMERIC_DATE or (ip == MAX_NUMERIC_DATE and fractional):
+        raise NumericDateError("NumericDate is beyond ±2^53")
+    return -(ip + fractional) if neg else ip
 
 
 @dataclass

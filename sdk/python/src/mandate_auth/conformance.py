@@ -3,30 +3,40 @@
 It reads one vector file (testdata/vectors/README.md in the repository) and
 prints one JSON line per case, ``{"name": ..., "verdict": ...}``, then exits
 0 — a verdict differing from ``expect`` is not the runner's failure; whoever
-runs it compares. Three kinds of file:
+runs it compares. Four kinds of file:
 
 - verification (``jwks``): one offline :class:`~mandate_auth.verifier.Verifier`
   configured as the file says (its clock fixed at ``now``), every case in
   order (a DPoP replay cache shared by the cases of the file); the verdict
   is ``ok`` or the refusal's class;
 - scope (``covers``): ``"<parent> ⊇ <child>"`` and whether it covers;
-- per-call Cedar decisions (``policies``): ``allow`` or ``deny``.
+- per-call Cedar decisions (``policies``): ``allow`` or ``deny``;
+- the revocation feed (``max_staleness_seconds``): per case a fresh
+  :class:`~mandate_auth.remote.Feed` polling a scripted feed served over HTTP
+  on 127.0.0.1, its clocks reading each step's ``at``; the verdict is the
+  steps' outcomes joined by ``"; "``.
 
 Exit status 2: the file cannot be read or is of no known kind.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
 
-from .errors import TokenError
+from . import _gojson as gj
+from .errors import StaleRevocationsError, TokenError
 from .scope import covers
 from .verifier import RevocationSet, Verifier
 
-__all__ = ["run", "run_verify", "run_scope", "run_call", "main"]
+__all__ = ["run", "run_verify", "run_scope", "run_call", "run_feed", "main"]
 
 
 def verdict(err: BaseException | None) -> str:
@@ -117,6 +127,130 @@ def run_call(f: dict[str, Any], base: str = ".") -> Iterator[dict[str, Any]]:
         yield {"name": c.get("name", ""), "verdict": "allow" if d.allow else "deny", "policies": d.policies}
 
 
+class _Script:
+    """The pages of one sync step, and what the follower asked."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pages: list[dict[str, Any]] = []
+        self.next = 0
+        self.wrong = False
+        self.extra = False
+
+    def load(self, pages: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.pages, self.next, self.wrong, self.extra = pages, 0, False, False
+
+
+def _has_basic_auth(header: str | None) -> bool:
+    # Go's Request.BasicAuth: "Basic " (any case) and base64 of "id:secret".
+    if header is None or len(header) < 6 or header[:6].lower() != "basic ":
+        return False
+    try:
+        return b":" in base64.b64decode(header[6:], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _feed_server(script: _Script) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            with script.lock:
+                if not _has_basic_auth(self.headers.get("Authorization")):
+                    status, body = 401, b"credentials required\n"
+                elif script.next >= len(script.pages):
+                    script.extra = True
+                    status, body = 500, b"no page scripted\n"
+                else:
+                    p = script.pages[script.next]
+                    script.next += 1
+                    since = parse_qs(urlsplit(self.path).query, keep_blank_values=True).get("since", [""])[0]
+                    if since != (p.get("since") or ""):
+                        script.wrong = True
+                    status, body = p["status"], (p.get("body") or "").encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            if status in (204, 304):  # no body, as Go's server sends none
+                self.end_headers()
+                return
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+def run_feed(f: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every case of a feed file (testdata/vectors/README.md, "Feed files"):
+    a fresh follower per case, polling a scripted feed on loopback."""
+    from .remote import Feed, _Loop
+
+    f = gj._fix_surrogates(f)  # the strings Go reads from the file: lone surrogates are U+FFFD
+    leeway, bound = float(f.get("leeway_seconds") or 0), float(f["max_staleness_seconds"])
+    script = _Script()
+    srv = _feed_server(script)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, name="feed-vectors", daemon=True).start()
+    loop = _Loop()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/feed"
+        for ci, c in enumerate(f.get("cases") or []):
+            at = [0.0]
+            dropped: list[str] = []
+            feed = Feed(loop, url, "vectors", "vectors-secret", leeway=leeway, max_staleness=bound,
+                        on_revoked_keys=dropped.extend, clock=lambda: at[0], now=lambda: at[0])
+            outcomes: list[str] = []
+            for si, st in enumerate(c.get("steps") or []):
+                at[0] = float(st["at"])
+                sync, check = st.get("sync"), st.get("check")
+                if sync is not None and check is None:
+                    if type(sync) is not list or not all(
+                        type(p) is dict and type(p.get("status")) is int and 100 <= p["status"] <= 999
+                        and type(p.get("since") or "") is str and type(p.get("body") or "") is str for p in sync
+                    ):
+                        raise ValueError(f"cases[{ci}].steps[{si}].sync: want pages of since, status and body")
+                    script.load(sync)
+                    dropped.clear()
+                    err: BaseException | None = None
+                    try:
+                        loop.run(feed.sync(), timeout=60)
+                    except Exception as e:  # a failed poll (status, grammar, network)
+                        err = e
+                    with script.lock:
+                        if script.wrong:
+                            o = "wrong_since"
+                        elif script.extra:
+                            o = "extra_poll"
+                        elif err is not None:
+                            o = "failed"
+                        elif script.next < len(script.pages):
+                            o = "unused_pages"
+                        else:
+                            o = "synced"
+                    if dropped:
+                        o += " dropped:" + ",".join(dropped)
+                    outcomes.append(o)
+                elif check is not None and sync is None:
+                    try:
+                        feed.check_current(at[0])
+                        jti = feed.first_revoked(list(check))
+                        outcomes.append("ok" if jti is None else "revoked:" + jti)
+                    except StaleRevocationsError:
+                        outcomes.append("stale")
+                else:
+                    raise ValueError(f"cases[{ci}].steps[{si}]: a step has either sync or check")
+            yield {"name": c.get("name", ""), "verdict": "; ".join(outcomes)}
+    finally:
+        loop.close([])
+        srv.shutdown()
+        srv.server_close()
+
+
 def run(path: str) -> list[dict[str, Any]]:
     """Every case of the vector file at ``path``, with its verdict."""
     with open(path, encoding="utf-8") as fh:
@@ -127,9 +261,11 @@ def run(path: str) -> list[dict[str, Any]]:
         return list(run_scope(f))
     if "policies" in f:
         return list(run_call(f, os.path.dirname(os.path.abspath(path))))
+    if "max_staleness_seconds" in f:
+        return list(run_feed(f))
     if "jwks" in f:
         return list(run_verify(f))
-    raise ValueError("neither a verification (jwks), a scope (covers) nor a call (policies) file")
+    raise ValueError("neither a verification (jwks), a scope (covers), a call (policies) nor a feed (max_staleness_seconds) file")
 
 
 def main(argv: list[str] | None = None) -> int:

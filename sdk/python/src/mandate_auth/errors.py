@@ -43,6 +43,7 @@ __all__ = [
     "UseDPoPNonceError",
     "StaleRevocationsError",
     "FeedCredentialsError",
+    "FeedAnswerError",
     "InsufficientScopeError",
     "PolicyDeniedError",
     "VERDICTS",
@@ -272,6 +273,16 @@ class FeedCredentialsError(MandateError):
     (a configuration error: waiting does not fix it)."""
 
     error = "invalid_client"
+
+
+class FeedAnswerError(MandateError, ValueError):
+    """The revocation feed answered something that is not a page: an HTTP
+    status other than 200, a body over 16 MiB, or a body that breaks the page
+    grammar every Mandate follower shares (testdata/vectors/README.md, "Feed
+    files"). Nothing of it applies; the next poll asks again from the same
+    cursor. (A :class:`ValueError` too, as the feed's failures were before.)"""
+
+    error = "invalid_feed_answer"
 
 
 class InsufficientScopeError(MandateError):

@@ -15,15 +15,18 @@ import asyncio
 import json
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Sequence, TypeVar
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import httpx
 
-from .errors import DiscoveryError, FeedCredentialsError, StaleRevocationsError, excerpt
+from . import _gojson as gj
+from .claims import numeric_date
+from .errors import DiscoveryError, FeedAnswerError, FeedCredentialsError, StaleRevocationsError, excerpt
 from .jose import KeySet
 
-__all__ = ["Feed", "RemoteKeys", "follow", "metadata_url"]
+__all__ = ["Feed", "FeedPage", "RemoteKeys", "follow", "metadata_url", "read_page"]
 
 T = TypeVar("T")
 
@@ -84,21 +87,89 @@ class _Loop:
             self.loop.close()
 
 
-async def _get_json(http: httpx.AsyncClient, url: str, *, auth: httpx.BasicAuth | None, limit: int, timeout: float) -> Any:
+async def _get(http: httpx.AsyncClient, url: str, *, auth: httpx.BasicAuth | None, limit: int, timeout: float,
+               error: type[ValueError] = ValueError) -> bytes:
+    """The body of a 200 answer, at most limit bytes; error for any other
+    status or a larger body (FeedCredentialsError for a 401 or 403 to auth)."""
     async with http.stream("GET", url, auth=auth, timeout=timeout) as resp:
         body = bytearray()
         async for chunk in resp.aiter_bytes():
             body += chunk
             if len(body) > limit:
-                raise ValueError(f"{url}: document larger than {limit} bytes")
+                raise error(f"{url}: document larger than {limit} bytes")
     if auth is not None and resp.status_code in (401, 403):
         raise FeedCredentialsError(
             "the revocation feed refused this resource server's credentials (client_id/client_secret of a "
             f"resource_server client): HTTP {resp.status_code}: {excerpt(body.decode('utf-8', 'replace'))}"
         )
     if resp.status_code != 200:
-        raise ValueError(f"{url}: HTTP {resp.status_code}: {excerpt(body.decode('utf-8', 'replace'))}")
-    return json.loads(body)
+        raise error(f"{url}: HTTP {resp.status_code}: {excerpt(body.decode('utf-8', 'replace'))}")
+    return bytes(body)
+
+
+async def _get_json(http: httpx.AsyncClient, url: str, *, auth: httpx.BasicAuth | None, limit: int, timeout: float) -> Any:
+    return json.loads(await _get(http, url, auth=auth, limit=limit, timeout=timeout))
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """One page of the revocation feed, as :func:`read_page` reads it."""
+
+    cursor: str
+    revocations: list[tuple[str, int]]  # (jti, exp) in the page's order
+    more: bool = False
+    reset: bool = False
+    revoked_keys: list[str] | None = None
+
+
+def _bool(page: dict[str, Any], name: str) -> bool:
+    v = page.get(name)
+    if v is None or type(v) is bool:
+        return bool(v)
+    raise FeedAnswerError(f"revocation feed: {name} is not a boolean")
+
+
+def read_page(body: bytes | str) -> FeedPage:
+    """Read a feed page by the grammar every Mandate follower shares
+    (testdata/vectors/README.md, "Feed files"; Go's ``feedAnswer``): a JSON
+    object and nothing after it; ``cursor`` a non-empty string;
+    ``revocations`` absent, null or an array of objects, each with ``jti`` a
+    non-empty string and ``exp`` a NumericDate read as a token's ``exp`` is
+    (:func:`~mandate_auth.claims.numeric_date`) that is neither 0 nor null;
+    ``more`` and ``reset`` absent, null or booleans; ``revoked_keys`` absent,
+    null or an array of strings (not null). Names are matched exactly, unknown members ignored, a
+    member given twice counts by its last value. A page breaking the grammar
+    raises :class:`FeedAnswerError` (whatever the body: never another
+    exception), and nothing of it applies."""
+    try:
+        page = gj.loads_document(body)
+    except gj.GoJSONError:
+        raise FeedAnswerError("revocation feed: the answer is not a JSON object") from None
+    if type(page) is not dict:
+        raise FeedAnswerError("revocation feed: the answer is not a JSON object")
+    cursor = page.get("cursor")
+    if type(cursor) is not str or not cursor:
+        raise FeedAnswerError("revocation feed: a page without a cursor (a non-empty string)")
+    more, reset = _bool(page, "more"), _bool(page, "reset")
+    keys = page.get("revoked_keys")
+    if keys is not None and (type(keys) is not list or any(type(k) is not str for k in keys)):
+        raise FeedAnswerError("revocation feed: revoked_keys is not an array of strings")  # null inside included
+    revs = page.get("revocations")
+    if revs is not None and (type(revs) is not list or any(e is not None and type(e) is not dict for e in revs)):
+        raise FeedAnswerError("revocation feed: revocations is not an array of objects")
+    entries: list[tuple[str, int]] = []
+    for i, e in enumerate(revs or ()):
+        jti = e.get("jti") if e is not None else None
+        if type(jti) is not str or not jti:
+            raise FeedAnswerError(f"revocation feed: revocations[{i}]: no jti (a non-empty string)")
+        try:
+            exp = numeric_date(e.get("exp"))  # absent or null: 0
+        except gj.GoJSONError:
+            exp = 0
+        if exp == 0:
+            raise FeedAnswerError(f"revocation feed: revocations[{i}]: exp is not a NumericDate (a number within ±2^53, not zero)")
+        entries.append((jti, exp))
+    return FeedPage(cursor, entries, more, reset, keys)
 
 
 class RemoteKeys:
@@ -227,6 +298,10 @@ class Feed:
     # -- polling -------------------------------------------------------------------
 
     async def poll(self, wait: float) -> tuple[bool, int]:
+        """Ask the feed once (waiting at most ``wait`` seconds for news) and
+        apply the page; whether more is waiting, and how many revocations
+        came. Raises :class:`FeedAnswerError` for a status other than 200 or a
+        page breaking the grammar (:func:`read_page`), which changes nothing."""
         with self._lock:
             cursor = self._cursor
         params = {}
@@ -235,24 +310,13 @@ class Feed:
         if wait > 0:
             params["wait"] = str(int(wait))
         url = self._url + ("&" if "?" in self._url else "?") + str(httpx.QueryParams(params))
-        a = await _get_json(self._loop.http, url, auth=self._auth, limit=MAX_FEED_ANSWER, timeout=wait + 10)
-        if not isinstance(a, dict) or not isinstance(a.get("cursor"), str) or not a["cursor"]:
-            raise ValueError("revocation feed: answer without a cursor")
-        revs = a.get("revocations") or []
-        keys = a.get("revoked_keys") or []
-        if not isinstance(revs, list) or not isinstance(keys, list):
-            raise ValueError("revocation feed: malformed answer")
-        entries: list[tuple[str, int]] = []
-        for r in revs:
-            jti, exp = (r.get("jti"), r.get("exp")) if isinstance(r, dict) else (None, None)
-            if not isinstance(jti, str) or isinstance(exp, bool) or not isinstance(exp, (int, float)):
-                raise ValueError("revocation feed: malformed entry")
-            entries.append((jti, int(exp)))
-        if keys and self._on_revoked_keys is not None:
-            self._on_revoked_keys([k for k in keys if isinstance(k, str)])
-        more = bool(a.get("more"))
-        self._apply(cursor, a["cursor"], entries, more)
-        return more, len(entries)
+        body = await _get(self._loop.http, url, auth=self._auth, limit=MAX_FEED_ANSWER, timeout=wait + 10,
+                          error=FeedAnswerError)
+        page = read_page(body)  # a page breaking the grammar is refused whole: nothing below happens
+        if page.revoked_keys and self._on_revoked_keys is not None:
+            self._on_revoked_keys(page.revoked_keys)  # before the revocations apply: a sync includes it
+        self._apply(cursor, page.cursor, page.revocations, page.more)
+        return page.more, len(page.revocations)
 
     def _apply(self, cursor: str, new_cursor: str, entries: list[tuple[str, int]], more: bool) -> None:
         now = self._now()
