@@ -22,6 +22,8 @@ import { wildcard } from './scope.js';
 import type { NodeMiddleware } from './middleware.js';
 import { nodeRequire } from './middleware.js';
 import type { Verifier } from './verifier.js';
+import type { CedarRecord, MCPRequest } from './mcpdecide.js';
+import { mcpTarget } from './mcpdecide.js';
 
 // The subset of @cedar-policy/cedar-wasm this module uses.
 interface DetailedError {
@@ -34,7 +36,7 @@ interface CedarAnswer {
 }
 interface CedarWasm {
   policySetTextToParts(text: string): { type: 'success'; policies: string[]; policy_templates: string[] } | { type: 'failure'; errors: DetailedError[] };
-  policyToJson(p: string): { type: 'success'; json: { annotations?: Record<string, string> } } | { type: 'failure'; errors: DetailedError[] };
+  policyToJson(p: string): { type: 'success'; json: { annotations?: Record<string, string>; conditions?: unknown } } | { type: 'failure'; errors: DetailedError[] };
   preparsePolicySet(id: string, ps: { staticPolicies: Record<string, string> }): { type: 'success' } | { type: 'failure'; errors: DetailedError[] };
   statefulIsAuthorized(call: unknown): CedarAnswer;
   isAuthorized(call: unknown): CedarAnswer;
@@ -174,6 +176,35 @@ function scopeContext(patterns: readonly Pattern[], scopes: readonly string[]): 
   return { scopes: [...scopes], scope_patterns: some, scope_patterns_all: all };
 }
 
+// ---- which context attributes the policies read ----
+
+/**
+ * Adds to out the context attributes a policy's JSON form reads
+ * (context.x, context has x); false when it uses the context otherwise
+ * (as a whole), when every attribute must be given.
+ */
+function contextUse(node: unknown, out: Set<string>): boolean {
+  if (Array.isArray(node)) return node.every((n) => contextUse(n, out));
+  if (node === null || typeof node !== 'object') return true;
+  const o = node as Record<string, unknown>;
+  if (o.Var === 'context') return false;
+  for (const [k, v] of Object.entries(o)) {
+    if ((k === '.' || k === 'has') && v !== null && typeof v === 'object') {
+      const { left, attr, ...rest } = v as { left?: unknown; attr?: unknown };
+      const l = left as Record<string, unknown> | null | undefined;
+      if (l && typeof l === 'object' && l.Var === 'context' && Object.keys(l).length === 1) {
+        const a = Array.isArray(attr) ? attr[0] : attr;
+        if (typeof a !== 'string') return false;
+        out.add(a);
+        if (!contextUse(rest, out)) return false;
+        continue;
+      }
+    }
+    if (!contextUse(v, out)) return false;
+  }
+  return true;
+}
+
 // ---- the policy set ----
 
 /** A named Cedar document. */
@@ -197,6 +228,8 @@ export class CallPolicy {
     private readonly policies: Record<string, string>,
     private readonly patterns: Pattern[],
     positions: Map<string, string>,
+    /** The context attributes some policy reads, or null for all (a policy uses the context as a whole). */
+    private readonly attrs: ReadonlySet<string> | null,
   ) {
     this.positions = positions;
   }
@@ -216,11 +249,19 @@ export class CallPolicy {
     return CallPolicy.parse(files);
   }
 
-  /** Builds a set from Cedar documents (see loadDir for the rules). */
-  static async parse(files: readonly PolicyFile[]): Promise<CallPolicy> {
+  /**
+   * Builds a set from Cedar documents (see loadDir for the rules).
+   * options.allContext gives every context attribute to every decision; by
+   * default only those some policy reads are given (context.x, context has
+   * x), which decides alike — an attribute no policy reads cannot change a
+   * decision — and costs a fraction: cedar-wasm reads each attribute across
+   * the WebAssembly boundary, some 3–10 µs apiece.
+   */
+  static async parse(files: readonly PolicyFile[], options: { allContext?: boolean } = {}): Promise<CallPolicy> {
     const cedar = await loadCedar();
     const policies: Record<string, string> = {};
     const positions = new Map<string, string>();
+    let attrs: Set<string> | null = options.allContext ? null : new Set();
     for (const f of files) {
       const parts = cedar.policySetTextToParts(f.source);
       if (parts.type !== 'success') throw new PolicyError(`policy: ${f.name}: ${parts.errors.map((e) => e.message).join('; ')}`);
@@ -236,6 +277,7 @@ export class CallPolicy {
         const line = f.source.slice(0, at).split('\n').length;
         const j = cedar.policyToJson(text);
         if (j.type !== 'success') throw new PolicyError(`policy: ${f.name}: ${j.errors.map((e) => e.message).join('; ')}`);
+        if (attrs && !contextUse(j.json.conditions ?? [], attrs)) attrs = null;
         const pos = `${f.name}:${line}`;
         const id = j.json.annotations?.id ?? `${basename(f.name)}:${line}`;
         const prev = positions.get(id);
@@ -248,7 +290,7 @@ export class CallPolicy {
     const setId = `mandate-call-policy-${process.pid}-${nextSetId++}`;
     const pre = cedar.preparsePolicySet(setId, { staticPolicies: policies });
     if (pre.type !== 'success') throw new PolicyError(`policy: ${pre.errors.map((e) => e.message).join('; ')}`);
-    return new CallPolicy(cedar, setId, policies, literalPatterns(files.map((f) => f.source)), positions);
+    return new CallPolicy(cedar, setId, policies, literalPatterns(files.map((f) => f.source)), positions, attrs);
   }
 
   /** The policy ids, sorted. */
@@ -263,23 +305,64 @@ export class CallPolicy {
 
   /** Decides a call (Go's Set.AuthorizeCall). Never throws: a failure denies. */
   authorizeCall(r: CallRequest): Decision {
+    return this.evaluate(r, undefined);
+  }
+
+  /**
+   * Decides an MCP request (Go's Set.AuthorizeMCP) whose arguments are
+   * already a Cedar record (parseArguments): the per-call request of its
+   * chain with the action and resource of its method (Tool, Resource, Prompt
+   * or Server), and context.server and context.arguments. Never throws.
+   * decideMCP (the scope, then the arguments, then this) is what guards call.
+   */
+  authorizeMCP(r: MCPRequest, args: CedarRecord): Decision {
+    const { action, resource } = mcpTarget(r.method, r.name ?? '', r.uri ?? '', r.server);
+    const c = r.chain;
+    return this.evaluate(
+      {
+        holder: c.holder,
+        groups: r.groups,
+        action,
+        resource,
+        subject: c.subject,
+        subjectIssuer: c.subjectIssuer,
+        actors: c.actors,
+        depth: c.depth,
+        scopes: c.scopes,
+        audiences: c.audiences,
+        root: c.root,
+        lineage: c.lineage,
+        bound: c.bound,
+      },
+      { server: r.server, arguments: args },
+    );
+  }
+
+  private evaluate(r: CallRequest, extra: Record<string, unknown> | undefined): Decision {
     const principal = { type: 'Agent', id: r.holder };
     const resource = { type: r.resource.type, id: r.resource.id };
     const groups = (r.groups ?? []).map((g) => ({ type: 'Group', id: g }));
     const entities: unknown[] = [{ uid: principal, attrs: {}, parents: groups }];
     if (!(resource.type === 'Agent' && resource.id === r.holder)) entities.push({ uid: resource, attrs: {}, parents: [] });
-    const context = {
-      ...scopeContext(this.patterns, r.scopes),
-      holder: r.holder,
-      subject: r.subject,
-      sub_iss: r.subjectIssuer,
-      audiences: [...r.audiences],
-      depth: r.depth,
-      actors: [...r.actors],
-      root: r.root,
-      lineage: [...r.lineage],
-      bound: r.bound,
+    const want = this.attrs;
+    const context: Record<string, unknown> = {};
+    const put = (k: string, v: () => unknown): void => {
+      if (!want || want.has(k)) context[k] = v();
     };
+    if (!want || want.has('scopes') || want.has('scope_patterns') || want.has('scope_patterns_all')) {
+      const sc = scopeContext(this.patterns, r.scopes);
+      for (const k of ['scopes', 'scope_patterns', 'scope_patterns_all']) put(k, () => sc[k]);
+    }
+    put('holder', () => r.holder);
+    put('subject', () => r.subject);
+    put('sub_iss', () => r.subjectIssuer);
+    put('audiences', () => [...r.audiences]);
+    put('depth', () => r.depth);
+    put('actors', () => [...r.actors]);
+    put('root', () => r.root);
+    put('lineage', () => [...r.lineage]);
+    put('bound', () => r.bound);
+    if (extra) for (const [k, v] of Object.entries(extra)) put(k, () => v);
     const call = {
       principal,
       action: { type: 'Action', id: r.action || 'call' },
@@ -348,12 +431,13 @@ function explain(ans: CedarAnswer): Decision {
   }
   const diag = ans.response.diagnostics;
   if (diag.errors.length > 0) {
-    const ids = diag.errors.map((e) => e.policyId);
+    const ids = diag.errors.map((e) => e.policyId).sort(); // in sorted order, as Go names them
+    const first = diag.errors.find((e) => e.policyId === ids[0]) ?? diag.errors[0];
     return {
       allow: false,
       forbidden: false,
       policies: ids,
-      reason: `policy "${ids[0]}" failed to evaluate (${diag.errors[0].error.message}), so the request is denied`,
+      reason: `policy ${JSON.stringify(ids[0])} failed to evaluate (${first.error.message}), so the request is denied`,
     };
   }
   const ids = [...diag.reason].sort();

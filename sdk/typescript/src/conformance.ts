@@ -1,7 +1,8 @@
 /**
  * The conformance runner (DESIGN.md, "Cross-language test vectors"): reads
- * one vector file — verification (jwks), scope (covers), per-call Cedar
- * (policies) or revocation feed (max_staleness_seconds) — and answers each
+ * one vector file — verification (jwks), scope (covers), MCP requests
+ * (server), per-call Cedar (policies) or revocation feed
+ * (max_staleness_seconds) — and answers each
  * case as this SDK decides it, one result per case, {"name", "verdict"}. `bin/conformance.js FILE` prints them as JSON
  * lines; comparing them with "expect" is the tests' business.
  */
@@ -99,10 +100,20 @@ interface CallFile {
   }>;
 }
 
+/** A result with the ids of the policies that determined it (call and MCP files). */
+export interface DetailedResult extends Result {
+  policies: string[];
+}
+
 /** Decides every case of a per-call Cedar file (needs @cedar-policy/cedar-wasm). */
 export async function runCall(f: CallFile): Promise<Result[]> {
+  return (await runCallDetailed(f)).map(({ name, verdict }) => ({ name, verdict }));
+}
+
+/** runCall, with each decision's policies. options.allContext: see CallPolicy.parse. */
+export async function runCallDetailed(f: CallFile, options: { allContext?: boolean } = {}): Promise<DetailedResult[]> {
   const { CallPolicy } = await import('./cedar.js');
-  const set = await CallPolicy.parse(f.policies.map((p) => ({ name: p.name, source: p.source })));
+  const set = await CallPolicy.parse(f.policies.map((p) => ({ name: p.name, source: p.source })), options);
   return f.cases.map((c) => {
     const d = set.authorizeCall({
       holder: c.chain.holder,
@@ -119,7 +130,60 @@ export async function runCall(f: CallFile): Promise<Result[]> {
       lineage: c.chain.lineage ?? [],
       bound: c.chain.bound,
     });
-    return { name: c.name, verdict: d.allow ? 'allow' : 'deny' };
+    return { name: c.name, verdict: d.allow ? 'allow' : 'deny', policies: [...d.policies] };
+  });
+}
+
+interface MCPFile {
+  server: string;
+  policies: Array<{ name: string; source: string }>;
+  cases: Array<{
+    name: string;
+    groups?: string[] | null;
+    method: string;
+    params?: { name?: string | null; uri?: string | null; arguments?: string | null } | null;
+    chain: CallFile['cases'][number]['chain'];
+  }>;
+}
+
+/**
+ * Decides every case of an MCP file (testdata/vectors/README.md, "MCP
+ * files") with the guard's own decision (decideMCP): insufficient_scope,
+ * invalid_arguments, allow or deny. Needs @cedar-policy/cedar-wasm.
+ */
+export async function runMCP(f: MCPFile): Promise<Result[]> {
+  return (await runMCPDetailed(f)).map(({ name, verdict }) => ({ name, verdict }));
+}
+
+/** runMCP, with each decision's policies. options.allContext: see CallPolicy.parse. */
+export async function runMCPDetailed(f: MCPFile, options: { allContext?: boolean } = {}): Promise<DetailedResult[]> {
+  const { CallPolicy } = await import('./cedar.js');
+  const { decideMCP } = await import('./mcpdecide.js');
+  if (typeof f.server !== 'string' || !Array.isArray(f.cases)) throw new TypeError('vectors: an MCP file has server (a string) and cases');
+  const set = await CallPolicy.parse(f.policies.map((p) => ({ name: p.name, source: p.source })), options);
+  const opt = (v: string | null | undefined): string | undefined => (typeof v === 'string' ? wellFormed(v) : undefined);
+  return f.cases.map((c) => {
+    const d = decideMCP(set, {
+      server: wellFormed(f.server),
+      method: wellFormed(c.method),
+      name: opt(c.params?.name),
+      uri: opt(c.params?.uri),
+      arguments: opt(c.params?.arguments),
+      groups: c.groups ?? [],
+      chain: {
+        holder: c.chain.holder,
+        subject: c.chain.subject,
+        subjectIssuer: c.chain.sub_iss,
+        actors: c.chain.actors ?? [],
+        depth: c.chain.depth,
+        scopes: c.chain.scopes ?? [],
+        audiences: c.chain.audiences ?? [],
+        root: c.chain.root,
+        lineage: c.chain.lineage ?? [],
+        bound: c.chain.bound,
+      },
+    });
+    return { name: c.name, verdict: d.verdict, policies: [...d.policies] };
   });
 }
 
@@ -314,10 +378,11 @@ export async function run(text: string): Promise<Result[]> {
   const data = JSON.parse(text) as Record<string, unknown>;
   if (!data || typeof data !== 'object' || Array.isArray(data)) throw new TypeError('vectors: not a JSON object');
   if (data.covers != null) return runScope(data as unknown as { covers: unknown[] });
+  if (data.server != null) return runMCP(data as unknown as MCPFile);
   if (data.policies != null) return runCall(data as unknown as CallFile);
   if (data.max_staleness_seconds != null) return runFeed(data as unknown as FeedVectorFile);
   if (data.jwks != null) return runVerify(data as unknown as VerifyFile);
-  throw new TypeError('vectors: neither a verification (jwks), a scope (covers), a call (policies) nor a feed (max_staleness_seconds) file');
+  throw new TypeError('vectors: neither a verification (jwks), a scope (covers), an MCP (server), a call (policies) nor a feed (max_staleness_seconds) file');
 }
 
 /** Runs a vector file from disk. */

@@ -16,7 +16,7 @@
  */
 import { FeedCredentialsError, MandateError, ProtocolError, StaleRevocationsError } from './errors.js';
 import { type FetchLike, getJSON, getText, safeURL } from './http.js';
-import { JObj, JSONError, type JVal, goStringSlice, parseJSON } from './gojson.js';
+import { JObj, JSONError, type JVal, parseJSON } from './gojson.js';
 import { excerpt, goNumericDate } from './jwt.js';
 import { KeySet, type KeyResolver, type PublicKeyInfo } from './keys.js';
 
@@ -175,7 +175,7 @@ function members(o: JObj): Map<string, JVal> {
  * as a token's exp is (a number within ±2^53 compared exactly on its text, a
  * fraction read as its whole second), neither 0 nor null; `more` and `reset`
  * absent, null or booleans; `revoked_keys` absent, null or an array of
- * strings (a null element reads as "", as Go's []string reads it). Names are
+ * strings (a null element refuses the page, as Go's reader does). Names are
  * matched exactly, unknown members ignored, a member given twice counts by
  * its last value. A page that breaks the grammar is refused whole: a
  * ProtocolError, and nothing of it applies.
@@ -202,12 +202,9 @@ export function readFeedPage(text: string): FeedPage {
   };
   const page: FeedPage = { revocations: [], cursor, reset: flag('reset'), more: flag('more'), revoked_keys: [] };
   const keys = m.get('revoked_keys');
-  if (keys !== undefined) {
-    try {
-      page.revoked_keys = goStringSlice(keys) ?? [];
-    } catch {
-      return refuse('revoked_keys is not an array of strings');
-    }
+  if (keys !== undefined && keys !== null) {
+    if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) return refuse('revoked_keys is not an array of strings');
+    page.revoked_keys = keys as string[];
   }
   const revs = m.get('revocations');
   if (revs === undefined || revs === null) return page;

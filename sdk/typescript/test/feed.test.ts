@@ -69,8 +69,9 @@ describe('feed pages: the shared grammar', () => {
         revocations: [{ jti: 'a', exp: 2 ** 53 }, { jti: 'b', exp: 1795773600 }, { jti: 'c', exp: -1 }],
       },
     );
-    // Go's []string reads a null element as "" (see the report on the grammar's wording).
-    assert.deepEqual(readFeedPage(`{"cursor":"c","revoked_keys":["k",null]}`).revoked_keys, ['k', '']);
+    // revoked_keys: null is none; a null element refuses the page (the grammar: an array of strings).
+    assert.deepEqual(readFeedPage(`{"cursor":"c","revoked_keys":null}`).revoked_keys, []);
+    assert.throws(() => readFeedPage(`{"cursor":"c","revoked_keys":["k",null]}`), ProtocolError);
     // A member given twice counts by its last value, even after a bad one.
     assert.equal(readFeedPage(`{"cursor":"c","more":"yes","more":true}`).more, true);
   });

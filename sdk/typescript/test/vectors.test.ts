@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runFile } from '../dist/conformance.js';
+import { runCallDetailed, runFile, runMCPDetailed } from '../dist/conformance.js';
 import { SDK_DIR, VECTORS_DIR } from './harness.js';
 
 const files = readdirSync(VECTORS_DIR).filter((f) => f.endsWith('.json')).sort();
@@ -17,6 +17,7 @@ describe('shared vectors', () => {
     assert.ok(files.includes('scope.json'), 'no scope.json');
     assert.ok(files.some((f) => f.startsWith('call-')), 'no call-*.json');
     assert.ok(files.includes('feed.json'), 'no feed.json');
+    assert.ok(files.some((f) => f.startsWith('mcp-')), 'no mcp-*.json');
   });
 
   for (const f of files) {
@@ -37,6 +38,24 @@ describe('shared vectors', () => {
           [],
         );
       });
+      const withPolicies = data as { server?: unknown; policies?: unknown; cases?: Array<{ name: string; expect: string; policies?: string[] | null }> };
+      if (withPolicies.policies != null && withPolicies.cases?.every((c) => Array.isArray(c.policies))) {
+        // The ids that determined each decision, as Go names them (sorted), and
+        // the same decisions whether each is given the whole context or only
+        // the attributes the policies read (CallPolicy's default).
+        for (const allContext of [false, true]) {
+          it(`names the policies of every decision${allContext ? ' (the whole context given)' : ''}`, async () => {
+            const detailed = withPolicies.server != null ? runMCPDetailed : runCallDetailed;
+            const got = await detailed(data as never, { allContext });
+            const cases = withPolicies.cases ?? [];
+            const wrong = got
+              .map((g, i) => ({ g, c: cases[i] }))
+              .filter(({ g, c }) => g.verdict !== c.expect || g.policies.join(',') !== (c.policies ?? []).join(','))
+              .map(({ g, c }) => `${c.name}: got ${String(g.verdict)} [${g.policies.join(',')}], want ${c.expect} [${(c.policies ?? []).join(',')}]`);
+            assert.deepEqual(wrong, []);
+          });
+        }
+      }
     });
   }
 
