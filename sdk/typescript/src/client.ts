@@ -377,6 +377,35 @@ export class MandateClient {
   }
 
   /**
+   * The audience exchange, for a resource server registered with `serves`
+   * (an MCP server, say): trades received, a token a caller sent to it (for
+   * an audience it serves, verified on the way in), for a token of its own
+   * to call the downstream API `audience` on the caller's behalf — instead
+   * of forwarding the caller's token. The new token keeps the caller's
+   * subject, adds this client to its actor chain and descends from received
+   * (revoking it revokes the new one); scope narrows it further (absent:
+   * everything received grants within this client's registration). No proof
+   * of received's key is needed; with a key (dpopKey) this client proves its
+   * own and the new token is bound to it, as it must be when received is
+   * bound. An empty audience is refused before any request (Go's
+   * ExchangeForDownstream).
+   */
+  exchangeForDownstream(received: Token | string, audience: string, opts: { scope?: string | readonly string[] } = {}): Promise<Token> {
+    if (typeof audience !== 'string' || audience === '') {
+      return Promise.reject(new MandateError('invalid_request', 'an audience exchange names the downstream API (audience)'));
+    }
+    const form = new URLSearchParams({
+      grant_type: GRANT_TOKEN_EXCHANGE,
+      subject_token: typeof received === 'string' ? received : received.value,
+      subject_token_type: TOKEN_TYPE_ACCESS_TOKEN,
+      audience,
+    });
+    const scope = scopeParam(opts.scope);
+    if (scope) form.set('scope', scope);
+    return this.token(form, this.dpopKey, this.dpopKey);
+  }
+
+  /**
    * Makes an ephemeral agent "<clientId>/<name>" with a fresh key (EdDSA by
    * default). The name is 1–64 letters, digits and ._-, starting with a
    * letter or digit, not ending with a dot.

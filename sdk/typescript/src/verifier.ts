@@ -274,6 +274,11 @@ export class Verifier {
     return this.revs.firstRevoked([jti]) !== undefined;
   }
 
+  /** This resource server's identifier: the audience every token it accepts carries. */
+  get audience(): string {
+    return this.cfg.audience;
+  }
+
   /** The configured public URL (scheme and host), or ''. */
   get publicUrl(): string {
     return this.cfg.publicUrl;
