@@ -79,7 +79,7 @@ ODD_ID = "svc:reporter+1@x"
 ODD_SECRET = "p@ss:w rd+&%=/é"
 
 
-def _config(tmp: Path, keyed_jwks: Path) -> tuple[str, dict[str, str]]:
+def _config(tmp: Path, keyed_jwks: Path, clients: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, str]]:
     secrets = {
         "orchestrator": "orch-secret",
         "researcher": "res-secret",
@@ -107,17 +107,22 @@ def _config(tmp: Path, keyed_jwks: Path) -> tuple[str, dict[str, str]]:
              "scopes": ["tools:*"], "audiences": [AUDIENCE]},
         ],
     }
+    if clients is not None:  # another story's registrations (each with its "secret")
+        cfg["clients"] = clients
+        secrets = {c["id"]: c["secret"] for c in clients if "secret" in c}
     path = tmp / "mandate.yaml"
     path.write_text(json.dumps(cfg, ensure_ascii=False, indent=1))  # JSON is YAML
     return str(path), secrets
 
 
-def start_server(tmp: Path) -> Server:
+def start_server(tmp: Path, clients: list[dict[str, Any]] | None = None) -> Server:
+    """A real `mandate serve` with the SDK suite's registrations, or with
+    ``clients`` instead."""
     binary = mandate_binary()
     keyed = Key.generate("ES256")
     jwks = tmp / "keyed-jwks.json"
     jwks.write_text(json.dumps(keyed.public_jwks()))
-    path, secrets = _config(tmp, jwks)
+    path, secrets = _config(tmp, jwks, clients)
     proc = subprocess.Popen([binary, "serve", "--config", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     lines: queue.Queue[str] = queue.Queue()
@@ -201,7 +206,7 @@ def token(key: Key, *, header: dict[str, Any] | None = None, **over: Any) -> str
 class Served:
     """An ASGI app served by uvicorn on 127.0.0.1:0 in a thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, lifespan: str = "off") -> None:
         import socket
 
         import uvicorn
@@ -212,7 +217,7 @@ class Served:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._app = app
-        self._server = uvicorn.Server(uvicorn.Config(self._dispatch, log_level="warning", lifespan="off", interface="asgi3"))
+        self._server = uvicorn.Server(uvicorn.Config(self._dispatch, log_level="warning", lifespan=lifespan, interface="asgi3"))
         self._thread: threading.Thread | None = None
 
     async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
@@ -280,3 +285,46 @@ def api(server: Server) -> Iterator[API]:
         yield a
     finally:
         a.close()
+
+
+# -- the MCP story's registrations --------------------------------------------------------
+
+PY_MCP = "https://py-mcp.example/mcp"
+GO_MCP = "https://inventory-mcp.example/mcp"
+TS_MCP = "https://orders-mcp.example/mcp"
+ORDERS_API = "https://orders.example"
+MCP_SCOPES = ["tools:*", "resources:read", "prompts:get", "orders:read", "orders:refund"]
+
+
+def mcp_clients() -> list[dict[str, Any]]:
+    """An orchestrator (ephemeral agents allowed), two registered agents, the
+    MCP servers' own identities (registered with serves: their canonical
+    URIs, for the audience exchange), the feed's resource_server, an admin.
+    The agents may hold orders:* scopes too: an audience exchange's scope must
+    be covered by the token exchanged."""
+    mcps = [PY_MCP, GO_MCP, TS_MCP]
+    both = ["client_credentials", "token_exchange"]
+    return [
+        {"id": "orchestrator", "secret": "orch-secret", "grants": both, "scopes": MCP_SCOPES, "audiences": mcps,
+         "ephemeral": {"scopes": MCP_SCOPES, "audiences": mcps}},
+        {"id": "researcher", "secret": "res-secret", "grants": both, "scopes": MCP_SCOPES, "audiences": mcps},
+        {"id": "helper", "secret": "helper-secret", "grants": both, "scopes": MCP_SCOPES, "audiences": mcps},
+        {"id": "mcp-feed", "secret": "feed-secret", "role": "resource_server"},
+        {"id": "py-mcp", "secret": "py-mcp-secret", "grants": ["token_exchange"], "scopes": ["orders:read", "orders:refund"],
+         "audiences": [ORDERS_API], "serves": [PY_MCP]},
+        {"id": "orders-mcp", "secret": "orders-mcp-secret", "grants": ["token_exchange"], "scopes": ["orders:read", "orders:refund"],
+         "audiences": [ORDERS_API], "serves": [TS_MCP]},
+        {"id": "ops", "secret": "ops-secret", "role": "admin"},
+    ]
+
+
+@pytest.fixture(scope="session")
+def mcp_mandate() -> Iterator[Server]:
+    """A real `mandate serve` with the MCP story's registrations."""
+    tmp = Path(tempfile.mkdtemp(prefix="mandate-py-mcp-"))
+    s = start_server(tmp, mcp_clients())
+    try:
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ def expectations(path: Path) -> list[tuple[str, object]]:
 
 def test_vectors_exist() -> None:
     kinds = {p.name.split("-")[0].removesuffix(".json") for p in FILES}
-    assert {"verify", "scope", "call", "feed"} <= kinds, f"vector files missing under {VECTORS}"
+    assert {"verify", "scope", "call", "feed", "mcp"} <= kinds, f"vector files missing under {VECTORS}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -37,8 +37,8 @@ def test_vector_file(path: Path) -> None:
     assert not wrong, "\n".join(f"{n}: got {g!r}, want {e!r}" for n, g, e in wrong)
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith("call-")], ids=lambda p: p.name)
-def test_call_vectors_name_the_policies(path: Path) -> None:
+@pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith(("call-", "mcp-"))], ids=lambda p: p.name)
+def test_call_and_mcp_vectors_name_the_policies(path: Path) -> None:
     f = json.loads(path.read_text())
     got = run(str(path))
     for g, c in zip(got, f["cases"]):

@@ -21,7 +21,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .chain import Chain
 from .errors import PolicyDeniedError
@@ -183,6 +183,14 @@ def _cedarpy() -> Any:
     return cedarpy
 
 
+def _internal_api(cedarpy: Any) -> Any:
+    """cedarpy's extension module when it has the entry point its public
+    wrapper calls (``is_authorized_batch`` over JSON text), else None: the
+    public wrapper is used then."""
+    internal = getattr(cedarpy, "_internal", None)
+    return internal if callable(getattr(internal, "is_authorized_batch", None)) else None
+
+
 class PolicySet:
     """An immutable, parsed set of Cedar policies with Mandate's ids."""
 
@@ -216,7 +224,9 @@ class PolicySet:
             raise PolicyError("policy: the policy files hold no policy")
         self._ps = cedarpy.PolicySet.from_json_str(json.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}))
         self._patterns = _literal_patterns(src for _, src in files)
+        self._pattern_cache: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
         self._cedarpy = cedarpy
+        self._internal = _internal_api(cedarpy)
 
     @classmethod
     def load_dir(cls, path: str | os.PathLike[str]) -> "PolicySet":
@@ -257,9 +267,13 @@ class PolicySet:
         root: str = "",
         lineage: Sequence[str] = (),
         bound: bool = False,
+        extra_context: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """Decide one call, as Go's ``Set.AuthorizeCall`` does."""
-        some, every = scope_patterns(self._patterns, scopes)
+        """Decide one call, as Go's ``Set.AuthorizeCall`` does.
+        ``extra_context`` adds members to the context in Cedar's JSON form
+        (an MCP request's ``server`` and ``arguments``: see
+        :mod:`mandate_auth.mcp`)."""
+        some, every = self._patterns_of(tuple(scopes))
         context = {
             "scopes": list(scopes),
             "scope_patterns": some,
@@ -274,6 +288,8 @@ class PolicySet:
             "lineage": list(lineage),
             "bound": bound,
         }
+        if extra_context:
+            context.update(extra_context)
         principal = {"type": "Agent", "id": holder}
         res = {"type": resource.type, "id": resource.id}
         entities = [{"uid": principal, "attrs": {}, "parents": [{"type": "Group", "id": g} for g in dict.fromkeys(groups)]}]
@@ -281,19 +297,50 @@ class PolicySet:
             entities.append({"uid": res, "attrs": {}, "parents": []})
         request = {"principal": principal, "action": {"type": "Action", "id": action or "call"}, "resource": res, "context": context}
         try:
-            r = self._cedarpy.is_authorized(request, self._ps, entities)
+            decision, reasons, errors = self._evaluate(request, entities)
         except Exception as e:  # any failure to evaluate denies
             return Decision(allow=False, reason=f"the request could not be evaluated ({type(e).__name__}), so it is denied")
-        errors = list(r.diagnostics.errors)
+        if decision not in ("Allow", "Deny"):  # Cedar could not even build the request
+            return Decision(allow=False, reason=f"the request could not be evaluated ({errors[0] if errors else decision}), so it is denied")
+        allowed = decision == "Allow"
         if errors:
-            ids = [self._failing_id(msg) for msg in errors]
-            return Decision(allow=False, policies=ids, reason=f"policy {ids[0]!r} failed to evaluate ({errors[0]}), so the request is denied")
-        ids = sorted(r.diagnostics.reasons)
-        if r.allowed:
+            # Sorted, as Go names them (Cedar reports them in no fixed order).
+            failing = sorted((self._failing_id(msg), msg) for msg in errors)
+            ids = [pid for pid, _ in failing]
+            return Decision(allow=False, policies=ids, reason=f"policy {ids[0]!r} failed to evaluate ({failing[0][1]}), so the request is denied")
+        ids = sorted(reasons)
+        if allowed:
             return Decision(allow=True, policies=ids, reason="permitted by policy " + ", ".join(json.dumps(i) for i in ids))
         if ids:
             return Decision(allow=False, forbidden=True, policies=ids, reason="denied by policy " + ", ".join(json.dumps(i) for i in ids))
         return Decision(allow=False, policies=[], reason=NO_POLICY_PERMITS)
+
+    def _patterns_of(self, scopes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """scope_patterns, remembered per scope list (a chain's scopes repeat
+        request after request)."""
+        hit = self._pattern_cache.get(scopes)
+        if hit is None:
+            hit = scope_patterns(self._patterns, scopes)
+            if len(self._pattern_cache) >= 4096:
+                self._pattern_cache.clear()
+            self._pattern_cache[scopes] = hit
+        return list(hit[0]), list(hit[1])
+
+    def _evaluate(self, request: dict[str, Any], entities: list[dict[str, Any]]) -> tuple[str, list[str], list[str]]:
+        """Cedar's answer: its decision (Allow, Deny, NoDecision), the
+        determining policies, the evaluation errors."""
+        internal = self._internal
+        if internal is not None:
+            # cedarpy's own wrapper, minus its copies: the context as JSON
+            # text, the entities as JSON text, the answer read once.
+            req = dict(request)
+            req["context"] = json.dumps(request["context"])
+            raw = internal.is_authorized_batch([req], self._ps, json.dumps(entities), None, False)[0]
+            out = json.loads(raw)
+            diag = out.get("diagnostics") or {}
+            return str(out.get("decision")), list(diag.get("reason") or ()), [str(e) for e in diag.get("errors") or ()]
+        r = self._cedarpy.is_authorized(request, self._ps, entities)
+        return r.decision.name, list(r.diagnostics.reasons), list(r.diagnostics.errors)
 
     def _failing_id(self, msg: str) -> str:
         prefix = "error while evaluating policy `"

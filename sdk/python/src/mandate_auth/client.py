@@ -333,6 +333,26 @@ class _Base:
             child_key = proof_key  # the holder stays: the child is bound to the same key
         return form, proof_key, child_key
 
+    def _downstream_args(self, received: Token | str, audience: AudienceArg, scope: ScopeArg) -> tuple[dict[str, Any], Key | None, Key | None]:
+        auds = _values(audience)
+        if not auds:
+            raise ValueError("an audience exchange names the downstream API (audience)")
+        value = received.value if isinstance(received, Token) else received
+        if not isinstance(value, str) or not value:
+            raise ValueError("an audience exchange needs the token that was received")
+        form: dict[str, Any] = {
+            "grant_type": GRANT_TOKEN_EXCHANGE,
+            "subject_token": value,
+            "subject_token_type": TOKEN_TYPE_ACCESS_TOKEN,
+            "audience": auds,
+        }
+        s = _scope(scope)
+        if s:
+            form["scope"] = s
+        # No proof of the received token's key (the caller proved it to this
+        # server); this client proves its own key, and the child is bound to it.
+        return form, self.dpop_key, self.dpop_key
+
 
 def _unreachable(e: httpx.HTTPError) -> OAuthError:
     """A transport failure as an OAuth error (``temporarily_unavailable``): the
@@ -452,6 +472,22 @@ class Client(_Base):
         t.key = agent.key
         return t
 
+    def exchange_for_downstream(self, received: Token | str, audience: AudienceArg, scope: ScopeArg = None) -> Token:
+        """The audience exchange (no token passthrough), for a resource server
+        registered with ``serves`` — an MCP server, say: trade ``received``,
+        a token a caller sent to an audience this client serves (verified on
+        the way in), for this client's own token to the downstream API
+        ``audience``, instead of forwarding the caller's. The new token keeps
+        the caller's subject, adds this client to its actor chain and
+        descends from ``received`` (revoking it revokes the new one);
+        ``scope`` narrows it (None: all that ``received`` grants within this
+        client's registration). No proof of ``received``'s key is sent; with
+        a ``dpop_key`` this client proves its own and the new token is bound
+        to it. Refusals are :class:`~mandate_auth.errors.OAuthError`
+        subclasses (``invalid_request`` for an audience this client does not
+        serve, ``invalid_scope``, ``invalid_target``)."""
+        return self._token(*self._downstream_args(received, audience, scope))
+
     def revoke(self, token: Token | str) -> None:
         """Revoke a token this client holds, or one delegated from such a token,
         and with it everything delegated from it (RFC 7009)."""
@@ -536,6 +572,10 @@ class AsyncClient(_Base):
         t = await self.exchange(subject, actor=actor, scope=scope, audience=audience)
         t.key = agent.key
         return t
+
+    async def exchange_for_downstream(self, received: Token | str, audience: AudienceArg, scope: ScopeArg = None) -> Token:
+        """:meth:`Client.exchange_for_downstream`, awaited."""
+        return await self._token(*self._downstream_args(received, audience, scope))
 
     async def revoke(self, token: Token | str) -> None:
         value = token.value if isinstance(token, Token) else token

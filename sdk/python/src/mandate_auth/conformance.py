@@ -3,7 +3,7 @@
 It reads one vector file (testdata/vectors/README.md in the repository) and
 prints one JSON line per case, ``{"name": ..., "verdict": ...}``, then exits
 0 — a verdict differing from ``expect`` is not the runner's failure; whoever
-runs it compares. Four kinds of file:
+runs it compares. Five kinds of file:
 
 - verification (``jwks``): one offline :class:`~mandate_auth.verifier.Verifier`
   configured as the file says (its clock fixed at ``now``), every case in
@@ -11,6 +11,9 @@ runs it compares. Four kinds of file:
   is ``ok`` or the refusal's class;
 - scope (``covers``): ``"<parent> ⊇ <child>"`` and whether it covers;
 - per-call Cedar decisions (``policies``): ``allow`` or ``deny``;
+- MCP requests (``server``): ``allow``, ``deny``, ``insufficient_scope`` or
+  ``invalid_arguments``, decided by :func:`mandate_auth.mcp.decide_mcp`,
+  the function the MCP guard decides by;
 - the revocation feed (``max_staleness_seconds``): per case a fresh
   :class:`~mandate_auth.remote.Feed` polling a scripted feed served over HTTP
   on 127.0.0.1, its clocks reading each step's ``at``; the verdict is the
@@ -36,7 +39,7 @@ from .errors import StaleRevocationsError, TokenError
 from .scope import covers
 from .verifier import RevocationSet, Verifier
 
-__all__ = ["run", "run_verify", "run_scope", "run_call", "run_feed", "main"]
+__all__ = ["run", "run_verify", "run_scope", "run_call", "run_mcp", "run_feed", "main"]
 
 
 def verdict(err: BaseException | None) -> str:
@@ -125,6 +128,41 @@ def run_call(f: dict[str, Any], base: str = ".") -> Iterator[dict[str, Any]]:
             bound=bool(ch.get("bound")),
         )
         yield {"name": c.get("name", ""), "verdict": "allow" if d.allow else "deny", "policies": d.policies}
+
+
+def run_mcp(f: dict[str, Any], base: str = ".") -> Iterator[dict[str, Any]]:
+    """Every case of an MCP file (testdata/vectors/README.md, "MCP files"),
+    decided as the guard decides: scope, arguments, Cedar."""
+    from .mcp.decision import decide_mcp
+
+    f = gj._fix_surrogates(f)  # the strings Go reads from the file: lone surrogates are U+FFFD
+    server = f["server"]
+    if not isinstance(server, str):
+        raise ValueError("server: want the MCP server's canonical URI")
+    ps = _policy_set(f["policies"], base)
+    for c in f.get("cases") or []:
+        ch = c.get("chain") or {}
+        p = c.get("params") or {}
+        d = decide_mcp(
+            ps,
+            server=server,
+            method=c.get("method") or "",
+            name=p.get("name") or "",
+            uri=p.get("uri") or "",
+            arguments=p.get("arguments") or "",
+            groups=c.get("groups") or [],
+            holder=ch.get("holder", ""),
+            subject=ch.get("subject", ""),
+            subject_issuer=ch.get("sub_iss", ""),
+            actors=ch.get("actors") or [],
+            depth=int(ch.get("depth") or 0),
+            scopes=ch.get("scopes") or [],
+            audiences=ch.get("audiences") or [],
+            root=ch.get("root", ""),
+            lineage=ch.get("lineage") or [],
+            bound=bool(ch.get("bound")),
+        )
+        yield {"name": c.get("name", ""), "verdict": d.verdict, "policies": d.policies}
 
 
 class _Script:
@@ -259,13 +297,17 @@ def run(path: str) -> list[dict[str, Any]]:
         raise ValueError("not a JSON object")
     if "covers" in f:
         return list(run_scope(f))
+    if "server" in f:
+        return list(run_mcp(f, os.path.dirname(os.path.abspath(path))))
     if "policies" in f:
         return list(run_call(f, os.path.dirname(os.path.abspath(path))))
     if "max_staleness_seconds" in f:
         return list(run_feed(f))
     if "jwks" in f:
         return list(run_verify(f))
-    raise ValueError("neither a verification (jwks), a scope (covers), a call (policies) nor a feed (max_staleness_seconds) file")
+    raise ValueError(
+        "neither a verification (jwks), a scope (covers), an MCP (server), a call (policies) nor a feed (max_staleness_seconds) file"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
