@@ -234,8 +234,8 @@ export class CallPolicy {
     this.positions = positions;
   }
 
-  /** Parses every *.cedar file of dir (in name order) into one set; a directory without policies is an error. */
-  static async loadDir(dir: string): Promise<CallPolicy> {
+  /** Parses every *.cedar file of dir (in name order) into one set; a directory without policies is an error. options: see parse. */
+  static async loadDir(dir: string, options: { allContext?: boolean } = {}): Promise<CallPolicy> {
     let names: string[];
     try {
       names = (await readdir(dir)).filter((n) => n.endsWith('.cedar'));
@@ -246,7 +246,7 @@ export class CallPolicy {
     if (paths.length === 0) throw new PolicyError(`policy: no *.cedar files in ${dir}`);
     const files: PolicyFile[] = [];
     for (const p of paths) files.push({ name: p, source: await readFile(p, 'utf8') });
-    return CallPolicy.parse(files);
+    return CallPolicy.parse(files, options);
   }
 
   /**
