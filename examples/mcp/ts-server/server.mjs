@@ -49,7 +49,7 @@ const text = (t) => ({ content: [{ type: 'text', text: t }] });
 
 async function main() {
   const sep = listen.lastIndexOf(':');
-  const host = listen.slice(0, sep) || '127.0.0.1';
+  const host = listen.slice(0, sep).replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
   const port = Number(listen.slice(sep + 1) || '0');
   const http = createServer();
   await new Promise((resolve, reject) => {

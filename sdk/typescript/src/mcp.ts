@@ -202,9 +202,18 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
       chunks.push(c);
     });
     req.on('end', () => {
-      if (!done) resolve(Buffer.concat(chunks));
+      if (!done) {
+        done = true;
+        resolve(Buffer.concat(chunks));
+      }
     });
     req.on('error', reject);
+    req.on('close', () => {
+      if (!done) {
+        done = true;
+        reject(new Error('the request was aborted before its body ended'));
+      }
+    });
   });
 }
 
@@ -372,7 +381,8 @@ export class McpGuard {
         rpcError(res, 400, e.code, e.error_description);
         return;
       }
-      if (msg.kind === 'request') {
+      if (msg.kind === 'request' && !(msg.method === 'tools/call' && msg.name === undefined)) {
+        // (a tools/call without a name needs no scope to be refused: decide() denies it)
         const scope = requiredScope(msg.method, msg.name ?? '');
         if (scope !== '' && !coveredBy(chain.scopes, scope)) {
           this.log({ msg: 'mcp request refused', error: 'insufficient_scope', scope, method: msg.method, jti: chain.jti, holder: chain.holder });

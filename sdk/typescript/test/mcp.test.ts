@@ -12,7 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { ConfigError, DPoPKey, MandateClient, MandateError, OAuthError, type Token, Verifier, decodeToken } from '../dist/index.js';
+import { ConfigError, DPoPKey, MandateClient, MandateError, OAuthError, ProtocolError, type Token, Verifier, decodeToken } from '../dist/index.js';
 import { CallPolicy } from '../dist/cedar.js';
 import { DENIED_CODE, McpGuard, type GuardLogEntry, mandateChain, mcpFetch, receivedToken, resourceMetadataUrl } from '../dist/mcp.js';
 import { type Server, startServer, testKey } from './harness.js';
@@ -111,7 +111,11 @@ async function token(c: MandateClient, holder: MandateClient | null, scope: stri
 }
 
 async function connect(tok: Token): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(new URL(f.url), { fetch: mcpFetch(tok) });
+  return connectTo(f.url, tok);
+}
+
+async function connectTo(url: string, tok: Token): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: mcpFetch(tok) });
   const client = new Client({ name: 'agent', version: '1.0.0' });
   await client.connect(transport);
   return { client, transport };
@@ -131,7 +135,21 @@ async function denied(p: Promise<unknown>, ...policies: string[]): Promise<McpEr
   assert.fail('the call was not denied');
 }
 
-function post(tok: string | null, session: string | undefined, body: string, scheme = 'Bearer'): Promise<Response> {
+/** Serves a guard's endpoint on its own loopback port. */
+async function serveGuard(guard: McpGuard, endpoint: ReturnType<McpGuard['protect']>): Promise<{ url: string; close: () => Promise<void> }> {
+  const http = createServer((req, res) => void endpoint(req, res));
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    close: async () => {
+      await guard.close();
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}
+
+function post(tok: string | null, session: string | undefined, body: string, scheme = 'Bearer', url = f.url): Promise<Response> {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
@@ -139,7 +157,7 @@ function post(tok: string | null, session: string | undefined, body: string, sch
   };
   if (tok) headers.authorization = `${scheme} ${tok}`;
   if (session) headers['mcp-session-id'] = session;
-  return fetch(f.url, { method: 'POST', headers, body });
+  return fetch(url, { method: 'POST', headers, body });
 }
 
 const callBody = (name: string, args: string): string => `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"${name}","arguments":${args}}}`;
@@ -315,6 +333,92 @@ describe('MCP guard, against a real mandate serve and the official TypeScript MC
     // The audience is named, or nothing is sent; a client that serves nothing may not.
     await assert.rejects(f.researcher.exchangeForDownstream(tok, ''), MandateError);
     await assert.rejects(f.researcher.exchangeForDownstream(tok, DOWNSTREAM), OAuthError);
+  });
+
+  it('keeps sessions to their owner: an SSE stream or a DELETE by another is refused, the owner ends it; past maxSessions the least recently used is closed', async () => {
+    const policy = await CallPolicy.parse([{ name: 'mcp.cedar', source: POLICIES }]);
+    const guard = new McpGuard(f.verifier, { server: SERVER, policy, groups: () => ['research-agents'], log: () => undefined, maxSessions: 1 });
+    const runs = { search_orders: 0, refund_order: 0, call_downstream: 0 };
+    const small = await serveGuard(guard, guard.protect(() => buildServer(runs, [], f.researcher)));
+    try {
+      const tok = await token(f.orch, f.researcher, 'tools:*');
+      const a = await connectTo(small.url, tok);
+      const sid = a.transport.sessionId!;
+      const helper = await MandateClient.discover(f.srv.issuer, { clientId: 'mcp-helper', clientSecret: 'helper-secret' });
+      const other = await token(f.orch, helper, 'tools:*');
+      const headers = (t: Token): Record<string, string> => ({ authorization: `Bearer ${t.value}`, 'mcp-session-id': sid, accept: 'text/event-stream', 'mcp-protocol-version': '2025-06-18' });
+      assert.equal((await fetch(small.url, { method: 'GET', headers: headers(other) })).status, 403);
+      assert.equal((await fetch(small.url, { method: 'DELETE', headers: headers(other) })).status, 403);
+      assert.equal(guard.sessionCount, 1);
+      // A second session closes the first (maxSessions 1): its next request is 404.
+      const b = await connectTo(small.url, tok);
+      assert.equal(guard.sessionCount, 1);
+      const r = await post(tok.value, sid, callBody('search_orders', '{}'), 'Bearer', small.url);
+      assert.equal(r.status, 404);
+      assert.equal((await fetch(small.url, { method: 'DELETE', headers: { ...headers(tok), 'mcp-session-id': b.transport.sessionId! } })).status, 200);
+      assert.equal(guard.sessionCount, 0);
+      assert.equal(runs.search_orders, 0);
+      await a.client.close().catch(() => undefined);
+      await b.client.close().catch(() => undefined);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('stateless, with DPoP nonces required: the client retries once with the nonce, on every request', async () => {
+    const http = createServer();
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const nv = await Verifier.discover({ issuer: f.srv.issuer, audience: SERVER, clientId: 'mcp-rs', clientSecret: 'rs-secret', publicUrl: base, resourceMetadataUrl: resourceMetadataUrl(SERVER), dpopNonce: true });
+    const policy = await CallPolicy.parse([{ name: 'mcp.cedar', source: POLICIES }]);
+    const guard = new McpGuard(nv, { server: SERVER, policy, groups: () => ['research-agents'], log: () => undefined });
+    const runs = { search_orders: 0, refund_order: 0, call_downstream: 0 };
+    const endpoint = guard.protect(() => buildServer(runs, [], f.researcher), { stateless: true });
+    let nonceAnswers = 0;
+    http.on('request', (req, res) => {
+      res.on('finish', () => {
+        if (res.statusCode === 401 && res.getHeader('dpop-nonce')) nonceAnswers++;
+      });
+      void endpoint(req, res);
+    });
+    try {
+      const agent = f.orch.spawnAgent('researcher-2');
+      const root = await f.orch.mint({ scope: 'tools:*', audience: SERVER });
+      const tok = await f.orch.delegateToAgent(root, agent, { scope: 'tools:search_orders', audience: SERVER });
+      const c = await connectTo(base + '/mcp', tok);
+      assert.equal(c.transport.sessionId, undefined, 'stateless: no session');
+      await c.client.callTool({ name: 'search_orders', arguments: {} });
+      assert.equal(runs.search_orders, 1);
+      assert.ok(nonceAnswers >= 2, `${nonceAnswers} nonce challenges answered`);
+      assert.equal(guard.sessionCount, 0);
+      const get = await tok.fetch(base + '/mcp', { method: 'GET', headers: { accept: 'text/event-stream' } });
+      assert.equal(get.status, 405);
+      await c.client.close();
+    } finally {
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+      await nv.close();
+    }
+  });
+
+  it('never follows a redirect with the token (mcpFetch)', async () => {
+    let hits = 0;
+    const http = createServer((req, res) => {
+      hits++;
+      res.writeHead(307, { location: '/elsewhere' }).end();
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const tok = await token(f.orch, f.researcher, 'tools:*');
+      const transport = new StreamableHTTPClientTransport(new URL(base + '/mcp'), { fetch: mcpFetch(tok) });
+      await assert.rejects(new Client({ name: 'agent', version: '1' }).connect(transport), /redirect/);
+      assert.equal(hits, 1);
+      await assert.rejects(mcpFetch(() => tok)(base + '/x'), ProtocolError);
+    } finally {
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
+    }
   });
 
   it('serves its RFC 9728 metadata, and refuses a misconfiguration at start', async () => {
