@@ -2,8 +2,9 @@
 // built from this checkout (tokens/jwt, chain, net/url as tokens/dpop.go
 // uses it), answers the same generated inputs as this SDK — claims decoded
 // and checked (Go's encoding/json quirks included: case-insensitive member
-// names, duplicates, null elements), NumericDates, DPoP htu comparison and
-// request paths. Inputs come from fast-check with a fixed seed.
+// names, duplicates, null elements), NumericDates, DPoP htu comparison,
+// request paths and MCP arguments (policy.ParseArguments: refused or not,
+// and the Cedar values). Inputs come from fast-check with a fixed seed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,23 +17,65 @@ import { VerificationError } from '../dist/errors.js';
 import { JSONError } from '../dist/gojson.js';
 import { requestPath, sameHTU } from '../dist/gourl.js';
 import { numericDateFromText, parseClaimsJSON } from '../dist/jwt.js';
+import { ArgumentsError, parseArguments } from '../dist/mcpdecide.js';
 import { REPO_DIR } from './harness.js';
 
 const GO_MAIN = `package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
+	cedar "github.com/cedar-policy/cedar-go"
+
 	"github.com/mandate-auth/mandate/chain"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
+
+// canon writes a Cedar value in a form both languages can print: L<long>,
+// D<decimal as cedar-go prints it>, S<hex of UTF-8>, B<bool>, sets sorted and
+// deduplicated, records by sorted key.
+func canon(v cedar.Value) string {
+	switch x := v.(type) {
+	case cedar.Long:
+		return fmt.Sprintf("L%d", int64(x))
+	case cedar.Decimal:
+		return "D" + x.String()
+	case cedar.String:
+		return "S" + hex.EncodeToString([]byte(string(x)))
+	case cedar.Boolean:
+		return fmt.Sprintf("B%v", bool(x))
+	case cedar.Set:
+		seen := map[string]bool{}
+		var items []string
+		for e := range x.All() {
+			c := canon(e)
+			if !seen[c] {
+				seen[c] = true
+				items = append(items, c)
+			}
+		}
+		sort.Strings(items)
+		return "[" + strings.Join(items, ",") + "]"
+	case cedar.Record:
+		var items []string
+		for k, e := range x.All() {
+			items = append(items, hex.EncodeToString([]byte(string(k)))+":"+canon(e))
+		}
+		sort.Strings(items)
+		return "{" + strings.Join(items, ",") + "}"
+	}
+	return fmt.Sprintf("?%T", v)
+}
 
 // sameHTU is tokens.sameHTU (unexported there).
 func sameHTU(htu, target string) bool {
@@ -83,6 +126,13 @@ func main() {
 			} else {
 				r = u.EscapedPath()
 			}
+		case "args":
+			a, err := policy.ParseArguments([]byte(x.A))
+			if err != nil {
+				r = "invalid"
+			} else {
+				r = canon(a.Record())
+			}
 		case "claims":
 			c, err := jwt.Parse([]byte(x.A))
 			if err != nil {
@@ -115,7 +165,7 @@ func main() {
 `;
 
 interface Input {
-  kind: 'htu' | 'date' | 'requri' | 'claims';
+  kind: 'htu' | 'date' | 'requri' | 'claims' | 'args';
   a: string;
   b?: string;
 }
@@ -195,6 +245,41 @@ const claimsText = fc.tuple(fc.array(mutation, { maxLength: 4 }), pick(['replace
   return '{' + entries.map(([k, v]) => JSON.stringify(k) + ':' + JSON.stringify(v)).join(',') + '}';
 });
 
+// MCP arguments: numbers in every spelling near the bounds, member names that
+// fold alike, escapes and surrogates, nesting around 8 levels, damage around
+// the object. (No record whose only member is __extn/__entity/__expr: there
+// the TypeScript rule refuses what Go decides, see NEEDS.md.)
+const argNumber = fc.oneof(
+  numText,
+  pick([
+    '99', '99.0', '9.9e1', '-0', '-0.0e-0', '1e-5', '10.49999', '10.4999', '922337203685477.5807', '922337203685477.5808', '-922337203685477.5807',
+    '-922337203685477.5808e0', '0.00001e5', '1234.5678e-2', '123456789012345678901234e-10', '9007199254740993e-1', '90071992547409920e-1',
+    '0e99999999999999999999', '1.0000e4', '0.1e-3', '100000000000000000000e-20', '01', '1.', '.5', '+1', '1e', '-',
+  ]),
+);
+const argKey = pick(['a', 'A', 'amount', 'AMOUNT', 'Amount', 's', '\\u017f', 'ſ', 'k', 'K', '\\u212a', '\u212a', 'é', 'É', '__proto__', 'x y', '\\u0061', '', 'q', '\\ud83d\\ude00', '\\ud83d', '😀']);
+const argString = pick(['"x"', '"\\ud83d\\ude00"', '"\\ud83d"', '"\\ude00x"', '"\\u00e9"', '"é"', '"\\n"', '"\\\\ud83d"', '"\\u0000"', '"\t"', '"\\x"', '"😀"', '"a\\/b"']);
+const argValue: fc.Arbitrary<string> = fc.letrec<{ v: string }>((tie) => ({
+  v: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    argNumber,
+    argString,
+    pick(['true', 'false', 'null', 'tru', 'nul']),
+    fc.array(tie('v'), { maxLength: 3 }).map((a) => `[${a.join(',')}]`),
+    fc.array(fc.tuple(argKey, tie('v')), { maxLength: 3 }).map((ms) => `{${ms.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
+  ),
+})).v;
+const nested = fc.tuple(fc.integer({ min: 6, max: 10 }), pick(['[', '{"n":']), argValue).map(([n, open, v]) => {
+  const close = open === '[' ? ']' : '}';
+  return `{"a":${open.repeat(n - 1)}${v}${close.repeat(n - 1)}}`;
+});
+const argsText = fc.oneof(
+  { weight: 6, arbitrary: fc.array(fc.tuple(argKey, argValue), { maxLength: 4 }).map((ms) => `{${ms.map(([k, v]) => `"${k}":${v}`).join(',')}}`) },
+  { weight: 2, arbitrary: nested },
+  { weight: 1, arbitrary: argValue },
+  { weight: 1, arbitrary: fc.tuple(pick(['', ' ', '\n', '\u00a0', '\ufeff', '\u0085']), argValue, pick(['', ' ', ' {}', 'x', ','])).map(([a, v, b]) => a + v + b) },
+).filter((t) => !/\{"__(extn|entity|expr)":/.test(t));
+
 function inputs(): Input[] {
   const out: Input[] = [];
   const opts = { seed: 20261203, numRuns: 0 };
@@ -205,11 +290,37 @@ function inputs(): Input[] {
   for (const p of sample(path, 1000)) out.push({ kind: 'requri', a: p.startsWith('/') ? p : '/' + p });
   for (const a of sample(numText, 2000)) out.push({ kind: 'date', a });
   for (const a of sample(claimsText, 4000)) out.push({ kind: 'claims', a });
+  for (const a of sample(argsText, 4000)) out.push({ kind: 'args', a });
   return out;
+}
+
+/** The canonical form of a Cedar JSON value, as the Go helper prints cedar-go's (canon). */
+function canon(v: unknown): string {
+  const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
+  if (typeof v === 'number') return `L${v === 0 ? 0 : v}`;
+  if (typeof v === 'boolean') return `B${v}`;
+  if (typeof v === 'string') return 'S' + hex(v);
+  const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (Array.isArray(v)) return '[' + [...new Set(v.map(canon))].sort(byBytes).join(',') + ']';
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  const e = o.__extn as { arg?: string } | undefined;
+  if (keys.length === 1 && e && typeof e.arg === 'string') {
+    // cedar-go's Decimal.String: four fractional digits, up to three trailing zeros trimmed
+    return 'D' + e.arg.replace(/0{1,3}$/, '');
+  }
+  return '{' + keys.map((k) => hex(k) + ':' + canon(o[k])).sort(byBytes).join(',') + '}';
 }
 
 function ours(x: Input): string {
   switch (x.kind) {
+    case 'args':
+      try {
+        return canon(parseArguments(x.a));
+      } catch (e) {
+        if (e instanceof ArgumentsError) return 'invalid';
+        throw e;
+      }
     case 'htu':
       return String(sameHTU(x.a, x.b as string));
     case 'requri':
@@ -263,7 +374,7 @@ describe('differential: the same answers as the Go reference', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('claims, NumericDates, htu and request paths', (t) => {
+  it('claims, NumericDates, htu, request paths and MCP arguments', (t) => {
     if (skip) {
       t.skip(skip);
       return;
@@ -276,12 +387,13 @@ describe('differential: the same answers as the Go reference', () => {
     const kinds = new Map<string, number>();
     xs.forEach((x, i) => {
       const mine = ours(x);
-      kinds.set(`${x.kind}:${x.kind === 'date' || x.kind === 'requri' ? (go[i] === 'error' ? 'error' : 'value') : go[i]}`, (kinds.get(`${x.kind}:${x.kind === 'date' || x.kind === 'requri' ? (go[i] === 'error' ? 'error' : 'value') : go[i]}`) ?? 0) + 1);
+      const cls = `${x.kind}:${x.kind === 'date' || x.kind === 'requri' ? (go[i] === 'error' ? 'error' : 'value') : x.kind === 'args' ? (go[i] === 'invalid' ? 'invalid' : 'value') : go[i]}`;
+      kinds.set(cls, (kinds.get(cls) ?? 0) + 1);
       if (mine !== go[i]) wrong.push(`${JSON.stringify(x)}: go ${go[i]}, ours ${mine}`);
     });
     assert.deepEqual(wrong.slice(0, 20), []);
     // The generators reach both sides of every question.
-    for (const k of ['htu:true', 'htu:false', 'date:value', 'date:error', 'requri:value', 'requri:error', 'claims:ok', 'claims:malformed', 'claims:wrong_issuer', 'claims:wrong_audience']) {
+    for (const k of ['htu:true', 'htu:false', 'date:value', 'date:error', 'requri:value', 'requri:error', 'claims:ok', 'claims:malformed', 'claims:wrong_issuer', 'claims:wrong_audience', 'args:value', 'args:invalid']) {
       assert.ok((kinds.get(k) ?? 0) > 0, `no input reached ${k}`);
     }
   });
