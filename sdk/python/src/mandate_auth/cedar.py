@@ -27,7 +27,7 @@ from .chain import Chain
 from .errors import PolicyDeniedError
 from .scope import wildcard
 
-__all__ = ["PolicyError", "PolicySet", "Decision", "Entity", "Authorizer", "NO_POLICY_PERMITS"]
+__all__ = ["PolicyError", "PolicySet", "Decision", "Entity", "Authorizer", "NO_POLICY_PERMITS", "context_attributes"]
 
 NO_POLICY_PERMITS = "no policy permits this request"
 MAX_PATTERNS = 256
@@ -175,6 +175,41 @@ def _policy_lines(src: str) -> list[int]:
     return lines
 
 
+_CONTEXT = {"Var": "context"}
+
+
+def context_attributes(policies: Iterable[Any]) -> frozenset[str] | None:
+    """The context attributes the policies (in Cedar's JSON form, EST) read:
+    ``context.x``, ``context["x"]`` and ``context has x``; None when one uses
+    the context otherwise (as a whole), so all of it must be given. A
+    context cut down to these attributes decides every request alike — an
+    attribute no policy names can change no evaluation — and is cheaper for
+    Cedar to build (it parses the whole context on every request)."""
+    attrs: set[str] = set()
+    whole = False
+
+    def walk(x: Any) -> None:
+        nonlocal whole
+        if isinstance(x, dict):
+            for op in (".", "has"):
+                v = x.get(op)
+                if len(x) == 1 and isinstance(v, dict) and v.get("left") == _CONTEXT and isinstance(v.get("attr"), str):
+                    attrs.add(v["attr"])
+                    return
+            if x == _CONTEXT:
+                whole = True
+                return
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    for p in policies:
+        walk(p)
+    return None if whole else frozenset(attrs)
+
+
 def _cedarpy() -> Any:
     try:
         import cedarpy
@@ -188,7 +223,10 @@ def _internal_api(cedarpy: Any) -> Any:
     wrapper calls (``is_authorized_batch`` over JSON text), else None: the
     public wrapper is used then."""
     internal = getattr(cedarpy, "_internal", None)
-    return internal if callable(getattr(internal, "is_authorized_batch", None)) else None
+    entities = getattr(cedarpy, "Entities", None)
+    if not callable(getattr(internal, "is_authorized_batch", None)) or not callable(getattr(entities, "from_json_str", None)):
+        return None
+    return internal
 
 
 class PolicySet:
@@ -225,6 +263,8 @@ class PolicySet:
         self._ps = cedarpy.PolicySet.from_json_str(json.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}))
         self._patterns = _literal_patterns(src for _, src in files)
         self._pattern_cache: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
+        self._context_attrs = context_attributes(static.values())
+        self._entity_cache: dict[tuple[str, tuple[str, ...], str, str], Any] = {}
         self._cedarpy = cedarpy
         self._internal = _internal_api(cedarpy)
 
@@ -273,7 +313,7 @@ class PolicySet:
         ``extra_context`` adds members to the context in Cedar's JSON form
         (an MCP request's ``server`` and ``arguments``: see
         :mod:`mandate_auth.mcp`)."""
-        some, every = self._patterns_of(tuple(scopes))
+        some, every = self._patterns_of(tuple(scopes)) if self._wants("scope_patterns", "scope_patterns_all") else ([], [])
         context = {
             "scopes": list(scopes),
             "scope_patterns": some,
@@ -290,14 +330,13 @@ class PolicySet:
         }
         if extra_context:
             context.update(extra_context)
+        if self._context_attrs is not None:
+            context = {k: v for k, v in context.items() if k in self._context_attrs}
         principal = {"type": "Agent", "id": holder}
         res = {"type": resource.type, "id": resource.id}
-        entities = [{"uid": principal, "attrs": {}, "parents": [{"type": "Group", "id": g} for g in dict.fromkeys(groups)]}]
-        if res != principal:
-            entities.append({"uid": res, "attrs": {}, "parents": []})
         request = {"principal": principal, "action": {"type": "Action", "id": action or "call"}, "resource": res, "context": context}
         try:
-            decision, reasons, errors = self._evaluate(request, entities)
+            decision, reasons, errors = self._evaluate(request, (holder, tuple(dict.fromkeys(groups)), resource.type, resource.id))
         except Exception as e:  # any failure to evaluate denies
             return Decision(allow=False, reason=f"the request could not be evaluated ({type(e).__name__}), so it is denied")
         if decision not in ("Allow", "Deny"):  # Cedar could not even build the request
@@ -315,6 +354,10 @@ class PolicySet:
             return Decision(allow=False, forbidden=True, policies=ids, reason="denied by policy " + ", ".join(json.dumps(i) for i in ids))
         return Decision(allow=False, policies=[], reason=NO_POLICY_PERMITS)
 
+    def _wants(self, *attrs: str) -> bool:
+        a = self._context_attrs
+        return a is None or any(x in a for x in attrs)
+
     def _patterns_of(self, scopes: tuple[str, ...]) -> tuple[list[str], list[str]]:
         """scope_patterns, remembered per scope list (a chain's scopes repeat
         request after request)."""
@@ -326,20 +369,43 @@ class PolicySet:
             self._pattern_cache[scopes] = hit
         return list(hit[0]), list(hit[1])
 
-    def _evaluate(self, request: dict[str, Any], entities: list[dict[str, Any]]) -> tuple[str, list[str], list[str]]:
+    @staticmethod
+    def _entities(key: tuple[str, tuple[str, ...], str, str]) -> list[dict[str, Any]]:
+        """The request's entities: the holder in its groups, and the resource
+        (unless it is the holder: then the holder's groups win)."""
+        holder, groups, rtype, rid = key
+        principal = {"type": "Agent", "id": holder}
+        res = {"type": rtype, "id": rid}
+        ents: list[dict[str, Any]] = [{"uid": principal, "attrs": {}, "parents": [{"type": "Group", "id": g} for g in groups]}]
+        if res != principal:
+            ents.append({"uid": res, "attrs": {}, "parents": []})
+        return ents
+
+    def _entities_handle(self, key: tuple[str, tuple[str, ...], str, str]) -> Any:
+        """The entities parsed by Cedar once, remembered per holder, groups and
+        resource (they repeat request after request)."""
+        h = self._entity_cache.get(key)
+        if h is None:
+            h = self._cedarpy.Entities.from_json_str(json.dumps(self._entities(key)))._inner
+            if len(self._entity_cache) >= 1024:
+                self._entity_cache.clear()
+            self._entity_cache[key] = h
+        return h
+
+    def _evaluate(self, request: dict[str, Any], key: tuple[str, tuple[str, ...], str, str]) -> tuple[str, list[str], list[str]]:
         """Cedar's answer: its decision (Allow, Deny, NoDecision), the
         determining policies, the evaluation errors."""
         internal = self._internal
         if internal is not None:
             # cedarpy's own wrapper, minus its copies: the context as JSON
-            # text, the entities as JSON text, the answer read once.
+            # text, the entities parsed once, the answer read once.
             req = dict(request)
             req["context"] = json.dumps(request["context"])
-            raw = internal.is_authorized_batch([req], self._ps, json.dumps(entities), None, False)[0]
+            raw = internal.is_authorized_batch([req], self._ps, self._entities_handle(key), None, False)[0]
             out = json.loads(raw)
             diag = out.get("diagnostics") or {}
             return str(out.get("decision")), list(diag.get("reason") or ()), [str(e) for e in diag.get("errors") or ()]
-        r = self._cedarpy.is_authorized(request, self._ps, entities)
+        r = self._cedarpy.is_authorized(request, self._ps, self._entities(key))
         return r.decision.name, list(r.diagnostics.reasons), list(r.diagnostics.errors)
 
     def _failing_id(self, msg: str) -> str:

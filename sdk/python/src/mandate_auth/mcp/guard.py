@@ -268,7 +268,7 @@ class McpGuard:
             if method == "tools/list":
                 result = _visible(chain, result)
             return result
-        params = ctx.params if isinstance(ctx.params, Mapping) else {}
+        params = ctx.params if type(ctx.params) is dict or isinstance(ctx.params, Mapping) else {}
         seen = (ctx.request_id, method, params.get("name") or "", params.get("uri") or "")
         if scope.get(DECIDED_KEY) != seen:
             d = MCPDecision("deny", [], "the MCP server read a request the guard did not decide")
@@ -345,22 +345,33 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+_USERS: dict[str, tuple[Chain, str, Any, Any]] = {}
+
+
 def _authenticated_user(scope: Scope, chain: Chain) -> None:
     """The SDK's view of who is calling: its session manager binds a session
-    to (client_id, issuer, subject) = (holder, sub_iss, sub)."""
-    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-    from mcp.server.auth.provider import AccessToken
-    from starlette.authentication import AuthCredentials
+    to (client_id, issuer, subject) = (holder, sub_iss, sub). Made once per
+    verified chain (the verifier's cache hands out the same one)."""
+    token = scope.get(TOKEN_KEY) or ""
+    hit = _USERS.get(chain.jti)
+    if hit is None or hit[0] is not chain or hit[1] != token:
+        from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+        from mcp.server.auth.provider import AccessToken
+        from starlette.authentication import AuthCredentials
 
-    at = AccessToken(token=scope.get(TOKEN_KEY) or "", client_id=chain.holder, scopes=list(chain.scopes), expires_at=chain.expires_at,
-                     subject=chain.subject, claims={"iss": chain.subject_issuer, "jti": chain.jti})
-    scope["user"] = AuthenticatedUser(at)
-    scope["auth"] = AuthCredentials(list(chain.scopes))
+        at = AccessToken(token=token, client_id=chain.holder, scopes=list(chain.scopes), expires_at=chain.expires_at,
+                         subject=chain.subject, claims={"iss": chain.subject_issuer, "jti": chain.jti})
+        hit = (chain, token, AuthenticatedUser(at), AuthCredentials(list(chain.scopes)))
+        if len(_USERS) >= 4096:
+            _USERS.clear()
+        _USERS[chain.jti] = hit
+    scope["user"] = hit[2]
+    scope["auth"] = hit[3]
 
 
 def _scope_of(request: Any) -> MutableMapping[str, Any] | None:
     s = getattr(request, "scope", request)
-    return s if isinstance(s, MutableMapping) else None
+    return s if type(s) is dict or isinstance(s, MutableMapping) else None
 
 
 def _visible(chain: Chain, result: Any) -> Any:

@@ -15,6 +15,7 @@ before the SDK sees it. Nothing here raises anything else, whatever the body.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from json.decoder import scanstring
 from typing import Any
@@ -22,8 +23,6 @@ from typing import Any
 from ..errors import MandateError, excerpt
 
 __all__ = ["BadMessageError", "Message", "read_message"]
-
-_WS = " \t\n\r"
 
 
 class BadMessageError(MandateError, ValueError):
@@ -53,6 +52,10 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_members, parse_constant=_constant
 _NO_ID = object()
 
 
+class _Spans(dict):  # type: ignore[type-arg]
+    """An object read member by member: member name → (start, end, value)."""
+
+
 @dataclass(frozen=True)
 class Message:
     """One JSON-RPC message as the guard read it. ``method`` is None for a
@@ -74,17 +77,19 @@ class Message:
 NO_ID = _NO_ID
 
 
+_WS_RUN = re.compile(r"[ \t\n\r]*")
+
+
 def _skip(s: str, i: int) -> int:
-    n = len(s)
-    while i < n and s[i] in _WS:
-        i += 1
-    return i
+    return _WS_RUN.match(s, i).end()  # type: ignore[union-attr]  # always matches
 
 
-def _object(s: str, i: int) -> tuple[dict[str, tuple[int, int, Any]], int]:
+def _object(s: str, i: int, spans: str = "") -> tuple[dict[str, tuple[int, int, Any]], int]:
     """Read the object at s[i] ('{'): each member's (start, end, value), and
     the index after it. Member values are read by the JSON scanner, which
-    refuses a repeated member in any object inside them."""
+    refuses a repeated member in any object inside them; the member named
+    ``spans``, when an object, is read by this function instead (its value
+    then the dict of its members' spans)."""
     members: dict[str, tuple[int, int, Any]] = {}
     i = _skip(s, i + 1)
     if i < len(s) and s[i] == "}":
@@ -99,11 +104,15 @@ def _object(s: str, i: int) -> tuple[dict[str, tuple[int, int, Any]], int]:
         if i >= len(s) or s[i] != ":":
             raise _Refused("expected ':'")
         i = _skip(s, i + 1)
-        try:
-            value, end = _DECODER.raw_decode(s, i)
-        except json.JSONDecodeError as e:
-            raise _Refused(f"{e.msg} at character {e.pos}") from None
-        members[key] = (i, end, value)
+        if key == spans and i < len(s) and s[i] == "{":
+            value, end = _object(s, i)
+            members[key] = (i, end, _Spans(value))
+        else:
+            try:
+                value, end = _DECODER.raw_decode(s, i)
+            except json.JSONDecodeError as e:
+                raise _Refused(f"{e.msg} at character {e.pos}") from None
+            members[key] = (i, end, value)
         i = _skip(s, end)
         if i < len(s) and s[i] == ",":
             i = _skip(s, i + 1)
@@ -139,7 +148,7 @@ def read_message(body: bytes | str) -> Message:
     if i >= len(s) or s[i] != "{":
         raise BadMessageError("the body is not a JSON-RPC message (a JSON object)")
     try:
-        top, end = _object(s, i)
+        top, end = _object(s, i, "params")
         if _skip(s, end) != len(s):
             raise _Refused("data after the message")
         method = top.get("method")
@@ -152,9 +161,9 @@ def read_message(body: bytes | str) -> Message:
         p = top.get("params")
         if p is None or p[2] is None:
             return Message(method=m, id=mid)
-        if not isinstance(p[2], dict):
+        params = p[2]
+        if type(params) is not _Spans:
             raise _Refused("params is not an object")
-        params, _ = _object(s, p[0])
         a = params.get("arguments")
         args = None if a is None else s[a[0] : a[1]]
         return Message(method=m, id=mid, name=_string(params, "name", "params.name"), uri=_string(params, "uri", "params.uri"),

@@ -1,0 +1,91 @@
+"""Starting the other languages' guarded MCP servers for the interop tests:
+the Go one (examples/mcp's `inventory` mode) and the TypeScript one
+(examples/mcp/ts-server/server.mjs). Each prints `listening <url>` on
+stdout when ready; the tests wait for that line, never for a time."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+_BUILT: list[str] = []
+
+
+def example_binary() -> str:
+    """$MCP_EXAMPLE_BIN (what `make test` builds), the checkout's
+    .build/example-mcp, or one build of examples/mcp per test session."""
+    b = os.environ.get("MCP_EXAMPLE_BIN")
+    if b and os.path.exists(b):
+        return b
+    local = REPO / ".build" / "example-mcp"
+    if local.exists():
+        return str(local)
+    if _BUILT:
+        return _BUILT[0]
+    if shutil.which("go") is None:
+        pytest.skip("no MCP_EXAMPLE_BIN and no Go toolchain to build examples/mcp")
+    out = Path(tempfile.mkdtemp(prefix="mandate-example-mcp-")) / "example-mcp"
+    subprocess.run(["go", "build", "-o", str(out), "./examples/mcp"], cwd=REPO, check=True, timeout=600)
+    _BUILT.append(str(out))
+    return str(out)
+
+
+class Process:
+    """A server process whose stdout announced its URL; stderr kept for failures."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, what: str, timeout: float = 60) -> None:
+        self.what = what
+        self.proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stderr: list[str] = []
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump_out() -> None:
+            assert self.proc.stdout is not None
+            for raw in self.proc.stdout:
+                lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+            lines.put(None)
+
+        def pump_err() -> None:
+            assert self.proc.stderr is not None
+            for raw in self.proc.stderr:
+                self.stderr.append(raw.decode("utf-8", "replace"))
+
+        threading.Thread(target=pump_out, daemon=True).start()
+        threading.Thread(target=pump_err, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError(f"{what} did not announce its URL within {timeout:.0f} s:\n" + "".join(self.stderr[-30:])) from None
+            if line is None:
+                self.stop()
+                raise RuntimeError(f"{what} exited before listening:\n" + "".join(self.stderr[-30:]))
+            if line.startswith("listening "):
+                self.url = line[len("listening "):].strip()
+                return
+
+    def log(self) -> str:
+        return "".join(self.stderr)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
