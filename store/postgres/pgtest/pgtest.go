@@ -1,0 +1,350 @@
+// Package pgtest starts a throw-away PostgreSQL for tests: a cluster made by
+// initdb in a temporary directory, served by the machine's own postgres
+// binary on a unix socket in that directory, and deleted when the tests end.
+// No server is assumed to be running.
+//
+// A test package starts one cluster for all its tests (Main, from
+// TestMain) and gives each test its own database (NewDatabase), which costs
+// a CREATE DATABASE, not a cluster. Without PostgreSQL's binaries the
+// package's tests skip, saying so in one line; with MANDATE_TEST_POSTGRES=required
+// (set by .ci/run) a missing PostgreSQL is a failure instead.
+//
+// Run as root, initdb and postgres refuse to start, so the cluster runs as
+// the unprivileged user "postgres", which owns its directory.
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvRequired names the environment variable that, set to "required",
+// turns a missing PostgreSQL from a skip into a failure.
+const EnvRequired = "MANDATE_TEST_POSTGRES"
+
+// ErrUnavailable reports that PostgreSQL's server binaries were not found.
+var ErrUnavailable = errors.New("PostgreSQL server binaries (initdb, postgres) not found")
+
+// Required reports whether the environment demands PostgreSQL tests run.
+func Required() bool { return os.Getenv(EnvRequired) == "required" }
+
+// Superuser is the cluster's superuser, trusted on the socket.
+const Superuser = "postgres"
+
+// Cluster is a running throw-away PostgreSQL.
+type Cluster struct {
+	dir  string // the temporary directory: data/, the socket, postgres.log
+	bin  string // the directory of initdb and postgres
+	cred *syscall.Credential
+	n    atomic.Int64
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// findBin returns the directory holding initdb and postgres: PATH first,
+// then Debian's /usr/lib/postgresql/<version>/bin.
+func findBin() (string, error) {
+	if initdb, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(initdb); err == nil {
+			initdb = real
+		}
+		dir := filepath.Dir(initdb)
+		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
+			return dir, nil
+		}
+		if p, err := exec.LookPath("postgres"); err == nil {
+			if real, err := filepath.EvalSymlinks(p); err == nil && filepath.Dir(real) == dir {
+				return dir, nil
+			}
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "initdb")); err == nil {
+			return dirs[i], nil
+		}
+	}
+	return "", ErrUnavailable
+}
+
+// Start makes and starts a cluster. It returns ErrUnavailable (wrapped)
+// when PostgreSQL is not installed; any other error means it is, but would
+// not start.
+func Start(ctx context.Context) (*Cluster, error) {
+	bin, err := findBin()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{bin: bin}
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root, the cluster needs the unprivileged user postgres: %w", err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	}
+	// A short path: the socket's must fit in 107 bytes.
+	base := os.TempDir()
+	if len(base) > 60 {
+		base = "/tmp"
+	}
+	removeStale(base)
+	if c.dir, err = os.MkdirTemp(base, "mandate-pg-"); err != nil {
+		return nil, err
+	}
+	if c.cred != nil {
+		if err := os.Chown(c.dir, uid, gid); err != nil {
+			c.removeDir()
+			return nil, err
+		}
+	}
+	out, err := c.run(ctx, filepath.Join(bin, "initdb"), "-D", c.data(), "-U", Superuser, "-A", "trust",
+		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	if err != nil {
+		c.removeDir()
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	// The superuser is trusted on the socket; every other role gives its
+	// password, so tests can check what a wrong one does.
+	hba := "local all " + Superuser + " trust\nlocal all all scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(c.data(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		c.removeDir()
+		return nil, err
+	}
+	if err := c.start(ctx); err != nil {
+		c.removeDir()
+		return nil, err
+	}
+	return c, nil
+}
+
+// removeStale deletes the directories of clusters whose test process died
+// (its server, told by the parent-death signal, stopped and removed its
+// postmaster.pid), once they are ten minutes old: a cluster still being
+// made has no postmaster.pid either, but is younger.
+func removeStale(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "mandate-pg-*"))
+	for _, dir := range dirs {
+		st, err := os.Stat(dir)
+		if err != nil || !st.IsDir() || time.Since(st.ModTime()) < 10*time.Minute {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+			_ = os.RemoveAll(dir)
+		}
+	}
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+// Dir is the cluster's directory; the socket is in it.
+func (c *Cluster) Dir() string { return c.dir }
+
+// command is name with args, run as the cluster's user.
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = []string{"PATH=" + c.bin + ":/usr/bin:/bin", "LC_ALL=C", "TZ=UTC"}
+	cmd.Dir = c.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	return cmd
+}
+
+func (c *Cluster) run(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := c.command(ctx, name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// start runs postgres on the cluster's data and waits until it answers.
+// The server gets SIGQUIT (immediate shutdown) if this process dies, so a
+// crashed test run leaves no server behind.
+func (c *Cluster) start(ctx context.Context) error {
+	logFile, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := c.command(context.Background(), filepath.Join(c.bin, "postgres"), "-D", c.data(),
+		"-k", c.dir, "-c", "listen_addresses=", "-c", "max_connections=300", "-c", "shared_buffers=32MB",
+		"-c", "logging_collector=off", "-c", "log_min_messages=warning")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	logFile.Close()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	c.mu.Lock()
+	c.cmd, c.exited = cmd, exited
+	c.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("postgres exited at start: %s", c.LogTail(20))
+		default:
+		}
+		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			c.stop(syscall.SIGQUIT)
+			return fmt.Errorf("postgres did not answer in 30s: %v: %s", err, c.LogTail(20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) logPath() string { return filepath.Join(c.dir, "postgres.log") }
+
+// LogTail returns the last n lines of the server's log.
+func (c *Cluster) LogTail(n int) string {
+	raw, _ := os.ReadFile(c.logPath())
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stop signals the server (SIGINT: fast shutdown; SIGQUIT: immediate) and
+// waits for it, killing it after 30s.
+func (c *Cluster) stop(sig syscall.Signal) {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.cmd = nil
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Restart stops the server (fast shutdown: connections are cut, committed
+// data kept) and starts it again on the same data.
+func (c *Cluster) Restart(ctx context.Context) error {
+	c.stop(syscall.SIGINT)
+	return c.start(ctx)
+}
+
+// Close stops the server and deletes the cluster.
+func (c *Cluster) Close() {
+	c.stop(syscall.SIGINT)
+	c.removeDir()
+}
+
+func (c *Cluster) removeDir() { _ = os.RemoveAll(c.dir) }
+
+// DSN is the key=value DSN of database as the superuser, over the socket.
+func (c *Cluster) DSN(database string) string {
+	return fmt.Sprintf("host=%s user=%s dbname=%s sslmode=disable", c.dir, Superuser, database)
+}
+
+// Exec runs sql with args as the superuser in database.
+func (c *Cluster) Exec(ctx context.Context, database, sql string, args ...any) error {
+	conn, err := pgx.Connect(ctx, c.DSN(database))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql, args...)
+	return err
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// CreateDatabase creates a new, empty database named after hint (made safe
+// and unique) and returns its name.
+func (c *Cluster) CreateDatabase(ctx context.Context, hint string) (string, error) {
+	name := fmt.Sprintf("t%d_%s", c.n.Add(1), unsafeName.ReplaceAllString(strings.ToLower(hint), "_"))
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	if err := c.Exec(ctx, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// NewDatabase creates a database for t and returns its DSN.
+func (c *Cluster) NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name, err := c.CreateDatabase(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.DSN(name)
+}
+
+// shared is the cluster Main started for the package's tests.
+var shared *Cluster
+
+// Main runs a test package's tests with one cluster for all of them:
+// call it from TestMain. Without PostgreSQL it prints one line and runs
+// the tests, which skip (Need); with MANDATE_TEST_POSTGRES=required it
+// fails instead. A cluster that does not start is a failure either way.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c, err := Start(ctx)
+	cancel()
+	switch {
+	case errors.Is(err, ErrUnavailable) && Required():
+		fmt.Fprintf(os.Stderr, "FAIL: %v, and %s=required: install PostgreSQL's server (Debian: postgresql-15)\n", err, EnvRequired)
+		return 1
+	case errors.Is(err, ErrUnavailable):
+		fmt.Fprintf(os.Stderr, "SKIP: every PostgreSQL test of this package: %v (%s=required makes this a failure)\n", err, EnvRequired)
+		return m.Run()
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "FAIL: a throw-away PostgreSQL would not start: %v\n", err)
+		return 1
+	}
+	shared = c
+	defer c.Close()
+	return m.Run()
+}
+
+// Need returns the cluster Main started, skipping t when there is none.
+func Need(t testing.TB) *Cluster {
+	t.Helper()
+	if shared == nil {
+		if Required() {
+			t.Fatalf("no PostgreSQL, and %s=required", EnvRequired)
+		}
+		t.Skip("no PostgreSQL: " + ErrUnavailable.Error())
+	}
+	return shared
+}

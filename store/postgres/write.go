@@ -1,0 +1,352 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mandate-auth/mandate/store"
+)
+
+// The writes that acknowledge something — PutToken, Revoke, Append — are
+// group-committed: each is queued, and one committer takes every queued
+// write (up to MaxBatch) into one transaction, so concurrent requests share
+// its round trips and its commit, and each caller returns once that commit
+// succeeded. While one group commits the next gathers, so a lone write
+// waits for nothing. A group is:
+//
+//  1. BEGIN, then lock the revocation log's counter (when the group
+//     revokes) and this replica's audit chain (when it records events),
+//     reading the counter, the chain's head and the revocations already
+//     recorded for the group's jtis — after the counter's lock, so no
+//     concurrent revocation of the same jti can slip in between;
+//  2. the token upserts, revocations, log counter, audit records and chain
+//     head, in one pipelined round trip;
+//  3. COMMIT.
+//
+// Locks are always taken counter first, then chain, so replicas never
+// deadlock on them.
+
+type opKind uint8
+
+const (
+	opToken opKind = iota
+	opRevoke
+	opAppend
+)
+
+// op is one queued write and, once done is closed, its outcome.
+type op struct {
+	kind      opKind
+	token     *store.TokenRecord
+	tokenJSON string
+	rev       store.Revocation
+	ev        *store.AuditEvent
+
+	result  store.Revocation // Revoke: the stored revocation
+	created bool             // Revoke: whether this call recorded it
+	err     error
+	done    chan struct{}
+}
+
+// submit queues o and waits for its group's commit. A caller whose ctx
+// ends first gets ctx's error: its write may still commit, but it was not
+// acknowledged.
+func (d *DB) submit(ctx context.Context, o *op) error {
+	if o.kind == opToken {
+		val, err := marshal(o.token)
+		if err != nil {
+			return fmt.Errorf("store/postgres: encode token record: %w", err)
+		}
+		o.tokenJSON = val
+	}
+	o.done = make(chan struct{})
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case d.queue <- o:
+		d.mu.RUnlock()
+	case <-ctx.Done():
+		d.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Append durably adds a record for ev to this replica's audit chain, in a
+// group commit.
+func (d *DB) Append(ctx context.Context, ev store.AuditEvent) error {
+	if d.readOnly {
+		return store.ErrReadOnly
+	}
+	return d.submit(ctx, &op{kind: opAppend, ev: &ev})
+}
+
+// commitLoop commits the queued writes group by group until the queue is
+// closed and empty.
+func (d *DB) commitLoop() {
+	defer close(d.drained)
+	for o := range d.queue {
+		group := []*op{o}
+	fill:
+		for len(group) < d.maxBatch {
+			select {
+			case o, ok := <-d.queue:
+				if !ok {
+					break fill
+				}
+				group = append(group, o)
+			default:
+				break fill
+			}
+		}
+		d.commit(group)
+	}
+}
+
+// commit commits group and answers its callers. When the server refused a
+// statement (not a lost connection, whose outcome may be unknown), the
+// writes are committed one by one instead, as bbolt's Batch does, so one
+// write the database refuses fails alone.
+func (d *DB) commit(group []*op) {
+	err := d.commitGroup(group)
+	var pgErr *pgconn.PgError
+	if err != nil && len(group) > 1 && errors.As(err, &pgErr) {
+		for _, o := range group {
+			o.err = d.commitGroup([]*op{o})
+			close(o.done)
+		}
+		return
+	}
+	for _, o := range group {
+		o.err = err
+		close(o.done)
+	}
+}
+
+// groupRows are the rows one group writes, as column arrays for unnest.
+type groupRows struct {
+	tokens map[string]*op // by jti: the last write of each
+
+	rJTI, rValue []string
+	rSeq         []int64
+	rExp         []time.Time
+
+	aSeq   []int64
+	aValue []string
+}
+
+// commitGroup writes group in one transaction (see the top of this file).
+func (d *DB) commitGroup(group []*op) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	var revokes []string
+	events := false
+	for _, o := range group {
+		o.result, o.created = store.Revocation{}, false
+		if o.kind == opRevoke {
+			revokes = append(revokes, o.rev.JTI)
+		}
+		events = events || o.ev != nil
+	}
+
+	// Round trip 1: begin, lock and read.
+	var tx pgx.Tx
+	defer func() {
+		if tx != nil {
+			_ = tx.Rollback(ctx) // after Commit, a no-op
+		}
+	}()
+	st := groupState{existing: map[string]store.Revocation{}}
+	if len(revokes) > 0 || events {
+		b := &pgx.Batch{}
+		b.BeginTx(pgx.TxOptions{})
+		if len(revokes) > 0 {
+			b.Queue(`SELECT seq FROM mandate_revocation_head FOR UPDATE`)
+			// A statement after the lock: under READ COMMITTED it sees
+			// every revocation committed before the lock was granted.
+			b.Queue(`SELECT jti, record FROM mandate_revocations WHERE jti = ANY($1)`, revokes)
+		}
+		if events {
+			b.Queue(`SELECT seq, head FROM mandate_audit_chains WHERE replica = $1 FOR UPDATE`, d.replica)
+		}
+		br := d.pool.SendBatch(ctx, b)
+		tx = br.Tx()
+		if err := d.readGroupState(br, len(revokes) > 0, events, &st); err != nil {
+			_ = br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("store/postgres: begin a group commit: %w", err)
+		}
+	}
+
+	// In Go: the order of the group is the order of its Seqs and records.
+	rows := groupRows{tokens: map[string]*op{}}
+	appendEvent := func(ev *store.AuditEvent) error {
+		if ev == nil {
+			return nil
+		}
+		st.chainSeq++
+		rec := store.NextAuditRecord(uint64(st.chainSeq), st.chainHead, *ev)
+		val, err := marshal(rec)
+		if err != nil {
+			return fmt.Errorf("store/postgres: encode audit record: %w", err)
+		}
+		rows.aSeq, rows.aValue, st.chainHead = append(rows.aSeq, st.chainSeq), append(rows.aValue, val), rec.Hash
+		return nil
+	}
+	for _, o := range group {
+		switch o.kind {
+		case opToken:
+			rows.tokens[o.token.JTI] = o // a jti written twice in a group keeps its last record
+		case opRevoke:
+			if old, ok := st.existing[o.rev.JTI]; ok {
+				o.result = old
+				continue // already revoked: nothing changes, nothing is recorded
+			}
+			st.revHead++
+			r := o.rev
+			r.Seq = uint64(st.revHead)
+			val, err := marshal(r)
+			if err != nil {
+				return fmt.Errorf("store/postgres: encode revocation: %w", err)
+			}
+			rows.rJTI, rows.rSeq, rows.rExp, rows.rValue = append(rows.rJTI, r.JTI), append(rows.rSeq, st.revHead), append(rows.rExp, expirySecond(r.ExpiresAt)), append(rows.rValue, val)
+			st.existing[r.JTI] = r
+			o.result, o.created = r, true
+		}
+		if err := appendEvent(o.ev); err != nil {
+			return err
+		}
+	}
+
+	// Round trip 2: every write, pipelined.
+	wb := &pgx.Batch{}
+	if tx == nil {
+		wb.BeginTx(pgx.TxOptions{})
+	}
+	if len(rows.tokens) > 0 {
+		tJTI, tParent, tHolder, tExp, tValue := rows.tokenColumns()
+		wb.Queue(`INSERT INTO mandate_tokens (jti, parent, holder, expires_at, record)
+			SELECT j, NULLIF(p, ''), h, e, r FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(j, p, h, e, r)
+			ON CONFLICT (jti) DO UPDATE SET parent = excluded.parent, holder = excluded.holder, expires_at = excluded.expires_at, record = excluded.record`,
+			tJTI, tParent, tHolder, tExp, tValue)
+	}
+	if len(rows.rJTI) > 0 {
+		wb.Queue(`INSERT INTO mandate_revocations (jti, seq, expires_at, record)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[])`,
+			rows.rJTI, rows.rSeq, rows.rExp, rows.rValue)
+		wb.Queue(`UPDATE mandate_revocation_head SET seq = $1`, st.revHead)
+	}
+	if len(rows.aSeq) > 0 {
+		wb.Queue(`INSERT INTO mandate_audit (replica, seq, record) SELECT $1, s, r FROM unnest($2::bigint[], $3::text[]) AS t(s, r)`,
+			d.replica, rows.aSeq, rows.aValue)
+		wb.Queue(`UPDATE mandate_audit_chains SET seq = $2, head = $3 WHERE replica = $1`, d.replica, st.chainSeq, st.chainHead)
+	}
+	if wb.Len() > 0 {
+		var wbr pgx.BatchResults
+		if tx == nil {
+			wbr = d.pool.SendBatch(ctx, wb)
+			tx = wbr.Tx()
+		} else {
+			wbr = tx.SendBatch(ctx, wb)
+		}
+		if err := wbr.Close(); err != nil {
+			return fmt.Errorf("store/postgres: write a group of %d: %w", len(group), err)
+		}
+	}
+	if tx == nil {
+		return nil // nothing to write (cannot happen: every op writes or reads)
+	}
+
+	// Round trip 3.
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store/postgres: commit a group of %d: %w", len(group), err)
+	}
+	return nil
+}
+
+// groupState is what round trip 1 reads: the revocation log's head, the
+// revocations already recorded for the group's jtis, and this replica's
+// chain's last Seq and head hash.
+type groupState struct {
+	revHead   int64
+	existing  map[string]store.Revocation
+	chainSeq  int64
+	chainHead string
+}
+
+// readGroupState reads round trip 1's answers into st: the BEGIN, the log
+// counter and existing revocations (when revokes), the chain (when events).
+func (d *DB) readGroupState(br pgx.BatchResults, revokes, events bool, st *groupState) error {
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("store/postgres: begin a group commit: %w", err)
+	}
+	if revokes {
+		if err := br.QueryRow().Scan(&st.revHead); err != nil {
+			return fmt.Errorf("store/postgres: lock the revocation log: %w", err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("store/postgres: read revocations: %w", err)
+		}
+		if st.existing, err = collectRevocations(rows); err != nil {
+			return err
+		}
+	}
+	if events {
+		err := br.QueryRow().Scan(&st.chainSeq, &st.chainHead)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("store/postgres: the audit chain of replica %q is missing from mandate_audit_chains (reopen the store to recreate it)", d.replica)
+		}
+		if err != nil {
+			return fmt.Errorf("store/postgres: lock the audit chain: %w", err)
+		}
+	}
+	return nil
+}
+
+// tokenColumns are the group's token rows as columns, in jti order: two
+// groups upserting the same jtis lock them in the same order, so they
+// never deadlock.
+func (g *groupRows) tokenColumns() (jti, parent, holder []string, exp []time.Time, value []string) {
+	jti = slices.Sorted(maps.Keys(g.tokens))
+	for _, j := range jti {
+		o := g.tokens[j]
+		parent, holder = append(parent, o.token.Parent), append(holder, o.token.Holder)
+		exp, value = append(exp, expirySecond(o.token.ExpiresAt)), append(value, o.tokenJSON)
+	}
+	return jti, parent, holder, exp, value
+}
+
+// expirySecond is the whole second an expiry falls in, as the expiry
+// columns keep it: store.Retention and the holder index count expiry in
+// whole seconds, as JWT does, so ordering and comparing these columns
+// answers exactly as the bbolt store's expiry keys do. The record keeps
+// the exact time.
+func expirySecond(t time.Time) time.Time { return time.Unix(t.Unix(), 0) }
+
+// marshal is v's JSON as text: records are kept as the bbolt store keeps
+// them.
+func marshal(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func unmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
