@@ -15,11 +15,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from mandate_auth import Key
+from mandate_auth import Key, MandateMiddleware, Verifier, get_chain, require_scope
+
+if TYPE_CHECKING:
+    from .mcp_servers import Process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent  # sdk/python/tests -> repository root
@@ -328,3 +331,85 @@ def mcp_mandate() -> Iterator[Server]:
     finally:
         s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- the other languages' guarded MCP servers (interop tests, the example) ------------------
+
+@pytest.fixture(scope="session")
+def inventory(mcp_mandate: Server) -> Iterator[Process]:
+    """The Go MCP server of examples/mcp (`inventory` mode), guarded by chain/mcpguard."""
+    from .mcp_servers import Process, example_binary
+
+    p = Process([example_binary(), "inventory"], {
+        "MANDATE_ISSUER": mcp_mandate.issuer, "MCP_FEED_ID": "mcp-feed", "MCP_FEED_SECRET": mcp_mandate.secrets["mcp-feed"],
+        "MCP_SERVER_URI": GO_MCP, "MCP_POLICY_DIR": str(REPO / "examples" / "mcp" / "policies"),
+    }, REPO, "the Go MCP server (examples/mcp inventory)")
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+TS_SERVER = REPO / "examples" / "mcp" / "ts-server"
+
+
+def _missing() -> str:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (TS_SERVER / "server.mjs").exists():
+        return f"{TS_SERVER / 'server.mjs'} does not exist"
+    if not (REPO / "sdk" / "typescript" / "dist").is_dir():
+        return "the TypeScript SDK is not built (cd sdk/typescript && npm ci && npm run build)"
+    if not (TS_SERVER / "node_modules").is_dir():
+        return f"{TS_SERVER}/node_modules is missing (npm ci there)"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def ts_orders(mcp_mandate: Server) -> Iterator[tuple[Process, list[dict[str, Any]]]]:
+    """The TypeScript MCP server of examples/mcp (ts-server), guarded by
+    @mandate-auth/sdk/mcp, and the Python orders API it refunds through;
+    skipped loudly without node or the built TypeScript SDK (failed under CI)."""
+    from .mcp_servers import Process
+
+    why = _missing()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"the TypeScript MCP server cannot run under CI: {why}")
+        pytest.skip(f"SKIPPED LOUDLY: the Python client against the TypeScript MCP server did not run: {why}")
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    seen: list[dict[str, Any]] = []
+    api = Served(None)
+    v = Verifier.discover(mcp_mandate.issuer, audience=ORDERS_API, client_id="mcp-feed", client_secret=mcp_mandate.secrets["mcp-feed"],
+                          public_url=api.url)
+
+    async def refund(request: Request) -> JSONResponse:
+        c = get_chain(request)
+        assert c is not None
+        body = await request.json()
+        out = {"refunded": request.path_params["id"], "amount": body.get("amount"), "subject": c.subject, "holder": c.holder,
+               "actors": list(c.actors), "depth": c.depth}
+        seen.append(out)
+        return JSONResponse(out)
+
+    app = Starlette(routes=[Route("/orders/{id}/refund", require_scope("orders:refund")(refund), methods=["POST"])])
+    app.add_middleware(MandateMiddleware, verifier=v)
+    api.serve(app)
+    p = Process(["node", "server.mjs"], {
+        "MANDATE_ISSUER": mcp_mandate.issuer, "MCP_FEED_ID": "mcp-feed", "MCP_FEED_SECRET": mcp_mandate.secrets["mcp-feed"],
+        "MCP_CLIENT_ID": "orders-mcp", "MCP_CLIENT_SECRET": mcp_mandate.secrets["orders-mcp"], "MCP_SERVER_URI": TS_MCP,
+        "MCP_POLICY_DIR": str(REPO / "examples" / "mcp" / "policies"), "ORDERS_API_URL": api.url, "ORDERS_API_AUDIENCE": ORDERS_API,
+        "LISTEN": "127.0.0.1:0",
+    }, TS_SERVER, "the TypeScript MCP server (examples/mcp/ts-server)")
+    try:
+        yield p, seen
+    finally:
+        p.stop()
+        api.stop()
+        v.close()
+
+

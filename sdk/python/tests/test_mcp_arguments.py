@@ -130,19 +130,22 @@ def test_a_context_cut_to_what_the_policies_read_decides_alike() -> None:
         f = json.loads(path.read_text())
         if "policies" not in f or "covers" in f or not isinstance(f["policies"], list):
             continue
-        cut = run(str(path))
-        orig = PolicySet.__init__
+        assert _verdicts(path, cut=True) == _verdicts(path, cut=False), path.name
 
-        def whole(self: PolicySet, files: Any) -> None:
-            orig(self, files)
-            self._context_attrs = None
 
+def _verdicts(path: Path, cut: bool) -> list[tuple[Any, Any]]:
+    orig = PolicySet.__init__
+
+    def whole(self: PolicySet, files: Any) -> None:
+        orig(self, files)
+        self._context_attrs = None
+
+    if not cut:
         PolicySet.__init__ = whole  # type: ignore[method-assign]
-        try:
-            full = run(str(path))
-        finally:
-            PolicySet.__init__ = orig  # type: ignore[method-assign]
-        assert [(r["verdict"], r.get("policies")) for r in cut] == [(r["verdict"], r.get("policies")) for r in full], path.name
+    try:
+        return [(r["verdict"], r.get("policies")) for r in run(str(path))]
+    finally:
+        PolicySet.__init__ = orig  # type: ignore[method-assign]
 
 
 def test_the_decision_order() -> None:

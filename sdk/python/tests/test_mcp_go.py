@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -17,22 +17,10 @@ from mcp.shared.exceptions import MCPError
 from mandate_auth import Client, Key, Token
 from mandate_auth.mcp import CODE_DENIED, connect, denial
 
-from .conftest import GO_MCP, REPO, Server
-from .mcp_servers import Process, example_binary
+from .conftest import GO_MCP, Server
+from .mcp_servers import Process
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def inventory(mcp_mandate: Server) -> Iterator[Process]:
-    p = Process([example_binary(), "inventory"], {
-        "MANDATE_ISSUER": mcp_mandate.issuer, "MCP_FEED_ID": "mcp-feed", "MCP_FEED_SECRET": mcp_mandate.secrets["mcp-feed"],
-        "MCP_SERVER_URI": GO_MCP, "MCP_POLICY_DIR": str(REPO / "examples" / "mcp" / "policies"),
-    }, REPO, "the Go MCP server (examples/mcp inventory)")
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def agent_token(m: Server, name: str, scope: str) -> tuple[Client, Token, Token]:

@@ -23,6 +23,7 @@ over it::
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -32,6 +33,8 @@ from ..errors import MandateError
 from . import CODE_DENIED
 
 __all__ = ["McpAuth", "mcp_http_client", "connect", "McpDenial", "denial"]
+
+_SCOPE_PARAM = re.compile(r'(?:^|[\s,])scope="([^"]*)"')
 
 
 class McpAuth(httpx2.Auth):
@@ -43,6 +46,10 @@ class McpAuth(httpx2.Auth):
     def __init__(self, token: Any) -> None:
         self.token = token
         self._nonce: str | None = None
+        self.insufficient_scope: str | None = None
+        """The scope the last ``403 insufficient_scope`` answer named (the MCP
+        authorization spec's step-up signal, which the MCP client itself
+        reports only as a failed request), or None."""
 
     def _authorize(self, request: httpx2.Request) -> None:
         t = self.token
@@ -59,6 +66,8 @@ class McpAuth(httpx2.Auth):
     def auth_flow(self, request: httpx2.Request) -> Any:
         self._authorize(request)
         response = yield request
+        if response.status_code == 403:
+            self._note_scope(response)
         nonce = response.headers.get("DPoP-Nonce")
         if not nonce or not self.token.bound:
             return
@@ -67,6 +76,13 @@ class McpAuth(httpx2.Auth):
         if retry:
             self._authorize(request)
             yield request
+
+    def _note_scope(self, response: httpx2.Response) -> None:
+        for challenge in response.headers.get_list("WWW-Authenticate"):
+            if 'error="insufficient_scope"' in challenge:
+                m = _SCOPE_PARAM.search(challenge)
+                self.insufficient_scope = m.group(1) if m else ""
+                return
 
 
 class _NoRedirectClient(httpx2.AsyncClient):
@@ -85,7 +101,8 @@ def mcp_http_client(token: Any, **kwargs: Any) -> httpx2.AsyncClient:
     """An ``httpx2.AsyncClient`` for the MCP transport
     (``streamable_http_client(url, http_client=...)``) that sends ``token``
     with every request and follows no redirect; the MCP SDK's timeouts
-    (30 s, 300 s to read a stream) unless ``timeout`` is given."""
+    (30 s, 300 s to read a stream) unless ``timeout`` is given. Its ``auth``
+    is the :class:`McpAuth` (``.insufficient_scope``)."""
     kwargs.pop("follow_redirects", None)
     kwargs.setdefault("timeout", httpx2.Timeout(30.0, read=300.0))
     return _NoRedirectClient(auth=McpAuth(token), follow_redirects=False, **kwargs)
@@ -95,12 +112,14 @@ def mcp_http_client(token: Any, **kwargs: Any) -> httpx2.AsyncClient:
 async def connect(url: str, token: Any, *, http_options: dict[str, Any] | None = None, **client_options: Any) -> AsyncIterator[Any]:
     """An entered ``mcp.Client`` talking to the MCP server at ``url``
     (streamable HTTP) with ``token``; ``client_options`` go to ``mcp.Client``
-    (``mode="legacy"`` forces the initialize handshake and a session)."""
+    (``mode="legacy"`` forces the initialize handshake and a session). The
+    client's ``mandate_auth`` attribute is the :class:`McpAuth` in use."""
     from mcp.client.client import Client as McpClient
     from mcp.client.streamable_http import streamable_http_client
 
     async with mcp_http_client(token, **(http_options or {})) as http:
         async with McpClient(streamable_http_client(url, http_client=http), **client_options) as c:
+            c.mandate_auth = http.auth  # type: ignore[attr-defined]
             yield c
 
 
