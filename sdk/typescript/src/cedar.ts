@@ -251,11 +251,12 @@ export class CallPolicy {
 
   /**
    * Builds a set from Cedar documents (see loadDir for the rules).
-   * options.allContext gives every context attribute to every decision; by
-   * default only those some policy reads are given (context.x, context has
-   * x), which decides alike — an attribute no policy reads cannot change a
-   * decision — and costs a fraction: cedar-wasm reads each attribute across
-   * the WebAssembly boundary, some 3–10 µs apiece.
+   * options.allContext gives every context attribute and every entity to
+   * every decision; by default only the attributes some policy reads are
+   * given (context.x, context has x), and no entity without attributes or
+   * parents (a holder without groups, the resource), which decides alike —
+   * neither can change a decision — and costs a fraction: cedar-wasm reads
+   * each value across the WebAssembly boundary, some 3–10 µs apiece.
    */
   static async parse(files: readonly PolicyFile[], options: { allContext?: boolean } = {}): Promise<CallPolicy> {
     const cedar = await loadCedar();
@@ -342,8 +343,12 @@ export class CallPolicy {
     const principal = { type: 'Agent', id: r.holder };
     const resource = { type: r.resource.type, id: r.resource.id };
     const groups = (r.groups ?? []).map((g) => ({ type: 'Group', id: g }));
-    const entities: unknown[] = [{ uid: principal, attrs: {}, parents: groups }];
-    if (!(resource.type === 'Agent' && resource.id === r.holder)) entities.push({ uid: resource, attrs: {}, parents: [] });
+    const entities: unknown[] = [];
+    if (groups.length > 0 || !this.attrs) entities.push({ uid: principal, attrs: {}, parents: groups });
+    if (!this.attrs && !(resource.type === 'Agent' && resource.id === r.holder)) entities.push({ uid: resource, attrs: {}, parents: [] });
+    // (Without allContext, an entity with no attributes and no parents is left
+    // out: Cedar decides alike — `in` finds no parent, `has` is false, reading
+    // an attribute fails either way — and each entity costs ~10 µs to pass in.)
     const want = this.attrs;
     const context: Record<string, unknown> = {};
     const put = (k: string, v: () => unknown): void => {
