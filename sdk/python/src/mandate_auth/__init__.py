@@ -9,6 +9,10 @@ Mandate with :meth:`Verifier.discover`), :class:`MandateMiddleware` for ASGI
 (Starlette, FastAPI), :func:`require_scope`, and per-call Cedar decisions in
 :mod:`mandate_auth.cedar` (optional extra ``cedar``).
 
+MCP: :mod:`mandate_auth.mcp` guards servers built with the official ``mcp``
+SDK and plugs tokens into its client (optional extra ``mcp``);
+:meth:`Client.exchange_for_downstream` is the audience exchange.
+
 Every error is a :class:`MandateError` carrying ``error`` and
 ``error_description``; a verifier's refusals are :class:`TokenError`
 subclasses, one per verdict.
@@ -50,6 +54,7 @@ from .errors import (
 )
 from .httpauth import DPoPAuth, api_client, async_api_client
 from .jose import DPoPKey, Key, KeySet
+from .resource_metadata import ResourceMetadata, resource_metadata_path
 from .scope import covers, parse_scope
 from .verifier import RevocationSet, Verifier
 
@@ -84,6 +89,7 @@ __all__ = [
     "NotYetValidError",
     "OAuthError",
     "PolicyDeniedError",
+    "ResourceMetadata",
     "RevocationSet",
     "RevokedTokenError",
     "SenderConstrainedError",
@@ -106,5 +112,6 @@ __all__ = [
     "parse_scope",
     "require_policy",
     "require_scope",
+    "resource_metadata_path",
     "scopes_dependency",
 ]

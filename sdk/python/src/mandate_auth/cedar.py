@@ -17,6 +17,7 @@ denied, naming the failing policies. Policy ids are Go's: a policy's
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -178,6 +179,11 @@ def _policy_lines(src: str) -> list[int]:
 _CONTEXT = {"Var": "context"}
 
 
+@functools.lru_cache(maxsize=1024)
+def _quoted(pid: str) -> str:
+    return json.dumps(pid)
+
+
 def context_attributes(policies: Iterable[Any]) -> frozenset[str] | None:
     """The context attributes the policies (in Cedar's JSON form, EST) read:
     ``context.x``, ``context["x"]`` and ``context has x``; None when one uses
@@ -313,25 +319,32 @@ class PolicySet:
         ``extra_context`` adds members to the context in Cedar's JSON form
         (an MCP request's ``server`` and ``arguments``: see
         :mod:`mandate_auth.mcp`)."""
-        some, every = self._patterns_of(tuple(scopes)) if self._wants("scope_patterns", "scope_patterns_all") else ([], [])
+        want = self._context_attrs
+        if want is None or "scope_patterns" in want or "scope_patterns_all" in want:
+            some, every = self._patterns_of(tuple(scopes))
+        else:
+            some, every = [], []
         context = {
-            "scopes": list(scopes),
+            "scopes": scopes,
             "scope_patterns": some,
             "scope_patterns_all": every,
             "holder": holder,
             "subject": subject,
             "sub_iss": subject_issuer,
-            "audiences": list(audiences),
+            "audiences": audiences,
             "depth": depth,
-            "actors": list(actors),
+            "actors": actors,
             "root": root,
-            "lineage": list(lineage),
+            "lineage": lineage,
             "bound": bound,
         }
         if extra_context:
             context.update(extra_context)
-        if self._context_attrs is not None:
-            context = {k: v for k, v in context.items() if k in self._context_attrs}
+        if want is not None:
+            context = {k: context[k] for k in want if k in context}
+        for k in ("scopes", "audiences", "actors", "lineage"):
+            if k in context and type(context[k]) is not list:
+                context[k] = list(context[k])
         principal = {"type": "Agent", "id": holder}
         res = {"type": resource.type, "id": resource.id}
         request = {"principal": principal, "action": {"type": "Action", "id": action or "call"}, "resource": res, "context": context}
@@ -349,14 +362,10 @@ class PolicySet:
             return Decision(allow=False, policies=ids, reason=f"policy {ids[0]!r} failed to evaluate ({failing[0][1]}), so the request is denied")
         ids = sorted(reasons)
         if allowed:
-            return Decision(allow=True, policies=ids, reason="permitted by policy " + ", ".join(json.dumps(i) for i in ids))
+            return Decision(allow=True, policies=ids, reason="permitted by policy " + ", ".join(map(_quoted, ids)))
         if ids:
-            return Decision(allow=False, forbidden=True, policies=ids, reason="denied by policy " + ", ".join(json.dumps(i) for i in ids))
+            return Decision(allow=False, forbidden=True, policies=ids, reason="denied by policy " + ", ".join(map(_quoted, ids)))
         return Decision(allow=False, policies=[], reason=NO_POLICY_PERMITS)
-
-    def _wants(self, *attrs: str) -> bool:
-        a = self._context_attrs
-        return a is None or any(x in a for x in attrs)
 
     def _patterns_of(self, scopes: tuple[str, ...]) -> tuple[list[str], list[str]]:
         """scope_patterns, remembered per scope list (a chain's scopes repeat

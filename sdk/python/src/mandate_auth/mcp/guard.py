@@ -166,7 +166,7 @@ class McpGuard:
             await _respond(send, *rejection(v, err))
             return
         owner = (chain.holder, chain.subject_issuer, chain.subject)
-        session = _header(scope, _SESSION_HEADER)
+        session, token = _session_and_token(scope)
         if session is not None:
             known = self._sessions.get(session)
             if known is not None and known != owner:
@@ -190,7 +190,7 @@ class McpGuard:
             receive = _replay(body, receive)
         scope[CHAIN_KEY] = chain
         scope[VERIFIER_KEY] = v
-        scope[TOKEN_KEY] = _token(scope)
+        scope[TOKEN_KEY] = token
         _authenticated_user(scope, chain)
         if session is None:
             send = self._record_session(send, owner)
@@ -307,9 +307,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _token(scope: Scope) -> str:
-    a = _header(scope, b"authorization") or ""
-    return a.partition(" ")[2].strip(" \t")
+def _session_and_token(scope: Scope) -> tuple[str | None, str]:
+    """The Mcp-Session-Id header, and the token of the (one, verified)
+    Authorization header."""
+    session = None
+    token = ""
+    for k, val in scope.get("headers") or ():
+        name = k.lower()
+        if name == _SESSION_HEADER:
+            session = val.decode("latin-1")
+        elif name == b"authorization":
+            token = val.decode("latin-1").partition(" ")[2].strip(" \t")
+    return session, token
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

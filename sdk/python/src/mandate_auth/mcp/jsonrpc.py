@@ -78,10 +78,13 @@ NO_ID = _NO_ID
 
 
 _WS_RUN = re.compile(r"[ \t\n\r]*")
+_SCAN = _DECODER.scan_once  # the C scanner: (value, end), StopIteration where no value starts
 
 
 def _skip(s: str, i: int) -> int:
-    return _WS_RUN.match(s, i).end()  # type: ignore[union-attr]  # always matches
+    if i < len(s) and s[i] in " \t\n\r":
+        return _WS_RUN.match(s, i).end()  # type: ignore[union-attr]  # always matches
+    return i
 
 
 def _object(s: str, i: int, spans: str = "") -> tuple[dict[str, tuple[int, int, Any]], int]:
@@ -91,34 +94,37 @@ def _object(s: str, i: int, spans: str = "") -> tuple[dict[str, tuple[int, int, 
     ``spans``, when an object, is read by this function instead (its value
     then the dict of its members' spans)."""
     members: dict[str, tuple[int, int, Any]] = {}
+    n = len(s)
     i = _skip(s, i + 1)
-    if i < len(s) and s[i] == "}":
+    if i < n and s[i] == "}":
         return members, i + 1
     while True:
-        if i >= len(s) or s[i] != '"':
+        if i >= n or s[i] != '"':
             raise _Refused("expected a member name")
         key, i = scanstring(s, i + 1, True)
         if key in members:
             raise _Refused(f"member {excerpt(key)!r} given twice")
         i = _skip(s, i)
-        if i >= len(s) or s[i] != ":":
+        if i >= n or s[i] != ":":
             raise _Refused("expected ':'")
         i = _skip(s, i + 1)
-        if key == spans and i < len(s) and s[i] == "{":
+        if key == spans and i < n and s[i] == "{":
             value, end = _object(s, i)
             members[key] = (i, end, _Spans(value))
         else:
             try:
-                value, end = _DECODER.raw_decode(s, i)
-            except json.JSONDecodeError as e:
-                raise _Refused(f"{e.msg} at character {e.pos}") from None
+                value, end = _SCAN(s, i)
+            except StopIteration:
+                raise _Refused(f"expected a value at character {i}") from None
             members[key] = (i, end, value)
         i = _skip(s, end)
-        if i < len(s) and s[i] == ",":
-            i = _skip(s, i + 1)
-            continue
-        if i < len(s) and s[i] == "}":
-            return members, i + 1
+        if i < n:
+            c = s[i]
+            if c == ",":
+                i = _skip(s, i + 1)
+                continue
+            if c == "}":
+                return members, i + 1
         raise _Refused("expected ',' or '}'")
 
 
