@@ -108,8 +108,10 @@ func run(ctx context.Context, o options) error {
 
 	both := []string{ordersMCP, inventoryMCP}
 	clients := map[string]*client{
-		"orchestrator": {cfg: server.ClientConfig{Grants: []string{"client_credentials", "token_exchange"}, Scopes: []string{"tools:*"}, Audiences: both,
-			Ephemeral: &server.EphemeralConfig{Scopes: []string{"tools:*"}, Audiences: both}}},
+		// orders:refund travels down the chain to the orders MCP server, whose
+		// audience exchange may only narrow what the token it received grants.
+		"orchestrator": {cfg: server.ClientConfig{Grants: []string{"client_credentials", "token_exchange"}, Scopes: []string{"tools:*", "orders:refund"}, Audiences: both,
+			Ephemeral: &server.EphemeralConfig{Scopes: []string{"tools:*", "orders:refund"}, Audiences: both}}},
 		"orders-mcp": {cfg: server.ClientConfig{Grants: []string{"token_exchange"}, Scopes: []string{"orders:read", "orders:refund"},
 			Audiences: []string{ordersAPI}, Serves: []string{ordersMCP}}},
 		"mcp-feed": {cfg: server.ClientConfig{Role: "resource_server"}},

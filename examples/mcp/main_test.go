@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,18 +46,37 @@ func TestStory(t *testing.T) {
 		t.Fatalf("the story failed: %v\n%s", err, story)
 	}
 	for _, want := range []string{
-		"refunds-below-100-at-depth-1", // the refused refund names its policy
-		"insufficient_scope",           // reserve_stock outside stock-1's scopes
-		"orders-mcp",                   // the audience exchange: the MCP server in the API's actors and in the lineage
-		"researcher-1", "stock-1",
+		"refund_order {o-1, 40} → allowed",                                    // below 100, at depth 1
+		"saw the chain orchestrator → orchestrator/researcher-1 → orders-mcp", // the audience exchange, seen downstream
+		"refused (JSON-RPC 403) by policy refunds-below-100-at-depth-1",       // the refused refund names its policy
+		"HTTP 403 insufficient_scope (needs tools:reserve_stock)",             // a scope the token lacks, before any policy
 		"$ mandate lineage",
 	} {
 		if !strings.Contains(story, want) {
-			t.Errorf("the story does not tell %q:\n%s", want, story)
+			t.Errorf("the story does not tell %q", want)
 		}
 	}
-	if t.Failed() {
-		return
+	// Revoking the task stops both servers within a second.
+	refusals := regexp.MustCompile(`(orders \(TypeScript\)|inventory \(Go\)) refused the next call (\d+) ms after the revocation`).FindAllStringSubmatch(story, -1)
+	if len(refusals) != 2 {
+		t.Errorf("want both servers' refusals timed, got %q", refusals)
 	}
-	t.Logf("\n%s", story)
+	for _, r := range refusals {
+		if ms, _ := strconv.Atoi(r[2]); ms >= 1000 {
+			t.Errorf("%s took %d ms to refuse a revoked task", r[1], ms)
+		}
+	}
+	// The lineage shows the tree, the MCP server's own token under the agent's.
+	tree := story[strings.Index(story, "$ mandate lineage"):]
+	for _, want := range []string{"├─ ", "orchestrator/researcher-1  [revoked-by-ancestor", "└─ ", "orders-mcp  [revoked-by-ancestor", "orchestrator/stock-1  [revoked-by-ancestor"} {
+		if !strings.Contains(tree, want) {
+			t.Errorf("the lineage lacks %q", want)
+		}
+	}
+	if strings.Index(tree, "orders-mcp  [") < strings.Index(tree, "orchestrator/researcher-1  [") {
+		t.Error("the orders MCP server's token is not under researcher-1's")
+	}
+	if t.Failed() {
+		t.Logf("the story:\n%s", story)
+	}
 }
