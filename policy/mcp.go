@@ -71,7 +71,8 @@ var maxLong = new(big.Rat).SetInt64(1 << 53)
 // sets, strings and booleans themselves; a number that is an integer within
 // ±2^53 becomes a Long, another finite number with at most four fractional
 // digits a decimal. A null inside, any other number, a member given twice,
-// two members whose names differ only in case (foldKey), a string that is
+// two members whose names differ only in case (foldKey), an object whose
+// only member is __entity, __extn or __expr, a string that is
 // not Unicode (invalid UTF-8, a lone surrogate escape),
 // more than MaxArgumentsDepth levels or more than MaxArgumentsBytes of JSON
 // is ErrArguments: the request is denied rather than decided on a value
@@ -175,6 +176,9 @@ func (p *argParser) value(depth int) (cedar.Value, error) {
 			}
 			if p.i < len(p.b) && p.b[p.i] == '}' {
 				p.i++
+				if len(m) == 1 && cedarEscape(k) {
+					return nil, fmt.Errorf("%w: a record whose only member is %q (Cedar's JSON, which the Python and TypeScript guards hand to Cedar, reads it as an escape, not a record)", ErrArguments, k)
+				}
 				return cedar.NewRecord(m), nil
 			}
 			return nil, p.fail("expected ',' or '}'")
@@ -387,6 +391,11 @@ func number(text string) (cedar.Value, error) {
 	}
 	return d, nil
 }
+
+// cedarEscape reports the member names that make a one-member object a
+// special value in Cedar's JSON format (an entity, an extension value, an
+// expression) rather than a record.
+func cedarEscape(k string) bool { return k == "__entity" || k == "__extn" || k == "__expr" }
 
 // foldKey folds a member name the way encoding/json matches one to an
 // ASCII field name: ASCII letters in lower case, and the two non-ASCII
