@@ -178,9 +178,10 @@ func peekScope(body []byte) string {
 }
 
 // undecided are the methods that act on nothing: the protocol's own
-// housekeeping and the lists (tools/list is filtered by scope instead).
+// housekeeping (initialize, and server/discover, the newer protocol's
+// handshake) and the lists (tools/list is filtered by scope instead).
 var undecided = map[string]bool{
-	"initialize": true, "ping": true, "tools/list": true, "resources/list": true,
+	"initialize": true, "server/discover": true, "ping": true, "tools/list": true, "resources/list": true,
 	"resources/templates/list": true, "prompts/list": true,
 }
 

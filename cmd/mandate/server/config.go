@@ -409,6 +409,16 @@ func oneLine(s string) string {
 // commands' server and credentials), which name no configuration key.
 var cliEnvironment = []string{"MANDATE_SERVER", "MANDATE_CLIENT_ID", "MANDATE_CLIENT_SECRET"}
 
+// toolingEnvironment are the MANDATE_* variables the project's own build and
+// tests set (make test, .ci/run), which name no key but are no mistake:
+// MANDATE_TEST_* switches, the binary the SDKs' tests start, the example's
+// switch. A serve started under them must not warn.
+var toolingEnvironment = []string{"MANDATE_BIN", "MANDATE_EXAMPLE_MCP"}
+
+func toolingVariable(name string) bool {
+	return strings.HasPrefix(name, "MANDATE_TEST_") || slices.Contains(toolingEnvironment, name)
+}
+
 // configEnvironment is the MANDATE_* variable of every key of Config
 // (nested keys joined with _, lists by their own name), and the CLI's.
 var configEnvironment = func() []string {
@@ -441,7 +451,7 @@ func unknownEnvironment(environ []string) []string {
 	var names []string
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "MANDATE_") && value != "" && !slices.Contains(configEnvironment, name) {
+		if strings.HasPrefix(name, "MANDATE_") && value != "" && !slices.Contains(configEnvironment, name) && !toolingVariable(name) {
 			names = append(names, name)
 		}
 	}

@@ -526,6 +526,8 @@ func TestUnknownEnvironmentWarns(t *testing.T) {
 	t.Setenv("MANDATE_FROBNICATE", "1")                  // nothing near
 	t.Setenv("MANDATE_TOKENS_ROOT_XYZ", "1")             // three edits: no suggestion
 	t.Setenv("MANDATE_UNRELATED_BUT_EMPTY", "")          // viper ignores it, so do we
+	t.Setenv("MANDATE_TEST_POSTGRES", "required")        // the project's own test switches
+	t.Setenv("MANDATE_BIN", "/x/mandate")
 	t.Setenv("MANDATE_SERVER", "http://127.0.0.1:8080")
 	t.Setenv("MANDATE_CLIENT_ID", "ops")
 	t.Setenv("MANDATE_CLIENT_SECRET", "s3cret-client")
