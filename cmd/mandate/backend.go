@@ -89,8 +89,25 @@ func (f *adminFlags) open(cmd *cobra.Command) (backend, error) {
 	return conn.backend(&http.Client{}), nil
 }
 
+// errDBIsPostgres refuses a --db that names a PostgreSQL database: --db is
+// forensics on a stopped server's bbolt file, and a PostgreSQL store has no
+// stopped state to read (its replicas serve it).
+var errDBIsPostgres = errors.New("--db reads a stopped server's bbolt data file (or data_dir); it does not open PostgreSQL: ask a running replica's admin API with --server instead (its text is not repeated: it may hold a password)")
+
+// looksLikeDSN reports whether a --db value that names no file is a
+// PostgreSQL DSN (a postgres:// URL or key=value pairs).
+func looksLikeDSN(v string) bool {
+	if _, err := os.Stat(v); err == nil {
+		return false
+	}
+	return strings.Contains(v, "://") || strings.Contains(v, "=")
+}
+
 // openFile opens --db read-only.
 func (f *adminFlags) openFile(cmd *cobra.Command) (backend, error) {
+	if looksLikeDSN(f.db) {
+		return nil, errDBIsPostgres
+	}
 	db, err := bolt.OpenReadOnly(f.db)
 	if err != nil {
 		return nil, err

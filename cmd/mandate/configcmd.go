@@ -130,6 +130,13 @@ type shownConfig struct {
 	Issuer  string `json:"issuer"`
 	Listen  string `json:"listen"`
 	DataDir string `json:"data_dir"`
+	Store   struct {
+		Postgres struct {
+			DSN     string `json:"dsn"` // passwords masked
+			DSNFile string `json:"dsn_file"`
+			Replica string `json:"replica"`
+		} `json:"postgres"`
+	} `json:"store"`
 	Signing struct {
 		Alg     string `json:"alg"`
 		KEK     string `json:"kek"`
@@ -217,6 +224,18 @@ func showConfig(c *server.Config) *shownConfig {
 			s.Issuer = "http://" + net.JoinHostPort(host, "<the port serve binds>")
 		}
 		s.notes["issuer"] = "from listen"
+	}
+	if pg := c.Store.Postgres; pg.Enabled() {
+		s.Store.Postgres.DSN, s.Store.Postgres.DSNFile, s.Store.Postgres.Replica = pg.MaskedDSN(), pg.DSNFile, pg.Replica
+		if pg.DSNFile != "" {
+			s.notes["store.postgres.dsn"] = "read from store.postgres.dsn_file, password masked"
+		} else if s.Store.Postgres.DSN != pg.DSN {
+			s.notes["store.postgres.dsn"] = "password masked"
+		}
+		if pg.Replica == "" {
+			s.notes["store.postgres.replica"] = "the host name"
+		}
+		s.notes["data_dir"] = "unused: the store is PostgreSQL"
 	}
 	s.Signing.Alg, s.Signing.KEKFile = c.Signing.Alg, c.Signing.KEKFile
 	if c.Signing.KEK != "" {
@@ -354,6 +373,9 @@ func printCheckReport(w io.Writer, path string, r checkReport) {
 		{"issuer", c.Issuer},
 		{"listen", c.Listen},
 		{"data_dir", c.DataDir},
+		{"store.postgres.dsn", text(c.Store.Postgres.DSN)},
+		{"store.postgres.dsn_file", text(c.Store.Postgres.DSNFile)},
+		{"store.postgres.replica", text(c.Store.Postgres.Replica)},
 		{"signing.alg", c.Signing.Alg},
 		{"signing.kek", kek},
 		{"signing.kek_file", text(c.Signing.KEKFile)},

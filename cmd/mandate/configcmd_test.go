@@ -400,3 +400,37 @@ func TestConfigCheckWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckMasksTheDSN: a PostgreSQL DSN is shown with its password
+// masked, in text and JSON, and data_dir is noted unused.
+func TestConfigCheckMasksTheDSN(t *testing.T) {
+	clearMandateEnv(t)
+	const pw = "Pw-k3y-in-dsn"
+	t.Setenv("MANDATE_STORE_POSTGRES_DSN", "postgres://mandate:"+pw+"@db1:5432,db2:5432/mandate?target_session_attrs=read-write")
+	t.Setenv("MANDATE_SIGNING_KEK", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
+	for _, format := range []string{"text", "json"} {
+		out, err := runCLI(t, "", "--config", validConfig, "config", "check", "--format", format)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", format, err, out)
+		}
+		if strings.Contains(out, pw) || !strings.Contains(out, "postgres://mandate:***@db1:5432,db2:5432/mandate?target_session_attrs=read-write") {
+			t.Errorf("%s: the DSN is not shown masked:\n%s", format, out)
+		}
+		if format == "text" && !strings.Contains(out, "unused: the store is PostgreSQL") {
+			t.Errorf("data_dir not noted unused:\n%s", out)
+		}
+	}
+}
+
+// TestDBRefusesADSN: --db reads bbolt files only; a DSN is refused with
+// what to do instead, and its text (which may hold a password) is not
+// repeated.
+func TestDBRefusesADSN(t *testing.T) {
+	clearMandateEnv(t)
+	for _, dsn := range []string{"postgres://m:Pw-secret@db/mandate", "host=db user=m password=Pw-secret"} {
+		_, err := runCLI(t, "", "tokens", "list", "--db", dsn)
+		if !errors.Is(err, errDBIsPostgres) || strings.Contains(err.Error(), "Pw-secret") {
+			t.Errorf("--db %s: %v", dsn, err)
+		}
+	}
+}

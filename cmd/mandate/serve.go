@@ -24,7 +24,9 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the token service",
 		Long: `Run the token service: token exchange, client credentials, revocation,
-introspection and discovery, over an embedded bbolt store in data_dir.
+introspection and discovery, over an embedded bbolt store in data_dir, or
+over PostgreSQL when store.postgres.dsn (MANDATE_STORE_POSTGRES_DSN) or
+store.postgres.dsn_file names a database, which several replicas may share.
 Configuration comes from --config, MANDATE_* environment variables and flags.`,
 		Args: configFileArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -123,7 +125,7 @@ func printSummary(w io.Writer, s *server.Server, cfg *server.Config) {
 	fmt.Fprintf(w, "  listening  %s\n", s.Addr)
 	fmt.Fprintf(w, "  issuer     %s\n", s.URL)
 	fmt.Fprintf(w, "  metadata   %s%s\n", s.URL, httpapi.PathMetadata)
-	fmt.Fprintf(w, "  data       %s\n", s.Store.Path())
+	fmt.Fprintf(w, "  store      %s\n", s.StoreName)
 	fmt.Fprintf(w, "  signing    %s\n", signing)
 	fmt.Fprintf(w, "  policy     %s\n", pol)
 	fmt.Fprintf(w, "  clients    %d registered, %d admin\n", len(cfg.Clients), admins)

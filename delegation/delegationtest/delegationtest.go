@@ -1,6 +1,8 @@
 // Package delegationtest runs a real Mandate server for tests, built by the
 // same composition root as `mandate serve` (cmd/mandate/server.Start): a
-// bbolt file in t.TempDir(), signing keys (sealed when the test gives a KEK),
+// bbolt file in t.TempDir() — or, with Options.Postgres, a PostgreSQL
+// database (store/postgres/pgtest makes one), which several servers may
+// share as replicas do — signing keys (sealed when the test gives a KEK),
 // the policy directory and its watch, the delegation core, its HTTP
 // transport and metrics, on a loopback port, with a clock the test controls.
 // Nothing is faked but time; the one thing the harness turns off is the
@@ -149,15 +151,38 @@ type Options struct {
 	// Clock, when set, is the clock to run on (to restart a server on Dir
 	// later in the same test's time); a new one stopped at Start otherwise.
 	Clock *Clock
+	// Postgres, when set, is the DSN of the PostgreSQL database to run on
+	// (store.postgres.dsn) instead of a bbolt file in Dir: servers given
+	// the same one are replicas of one Mandate. The KEK is then required:
+	// TestKEK when KEK is not set, so replicas agree.
+	Postgres string
+	// Replica names the server's audit chain on PostgreSQL
+	// (store.postgres.replica); give replicas sharing a database different
+	// names.
+	Replica string
+	// Issuer, when set, is the issuer (by default the server's own address):
+	// replicas of one Mandate, and a server restarted on another port, share
+	// it. Requests still go to the server's address (Env.Base).
+	Issuer string
 }
+
+// TestKEK is the key-encryption key servers on PostgreSQL run with when
+// the test gives none.
+var TestKEK = []byte("delegationtest-kek-32-bytes-long")
 
 // Env is a running test server.
 type Env struct {
+	// URL is the issuer; Base is where this server listens (http://addr),
+	// the same unless Options.Issuer set another.
 	URL      string
+	Base     string
 	Dir      string
 	Metadata map[string]any
-	DB       *bolt.DB
-	Keys     *tokens.KeyRing
+	// DB is the server's store; Bolt is the same store when it is the
+	// embedded one (nil on PostgreSQL), for what only bbolt tells (Stats).
+	DB   server.Store
+	Bolt *bolt.DB
+	Keys *tokens.KeyRing
 	// KeyStore is where rotations go (sealed when Options.KEK is set).
 	KeyStore tokens.KeyStore
 	Svc      *delegation.Service
@@ -188,10 +213,11 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
-	env := &Env{URL: srv.URL, Dir: cfg.DataDir, DB: srv.Store, Keys: srv.Keys, KeyStore: srv.KeyStore, Svc: srv.Service,
+	b, _ := srv.Store.(*bolt.DB)
+	env := &Env{URL: srv.URL, Base: "http://" + srv.Addr, Dir: cfg.DataDir, DB: srv.Store, Bolt: b, Keys: srv.Keys, KeyStore: srv.KeyStore, Svc: srv.Service,
 		Policy: srv.Policy, Clock: clock, Handler: srv.Handler, Server: srv}
 	t.Cleanup(func() { env.Stop(t) })
-	resp := env.Get(t, srv.URL+httpapi.PathMetadata)
+	resp := env.Get(t, env.Base+httpapi.PathMetadata)
 	if resp.Status != http.StatusOK {
 		t.Fatalf("metadata: %d %s", resp.Status, resp.Raw)
 	}
@@ -247,7 +273,7 @@ func Config(t testing.TB, opts Options) *server.Config {
 		return p
 	}
 	cfg := &server.Config{
-		Listen: "127.0.0.1:0", DataDir: opts.Dir,
+		Listen: "127.0.0.1:0", DataDir: opts.Dir, Issuer: opts.Issuer,
 		Signing:   server.SigningConfig{Alg: opts.Alg},
 		Tokens:    server.TokensConfig{RootTTL: opts.RootTTL, DelegatedTTL: opts.DelegatedTTL, MaxDepth: opts.MaxDepth, Retention: time.Hour},
 		Policy:    server.PolicyConfig{Dir: opts.PolicyDir},
@@ -256,6 +282,12 @@ func Config(t testing.TB, opts Options) *server.Config {
 		RateLimit: server.RateLimitConfig{PerSecond: opts.RateLimit.PerSecond, Burst: opts.RateLimit.Burst,
 			RevocationPerSecond: opts.RateLimit.RevocationPerSecond, RevocationBurst: opts.RateLimit.RevocationBurst},
 		HTTP: server.HTTPConfig{TrustedProxies: opts.TrustedProxies},
+	}
+	if opts.Postgres != "" {
+		cfg.Store.Postgres = server.PostgresConfig{DSN: opts.Postgres, Replica: opts.Replica}
+		if opts.KEK == nil {
+			opts.KEK = TestKEK
+		}
 	}
 	if opts.KEK != nil {
 		cfg.Signing.KEK = base64.StdEncoding.EncodeToString(opts.KEK)
@@ -303,8 +335,21 @@ func (r Response) Error() string { s, _ := r.JSON["error"].(string); return s }
 // String returns a string member of the body.
 func (r Response) String(name string) string { s, _ := r.JSON[name].(string); return s }
 
-// Endpoint returns an endpoint URL from the discovered metadata.
+// Endpoint returns where to send requests for an endpoint the discovered
+// metadata names: the metadata's URL, at this server's address (Base) when
+// the issuer is another (replicas behind one issuer URL).
 func (e *Env) Endpoint(t testing.TB, name string) string {
+	t.Helper()
+	u := e.Advertised(t, name)
+	if rest, ok := strings.CutPrefix(u, e.URL); ok {
+		return e.Base + rest
+	}
+	return u
+}
+
+// Advertised returns an endpoint URL exactly as the discovered metadata
+// names it (what a DPoP proof's htu or an assertion's aud must say).
+func (e *Env) Advertised(t testing.TB, name string) string {
 	t.Helper()
 	u, ok := e.Metadata[name].(string)
 	if !ok {
@@ -357,7 +402,7 @@ func (e *Env) PostDPoP(t testing.TB, endpoint, client string, form url.Values, p
 // Proof makes a DPoP proof by key for the token endpoint, at the server's clock.
 func (e *Env) Proof(t testing.TB, key *tokens.DPoPKey) string {
 	t.Helper()
-	p, err := key.Proof(http.MethodPost, e.Endpoint(t, "token_endpoint"), "", "", e.Clock.Now())
+	p, err := key.Proof(http.MethodPost, e.Advertised(t, "token_endpoint"), "", "", e.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,4 +520,56 @@ func (e *Env) Forge(t testing.TB, token string, edit func(*jwt.Claims)) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Revoke revokes token as client (RFC 7009), failing the test unless the
+// server answers 200.
+func (e *Env) Revoke(t testing.TB, client, token string) {
+	t.Helper()
+	if r := e.Post(t, "revocation_endpoint", client, url.Values{"token": {token}}); r.Status != http.StatusOK {
+		t.Fatalf("revoke by %s: %d %s", client, r.Status, r.Raw)
+	}
+}
+
+// Introspect asks the server about token as client (a resource_server or
+// admin) and returns the answer.
+func (e *Env) Introspect(t testing.TB, client, token string) Response {
+	t.Helper()
+	return e.Post(t, "introspection_endpoint", client, url.Values{"token": {token}})
+}
+
+// Feed reads the revocation feed as client (HTTP Basic) from since ("" for
+// the start), long-polling up to wait (whole seconds; none when zero).
+func (e *Env) Feed(t testing.TB, client, since string, wait time.Duration) Response {
+	t.Helper()
+	q := url.Values{}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if wait > 0 {
+		q.Set("wait", fmt.Sprint(int(wait/time.Second)))
+	}
+	req, err := http.NewRequest(http.MethodGet, e.Endpoint(t, "revocation_feed_endpoint")+"?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", BasicAuth(client, Secret(client)))
+	return e.Do(t, req)
+}
+
+// FeedJTIs lists the jtis of a feed answer's entries, failing the test
+// unless it is a 200.
+func FeedJTIs(t testing.TB, r Response) []string {
+	t.Helper()
+	if r.Status != http.StatusOK {
+		t.Fatalf("feed: %d %s", r.Status, r.Raw)
+	}
+	var out []string
+	entries, _ := r.JSON["revocations"].([]any)
+	for _, e := range entries {
+		m, _ := e.(map[string]any)
+		jti, _ := m["jti"].(string)
+		out = append(out, jti)
+	}
+	return out
 }

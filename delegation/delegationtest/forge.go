@@ -98,7 +98,7 @@ func Tamper(t testing.TB, tok string, edit func(map[string]any)) string {
 // the store, to sign headers Mandate never writes over genuine claims.
 func (e *Env) SigningKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
-	keys, err := e.DB.SigningKeys(t.Context())
+	keys, err := e.KeyStore.SigningKeys(t.Context()) // unsealed when a KEK is set
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func runAttacks(t *testing.T, env *dt.Env, rows []attackRow) {
 	t.Helper()
 	for _, tt := range rows {
 		t.Run(tt.name, func(t *testing.T) {
-			before, _ := env.DB.Stats(env.Clock.Now())
+			before, _ := env.Bolt.Stats(env.Clock.Now())
 			r := tt.do(t)
 			if m := atkMismatch(r, tt); m != "" {
 				if tt.gap != "" {
@@ -76,7 +76,7 @@ func runAttacks(t *testing.T, env *dt.Env, rows []attackRow) {
 				}
 				t.Fatal(m)
 			}
-			if after, _ := env.DB.Stats(env.Clock.Now()); after.Tokens != before.Tokens {
+			if after, _ := env.Bolt.Stats(env.Clock.Now()); after.Tokens != before.Tokens {
 				t.Errorf("a refused request stored a token")
 			}
 			if strings.Contains(string(r.Raw), "secret-for-") {

@@ -303,13 +303,13 @@ func TestExchangeRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, _ := env.DB.Stats(env.Clock.Now())
+			before, _ := env.Bolt.Stats(env.Clock.Now())
 			r := env.Exchange(t, tt.client, tt.subject, tt.actor, tt.extra)
 			expectError(t, r, tt.status, tt.code)
 			if strings.Contains(r.String("error_description"), tt.subject) && tt.subject != "" {
 				t.Errorf("description echoes the token")
 			}
-			if after, _ := env.DB.Stats(env.Clock.Now()); after.Tokens != before.Tokens {
+			if after, _ := env.Bolt.Stats(env.Clock.Now()); after.Tokens != before.Tokens {
 				t.Errorf("a refused request stored a token")
 			}
 		})

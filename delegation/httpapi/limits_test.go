@@ -22,13 +22,13 @@ func TestNoTokenLargerThanAVerifierAccepts(t *testing.T) {
 	}
 	clients := append(dt.DefaultClients(), dt.Client{ID: "wide", Grants: dt.Both, Scopes: []string{"db:read:*"}, Audiences: auds})
 	env := dt.New(t, dt.Options{Clients: clients})
-	before, _ := env.DB.Stats(env.Clock.Now())
+	before, _ := env.Bolt.Stats(env.Clock.Now())
 	r := env.Post(t, "token_endpoint", "wide", url.Values{"grant_type": {oauth.GrantClientCredentials}})
 	expectError(t, r, 400, oauth.CodeInvalidRequest)
 	if !strings.Contains(r.String("error_description"), fmt.Sprintf("more than the %d any verifier accepts", tokens.MaxTokenSize)) {
 		t.Errorf("description: %s", r.Raw)
 	}
-	if after, _ := env.DB.Stats(env.Clock.Now()); after.Tokens != before.Tokens {
+	if after, _ := env.Bolt.Stats(env.Clock.Now()); after.Tokens != before.Tokens {
 		t.Errorf("a refused token was stored: %d → %d records", before.Tokens, after.Tokens)
 	}
 	// A narrower request from the same client is fine.

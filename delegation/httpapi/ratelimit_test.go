@@ -82,7 +82,7 @@ func TestTheKillSwitchIsNeverStarved(t *testing.T) {
 	}
 	// Revoking what is revoked again and again writes nothing and is
 	// bounded by its own budget (burst 2 × 10, one already spent).
-	before, _ := env.DB.Stats(env.Clock.Now())
+	before, _ := env.Bolt.Stats(env.Clock.Now())
 	limited := 0
 	for range 25 {
 		if r := env.Post(t, "revocation_endpoint", "orchestrator", url.Values{"token": {root}}); r.Status == http.StatusTooManyRequests {
@@ -92,7 +92,7 @@ func TestTheKillSwitchIsNeverStarved(t *testing.T) {
 	if limited != 6 {
 		t.Errorf("%d of 25 revocations limited, want 6 (a burst of 20, one spent)", limited)
 	}
-	if after, _ := env.DB.Stats(env.Clock.Now()); after.Revocations != before.Revocations || after.AuditRecords != before.AuditRecords {
+	if after, _ := env.Bolt.Stats(env.Clock.Now()); after.Revocations != before.Revocations || after.AuditRecords != before.AuditRecords {
 		t.Errorf("revoking a revoked token wrote: revocations %d → %d, audit %d → %d", before.Revocations, after.Revocations, before.AuditRecords, after.AuditRecords)
 	}
 	// The grants' budget refilled on its own, untouched by the revocations.

@@ -17,7 +17,7 @@ import (
 // every refusal.
 func TestRepeatedRefusalsAreCountedNotRewritten(t *testing.T) {
 	env := dt.New(t, dt.Options{})
-	before, _ := env.DB.Stats(env.Clock.Now())
+	before, _ := env.Bolt.Stats(env.Clock.Now())
 	widen := url.Values{"grant_type": {oauth.GrantClientCredentials}, "scope": {"db:*"}}
 	for range 500 {
 		expectError(t, env.Post(t, "token_endpoint", "researcher", widen), 400, oauth.CodeInvalidScope)
@@ -26,7 +26,7 @@ func TestRepeatedRefusalsAreCountedNotRewritten(t *testing.T) {
 	for range 20 {
 		expectError(t, env.Post(t, "token_endpoint", "researcher", foreign), 400, oauth.CodeUnsupportedGrantType)
 	}
-	mid, _ := env.DB.Stats(env.Clock.Now())
+	mid, _ := env.Bolt.Stats(env.Clock.Now())
 	if grew := mid.AuditRecords - before.AuditRecords; grew != 2 {
 		t.Errorf("520 refusals of two kinds wrote %d audit records, want 2", grew)
 	}
@@ -64,12 +64,12 @@ func TestRepeatedRefusalsAreCountedNotRewritten(t *testing.T) {
 func TestRefusalsOfOneCodeButAnotherKindAreAuditedApart(t *testing.T) {
 	env := dt.New(t, dt.Options{})
 	theirs := env.Mint(t, "orchestrator", nil)
-	before, _ := env.DB.Stats(env.Clock.Now())
+	before, _ := env.Bolt.Stats(env.Clock.Now())
 	for range 5 {
 		expectError(t, env.Exchange(t, "researcher", "not-a-token", "", nil), 400, oauth.CodeInvalidRequest)
 		expectError(t, env.Exchange(t, "researcher", theirs, "", nil), 400, oauth.CodeInvalidRequest)
 	}
-	after, _ := env.DB.Stats(env.Clock.Now())
+	after, _ := env.Bolt.Stats(env.Clock.Now())
 	if grew := after.AuditRecords - before.AuditRecords; grew != 2 {
 		t.Errorf("two kinds of invalid_request wrote %d audit records, want 2", grew)
 	}

@@ -63,7 +63,7 @@ func TestRevokingTheRootEndsTheTask(t *testing.T) {
 	expectError(t, env.Exchange(t, "researcher", child, env.Identity(t, "db-agent"), nil), 400, oauth.CodeInvalidRequest)
 
 	// One record, however large the subtree.
-	if st, _ := env.DB.Stats(env.Clock.Now()); st.Revocations != 1 {
+	if st, _ := env.Bolt.Stats(env.Clock.Now()); st.Revocations != 1 {
 		t.Errorf("revocations stored = %d, want 1 (cascade through lineage)", st.Revocations)
 	}
 	// Revoking again changes nothing and still answers 200.
@@ -157,7 +157,7 @@ func TestRevocationOfUnknownOrExpiredTokensIsAccepted(t *testing.T) {
 	if r := revoke(t, env, "outsider", root); r.Status != 200 {
 		t.Errorf("expired: %d %s", r.Status, r.Raw)
 	}
-	if st, _ := env.DB.Stats(env.Clock.Now()); st.Revocations != 0 {
+	if st, _ := env.Bolt.Stats(env.Clock.Now()); st.Revocations != 0 {
 		t.Errorf("stored %d revocations for nothing", st.Revocations)
 	}
 	expectError(t, env.Post(t, "revocation_endpoint", "orchestrator", url.Values{}), 400, oauth.CodeInvalidRequest)

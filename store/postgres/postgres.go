@@ -33,6 +33,10 @@ import (
 	"github.com/mandate-auth/mandate/tokens"
 )
 
+// DefaultConnectTimeout bounds one connection attempt when the DSN sets no
+// connect_timeout.
+const DefaultConnectTimeout = 5 * time.Second
+
 // ErrDSN reports a DSN that cannot be used. Its text never repeats the DSN,
 // which may hold a password.
 var ErrDSN = errors.New("store/postgres: invalid DSN")
@@ -74,6 +78,7 @@ func (o Options) retention() store.Retention {
 // DB is the PostgreSQL store, safe for concurrent use.
 type DB struct {
 	pool     *pgxpool.Pool
+	desc     string // describe(cfg): the database, never the password
 	ret      store.Retention
 	replica  string
 	id       string
@@ -133,7 +138,7 @@ func open(ctx context.Context, dsn string, opts Options, readOnly bool) (*DB, er
 	if err != nil {
 		return nil, scrub(fmt.Errorf("store/postgres: connect: %w", err), secret)
 	}
-	d := &DB{pool: pool, ret: opts.retention(), replica: replica, readOnly: readOnly, timeout: opts.WriteTimeout, maxBatch: opts.MaxBatch}
+	d := &DB{pool: pool, desc: describe(cfg), ret: opts.retention(), replica: replica, readOnly: readOnly, timeout: opts.WriteTimeout, maxBatch: opts.MaxBatch}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
@@ -193,6 +198,12 @@ func parseDSN(dsn string, readOnly bool) (*pgxpool.Config, error) {
 	}
 	if readOnly {
 		rp["default_transaction_read_only"] = "on"
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without one, a database host that drops packets holds every
+		// request that needs a new connection for as long as TCP retries,
+		// instead of answering that the store is unavailable.
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	return cfg, nil
 }
@@ -269,6 +280,27 @@ func (d *DB) ID() string { return d.id }
 
 // Replica is the name of the audit chain this DB appends to.
 func (d *DB) Replica() string { return d.replica }
+
+// Describe names the database this DB is connected to (as Describe does
+// for a DSN): never the password.
+func (d *DB) Describe() string { return d.desc }
+
+// PoolStats is a reading of the connection pool, for monitoring.
+type PoolStats struct {
+	Total, Idle, Acquired, Max int32
+	// Acquires counts connections handed out; EmptyAcquires those a caller
+	// had to wait for (none was idle), and AcquireWait the time callers
+	// spent waiting in all.
+	Acquires, EmptyAcquires int64
+	AcquireWait             time.Duration
+}
+
+// PoolStats reads the connection pool's state.
+func (d *DB) PoolStats() PoolStats {
+	s := d.pool.Stat()
+	return PoolStats{Total: s.TotalConns(), Idle: s.IdleConns(), Acquired: s.AcquiredConns(), Max: s.MaxConns(),
+		Acquires: s.AcquireCount(), EmptyAcquires: s.EmptyAcquireCount(), AcquireWait: s.AcquireDuration()}
+}
 
 // Ping reports whether the database answers and holds the store, for
 // readiness checks.

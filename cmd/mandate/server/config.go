@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
@@ -36,6 +37,7 @@ import (
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/policy"
+	"github.com/mandate-auth/mandate/store/postgres"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -44,6 +46,7 @@ type Config struct {
 	Issuer         string                `mapstructure:"issuer"`
 	Listen         string                `mapstructure:"listen"`
 	DataDir        string                `mapstructure:"data_dir"`
+	Store          StoreConfig           `mapstructure:"store"`
 	Signing        SigningConfig         `mapstructure:"signing"`
 	Tokens         TokensConfig          `mapstructure:"tokens"`
 	Policy         PolicyConfig          `mapstructure:"policy"`
@@ -159,6 +162,98 @@ func (s SigningConfig) kek() ([]byte, error) {
 	return kek, nil
 }
 
+// StoreConfig chooses where Mandate keeps its records: PostgreSQL when
+// store.postgres names a database (several replicas may share it), else the
+// embedded bbolt file in data_dir.
+type StoreConfig struct {
+	Postgres PostgresConfig `mapstructure:"postgres"`
+}
+
+// PostgresConfig names the PostgreSQL database of a store several replicas
+// share: DSN (best from MANDATE_STORE_POSTGRES_DSN) or DSNFile (a file only
+// Mandate's user can read, holding the DSN), not both.
+type PostgresConfig struct {
+	DSN     string `mapstructure:"dsn"`
+	DSNFile string `mapstructure:"dsn_file"`
+	// Replica names this replica's audit hash chain (default: the host
+	// name): stable across its restarts, different from every other replica
+	// running at once.
+	Replica string `mapstructure:"replica"`
+}
+
+// Enabled reports whether PostgreSQL is configured (a DSN or a DSN file).
+func (p PostgresConfig) Enabled() bool { return p.DSN != "" || p.DSNFile != "" }
+
+// MaskedDSN is the configured DSN (read from DSNFile when that is set) with
+// every password masked, for showing what a server runs with ("" when
+// neither is set; a placeholder when the file cannot be read).
+func (p PostgresConfig) MaskedDSN() string {
+	if !p.Enabled() {
+		return ""
+	}
+	dsn, err := p.ReadDSN()
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	return postgres.MaskDSN(dsn)
+}
+
+// validate checks the PostgreSQL keys: one of dsn and dsn_file, a DSN that
+// parses, the KEK set (kekSet: a KEK is configured), a replica
+// name only with a database.
+func (p PostgresConfig) validate(kekSet bool) error {
+	switch {
+	case p.DSN != "" && p.DSNFile != "":
+		return errors.New("config: set store.postgres.dsn or store.postgres.dsn_file, not both")
+	case !p.Enabled() && p.Replica != "":
+		return errors.New("config: store.postgres.replica is set but no database is: set store.postgres.dsn (MANDATE_STORE_POSTGRES_DSN) or store.postgres.dsn_file, or remove it")
+	case !p.Enabled():
+		return nil
+	}
+	var errs []error
+	if dsn, err := p.ReadDSN(); err != nil {
+		errs = append(errs, err)
+	} else if err := postgres.CheckDSN(dsn); err != nil {
+		key := "store.postgres.dsn"
+		if p.DSNFile != "" {
+			key = "store.postgres.dsn_file"
+		}
+		errs = append(errs, fmt.Errorf("config: %s: %w: use postgres://user:password@host:5432/mandate or host=… user=… dbname=… (libpq's forms)", key, err))
+	}
+	if !kekSet {
+		errs = append(errs, errors.New("config: store.postgres: with PostgreSQL the key-encryption key is required, so signing keys never rest in clear in a database replicas share: set MANDATE_SIGNING_KEK (head -c 32 /dev/urandom | base64) or signing.kek_file, the same on every replica"))
+	}
+	if p.Replica != "" && (len(p.Replica) > 200 || !utf8.ValidString(p.Replica) || strings.ContainsRune(p.Replica, 0)) {
+		errs = append(errs, errors.New("config: store.postgres.replica must be up to 200 bytes of text, such as the host or pod name"))
+	}
+	return errors.Join(errs...)
+}
+
+// ReadDSN is the configured DSN: DSN, or the content of DSNFile, which
+// others must not be able to read ("" when neither is set). Its errors
+// never repeat the DSN.
+func (p PostgresConfig) ReadDSN() (string, error) {
+	if p.DSNFile == "" {
+		return p.DSN, nil
+	}
+	st, err := os.Stat(p.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("config: store.postgres.dsn_file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("config: store.postgres.dsn_file %s is %v: others may read it, and a DSN may hold the database's password; run chmod 600 %s", p.DSNFile, st.Mode().Perm(), p.DSNFile)
+	}
+	raw, err := os.ReadFile(p.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("config: store.postgres.dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(raw))
+	if dsn == "" {
+		return "", fmt.Errorf("config: store.postgres.dsn_file %s is empty: write the DSN in it (postgres://user:password@host/db or host=… user=… dbname=…)", p.DSNFile)
+	}
+	return dsn, nil
+}
+
 // TokensConfig bounds token lifetimes and chain depth.
 type TokensConfig struct {
 	RootTTL      time.Duration `mapstructure:"root_ttl"`
@@ -235,6 +330,9 @@ var defaults = map[string]any{
 	"signing.alg":                      tokens.AlgEdDSA,
 	"signing.kek":                      "",
 	"signing.kek_file":                 "",
+	"store.postgres.dsn":               "",
+	"store.postgres.dsn_file":          "",
+	"store.postgres.replica":           "",
 	"tokens.root_ttl":                  "15m",
 	"tokens.delegated_ttl":             "5m",
 	"tokens.max_depth":                 4,
@@ -324,6 +422,7 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 	}
 	base := ""
 	var inFile error
+	var dsnInFile string
 	if path != "" {
 		base = filepath.Dir(path)
 		if v.InConfig("data_dir") && !filepath.IsAbs(cfg.DataDir) {
@@ -334,12 +433,21 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 		if v.InConfig("signing.kek_file") && cfg.Signing.KEKFile != "" && !filepath.IsAbs(cfg.Signing.KEKFile) {
 			cfg.Signing.KEKFile = filepath.Join(base, cfg.Signing.KEKFile)
 		}
+		if v.InConfig("store.postgres.dsn_file") && cfg.Store.Postgres.DSNFile != "" && !filepath.IsAbs(cfg.Store.Postgres.DSNFile) {
+			cfg.Store.Postgres.DSNFile = filepath.Join(base, cfg.Store.Postgres.DSNFile)
+		}
+		if v.InConfig("store.postgres.dsn") && postgres.HasPassword(cfg.Store.Postgres.DSN) {
+			dsnInFile = "store.postgres.dsn in the config file holds a password, in clear next to the configuration: set MANDATE_STORE_POSTGRES_DSN, or store.postgres.dsn_file naming a file only Mandate's user can read"
+		}
 		if v.InConfig("signing.kek") {
 			inFile = errors.New("config: signing.kek must not be written in the config file, which sits next to the data it protects: set MANDATE_SIGNING_KEK, or signing.kek_file naming a file only Mandate's user can read")
 		}
 	}
 	warnings, err := cfg.Validate(base)
 	warnings = append(envWarnings, warnings...)
+	if dsnInFile != "" {
+		warnings = append(warnings, dsnInFile)
+	}
 	if err = errors.Join(append(unknown, inFile, err)...); err != nil {
 		return nil, warnings, err
 	}
@@ -748,14 +856,16 @@ func (c *Config) Validate(base string) ([]string, error) {
 	} else if listenErr == nil && isWildcard(listenHost) {
 		failf("config: issuer is required when listen (%q) binds every interface: set issuer to the URL clients use, such as https://mandate.example", c.Listen)
 	}
-	if c.DataDir == "" {
-		failf("config: data_dir is required (the directory of mandate.db)")
+	if c.DataDir == "" && !c.Store.Postgres.Enabled() {
+		failf("config: data_dir is required (the directory of mandate.db), unless store.postgres names a database")
 	}
 	if c.Signing.KEK != "" && c.Signing.KEKFile != "" {
 		failf("config: set signing.kek or signing.kek_file, not both")
 	} else if _, err := c.Signing.kek(); err != nil {
 		fail(err)
 	}
+	// A KEK given but wrong is reported above, not again as missing.
+	fail(c.Store.Postgres.validate(c.Signing.KEK != "" || c.Signing.KEKFile != ""))
 	if c.Log.Format != "" && c.Log.Format != "json" && c.Log.Format != "text" {
 		failf("config: log.format %q is not a log format: use json (the default) or text", c.Log.Format)
 	}

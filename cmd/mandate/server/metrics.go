@@ -11,6 +11,7 @@ import (
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/store/postgres"
 )
 
 // PathMetrics is where serve exposes Prometheus metrics.
@@ -25,7 +26,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 }
 
-func newMetrics(db *bolt.DB, svc *delegation.Service, now func() time.Time) *metrics {
+func newMetrics(st Store, svc *delegation.Service, now func() time.Time) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,7 +41,6 @@ func newMetrics(db *bolt.DB, svc *delegation.Service, now func() time.Time) *met
 	}
 	m.reg.MustRegister(m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&storeCollector{db: db, now: now},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mandate_feed_subscribers",
 			Help: "Revocation-feed long polls open now."}, func() float64 { return float64(svc.FeedSubscribers()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mandate_verified_cache_entries",
@@ -48,7 +48,53 @@ func newMetrics(db *bolt.DB, svc *delegation.Service, now func() time.Time) *met
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mandate_verified_cache_bytes",
 			Help: "Memory of the verified-token cache, as it counts it (bounded by cache.max_bytes)."}, func() float64 { _, b := svc.VerifiedCacheStats(); return float64(b) }),
 	)
+	switch db := st.(type) {
+	case *bolt.DB:
+		m.reg.MustRegister(&storeCollector{db: db, now: now})
+	case *postgres.DB:
+		// The counts of records bbolt reads from its file cost PostgreSQL a
+		// scan of whole tables; the pool is what a replica knows cheaply
+		// (the database's own statistics are PostgreSQL's exporters' job).
+		m.reg.MustRegister(poolCollector{db: db})
+	}
 	return m
+}
+
+// poolCollector exposes a PostgreSQL store's connection pool.
+type poolCollector struct{ db *postgres.DB }
+
+var poolGauges = []struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(postgres.PoolStats) float64
+}{
+	{prometheus.NewDesc("mandate_store_pool_connections", "Connections to PostgreSQL open now (idle and in use).", nil, nil), prometheus.GaugeValue,
+		func(s postgres.PoolStats) float64 { return float64(s.Total) }},
+	{prometheus.NewDesc("mandate_store_pool_idle_connections", "Connections to PostgreSQL open and idle.", nil, nil), prometheus.GaugeValue,
+		func(s postgres.PoolStats) float64 { return float64(s.Idle) }},
+	{prometheus.NewDesc("mandate_store_pool_acquired_connections", "Connections to PostgreSQL in use now.", nil, nil), prometheus.GaugeValue,
+		func(s postgres.PoolStats) float64 { return float64(s.Acquired) }},
+	{prometheus.NewDesc("mandate_store_pool_max_connections", "The most connections to PostgreSQL this replica opens (pool_max_conns).", nil, nil), prometheus.GaugeValue,
+		func(s postgres.PoolStats) float64 { return float64(s.Max) }},
+	{prometheus.NewDesc("mandate_store_pool_acquires_total", "Connections taken from the pool.", nil, nil), prometheus.CounterValue,
+		func(s postgres.PoolStats) float64 { return float64(s.Acquires) }},
+	{prometheus.NewDesc("mandate_store_pool_empty_acquires_total", "Connections taken from the pool that had to be waited for (none idle).", nil, nil), prometheus.CounterValue,
+		func(s postgres.PoolStats) float64 { return float64(s.EmptyAcquires) }},
+	{prometheus.NewDesc("mandate_store_pool_acquire_seconds_total", "Time spent taking connections from the pool.", nil, nil), prometheus.CounterValue,
+		func(s postgres.PoolStats) float64 { return s.AcquireWait.Seconds() }},
+}
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range poolGauges {
+		ch <- g.desc
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.db.PoolStats()
+	for _, g := range poolGauges {
+		ch <- prometheus.MustNewConstMetric(g.desc, g.kind, g.value(s))
+	}
 }
 
 // observe records one answered request.
@@ -57,7 +103,7 @@ func (m *metrics) observe(o httpapi.Observation) {
 	m.latency.WithLabelValues(o.Route, o.Grant).Observe(o.Duration.Seconds())
 }
 
-// storeCollector exposes the store's gauges from one Stats call, reused for
+// storeCollector exposes a bbolt store's gauges from one Stats call, reused for
 // storeStatsTTL: a scrape costs at most one walk of the store's pages,
 // however often /metrics is asked.
 type storeCollector struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/store/postgres"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -42,12 +44,29 @@ type Options struct {
 	GCInterval time.Duration
 }
 
-// The embedded store is what the core and the operator commands need.
+// Store is the storage backend a server runs on: what the core persists
+// through and the operator commands read, the signing keys, collection and
+// readiness. store/bolt (the embedded default, one process) and
+// store/postgres (several replicas on one database) are its two
+// implementations; the server picks one by its configuration.
+type Store interface {
+	delegation.Store
+	delegation.Inspector
+	tokens.KeyStore
+	store.Collector
+	// RunGC collects expired records every interval until ctx ends,
+	// reporting each pass to report (see store.RunGC).
+	RunGC(ctx context.Context, interval time.Duration, now func() time.Time, report func(store.GCResult, error))
+	// Ping reports whether the store answers, for /readyz.
+	Ping() error
+	io.Closer
+}
+
+// Both backends are complete stores.
 var (
-	_ delegation.Store     = (*bolt.DB)(nil)
-	_ delegation.Inspector = (*bolt.DB)(nil)
-	_ tokens.KeyStore      = (*bolt.DB)(nil)
-	_ tokens.KeyStore      = (*tokens.SealedKeyStore)(nil)
+	_ Store           = (*bolt.DB)(nil)
+	_ Store           = (*postgres.DB)(nil)
+	_ tokens.KeyStore = (*tokens.SealedKeyStore)(nil)
 )
 
 // GCInterval is how often a running server collects expired records.
@@ -58,8 +77,11 @@ const GCInterval = time.Minute
 type Server struct {
 	URL   string // the issuer URL
 	Addr  string // the bound listen address
-	Store *bolt.DB
-	Keys  *tokens.KeyRing
+	Store Store  // a *bolt.DB or a *postgres.DB
+	// StoreName says where the records are, for people: the bbolt file's
+	// path, or the PostgreSQL database (never its password) and replica.
+	StoreName string
+	Keys      *tokens.KeyRing
 	// KeyStore is where rotated keys go: the store, or a sealing layer over
 	// it when a KEK is configured.
 	KeyStore tokens.KeyStore
@@ -109,7 +131,7 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	if issuer == "" {
 		issuer = "http://" + ln.Addr().String()
 	}
-	db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention, AuditRetention: cfg.Audit.Retention, RevocationGrace: RevocationGrace})
+	db, storeName, err := openStore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +202,7 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 		TrustedProxies: proxies})
 	e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	s := &Server{
-		URL: issuer, Addr: ln.Addr().String(), Store: db, Keys: keys, KeyStore: ks, Service: svc, Policy: engine, Handler: e, stop: stop,
+		URL: issuer, Addr: ln.Addr().String(), Store: db, StoreName: storeName, Keys: keys, KeyStore: ks, Service: svc, Policy: engine, Handler: e, stop: stop,
 		http: &http.Server{
 			Handler:           e,
 			ReadHeaderTimeout: ReadHeaderTimeout,
@@ -234,8 +256,37 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 		close(s.done)
 	}()
 	log.Info("mandate serving", slog.String("issuer", issuer), slog.String("listen", s.Addr),
-		slog.String("data", db.Path()), slog.String("kid", keys.CurrentKeyID()), slog.String("alg", keys.CurrentAlg()))
+		slog.String("store", storeName), slog.String("kid", keys.CurrentKeyID()), slog.String("alg", keys.CurrentAlg()))
 	return s, nil
+}
+
+// StoreOpenTimeout bounds connecting to PostgreSQL and migrating its schema
+// at start (a replica may wait on another's migration).
+const StoreOpenTimeout = time.Minute
+
+// openStore opens the store cfg names: PostgreSQL when store.postgres is
+// set, else the bbolt file in data_dir. It also says, for people, where the
+// records are (never a password).
+func openStore(cfg *Config) (Store, string, error) {
+	if !cfg.Store.Postgres.Enabled() {
+		db, err := bolt.Open(cfg.DataDir, bolt.Options{Retention: cfg.Tokens.Retention, AuditRetention: cfg.Audit.Retention, RevocationGrace: RevocationGrace})
+		if err != nil {
+			return nil, "", err
+		}
+		return db, db.Path(), nil
+	}
+	dsn, err := cfg.Store.Postgres.ReadDSN()
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StoreOpenTimeout)
+	defer cancel()
+	db, err := postgres.Open(ctx, dsn, postgres.Options{Replica: cfg.Store.Postgres.Replica,
+		Retention: cfg.Tokens.Retention, AuditRetention: cfg.Audit.Retention, RevocationGrace: RevocationGrace})
+	if err != nil {
+		return nil, "", fmt.Errorf("store.postgres: %w", err) // the store's errors never repeat the DSN
+	}
+	return db, fmt.Sprintf("%s, replica %q", db.Describe(), db.Replica()), nil
 }
 
 // Shutdown stops accepting requests, lets in-flight ones finish (until ctx
