@@ -83,7 +83,9 @@ func (s *Service) Close() {
 // at its position, as after a restore from backup), it starts from the
 // beginning with Reset. An answer holds at most Config.FeedPageSize entries. With
 // wait > 0 and nothing new, it holds until a revocation happens, the wait
-// passes (capped at MaxFeedWait), ctx ends, or the service closes.
+// passes (capped at MaxFeedWait), ctx ends, or the service closes; at the
+// wait's end it reads the log once more, so an empty answer always comes
+// from a read that succeeded then.
 func (s *Service) RevocationFeed(ctx context.Context, c *Registration, since string, wait time.Duration) (*Feed, error) {
 	if !c.CanIntrospect() {
 		return nil, oauth.New(oauth.CodeAccessDenied, "the revocation feed is for resource_server and admin clients")
@@ -127,7 +129,10 @@ func (s *Service) RevocationFeed(ctx context.Context, c *Registration, since str
 		select {
 		case <-woken:
 		case <-deadline:
-			return feed, nil
+			// Read once more before answering "nothing new": a store that
+			// went away during the wait answers an error (503), never an
+			// empty page it could not vouch for.
+			deadline = nil
 		case <-ctx.Done():
 			return feed, nil
 		case <-s.closing:

@@ -22,6 +22,12 @@ import (
 // ErrNotFound is returned when a record does not exist (or was collected).
 var ErrNotFound = errors.New("not found")
 
+// ErrUnavailable marks an error (errors.Is) of a store that could not be
+// reached, or lost its connection: nothing was acknowledged, and the same
+// call may succeed later. A server answers it with 503 and Retry-After,
+// never with a guess. An embedded store never returns it.
+var ErrUnavailable = errors.New("store unavailable")
+
 // ErrReadOnly is returned by every write to a store opened read-only (for
 // forensics on a stopped server), which reads but never changes the data.
 var ErrReadOnly = errors.New("store opened read-only")

@@ -29,6 +29,7 @@ import (
 
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
@@ -168,11 +169,16 @@ func (a *api) getReady(c echo.Context) error {
 	if a.opts.Ready != nil {
 		if err := a.opts.Ready(); err != nil {
 			a.log.Warn("not ready", slog.String("error", err.Error()))
+			c.Response().Header().Set("Retry-After", RetryAfterUnavailable)
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
+
+// RetryAfterUnavailable is the Retry-After (seconds) of a 503 sent while the
+// store is unreachable (and of /readyz then).
+const RetryAfterUnavailable = "1"
 
 // Parameters that may appear at most once in a request (RFC 6749 §3.1, §3.2).
 var singleParams = []string{
@@ -459,6 +465,13 @@ func noStore(c echo.Context) {
 // WWW-Authenticate challenge (RFC 6749 §5.2). Internal causes are logged, never sent.
 func (a *api) writeError(c echo.Context, err error) error {
 	e := oauth.As(err)
+	if errors.Is(err, store.ErrUnavailable) {
+		// The store could not be reached: nothing was done, and nothing is
+		// guessed (no "inactive", no empty feed page). Clients retry.
+		a.log.Warn("store unavailable", slog.String("path", c.Path()), slog.String("cause", err.Error()))
+		e = oauth.Wrap(err, oauth.CodeTemporarilyUnavailable, "the token store is unreachable, so nothing was done: retry in a moment")
+		c.Response().Header().Set("Retry-After", RetryAfterUnavailable)
+	}
 	if e.Code == oauth.CodeServerError {
 		attrs := []any{slog.String("path", c.Path())}
 		if cause := e.Cause(); cause != nil {

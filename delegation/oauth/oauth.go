@@ -34,6 +34,10 @@ const (
 	CodeInvalidDPoPProof     = "invalid_dpop_proof"
 	CodeAccessDenied         = "access_denied"
 	CodeServerError          = "server_error"
+	// CodeTemporarilyUnavailable (RFC 6749 §4.1.2.1) answers a request the
+	// server cannot serve now — its store is unreachable — with 503 and
+	// Retry-After: nothing was done, and the same request may succeed later.
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Error is an OAuth error response: an RFC code, the HTTP status it is sent with,
@@ -138,6 +142,8 @@ func statusFor(code string) int {
 		return http.StatusForbidden
 	case CodeServerError:
 		return http.StatusInternalServerError
+	case CodeTemporarilyUnavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusBadRequest
 	}

@@ -28,7 +28,7 @@ func (d *DB) AuditAfter(ctx context.Context, after uint64, limit int) ([]store.A
 	rows, err := d.pool.Query(ctx, `SELECT seq, record FROM mandate_audit WHERE replica = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		d.replica, seqArg(after), lim)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: audit records: %w", err)
+		return nil, errorf("store/postgres: audit records: %w", err)
 	}
 	return collectAudit(rows)
 }
@@ -41,7 +41,7 @@ func (d *DB) AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error) 
 	}
 	rows, err := d.pool.Query(ctx, `SELECT seq, record FROM mandate_audit WHERE replica = $1 ORDER BY seq DESC LIMIT $2`, d.replica, n)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: audit records: %w", err)
+		return nil, errorf("store/postgres: audit records: %w", err)
 	}
 	out, err := collectAudit(rows)
 	slices.Reverse(out)
@@ -55,16 +55,16 @@ func collectAudit(rows pgx.Rows) ([]store.AuditRecord, error) {
 		var seq int64
 		var raw []byte
 		if err := rows.Scan(&seq, &raw); err != nil {
-			return nil, fmt.Errorf("store/postgres: audit records: %w", err)
+			return nil, errorf("store/postgres: audit records: %w", err)
 		}
 		var r store.AuditRecord
 		if err := unmarshal(raw, &r); err != nil {
-			return nil, fmt.Errorf("store/postgres: audit record %d: %w", seq, err)
+			return nil, errorf("store/postgres: audit record %d: %w", seq, err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: audit records: %w", err)
+		return nil, errorf("store/postgres: audit records: %w", err)
 	}
 	return out, nil
 }
@@ -80,7 +80,7 @@ type ChainReport struct {
 func (d *DB) VerifyAuditChains(ctx context.Context) ([]ChainReport, error) {
 	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: verify audit: %w", err)
+		return nil, errorf("store/postgres: verify audit: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	type chain struct {
@@ -90,7 +90,7 @@ func (d *DB) VerifyAuditChains(ctx context.Context) ([]ChainReport, error) {
 	}
 	rows, err := tx.Query(ctx, `SELECT replica, head, base_seq, base_hash FROM mandate_audit_chains ORDER BY replica`)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: verify audit: %w", err)
+		return nil, errorf("store/postgres: verify audit: %w", err)
 	}
 	chains, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (chain, error) {
 		var c chain
@@ -100,13 +100,13 @@ func (d *DB) VerifyAuditChains(ctx context.Context) ([]ChainReport, error) {
 		return c, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: verify audit: %w", err)
+		return nil, errorf("store/postgres: verify audit: %w", err)
 	}
 	var out []ChainReport
 	for _, c := range chains {
 		rows, err := tx.Query(ctx, `SELECT seq, record FROM mandate_audit WHERE replica = $1 ORDER BY seq`, c.replica)
 		if err != nil {
-			return nil, fmt.Errorf("store/postgres: verify audit chain %q: %w", c.replica, err)
+			return nil, errorf("store/postgres: verify audit chain %q: %w", c.replica, err)
 		}
 		var scanErr error
 		rep := store.VerifyAuditChain(c.base, c.head, func(yield func(uint64, []byte) bool) {
@@ -120,7 +120,7 @@ func (d *DB) VerifyAuditChains(ctx context.Context) ([]ChainReport, error) {
 		})
 		rows.Close()
 		if err := cmp.Or(scanErr, rows.Err()); err != nil {
-			return nil, fmt.Errorf("store/postgres: verify audit chain %q: %w", c.replica, err)
+			return nil, errorf("store/postgres: verify audit chain %q: %w", c.replica, err)
 		}
 		out = append(out, ChainReport{Replica: c.replica, AuditReport: rep})
 	}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/mandate-auth/mandate/store"
@@ -30,12 +29,12 @@ func (d *DB) GC(now time.Time) (store.GCResult, error) {
 	defer cancel()
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
-		return res, fmt.Errorf("store/postgres: collect: %w", err)
+		return res, errorf("store/postgres: collect: %w", err)
 	}
 	defer conn.Release()
 	var locked bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, collectorLock).Scan(&locked); err != nil {
-		return res, fmt.Errorf("store/postgres: collect: take the collector's lock: %w", err)
+		return res, errorf("store/postgres: collect: take the collector's lock: %w", err)
 	}
 	if !locked {
 		return res, nil
@@ -56,7 +55,7 @@ func (d *DB) GC(now time.Time) (store.GCResult, error) {
 			tag, err := conn.Exec(ctx, `DELETE FROM `+table+` WHERE jti IN (SELECT jti FROM `+table+` WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`,
 				afterSecond(cutoff), gcBatch)
 			if err != nil {
-				return total, fmt.Errorf("store/postgres: collect %s: %w", table, err)
+				return total, errorf("store/postgres: collect %s: %w", table, err)
 			}
 			n := int(tag.RowsAffected())
 			total += n
@@ -71,14 +70,14 @@ func (d *DB) GC(now time.Time) (store.GCResult, error) {
 	if cutoff, ok := d.ret.AuditCutoff(now); ok {
 		names, err := chainNames(ctx, conn.Conn())
 		if err != nil {
-			return res, fmt.Errorf("store/postgres: collect audit: %w", err)
+			return res, errorf("store/postgres: collect audit: %w", err)
 		}
 		for _, replica := range names {
 			for {
 				n, err := d.collectChain(ctx, conn.Conn(), replica, cutoff, now)
 				res.Audit += n
 				if err != nil {
-					return res, fmt.Errorf("store/postgres: collect audit chain %q: %w", replica, err)
+					return res, errorf("store/postgres: collect audit chain %q: %w", replica, err)
 				}
 				if n < gcBatch {
 					break

@@ -136,7 +136,7 @@ func open(ctx context.Context, dsn string, opts Options, readOnly bool) (*DB, er
 	secret := cfg.ConnConfig.Password
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, scrub(fmt.Errorf("store/postgres: connect: %w", err), secret)
+		return nil, scrub(errorf("store/postgres: connect: %w", err), secret)
 	}
 	d := &DB{pool: pool, desc: describe(cfg), ret: opts.retention(), replica: replica, readOnly: readOnly, timeout: opts.WriteTimeout, maxBatch: opts.MaxBatch}
 	if d.timeout <= 0 {
@@ -155,7 +155,7 @@ func open(ctx context.Context, dsn string, opts Options, readOnly bool) (*DB, er
 	}
 	if err != nil {
 		pool.Close()
-		return nil, scrub(fmt.Errorf("store/postgres: open %s: %w", describe(cfg), err), secret)
+		return nil, scrub(errorf("store/postgres: open %s: %w", describe(cfg), err), secret)
 	}
 	d.drained = make(chan struct{})
 	if readOnly {
@@ -172,7 +172,7 @@ func replicaName(name string) (string, error) {
 	if name == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
-			return "", fmt.Errorf("store/postgres: no replica name given and no host name to use: %v", err)
+			return "", errorf("store/postgres: no replica name given and no host name to use: %v", err)
 		}
 		name = host
 	}
@@ -253,7 +253,7 @@ func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsR
 // a group commit it would fail.
 func checkText(what, s string) error {
 	if !validText(s) {
-		return fmt.Errorf("store/postgres: %s is not UTF-8 text without NUL", what)
+		return errorf("store/postgres: %s is not UTF-8 text without NUL", what)
 	}
 	return nil
 }
@@ -309,7 +309,7 @@ func (d *DB) Ping() error {
 	defer cancel()
 	var id string
 	if err := d.pool.QueryRow(ctx, `SELECT store_id FROM mandate_meta`).Scan(&id); err != nil {
-		return fmt.Errorf("store/postgres: ping: %w", err)
+		return errorf("store/postgres: ping: %w", err)
 	}
 	return nil
 }
@@ -351,7 +351,7 @@ func (d *DB) Token(ctx context.Context, jti string) (*store.TokenRecord, error) 
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: token %q: %w", jti, err)
+		return nil, errorf("store/postgres: token %q: %w", jti, err)
 	}
 	return decodeToken(jti, raw)
 }
@@ -359,7 +359,7 @@ func (d *DB) Token(ctx context.Context, jti string) (*store.TokenRecord, error) 
 func decodeToken(jti string, raw []byte) (*store.TokenRecord, error) {
 	var rec store.TokenRecord
 	if err := unmarshal(raw, &rec); err != nil {
-		return nil, fmt.Errorf("store/postgres: token record %q: %w", jti, err)
+		return nil, errorf("store/postgres: token record %q: %w", jti, err)
 	}
 	return &rec, nil
 }
@@ -371,11 +371,11 @@ func (d *DB) Children(ctx context.Context, jti string) ([]string, error) {
 	}
 	rows, err := d.pool.Query(ctx, `SELECT jti FROM mandate_tokens WHERE parent = $1 ORDER BY jti`, jti)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: children of %q: %w", jti, err)
+		return nil, errorf("store/postgres: children of %q: %w", jti, err)
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: children of %q: %w", jti, err)
+		return nil, errorf("store/postgres: children of %q: %w", jti, err)
 	}
 	return out, nil
 }
@@ -393,7 +393,7 @@ func (d *DB) HeldBy(ctx context.Context, holder string, now time.Time) ([]*store
 	rows, err := d.pool.Query(ctx, `SELECT jti, record FROM mandate_tokens WHERE holder = $1 AND expires_at >= $2 ORDER BY expires_at, jti`,
 		holder, afterSecond(now))
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: tokens held by %q: %w", holder, err)
+		return nil, errorf("store/postgres: tokens held by %q: %w", holder, err)
 	}
 	return collectTokens(rows)
 }
@@ -409,7 +409,7 @@ func (d *DB) ScanTokens(ctx context.Context, after string, limit int) ([]*store.
 	}
 	rows, err := d.pool.Query(ctx, `SELECT jti, record FROM mandate_tokens WHERE jti > $1 ORDER BY jti LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: scan tokens: %w", err)
+		return nil, errorf("store/postgres: scan tokens: %w", err)
 	}
 	return collectTokens(rows)
 }
@@ -421,7 +421,7 @@ func collectTokens(rows pgx.Rows) ([]*store.TokenRecord, error) {
 		var jti string
 		var raw []byte
 		if err := rows.Scan(&jti, &raw); err != nil {
-			return nil, fmt.Errorf("store/postgres: read token records: %w", err)
+			return nil, errorf("store/postgres: read token records: %w", err)
 		}
 		rec, err := decodeToken(jti, raw)
 		if err != nil {
@@ -430,7 +430,7 @@ func collectTokens(rows pgx.Rows) ([]*store.TokenRecord, error) {
 		out = append(out, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: read token records: %w", err)
+		return nil, errorf("store/postgres: read token records: %w", err)
 	}
 	return out, nil
 }
@@ -470,7 +470,7 @@ func (d *DB) FirstRevoked(ctx context.Context, jtis ...string) (*store.Revocatio
 	}
 	rows, err := d.pool.Query(ctx, `SELECT jti, record FROM mandate_revocations WHERE jti = ANY($1)`, valid)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: revocations: %w", err)
+		return nil, errorf("store/postgres: revocations: %w", err)
 	}
 	found, err := collectRevocations(rows)
 	if err != nil {
@@ -491,16 +491,16 @@ func collectRevocations(rows pgx.Rows) (map[string]store.Revocation, error) {
 		var jti string
 		var raw []byte
 		if err := rows.Scan(&jti, &raw); err != nil {
-			return nil, fmt.Errorf("store/postgres: read revocations: %w", err)
+			return nil, errorf("store/postgres: read revocations: %w", err)
 		}
 		var r store.Revocation
 		if err := unmarshal(raw, &r); err != nil {
-			return nil, fmt.Errorf("store/postgres: revocation of %q: %w", jti, err)
+			return nil, errorf("store/postgres: revocation of %q: %w", jti, err)
 		}
 		out[jti] = r
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: read revocations: %w", err)
+		return nil, errorf("store/postgres: read revocations: %w", err)
 	}
 	return out, nil
 }
@@ -521,7 +521,7 @@ func (d *DB) RevocationsAfter(ctx context.Context, after uint64, limit int) ([]s
 		LEFT JOIN LATERAL (SELECT seq, record FROM mandate_revocations WHERE seq > $1 ORDER BY seq LIMIT $2) r ON true
 		ORDER BY r.seq`, seqArg(after), lim)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("store/postgres: revocation log: %w", err)
+		return nil, 0, 0, errorf("store/postgres: revocation log: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Revocation
@@ -531,19 +531,19 @@ func (d *DB) RevocationsAfter(ctx context.Context, after uint64, limit int) ([]s
 		var seq *int64
 		var raw []byte
 		if err := rows.Scan(&head, &seq, &raw); err != nil {
-			return nil, 0, 0, fmt.Errorf("store/postgres: revocation log: %w", err)
+			return nil, 0, 0, errorf("store/postgres: revocation log: %w", err)
 		}
 		if seq == nil {
 			continue
 		}
 		var r store.Revocation
 		if err := unmarshal(raw, &r); err != nil {
-			return nil, 0, 0, fmt.Errorf("store/postgres: revocation log entry %d: %w", *seq, err)
+			return nil, 0, 0, errorf("store/postgres: revocation log entry %d: %w", *seq, err)
 		}
 		out, seqs = append(out, r), append(seqs, *seq)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, 0, fmt.Errorf("store/postgres: revocation log: %w", err)
+		return nil, 0, 0, errorf("store/postgres: revocation log: %w", err)
 	}
 	next := uint64(head)
 	if limit > 0 && len(out) > limit {
@@ -561,7 +561,7 @@ func (d *DB) RevocationAt(ctx context.Context, seq uint64) (string, bool, error)
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("store/postgres: revocation log entry %d: %w", seq, err)
+		return "", false, errorf("store/postgres: revocation log entry %d: %w", seq, err)
 	}
 	return jti, true, nil
 }
@@ -578,7 +578,7 @@ func (d *DB) Suspend(ctx context.Context, client string, until time.Time) error 
 	_, err := d.pool.Exec(ctx, `INSERT INTO mandate_suspensions (client, suspended_until) VALUES ($1, $2)
 		ON CONFLICT (client) DO UPDATE SET suspended_until = excluded.suspended_until`, client, until)
 	if err != nil {
-		return fmt.Errorf("store/postgres: suspend %q: %w", client, err)
+		return errorf("store/postgres: suspend %q: %w", client, err)
 	}
 	return nil
 }
@@ -587,7 +587,7 @@ func (d *DB) Suspend(ctx context.Context, client string, until time.Time) error 
 func (d *DB) Suspended(ctx context.Context, now time.Time) (map[string]time.Time, error) {
 	rows, err := d.pool.Query(ctx, `SELECT client, suspended_until FROM mandate_suspensions`)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: suspensions: %w", err)
+		return nil, errorf("store/postgres: suspensions: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]time.Time{}
@@ -595,14 +595,14 @@ func (d *DB) Suspended(ctx context.Context, now time.Time) (map[string]time.Time
 		var client string
 		var until time.Time
 		if err := rows.Scan(&client, &until); err != nil {
-			return nil, fmt.Errorf("store/postgres: suspensions: %w", err)
+			return nil, errorf("store/postgres: suspensions: %w", err)
 		}
 		if now.Before(until) {
 			out[client] = until.UTC()
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: suspensions: %w", err)
+		return nil, errorf("store/postgres: suspensions: %w", err)
 	}
 	return out, nil
 }
@@ -611,7 +611,7 @@ func (d *DB) Suspended(ctx context.Context, now time.Time) (map[string]time.Time
 func (d *DB) SigningKeys(ctx context.Context) ([]tokens.StoredKey, error) {
 	rows, err := d.pool.Query(ctx, `SELECT kid, record FROM mandate_signing_keys ORDER BY kid`)
 	if err != nil {
-		return nil, fmt.Errorf("store/postgres: signing keys: %w", err)
+		return nil, errorf("store/postgres: signing keys: %w", err)
 	}
 	defer rows.Close()
 	var out []tokens.StoredKey
@@ -619,16 +619,16 @@ func (d *DB) SigningKeys(ctx context.Context) ([]tokens.StoredKey, error) {
 		var kid string
 		var raw []byte
 		if err := rows.Scan(&kid, &raw); err != nil {
-			return nil, fmt.Errorf("store/postgres: signing keys: %w", err)
+			return nil, errorf("store/postgres: signing keys: %w", err)
 		}
 		var k tokens.StoredKey
 		if err := unmarshal(raw, &k); err != nil {
-			return nil, fmt.Errorf("store/postgres: signing key %s: %w", kid, err)
+			return nil, errorf("store/postgres: signing key %s: %w", kid, err)
 		}
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store/postgres: signing keys: %w", err)
+		return nil, errorf("store/postgres: signing keys: %w", err)
 	}
 	return out, nil
 }
@@ -658,7 +658,7 @@ func (d *DB) putSigningKey(ctx context.Context, k tokens.StoredKey, replace bool
 	}
 	val, err := marshal(k)
 	if err != nil {
-		return fmt.Errorf("store/postgres: encode signing key %s: %w", k.ID, err)
+		return errorf("store/postgres: encode signing key %s: %w", k.ID, err)
 	}
 	query := `INSERT INTO mandate_signing_keys (kid, record) VALUES ($1, $2) ON CONFLICT (kid) DO NOTHING`
 	if replace {
@@ -667,11 +667,11 @@ func (d *DB) putSigningKey(ctx context.Context, k tokens.StoredKey, replace bool
 	tag, err := d.pool.Exec(ctx, query, k.ID, val)
 	switch {
 	case err != nil:
-		return fmt.Errorf("store/postgres: store signing key %s: %w", k.ID, err)
+		return errorf("store/postgres: store signing key %s: %w", k.ID, err)
 	case tag.RowsAffected() == 0 && replace:
-		return fmt.Errorf("store/postgres: signing key %s is not stored", k.ID)
+		return errorf("store/postgres: signing key %s is not stored", k.ID)
 	case tag.RowsAffected() == 0:
-		return fmt.Errorf("store/postgres: signing key %s already stored", k.ID)
+		return errorf("store/postgres: signing key %s already stored", k.ID)
 	}
 	return nil
 }

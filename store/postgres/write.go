@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -63,7 +62,7 @@ func (d *DB) submit(ctx context.Context, o *op) error {
 	if o.kind == opToken {
 		val, err := marshal(o.token)
 		if err != nil {
-			return fmt.Errorf("store/postgres: encode token record: %w", err)
+			return errorf("store/postgres: encode token record: %w", err)
 		}
 		o.tokenJSON = val
 	}
@@ -71,7 +70,7 @@ func (d *DB) submit(ctx context.Context, o *op) error {
 	d.mu.RLock()
 	if d.closed {
 		d.mu.RUnlock()
-		return ErrClosed
+		return &unavailableError{ErrClosed}
 	}
 	select {
 	case d.queue <- o:
@@ -192,7 +191,7 @@ func (d *DB) commitGroup(group []*op) error {
 			return err
 		}
 		if err := br.Close(); err != nil {
-			return fmt.Errorf("store/postgres: begin a group commit: %w", err)
+			return errorf("store/postgres: begin a group commit: %w", err)
 		}
 	}
 
@@ -206,7 +205,7 @@ func (d *DB) commitGroup(group []*op) error {
 		rec := store.NextAuditRecord(uint64(st.chainSeq), st.chainHead, *ev)
 		val, err := marshal(rec)
 		if err != nil {
-			return fmt.Errorf("store/postgres: encode audit record: %w", err)
+			return errorf("store/postgres: encode audit record: %w", err)
 		}
 		rows.aSeq, rows.aValue, st.chainHead = append(rows.aSeq, st.chainSeq), append(rows.aValue, val), rec.Hash
 		return nil
@@ -225,7 +224,7 @@ func (d *DB) commitGroup(group []*op) error {
 			r.Seq = uint64(st.revHead)
 			val, err := marshal(r)
 			if err != nil {
-				return fmt.Errorf("store/postgres: encode revocation: %w", err)
+				return errorf("store/postgres: encode revocation: %w", err)
 			}
 			rows.rJTI, rows.rSeq, rows.rExp, rows.rValue = append(rows.rJTI, r.JTI), append(rows.rSeq, st.revHead), append(rows.rExp, expirySecond(r.ExpiresAt)), append(rows.rValue, val)
 			st.existing[r.JTI] = r
@@ -268,7 +267,7 @@ func (d *DB) commitGroup(group []*op) error {
 			wbr = tx.SendBatch(ctx, wb)
 		}
 		if err := wbr.Close(); err != nil {
-			return fmt.Errorf("store/postgres: write a group of %d: %w", len(group), err)
+			return errorf("store/postgres: write a group of %d: %w", len(group), err)
 		}
 	}
 	if tx == nil {
@@ -277,7 +276,7 @@ func (d *DB) commitGroup(group []*op) error {
 
 	// Round trip 3.
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("store/postgres: commit a group of %d: %w", len(group), err)
+		return errorf("store/postgres: commit a group of %d: %w", len(group), err)
 	}
 	return nil
 }
@@ -296,15 +295,15 @@ type groupState struct {
 // counter and existing revocations (when revokes), the chain (when events).
 func (d *DB) readGroupState(br pgx.BatchResults, revokes, events bool, st *groupState) error {
 	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("store/postgres: begin a group commit: %w", err)
+		return errorf("store/postgres: begin a group commit: %w", err)
 	}
 	if revokes {
 		if err := br.QueryRow().Scan(&st.revHead); err != nil {
-			return fmt.Errorf("store/postgres: lock the revocation log: %w", err)
+			return errorf("store/postgres: lock the revocation log: %w", err)
 		}
 		rows, err := br.Query()
 		if err != nil {
-			return fmt.Errorf("store/postgres: read revocations: %w", err)
+			return errorf("store/postgres: read revocations: %w", err)
 		}
 		if st.existing, err = collectRevocations(rows); err != nil {
 			return err
@@ -313,10 +312,10 @@ func (d *DB) readGroupState(br pgx.BatchResults, revokes, events bool, st *group
 	if events {
 		err := br.QueryRow().Scan(&st.chainSeq, &st.chainHead)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("store/postgres: the audit chain of replica %q is missing from mandate_audit_chains (reopen the store to recreate it)", d.replica)
+			return errorf("store/postgres: the audit chain of replica %q is missing from mandate_audit_chains (reopen the store to recreate it)", d.replica)
 		}
 		if err != nil {
-			return fmt.Errorf("store/postgres: lock the audit chain: %w", err)
+			return errorf("store/postgres: lock the audit chain: %w", err)
 		}
 	}
 	return nil

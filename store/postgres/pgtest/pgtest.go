@@ -255,6 +255,29 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	return c.start(ctx)
 }
 
+// Stop stops the server (fast shutdown: connections are cut, committed data
+// kept, the socket removed), so tests see what clients of a database that
+// went away see; Resume starts it again. Stopping a stopped cluster does
+// nothing.
+func (c *Cluster) Stop() { c.stop(syscall.SIGINT) }
+
+// Resume starts a stopped cluster's server again on the same data and
+// waits until it answers; a running one is left as it is.
+func (c *Cluster) Resume(ctx context.Context) error {
+	if c.Running() {
+		return nil
+	}
+	return c.start(ctx)
+}
+
+// Running reports whether the cluster's server is running (started and not
+// stopped).
+func (c *Cluster) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmd != nil
+}
+
 // Close stops the server and deletes the cluster.
 func (c *Cluster) Close() {
 	c.stop(syscall.SIGINT)
