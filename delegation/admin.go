@@ -224,11 +224,8 @@ func (s *Service) Keys() ([]tokens.KeyInfo, error) {
 // reason when one is given, in the audit trail.
 func (s *Service) RotateKey(ctx context.Context, by, alg, reason string) (tokens.StoredKey, error) {
 	ka, ok := s.keys.(KeyAdmin)
-	ks, ok2 := s.keyStore, s.keyStore != nil
-	if !ok2 {
-		ks, ok2 = s.store.(tokens.KeyStore)
-	}
-	if !ok || !ok2 {
+	ks := s.keyStoreOf()
+	if !ok || ks == nil {
 		return tokens.StoredKey{}, errNoKeyAdmin
 	}
 	if alg != "" && alg != tokens.AlgEdDSA && alg != tokens.AlgES256 {
@@ -255,11 +252,8 @@ func (s *Service) RotateKey(ctx context.Context, by, alg, reason string) (tokens
 // at once. The audit trail records who and why.
 func (s *Service) RotateCompromisedKey(ctx context.Context, by, alg, kid, reason string) (tokens.StoredKey, string, error) {
 	ka, ok := s.keys.(KeyAdmin)
-	ks, ok2 := s.keyStore, s.keyStore != nil
-	if !ok2 {
-		ks, ok2 = s.store.(tokens.KeyStore)
-	}
-	if !ok || !ok2 {
+	ks := s.keyStoreOf()
+	if !ok || ks == nil {
 		return tokens.StoredKey{}, "", errNoKeyAdmin
 	}
 	if alg != "" && alg != tokens.AlgEdDSA && alg != tokens.AlgES256 {

@@ -1,12 +1,16 @@
 package delegation
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
@@ -29,7 +33,9 @@ const MaxAssertionLifetime = 5 * time.Minute
 // the response does not reveal which client ids exist. admit, when set, is
 // asked (a rate limit) after the signature verifies and before the jti is
 // recorded, so refused requests spend neither the assertion nor the cache.
-func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, admit func(*Registration) error) (*Registration, error) {
+// On a store other replicas share, the jti is also recorded there, so an
+// assertion used at one replica is refused at every other.
+func (s *Service) AuthenticateAssertion(ctx context.Context, assertion, clientID, endpoint string, admit func(*Registration) error) (*Registration, error) {
 	unverified, err := jwt.Unverified(assertion)
 	if err != nil || len(assertion) > tokens.MaxTokenSize {
 		return nil, errBadCredentials
@@ -101,7 +107,33 @@ func (s *Service) AuthenticateAssertion(assertion, clientID, endpoint string, ad
 	if s.assertionCache(c.ID).Seen(cl.ID, cl.Expiry.Time(), now) {
 		return refuse("jti %q was already used (or this client's %d recent assertions fill its replay cache)", jwt.Excerpt(cl.ID), assertionCacheSize)
 	}
+	if first, err := s.firstUse(ctx, store.ReplayAssertion, cl.Expiry.Time(), c.ID, cl.ID); err != nil {
+		return nil, err
+	} else if !first {
+		return refuse("jti %q was already used (at another replica)", jwt.Excerpt(cl.ID))
+	}
 	return c, nil
+}
+
+// firstUse records a single-use value (the parts that name it: client,
+// key, jti) in the store other replicas share, until expires, and reports
+// whether it was new there; without such a store, the caller's memory cache
+// has decided alone and it is new. The parts are hashed: a key of fixed
+// size, whatever a client sent.
+func (s *Service) firstUse(ctx context.Context, kind string, expires time.Time, parts ...string) (bool, error) {
+	if s.replays == nil {
+		return true, nil
+	}
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	first, err := s.replays.FirstUse(ctx, kind, hex.EncodeToString(h.Sum(nil)), expires)
+	if err != nil {
+		return false, oauth.Wrap(err, oauth.CodeServerError, "could not record a single-use value")
+	}
+	return first, nil
 }
 
 // assertionCacheSize bounds each client's remembered assertion jtis: one

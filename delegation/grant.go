@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
@@ -150,6 +151,13 @@ func (s *Service) Token(ctx context.Context, c *Registration, req TokenRequest) 
 		p, err := tokens.VerifyDPoP(req.DPoP, tokens.DPoPCheck{Method: "POST", URL: req.DPoPURL, Now: s.now(), NotBefore: s.started}, s.proofCache(c.ID))
 		if err != nil {
 			return nil, s.refuse(ctx, grant, c, oauth.Wrap(err, oauth.CodeInvalidDPoPProof, "%v", err))
+		}
+		// This process's cache caught a replay here; the store other
+		// replicas share catches one anywhere.
+		if first, err := s.firstUse(ctx, store.ReplayDPoP, p.Expires, c.ID, p.JKT, p.JTI); err != nil {
+			return nil, s.refuse(ctx, grant, c, err)
+		} else if !first {
+			return nil, s.refuse(ctx, grant, c, oauth.New(oauth.CodeInvalidDPoPProof, "%v: proof replayed (at another replica)", tokens.ErrDPoP))
 		}
 		req.proof = p
 	}

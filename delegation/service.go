@@ -110,6 +110,7 @@ type Service struct {
 	dummy        Secret
 	authCache    authCache // recent successful secret checks
 	revLog       store.RevocationLog
+	replays      store.Replays           // nil: the store is one process's; memory serves
 	grants       map[string]GrantHandler // by grant_type: grantRegistry
 	feedPage     int
 	proofShare   int // ProofsPerClient
@@ -197,6 +198,9 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		}
 		s.trusted[ti.Issuer] = &ti
 	}
+	// A store other processes share remembers single-use values for all
+	// of them (assertion.go, grant.go).
+	s.replays, _ = st.(store.Replays)
 	s.grants = make(map[string]GrantHandler, len(grantRegistry))
 	for _, g := range grantRegistry {
 		s.grants[g.GrantType()] = g.bind(s)

@@ -115,3 +115,22 @@ type RevocationLog interface {
 	// mistaken for one of this store's.
 	ID() string
 }
+
+// Kinds of single-use values (Replays), each its own namespace.
+const (
+	// ReplayDPoP is a DPoP proof accepted at the token endpoint.
+	ReplayDPoP = "dpop"
+	// ReplayAssertion is a private_key_jwt client assertion.
+	ReplayAssertion = "assertion"
+)
+
+// Replays remembers single-use values — a DPoP proof's jti, a client
+// assertion's — for every process that shares the store, so a value used at
+// one replica is refused at another. An embedded store, which one process
+// owns, need not implement it: the process's memory serves.
+type Replays interface {
+	// FirstUse durably records key in namespace kind until expires and
+	// reports whether this call recorded it (false: it was used before, a
+	// replay).
+	FirstUse(ctx context.Context, kind, key string, expires time.Time) (bool, error)
+}

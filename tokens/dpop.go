@@ -65,10 +65,13 @@ type DPoPCheck struct {
 	NotBefore time.Time
 }
 
-// DPoPProof is a verified proof: the thumbprint of the key that signed it.
+// DPoPProof is a verified proof: the thumbprint of the key that signed it,
+// its jti, and until when it could be accepted (its jti must be remembered
+// that long to refuse a replay).
 type DPoPProof struct {
-	JKT string
-	JTI string
+	JKT     string
+	JTI     string
+	Expires time.Time
 }
 
 // maxProof bounds the size of a proof.
@@ -169,10 +172,11 @@ func VerifyDPoP(proof string, c DPoPCheck, replay *ReplayCache) (*DPoPProof, err
 	if c.Nonce != "" && p.Nonce != c.Nonce {
 		return nil, ErrDPoPNonce
 	}
-	if replay != nil && replay.Seen(jkt+"/"+p.JTI, iat.Add(c.MaxAge+5*time.Second), c.Now) {
+	expires := iat.Add(c.MaxAge + 5*time.Second)
+	if replay != nil && replay.Seen(jkt+"/"+p.JTI, expires, c.Now) {
 		return nil, errDPoPReplay
 	}
-	return &DPoPProof{JKT: jkt, JTI: p.JTI}, nil
+	return &DPoPProof{JKT: jkt, JTI: p.JTI, Expires: expires}, nil
 }
 
 // publicJWK parses a proof's jwk header: it must be an asymmetric public key

@@ -216,6 +216,90 @@ func OpenKeyRing(ctx context.Context, ks KeyStore, opts KeyRingOptions) (*KeyRin
 	return r, nil
 }
 
+// sortKeys orders a ring's keys by activation, then kid: the key that signs
+// is the last activated, and rings that load the same keys (replicas on
+// one store) pick the same one, even between keys activated at once.
+func sortKeys(keys []ringKey) {
+	sort.SliceStable(keys, func(i, j int) bool {
+		a, b := keys[i].stored.activation(), keys[j].stored.activation()
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return keys[i].stored.ID < keys[j].stored.ID
+	})
+}
+
+// Reload merges the keys stored in ks into the ring, for a ring whose
+// store other processes share (replicas on one database): a key another
+// added (a rotation) is published at once and signs from its activation; a
+// key another destroyed (retired) is dropped, and one another declared
+// compromised is withdrawn at once (it verifies nothing from then on).
+// It returns the kids newly withdrawn as compromised. Keys only this ring
+// knows are kept.
+func (r *KeyRing) Reload(ctx context.Context, ks KeyStore) ([]string, error) {
+	stored, err := ks.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reload signing keys: %w", err)
+	}
+	r.mu.RLock()
+	known := make(map[string]StoredKey, len(r.keys))
+	for _, k := range r.keys {
+		known[k.stored.ID] = k.stored
+	}
+	r.mu.RUnlock()
+	// New keys are parsed outside the lock: signing goes on meanwhile.
+	fresh := map[string]*signingKey{}
+	for _, k := range stored {
+		if _, ok := known[k.ID]; ok || k.Destroyed() || !k.CompromisedAt.IsZero() {
+			continue
+		}
+		sk, err := loadSigningKey(k)
+		if err != nil {
+			return nil, err
+		}
+		fresh[k.ID] = sk
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	index := make(map[string]int, len(r.keys))
+	for i, k := range r.keys {
+		index[k.stored.ID] = i
+	}
+	var withdrawn []string
+	changed := false
+	for _, k := range stored {
+		i, ok := index[k.ID]
+		switch {
+		case !ok:
+			sk := fresh[k.ID]
+			if sk == nil && !k.Destroyed() && k.CompromisedAt.IsZero() {
+				continue // added meanwhile by another reload: the next one takes it
+			}
+			r.keys = append(r.keys, ringKey{stored: k, sk: sk})
+			if sk != nil {
+				r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
+			} else if !k.CompromisedAt.IsZero() {
+				withdrawn = append(withdrawn, k.ID)
+			}
+			changed = true
+		case !k.CompromisedAt.IsZero() && r.keys[i].stored.CompromisedAt.IsZero():
+			r.keys[i] = ringKey{stored: k}
+			delete(r.public, k.ID)
+			withdrawn = append(withdrawn, k.ID)
+			changed = true
+		case k.Destroyed() && r.keys[i].sk != nil:
+			r.keys[i] = ringKey{stored: k}
+			delete(r.public, k.ID)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil, nil
+	}
+	sortKeys(r.keys)
+	return withdrawn, r.recompute(r.opts.Now())
+}
+
 // add loads a stored key into the ring (callers recompute afterwards).
 func (r *KeyRing) add(k StoredKey) error {
 	var sk *signingKey
@@ -228,7 +312,7 @@ func (r *KeyRing) add(k StoredKey) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keys = append(r.keys, ringKey{stored: k, sk: sk})
-	sort.SliceStable(r.keys, func(i, j int) bool { return r.keys[i].stored.activation().Before(r.keys[j].stored.activation()) })
+	sortKeys(r.keys)
 	if sk != nil {
 		r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
 	}
@@ -392,7 +476,7 @@ func (r *KeyRing) RotateCompromised(ctx context.Context, ks KeyStore, alg, kid s
 	}
 	delete(r.public, old.ID)
 	r.keys = append(r.keys, ringKey{stored: k, sk: sk})
-	sort.SliceStable(r.keys, func(i, j int) bool { return r.keys[i].stored.activation().Before(r.keys[j].stored.activation()) })
+	sortKeys(r.keys)
 	r.public[k.ID] = PublicKey{ID: k.ID, Alg: sk.alg, Key: sk.priv.Public()}
 	return k, old.ID, r.recompute(now)
 }

@@ -386,7 +386,7 @@ func (a *api) assertionClient(c echo.Context, form url.Values) (*delegation.Regi
 		return nil, oauth.New(oauth.CodeInvalidRequest, "client_assertion is required with client_assertion_type")
 	}
 	endpoint := strings.TrimSuffix(a.svc.Issuer(), "/") + c.Request().URL.Path
-	return a.svc.AuthenticateAssertion(form.Get("client_assertion"), form.Get("client_id"), endpoint,
+	return a.svc.AuthenticateAssertion(c.Request().Context(), form.Get("client_assertion"), form.Get("client_id"), endpoint,
 		func(client *delegation.Registration) error { return a.admit(c, client) })
 }
 

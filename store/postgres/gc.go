@@ -17,7 +17,8 @@ const gcBatch = 1000
 // before now - AuditRetention (a chained record vouching for each chain's
 // new base), and token records (with their child links and holder index
 // entries, which are columns of the record's row) that expired at or
-// before now - Retention. One replica collects at a time: a pass that
+// before now - Retention, and the single-use values (FirstUse) expired by
+// now. One replica collects at a time: a pass that
 // finds another replica's pass under way (the collector's advisory lock
 // held) returns at once with nothing collected.
 func (d *DB) GC(now time.Time) (store.GCResult, error) {
@@ -85,8 +86,21 @@ func (d *DB) GC(now time.Time) (store.GCResult, error) {
 			}
 		}
 	}
-	res.Tokens, err = del("mandate_tokens", d.ret.TokenCutoff(now))
-	return res, err
+	if res.Tokens, err = del("mandate_tokens", d.ret.TokenCutoff(now)); err != nil {
+		return res, err
+	}
+	// Single-use values past their expiry could no longer be accepted
+	// anyway: forgetting them refuses nothing new.
+	for {
+		tag, err := conn.Exec(ctx, `DELETE FROM mandate_replays WHERE (kind, key) IN
+			(SELECT kind, key FROM mandate_replays WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`, now, gcBatch)
+		if err != nil {
+			return res, errorf("store/postgres: collect single-use values: %w", err)
+		}
+		if tag.RowsAffected() < gcBatch {
+			return res, nil
+		}
+	}
 }
 
 // RunGC collects expired records every interval until ctx ends, reporting

@@ -27,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mandate-auth/mandate/store"
@@ -91,6 +92,9 @@ type DB struct {
 	queue   chan *op
 	drained chan struct{} // closed when the committer has exited
 	once    sync.Once
+
+	closing   chan struct{}  // closed by Close: listeners stop
+	listeners sync.WaitGroup // Listen's goroutines
 }
 
 // Compile-time checks that DB is a complete store: everything the core
@@ -103,6 +107,7 @@ var (
 	_ store.Collector     = (*DB)(nil)
 	_ store.Suspensions   = (*DB)(nil)
 	_ tokens.KeyStore     = (*DB)(nil)
+	_ store.Replays       = (*DB)(nil)
 	_ io.Closer           = (*DB)(nil)
 )
 
@@ -138,7 +143,7 @@ func open(ctx context.Context, dsn string, opts Options, readOnly bool) (*DB, er
 	if err != nil {
 		return nil, scrub(errorf("store/postgres: connect: %w", err), secret)
 	}
-	d := &DB{pool: pool, desc: describe(cfg), ret: opts.retention(), replica: replica, readOnly: readOnly, timeout: opts.WriteTimeout, maxBatch: opts.MaxBatch}
+	d := &DB{pool: pool, desc: describe(cfg), closing: make(chan struct{}), ret: opts.retention(), replica: replica, readOnly: readOnly, timeout: opts.WriteTimeout, maxBatch: opts.MaxBatch}
 	if d.timeout <= 0 {
 		d.timeout = 30 * time.Second
 	}
@@ -258,10 +263,13 @@ func checkText(what, s string) error {
 	return nil
 }
 
-// Close stops accepting writes, waits for those already queued to commit,
-// and closes the connections. Closing twice is harmless.
+// Close stops listening (Listen), stops accepting writes, waits for those
+// already queued to commit, and closes the connections. Closing twice is
+// harmless.
 func (d *DB) Close() error {
 	d.once.Do(func() {
+		close(d.closing)
+		d.listeners.Wait()
 		d.mu.Lock()
 		d.closed = true
 		if d.queue != nil {
@@ -575,8 +583,13 @@ func (d *DB) Suspend(ctx context.Context, client string, until time.Time) error 
 	if err := checkText("client", client); err != nil {
 		return err
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO mandate_suspensions (client, suspended_until) VALUES ($1, $2)
+	// One transaction, so the notification is delivered at its commit.
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`INSERT INTO mandate_suspensions (client, suspended_until) VALUES ($1, $2)
 		ON CONFLICT (client) DO UPDATE SET suspended_until = excluded.suspended_until`, client, until)
+	b.Queue(`SELECT pg_notify($1, $2)`, ChannelSuspensions, client)
+	err := d.sendAndCommit(ctx, b)
 	if err != nil {
 		return errorf("store/postgres: suspend %q: %w", client, err)
 	}
@@ -664,7 +677,16 @@ func (d *DB) putSigningKey(ctx context.Context, k tokens.StoredKey, replace bool
 	if replace {
 		query = `UPDATE mandate_signing_keys SET record = $2 WHERE kid = $1`
 	}
-	tag, err := d.pool.Exec(ctx, query, k.ID, val)
+	var tag pgconn.CommandTag
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		var err error
+		if tag, err = tx.Exec(ctx, query, k.ID, val); err != nil {
+			return err
+		}
+		// Delivered at commit: every replica re-reads its key ring.
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelSigningKeys, k.ID)
+		return err
+	})
 	switch {
 	case err != nil:
 		return errorf("store/postgres: store signing key %s: %w", k.ID, err)
@@ -674,4 +696,40 @@ func (d *DB) putSigningKey(ctx context.Context, k tokens.StoredKey, replace bool
 		return errorf("store/postgres: signing key %s already stored", k.ID)
 	}
 	return nil
+}
+
+// sendAndCommit sends b, which begins a transaction (Batch.BeginTx), reads
+// every answer, and commits.
+func (d *DB) sendAndCommit(ctx context.Context, b *pgx.Batch) error {
+	br := d.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
+	if err := br.Close(); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// FirstUse durably records key in namespace kind (store.ReplayDPoP, …)
+// until expires, in a group
+// commit, and reports whether this call recorded it: false when it was
+// recorded before (by any replica) and has not been collected, a replay.
+// Records are collected once expired.
+func (d *DB) FirstUse(ctx context.Context, kind, key string, expires time.Time) (bool, error) {
+	if d.readOnly {
+		return false, store.ErrReadOnly
+	}
+	if kind == "" || key == "" {
+		return false, errors.New("store/postgres: a single-use value needs a kind and a key")
+	}
+	for what, s := range map[string]string{"kind": kind, "key": key} {
+		if err := checkText(what, s); err != nil {
+			return false, err
+		}
+	}
+	o := &op{kind: opReplay, replay: replayKey{kind, key}, replayExp: expires}
+	if err := d.submit(ctx, o); err != nil {
+		return false, err
+	}
+	return o.created, nil
 }

@@ -55,6 +55,13 @@ const collectorLock int64 = 0x6d616e6461746567
 //   - mandate_signing_keys holds tokens.StoredKey JSON as the bbolt store
 //     does; the store refuses a private key in clear, so what rests there
 //     is sealed under the KEK (tokens.SealedKeyStore).
+//   - mandate_replays holds the single-use values a replica accepted (a
+//     DPoP proof's or a client assertion's jti, keyed by kind), so another
+//     replica refuses them again; collection deletes them once expired.
+//   - Writes other replicas must learn of at once notify a channel in the
+//     same transaction (delivered at commit): mandate_revocations (the
+//     log's new head), mandate_signing_keys, mandate_suspensions; Listen
+//     follows them (listen.go).
 var migrations = []string{
 	// Version 1: the whole store.
 	`
@@ -105,6 +112,17 @@ CREATE TABLE mandate_audit (
 	record  text NOT NULL,
 	PRIMARY KEY (replica, seq)
 );
+`,
+	// Version 2: single-use values every replica remembers (DPoP proof and
+	// client assertion jtis), until they could no longer be accepted.
+	`
+CREATE TABLE mandate_replays (
+	kind       text COLLATE "C" NOT NULL,
+	key        text COLLATE "C" NOT NULL,
+	expires_at timestamptz NOT NULL,
+	PRIMARY KEY (kind, key)
+);
+CREATE INDEX mandate_replays_expiry ON mandate_replays (expires_at);
 `,
 }
 

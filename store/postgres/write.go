@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +15,8 @@ import (
 	"github.com/mandate-auth/mandate/store"
 )
 
-// The writes that acknowledge something — PutToken, Revoke, Append — are
-// group-committed: each is queued, and one committer takes every queued
+// The writes that acknowledge something — PutToken, Revoke, Append, and
+// FirstUse (a single-use value recorded) — are group-committed: each is queued, and one committer takes every queued
 // write (up to MaxBatch) into one transaction, so concurrent requests share
 // its round trips and its commit, and each caller returns once that commit
 // succeeded. While one group commits the next gathers, so a lone write
@@ -26,8 +27,9 @@ import (
 //     reading the counter, the chain's head and the revocations already
 //     recorded for the group's jtis — after the counter's lock, so no
 //     concurrent revocation of the same jti can slip in between;
-//  2. the token upserts, revocations, log counter, audit records and chain
-//     head, in one pipelined round trip;
+//  2. the single-use values (whose answer is read), the token upserts,
+//     revocations, log counter and its notification, audit records and
+//     chain head, in one pipelined round trip;
 //  3. COMMIT.
 //
 // Locks are always taken counter first, then chain, so replicas never
@@ -39,6 +41,7 @@ const (
 	opToken opKind = iota
 	opRevoke
 	opAppend
+	opReplay
 )
 
 // op is one queued write and, once done is closed, its outcome.
@@ -48,9 +51,11 @@ type op struct {
 	tokenJSON string
 	rev       store.Revocation
 	ev        *store.AuditEvent
+	replay    replayKey // opReplay: the value to remember
+	replayExp time.Time
 
 	result  store.Revocation // Revoke: the stored revocation
-	created bool             // Revoke: whether this call recorded it
+	created bool             // Revoke, FirstUse: whether this call recorded it
 	err     error
 	done    chan struct{}
 }
@@ -148,7 +153,15 @@ type groupRows struct {
 
 	aSeq   []int64
 	aValue []string
+
+	replays map[replayKey]*op // the first op of each value: later ones are replays
+	pKind   []string
+	pKey    []string
+	pExp    []time.Time
 }
+
+// replayKey is a single-use value in its namespace.
+type replayKey struct{ kind, key string }
 
 // commitGroup writes group in one transaction (see the top of this file).
 func (d *DB) commitGroup(group []*op) error {
@@ -196,7 +209,7 @@ func (d *DB) commitGroup(group []*op) error {
 	}
 
 	// In Go: the order of the group is the order of its Seqs and records.
-	rows := groupRows{tokens: map[string]*op{}}
+	rows := groupRows{tokens: map[string]*op{}, replays: map[replayKey]*op{}}
 	appendEvent := func(ev *store.AuditEvent) error {
 		if ev == nil {
 			return nil
@@ -214,6 +227,11 @@ func (d *DB) commitGroup(group []*op) error {
 		switch o.kind {
 		case opToken:
 			rows.tokens[o.token.JTI] = o // a jti written twice in a group keeps its last record
+		case opReplay:
+			if _, seen := rows.replays[o.replay]; !seen { // a value twice in a group: the second is a replay
+				rows.replays[o.replay] = o
+				rows.pKind, rows.pKey, rows.pExp = append(rows.pKind, o.replay.kind), append(rows.pKey, o.replay.key), append(rows.pExp, o.replayExp)
+			}
 		case opRevoke:
 			if old, ok := st.existing[o.rev.JTI]; ok {
 				o.result = old
@@ -235,10 +253,17 @@ func (d *DB) commitGroup(group []*op) error {
 		}
 	}
 
-	// Round trip 2: every write, pipelined.
+	// Round trip 2: every write, pipelined; the replays first, since their
+	// answer is read.
 	wb := &pgx.Batch{}
-	if tx == nil {
+	began := tx == nil
+	if began {
 		wb.BeginTx(pgx.TxOptions{})
+	}
+	if len(rows.pKey) > 0 {
+		wb.Queue(`INSERT INTO mandate_replays (kind, key, expires_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+			ON CONFLICT (kind, key) DO NOTHING RETURNING kind, key`, rows.pKind, rows.pKey, rows.pExp)
 	}
 	if len(rows.tokens) > 0 {
 		tJTI, tParent, tHolder, tExp, tValue := rows.tokenColumns()
@@ -252,6 +277,9 @@ func (d *DB) commitGroup(group []*op) error {
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[])`,
 			rows.rJTI, rows.rSeq, rows.rExp, rows.rValue)
 		wb.Queue(`UPDATE mandate_revocation_head SET seq = $1`, st.revHead)
+		// Delivered at commit: every replica's listener wakes its feed's
+		// long polls (Listen).
+		wb.Queue(`SELECT pg_notify($1, $2)`, ChannelRevocations, strconv.FormatInt(st.revHead, 10))
 	}
 	if len(rows.aSeq) > 0 {
 		wb.Queue(`INSERT INTO mandate_audit (replica, seq, record) SELECT $1, s, r FROM unnest($2::bigint[], $3::text[]) AS t(s, r)`,
@@ -266,6 +294,10 @@ func (d *DB) commitGroup(group []*op) error {
 		} else {
 			wbr = tx.SendBatch(ctx, wb)
 		}
+		if err := readReplays(wbr, began, &rows); err != nil {
+			_ = wbr.Close()
+			return errorf("store/postgres: write a group of %d: %w", len(group), err)
+		}
 		if err := wbr.Close(); err != nil {
 			return errorf("store/postgres: write a group of %d: %w", len(group), err)
 		}
@@ -279,6 +311,36 @@ func (d *DB) commitGroup(group []*op) error {
 		return errorf("store/postgres: commit a group of %d: %w", len(group), err)
 	}
 	return nil
+}
+
+// readReplays reads round trip 2's first answers: the BEGIN when it began
+// the transaction, then which replayed values were new, marking their ops
+// created (an op whose value another op of the group, or an earlier group,
+// recorded stays not created: a replay).
+func readReplays(br pgx.BatchResults, began bool, rows *groupRows) error {
+	if began {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	if len(rows.pKey) == 0 {
+		return nil
+	}
+	res, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for res.Next() {
+		var k replayKey
+		if err := res.Scan(&k.kind, &k.key); err != nil {
+			return err
+		}
+		if o := rows.replays[k]; o != nil {
+			o.created = true
+		}
+	}
+	return res.Err()
 }
 
 // groupState is what round trip 1 reads: the revocation log's head, the

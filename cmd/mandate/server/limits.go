@@ -21,6 +21,12 @@ const (
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 15 * time.Second
 	IdleTimeout       = 2 * time.Minute
+	// SyncInterval is how often a replica on PostgreSQL reads again what
+	// other replicas change — signing keys, suspensions — besides when a
+	// notification says so: a new key is published by every replica before
+	// it signs only if this is well below tokens.KeyActivationDelay, even
+	// when a notification is lost.
+	SyncInterval = 5 * time.Second
 )
 
 // KeyOverlap is how long a retired signing key stays published after it

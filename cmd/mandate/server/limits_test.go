@@ -26,6 +26,9 @@ func TestLimitsAgree(t *testing.T) {
 	if delegation.MaxFeedWait+time.Second > WriteTimeout {
 		t.Errorf("a feed long poll held %s cannot be written within WriteTimeout %s", delegation.MaxFeedWait, WriteTimeout)
 	}
+	if 2*SyncInterval > tokens.KeyActivationDelay {
+		t.Errorf("a replica reads keys again every %s: a key rotated in on another may sign (after %s) before it is published here", SyncInterval, tokens.KeyActivationDelay)
+	}
 	if RevocationGrace != chain.RevocationGrace {
 		t.Errorf("the store keeps revocations %s past exp, the chain rules promise %s", RevocationGrace, chain.RevocationGrace)
 	}

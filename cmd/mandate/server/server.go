@@ -195,6 +195,9 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if pg, ok := db.(*postgres.DB); ok {
+		followReplicas(ctx, pg, svc, log)
+	}
 	m := newMetrics(db, svc, now)
 	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now, Observe: m.observe,
 		RateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst,
@@ -258,6 +261,61 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	log.Info("mandate serving", slog.String("issuer", issuer), slog.String("listen", s.Addr),
 		slog.String("store", storeName), slog.String("kid", keys.CurrentKeyID()), slog.String("alg", keys.CurrentAlg()))
 	return s, nil
+}
+
+// followReplicas keeps a replica on PostgreSQL in step with the others: its
+// store's listener wakes the feed's long polls at every revocation any
+// replica commits (and whenever notifications may have been lost), and the
+// key ring and the suspensions are read again when a notification says
+// they changed and every SyncInterval, until ctx ends.
+func followReplicas(ctx context.Context, pg *postgres.DB, svc *delegation.Service, log *slog.Logger) {
+	keys, suspensions := make(chan struct{}, 1), make(chan struct{}, 1)
+	mark := func(ch chan struct{}) func() {
+		return func() {
+			select {
+			case ch <- struct{}{}:
+			default: // a reading is due already
+			}
+		}
+	}
+	pg.Listen(ctx, postgres.Events{
+		Revocations: svc.RevocationsChanged,
+		SigningKeys: mark(keys),
+		Suspensions: mark(suspensions),
+		Connection: func(up bool, err error) {
+			if up {
+				log.Info("following the other replicas (PostgreSQL notifications)")
+			} else {
+				log.Warn("lost the PostgreSQL notification connection; reconnecting, then reading everything again", slog.String("error", err.Error()))
+			}
+		},
+	})
+	go func() {
+		t := time.NewTicker(SyncInterval)
+		defer t.Stop()
+		failing := false
+		for {
+			var err error
+			select {
+			case <-ctx.Done():
+				return
+			case <-keys:
+				err = svc.SyncKeys(ctx)
+			case <-suspensions:
+				err = svc.SyncSuspensions(ctx)
+			case <-t.C:
+				err = errors.Join(svc.SyncKeys(ctx), svc.SyncSuspensions(ctx))
+			}
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				log.Warn("could not read what other replicas changed; retrying", slog.String("error", err.Error()))
+				failing = true
+			case err == nil && failing:
+				log.Info("in step with the other replicas again")
+				failing = false
+			}
+		}
+	}()
 }
 
 // StoreOpenTimeout bounds connecting to PostgreSQL and migrating its schema
