@@ -259,7 +259,8 @@ func newJTI(now time.Time) (string, error) {
 }
 
 // issue signs c, commits its record, and builds the response. The record is
-// durable before the token leaves this function. If the requesting client was
+// durable before the token leaves this function, and the store refuses it
+// when an ancestor is revoked by then (store.ErrAncestorRevoked). If the requesting client was
 // suspended while its request was in flight (after the deviation revoked what
 // it held), the new token is revoked at once and refused.
 //
@@ -305,7 +306,13 @@ func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Cla
 	rec.JKT = c.JKT()
 	ev := &store.AuditEvent{Time: s.now(), Type: store.AuditIssued, Client: requester.ID, Grant: grant,
 		JTI: c.ID, Holder: c.ClientID, Subject: c.Subject, Scope: c.Scope, Root: c.Root(), Depth: c.Depth(), Policies: policies}
-	if err := s.store.PutToken(ctx, rec, ev); err != nil {
+	if err := s.store.PutToken(ctx, rec, ev); errors.Is(err, store.ErrAncestorRevoked) {
+		// The parent, or an ancestor, was revoked while this request was
+		// decided (through any replica): the store refused the child in
+		// the same step as it checked, so it was never recorded, nor is
+		// it issued.
+		return nil, oauth.Wrap(err, oauth.CodeInvalidRequest, "subject_token was revoked, or a token it descends from, while the exchange was decided")
+	} else if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not record the token")
 	}
 	if until, suspended := s.dev.suspendedUntil(requester.ID, s.now()); suspended {

@@ -22,6 +22,11 @@ import (
 // ErrNotFound is returned when a record does not exist (or was collected).
 var ErrNotFound = errors.New("not found")
 
+// ErrAncestorRevoked is returned (wrapped, naming the jti) by PutToken for
+// a token one of whose ancestors is revoked: it is not recorded, so it is
+// never issued.
+var ErrAncestorRevoked = errors.New("an ancestor of the token is revoked")
+
 // ErrUnavailable marks an error (errors.Is) of a store that could not be
 // reached, or lost its connection: nothing was acknowledged, and the same
 // call may succeed later. A server answers it with 503 and Retry-After,
@@ -63,7 +68,12 @@ type Revocation struct {
 // Tokens persists token records and their parent → child index.
 type Tokens interface {
 	// PutToken durably stores rec, indexes it under its parent and holder, and
-	// appends ev (if not nil) to the audit trail in the same transaction.
+	// appends ev (if not nil) to the audit trail in the same transaction —
+	// unless a jti of rec.Lineage is revoked, when it writes nothing and
+	// returns an error matching ErrAncestorRevoked. That check and the
+	// write are one step against revocations (through any process sharing
+	// the store): a revocation committed before it refuses the token, one
+	// committed after finds the token recorded below it.
 	PutToken(ctx context.Context, rec *TokenRecord, ev *AuditEvent) error
 	// Token returns the record with the given jti, or ErrNotFound.
 	Token(ctx context.Context, jti string) (*TokenRecord, error)

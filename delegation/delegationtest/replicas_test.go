@@ -28,7 +28,13 @@ import (
 // replicas "a", "b", … of one Mandate: one issuer, one clock, one KEK.
 func replicas(t *testing.T, n int, opts dt.Options) []*dt.Env {
 	t.Helper()
-	dsn := pgtest.Need(t).NewDatabase(t)
+	rs, _ := replicasOn(t, pgtest.Need(t).NewDatabase(t), n, opts)
+	return rs
+}
+
+// replicasOn is replicas on the database dsn, which it returns.
+func replicasOn(t *testing.T, dsn string, n int, opts dt.Options) ([]*dt.Env, string) {
+	t.Helper()
 	if opts.Clock == nil {
 		opts.Clock = dt.NewClock(dt.Start)
 	}
@@ -37,7 +43,7 @@ func replicas(t *testing.T, n int, opts dt.Options) []*dt.Env {
 		env, _ := onPostgres(t, dsn, string(rune('a'+i)), opts)
 		out = append(out, env)
 	}
-	return out
+	return out, dsn
 }
 
 // eventually polls ok every 10 ms until it holds, failing the test after

@@ -225,7 +225,9 @@ func childKey(parent, child string) []byte {
 }
 
 // PutToken durably stores rec, its expiry index entry and its parent → child
-// link in one group-committed transaction.
+// link in one group-committed transaction, unless an ancestor in
+// rec.Lineage is revoked (store.ErrAncestorRevoked): checked in the same
+// transaction, which bbolt serializes with every revocation.
 func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord, ev *store.AuditEvent) error {
 	if d.readOnly {
 		return store.ErrReadOnly
@@ -237,7 +239,18 @@ func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord, ev *store.Audit
 	if err != nil {
 		return fmt.Errorf("encode token record: %w", err)
 	}
-	return d.db.Batch(func(tx *bbolt.Tx) error {
+	var revoked string // set by the batch function (which may run more than once)
+	err = d.db.Batch(func(tx *bbolt.Tx) error {
+		revoked = ""
+		rb := tx.Bucket(bucketRevocations)
+		for _, a := range rec.Lineage {
+			if rb.Get([]byte(a)) != nil {
+				// Refused without failing the batch, which would make
+				// bbolt run every other write of it again.
+				revoked = a
+				return nil
+			}
+		}
 		tb, eb := tx.Bucket(bucketTokens), tx.Bucket(bucketTokenExpiry)
 		tb.FillPercent, eb.FillPercent = appendFill, appendFill
 		if err := tb.Put([]byte(rec.JTI), val); err != nil {
@@ -256,6 +269,10 @@ func (d *DB) PutToken(_ context.Context, rec *store.TokenRecord, ev *store.Audit
 		}
 		return appendAudit(tx, ev)
 	})
+	if err == nil && revoked != "" {
+		return fmt.Errorf("token %s: %w (%s)", rec.JTI, store.ErrAncestorRevoked, revoked)
+	}
+	return err
 }
 
 // Token returns the record with the given jti, or store.ErrNotFound.

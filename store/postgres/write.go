@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -22,11 +23,15 @@ import (
 // succeeded. While one group commits the next gathers, so a lone write
 // waits for nothing. A group is:
 //
-//  1. BEGIN, then lock the revocation log's counter (when the group
-//     revokes) and this replica's audit chain (when it records events),
-//     reading the counter, the chain's head and the revocations already
-//     recorded for the group's jtis — after the counter's lock, so no
-//     concurrent revocation of the same jti can slip in between;
+//  1. BEGIN, then lock the revocation log's counter — for update when the
+//     group revokes, shared when it only writes tokens with ancestors —
+//     and this replica's audit chain (when it records events), reading the
+//     counter, the chain's head, the revocations already recorded for the
+//     group's jtis and for its tokens' ancestors — after the counter's
+//     lock, so no concurrent revocation can slip in between: a token whose
+//     ancestor is revoked is left out (store.ErrAncestorRevoked), never
+//     recorded, so an exchange racing the revocation of an ancestor at
+//     another replica never issues a child;
 //  2. the single-use values (whose answer is read), the token upserts,
 //     revocations, log counter and its notification, audit records and
 //     chain head, in one pipelined round trip;
@@ -56,6 +61,7 @@ type op struct {
 
 	result  store.Revocation // Revoke: the stored revocation
 	created bool             // Revoke, FirstUse: whether this call recorded it
+	refused error            // PutToken: why the group left it out (an ancestor revoked)
 	err     error
 	done    chan struct{}
 }
@@ -132,13 +138,17 @@ func (d *DB) commit(group []*op) {
 	var pgErr *pgconn.PgError
 	if err != nil && len(group) > 1 && errors.As(err, &pgErr) {
 		for _, o := range group {
-			o.err = d.commitGroup([]*op{o})
+			if o.err = d.commitGroup([]*op{o}); o.err == nil {
+				o.err = o.refused
+			}
 			close(o.done)
 		}
 		return
 	}
 	for _, o := range group {
-		o.err = err
+		if o.err = err; err == nil {
+			o.err = o.refused
+		}
 		close(o.done)
 	}
 }
@@ -167,12 +177,15 @@ type replayKey struct{ kind, key string }
 func (d *DB) commitGroup(group []*op) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
-	var revokes []string
+	var revokes, lineage []string
 	events := false
 	for _, o := range group {
-		o.result, o.created = store.Revocation{}, false
-		if o.kind == opRevoke {
+		o.result, o.created, o.refused = store.Revocation{}, false, nil
+		switch o.kind {
+		case opRevoke:
 			revokes = append(revokes, o.rev.JTI)
+		case opToken:
+			lineage = append(lineage, o.token.Lineage...)
 		}
 		events = events || o.ev != nil
 	}
@@ -184,22 +197,32 @@ func (d *DB) commitGroup(group []*op) error {
 			_ = tx.Rollback(ctx) // after Commit, a no-op
 		}
 	}()
-	st := groupState{existing: map[string]store.Revocation{}}
-	if len(revokes) > 0 || events {
+	st := groupState{existing: map[string]store.Revocation{}, ancestors: map[string]bool{}}
+	if len(revokes) > 0 || len(lineage) > 0 || events {
 		b := &pgx.Batch{}
 		b.BeginTx(pgx.TxOptions{})
-		if len(revokes) > 0 {
+		switch {
+		case len(revokes) > 0:
 			b.Queue(`SELECT seq FROM mandate_revocation_head FOR UPDATE`)
 			// A statement after the lock: under READ COMMITTED it sees
 			// every revocation committed before the lock was granted.
 			b.Queue(`SELECT jti, record FROM mandate_revocations WHERE jti = ANY($1)`, revokes)
+		case len(lineage) > 0:
+			// Shared with other token groups, exclusive of revocations:
+			// a revocation committing now has committed before the read
+			// below (which sees it), or waits until this group commits
+			// (and finds its tokens recorded below it).
+			b.Queue(`SELECT seq FROM mandate_revocation_head FOR SHARE`)
+		}
+		if len(lineage) > 0 {
+			b.Queue(`SELECT jti FROM mandate_revocations WHERE jti = ANY($1)`, lineage)
 		}
 		if events {
 			b.Queue(`SELECT seq, head FROM mandate_audit_chains WHERE replica = $1 FOR UPDATE`, d.replica)
 		}
 		br := d.pool.SendBatch(ctx, b)
 		tx = br.Tx()
-		if err := d.readGroupState(br, len(revokes) > 0, events, &st); err != nil {
+		if err := d.readGroupState(br, len(revokes) > 0, len(lineage) > 0, events, &st); err != nil {
 			_ = br.Close()
 			return err
 		}
@@ -226,6 +249,12 @@ func (d *DB) commitGroup(group []*op) error {
 	for _, o := range group {
 		switch o.kind {
 		case opToken:
+			if a := st.revokedAncestor(o.token.Lineage); a != "" {
+				// Never recorded, so never issued: not even audited
+				// as issued (the core audits the refusal).
+				o.refused = fmt.Errorf("store/postgres: token %s: %w (%s)", o.token.JTI, store.ErrAncestorRevoked, a)
+				continue
+			}
 			rows.tokens[o.token.JTI] = o // a jti written twice in a group keeps its last record
 		case opReplay:
 			if _, seen := rows.replays[o.replay]; !seen { // a value twice in a group: the second is a replay
@@ -349,26 +378,55 @@ func readReplays(br pgx.BatchResults, began bool, rows *groupRows) error {
 type groupState struct {
 	revHead   int64
 	existing  map[string]store.Revocation
+	ancestors map[string]bool // the group's tokens' ancestors found revoked
 	chainSeq  int64
 	chainHead string
 }
 
+// revokedAncestor is the first of lineage revoked before this group or by
+// a revocation earlier in it ("" when none is).
+func (st *groupState) revokedAncestor(lineage []string) string {
+	for _, a := range lineage {
+		if _, ok := st.existing[a]; ok || st.ancestors[a] {
+			return a
+		}
+	}
+	return ""
+}
+
 // readGroupState reads round trip 1's answers into st: the BEGIN, the log
-// counter and existing revocations (when revokes), the chain (when events).
-func (d *DB) readGroupState(br pgx.BatchResults, revokes, events bool, st *groupState) error {
+// counter (locked for update when revokes, shared when only tokens with
+// ancestors are written) and the existing revocations of the jtis revoked
+// and of the tokens' ancestors, the chain (when events).
+func (d *DB) readGroupState(br pgx.BatchResults, revokes, lineage, events bool, st *groupState) error {
 	if _, err := br.Exec(); err != nil {
 		return errorf("store/postgres: begin a group commit: %w", err)
 	}
-	if revokes {
+	if revokes || lineage {
 		if err := br.QueryRow().Scan(&st.revHead); err != nil {
 			return errorf("store/postgres: lock the revocation log: %w", err)
 		}
+	}
+	if revokes {
 		rows, err := br.Query()
 		if err != nil {
 			return errorf("store/postgres: read revocations: %w", err)
 		}
 		if st.existing, err = collectRevocations(rows); err != nil {
 			return err
+		}
+	}
+	if lineage {
+		rows, err := br.Query()
+		if err != nil {
+			return errorf("store/postgres: read the ancestors' revocations: %w", err)
+		}
+		jtis, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return errorf("store/postgres: read the ancestors' revocations: %w", err)
+		}
+		for _, j := range jtis {
+			st.ancestors[j] = true
 		}
 	}
 	if events {

@@ -84,6 +84,7 @@ func Run(t *testing.T, b Backend) {
 		{"ScanWhileWriting", s.testScanWhileWriting},
 		{"GroupCommit", s.testGroupCommit},
 		{"RevokeIsOneIdempotentRecord", s.testRevokeIdempotent},
+		{"NoTokenBelowARevokedAncestor", s.testNoTokenBelowRevoked},
 		{"RevocationLog", s.testRevocationLog},
 		{"GarbageCollection", s.testGarbageCollection},
 		{"GarbageCollectionOfABacklog", s.testGarbageCollectionBacklog},
@@ -434,6 +435,86 @@ func (s *suite) testRevokeIdempotent(t *testing.T) {
 	}
 	if recs, _ := st.AuditAfter(ctx, 0, 0); len(recs) != 1 || recs[0].Reason != "" {
 		t.Errorf("audit after a repeated revoke = %+v; the repeat must change nothing", recs)
+	}
+}
+
+// testNoTokenBelowRevoked: PutToken refuses a token an ancestor of which
+// is revoked (store.ErrAncestorRevoked), writing nothing — no record, no
+// child link, no audit record — while its siblings under live ancestors,
+// written in the same group commit, are stored; and a token racing the
+// revocation of its ancestor is either refused or recorded below it,
+// never recorded as if the ancestor were live.
+func (s *suite) testNoTokenBelowRevoked(t *testing.T) {
+	dir := t.TempDir()
+	st := s.open(t, dir, store.Retention{Tokens: time.Hour})
+	exp := t0.Add(time.Hour)
+	put(t, st, rec("root", nil, exp), nil)
+	put(t, st, rec("mid", []string{"root"}, exp), nil)
+	put(t, st, rec("other", nil, exp), nil)
+	revoke(t, st, "mid", exp)
+	before, _ := st.AuditAfter(ctx, 0, 0)
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() {
+			lineage := []string{"root", "mid"}
+			if i%2 == 1 {
+				lineage = []string{"other"}
+			}
+			errs[i] = st.PutToken(ctx, rec(fmt.Sprintf("c%02d", i), lineage, exp), &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: fmt.Sprintf("c%02d", i)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		_, found := st.Token(ctx, fmt.Sprintf("c%02d", i))
+		switch {
+		case i%2 == 0 && (!errors.Is(err, store.ErrAncestorRevoked) || !strings.Contains(err.Error(), "mid")):
+			t.Errorf("a token below the revoked mid: %v, want ErrAncestorRevoked naming mid", err)
+		case i%2 == 0 && !errors.Is(found, store.ErrNotFound):
+			t.Errorf("a refused token was recorded: %v", found)
+		case i%2 == 1 && (err != nil || found != nil):
+			t.Errorf("a token below a live ancestor: %v %v", err, found)
+		}
+	}
+	if kids, _ := st.Children(ctx, "mid"); len(kids) != 0 {
+		t.Errorf("children of the revoked token: %v", kids)
+	}
+	if after, _ := st.AuditAfter(ctx, 0, 0); len(after) != len(before)+len(errs)/2 {
+		t.Errorf("%d audit records written for %d tokens stored", len(after)-len(before), len(errs)/2)
+	}
+
+	// Racing: a revocation of an ancestor while tokens below it are
+	// written. Each is refused, or recorded with the revocation committed
+	// after it (it is then refused wherever it is shown, by its lineage).
+	put(t, st, rec("task", nil, exp), nil)
+	var revokedAt uint64
+	var wg2 sync.WaitGroup
+	results := make([]error, 30)
+	for i := range results {
+		wg2.Go(func() {
+			results[i] = st.PutToken(ctx, rec(fmt.Sprintf("r%02d", i), []string{"task"}, exp), nil)
+		})
+		if i == 10 {
+			wg2.Go(func() {
+				r, _, err := st.Revoke(ctx, store.Revocation{JTI: "task", ExpiresAt: exp, RevokedAt: t0}, nil)
+				if err != nil {
+					t.Error(err)
+				}
+				revokedAt = r.Seq
+			})
+		}
+	}
+	wg2.Wait()
+	if revokedAt == 0 {
+		t.Fatal("the task was not revoked")
+	}
+	for i, err := range results {
+		if err != nil && !errors.Is(err, store.ErrAncestorRevoked) {
+			t.Errorf("r%02d: %v", i, err)
+		}
+	}
+	if err := st.PutToken(ctx, rec("late", []string{"task"}, exp), nil); !errors.Is(err, store.ErrAncestorRevoked) {
+		t.Errorf("a token below the task once revoked: %v", err)
 	}
 }
 

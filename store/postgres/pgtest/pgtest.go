@@ -184,7 +184,10 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	cmd := c.command(context.Background(), filepath.Join(c.bin, "postgres"), "-D", c.data(),
 		"-k", c.dir, "-c", "listen_addresses=", "-c", "max_connections=300", "-c", "shared_buffers=32MB",
-		"-c", "logging_collector=off", "-c", "log_min_messages=warning")
+		"-c", "logging_collector=off", "-c", "log_min_messages=warning",
+		// Tests may ask when a row's transaction committed
+		// (pg_xact_commit_timestamp), to check the order of commits.
+		"-c", "track_commit_timestamp=on")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	if err := cmd.Start(); err != nil {
