@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,6 +84,10 @@ type api struct {
 	log      *slog.Logger
 	limits   *limiters // grants and introspection
 	revLimit *limiters // revocation, the admin API and the feed: never shared with limits
+	// unavailableLogged is when a 503 for an unreachable store was last
+	// logged (Unix nanoseconds): an outage is logged once a second, not
+	// once a request.
+	unavailableLogged atomic.Int64
 }
 
 // New returns an echo server with every Mandate endpoint registered.
@@ -468,7 +473,10 @@ func (a *api) writeError(c echo.Context, err error) error {
 	if errors.Is(err, store.ErrUnavailable) {
 		// The store could not be reached: nothing was done, and nothing is
 		// guessed (no "inactive", no empty feed page). Clients retry.
-		a.log.Warn("store unavailable", slog.String("path", c.Path()), slog.String("cause", err.Error()))
+		now := time.Now().UnixNano()
+		if last := a.unavailableLogged.Load(); now-last >= int64(time.Second) && a.unavailableLogged.CompareAndSwap(last, now) {
+			a.log.Warn("store unavailable: answering 503", slog.String("path", c.Path()), slog.String("cause", err.Error()))
+		}
 		e = oauth.Wrap(err, oauth.CodeTemporarilyUnavailable, "the token store is unreachable, so nothing was done: retry in a moment")
 		c.Response().Header().Set("Retry-After", RetryAfterUnavailable)
 	}

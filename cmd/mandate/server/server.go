@@ -278,15 +278,19 @@ func followReplicas(ctx context.Context, pg *postgres.DB, svc *delegation.Servic
 			}
 		}
 	}
+	down := false
 	pg.Listen(ctx, postgres.Events{
 		Revocations: svc.RevocationsChanged,
 		SigningKeys: mark(keys),
 		Suspensions: mark(suspensions),
-		Connection: func(up bool, err error) {
-			if up {
+		Connection: func(up bool, err error) { // one goroutine calls it
+			switch {
+			case up:
 				log.Info("following the other replicas (PostgreSQL notifications)")
-			} else {
+				down = false
+			case !down: // once per outage, not at every attempt to reconnect
 				log.Warn("lost the PostgreSQL notification connection; reconnecting, then reading everything again", slog.String("error", err.Error()))
+				down = true
 			}
 		},
 	})
