@@ -37,7 +37,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().String("config", "", "YAML configuration file")
 	root.SetHelpCommand(newHelpCmd()) // an unknown topic is an error, like an unknown command
 	root.AddCommand(newServeCmd(), newDemoCmd(), newHashSecretCmd(), newPolicyCmd(),
-		newLineageCmd(), newRevokeCmd(), newTokensCmd(), newInspectCmd(), newKeysCmd(), newAuditCmd(), newBenchCmd(), newConfigCmd(), newInitCmd(), newVectorsCmd())
+		newLineageCmd(), newRevokeCmd(), newTokensCmd(), newInspectCmd(), newKeysCmd(), newAuditCmd(), newBenchCmd(), newConfigCmd(), newInitCmd(), newVectorsCmd(), newStoreCmd())
 	return root
 }
 

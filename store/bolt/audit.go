@@ -145,3 +145,21 @@ func (d *DB) collectAudit(cutoff, now time.Time) (int, error) {
 	})
 	return n, err
 }
+
+// AuditChain returns the chain as stored, for copying it to another store:
+// its base (zero when nothing was collected), its head hash, and every
+// record's JSON byte for byte, in sequence order.
+func (d *DB) AuditChain(_ context.Context) (store.AuditBase, string, [][]byte, error) {
+	var base store.AuditBase
+	var head string
+	var recs [][]byte
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		base, head = auditBase(meta), string(meta.Get(keyAuditHead))
+		return tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
+			recs = append(recs, slices.Clone(v))
+			return nil
+		})
+	})
+	return base, head, recs, err
+}
