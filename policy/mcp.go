@@ -78,7 +78,7 @@ var maxLong = new(big.Rat).SetInt64(1 << 53)
 // is ErrArguments: the request is denied rather than decided on a value
 // that languages would read differently.
 func ParseArguments(raw []byte) (Arguments, error) {
-	raw = bytes.TrimSpace(raw)
+	raw = bytes.Trim(raw, jsonSpace) // JSON's own white space (RFC 8259 §2), nothing more
 	if len(raw) == 0 || string(raw) == "null" {
 		return NoArguments, nil
 	}
@@ -102,6 +102,9 @@ func ParseArguments(raw []byte) (Arguments, error) {
 	rec := v.(cedar.Record)
 	return Arguments{rec: &rec}, nil
 }
+
+// jsonSpace is the white space RFC 8259 allows around a JSON value.
+const jsonSpace = " \t\n\r"
 
 // argParser reads JSON (RFC 8259) straight into Cedar values: one pass,
 // numbers kept as their text until converted exactly, escapes decoded
