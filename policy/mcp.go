@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	cedar "github.com/cedar-policy/cedar-go"
+
+	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // The actions of MCP requests (docs/mcp.md): a tools/call, a resources/read
@@ -155,13 +157,13 @@ func (p *argParser) value(depth int) (cedar.Value, error) {
 			}
 			key := cedar.String(k)
 			if _, dup := m[key]; dup {
-				return nil, fmt.Errorf("%w: member %q given twice", ErrArguments, excerpt(k))
+				return nil, fmt.Errorf("%w: member %q given twice", ErrArguments, jwt.Excerpt(k))
 			}
 			if folded == nil {
 				folded = map[string]bool{}
 			}
 			if f := foldKey(k); folded[f] {
-				return nil, fmt.Errorf("%w: member %q differs from another only in case", ErrArguments, excerpt(k))
+				return nil, fmt.Errorf("%w: member %q differs from another only in case", ErrArguments, jwt.Excerpt(k))
 			} else {
 				folded[f] = true
 			}
@@ -378,7 +380,7 @@ func (p *argParser) number() (cedar.Value, error) {
 func number(text string) (cedar.Value, error) {
 	r, ok := new(big.Rat).SetString(text)
 	if !ok {
-		return nil, fmt.Errorf("%w: number %s", ErrArguments, excerpt(text))
+		return nil, fmt.Errorf("%w: number %s", ErrArguments, jwt.Excerpt(text))
 	}
 	abs := new(big.Rat).Abs(r)
 	if r.IsInt() && abs.Cmp(maxLong) <= 0 {
@@ -386,11 +388,11 @@ func number(text string) (cedar.Value, error) {
 	}
 	scaled := new(big.Rat).Mul(r, big.NewRat(10000, 1))
 	if !scaled.IsInt() || abs.Cmp(maxDecimal) > 0 {
-		return nil, fmt.Errorf("%w: number %s is neither an integer within ±2^53 nor a decimal of at most four fractional digits", ErrArguments, excerpt(text))
+		return nil, fmt.Errorf("%w: number %s is neither an integer within ±2^53 nor a decimal of at most four fractional digits", ErrArguments, jwt.Excerpt(text))
 	}
 	d, err := cedar.NewDecimal(scaled.Num().Int64(), -4)
 	if err != nil {
-		return nil, fmt.Errorf("%w: number %s: %v", ErrArguments, excerpt(text), err)
+		return nil, fmt.Errorf("%w: number %s: %v", ErrArguments, jwt.Excerpt(text), err)
 	}
 	return d, nil
 }
@@ -420,14 +422,6 @@ func foldKey(k string) string {
 		b = append(b, r)
 	}
 	return string(b)
-}
-
-// excerpt keeps error messages short whatever the input.
-func excerpt(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 // MCPRequest is one MCP request as policy decides it (docs/mcp.md): the
