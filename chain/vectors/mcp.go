@@ -1,8 +1,6 @@
 package vectors
 
 import (
-	"fmt"
-
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/policy"
 )
@@ -48,7 +46,7 @@ const (
 // RunMCP decides every case of f as chain/mcpguard does: the scope the
 // request needs, then its arguments as a Cedar record, then the policy.
 func RunMCP(f *MCPFile) ([]Result, error) {
-	set, err := mcpSet(f)
+	set, err := policySet(f.Policies)
 	if err != nil {
 		return nil, err
 	}
@@ -62,60 +60,41 @@ func RunMCP(f *MCPFile) ([]Result, error) {
 // MCPPolicies returns, for each case of f, the policies that determined
 // its decision (empty for a case refused before Cedar).
 func MCPPolicies(f *MCPFile) ([][]string, error) {
-	set, err := mcpSet(f)
+	set, err := policySet(f.Policies)
 	if err != nil {
 		return nil, err
 	}
 	out := make([][]string, len(f.Cases))
 	for i, c := range f.Cases {
 		out[i] = []string{}
-		if r, ok := mcpRequest(f.Server, c); ok {
+		if r, refused := mcpRequest(f.Server, c); refused == "" {
 			out[i] = set.AuthorizeMCP(r).Policies
 		}
 	}
 	return out, nil
 }
 
-func mcpSet(f *MCPFile) (*policy.Set, error) {
-	files := make([]policy.File, 0, len(f.Policies))
-	for _, p := range f.Policies {
-		files = append(files, policy.File{Name: p.Name, Source: []byte(p.Source)})
-	}
-	set, err := policy.Parse(files...)
-	if err != nil {
-		return nil, fmt.Errorf("vectors: policies: %w", err)
-	}
-	return set, nil
-}
-
-// mcpRequest builds the request Cedar decides, or reports false when the
-// scope or the arguments refuse it first.
-func mcpRequest(server string, c MCPCase) (policy.MCPRequest, bool) {
+// mcpRequest builds the request Cedar decides, or names the verdict that
+// refuses it first: the scope, then the arguments.
+func mcpRequest(server string, c MCPCase) (policy.MCPRequest, string) {
 	r := policy.MCPRequest{Server: server, Method: c.Method, Name: c.Params.Name, URI: c.Params.URI}
 	if s := r.RequiredScope(); s != "" && !chain.CoveredBy(c.Chain.Scopes, s) {
-		return r, false
+		return r, VerdictInsufficientScope
 	}
 	a, err := policy.ParseArguments([]byte(c.Params.Arguments))
 	if err != nil {
-		return r, false
+		return r, VerdictInvalidArguments
 	}
-	r.Arguments = a
-	r.Call = policy.CallRequest{Holder: c.Chain.Holder, Groups: c.Groups, Subject: c.Chain.Subject, SubjectIssuer: c.Chain.SubjectIssuer,
-		Actors: c.Chain.Actors, Depth: c.Chain.Depth, Scopes: c.Chain.Scopes, Audiences: c.Chain.Audiences, Root: c.Chain.Root,
-		Lineage: c.Chain.Lineage, Bound: c.Chain.Bound}
-	return r, true
+	r.Arguments, r.Call = a, c.Chain.request(c.Groups)
+	return r, ""
 }
 
 func decideMCP(set *policy.Set, server string, c MCPCase) string {
-	r := policy.MCPRequest{Server: server, Method: c.Method, Name: c.Params.Name}
-	if s := r.RequiredScope(); s != "" && !chain.CoveredBy(c.Chain.Scopes, s) {
-		return VerdictInsufficientScope
-	}
-	r, ok := mcpRequest(server, c)
-	if !ok {
-		return VerdictInvalidArguments
-	}
-	if set.AuthorizeMCP(r).Allow {
+	r, refused := mcpRequest(server, c)
+	switch {
+	case refused != "":
+		return refused
+	case set.AuthorizeMCP(r).Allow:
 		return "allow"
 	}
 	return "deny"

@@ -268,22 +268,15 @@ func ScopeName(parent, child string) string { return parent + " ⊇ " + child }
 // RunCall decides every case of f with the policy set of f, as a resource
 // server's verifier does (chain/authz).
 func RunCall(f *CallFile) ([]Result, error) {
-	files := make([]policy.File, 0, len(f.Policies))
-	for _, p := range f.Policies {
-		files = append(files, policy.File{Name: p.Name, Source: []byte(p.Source)})
-	}
-	set, err := policy.Parse(files...)
+	set, err := policySet(f.Policies)
 	if err != nil {
-		return nil, fmt.Errorf("vectors: policies: %w", err)
+		return nil, err
 	}
 	out := make([]Result, 0, len(f.Cases))
 	for _, c := range f.Cases {
-		d := set.AuthorizeCall(policy.CallRequest{
-			Holder: c.Chain.Holder, Groups: c.Groups, Action: policy.Action(c.Action),
-			Resource: policy.Entity{Type: c.Resource.Type, ID: c.Resource.ID},
-			Subject:  c.Chain.Subject, SubjectIssuer: c.Chain.SubjectIssuer, Actors: c.Chain.Actors, Depth: c.Chain.Depth,
-			Scopes: c.Chain.Scopes, Audiences: c.Chain.Audiences, Root: c.Chain.Root, Lineage: c.Chain.Lineage, Bound: c.Chain.Bound,
-		})
+		r := c.Chain.request(c.Groups)
+		r.Action, r.Resource = policy.Action(c.Action), policy.Entity{Type: c.Resource.Type, ID: c.Resource.ID}
+		d := set.AuthorizeCall(r)
 		verdict := "deny"
 		if d.Allow {
 			verdict = "allow"
@@ -291,4 +284,24 @@ func RunCall(f *CallFile) ([]Result, error) {
 		out = append(out, Result{Name: c.Name, Verdict: verdict})
 	}
 	return out, nil
+}
+
+// policySet parses a vector file's policies as one set.
+func policySet(policies []CallPolicy) (*policy.Set, error) {
+	files := make([]policy.File, 0, len(policies))
+	for _, p := range policies {
+		files = append(files, policy.File{Name: p.Name, Source: []byte(p.Source)})
+	}
+	set, err := policy.Parse(files...)
+	if err != nil {
+		return nil, fmt.Errorf("vectors: policies: %w", err)
+	}
+	return set, nil
+}
+
+// request is the per-call request of the chain, held by a holder in groups,
+// without its action and resource.
+func (c CallChain) request(groups []string) policy.CallRequest {
+	return policy.CallRequest{Holder: c.Holder, Groups: groups, Subject: c.Subject, SubjectIssuer: c.SubjectIssuer, Actors: c.Actors,
+		Depth: c.Depth, Scopes: c.Scopes, Audiences: c.Audiences, Root: c.Root, Lineage: c.Lineage, Bound: c.Bound}
 }
