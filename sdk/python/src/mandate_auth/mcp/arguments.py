@@ -13,10 +13,10 @@ inside, any other number, a member given twice, two members of one object
 equal once ASCII letters are lower-cased and ``ſ`` read as ``s`` and ``K``
 (U+212A) as ``k``, text that is not UTF-8 or a ``\\u`` escape of a lone
 surrogate, more than 8 levels (the arguments object is level 1), more than
-65,536 bytes of JSON after trimming white space (Go's ``unicode.IsSpace``),
-anything after the object — and, beyond Go's rule (as the TypeScript SDK
-does), an object whose only member is ``__entity``, ``__extn`` or
-``__expr``: Cedar's JSON format, which this SDK hands Cedar its context in,
+65,536 bytes of JSON after trimming the white space JSON allows around a
+value (space, tab, CR, LF — nothing else), anything after the object — and,
+beyond Go's rule (as the TypeScript SDK does), an object whose only member
+is ``__entity``, ``__extn`` or ``__expr``: Cedar's JSON format, which this SDK hands Cedar its context in,
 reads such an object as an entity reference, an extension value or an error,
 never as the record that was sent.
 
@@ -50,9 +50,9 @@ _MAX_LONG = 1 << 53
 _MAX_SCALED_DECIMAL = (1 << 63) - 1  # a Cedar decimal is an int64 of ten-thousandths
 _RESERVED = frozenset({"__entity", "__extn", "__expr"})
 
-# Go's unicode.IsSpace, which bytes.TrimSpace trims (Python's str.strip() also
-# trims U+001C..U+001F, which Go keeps).
-_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+# The white space RFC 8259 allows around a JSON value, nothing more (str.strip()
+# with no argument would trim far more).
+_JSON_SPACE = " \t\n\r"
 
 # How Go's encoding/json matches a member to an ASCII field name: ASCII
 # letters in any case, ſ (U+017F) as s and the Kelvin sign (U+212A) as k.
@@ -206,7 +206,7 @@ def parse_arguments(raw: str | bytes | bytearray | None) -> dict[str, Any]:
         text = raw
     else:
         raise InvalidArgumentsError("MCP arguments cannot be decided: the arguments are not JSON text")
-    text = text.strip(_GO_SPACE)
+    text = text.strip(_JSON_SPACE)
     if text == "" or text == "null":
         return {}
     if len(text) > MAX_ARGUMENTS_BYTES // 4 and len(text.encode("utf-8")) > MAX_ARGUMENTS_BYTES:
@@ -217,7 +217,7 @@ def parse_arguments(raw: str | bytes | bytearray | None) -> dict[str, Any]:
         raise InvalidArgumentsError("MCP arguments cannot be decided: arguments must be a JSON object")
     try:
         v, end = _DECODER.raw_decode(text, 0)
-        if end != len(text) and text[end:].strip(" \t\n\r"):
+        if end != len(text):  # the text is trimmed: anything left is data
             raise _Refused("data after the arguments object")
         if type(v) is not dict:  # pragma: no cover - the text starts with {
             raise _Refused("arguments must be a JSON object")
