@@ -12,17 +12,16 @@ func (t *Token) HTTPClient(base http.RoundTripper) *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &http.Client{Transport: &tokenTransport{t: t, base: base},
+	return &http.Client{Transport: &tokenTransport{t: t, hc: &http.Client{Transport: base}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // tokenTransport authorizes each request with a token (Token.HTTPClient).
 type tokenTransport struct {
-	t    *Token
-	base http.RoundTripper
+	t  *Token
+	hc *http.Client // over the base transport, made once
 }
 
 func (tt *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	hc := &http.Client{Transport: tt.base}
-	return Do(hc, tt.t, req.Clone(req.Context()))
+	return Do(tt.hc, tt.t, req.Clone(req.Context()))
 }
