@@ -40,6 +40,13 @@ when { context.depth == 1 && context.arguments has amount && context.arguments.a
 @id("no-refunds-for-order-7")
 forbid (principal, action == Action::"tools/call", resource == Tool::"refund_order")
 when { context.arguments has order && context.arguments.order == "o-7" };
+
+@id("docs-readme")
+permit (principal, action == Action::"resources/read", resource == Resource::"file:///docs/readme.md");
+
+@id("short-summaries")
+permit (principal, action == Action::"prompts/get", resource == Prompt::"summarize")
+when { context.arguments has style && context.arguments.style == "short" };
 `
 
 type fixture struct {
@@ -48,13 +55,15 @@ type fixture struct {
 	url      string
 	refunds  atomic.Int32
 	searches atomic.Int32
+	reads    atomic.Int32
+	prompts  atomic.Int32
 	logs     *bytes.Buffer
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	clients := append(dt.DefaultClients(),
-		dt.Client{ID: "mcp-researcher", Grants: dt.Both, Scopes: []string{"tools:*"}, Audiences: []string{server}, Groups: []string{"research-agents"}},
+		dt.Client{ID: "mcp-researcher", Grants: dt.Both, Scopes: []string{"tools:*", "resources:read", "prompts:get"}, Audiences: []string{server}, Groups: []string{"research-agents"}},
 		dt.Client{ID: "mcp-helper", Grants: dt.Both, Scopes: []string{"tools:*"}, Audiences: []string{server}, Groups: []string{"research-agents"}},
 		dt.Client{ID: "mcp-rs", Role: delegation.RoleResourceServer},
 	)
@@ -95,6 +104,16 @@ func newFixture(t testing.TB) *fixture {
 	mcp.AddTool(s, &mcp.Tool{Name: "refund_order", Description: "refund"}, func(ctx context.Context, _ *mcp.CallToolRequest, in refundIn) (*mcp.CallToolResult, any, error) {
 		f.refunds.Add(1)
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "refunded"}}}, nil, nil
+	})
+	for _, uri := range []string{"file:///docs/readme.md", "file:///docs/secret.md"} {
+		s.AddResource(&mcp.Resource{URI: uri, Name: uri}, func(_ context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			f.reads.Add(1)
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: r.Params.URI, Text: "text"}}}, nil
+		})
+	}
+	s.AddPrompt(&mcp.Prompt{Name: "summarize", Arguments: []*mcp.PromptArgument{{Name: "style"}}}, func(context.Context, *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		f.prompts.Add(1)
+		return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "summarize"}}}}, nil
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/", g.Protect(s, nil))
@@ -337,5 +356,42 @@ func TestABoundTokenCarriesItsProof(t *testing.T) {
 	}
 	if f.searches.Load() != 1 {
 		t.Errorf("%d searches ran, want 1", f.searches.Load())
+	}
+}
+
+// TestResourcesAndPromptsAreDecidedToo: resources/read needs resources:read
+// and prompts/get prompts:get (403 insufficient_scope without), then Cedar
+// decides on the resource's URI and the prompt's arguments; a refused read
+// or prompt never runs.
+func TestResourcesAndPromptsAreDecidedToo(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, toolsOnly := f.task(t, "mcp-researcher", "tools:*")
+	s := f.connect(t, toolsOnly)
+	if _, err := s.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///docs/readme.md"}); err == nil {
+		t.Error("a read without resources:read")
+	}
+	if _, err := s.GetPrompt(ctx, &mcp.GetPromptParams{Name: "summarize", Arguments: map[string]string{"style": "short"}}); err == nil {
+		t.Error("a prompt without prompts:get")
+	}
+	resp := f.post(t, toolsOnly, s.ID(), `{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{"uri":"file:///docs/readme.md"}}`)
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="resources:read"`) {
+		t.Errorf("a read without its scope: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+
+	both := f.env.Mint(t, "mcp-researcher", url.Values{"scope": {"resources:read prompts:get"}, "audience": {server}})
+	s = f.connect(t, both)
+	if _, err := s.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///docs/readme.md"}); err != nil {
+		t.Errorf("the readme: %v", err)
+	}
+	_, err := s.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///docs/secret.md"})
+	denied(t, err)
+	if _, err := s.GetPrompt(ctx, &mcp.GetPromptParams{Name: "summarize", Arguments: map[string]string{"style": "short"}}); err != nil {
+		t.Errorf("a short summary: %v", err)
+	}
+	_, err = s.GetPrompt(ctx, &mcp.GetPromptParams{Name: "summarize", Arguments: map[string]string{"style": "long"}})
+	denied(t, err)
+	if f.reads.Load() != 1 || f.prompts.Load() != 1 {
+		t.Errorf("%d reads and %d prompts ran, want 1 each", f.reads.Load(), f.prompts.Load())
 	}
 }
