@@ -13,22 +13,6 @@ import (
 	"github.com/mandate-auth/mandate/store/postgres/pgtest"
 )
 
-// ownCluster starts a throw-away PostgreSQL for one test, which may stop
-// and resume it without disturbing the others (skipped, or failed, as the
-// package's cluster is).
-func ownCluster(t *testing.T) *pgtest.Cluster {
-	t.Helper()
-	pgtest.Need(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := pgtest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
 // expectUnavailable checks a 503 temporarily_unavailable with Retry-After.
 func expectUnavailable(t *testing.T, what string, r dt.Response) {
 	t.Helper()
@@ -45,7 +29,7 @@ func expectUnavailable(t *testing.T, what string, r dt.Response) {
 // the tokens and revocations of before in force, new ones acknowledged, the
 // feed served from the cursors of before.
 func TestPostgresUnavailable(t *testing.T) {
-	c := ownCluster(t)
+	c := pgtest.Own(t)
 	env, _ := onPostgres(t, c.NewDatabase(t), "a", dt.Options{})
 	root := env.Mint(t, "orchestrator", nil)
 	child := env.Delegate(t, "orchestrator", root, "researcher", nil)

@@ -131,12 +131,7 @@ func TestListenAcrossReplicas(t *testing.T) {
 // store unavailable); when it is back, it reconnects by itself and reports
 // every event again.
 func TestListenerReconnects(t *testing.T) {
-	pgtest.Need(t)
-	c, err := pgtest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := pgtest.Own(t)
 	dsn := c.NewDatabase(t)
 	a, b := open(t, dsn, "a", postgres.Options{}), open(t, dsn, "b", postgres.Options{})
 	ev := newEvents()

@@ -17,12 +17,7 @@ import (
 // works again once the server is back, without being reopened. A statement
 // the server refuses is not "unavailable".
 func TestUnavailableWhileTheDatabaseIsDown(t *testing.T) {
-	pgtest.Need(t)
-	c, err := pgtest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := pgtest.Own(t)
 	db := open(t, c.NewDatabase(t), "a", postgres.Options{WriteTimeout: 5 * time.Second})
 	exp := time.Now().Add(time.Hour)
 	if err := db.PutToken(ctx, rec("before", nil, exp), nil); err != nil {

@@ -374,3 +374,19 @@ func Need(t testing.TB) *Cluster {
 	}
 	return shared
 }
+
+// Own starts a cluster for t alone, which t may stop and resume without
+// disturbing the package's other tests, and deletes it when t ends
+// (skipped, or failed, as Need is).
+func Own(t testing.TB) *Cluster {
+	t.Helper()
+	Need(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
