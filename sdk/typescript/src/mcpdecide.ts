@@ -50,28 +50,17 @@ function excerpt(s: string): string {
   return s.length > 40 ? s.slice(0, 40) + '…' : s;
 }
 
-/** Whether c is white space as Go's bytes.TrimSpace reads it (unicode.IsSpace). */
-function goSpace(c: number): boolean {
-  return (
-    (c >= 0x09 && c <= 0x0d) ||
-    c === 0x20 ||
-    c === 0x85 ||
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000
-  );
+/** Whether c is white space JSON allows around a value (RFC 8259 §2): space, tab, LF, CR — nothing more. */
+function jsonSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
-function goTrimSpace(s: string): string {
+/** s without the JSON white space around it (Go's policy.ParseArguments trims the same). */
+function trimJSONSpace(s: string): string {
   let a = 0;
   let b = s.length;
-  while (a < b && goSpace(s.charCodeAt(a))) a++;
-  while (b > a && goSpace(s.charCodeAt(b - 1))) b--;
+  while (a < b && jsonSpace(s.charCodeAt(a))) a++;
+  while (b > a && jsonSpace(s.charCodeAt(b - 1))) b--;
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
@@ -99,8 +88,7 @@ class ArgParser {
   ws(): void {
     const s = this.s;
     for (;;) {
-      const c = s.charCodeAt(this.i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++;
+      if (jsonSpace(s.charCodeAt(this.i))) this.i++;
       else return;
     }
   }
@@ -370,7 +358,7 @@ function decimal(negative: boolean, scaled: bigint): CedarJSON {
  * decided on part of its arguments.
  */
 export function parseArguments(raw: string | null | undefined): CedarRecord {
-  const text = goTrimSpace(raw ?? '');
+  const text = trimJSONSpace(raw ?? '');
   if (text === '' || text === 'null') return Object.create(null) as CedarRecord;
   if (text.length > MAX_ARGUMENTS_BYTES || Buffer.byteLength(text, 'utf8') > MAX_ARGUMENTS_BYTES) {
     throw new ArgumentsError(`${Buffer.byteLength(text, 'utf8')} bytes of JSON (at most ${MAX_ARGUMENTS_BYTES})`);
@@ -432,8 +420,7 @@ class MessageParser {
   ws(): void {
     const s = this.s;
     for (;;) {
-      const c = s.charCodeAt(this.i);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.i++;
+      if (jsonSpace(s.charCodeAt(this.i))) this.i++;
       else return;
     }
   }

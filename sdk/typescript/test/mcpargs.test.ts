@@ -86,7 +86,11 @@ describe('parseArguments', () => {
     }
     // The edges that pass.
     assert.ok(!refused(`{"q":"${'x'.repeat(65528)}"}`));
-    assert.ok(!refused(`  {"q":"${'x'.repeat(65528)}"}\n\u00a0`)); // trimmed as Go's bytes.TrimSpace trims
+    assert.ok(!refused(`  {"q":"${'x'.repeat(65528)}"}\n\t\r `)); // JSON's white space around the value is trimmed before counting
+    // Only JSON's white space (space, tab, LF, CR) is trimmed: not what Go's unicode.IsSpace or JS's trim() also call space.
+    for (const t of ['{}\u00a0', '\u0085{}', '{}\v', '\f{}', '\u2028{}', '{}\u3000', '\ufeff{}', '\u00a0null', ' \u00a0']) {
+      assert.ok(refused(t), JSON.stringify(t));
+    }
     assert.ok(!refused('{"a":[[[[[[[1]]]]]]]}'));
     assert.ok(!refused('{"\u00e9":1,"\u00c9":2}'));
     assert.ok(!refused('{"a":"\\ud83d\\ude00 \ud83d\ude00"}'));
