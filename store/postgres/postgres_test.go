@@ -221,11 +221,11 @@ func TestMigrations(t *testing.T) {
 		if db.ID() != ids[0] {
 			t.Errorf("reopened store id %q, was %q", db.ID(), ids[0])
 		}
-		versions := queryInts(t, dsn, `SELECT version FROM mandate_schema_migrations ORDER BY version`)
+		versions := query[int64](t, dsn, `SELECT version FROM mandate_schema_migrations ORDER BY version`)
 		if len(versions) != postgres.SchemaVersion || versions[len(versions)-1] != int64(postgres.SchemaVersion) {
 			t.Errorf("round %d: recorded versions %v, want 1..%d once each", round, versions, postgres.SchemaVersion)
 		}
-		if chains := queryInts(t, dsn, `SELECT count(*) FROM mandate_audit_chains`); chains[0] != replicas {
+		if chains := query[int64](t, dsn, `SELECT count(*) FROM mandate_audit_chains`); chains[0] != replicas {
 			t.Errorf("round %d: %d audit chains, want one per replica (%d)", round, chains[0], replicas)
 		}
 	}
@@ -244,7 +244,8 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
-func queryInts(t *testing.T, dsn, sql string, args ...any) []int64 {
+// query runs sql with args in dsn and returns its rows' one column.
+func query[T any](t *testing.T, dsn, sql string, args ...any) []T {
 	t.Helper()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -252,7 +253,7 @@ func queryInts(t *testing.T, dsn, sql string, args ...any) []int64 {
 	}
 	defer conn.Close(ctx)
 	rows, _ := conn.Query(ctx, sql, args...)
-	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	out, err := pgx.CollectRows(rows, pgx.RowTo[T])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +596,7 @@ func TestSigningKeysRestSealed(t *testing.T) {
 	if err := a.ReplaceSigningKey(ctx, key); !errors.Is(err, postgres.ErrClearKey) {
 		t.Errorf("a key in clear replaced a sealed one: %v", err)
 	}
-	raw := queryText(t, dsn, `SELECT record FROM mandate_signing_keys`)
+	raw := query[string](t, dsn, `SELECT record FROM mandate_signing_keys`)
 	clear, _ := jsonString(key.PKCS8)
 	if len(raw) != 1 || bytes.Contains([]byte(raw[0]), []byte(clear)) || !bytes.Contains([]byte(raw[0]), []byte(`"sealed":true`)) {
 		t.Fatalf("stored key record %v: want it sealed", raw)
@@ -615,21 +616,6 @@ func TestSigningKeysRestSealed(t *testing.T) {
 	if err := a.ReplaceSigningKey(ctx, gone); err != nil {
 		t.Errorf("destroying the key: %v", err)
 	}
-}
-
-func queryText(t *testing.T, dsn, sql string, args ...any) []string {
-	t.Helper()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, sql, args...)
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // jsonString is b as encoding/json writes a []byte: base64 in quotes.
