@@ -427,6 +427,24 @@ class PolicySet:
         return "?"
 
 
+def chain_args(chain: Chain) -> dict[str, Any]:
+    """The fields of ``chain`` a decision reads, as the keyword arguments of
+    :meth:`PolicySet.authorize_call` (and of
+    :func:`~mandate_auth.mcp.decision.decide_mcp`)."""
+    return {
+        "holder": chain.holder,
+        "subject": chain.subject,
+        "subject_issuer": chain.subject_issuer,
+        "actors": chain.actors,
+        "depth": chain.depth,
+        "scopes": chain.scopes,
+        "audiences": chain.audiences,
+        "root": chain.root,
+        "lineage": chain.lineage,
+        "bound": chain.bound,
+    }
+
+
 class Authorizer:
     """Per-call policy for the chains a verifier checks. ``groups``, when
     given, names a holder's groups (Mandate's tokens carry none), so call
@@ -445,19 +463,10 @@ class Authorizer:
         if isinstance(resource, tuple):
             resource = Entity(*resource)
         return self.policy.authorize_call(
-            holder=chain.holder,
             groups=list(self.groups(chain.holder)) if self.groups else [],
             action=action,
             resource=resource,
-            subject=chain.subject,
-            subject_issuer=chain.subject_issuer,
-            actors=chain.actors,
-            depth=chain.depth,
-            scopes=chain.scopes,
-            audiences=chain.audiences,
-            root=chain.root,
-            lineage=chain.lineage,
-            bound=chain.bound,
+            **chain_args(chain),
         )
 
     def check(self, chain: Chain, action: str = "call", resource: Entity | tuple[str, str] | None = None) -> Decision:

@@ -105,27 +105,36 @@ def _policy_set(spec: Any, base: str) -> Any:
     raise ValueError("policies: want a list of {name, source}, a directory or Cedar text")
 
 
+def _vector_chain(case: dict[str, Any]) -> dict[str, Any]:
+    """A call or MCP case's ``chain``, as the keyword arguments of
+    ``authorize_call`` and ``decide_mcp`` (what :func:`~mandate_auth.cedar.chain_args`
+    gives for a verified chain)."""
+    ch = case.get("chain") or {}
+    return {
+        "holder": ch.get("holder", ""),
+        "subject": ch.get("subject", ""),
+        "subject_issuer": ch.get("sub_iss", ""),
+        "actors": ch.get("actors") or [],
+        "depth": int(ch.get("depth") or 0),
+        "scopes": ch.get("scopes") or [],
+        "audiences": ch.get("audiences") or [],
+        "root": ch.get("root", ""),
+        "lineage": ch.get("lineage") or [],
+        "bound": bool(ch.get("bound")),
+    }
+
+
 def run_call(f: dict[str, Any], base: str = ".") -> Iterator[dict[str, Any]]:
     from .cedar import Entity
 
     ps = _policy_set(f["policies"], base)
     for c in f.get("cases") or []:
-        ch = c.get("chain") or {}
         res = c.get("resource") or {}
         d = ps.authorize_call(
-            holder=ch.get("holder", ""),
             groups=c.get("groups") or [],
             action=c.get("action") or "call",
             resource=Entity(res.get("type", ""), res.get("id", "")),
-            subject=ch.get("subject", ""),
-            subject_issuer=ch.get("sub_iss", ""),
-            actors=ch.get("actors") or [],
-            depth=int(ch.get("depth") or 0),
-            scopes=ch.get("scopes") or [],
-            audiences=ch.get("audiences") or [],
-            root=ch.get("root", ""),
-            lineage=ch.get("lineage") or [],
-            bound=bool(ch.get("bound")),
+            **_vector_chain(c),
         )
         yield {"name": c.get("name", ""), "verdict": "allow" if d.allow else "deny", "policies": d.policies}
 
@@ -141,7 +150,6 @@ def run_mcp(f: dict[str, Any], base: str = ".") -> Iterator[dict[str, Any]]:
         raise ValueError("server: want the MCP server's canonical URI")
     ps = _policy_set(f["policies"], base)
     for c in f.get("cases") or []:
-        ch = c.get("chain") or {}
         p = c.get("params") or {}
         d = decide_mcp(
             ps,
@@ -151,16 +159,7 @@ def run_mcp(f: dict[str, Any], base: str = ".") -> Iterator[dict[str, Any]]:
             uri=p.get("uri") or "",
             arguments=p.get("arguments") or "",
             groups=c.get("groups") or [],
-            holder=ch.get("holder", ""),
-            subject=ch.get("subject", ""),
-            subject_issuer=ch.get("sub_iss", ""),
-            actors=ch.get("actors") or [],
-            depth=int(ch.get("depth") or 0),
-            scopes=ch.get("scopes") or [],
-            audiences=ch.get("audiences") or [],
-            root=ch.get("root", ""),
-            lineage=ch.get("lineage") or [],
-            bound=bool(ch.get("bound")),
+            **_vector_chain(c),
         )
         yield {"name": c.get("name", ""), "verdict": d.verdict, "policies": d.policies}
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..cedar import Entity, PolicySet
+from ..cedar import Entity, PolicySet, chain_args
 from ..chain import Chain
 from ..scope import covered_by
 from .arguments import InvalidArgumentsError, parse_arguments
@@ -134,16 +134,7 @@ class MCPPolicy:
             uri=uri,
             arguments=arguments,
             groups=groups,
-            holder=chain.holder,
-            subject=chain.subject,
-            subject_issuer=chain.subject_issuer,
-            actors=chain.actors,
-            depth=chain.depth,
-            scopes=chain.scopes,
-            audiences=chain.audiences,
-            root=chain.root,
-            lineage=chain.lineage,
-            bound=chain.bound,
+            **chain_args(chain),
         )
 
 
