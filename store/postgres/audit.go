@@ -49,22 +49,9 @@ func (d *DB) AuditTail(ctx context.Context, n int) ([]store.AuditRecord, error) 
 }
 
 func collectAudit(rows pgx.Rows) ([]store.AuditRecord, error) {
-	defer rows.Close()
 	var out []store.AuditRecord
-	for rows.Next() {
-		var seq int64
-		var raw []byte
-		if err := rows.Scan(&seq, &raw); err != nil {
-			return nil, errorf("store/postgres: audit records: %w", err)
-		}
-		var r store.AuditRecord
-		if err := unmarshal(raw, &r); err != nil {
-			return nil, errorf("store/postgres: audit record %d: %w", seq, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errorf("store/postgres: audit records: %w", err)
+	if err := decodeRows(rows, "audit records", "audit record %d", func(_ int64, r store.AuditRecord) { out = append(out, r) }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

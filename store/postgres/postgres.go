@@ -423,24 +423,35 @@ func (d *DB) ScanTokens(ctx context.Context, after string, limit int) ([]*store.
 }
 
 func collectTokens(rows pgx.Rows) ([]*store.TokenRecord, error) {
-	defer rows.Close()
 	var out []*store.TokenRecord
-	for rows.Next() {
-		var jti string
-		var raw []byte
-		if err := rows.Scan(&jti, &raw); err != nil {
-			return nil, errorf("store/postgres: read token records: %w", err)
-		}
-		rec, err := decodeToken(jti, raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errorf("store/postgres: read token records: %w", err)
+	err := decodeRows(rows, "read token records", "token record %q", func(_ string, rec store.TokenRecord) { out = append(out, &rec) })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// decodeRows reads rows of a key and a JSON record, passing each record,
+// decoded into a V, to add with its key. Errors name the rows (what) or
+// the record (one: a format of its key).
+func decodeRows[K, V any](rows pgx.Rows, what, one string, add func(K, V)) error {
+	defer rows.Close()
+	for rows.Next() {
+		var key K
+		var raw []byte
+		if err := rows.Scan(&key, &raw); err != nil {
+			return errorf("store/postgres: %s: %w", what, err)
+		}
+		var v V
+		if err := unmarshal(raw, &v); err != nil {
+			return errorf("store/postgres: "+one+": %w", key, err)
+		}
+		add(key, v)
+	}
+	if err := rows.Err(); err != nil {
+		return errorf("store/postgres: %s: %w", what, err)
+	}
+	return nil
 }
 
 // Revoke durably records r, appending it to the revocation log with the
@@ -493,22 +504,9 @@ func (d *DB) FirstRevoked(ctx context.Context, jtis ...string) (*store.Revocatio
 }
 
 func collectRevocations(rows pgx.Rows) (map[string]store.Revocation, error) {
-	defer rows.Close()
 	out := map[string]store.Revocation{}
-	for rows.Next() {
-		var jti string
-		var raw []byte
-		if err := rows.Scan(&jti, &raw); err != nil {
-			return nil, errorf("store/postgres: read revocations: %w", err)
-		}
-		var r store.Revocation
-		if err := unmarshal(raw, &r); err != nil {
-			return nil, errorf("store/postgres: revocation of %q: %w", jti, err)
-		}
-		out[jti] = r
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errorf("store/postgres: read revocations: %w", err)
+	if err := decodeRows(rows, "read revocations", "revocation of %q", func(jti string, r store.Revocation) { out[jti] = r }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -626,22 +624,9 @@ func (d *DB) SigningKeys(ctx context.Context) ([]tokens.StoredKey, error) {
 	if err != nil {
 		return nil, errorf("store/postgres: signing keys: %w", err)
 	}
-	defer rows.Close()
 	var out []tokens.StoredKey
-	for rows.Next() {
-		var kid string
-		var raw []byte
-		if err := rows.Scan(&kid, &raw); err != nil {
-			return nil, errorf("store/postgres: signing keys: %w", err)
-		}
-		var k tokens.StoredKey
-		if err := unmarshal(raw, &k); err != nil {
-			return nil, errorf("store/postgres: signing key %s: %w", kid, err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errorf("store/postgres: signing keys: %w", err)
+	if err := decodeRows(rows, "signing keys", "signing key %s", func(_ string, k tokens.StoredKey) { out = append(out, k) }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
