@@ -11,20 +11,27 @@ import (
 	"github.com/mandate-auth/mandate/tokens"
 )
 
+// openKeys opens a store for t and a key ring in it, for delegation.New.
+func openKeys(t *testing.T) (*bolt.DB, *tokens.KeyRing) {
+	t.Helper()
+	db, err := bolt.Open(t.TempDir(), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, keys
+}
+
 // TestNoRegistrationGrantsMandatesOwnAudience: Mandate's issuer is the
 // audience of identity tokens, which carry no scope; a registration listing
 // it (for the client or its ephemeral agents) would let scoped tokens look
 // like identity tokens, so New refuses it.
 func TestNoRegistrationGrantsMandatesOwnAudience(t *testing.T) {
-	db, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, keys := openKeys(t)
 	for name, reg := range map[string]delegation.Registration{
 		"audiences": {ID: "a", Secret: delegation.NewPlainSecret("s"), Grants: []string{delegation.GrantNameClientCredentials},
 			Scopes: []string{"x"}, Audiences: []string{"https://api.example", "https://m.example"}},
@@ -44,15 +51,7 @@ func TestNoRegistrationGrantsMandatesOwnAudience(t *testing.T) {
 // exchangeable) and an audience two registrations serve (which of them is
 // the resource server would be ambiguous).
 func TestServesIsOneClientsAndNeverMandates(t *testing.T) {
-	db, err := bolt.Open(t.TempDir(), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	keys, err := tokens.OpenKeyRing(context.Background(), db, tokens.KeyRingOptions{Alg: tokens.AlgEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, keys := openKeys(t)
 	mcp := func(id string, serves ...string) delegation.Registration {
 		return delegation.Registration{ID: id, Secret: delegation.NewPlainSecret("s"), Grants: []string{delegation.GrantNameTokenExchange},
 			Scopes: []string{"x"}, Audiences: []string{"https://api.example"}, Serves: serves}
