@@ -22,8 +22,8 @@ import { wildcard } from './scope.js';
 import type { NodeMiddleware } from './middleware.js';
 import { nodeRequire } from './middleware.js';
 import type { Verifier } from './verifier.js';
-import type { CedarRecord, MCPRequest } from './mcpdecide.js';
-import { mcpTarget } from './mcpdecide.js';
+import type { CedarRecord, MCPChain, MCPRequest } from './mcpdecide.js';
+import { decisionChain, mcpTarget } from './mcpdecide.js';
 
 // The subset of @cedar-policy/cedar-wasm this module uses.
 interface DetailedError {
@@ -318,25 +318,7 @@ export class CallPolicy {
    */
   authorizeMCP(r: MCPRequest, args: CedarRecord): Decision {
     const { action, resource } = mcpTarget(r.method, r.name ?? '', r.uri ?? '', r.server);
-    const c = r.chain;
-    return this.evaluate(
-      {
-        holder: c.holder,
-        groups: r.groups,
-        action,
-        resource,
-        subject: c.subject,
-        subjectIssuer: c.subjectIssuer,
-        actors: c.actors,
-        depth: c.depth,
-        scopes: c.scopes,
-        audiences: c.audiences,
-        root: c.root,
-        lineage: c.lineage,
-        bound: c.bound,
-      },
-      { server: r.server, arguments: args },
-    );
+    return this.evaluate(callRequest(r.chain, r.groups, action, resource), { server: r.server, arguments: args });
   }
 
   private evaluate(r: CallRequest, extra: Record<string, unknown> | undefined): Decision {
@@ -410,22 +392,27 @@ export class CallPolicy {
   private readonly memo = new WeakMap<Chain, Map<string, Decision>>();
 
   private decide(c: Chain, action: string, resource: Entity, groups: readonly string[]): Decision {
-    return this.authorizeCall({
-      holder: c.holder,
-      groups,
-      action,
-      resource,
-      subject: c.subject,
-      subjectIssuer: c.subjectIssuer,
-      actors: c.actors,
-      depth: c.depth,
-      scopes: c.scopes,
-      audiences: c.audiences,
-      root: c.root,
-      lineage: c.lineage,
-      bound: c.jkt !== '',
-    });
+    return this.authorizeCall(callRequest(decisionChain(c), groups, action, resource));
   }
+}
+
+/** The call a chain makes on resource (its fields read one by one: a caller's MCPChain may be any object). */
+function callRequest(c: MCPChain, groups: readonly string[] | undefined, action: string, resource: Entity): CallRequest {
+  return {
+    holder: c.holder,
+    groups,
+    action,
+    resource,
+    subject: c.subject,
+    subjectIssuer: c.subjectIssuer,
+    actors: c.actors,
+    depth: c.depth,
+    scopes: c.scopes,
+    audiences: c.audiences,
+    root: c.root,
+    lineage: c.lineage,
+    bound: c.bound,
+  };
 }
 
 /** Turns Cedar's answer into a Decision: any error denies, naming the failing policies. */

@@ -16,6 +16,7 @@ import { Feed, RevocationSet } from './revocation.js';
 import { DEFAULT_FEED_WAIT, DEFAULT_LEEWAY, DEFAULT_MAX_STALENESS, Verifier } from './verifier.js';
 import { MandateError, StaleRevocationsError, VerificationError } from './errors.js';
 import { basicAuth } from './http.js';
+import type { MCPChain } from './mcpdecide.js';
 
 export interface Result {
   name: string;
@@ -100,6 +101,22 @@ interface CallFile {
   }>;
 }
 
+/** A vector case's chain as a decision reads it (call and MCP files; an absent list is empty). */
+function vectorChain(ch: CallFile['cases'][number]['chain']): MCPChain {
+  return {
+    holder: ch.holder,
+    subject: ch.subject,
+    subjectIssuer: ch.sub_iss,
+    actors: ch.actors ?? [],
+    depth: ch.depth,
+    scopes: ch.scopes ?? [],
+    audiences: ch.audiences ?? [],
+    root: ch.root,
+    lineage: ch.lineage ?? [],
+    bound: ch.bound,
+  };
+}
+
 /** A result with the ids of the policies that determined it (call and MCP files). */
 export interface DetailedResult extends Result {
   policies: string[];
@@ -115,21 +132,7 @@ export async function runCallDetailed(f: CallFile, options: { allContext?: boole
   const { CallPolicy } = await import('./cedar.js');
   const set = await CallPolicy.parse(f.policies.map((p) => ({ name: p.name, source: p.source })), options);
   return f.cases.map((c) => {
-    const d = set.authorizeCall({
-      holder: c.chain.holder,
-      groups: c.groups ?? [],
-      action: c.action,
-      resource: c.resource,
-      subject: c.chain.subject,
-      subjectIssuer: c.chain.sub_iss,
-      actors: c.chain.actors ?? [],
-      depth: c.chain.depth,
-      scopes: c.chain.scopes ?? [],
-      audiences: c.chain.audiences ?? [],
-      root: c.chain.root,
-      lineage: c.chain.lineage ?? [],
-      bound: c.chain.bound,
-    });
+    const d = set.authorizeCall({ ...vectorChain(c.chain), groups: c.groups ?? [], action: c.action, resource: c.resource });
     return { name: c.name, verdict: d.allow ? 'allow' : 'deny', policies: [...d.policies] };
   });
 }
@@ -170,18 +173,7 @@ export async function runMCPDetailed(f: MCPFile, options: { allContext?: boolean
       uri: opt(c.params?.uri),
       arguments: opt(c.params?.arguments),
       groups: c.groups ?? [],
-      chain: {
-        holder: c.chain.holder,
-        subject: c.chain.subject,
-        subjectIssuer: c.chain.sub_iss,
-        actors: c.chain.actors ?? [],
-        depth: c.chain.depth,
-        scopes: c.chain.scopes ?? [],
-        audiences: c.chain.audiences ?? [],
-        root: c.chain.root,
-        lineage: c.chain.lineage ?? [],
-        bound: c.chain.bound,
-      },
+      chain: vectorChain(c.chain),
     });
     return { name: c.name, verdict: d.verdict, policies: [...d.policies] };
   });

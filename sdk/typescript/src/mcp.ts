@@ -45,7 +45,7 @@ import type { Chain } from './chain.js';
 import type { Token } from './client.js';
 import { ConfigError, InsufficientScopeError, ProtocolError } from './errors.js';
 import type { FetchLike } from './http.js';
-import { type MCPDecision, type MCPMessage, MessageError, decideMCP, isDecided, readMessage, requiredScope } from './mcpdecide.js';
+import { type MCPDecision, type MCPMessage, MessageError, decideMCP, decisionChain, isDecided, readMessage, requiredScope } from './mcpdecide.js';
 import { nodeRequestParts, parseAuthorization, writeRejection } from './middleware.js';
 import { coveredBy } from './scope.js';
 import type { Verifier } from './verifier.js';
@@ -277,18 +277,7 @@ export class McpGuard {
       uri: m.uri,
       arguments: m.argumentsText,
       groups: this.cfg.groups ? this.cfg.groups(c.holder) : [],
-      chain: {
-        subject: c.subject,
-        subjectIssuer: c.subjectIssuer,
-        holder: c.holder,
-        actors: c.actors,
-        depth: c.depth,
-        scopes: c.scopes,
-        audiences: c.audiences,
-        root: c.root,
-        lineage: c.lineage,
-        bound: c.jkt !== '',
-      },
+      chain: decisionChain(c),
     });
   }
 

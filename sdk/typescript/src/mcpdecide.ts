@@ -22,6 +22,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { CallPolicy, Decision } from './cedar.js';
+import type { Chain } from './chain.js';
 import { MandateError } from './errors.js';
 import { coveredBy } from './scope.js';
 
@@ -658,6 +659,22 @@ export interface MCPChain {
   root: string;
   lineage: readonly string[];
   bound: boolean;
+}
+
+/** A verified chain as a decision reads it: bound when it has a jkt. */
+export function decisionChain(c: Chain): MCPChain {
+  return {
+    holder: c.holder,
+    subject: c.subject,
+    subjectIssuer: c.subjectIssuer,
+    actors: c.actors,
+    depth: c.depth,
+    scopes: c.scopes,
+    audiences: c.audiences,
+    root: c.root,
+    lineage: c.lineage,
+    bound: c.jkt !== '',
+  };
 }
 
 /** One MCP request to decide. */
