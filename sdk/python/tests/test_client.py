@@ -126,3 +126,29 @@ async def test_async_client_sends_the_same() -> None:
     assert form["actor_token_type"] == ["urn:ietf:params:oauth:token-type:jwt"]
     assert t.key is agent.key and claims_of(m.requests[0].headers["dpop"])["htm"] == "POST"
     assert parse_qs(m.requests[1].content.decode()) == {"token": ["a.b.c"]} and "dpop" not in m.requests[1].headers
+
+
+def test_a_bound_token_without_its_key_is_never_sent() -> None:
+    """Both ways a token reaches a server (DPoPAuth for httpx, McpAuth for the
+    MCP client's httpx2) refuse a DPoP-bound token whose key is not here,
+    before any request leaves: a DPoP token without a proof would only be
+    refused (or, worse, taken as a bearer token by a lax server)."""
+    import httpx2
+
+    from mandate_auth import DPoPAuth, MandateError, Token
+    from mandate_auth.mcp.client import McpAuth
+
+    sent: list[Any] = []
+    bound = Token("a.b.c", token_type="DPoP")
+    with httpx.Client(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200)), auth=DPoPAuth(bound)) as c:
+        with pytest.raises(MandateError) as e:
+            c.get("https://api.example/x")
+    assert e.value.error == "missing_dpop_key"
+    with httpx2.Client(transport=httpx2.MockTransport(lambda r: sent.append(r) or httpx2.Response(200)), auth=McpAuth(bound)) as c2:
+        with pytest.raises(MandateError) as e:
+            c2.get("https://mcp.example/mcp")
+    assert e.value.error == "missing_dpop_key" and sent == []
+    with httpx2.Client(transport=httpx2.MockTransport(lambda r: sent.append(r) or httpx2.Response(200)),
+                       auth=McpAuth(Token("a.b.c"))) as c2:
+        c2.get("https://mcp.example/mcp")
+    assert [r.headers["Authorization"] for r in sent] == ["Bearer a.b.c"] and "DPoP" not in sent[0].headers

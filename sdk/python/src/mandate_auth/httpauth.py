@@ -24,6 +24,22 @@ from .errors import MandateError
 __all__ = ["DPoPAuth", "api_client", "async_api_client"]
 
 
+def present_token(request: Any, token: Any, nonce: str | None) -> None:
+    """Put ``token`` on ``request`` (an ``httpx`` or ``httpx2`` one): as a
+    bearer token, or, when it is DPoP-bound, with a proof of its key for the
+    request's method and URL (no query or fragment) and the server's
+    ``nonce``."""
+    if not token.bound:
+        request.headers["Authorization"] = "Bearer " + token.value
+        return
+    if token.key is None:
+        raise MandateError("this DPoP-bound token's key is not here (adopt it with the holder's client or agent)",
+                           error="missing_dpop_key")
+    url = request.url.copy_with(query=None, fragment=None)
+    request.headers["Authorization"] = "DPoP " + token.value
+    request.headers["DPoP"] = token.key.proof(request.method, str(url), access_token=token.value, nonce=nonce, now=token.clock())
+
+
 class DPoPAuth(httpx.Auth):
     """Sends a :class:`~mandate_auth.client.Token` to a resource server."""
 
@@ -32,25 +48,13 @@ class DPoPAuth(httpx.Auth):
     def __init__(self, token: Any) -> None:
         self.token = token
 
-    def _authorize(self, request: httpx.Request, nonce: str | None) -> None:
-        t = self.token
-        if not t.bound:
-            request.headers["Authorization"] = "Bearer " + t.value
-            return
-        if t.key is None:
-            raise MandateError("this DPoP-bound token's key is not here (adopt it with the holder's client or agent)",
-                               error="missing_dpop_key")
-        url = request.url.copy_with(query=None, fragment=None)
-        request.headers["Authorization"] = "DPoP " + t.value
-        request.headers["DPoP"] = t.key.proof(request.method, str(url), access_token=t.value, nonce=nonce, now=t.clock())
-
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        self._authorize(request, None)
+        present_token(request, self.token, None)
         response = yield request
         self._no_redirects(response)
         nonce = response.headers.get("DPoP-Nonce")
         if response.status_code == 401 and nonce and self.token.bound:
-            self._authorize(request, nonce)
+            present_token(request, self.token, nonce)
             response = yield request
             self._no_redirects(response)
 

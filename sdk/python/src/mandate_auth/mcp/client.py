@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator
 
 import httpx2
 
-from ..errors import MandateError
+from ..httpauth import present_token
 from . import CODE_DENIED
 
 __all__ = ["McpAuth", "mcp_http_client", "connect", "McpDenial", "denial"]
@@ -51,20 +51,8 @@ class McpAuth(httpx2.Auth):
         authorization spec's step-up signal, which the MCP client itself
         reports only as a failed request), or None."""
 
-    def _authorize(self, request: httpx2.Request) -> None:
-        t = self.token
-        if not t.bound:
-            request.headers["Authorization"] = "Bearer " + t.value
-            return
-        if t.key is None:
-            raise MandateError("this DPoP-bound token's key is not here (adopt it with the holder's client or agent)",
-                               error="missing_dpop_key")
-        url = request.url.copy_with(query=None, fragment=None)
-        request.headers["Authorization"] = "DPoP " + t.value
-        request.headers["DPoP"] = t.key.proof(request.method, str(url), access_token=t.value, nonce=self._nonce, now=t.clock())
-
     def auth_flow(self, request: httpx2.Request) -> Any:
-        self._authorize(request)
+        present_token(request, self.token, self._nonce)
         response = yield request
         if response.status_code == 403:
             self._note_scope(response)
@@ -74,7 +62,7 @@ class McpAuth(httpx2.Auth):
         retry = response.status_code == 401 and nonce != self._nonce
         self._nonce = nonce
         if retry:
-            self._authorize(request)
+            present_token(request, self.token, self._nonce)
             yield request
 
     def _note_scope(self, response: httpx2.Response) -> None:
