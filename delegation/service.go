@@ -215,12 +215,8 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		s.now = time.Now
 	}
 	// Suspensions outlive a restart: a suspended agent is not let go by one.
-	held, err := st.Suspended(context.Background(), s.now())
-	if err != nil {
-		return nil, fmt.Errorf("load suspensions: %w", err)
-	}
-	for client, until := range held {
-		s.dev.suspended[client] = until
+	if err := s.SyncSuspensions(context.Background()); err != nil {
+		return nil, err
 	}
 	s.started = s.now()
 	if s.proofShare <= 0 {

@@ -26,7 +26,7 @@ type keyReloader interface {
 
 var _ keyReloader = (*tokens.KeyRing)(nil)
 
-// keyStore is where signing keys are stored: Config.KeyStore, or the store
+// keyStoreOf is where signing keys are stored: Config.KeyStore, or the store
 // itself when it is one (nil when neither).
 func (s *Service) keyStoreOf() tokens.KeyStore {
 	if s.keyStore != nil {
@@ -63,11 +63,11 @@ func (s *Service) SyncKeys(ctx context.Context) error {
 
 // SyncSuspensions reads the deviation suspensions again from the store
 // other processes share, so an agent suspended through one replica gets no
-// token from any.
+// token from any (New reads them first: they outlive a restart).
 func (s *Service) SyncSuspensions(ctx context.Context) error {
 	held, err := s.store.Suspended(ctx, s.now())
 	if err != nil {
-		return fmt.Errorf("sync suspensions: %w", err)
+		return fmt.Errorf("load suspensions: %w", err)
 	}
 	s.dev.mu.Lock()
 	defer s.dev.mu.Unlock()
