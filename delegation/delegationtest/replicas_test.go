@@ -178,7 +178,7 @@ func TestReplicasShareReplayCaches(t *testing.T) {
 	if r := a.Post(t, "token_endpoint", "", form); r.Status != 200 {
 		t.Fatalf("an assertion at A: %d %s", r.Status, r.Raw)
 	}
-	if r := b.Post(t, "token_endpoint", "", form); r.Status != 401 || r.Error() != oauth.CodeInvalidClient || !strings.Contains(r.String("error_description"), "already used") {
+	if r := b.Post(t, "token_endpoint", "", form); r.Status != 401 || r.Error() != oauth.CodeInvalidClient || !strings.Contains(r.String("error_description"), "already used (at another replica)") {
 		t.Errorf("the assertion replayed at B: %d %s", r.Status, r.Raw)
 	}
 }
