@@ -41,23 +41,32 @@ def anyio_backend() -> str:
 # -- the real server -----------------------------------------------------------
 
 
-_BUILT: list[str] = []
+_BUILT: dict[str, str] = {}
+
+
+def go_binary(env: str, package: str, what: str, local: Path | None = None) -> str:
+    """The binary ``$env`` names, else ``local`` if it exists, else one build
+    of ``package`` from this checkout per test session, in a temporary
+    directory."""
+    b = os.environ.get(env)
+    if b and os.path.exists(b):
+        return b
+    if local is not None and local.exists():
+        return str(local)
+    if package in _BUILT:
+        return _BUILT[package]
+    if shutil.which("go") is None:
+        pytest.skip(f"no {env} and no Go toolchain to build {what}")
+    out = Path(tempfile.mkdtemp(prefix="mandate-bin-")) / Path(package).name
+    subprocess.run(["go", "build", "-o", str(out), package], cwd=REPO, check=True, timeout=600)
+    _BUILT[package] = str(out)
+    return str(out)
 
 
 def mandate_binary() -> str:
     """$MANDATE_BIN (what `make test` builds), else one build of this checkout
     per test session, in a temporary directory."""
-    b = os.environ.get("MANDATE_BIN")
-    if b and os.path.exists(b):
-        return b
-    if _BUILT:
-        return _BUILT[0]
-    if shutil.which("go") is None:
-        pytest.skip("no MANDATE_BIN and no Go toolchain to build the server")
-    out = Path(tempfile.mkdtemp(prefix="mandate-bin-")) / "mandate"
-    subprocess.run(["go", "build", "-o", str(out), "./cmd/mandate"], cwd=REPO, check=True, timeout=600)
-    _BUILT.append(str(out))
-    return str(out)
+    return go_binary("MANDATE_BIN", "./cmd/mandate", "the server")
 
 
 @dataclass

@@ -7,38 +7,19 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from .conftest import REPO
-
-_BUILT: list[str] = []
+from .conftest import REPO, go_binary
 
 
 def example_binary() -> str:
     """$MCP_EXAMPLE_BIN (what `make test` builds), the checkout's
     .build/example-mcp, or one build of examples/mcp per test session."""
-    b = os.environ.get("MCP_EXAMPLE_BIN")
-    if b and os.path.exists(b):
-        return b
-    local = REPO / ".build" / "example-mcp"
-    if local.exists():
-        return str(local)
-    if _BUILT:
-        return _BUILT[0]
-    if shutil.which("go") is None:
-        pytest.skip("no MCP_EXAMPLE_BIN and no Go toolchain to build examples/mcp")
-    out = Path(tempfile.mkdtemp(prefix="mandate-example-mcp-")) / "example-mcp"
-    subprocess.run(["go", "build", "-o", str(out), "./examples/mcp"], cwd=REPO, check=True, timeout=600)
-    _BUILT.append(str(out))
-    return str(out)
+    return go_binary("MCP_EXAMPLE_BIN", "./examples/mcp", "examples/mcp", local=REPO / ".build" / "example-mcp")
 
 
 class Process:
