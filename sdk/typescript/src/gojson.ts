@@ -32,7 +32,8 @@ export type JVal = JObj | JVal[] | JNum | string | boolean | null;
 
 const MAX_DEPTH = 10000;
 
-function isWS(c: number): boolean {
+/** Whether c is white space JSON allows between tokens (RFC 8259 §2): space, tab, LF, CR — nothing more. */
+export function isWS(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 }
 

@@ -24,6 +24,7 @@ import { Buffer } from 'node:buffer';
 import type { CallPolicy, Decision } from './cedar.js';
 import type { Chain } from './chain.js';
 import { MandateError } from './errors.js';
+import { isWS } from './gojson.js';
 import { coveredBy } from './scope.js';
 
 /** The most bytes of JSON text an MCP request's arguments may have. */
@@ -51,17 +52,12 @@ function excerpt(s: string): string {
   return s.length > 40 ? s.slice(0, 40) + '…' : s;
 }
 
-/** Whether c is white space JSON allows around a value (RFC 8259 §2): space, tab, LF, CR — nothing more. */
-function jsonSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
 /** s without the JSON white space around it (Go's policy.ParseArguments trims the same). */
 function trimJSONSpace(s: string): string {
   let a = 0;
   let b = s.length;
-  while (a < b && jsonSpace(s.charCodeAt(a))) a++;
-  while (b > a && jsonSpace(s.charCodeAt(b - 1))) b--;
+  while (a < b && isWS(s.charCodeAt(a))) a++;
+  while (b > a && isWS(s.charCodeAt(b - 1))) b--;
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
@@ -89,7 +85,7 @@ class ArgParser {
   ws(): void {
     const s = this.s;
     for (;;) {
-      if (jsonSpace(s.charCodeAt(this.i))) this.i++;
+      if (isWS(s.charCodeAt(this.i))) this.i++;
       else return;
     }
   }
@@ -421,7 +417,7 @@ class MessageParser {
   ws(): void {
     const s = this.s;
     for (;;) {
-      if (jsonSpace(s.charCodeAt(this.i))) this.i++;
+      if (isWS(s.charCodeAt(this.i))) this.i++;
       else return;
     }
   }
