@@ -25,6 +25,7 @@ import type { CallPolicy, Decision } from './cedar.js';
 import type { Chain } from './chain.js';
 import { MandateError } from './errors.js';
 import { isWS } from './gojson.js';
+import { excerpt } from './jwt.js';
 import { coveredBy } from './scope.js';
 
 /** The most bytes of JSON text an MCP request's arguments may have. */
@@ -47,10 +48,6 @@ export type CedarRecord = { [k: string]: CedarJSON };
 
 const MAX_LONG = 2n ** 53n;
 const MAX_DECIMAL_SCALED = 2n ** 63n - 1n; // decimal is int64 ten-thousandths: ±922337203685477.5807
-
-function excerpt(s: string): string {
-  return s.length > 40 ? s.slice(0, 40) + '…' : s;
-}
 
 /** s without the JSON white space around it (Go's policy.ParseArguments trims the same). */
 function trimJSONSpace(s: string): string {

@@ -99,6 +99,25 @@ describe('parseArguments', () => {
     assert.deepEqual(Object.keys(parseArguments(undefined)), []);
   });
 
+  it("quotes the request's text in a refusal as Go does (jwt.Excerpt): no control or non-ASCII character, at most 64 bytes", () => {
+    const why = (t: string): string => {
+      try {
+        parseArguments(t);
+      } catch (e) {
+        assert.ok(e instanceof ArgumentsError);
+        return e.error_description;
+      }
+      return assert.fail(`accepted ${t}`);
+    };
+    assert.equal(why('{"a\\n\\u001b[31mé":1,"a\\n\\u001b[31mé":2}'), 'MCP arguments cannot be decided: member "a??[31m?" given twice');
+    assert.equal(why('{"Ab\\r":1,"aB\\r":2}'), 'MCP arguments cannot be decided: member "aB?" differs from another only in case');
+    assert.equal(why(`{"a":1${'0'.repeat(70)}.5}`), `MCP arguments cannot be decided: number 1${'0'.repeat(63)}… is neither an integer within ±2^53 nor a decimal of at most four fractional digits`);
+    assert.throws(
+      () => readMessage('{"a\\u2028\\r":1,"a\\u2028\\r":2}'),
+      (e: unknown) => e instanceof MessageError && e.error_description === 'Invalid Request: member "a??" given twice (refused: readers would disagree on it)',
+    );
+  });
+
   it("refuses a record Cedar's JSON would read as an escape, keeps the rest", () => {
     for (const t of ['{"__extn":{"fn":"decimal","arg":"1.0"}}', '{"a":{"__entity":{"type":"Agent","id":"admin"}}}', '{"a":[{"__expr":"x"}]}', '{"__entity":5}']) {
       assert.ok(refused(t), t);
