@@ -15,7 +15,7 @@ equal once ASCII letters are lower-cased and ``ſ`` read as ``s`` and ``K``
 surrogate, more than 8 levels (the arguments object is level 1), more than
 65,536 bytes of JSON after trimming the white space JSON allows around a
 value (space, tab, CR, LF — nothing else), anything after the object — and,
-beyond Go's rule (as the TypeScript SDK does), an object whose only member
+as in Go and TypeScript (the shared vectors hold it), an object whose only member
 is ``__entity``, ``__extn`` or ``__expr``: Cedar's JSON format, which this SDK hands Cedar its context in,
 reads such an object as an entity reference, an extension value or an error,
 never as the record that was sent.
