@@ -64,7 +64,7 @@ func authorization(r *http.Request) (string, string, error) {
 	default:
 		return "", "", ErrNoToken
 	}
-	tok = strings.TrimSpace(tok)
+	tok = strings.Trim(tok, " \t") // HTTP's own white space (RFC 9110 §5.6.3), as every SDK trims
 	if !ok || tok == "" || strings.ContainsAny(tok, " \t") {
 		return "", "", errBadAuthorization
 	}

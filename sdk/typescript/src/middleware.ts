@@ -66,7 +66,7 @@ export function parseAuthorization(values: readonly string[]): { scheme: 'Bearer
   if (rawScheme.toLowerCase() === 'bearer') scheme = 'Bearer';
   else if (rawScheme.toLowerCase() === 'dpop') scheme = 'DPoP';
   else throw new NoTokenError();
-  tok = tok.trim();
+  tok = tok.replace(/^[ \t]+|[ \t]+$/g, ''); // HTTP's own white space, as Go and Python trim
   if (sp < 0 || tok === '' || /[ \t]/.test(tok)) throw new BadAuthorizationError("use 'Bearer <token>'");
   return { scheme, token: tok };
 }
