@@ -292,9 +292,20 @@ func (s *Service) AuditPolicyReload(ctx context.Context, dir string, policies in
 	s.audit(ctx, ev)
 }
 
-// knownHolder reports whether id is a registered client or an ephemeral
-// agent's name under a client that may name them.
+// knownHolder reports whether id is a registered client, an ephemeral
+// agent's name under a client that may name them, or a name a workload
+// rule generates.
 func (s *Service) knownHolder(id string) bool {
+	if s.registeredOrEphemeral(id) {
+		return true
+	}
+	_, ok := s.generatedHolder(id)
+	return ok
+}
+
+// registeredOrEphemeral reports whether id is a registered client or an
+// ephemeral agent's name under a client that may name them.
+func (s *Service) registeredOrEphemeral(id string) bool {
 	if _, ok := s.clients[id]; ok {
 		return true
 	}

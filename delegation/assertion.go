@@ -34,8 +34,15 @@ const MaxAssertionLifetime = 5 * time.Minute
 // asked (a rate limit) after the signature verifies and before the jti is
 // recorded, so refused requests spend neither the assertion nor the cache.
 // On a store other replicas share, the jti is also recorded there, so an
-// assertion used at one replica is refused at every other.
+// assertion used at one replica is refused at every other. A workload
+// issuer's token is also a client assertion: it authenticates the
+// workload its issuer's rules name (workload_identity.go).
 func (s *Service) AuthenticateAssertion(ctx context.Context, assertion, clientID, endpoint string, admit func(*Registration) error) (*Registration, error) {
+	if s.workloadIssuerOf(assertion) != nil {
+		// A workload issuer's token authenticates the workload it names
+		// (workload_identity.go); a single-use one is spent here.
+		return s.workloadClient(ctx, assertion, clientID, admit, oauth.CodeInvalidClient, true)
+	}
 	unverified, err := jwt.Unverified(assertion)
 	if err != nil || len(assertion) > tokens.MaxTokenSize {
 		return nil, errBadCredentials

@@ -46,19 +46,26 @@ var agentName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-
 
 // isEphemeralActorToken reports whether an actor token is an ephemeral
 // agent's (by its header's typ), without trusting anything else in it.
-func isEphemeralActorToken(tok string) bool {
+func isEphemeralActorToken(tok string) bool { return strings.EqualFold(unverifiedType(tok), TypeAgent) }
+
+// unverifiedType reads a JWS's header typ without verifying anything, only
+// to choose how the token will be verified ("" when unreadable).
+func unverifiedType(tok string) string {
 	head, _, ok := strings.Cut(tok, ".")
 	if !ok || len(head) > 4096 {
-		return false
+		return ""
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(head)
 	if err != nil {
-		return false
+		return ""
 	}
 	var h struct {
 		Typ string `json:"typ"`
 	}
-	return json.Unmarshal(raw, &h) == nil && strings.EqualFold(h.Typ, TypeAgent)
+	if json.Unmarshal(raw, &h) != nil {
+		return ""
+	}
+	return h.Typ
 }
 
 // ephemeralActor checks an ephemeral agent's actor token presented by its

@@ -33,6 +33,7 @@ type GrantHandler interface {
 var grantRegistry = []registeredGrant{
 	clientCredentialsGrant{},
 	tokenExchangeGrant{},
+	jwtBearerGrant{},
 }
 
 // registeredGrant is a grant as the registry holds it.
@@ -108,6 +109,9 @@ type TokenRequest struct {
 	ActorToken         string
 	ActorTokenType     string
 	RequestedTokenType string
+	// Assertion is the JWT bearer grant's assertion (RFC 7523 §2.1): a
+	// workload token or an ID-JAG.
+	Assertion string
 	// DPoP is the request's DPoP proof (RFC 9449), if any, and DPoPURL the
 	// token endpoint's URL it must be made for.
 	DPoP    string

@@ -140,9 +140,13 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 			}
 			h, ok := s.clients[actor.ClientID]
 			if !ok {
+				// A workload identity a rule generated: its rule's ceiling.
+				h, ok = s.generatedHolder(actor.ClientID)
+			}
+			if !ok {
 				return nil, oauth.New(oauth.CodeInvalidRequest, "actor %q is no longer a registered client", jwt.Excerpt(actor.ClientID))
 			}
-			if h != c {
+			if h.ID != c.ID {
 				// docs/design.md, actor tokens: the actor token is handed to
 				// the delegating client, so it must be useless anywhere but
 				// here: an identity token, or one bound to the actor's key.
@@ -174,7 +178,7 @@ func (s *Service) delegate(ctx context.Context, c *Registration, req *TokenReque
 		claims.Cnf = &jwt.Confirmation{JKT: holderKey}
 	}
 	action := policy.ActionDownscope
-	if holder != c {
+	if holder.ID != c.ID {
 		action = policy.ActionDelegate
 	}
 	policies, err := s.decide(ctx, s.policyRequest(c, holder, action, claims, parent.Act, now))

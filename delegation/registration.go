@@ -92,6 +92,11 @@ type Registration struct {
 	Serves []string
 
 	ephemeral bool // an ephemeral agent made for one exchange, not a registration
+	// generatedName: a workload identity a rule generated (workload_identity.go).
+	generatedName bool
+	// workload, when set, is the workload token that authenticated this
+	// request's client (a copy of the registration made for the request).
+	workload *workloadProof
 }
 
 // Can reports whether the client may use the grant of that name (a

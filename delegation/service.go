@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/delegation/workload"
 	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
@@ -72,8 +73,14 @@ type Config struct {
 	MaxDepth       int
 	Clients        []Registration
 	TrustedIssuers []TrustedIssuer
-	Policy         PolicyEngine
-	Logger         *slog.Logger
+	// WorkloadIssuers are the platforms whose tokens authenticate the
+	// workloads they name (the JWT bearer grant, client assertions);
+	// IDJAGIssuers the enterprise IdPs whose ID-JAGs a client may redeem
+	// for a root on behalf of a user (docs/workload-identity.md).
+	WorkloadIssuers []workload.Issuer
+	IDJAGIssuers    []workload.IDJAGIssuer
+	Policy          PolicyEngine
+	Logger          *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// FeedPageSize bounds one revocation-feed answer (DefaultFeedPageSize when 0).
@@ -101,32 +108,38 @@ type Service struct {
 	maxDepth     int
 	clients      map[string]*Registration
 	trusted      map[string]*TrustedIssuer
-	keys         Keys
-	keyStore     tokens.KeyStore // nil: the store, if it is one
-	store        Store
-	policy       PolicyEngine
-	log          *slog.Logger
-	now          func() time.Time
-	dummy        Secret
-	authCache    authCache // recent successful secret checks
-	revLog       store.RevocationLog
-	replays      store.Replays           // nil: the store is one process's; memory serves
-	grants       map[string]GrantHandler // by grant_type: grantRegistry
-	feedPage     int
-	proofShare   int // ProofsPerClient
-	dev          *deviations
-	proofs       map[string]*tokens.ReplayCache // per client: DPoP proof jtis seen at the token endpoint
-	started      time.Time                      // when this process started: no proof or assertion made before is taken
-	assertions   map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
-	assertionsMu sync.Mutex
-	verified     *tokens.VerifiedCache[*presented] // tokens presented before: signature, structure and record checked
-	feedWaiters  atomic.Int64                      // revocation-feed long polls open now
-	revoked      broadcast                         // wakes feed long polls
-	refused      refusals                          // repeated refusals, counted
-	revSlots     chan struct{}                     // MaxConcurrentRevocations
-	keyEpoch     atomic.Int64                      // emergency rotations so far: wakes feed long polls
-	closing      chan struct{}                     // closed by Close
-	closeOnce    sync.Once
+	// workload identity (workload_identity.go): issuers by iss and by
+	// SPIFFE trust domain, the rules that generate names, ID-JAG issuers.
+	workloadByIss map[string]*workload.Issuer
+	workloadByTD  map[string]*workload.Issuer
+	agentRules    []agentRule
+	idjag         map[string]*workload.IDJAGIssuer
+	keys          Keys
+	keyStore      tokens.KeyStore // nil: the store, if it is one
+	store         Store
+	policy        PolicyEngine
+	log           *slog.Logger
+	now           func() time.Time
+	dummy         Secret
+	authCache     authCache // recent successful secret checks
+	revLog        store.RevocationLog
+	replays       store.Replays           // nil: the store is one process's; memory serves
+	grants        map[string]GrantHandler // by grant_type: grantRegistry
+	feedPage      int
+	proofShare    int // ProofsPerClient
+	dev           *deviations
+	proofs        map[string]*tokens.ReplayCache // per client: DPoP proof jtis seen at the token endpoint
+	started       time.Time                      // when this process started: no proof or assertion made before is taken
+	assertions    map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
+	assertionsMu  sync.Mutex
+	verified      *tokens.VerifiedCache[*presented] // tokens presented before: signature, structure and record checked
+	feedWaiters   atomic.Int64                      // revocation-feed long polls open now
+	revoked       broadcast                         // wakes feed long polls
+	refused       refusals                          // repeated refusals, counted
+	revSlots      chan struct{}                     // MaxConcurrentRevocations
+	keyEpoch      atomic.Int64                      // emergency rotations so far: wakes feed long polls
+	closing       chan struct{}                     // closed by Close
+	closeOnce     sync.Once
 }
 
 // VerifiedCacheSize bounds the tokens the token endpoint remembers as
@@ -198,6 +211,9 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		}
 		s.trusted[ti.Issuer] = &ti
 	}
+	if err := s.setupWorkload(cfg); err != nil {
+		return nil, err
+	}
 	// A store other processes share remembers single-use values for all
 	// of them (assertion.go, grant.go).
 	s.replays, _ = st.(store.Replays)
@@ -227,6 +243,18 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	}
 	s.dummy = newDummySecret(clients)
 	return s, nil
+}
+
+// CheckConfig reports the problems New would find in cfg's registrations
+// and issuers, without keys or a store, so a configuration check refuses
+// what serve would.
+func CheckConfig(cfg Config) error {
+	clients, err := validateClients(cfg.Clients, cfg.Issuer)
+	if err != nil {
+		return err
+	}
+	s := &Service{clients: clients}
+	return s.setupWorkload(cfg)
 }
 
 // Issuer is the "iss" of every token this service mints.
@@ -265,6 +293,12 @@ func newJTI(now time.Time) (string, error) {
 // emergency rotation), the new token is refused rather than signed with the
 // new key on the word of the withdrawn one.
 func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Claims, grant string, issuedType string, policies []string, fromKids ...string) (*TokenResponse, error) {
+	return s.issueFrom(ctx, requester, c, grant, issuedType, policies, nil, fromKids...)
+}
+
+// issueFrom is issue for a root an assertion started (the JWT bearer
+// grant): origin names it in the audit record.
+func (s *Service) issueFrom(ctx context.Context, requester *Registration, c *jwt.Claims, grant string, issuedType string, policies []string, origin *store.AssertionRef, fromKids ...string) (*TokenResponse, error) {
 	jti, err := newJTI(s.now())
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeServerError, "could not issue a token")
@@ -301,7 +335,8 @@ func (s *Service) issue(ctx context.Context, requester *Registration, c *jwt.Cla
 	}
 	rec.JKT = c.JKT()
 	ev := &store.AuditEvent{Time: s.now(), Type: store.AuditIssued, Client: requester.ID, Grant: grant,
-		JTI: c.ID, Holder: c.ClientID, Subject: c.Subject, Scope: c.Scope, Root: c.Root(), Depth: c.Depth(), Policies: policies}
+		JTI: c.ID, Holder: c.ClientID, Subject: c.Subject, Scope: c.Scope, Root: c.Root(), Depth: c.Depth(), Policies: policies,
+		Assertion: origin}
 	if err := s.store.PutToken(ctx, rec, ev); errors.Is(err, store.ErrAncestorRevoked) {
 		// The parent, or an ancestor, was revoked while this request was
 		// decided (through any replica): the store refused the child in

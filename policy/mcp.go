@@ -105,6 +105,18 @@ func ParseArguments(raw []byte) (Arguments, error) {
 	return Arguments{rec: &rec}, nil
 }
 
+// ParseClaims converts a verified assertion's JSON payload to the record
+// policies read as context.assertion.claims, by the rule ParseArguments
+// applies to MCP arguments (and the same refusals: a null, an inexact
+// number, a repeated or case-folded member cannot be decided on).
+func ParseClaims(payload []byte) (Arguments, error) {
+	a, err := ParseArguments(payload)
+	if err != nil {
+		return Arguments{}, fmt.Errorf("assertion claims: %w", err)
+	}
+	return a, nil
+}
+
 // jsonSpace is the white space RFC 8259 allows around a JSON value.
 const jsonSpace = " \t\n\r"
 

@@ -62,6 +62,20 @@ type Request struct {
 	// principal is then also the resource (the new holder), and the action
 	// delegate.
 	AudienceExchange bool
+	// Assertion, when a root is minted by the JWT bearer grant, is the
+	// platform token or ID-JAG it came from (context.assertion), so a rule
+	// can read the workload's namespace or repository.
+	Assertion *Assertion
+}
+
+// Assertion is what policy sees of a verified assertion: who issued it,
+// whom it names, and its whole payload as a record (by ParseClaims).
+type Assertion struct {
+	Issuer  string
+	Subject string
+	// Kind is "workload" or "id-jag".
+	Kind   string
+	Claims Arguments
 }
 
 // Entity names a Cedar entity, such as Tool::"search" or Table::"orders".
@@ -223,6 +237,12 @@ func (s *Set) Decide(_ context.Context, r Request) (Decision, error) {
 	ctx["ephemeral"] = cedar.Boolean(r.Ephemeral)
 	ctx["bound"] = cedar.Boolean(r.Bound)
 	ctx["audience_exchange"] = cedar.Boolean(r.AudienceExchange)
+	if a := r.Assertion; a != nil {
+		ctx["assertion"] = cedar.NewRecord(cedar.RecordMap{
+			"iss": cedar.String(a.Issuer), "sub": cedar.String(a.Subject), "kind": cedar.String(a.Kind),
+			"claims": a.Claims.Record(),
+		})
+	}
 	return s.eval(ents, cedar.Request{Principal: principal, Action: action(r.Action), Resource: resource, Context: cedar.NewRecord(ctx)}), nil
 }
 

@@ -44,6 +44,21 @@ type AuditEvent struct {
 	KID      string `json:"kid,omitempty"`
 	Base     uint64 `json:"base,omitempty"`
 	BaseHash string `json:"base_hash,omitempty"`
+	// Assertion, on an issued root, names the platform token or ID-JAG
+	// that started the chain (the JWT bearer grant). Last and omitted when
+	// absent, so records written before it hash as they did.
+	Assertion *AssertionRef `json:"assertion,omitempty"`
+}
+
+// AssertionRef names an assertion without keeping it: its issuer, subject
+// and jti, or, for a token without a jti, the SHA-256 (hex) of the token.
+type AssertionRef struct {
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
+	JTI     string `json:"jti,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+	// Kind is "workload" or "id-jag".
+	Kind string `json:"kind"`
 }
 
 // AuditRecord is an event as the trail keeps it: numbered, and chained to the

@@ -132,6 +132,10 @@ const (
 	ReplayDPoP = "dpop"
 	// ReplayAssertion is a private_key_jwt client assertion.
 	ReplayAssertion = "assertion"
+	// ReplayWorkload is a single-use workload issuer's token (RFC 7523).
+	ReplayWorkload = "workload"
+	// ReplayIDJAG is an identity assertion JWT authorization grant.
+	ReplayIDJAG = "id-jag"
 )
 
 // Replays remembers single-use values — a DPoP proof's jti, a client

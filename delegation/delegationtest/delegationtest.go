@@ -164,6 +164,10 @@ type Options struct {
 	// replicas of one Mandate, and a server restarted on another port, share
 	// it. Requests still go to the server's address (Env.Base).
 	Issuer string
+	// Configure, when set, edits the configuration last, as a config file
+	// would say more (workload_issuers, id_jag_issuers); write puts a file
+	// (a JWKS, say) in the configuration's directory and returns its path.
+	Configure func(cfg *server.Config, write func(name string, data []byte) string)
 }
 
 // TestKEK is the key-encryption key servers on PostgreSQL run with when
@@ -314,9 +318,12 @@ func Config(t testing.TB, opts Options) *server.Config {
 		}
 		cfg.Clients = append(cfg.Clients, cc)
 	}
+	if opts.Configure != nil {
+		defer opts.Configure(cfg, write)
+	}
 	for i, ti := range opts.TrustedIssuers {
 		cfg.TrustedIssuers = append(cfg.TrustedIssuers, server.TrustedIssuerConfig{Issuer: ti.Issuer, Audience: ti.Audience,
-			JWKSFile: write(fmt.Sprintf("issuers/%d.jwks.json", i), ti.JWKS)})
+			KeySource: server.KeySource{JWKSFile: write(fmt.Sprintf("issuers/%d.jwks.json", i), ti.JWKS)}})
 	}
 	return cfg
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -99,7 +100,7 @@ func New(svc *delegation.Service, opts Options) *echo.Echo {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{svc: svc, opts: opts, log: log, metadata: Metadata(svc.Issuer()), limits: newLimiters(opts.RateLimit, opts.Now),
+	a := &api{svc: svc, opts: opts, log: log, metadata: serviceMetadata(svc), limits: newLimiters(opts.RateLimit, opts.Now),
 		revLimit: newLimiters(opts.RateLimit.revocationBudget(), opts.Now)}
 	e := echo.New()
 	e.HideBanner = true
@@ -153,6 +154,25 @@ func Metadata(issuer string) map[string]any {
 	}
 }
 
+// IDJAGGrantProfile is advertised in authorization_grant_profiles_supported
+// when ID-JAG issuers are configured
+// (draft-ietf-oauth-identity-assertion-authz-grant, metadata).
+const IDJAGGrantProfile = "urn:ietf:params:oauth:grant-profile:id-jag"
+
+// serviceMetadata is Metadata as svc is configured: the JWT bearer grant
+// only when a workload or ID-JAG issuer is configured, and the ID-JAG
+// grant profile when an ID-JAG issuer is.
+func serviceMetadata(svc *delegation.Service) map[string]any {
+	md := Metadata(svc.Issuer())
+	if !svc.AcceptsJWTBearer() {
+		md["grant_types_supported"] = slices.DeleteFunc(md["grant_types_supported"].([]string), func(g string) bool { return g == oauth.GrantJWTBearer })
+	}
+	if svc.AcceptsIDJAG() {
+		md["authorization_grant_profiles_supported"] = []string{IDJAGGrantProfile}
+	}
+	return md
+}
+
 // grantTypes lists the grant_type values the core's grant registry serves.
 func grantTypes() []string {
 	var out []string
@@ -189,7 +209,7 @@ const RetryAfterUnavailable = "1"
 var singleParams = []string{
 	"grant_type", "scope", "subject_token", "subject_token_type", "actor_token",
 	"actor_token_type", "requested_token_type", "client_id", "client_secret",
-	"token", "token_type_hint", "client_assertion", "client_assertion_type",
+	"token", "token_type_hint", "client_assertion", "client_assertion_type", "assertion",
 }
 
 func (a *api) postToken(c echo.Context) error {
@@ -224,6 +244,7 @@ func (a *api) postToken(c echo.Context) error {
 		ActorToken:         form.Get("actor_token"),
 		ActorTokenType:     form.Get("actor_token_type"),
 		RequestedTokenType: form.Get("requested_token_type"),
+		Assertion:          form.Get("assertion"),
 	})
 	if err != nil {
 		return a.writeError(c, err)
@@ -328,6 +349,16 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Registr
 		}
 		return form, client, nil // admitted inside, before its jti was spent
 	}
+	if c.Path() == PathToken && form.Get("grant_type") == oauth.GrantJWTBearer && !sendsClientAuth(c.Request(), form) {
+		// RFC 7523 §3.1: a workload issuer's token is the client's
+		// authentication too (delegation.AuthenticateWorkload).
+		client, err := a.svc.AuthenticateWorkload(c.Request().Context(), form.Get("assertion"), form.Get("client_id"),
+			func(client *delegation.Registration) error { return a.admit(c, client) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return form, client, nil
+	}
 	id, secret, err := clientCredentials(c.Request(), form)
 	if err != nil {
 		return nil, nil, err
@@ -338,6 +369,13 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Registr
 		return nil, nil, err
 	}
 	return form, client, a.admit(c, client)
+}
+
+// sendsClientAuth reports whether a request carries client credentials (an
+// Authorization header or a client_secret; client assertions are decided
+// before): a client_id alone authenticates nothing.
+func sendsClientAuth(r *http.Request, form url.Values) bool {
+	return len(r.Header.Values("Authorization")) > 0 || form.Has("client_secret")
 }
 
 // basicClient authenticates a GET by HTTP Basic (it has no body for the

@@ -13,10 +13,12 @@ import (
 	"net/http"
 )
 
-// Grant types and token types Mandate understands (RFC 6749 §4.4, RFC 8693 §3).
+// Grant types and token types Mandate understands (RFC 6749 §4.4, RFC 8693 §3,
+// RFC 7523 §2.1).
 const (
 	GrantClientCredentials = "client_credentials"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"

@@ -51,8 +51,11 @@ type Assertion struct {
 	// empty unless SingleUse); Expiry is when a single-use jti may be forgotten.
 	Issuer, Subject, JTI string
 	Expiry               time.Time
-	// Claims is the whole payload, for policy's context.
-	Claims map[string]any
+	// IssuedAt is its iat (zero when it has none).
+	IssuedAt time.Time
+	// Claims is the whole payload, and Payload its JSON, for policy's context.
+	Claims  map[string]any
+	Payload []byte
 }
 
 // Name names the issuer in messages: its URL or its trust domain.
@@ -118,5 +121,13 @@ func (is *Issuer) Verify(assertion string, now time.Time) (*Assertion, error) {
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
-	return &Assertion{Identity: id, Issuer: reg.Issuer, Subject: reg.Subject, JTI: reg.ID, Expiry: reg.Expiry.Time(), Claims: claims}, nil
+	return &Assertion{Identity: id, Issuer: reg.Issuer, Subject: reg.Subject, JTI: reg.ID, Expiry: reg.Expiry.Time(), IssuedAt: iat(reg), Claims: claims, Payload: payload}, nil
+}
+
+// iat is a token's iat as a time, zero when absent.
+func iat(reg jwt.Registered) time.Time {
+	if reg.IssuedAt.IsZero() {
+		return time.Time{}
+	}
+	return reg.IssuedAt.Time()
 }

@@ -41,6 +41,11 @@ type IDJAG struct {
 	// the grant).
 	Scopes, Resources []string
 	Claims            map[string]any
+	// Issuer is the IdP (the root's sub_iss); IssuedAt when it was made;
+	// Payload the JSON, for policy's context.
+	Issuer   string
+	IssuedAt time.Time
+	Payload  []byte
 }
 
 // idjagClaims are the claims an ID-JAG adds to the registered ones.
@@ -92,7 +97,8 @@ func (is *IDJAGIssuer) Verify(assertion, clientID string, now time.Time) (*IDJAG
 	if life := c.Expiry.Time().Sub(c.IssuedAt.Time()); life > maxLife {
 		return nil, refuse("lives %s, longer than %s", life, maxLife)
 	}
-	out := &IDJAG{Subject: c.Subject, ClientID: c.ClientID, JTI: c.ID, Expiry: c.Expiry.Time()}
+	out := &IDJAG{Subject: c.Subject, ClientID: c.ClientID, JTI: c.ID, Expiry: c.Expiry.Time(),
+		Issuer: c.Issuer, IssuedAt: c.IssuedAt.Time(), Payload: payload}
 	if c.Scope != "" {
 		if out.Scopes, err = chain.ParseScope(c.Scope); err != nil {
 			return nil, refuse("scope: %v", err)

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -73,11 +74,65 @@ func (r Rule) Check() error {
 		}
 	}
 	if r.Agent != "" {
-		if _, err := parseTemplate(r.Agent); err != nil {
+		parts, err := parseTemplate(r.Agent)
+		if err != nil {
 			return err
+		}
+		for _, p := range parts {
+			if !p.claim {
+				continue
+			}
+			if path, n, isCapture := capture(p.text); isCapture {
+				glob, ok := r.Match[path]
+				if !ok || n < 1 || n > wholeStars(glob) {
+					return fmt.Errorf("agent template {%s}: the match glob of %s has no %d-th segment that is * alone", p.text, path, n)
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// capture reads a template reference "path#N": the part of claim path that
+// the N-th segment of its match glob consisting of * alone matched.
+func capture(ref string) (path string, n int, ok bool) {
+	path, num, ok := strings.Cut(ref, "#")
+	if !ok {
+		return ref, 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || num != strconv.Itoa(n) {
+		return path, -1, true
+	}
+	return path, n, true
+}
+
+// wholeStars counts a glob's segments that are * alone.
+func wholeStars(glob string) int {
+	n := 0
+	for _, sg := range segments(glob) {
+		if glob[sg.from:sg.to] == "*" {
+			n++
+		}
+	}
+	return n
+}
+
+// captured is the segment of s that the n-th whole-* segment of glob
+// matched (s matches glob, so their segments pair off).
+func captured(glob, s string, n int) (string, bool) {
+	gs, ss := segments(glob), segments(s)
+	if len(gs) != len(ss) {
+		return "", false
+	}
+	for i, sg := range gs {
+		if glob[sg.from:sg.to] == "*" {
+			if n--; n == 0 {
+				return s[ss[i].from:ss[i].to], true
+			}
+		}
+	}
+	return "", false
 }
 
 // Map returns the identity of the first rule of rules that claims match.
@@ -88,7 +143,7 @@ func Map(rules []Rule, claims map[string]any) (Identity, error) {
 		}
 		id := Identity{Client: r.Client, Rule: i, Scopes: r.Scopes, Audiences: r.Audiences, Groups: r.Groups}
 		if r.Agent != "" {
-			name, err := Fill(r.Agent, claims)
+			name, err := fill(r.Agent, claims, r.Match)
 			if err != nil {
 				return Identity{}, err
 			}
@@ -244,6 +299,13 @@ func parseTemplate(t string) ([]part, error) {
 // substituted value must be a string of 1–63 of [A-Za-z0-9._-], not dots
 // only (ErrBadValue otherwise).
 func Fill(template string, claims map[string]any) (string, error) {
+	return fill(template, claims, nil)
+}
+
+// fill is Fill with a rule's match globs, which "{path#N}" references read
+// (the segment of claim path that the glob's N-th lone * matched: a SPIFFE
+// ID's last path segment, say).
+func fill(template string, claims map[string]any, match map[string]string) (string, error) {
 	parts, err := parseTemplate(template)
 	if err != nil {
 		return "", err
@@ -254,10 +316,20 @@ func Fill(template string, claims map[string]any) (string, error) {
 			b.WriteString(p.text)
 			continue
 		}
-		v, ok := Claim(claims, p.text)
+		path, n, isCapture := capture(p.text)
+		v, ok := Claim(claims, path)
 		s, isString := v.(string)
 		if !ok || !isString {
-			return "", fmt.Errorf("%w: claim %s is missing or not a string", ErrBadValue, p.text)
+			return "", fmt.Errorf("%w: claim %s is missing or not a string", ErrBadValue, path)
+		}
+		if isCapture {
+			glob, matched := match[path]
+			if !matched || !Glob(glob, s) {
+				return "", fmt.Errorf("%w: {%s}: claim %s does not match its rule's glob", ErrBadValue, p.text, path)
+			}
+			if s, ok = captured(glob, s, n); !ok {
+				return "", fmt.Errorf("%w: {%s}: the glob of %s has no such segment", ErrBadValue, p.text, path)
+			}
 		}
 		if !nameValue(s) {
 			return "", fmt.Errorf("%w: claim %s must be 1-63 of A-Z a-z 0-9 . _ - and not dots only", ErrBadValue, p.text)

@@ -196,3 +196,59 @@ func reference(p, s string) bool {
 	}
 	return m(0, 0)
 }
+
+func TestSPIFFEPathSegmentBecomesTheName(t *testing.T) {
+	rules := []workload.Rule{{Match: map[string]string{"sub": "spiffe://example.org/agents/*"}, Agent: "spiffe/{sub#1}"}}
+	if err := rules[0].Check(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := workload.Map(rules, claims(t, svid))
+	if err != nil || id.Agent != "spiffe/summarizer" {
+		t.Fatalf("%+v %v", id, err)
+	}
+	for _, bad := range []workload.Rule{
+		{Match: map[string]string{"sub": "spiffe://example.org/agents/*"}, Agent: "spiffe/{sub#2}"},   // one lone *
+		{Match: map[string]string{"sub": "spiffe://example.org/agents/a*"}, Agent: "spiffe/{sub#1}"},  // not alone
+		{Match: map[string]string{"iss": "*"}, Agent: "spiffe/{sub#1}"},                               // sub has no glob
+		{Match: map[string]string{"sub": "spiffe://example.org/agents/*"}, Agent: "spiffe/{sub#01}"},  // not a plain number
+		{Match: map[string]string{"sub": "spiffe://example.org/agents/*"}, Agent: "spiffe/{sub#one}"}, // not a number
+	} {
+		if err := bad.Check(); err == nil {
+			t.Errorf("%+v: accepted", bad)
+		}
+	}
+	// A captured segment still obeys the value rule.
+	dots := claims(t, strings.Replace(svid, "summarizer", "..", 1))
+	if _, err := workload.Map(rules, dots); !errors.Is(err, workload.ErrBadValue) {
+		t.Errorf("a dots-only segment: %v", err)
+	}
+}
+
+func TestTemplatesOverlap(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"k8s/{ns}/{sa}", "k8s/agents/{sa}", true},
+		{"k8s/{ns}/{sa}", "k8s-agents/{sa}", false},
+		{"k8s/{ns}/{sa}", "k8s/{x}", false}, // a hole never makes '/'
+		{"{a}", "orchestrator", true},
+		{"{a}-bot", "orchestrator", false},
+		{"gh/{repo}", "gh/acme/x", false},
+		{"a{x}b", "a{y}", true},
+		{"x.{a}", "{b}.y", true},
+	} {
+		if got := workload.Overlap(c.a, c.b); got != c.want {
+			t.Errorf("Overlap(%q, %q) = %v", c.a, c.b, got)
+		}
+		if got := workload.Overlap(c.b, c.a); got != c.want {
+			t.Errorf("Overlap(%q, %q) = %v", c.b, c.a, got)
+		}
+	}
+	if !workload.CanMake("k8s/{ns}/{sa}", "k8s/agents/researcher") || workload.CanMake("k8s/{ns}/{sa}", "k8s/agents") || workload.CanMake("{a}", "{a}") {
+		t.Error("CanMake")
+	}
+	if !workload.CanMakeUnder("{ns}/{sa}", "orchestrator") || workload.CanMakeUnder("k8s/{ns}/{sa}", "orchestrator") || !workload.CanMakeUnder("k8s/{ns}", "k8s") {
+		t.Error("CanMakeUnder")
+	}
+}

@@ -58,6 +58,10 @@ type Config struct {
 	Log            LogConfig             `mapstructure:"log"`
 	Clients        []ClientConfig        `mapstructure:"clients"`
 	TrustedIssuers []TrustedIssuerConfig `mapstructure:"trusted_issuers"`
+	// WorkloadIssuers and IDJAGIssuers start chains from platform tokens
+	// and enterprise ID-JAGs (docs/workload-identity.md).
+	WorkloadIssuers []WorkloadIssuerConfig `mapstructure:"workload_issuers"`
+	IDJAGIssuers    []IDJAGIssuerConfig    `mapstructure:"id_jag_issuers"`
 }
 
 // LogConfig shapes serve's log: JSON lines by default (what a log pipeline
@@ -315,10 +319,61 @@ type EphemeralConfig struct {
 
 // TrustedIssuerConfig registers an external identity provider.
 type TrustedIssuerConfig struct {
-	Issuer   string `mapstructure:"issuer"`
-	JWKSFile string `mapstructure:"jwks_file"`
-	JWKSURL  string `mapstructure:"jwks_url"`
+	Issuer string `mapstructure:"issuer"`
+	// KeySource: jwks_file, jwks_url or discovery, and ca_file.
+	KeySource `mapstructure:",squash"`
+	Audience  string `mapstructure:"audience"`
+}
+
+// KeySource says where an issuer's keys are: exactly one of a JWKS file, a
+// JWKS URL, or OIDC discovery on the issuer; CAFile adds private CAs for
+// the fetches.
+type KeySource struct {
+	JWKSFile  string `mapstructure:"jwks_file"`
+	JWKSURL   string `mapstructure:"jwks_url"`
+	Discovery bool   `mapstructure:"discovery"`
+	CAFile    string `mapstructure:"ca_file"`
+}
+
+// WorkloadIssuerConfig is a platform whose tokens start chains without a
+// static secret (../shared/DESIGN.md, workload issuers): keyed by issuer,
+// or by trust_domain for SPIFFE JWT-SVIDs.
+type WorkloadIssuerConfig struct {
+	Issuer      string `mapstructure:"issuer"`
+	TrustDomain string `mapstructure:"trust_domain"`
+	KeySource   `mapstructure:",squash"`
+	// Audience is what its tokens must be for (default: Mandate's issuer).
 	Audience string `mapstructure:"audience"`
+	// MaxLifetime bounds the tokens' exp - iat (default 1h).
+	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
+	// SingleUse requires a jti and accepts each token once.
+	SingleUse bool                 `mapstructure:"single_use"`
+	Rules     []WorkloadRuleConfig `mapstructure:"rules"`
+}
+
+// WorkloadRuleConfig maps matching tokens to a registered client or a
+// generated agent name with its ceiling; the first match wins.
+type WorkloadRuleConfig struct {
+	// Match holds globs by claim path; Load re-reads it from the file so
+	// that claim names keep their case.
+	Match     map[string]string `mapstructure:"match"`
+	Client    string            `mapstructure:"client"`
+	Agent     string            `mapstructure:"agent"`
+	Scopes    []string          `mapstructure:"scopes"`
+	Audiences []string          `mapstructure:"audiences"`
+	Groups    []string          `mapstructure:"groups"`
+}
+
+// IDJAGIssuerConfig is an enterprise IdP whose identity assertion
+// authorization grants (ID-JAGs) a client may redeem for a root on behalf
+// of the user.
+type IDJAGIssuerConfig struct {
+	Issuer    string `mapstructure:"issuer"`
+	KeySource `mapstructure:",squash"`
+	// Audience is what its ID-JAGs must be for (default: Mandate's issuer).
+	Audience string `mapstructure:"audience"`
+	// MaxLifetime bounds an ID-JAG's exp - iat (default 5m).
+	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
 }
 
 // defaults are every scalar key with its default; registering them is also what
@@ -424,6 +479,9 @@ func Load(path string, flags *pflag.FlagSet) (*Config, []string, error) {
 	var inFile error
 	var dsnInFile string
 	if path != "" {
+		if err := cfg.matchCase(path); err != nil {
+			return nil, envWarnings, err
+		}
 		base = filepath.Dir(path)
 		if v.InConfig("data_dir") && !filepath.IsAbs(cfg.DataDir) {
 			cfg.DataDir = filepath.Join(base, cfg.DataDir)
@@ -962,16 +1020,9 @@ func (c *Config) Validate(base string) ([]string, error) {
 		if u, err := url.Parse(ti.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 			failf("config: %s.issuer %q must be the issuer's absolute URL, exactly as in its tokens' iss", key, ti.Issuer)
 		}
-		switch {
-		case ti.JWKSURL != "":
-			failf("config: %s.jwks_url is not supported in this version: download the JWKS and use jwks_file", key)
-		case ti.JWKSFile == "":
-			failf("config: %s.jwks_file is required (the issuer's JWKS document)", key)
-		}
-		if ti.JWKSFile != "" && base != "" && !filepath.IsAbs(ti.JWKSFile) {
-			ti.JWKSFile = filepath.Join(base, ti.JWKSFile)
-		}
+		errs = append(errs, validateKeys(key, ti.Issuer, &ti.KeySource, base)...)
 	}
+	errs = append(errs, c.validateIssuers(base)...)
 	return warn, errors.Join(errs...)
 }
 
@@ -1175,13 +1226,13 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 		sc.Clients = append(sc.Clients, dc)
 	}
 	for i, ti := range c.TrustedIssuers {
-		keys, err := readJWKS(ti.JWKSFile, fmt.Sprintf("trusted_issuers[%d].jwks_file", i))
+		keys, err := keyResolver(fmt.Sprintf("trusted_issuers[%d]", i), ti.Issuer, ti.KeySource)
 		if err != nil {
 			return sc, err
 		}
 		sc.TrustedIssuers = append(sc.TrustedIssuers, delegation.TrustedIssuer{Issuer: ti.Issuer, Audience: ti.Audience, Keys: keys})
 	}
-	return sc, nil
+	return sc, c.issuersConfig(&sc)
 }
 
 // readJWKS reads the JWKS document at path, which the configuration names
@@ -1212,10 +1263,13 @@ func (c *Config) CheckFiles() error {
 			}
 		}
 	}
-	for i, ti := range c.TrustedIssuers {
-		if _, err := readJWKS(ti.JWKSFile, fmt.Sprintf("trusted_issuers[%d].jwks_file", i)); err != nil {
-			errs = append(errs, err)
-		}
+	if sc, err := c.serviceConfig(); err != nil {
+		// Every key file (clients', issuers'), CA file and key URL.
+		errs = append(errs, err)
+	} else if err := delegation.CheckConfig(sc); err != nil {
+		// What the core checks at start: rules naming clients, generated
+		// names that could be a client's or collide with each other.
+		errs = append(errs, fmt.Errorf("config: %w", err))
 	}
 	if c.Policy.Dir != "" {
 		if _, err := policy.LoadDir(c.Policy.Dir); err != nil {

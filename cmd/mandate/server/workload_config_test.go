@@ -1,0 +1,105 @@
+package server
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// withJWKS writes a one-key JWKS as k.json beside the config file at path.
+func withJWKS(t *testing.T, path string) string {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pub, _ := jwk.FromRaw(priv.Public())
+	_ = pub.Set(jwk.KeyIDKey, "k1")
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	raw, _ := json.Marshal(set)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "k.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const workloadClients = `issuer: https://mandate.example
+clients:
+  - id: orchestrator
+    secret_hash: "` + testHash + `"
+    grants: [client_credentials, token_exchange]
+    scopes: [db:read:*]
+    ephemeral: {scopes: [db:read:*]}
+  - id: k8s/agents/fixed
+    secret_hash: "` + testHash + `"
+    grants: [jwt_bearer]
+  - id: reader
+    secret_hash: "` + testHash + `"
+    grants: [client_credentials]
+`
+
+// TestGeneratedNamesCannotCollide: what the core checks at start (a
+// generated name that could be a client's, or a name in an ephemeral
+// namespace, or one name with two ceilings) is refused by config check
+// (CheckFiles) as by serve.
+func TestGeneratedNamesCannotCollide(t *testing.T) {
+	issuer := "workload_issuers:\n  - issuer: https://k8s.example\n    jwks_file: k.json\n    rules:\n"
+	for _, tt := range []struct{ name, rules, want string }{
+		{"a client's id", `      - {match: {sub: "system:serviceaccount:agents:*"}, agent: "k8s/{ns}/{sa}"}` + "\n", `could make "k8s/agents/fixed", a registered client's id`},
+		{"an ephemeral namespace", `      - {match: {sub: "a:*"}, agent: "{ns}/{sa}"}` + "\n", `ephemeral namespace`},
+		{"two ceilings for one name", `      - {match: {sub: "a:*"}, agent: "w/{ns}/{sa}", scopes: [db:read:*]}` + "\n" +
+			`      - {match: {sub: "b:*"}, agent: "w/agents/{sa}", scopes: [db:write:*]}` + "\n", "could make the same name with different scopes"},
+		{"a client rule with a ceiling", `      - {match: {sub: x}, client: orchestrator, scopes: [db:read:*]}` + "\n", "takes its scopes, audiences and groups from the registration"},
+		{"a client that could not use its token", `      - {match: {sub: x}, client: reader}` + "\n", "may use neither the jwt_bearer nor the token_exchange grant"},
+		{"Mandate's issuer as an audience", `      - {match: {sub: x}, agent: "w/{sub}", audiences: ["https://mandate.example"]}` + "\n", "is Mandate's own issuer"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := Load(withJWKS(t, writeConfig(t, workloadClients+issuer+tt.rules)), nil)
+			if err != nil {
+				t.Fatalf("validation already refuses it: %v", err)
+			}
+			err = cfg.CheckFiles()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("CheckFiles = %v, want %q", err, tt.want)
+			}
+			cfg.DataDir = t.TempDir()
+			if _, err := Start(cfg, Options{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Start = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("same ceiling, distinct prefixes: accepted", func(t *testing.T) {
+		rules := `      - {match: {sub: "a:*"}, agent: "w/{ns}/{sa}", scopes: [db:read:*]}` + "\n" +
+			`      - {match: {sub: "b:*"}, agent: "w/agents/{sa}", scopes: [db:read:*]}` + "\n" +
+			`      - {match: {sub: "c:*"}, agent: "v/{sa}", scopes: [db:write:*]}` + "\n"
+		cfg, _, err := Load(withJWKS(t, writeConfig(t, workloadClients+issuer+rules)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.CheckFiles(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestMatchKeepsTheClaimNamesCase: claims are named case-sensitively
+// (RFC 7519 §4), though viper folds map keys.
+func TestMatchKeepsTheClaimNamesCase(t *testing.T) {
+	yaml := workloadClients + "workload_issuers:\n  - issuer: https://ci.example\n    jwks_file: k.json\n    rules:\n" +
+		`      - {match: {repositoryOwner: acme, "kubernetes.io.namespace": agents}, agent: "ci/{repositoryOwner}"}` + "\n"
+	cfg, _, err := Load(withJWKS(t, writeConfig(t, yaml)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.WorkloadIssuers[0].Rules[0].Match
+	if m["repositoryOwner"] != "acme" || m["kubernetes.io.namespace"] != "agents" || len(m) != 2 {
+		t.Errorf("match = %v", m)
+	}
+	if err := cfg.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+}
