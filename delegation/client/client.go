@@ -7,7 +7,8 @@
 //
 // It depends only on the wire vocabulary (delegation/oauth) and on package
 // tokens, never on Mandate's server. A Client authenticates with
-// client_secret_basic; when it has a key (WithKey), every token it obtains
+// client_secret_basic, or, made by NewWorkload, with the platform token of
+// the workload it runs in (no secret at all); when it has a key (WithKey), every token it obtains
 // for itself is bound to that key (RFC 9449), and exchanging a bound token
 // proves possession of it. Secrets and tokens never appear in its errors.
 package client
@@ -21,7 +22,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -29,15 +32,22 @@ import (
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
-// Client talks to one Mandate server as one registered client.
+// Client talks to one Mandate server as one registered client, or as the
+// workload a platform token names (NewWorkload).
 type Client struct {
 	id, secret string
-	issuer     string
-	tokenURL   string
-	revokeURL  string
-	http       *http.Client
-	key        *tokens.DPoPKey
-	now        func() time.Time
+	// workload, when set, authenticates instead of the secret: the
+	// platform token, read at each request. learnt is the client id the
+	// server names in the first token it issues (the workload's mapped
+	// identity).
+	workload  TokenSource
+	learnt    atomic.Pointer[string]
+	issuer    string
+	tokenURL  string
+	revokeURL string
+	http      *http.Client
+	key       *tokens.DPoPKey
+	now       func() time.Time
 }
 
 // Option configures a Client.
@@ -56,6 +66,47 @@ func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = n
 // client authenticating as id with secret.
 func New(ctx context.Context, issuer, id, secret string, opts ...Option) (*Client, error) {
 	c := &Client{id: id, secret: secret, issuer: issuer, http: &http.Client{Timeout: 30 * time.Second}, now: time.Now}
+	return c.discover(ctx, opts)
+}
+
+// TokenSource returns a workload's current platform token (a Kubernetes
+// projected service-account token, a SPIFFE JWT-SVID, a CI job's OIDC
+// token).
+type TokenSource func() (string, error)
+
+// TokenFile reads the platform token from path at every call, so a token
+// the platform rotates in place (a projected volume) is picked up. Errors
+// name the path, never the contents.
+func TokenFile(path string) TokenSource {
+	return func() (string, error) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("mandate: workload token: %w", err)
+		}
+		tok := strings.TrimSpace(string(raw))
+		if tok == "" {
+			return "", fmt.Errorf("mandate: workload token file %s is empty", path)
+		}
+		return tok, nil
+	}
+}
+
+// NewWorkload discovers the server and returns a client for the workload a
+// platform token names, with no secret: Mint starts its chain with the JWT
+// bearer grant (RFC 7523 §2.1), and every other request authenticates with
+// the token as the client assertion (§2.2). Its ID is the identity the
+// server maps the token to, known once a token is issued ("" before).
+func NewWorkload(ctx context.Context, issuer string, source TokenSource, opts ...Option) (*Client, error) {
+	if source == nil {
+		return nil, errors.New("mandate: a workload client needs a token source (TokenFile)")
+	}
+	c := &Client{workload: source, issuer: issuer, http: &http.Client{Timeout: 30 * time.Second}, now: time.Now}
+	return c.discover(ctx, opts)
+}
+
+// discover applies opts and reads the server's metadata (RFC 8414).
+func (c *Client) discover(ctx context.Context, opts []Option) (*Client, error) {
+	issuer := c.issuer
 	for _, o := range opts {
 		o(c)
 	}
@@ -83,8 +134,16 @@ func New(ctx context.Context, issuer, id, secret string, opts ...Option) (*Clien
 	return c, nil
 }
 
-// ID is the client's id.
-func (c *Client) ID() string { return c.id }
+// ID is the client's id; for a workload client, the identity the server
+// mapped its token to, "" until the first token is issued.
+func (c *Client) ID() string {
+	if c.workload != nil {
+		if id := c.learnt.Load(); id != nil {
+			return *id
+		}
+	}
+	return c.id
+}
 
 // Key is the client's DPoP key, or nil.
 func (c *Client) Key() *tokens.DPoPKey { return c.key }
@@ -124,6 +183,25 @@ func adopt(value string, key *tokens.DPoPKey, now func() time.Time) *Token {
 // empty means everything it is registered for.
 func (c *Client) Mint(ctx context.Context, scope string, audiences ...string) (*Token, error) {
 	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
+	if c.workload != nil {
+		// The platform token is the grant and the authentication at once.
+		form.Set("grant_type", oauth.GrantJWTBearer)
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	for _, a := range audiences {
+		form.Add("audience", a)
+	}
+	return c.token(ctx, form, c.key, c.key)
+}
+
+// RedeemIDJAG redeems an enterprise IdP's identity assertion authorization
+// grant (ID-JAG, typ oauth-id-jag+jwt) made for this client: a root on
+// behalf of the user it names (its sub), held by this client, with scope
+// within the ID-JAG's and the registration's ("" for all of both).
+func (c *Client) RedeemIDJAG(ctx context.Context, idjag, scope string, audiences ...string) (*Token, error) {
+	form := url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {idjag}}
 	if scope != "" {
 		form.Set("scope", scope)
 	}
@@ -178,7 +256,7 @@ func (c *Client) Exchange(ctx context.Context, subject *Token, o ExchangeOptions
 		proofKey = c.key
 	}
 	var childKey *tokens.DPoPKey
-	if o.Actor == "" || holderOf(o.Actor) == c.id {
+	if o.Actor == "" || holderOf(o.Actor) == c.ID() {
 		childKey = proofKey // the holder stays: the child is bound to the same key
 	}
 	return c.token(ctx, form, proofKey, childKey)
@@ -239,12 +317,10 @@ func (c *Client) DelegateToAgent(ctx context.Context, subject *Token, a *Agent, 
 // token posts a token request, proving proofKey when set, and returns the
 // token bound to childKey when the server bound it.
 func (c *Client) token(ctx context.Context, form url.Values, proofKey, childKey *tokens.DPoPKey) (*Token, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
+	req, err := c.post(ctx, c.tokenURL, form)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
 	if proofKey != nil {
 		p, err := proofKey.Proof(http.MethodPost, c.tokenURL, "", "", c.now())
 		if err != nil {
@@ -263,6 +339,12 @@ func (c *Client) token(ctx context.Context, form url.Values, proofKey, childKey 
 	}
 	t := &Token{Value: out.AccessToken, Type: out.TokenType, Scope: out.Scope,
 		ExpiresAt: c.now().Add(time.Duration(out.ExpiresIn) * time.Second), now: c.now}
+	if c.workload != nil && c.learnt.Load() == nil {
+		if claims, err := jwt.Unverified(out.AccessToken); err == nil && claims.ClientID != "" {
+			id := claims.ClientID
+			c.learnt.CompareAndSwap(nil, &id)
+		}
+	}
 	if t.Bound() {
 		t.Key = childKey
 	}
@@ -272,14 +354,44 @@ func (c *Client) token(ctx context.Context, form url.Values, proofKey, childKey 
 // Revoke revokes a token this client holds, or one delegated from such a
 // token, and with it everything delegated from it (RFC 7009).
 func (c *Client) Revoke(ctx context.Context, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.revokeURL, strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req, err := c.post(ctx, c.revokeURL, url.Values{"token": {token}})
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
 	return c.do(req, nil)
 }
+
+// post builds an authenticated form POST: HTTP Basic with the secret, or,
+// for a workload client, the platform token — as the JWT bearer grant's
+// assertion (no other authentication, RFC 7523 §3.1) or else as the
+// client assertion (§2.2).
+func (c *Client) post(ctx context.Context, endpoint string, form url.Values) (*http.Request, error) {
+	if c.workload != nil {
+		tok, err := c.workload()
+		if err != nil {
+			return nil, err
+		}
+		if form.Get("grant_type") == oauth.GrantJWTBearer && !form.Has("assertion") {
+			form.Set("assertion", tok)
+		} else {
+			form.Set("client_assertion_type", ClientAssertionType)
+			form.Set("client_assertion", tok)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.workload == nil {
+		req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	}
+	return req, nil
+}
+
+// ClientAssertionType is the client_assertion_type of a JWT used as client
+// authentication (RFC 7523 §2.2): a workload client's platform token.
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // do sends a request to Mandate; a refusal comes back as an *oauth.Error.
 func (c *Client) do(req *http.Request, out any) error {
