@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
+	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 )
@@ -78,4 +80,55 @@ func carriesSecret(authz string) bool {
 	_, secret, _ := strings.Cut(string(raw), ":")
 	plain, err := url.QueryUnescape(secret)
 	return err == nil && plain == dt.Secret("orchestrator")
+}
+
+// FuzzJWTBearerGrant: with workload and ID-JAG issuers configured, no body
+// gets a 5xx or a non-OAuth answer, and a token is issued only for a
+// platform token or ID-JAG the platform signed (or a client's secret):
+// nothing the fuzzer composes passes for one.
+func FuzzJWTBearerGrant(f *testing.F) {
+	k8s, idp := dt.NewPlatform(f, "https://k8s.example"), dt.NewPlatform(f, "https://login.acme.example")
+	clients := append(dt.DefaultClients(), dt.Client{ID: "portal", Grants: []string{delegation.GrantNameJWTBearer}, Scopes: []string{"db:read:*"}})
+	env := dt.New(f, dt.Options{Clients: clients, Configure: func(cfg *server.Config, write func(string, []byte) string) {
+		cfg.WorkloadIssuers = []server.WorkloadIssuerConfig{{Issuer: k8s.Issuer, KeySource: server.KeySource{JWKSFile: write("k8s.json", k8s.JWKS)},
+			Rules: []server.WorkloadRuleConfig{{Match: map[string]string{"sub": "system:serviceaccount:agents:*"}, Agent: "k8s/{kubernetes.io.namespace}/{kubernetes.io.serviceaccount.name}",
+				Scopes: []string{"db:read:*"}}}}}
+		cfg.IDJAGIssuers = []server.IDJAGIssuerConfig{{Issuer: idp.Issuer, KeySource: server.KeySource{JWKSFile: write("idp.json", idp.JWKS)}}}
+	}})
+	sa := k8s.ServiceAccountToken(f, env.URL, "agents", "researcher", "j1", env.Clock.Now())
+	bearer := url.QueryEscape(oauth.GrantJWTBearer)
+	f.Add("", "grant_type="+bearer+"&assertion="+sa)
+	f.Add("", "grant_type="+bearer+"&assertion="+sa+"&assertion="+sa)
+	f.Add("", "grant_type="+bearer+"&assertion="+sa+"&client_id=k8s%2Fagents%2Fresearcher&scope=db:read:x")
+	f.Add("", "grant_type=client_credentials&audience="+url.QueryEscape(env.URL)+"&client_assertion_type="+url.QueryEscape(delegation.ClientAssertionType)+"&client_assertion="+sa)
+	f.Add(dt.BasicAuth("portal", dt.Secret("portal")), "grant_type="+bearer+"&assertion="+sa)
+	f.Add("", "grant_type="+bearer+"&assertion=eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2s4cy5leGFtcGxlIn0.")
+	handler := env.Handler
+	f.Fuzz(func(t *testing.T, authz, body string) {
+		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%d for authz=%q body=%q: %s", rec.Code, authz, body, rec.Body)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("non-JSON answer %d: %q", rec.Code, rec.Body)
+		}
+		if rec.Code != http.StatusOK {
+			if out["error"] == nil {
+				t.Fatalf("%d without an OAuth error: %s", rec.Code, rec.Body)
+			}
+			return
+		}
+		form, _ := url.ParseQuery(body)
+		signed := form.Get("assertion") == sa || form.Get("client_assertion") == sa
+		if !signed && !strings.Contains(body, "client_secret=") && authz == "" {
+			t.Fatalf("token issued for no signed assertion: body=%q", body)
+		}
+	})
 }
