@@ -91,7 +91,8 @@ ODD_ID = "svc:reporter+1@x"
 ODD_SECRET = "p@ss:w rd+&%=/é"
 
 
-def _config(tmp: Path, keyed_jwks: Path, clients: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, str]]:
+def _config(tmp: Path, keyed_jwks: Path, clients: list[dict[str, Any]] | None = None,
+            extra: dict[str, Any] | None = None) -> tuple[str, dict[str, str]]:
     secrets = {
         "orchestrator": "orch-secret",
         "researcher": "res-secret",
@@ -122,19 +123,26 @@ def _config(tmp: Path, keyed_jwks: Path, clients: list[dict[str, Any]] | None = 
     if clients is not None:  # another story's registrations (each with its "secret")
         cfg["clients"] = clients
         secrets = {c["id"]: c["secret"] for c in clients if "secret" in c}
+    if extra:  # more top-level keys (workload_issuers, id_jag_issuers, ...)
+        cfg.update(extra)
     path = tmp / "mandate.yaml"
     path.write_text(json.dumps(cfg, ensure_ascii=False, indent=1))  # JSON is YAML
     return str(path), secrets
 
 
-def start_server(tmp: Path, clients: list[dict[str, Any]] | None = None) -> Server:
+def start_server(tmp: Path, clients: list[dict[str, Any]] | None = None, *, config: dict[str, Any] | None = None,
+                 files: dict[str, str] | None = None) -> Server:
     """A real `mandate serve` with the SDK suite's registrations, or with
-    ``clients`` instead."""
+    ``clients`` instead; ``config``'s top-level keys added to its config
+    (relative paths in it are the config file's directory, ``tmp``), and
+    ``files`` (name: text) written in ``tmp`` first."""
     binary = mandate_binary()
+    for name, text in (files or {}).items():
+        (tmp / name).write_text(text)
     keyed = Key.generate("ES256")
     jwks = tmp / "keyed-jwks.json"
     jwks.write_text(json.dumps(keyed.public_jwks()))
-    path, secrets = _config(tmp, jwks, clients)
+    path, secrets = _config(tmp, jwks, clients, config)
     proc = subprocess.Popen([binary, "serve", "--config", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     lines: queue.Queue[str] = queue.Queue()

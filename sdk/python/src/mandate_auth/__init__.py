@@ -2,7 +2,10 @@
 
 Client side (orchestrators and agents): :class:`Client` / :class:`AsyncClient`
 mint, delegate (to registered or ephemeral agents), revoke, and call
-DPoP-protected APIs (:class:`DPoPAuth`, :func:`api_client`).
+DPoP-protected APIs (:class:`DPoPAuth`, :func:`api_client`); a workload with
+no secret starts from its platform's token
+(:meth:`Client.from_workload_token`), a client from a user's ID-JAG
+(:meth:`Client.redeem_id_jag`).
 
 Resource-server side: :class:`Verifier` (offline, or following a running
 Mandate with :meth:`Verifier.discover`), :class:`MandateMiddleware` for ASGI
@@ -49,6 +52,7 @@ from .errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
     UseDPoPNonceError,
+    WorkloadTokenError,
     WrongAudienceError,
     WrongIssuerError,
 )
@@ -102,6 +106,7 @@ __all__ = [
     "UseDPoPNonceError",
     "VERDICTS",
     "Verifier",
+    "WorkloadTokenError",
     "WrongAudienceError",
     "WrongIssuerError",
     "api_client",

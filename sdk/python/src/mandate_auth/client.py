@@ -1,16 +1,22 @@
 """Mandate's client, for orchestrators and agents: discovery (RFC 8414, the
 issuer checked), ``client_credentials`` roots and identity tokens, RFC 8693
 token exchange to a registered agent or to an ephemeral one, DPoP (RFC 9449)
-on every request, and revocation (RFC 7009). :class:`Client` is synchronous,
-:class:`AsyncClient` its ``async`` twin; both are context managers, in the
-manner of httpx and authlib.
+on every request, revocation (RFC 7009), and the JWT bearer grant (RFC 7523):
+a workload's root from its platform's token, a user's root from an
+enterprise IdP's ID-JAG. :class:`Client` is synchronous, :class:`AsyncClient`
+its ``async`` twin; both are context managers, in the manner of httpx and
+authlib.
 
 A client authenticates with ``client_secret_basic`` (id and secret
 form-urlencoded before Base64, RFC 6749 §2.3.1) or ``private_key_jwt`` (RFC
-7523, with a :class:`~mandate_auth.jose.Key`). With a ``dpop_key``, every
-token it obtains for itself is bound to that key, and exchanging a bound
-token proves possession of it. Secrets and tokens never appear in its errors
-or reprs, and requests to Mandate never follow redirects.
+7523, with a :class:`~mandate_auth.jose.Key`) — or, made by
+:meth:`Client.from_workload_token`, with no secret at all: the token its
+platform issues and rotates (a Kubernetes projected service-account token, a
+SPIFFE JWT-SVID, a CI job's OIDC token) is its grant and its
+``client_assertion``. With a ``dpop_key``, every token it obtains for itself
+is bound to that key, and exchanging a bound token proves possession of it.
+Secrets and tokens never appear in its errors or reprs, and requests to
+Mandate never follow redirects.
 """
 
 from __future__ import annotations
@@ -25,23 +31,26 @@ import httpx
 
 from ._b64 import b64encode
 from .claims import TokenInfo, decode_unverified
-from .errors import DiscoveryError, OAuthError, excerpt
+from .errors import DiscoveryError, OAuthError, WorkloadTokenError, excerpt
 from .jose import Key
 from .remote import basic_auth, metadata_url
 
 __all__ = ["Token", "Agent", "Client", "AsyncClient", "Metadata",
-           "GRANT_CLIENT_CREDENTIALS", "GRANT_TOKEN_EXCHANGE", "TOKEN_TYPE_ACCESS_TOKEN", "TOKEN_TYPE_JWT"]
+           "GRANT_CLIENT_CREDENTIALS", "GRANT_TOKEN_EXCHANGE", "GRANT_JWT_BEARER", "TOKEN_TYPE_ACCESS_TOKEN", "TOKEN_TYPE_JWT"]
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ANSWER = 1 << 20
+MAX_WORKLOAD_TOKEN = 64 << 10  # a file larger than this holds no token
 _AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 ScopeArg = Union[str, Iterable[str], None]
 AudienceArg = Union[str, Iterable[str], None]
+TokenFile = Union[str, "os.PathLike[str]"]
 
 
 @dataclass(repr=False)
@@ -159,6 +168,47 @@ def _scope(v: ScopeArg) -> str:
     return " ".join(_values(v)) if not isinstance(v, str) else v
 
 
+class _WorkloadToken:
+    """Where a workload client's platform token comes from: a file re-read
+    at every request (a projected token the platform rotates in place), or a
+    callable. Its repr names the file, never the token."""
+
+    def __init__(self, token_file: TokenFile | None, token: Callable[[], str] | None) -> None:
+        if (token_file is None) == (token is None):
+            raise ValueError("give exactly one of token_file (a path, re-read at every request) and token (a callable returning the token)")
+        if token is not None and not callable(token):
+            raise TypeError("token must be a callable returning the current token (to give a fixed one: token=lambda: value)")
+        self.path = os.fspath(token_file) if token_file is not None else None
+        self._get = token
+
+    def __call__(self) -> str:
+        if self.path is not None:
+            try:
+                with open(self.path, "rb") as f:
+                    raw = f.read(MAX_WORKLOAD_TOKEN + 1)
+            except OSError as e:
+                raise WorkloadTokenError(f"cannot read the workload token file {self.path!r}: {e.strerror or type(e).__name__}",
+                                         path=self.path) from None
+            if len(raw) > MAX_WORKLOAD_TOKEN:
+                raise WorkloadTokenError(f"the workload token file {self.path!r} is larger than {MAX_WORKLOAD_TOKEN} bytes: not a token",
+                                         path=self.path)
+            try:
+                value = raw.decode("ascii").strip()
+            except UnicodeDecodeError:
+                raise WorkloadTokenError(f"the workload token file {self.path!r} is not ASCII text: not a token", path=self.path) from None
+            if not value:
+                raise WorkloadTokenError(f"the workload token file {self.path!r} is empty", path=self.path)
+            return value
+        assert self._get is not None
+        got = self._get()
+        if not isinstance(got, str) or not got.strip():
+            raise WorkloadTokenError(f"the workload token callable returned {'an empty string' if isinstance(got, str) else type(got).__name__}, not a token")
+        return got.strip()
+
+    def __repr__(self) -> str:
+        return f"token_file={self.path!r}" if self.path is not None else "token=<callable>"
+
+
 class _Base:
     """What the sync and async clients share: every request is built and
     every answer read here; only the sending differs."""
@@ -166,19 +216,29 @@ class _Base:
     def __init__(
         self,
         issuer: str,
-        client_id: str,
+        client_id: str | None,
         client_secret: str | None = None,
         *,
         client_key: Key | None = None,
         dpop_key: Key | None = None,
         now: Callable[[], float] | None = None,
+        workload: _WorkloadToken | None = None,
     ) -> None:
-        if (client_secret is None) == (client_key is None):
+        if workload is not None:
+            if client_id is not None or client_secret is not None or client_key is not None:
+                raise ValueError("a workload client authenticates with its platform token alone")
+        elif (client_secret is None) == (client_key is None):
             raise ValueError("give exactly one of client_secret (client_secret_basic) and client_key (private_key_jwt)")
+        elif client_id is None:
+            raise ValueError("client_id is required (a workload with no secret: Client.from_workload_token)")
         self.issuer = issuer
-        self.client_id = client_id
+        self.client_id: str | None = client_id
+        """The client's id: as registered, or, for a workload client, the
+        identity Mandate maps its platform token to, learnt from each token
+        Mandate issues the client for itself (None before the first)."""
         self._secret = client_secret
         self._client_key = client_key
+        self._workload = workload
         self.dpop_key = dpop_key
         self._now = now
         self._md: Metadata | None = None
@@ -192,7 +252,15 @@ class _Base:
     def metadata(self) -> Metadata | None:
         return self._md
 
+    @property
+    def workload(self) -> bool:
+        """Whether the client authenticates with a workload token
+        (:meth:`Client.from_workload_token`)."""
+        return self._workload is not None
+
     def __repr__(self) -> str:
+        if self._workload is not None:
+            return f"{type(self).__name__}(issuer={self.issuer!r}, client_id={self.client_id!r}, {self._workload!r})"
         return f"{type(self).__name__}(issuer={self.issuer!r}, client_id={self.client_id!r})"
 
     def adopt(self, value: str) -> Token:
@@ -206,6 +274,8 @@ class _Base:
         or digit and not ending with a dot (docs/dpop.md)."""
         if not _AGENT_NAME.match(name) or name.endswith("."):
             raise ValueError(f"agent name {excerpt(name)!r}: use 1-64 letters, digits and ._- (starting with a letter or digit, not ending with a dot)")
+        if self.client_id is None:
+            raise ValueError("the workload's client id is not known yet: it is learnt from the first token Mandate issues it (mint first)")
         return Agent(name=f"{self.client_id}/{name}", key=Key.generate(alg), owner=self.client_id, now=self._now)
 
     def _accept_metadata(self, status: int, body: bytes) -> Metadata:
@@ -226,6 +296,20 @@ class _Base:
         return self._md
 
     def _client_auth(self, form: dict[str, Any]) -> httpx.BasicAuth | None:
+        if self._workload is not None:
+            # The platform token, read now (it rotates). A JWT bearer grant
+            # without an assertion is the workload's own root: the token is
+            # the grant and the authentication both, with no other (RFC 7523
+            # §3.1); everywhere else it is the client assertion (§2.2). No
+            # client_id: the token names the client, and after a rotation to
+            # another identity a remembered one would be wrong.
+            value = self._workload()
+            if form.get("grant_type") == GRANT_JWT_BEARER and "assertion" not in form:
+                form["assertion"] = value
+            else:
+                form["client_assertion_type"] = CLIENT_ASSERTION_TYPE
+                form["client_assertion"] = value
+            return None
         if self._client_key is not None:
             t = int(self.time())
             form["client_id"] = self.client_id
@@ -236,7 +320,7 @@ class _Base:
                 embed_jwk=False,
             )
             return None
-        return basic_auth(self.client_id, self._secret or "")
+        return basic_auth(self.client_id or "", self._secret or "")
 
     def _token_request(self, md: Metadata, form: Mapping[str, Any], proof_key: Key | None, nonce: str | None) -> dict[str, Any]:
         data = dict(form)
@@ -266,7 +350,7 @@ class _Base:
                 return None
         return None
 
-    def _error(self, resp: httpx.Response) -> OAuthError:
+    def _error(self, resp: httpx.Response, sent: Mapping[str, Any] | None = None) -> OAuthError:
         if 300 <= resp.status_code < 400:
             return OAuthError(f"Mandate answered a redirect (HTTP {resp.status_code}), which is never followed with credentials",
                               status=resp.status_code)
@@ -274,11 +358,20 @@ class _Base:
             body = resp.json()
         except ValueError:
             body = None
-        return OAuthError.from_response(resp.status_code, body)
+        e = OAuthError.from_response(resp.status_code, body)
+        if sent:
+            # Mandate never quotes an assertion; should an answer ever do so,
+            # the platform token or ID-JAG still stays out of the error.
+            for name in ("assertion", "client_assertion"):
+                v = sent.get(name)
+                if isinstance(v, str) and len(v) >= 8 and v in e.error_description:
+                    e.error_description = e.error_description.replace(v, f"<the {name}>")
+                    e.args = (e.error_description,)
+        return e
 
-    def _read_token(self, resp: httpx.Response, child_key: Key | None) -> Token:
+    def _read_token(self, resp: httpx.Response, child_key: Key | None, sent: Mapping[str, Any] | None = None) -> Token:
         if resp.status_code != 200:
-            raise self._error(resp)
+            raise self._error(resp, sent)
         try:
             out = resp.json()
             value, ttype = out["access_token"], out.get("token_type", "Bearer")
@@ -292,12 +385,24 @@ class _Base:
                   expires_at=self.time() + float(expires_in if isinstance(expires_in, (int, float)) else 0), now=self._now)
         if t.bound:
             t.key = child_key
+        if self._workload is not None and sent is not None and "actor_token" not in sent:
+            # A token the workload keeps (its root, its identity token, a
+            # down-scoped child): its holder is the identity the platform
+            # token maps to, which a rotation may have changed.
+            holder = _holder_of(value)
+            if holder:
+                self.client_id = holder
         return t
 
     # -- the requests' forms ----------------------------------------------------------
 
-    def _mint_args(self, scope: ScopeArg, audience: AudienceArg) -> tuple[dict[str, Any], Key | None, Key | None]:
-        form: dict[str, Any] = {"grant_type": GRANT_CLIENT_CREDENTIALS}
+    def _mint_args(self, scope: ScopeArg, audience: AudienceArg, grant: str | None = None) -> tuple[dict[str, Any], Key | None, Key | None]:
+        # A workload's root is the JWT bearer grant (its token, the
+        # assertion, is added when the request is made: _client_auth);
+        # every other client's is client_credentials, as are identity tokens.
+        if grant is None:
+            grant = GRANT_JWT_BEARER if self._workload is not None else GRANT_CLIENT_CREDENTIALS
+        form: dict[str, Any] = {"grant_type": grant}
         s = _scope(scope)
         if s:
             form["scope"] = s
@@ -331,6 +436,16 @@ class _Base:
         child_key = None
         if not actor_value or _holder_of(actor_value) == self.client_id:
             child_key = proof_key  # the holder stays: the child is bound to the same key
+        return form, proof_key, child_key
+
+    def _identity_args(self) -> tuple[dict[str, Any], Key | None, Key | None]:
+        return self._mint_args(None, self.issuer, GRANT_CLIENT_CREDENTIALS)
+
+    def _id_jag_args(self, id_jag: str, scope: ScopeArg, audience: AudienceArg) -> tuple[dict[str, Any], Key | None, Key | None]:
+        if not isinstance(id_jag, str) or not id_jag.strip():
+            raise ValueError("an ID-JAG redemption needs the ID-JAG (a compact JWT from the enterprise IdP)")
+        form, proof_key, child_key = self._mint_args(scope, audience, GRANT_JWT_BEARER)
+        form["assertion"] = id_jag.strip()
         return form, proof_key, child_key
 
     def _downstream_args(self, received: Token | str, audience: AudienceArg, scope: ScopeArg) -> tuple[dict[str, Any], Key | None, Key | None]:
@@ -380,6 +495,8 @@ class Client(_Base):
     ...     orch.revoke(root)
 
     Discovery happens on first use (or call :meth:`discover` to fail early).
+    A workload with no secret at all starts from its platform's token
+    (:meth:`from_workload_token`).
     """
 
     def __init__(
@@ -397,6 +514,50 @@ class Client(_Base):
         super().__init__(issuer, client_id, client_secret, client_key=client_key, dpop_key=dpop_key, now=now)
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout, follow_redirects=False)
+
+    @classmethod
+    def from_workload_token(
+        cls,
+        issuer: str,
+        token_file: TokenFile | None = None,
+        *,
+        token: Callable[[], str] | None = None,
+        dpop_key: Key | None = None,
+        http: httpx.Client | None = None,
+        timeout: float = 30.0,
+        now: Callable[[], float] | None = None,
+    ) -> Client:
+        """A client with no secret: the workload its platform's token names
+        (a Kubernetes projected service-account token, a SPIFFE JWT-SVID, a
+        CI job's OIDC token, from an issuer Mandate's ``workload_issuers``
+        configure).
+
+        Give exactly one of ``token_file``, a path read afresh at every
+        request (so a token the platform rotates in place is picked up;
+        surrounding white space stripped), and ``token``, a callable
+        returning the current token. A file that cannot be read raises
+        :class:`~mandate_auth.errors.WorkloadTokenError` naming the path.
+
+        :meth:`mint` is then the JWT bearer grant (RFC 7523 §2.1) with the
+        token as the assertion and no other client authentication; every
+        other request (:meth:`identity`, the exchanges, :meth:`revoke`,
+        :meth:`redeem_id_jag`) sends it as the ``client_assertion``
+        (§2.2). Mandate maps it to a registered client or a generated
+        identity (``k8s/agents/researcher``): :attr:`client_id` is None
+        until Mandate issues the client a token, then that token's
+        ``client_id`` (each token the client keeps for itself updates it,
+        so a rotation to another identity shows). The token never appears
+        in errors or reprs.
+
+        >>> with Client.from_workload_token("https://mandate.example",
+        ...         "/var/run/secrets/tokens/mandate", dpop_key=Key.generate()) as me:
+        ...     root = me.mint(scope="db:read:orders", audience="https://orders.example")
+        """
+        c = cls.__new__(cls)
+        _Base.__init__(c, issuer, None, dpop_key=dpop_key, now=now, workload=_WorkloadToken(token_file, token))
+        c._own_http = http is None
+        c._http = http or httpx.Client(timeout=timeout, follow_redirects=False)
+        return c
 
     def close(self) -> None:
         if self._own_http:
@@ -428,23 +589,41 @@ class Client(_Base):
 
     def _token(self, form: dict[str, Any], proof_key: Key | None, child_key: Key | None) -> Token:
         md = self._metadata()
-        resp = self._send(self._token_request(md, form, proof_key, None))
+        req = self._token_request(md, form, proof_key, None)
+        resp = self._send(req)
         nonce = self._nonce_retry(resp) if proof_key is not None else None
         if nonce:
-            resp = self._send(self._token_request(md, form, proof_key, nonce))
-        return self._read_token(resp, child_key)
+            req = self._token_request(md, form, proof_key, nonce)
+            resp = self._send(req)
+        return self._read_token(resp, child_key, req["data"])
 
     def mint(self, scope: ScopeArg = None, audience: AudienceArg = None) -> Token:
-        """A root token for the client itself (``client_credentials``); no
-        scope or audience means everything it is registered for. Bound to
-        the client's ``dpop_key`` when it has one."""
+        """A root token for the client itself (``client_credentials``; for a
+        workload client, the JWT bearer grant with its platform token, and
+        the root never outlives that token); no scope or audience means
+        everything it is registered for (a workload: its rule's ceiling).
+        Bound to the client's ``dpop_key`` when it has one."""
         return self._token(*self._mint_args(scope, audience))
 
     def identity(self) -> Token:
         """The client's identity token (audience = the issuer): no scope, a few
         minutes, useless at every resource server. Hand it to whoever
         delegates to this client: it names the next holder."""
-        return self._token(*self._mint_args(None, self.issuer))
+        return self._token(*self._identity_args())
+
+    def redeem_id_jag(self, id_jag: str, *, scope: ScopeArg = None, audience: AudienceArg = None) -> Token:
+        """A root on behalf of a user from the enterprise IdP's ID-JAG
+        (``typ: oauth-id-jag+jwt``, draft-ietf-oauth-identity-assertion-authz-grant,
+        MCP's enterprise-managed authorization), made for this client: the
+        JWT bearer grant with this client's own authentication (the client
+        lists ``jwt_bearer`` in its ``grants``). The root's ``sub`` is the
+        user, ``sub_iss`` the IdP, its holder this client; its scope the
+        requested ∩ the ID-JAG's ∩ the registration's (None: all of that),
+        its audience within the ID-JAG's ``resource``. Delegate from it as
+        from any root. An ID-JAG is single-use: a second redemption, like
+        every refusal of the assertion, is
+        :class:`~mandate_auth.errors.InvalidGrantError`."""
+        return self._token(*self._id_jag_args(id_jag, scope, audience))
 
     def exchange(self, subject: Token | str, *, actor: Token | str | None = None, scope: ScopeArg = None,
                  audience: AudienceArg = None, requested_token_type: str | None = None) -> Token:
@@ -492,9 +671,10 @@ class Client(_Base):
         """Revoke a token this client holds, or one delegated from such a token,
         and with it everything delegated from it (RFC 7009)."""
         value = token.value if isinstance(token, Token) else token
-        resp = self._send(self._revoke_request(self._metadata(), value))
+        req = self._revoke_request(self._metadata(), value)
+        resp = self._send(req)
         if resp.status_code != 200:
-            raise self._error(resp)
+            raise self._error(resp, req["data"])
 
 
 class AsyncClient(_Base):
@@ -515,6 +695,27 @@ class AsyncClient(_Base):
         super().__init__(issuer, client_id, client_secret, client_key=client_key, dpop_key=dpop_key, now=now)
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    @classmethod
+    def from_workload_token(
+        cls,
+        issuer: str,
+        token_file: TokenFile | None = None,
+        *,
+        token: Callable[[], str] | None = None,
+        dpop_key: Key | None = None,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 30.0,
+        now: Callable[[], float] | None = None,
+    ) -> AsyncClient:
+        """:meth:`Client.from_workload_token`, for ``await``: the file is read
+        at every request (a small local read, done in the loop's thread), and
+        ``token`` is a plain callable."""
+        c = cls.__new__(cls)
+        _Base.__init__(c, issuer, None, dpop_key=dpop_key, now=now, workload=_WorkloadToken(token_file, token))
+        c._own_http = http is None
+        c._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        return c
 
     async def aclose(self) -> None:
         if self._own_http:
@@ -544,17 +745,23 @@ class AsyncClient(_Base):
 
     async def _token(self, form: dict[str, Any], proof_key: Key | None, child_key: Key | None) -> Token:
         md = await self._metadata()
-        resp = await self._send(self._token_request(md, form, proof_key, None))
+        req = self._token_request(md, form, proof_key, None)
+        resp = await self._send(req)
         nonce = self._nonce_retry(resp) if proof_key is not None else None
         if nonce:
-            resp = await self._send(self._token_request(md, form, proof_key, nonce))
-        return self._read_token(resp, child_key)
+            req = self._token_request(md, form, proof_key, nonce)
+            resp = await self._send(req)
+        return self._read_token(resp, child_key, req["data"])
 
     async def mint(self, scope: ScopeArg = None, audience: AudienceArg = None) -> Token:
         return await self._token(*self._mint_args(scope, audience))
 
     async def identity(self) -> Token:
-        return await self._token(*self._mint_args(None, self.issuer))
+        return await self._token(*self._identity_args())
+
+    async def redeem_id_jag(self, id_jag: str, *, scope: ScopeArg = None, audience: AudienceArg = None) -> Token:
+        """:meth:`Client.redeem_id_jag`, awaited."""
+        return await self._token(*self._id_jag_args(id_jag, scope, audience))
 
     async def exchange(self, subject: Token | str, *, actor: Token | str | None = None, scope: ScopeArg = None,
                        audience: AudienceArg = None, requested_token_type: str | None = None) -> Token:
@@ -579,8 +786,9 @@ class AsyncClient(_Base):
 
     async def revoke(self, token: Token | str) -> None:
         value = token.value if isinstance(token, Token) else token
-        resp = await self._send(self._revoke_request(await self._metadata(), value))
+        req = self._revoke_request(await self._metadata(), value)
+        resp = await self._send(req)
         if resp.status_code != 200:
-            raise self._error(resp)
+            raise self._error(resp, req["data"])
 
 

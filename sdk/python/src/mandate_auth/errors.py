@@ -30,6 +30,7 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "DPoPProofRejectedError",
     "DiscoveryError",
+    "WorkloadTokenError",
     "TokenError",
     "MalformedTokenError",
     "InvalidSignatureError",
@@ -169,6 +170,19 @@ class DiscoveryError(MandateError):
     """RFC 8414 metadata could not be read, or names another issuer."""
 
     error = "invalid_metadata"
+
+
+class WorkloadTokenError(MandateError):
+    """A workload client's platform token could not be had: its file cannot
+    be read (``path`` names it; the message says why, never what it holds),
+    is empty or is no token, or the ``token`` callable returned none. Raised
+    before anything is sent."""
+
+    error = "workload_token_unavailable"
+
+    def __init__(self, error_description: str = "", *, path: str | None = None) -> None:
+        super().__init__(error_description)
+        self.path = path
 
 
 # ---------------------------------------------------------------------------
