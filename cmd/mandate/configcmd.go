@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
 	"github.com/mandate-auth/mandate/delegation/httpapi"
+	"github.com/mandate-auth/mandate/delegation/workload"
 	"github.com/mandate-auth/mandate/tokens"
 )
 
@@ -175,8 +177,10 @@ type shownConfig struct {
 		Format string `json:"format"`
 		Level  string `json:"level"`
 	} `json:"log"`
-	Clients        []shownClient        `json:"clients"`
-	TrustedIssuers []shownTrustedIssuer `json:"trusted_issuers"`
+	Clients         []shownClient         `json:"clients"`
+	TrustedIssuers  []shownTrustedIssuer  `json:"trusted_issuers"`
+	WorkloadIssuers []shownWorkloadIssuer `json:"workload_issuers"`
+	IDJAGIssuers    []shownIDJAGIssuer    `json:"id_jag_issuers"`
 
 	notes map[string]string // key → how a derived value was derived (text only)
 }
@@ -205,9 +209,65 @@ type shownEphemeral struct {
 
 // shownTrustedIssuer is one trusted external identity provider.
 type shownTrustedIssuer struct {
-	Issuer   string `json:"issuer"`
-	JWKSFile string `json:"jwks_file"`
+	Issuer string `json:"issuer"`
+	shownKeySource
 	Audience string `json:"audience"`
+}
+
+// shownKeySource is where an issuer's keys come from: one of the three.
+type shownKeySource struct {
+	JWKSFile  string `json:"jwks_file,omitempty"`
+	JWKSURL   string `json:"jwks_url,omitempty"`
+	Discovery bool   `json:"discovery,omitempty"`
+	CAFile    string `json:"ca_file,omitempty"`
+}
+
+// shownWorkloadIssuer is one workload platform and its mapping rules.
+type shownWorkloadIssuer struct {
+	Issuer      string `json:"issuer,omitempty"`
+	TrustDomain string `json:"trust_domain,omitempty"`
+	shownKeySource
+	Audience    string      `json:"audience"`
+	MaxLifetime string      `json:"max_lifetime"`
+	SingleUse   bool        `json:"single_use"`
+	Rules       []shownRule `json:"rules"`
+}
+
+// shownRule is one mapping rule: a client, or an agent template and its ceiling.
+type shownRule struct {
+	Match     map[string]string `json:"match"`
+	Client    string            `json:"client,omitempty"`
+	Agent     string            `json:"agent,omitempty"`
+	Scopes    []string          `json:"scopes,omitempty"`
+	Audiences []string          `json:"audiences,omitempty"`
+	Groups    []string          `json:"groups,omitempty"`
+}
+
+// shownIDJAGIssuer is one enterprise IdP whose ID-JAGs are redeemed.
+type shownIDJAGIssuer struct {
+	Issuer string `json:"issuer"`
+	shownKeySource
+	Audience    string `json:"audience"`
+	MaxLifetime string `json:"max_lifetime"`
+}
+
+func keySource(k server.KeySource) shownKeySource {
+	return shownKeySource{JWKSFile: k.JWKSFile, JWKSURL: k.JWKSURL, Discovery: k.Discovery, CAFile: k.CAFile}
+}
+
+// where says in words where keys come from, for the text report.
+func (k shownKeySource) where() string {
+	w := "jwks_file " + k.JWKSFile
+	switch {
+	case k.JWKSURL != "":
+		w = "jwks_url " + k.JWKSURL
+	case k.Discovery:
+		w = "discovery (the issuer's OpenID configuration)"
+	}
+	if k.CAFile != "" {
+		w += ", ca_file " + k.CAFile
+	}
+	return w
 }
 
 // masked is what a set secret is shown as.
@@ -306,7 +366,35 @@ func showConfig(c *server.Config) *shownConfig {
 		if aud == "" {
 			aud = s.Issuer
 		}
-		s.TrustedIssuers = append(s.TrustedIssuers, shownTrustedIssuer{Issuer: ti.Issuer, JWKSFile: ti.JWKSFile, Audience: aud})
+		s.TrustedIssuers = append(s.TrustedIssuers, shownTrustedIssuer{Issuer: ti.Issuer, shownKeySource: keySource(ti.KeySource), Audience: aud})
+	}
+	orIssuer := func(a string) string {
+		if a == "" {
+			return s.Issuer
+		}
+		return a
+	}
+	s.WorkloadIssuers = []shownWorkloadIssuer{}
+	for _, wi := range c.WorkloadIssuers {
+		life := wi.MaxLifetime
+		if life == 0 {
+			life = workload.DefaultMaxLifetime
+		}
+		sw := shownWorkloadIssuer{Issuer: wi.Issuer, TrustDomain: wi.TrustDomain, shownKeySource: keySource(wi.KeySource),
+			Audience: orIssuer(wi.Audience), MaxLifetime: durationText(life), SingleUse: wi.SingleUse, Rules: []shownRule{}}
+		for _, r := range wi.Rules {
+			sw.Rules = append(sw.Rules, shownRule{Match: r.Match, Client: r.Client, Agent: r.Agent, Scopes: r.Scopes, Audiences: r.Audiences, Groups: r.Groups})
+		}
+		s.WorkloadIssuers = append(s.WorkloadIssuers, sw)
+	}
+	s.IDJAGIssuers = []shownIDJAGIssuer{}
+	for _, ji := range c.IDJAGIssuers {
+		life := ji.MaxLifetime
+		if life == 0 {
+			life = workload.DefaultIDJAGLifetime
+		}
+		s.IDJAGIssuers = append(s.IDJAGIssuers, shownIDJAGIssuer{Issuer: ji.Issuer, shownKeySource: keySource(ji.KeySource),
+			Audience: orIssuer(ji.Audience), MaxLifetime: durationText(life)})
 	}
 	return s
 }
@@ -431,7 +519,40 @@ func printCheckReport(w io.Writer, path string, r checkReport) {
 	if len(c.TrustedIssuers) > 0 {
 		fmt.Fprintf(w, "\ntrusted_issuers (%d):\n", len(c.TrustedIssuers))
 		for _, ti := range c.TrustedIssuers {
-			fmt.Fprintf(w, "  %s\n    %-17s %s\n    %-17s %s\n", ti.Issuer, "jwks_file", ti.JWKSFile, "audience", ti.Audience)
+			fmt.Fprintf(w, "  %s\n    %-17s %s\n    %-17s %s\n", ti.Issuer, "keys", ti.where(), "audience", ti.Audience)
+		}
+	}
+	if len(c.WorkloadIssuers) > 0 {
+		fmt.Fprintf(w, "\nworkload_issuers (%d):\n", len(c.WorkloadIssuers))
+		for _, wi := range c.WorkloadIssuers {
+			name := wi.Issuer
+			if name == "" {
+				name = "trust_domain " + wi.TrustDomain
+			}
+			fmt.Fprintf(w, "  %s\n    %-17s %s\n    %-17s %s\n    %-17s %s\n    %-17s %v\n", name, "keys", wi.where(),
+				"audience", wi.Audience, "max_lifetime", wi.MaxLifetime, "single_use", wi.SingleUse)
+			for i, r := range wi.Rules {
+				keys := make([]string, 0, len(r.Match))
+				for k := range r.Match {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				var match []string
+				for _, k := range keys {
+					match = append(match, k+"="+r.Match[k])
+				}
+				to := "client " + r.Client
+				if r.Agent != "" {
+					to = "agent " + r.Agent + "; scopes " + list(r.Scopes) + "; audiences " + list(r.Audiences) + "; groups " + list(r.Groups)
+				}
+				fmt.Fprintf(w, "    rule %d: %s → %s\n", i, strings.Join(match, " "), to)
+			}
+		}
+	}
+	if len(c.IDJAGIssuers) > 0 {
+		fmt.Fprintf(w, "\nid_jag_issuers (%d):\n", len(c.IDJAGIssuers))
+		for _, ji := range c.IDJAGIssuers {
+			fmt.Fprintf(w, "  %s\n    %-17s %s\n    %-17s %s\n    %-17s %s\n", ji.Issuer, "keys", ji.where(), "audience", ji.Audience, "max_lifetime", ji.MaxLifetime)
 		}
 	}
 	printWarnings(w, r.Warnings)

@@ -222,15 +222,28 @@ func TestConfigCheckShowsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What config check leaves out on purpose: reserved keys serve refuses.
-	skip := map[string]bool{"trusted_issuers.jwks_url": true}
+	skip := map[string]bool{}
 	// What an entry shows only when it sets it: one of the three ways to
 	// authenticate, the ephemeral block and serves (TestConfigCheckShowsServes).
-	optional := map[string]bool{"clients.secret": true, "clients.secret_hash": true, "clients.jwks_file": true, "clients.ephemeral": true, "clients.serves": true}
+	optional := map[string]bool{"clients.secret": true, "clients.secret_hash": true, "clients.jwks_file": true, "clients.ephemeral": true, "clients.serves": true,
+		// an issuer names one key source, an issuer or a trust domain, and a rule one of client and agent (with a ceiling)
+		"workload_issuers.issuer": true, "workload_issuers.trust_domain": true,
+		"workload_issuers.rules.client": true, "workload_issuers.rules.agent": true, "workload_issuers.rules.scopes": true,
+		"workload_issuers.rules.audiences": true, "workload_issuers.rules.groups": true}
+	for _, p := range []string{"trusted_issuers.", "workload_issuers.", "id_jag_issuers."} {
+		for _, k := range []string{"jwks_file", "jwks_url", "discovery", "ca_file"} {
+			optional[p+k] = true
+		}
+	}
 	var walk func(prefix string, typ reflect.Type, shown map[string]any)
 	walk = func(prefix string, typ reflect.Type, shown map[string]any) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
 			name := f.Tag.Get("mapstructure")
+			if name == ",squash" {
+				walk(prefix, f.Type, shown)
+				continue
+			}
 			if name == "" || skip[prefix+name] {
 				continue
 			}

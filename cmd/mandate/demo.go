@@ -38,8 +38,9 @@ func newDemoCmd() *cobra.Command {
 		Short: "Tell Mandate's story end to end on a throw-away store",
 		Long: `Start Mandate on a temporary store, register an orchestrator, two sub-agents
 and a protected API, then walk a task through minting, two delegations, a
-refused widening, an API call, revocation of the root, and the refusals that
-follow. Nothing is left behind.`,
+refused widening, an API call, an ephemeral agent, a pod with no secret (its
+Kubernetes service-account token is its identity), revocation of the root,
+and the refusals that follow. Nothing is left behind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), bcrypt.DefaultCost)
@@ -128,6 +129,21 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 		}
 		cfg.Clients = append(cfg.Clients, cc)
 	}
+	// The cluster a pod of the story runs in: its API server signs the
+	// pod's service-account token; Mandate trusts its JWKS (a stand-in key
+	// made here, as a real cluster publishes at /openid/v1/jwks).
+	cluster, err := newDemoCluster(dir)
+	if err != nil {
+		return err
+	}
+	cfg.WorkloadIssuers = []server.WorkloadIssuerConfig{{
+		Issuer: cluster.issuer, KeySource: server.KeySource{JWKSFile: cluster.jwksFile},
+		Rules: []server.WorkloadRuleConfig{{
+			Match:  map[string]string{"sub": "system:serviceaccount:agents:*"},
+			Agent:  "k8s/{kubernetes.io.namespace}/{kubernetes.io.serviceaccount.name}",
+			Scopes: []string{"db:read:*"}, Audiences: []string{ordersAud}, Groups: []string{"research-agents"},
+		}},
+	}}
 	if _, err := cfg.Validate(""); err != nil {
 		return err
 	}
@@ -137,7 +153,8 @@ func runDemo(ctx context.Context, out io.Writer, bcryptCost int) error {
 	}
 	defer srv.Shutdown(context.Background())
 
-	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.Store, start: time.Now(), policyLines: policySummary(srv.Policy.Current())}
+	d := &demo{out: out, base: srv.URL, agents: map[string]*demoAgent{}, store: srv.Store, start: time.Now(), policyLines: policySummary(srv.Policy.Current()),
+		cluster: cluster, dir: dir}
 	for _, a := range agents {
 		d.agents[a.id] = a
 		if a.role != "" {
@@ -196,6 +213,9 @@ type demo struct {
 	store  delegation.Inspector
 	start  time.Time
 	names  map[string]string // jti → a friendly name for the printout
+
+	cluster *demoCluster // the Kubernetes cluster the pod agent runs in
+	dir     string       // the demo's temporary directory
 
 	verifier    *verifier.Verifier
 	feedSyncs   chan struct{} // a tick per revocation-feed round trip
@@ -338,7 +358,13 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 		return fmt.Errorf("demo: the API refused the ephemeral agent")
 	}
 
-	d.step(9, "The task is over: the orchestrator revokes the root token (RFC 7009).")
+	d.step(9, "A pod joins with no secret at all: its Kubernetes service-account token is its identity.")
+	podTok, err := d.podAgent(ctx, orch, root, apiURL)
+	if err != nil {
+		return err
+	}
+
+	d.step(10, "The task is over: the orchestrator revokes the root token (RFC 7009).")
 	if err := orch.Revoke(ctx, root.Value); err != nil {
 		return err
 	}
@@ -351,11 +377,11 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 	d.say("   The API's verifier learned it from the revocation feed %s after the revoke returned.",
 		time.Since(revokedAt).Round(10*time.Microsecond))
 
-	d.step(10, "Everything delegated from the root is now refused.")
+	d.step(11, "Everything delegated from the root is now refused.")
 	for _, call := range []struct {
 		who string
 		tok *client.Token
-	}{{"db-agent", mine}, {"summarizer", agentTok}} {
+	}{{"db-agent", mine}, {"summarizer", agentTok}, {"pod", podTok}} {
 		status, body = d.callAPI(apiURL, call.tok)
 		d.say("   %-10s GET /orders        → %d %s", call.who, status, body)
 		if status != http.StatusUnauthorized {
@@ -368,7 +394,7 @@ func (d *demo) run(ctx context.Context, apiURL, alg, kid string) error {
 		return fmt.Errorf("demo: a revoked chain was exchanged")
 	}
 
-	d.step(11, "The task's lineage, as an operator sees it (`mandate lineage JTI`):")
+	d.step(12, "The task's lineage, as an operator sees it (`mandate lineage JTI`):")
 	l, err := delegation.LineageOf(ctx, d.store, jtiOf(root.Value), time.Now())
 	if err != nil {
 		return err

@@ -1065,7 +1065,8 @@ func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[st
 	}
 	for _, g := range cl.Grants {
 		if !slices.Contains(delegation.GrantNames(), g) {
-			failf("config: %s.grants: unknown grant %q: use %s", key, g, strings.Join(delegation.GrantNames(), " or "))
+			names := delegation.GrantNames()
+			failf("config: %s.grants: unknown grant %q: use %s or %s", key, g, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 		}
 	}
 	switch delegation.Role(cl.Role) {
@@ -1263,13 +1264,31 @@ func (c *Config) CheckFiles() error {
 			}
 		}
 	}
-	if sc, err := c.serviceConfig(); err != nil {
-		// Every key file (clients', issuers'), CA file and key URL.
-		errs = append(errs, err)
-	} else if err := delegation.CheckConfig(sc); err != nil {
+	for i, ti := range c.TrustedIssuers {
+		if _, err := keyResolver(fmt.Sprintf("trusted_issuers[%d]", i), ti.Issuer, ti.KeySource); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, wi := range c.WorkloadIssuers {
+		if _, err := keyResolver(fmt.Sprintf("workload_issuers[%d]", i), wi.Issuer, wi.KeySource); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, ji := range c.IDJAGIssuers {
+		if _, err := keyResolver(fmt.Sprintf("id_jag_issuers[%d]", i), ji.Issuer, ji.KeySource); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 { // the core's checks need every file read
 		// What the core checks at start: rules naming clients, generated
 		// names that could be a client's or collide with each other.
-		errs = append(errs, fmt.Errorf("config: %w", err))
+		sc, err := c.serviceConfig()
+		if err == nil {
+			err = delegation.CheckConfig(sc)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: %w", err))
+		}
 	}
 	if c.Policy.Dir != "" {
 		if _, err := policy.LoadDir(c.Policy.Dir); err != nil {
