@@ -101,6 +101,11 @@ func (g jwtBearerGrant) workloadRoot(ctx context.Context, c *Registration, req *
 // idjagRoot redeems an ID-JAG made for c: a root on behalf of its user.
 func (g jwtBearerGrant) idjagRoot(ctx context.Context, c *Registration, req *TokenRequest) (*TokenResponse, error) {
 	s := g.s
+	if c.generatedName {
+		// An IdP makes an ID-JAG for a client it knows registered at this
+		// authorization server; a name a workload rule generated is none.
+		return nil, oauth.New(oauth.CodeUnauthorizedClient, "ID-JAGs are redeemed by registered clients, not by the generated workload identity %q", c.ID)
+	}
 	u, err := jwt.Unverified(req.Assertion)
 	if err != nil {
 		return nil, oauth.Wrap(err, oauth.CodeInvalidGrant, "the ID-JAG is malformed: %v", err)

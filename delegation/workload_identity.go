@@ -150,6 +150,10 @@ func (s *Service) AcceptsJWTBearer() bool {
 // metadata's authorization_grant_profiles_supported).
 func (s *Service) AcceptsIDJAG() bool { return len(s.idjag) > 0 }
 
+// IsWorkloadToken reports whether token claims to come from a configured
+// workload issuer (unverified: for the transport's log only).
+func (s *Service) IsWorkloadToken(token string) bool { return s.workloadIssuerOf(token) != nil }
+
 // workloadIssuerOf picks the workload issuer an unverified token claims:
 // by iss, else, for a SPIFFE trust domain, by its sub. Nothing is trusted
 // yet; the issuer's keys decide.

@@ -344,7 +344,11 @@ func (a *api) authenticatedForm(c echo.Context) (url.Values, *delegation.Registr
 	if form.Has("client_assertion") || form.Has("client_assertion_type") {
 		client, err := a.assertionClient(c, form)
 		if err != nil {
-			a.log.Info("client authentication failed", slog.String("method", "private_key_jwt"), slog.String("client", jwt.Excerpt(form.Get("client_id"))), slog.String("remote", c.RealIP()))
+			method := "private_key_jwt"
+			if a.svc.IsWorkloadToken(form.Get("client_assertion")) {
+				method = "workload_token"
+			}
+			a.log.Info("client authentication failed", slog.String("method", method), slog.String("client", jwt.Excerpt(form.Get("client_id"))), slog.String("remote", c.RealIP()))
 			return nil, nil, err
 		}
 		return form, client, nil // admitted inside, before its jti was spent

@@ -260,6 +260,10 @@ func TestARuleMayNameARegisteredClient(t *testing.T) {
 	if r := bearerGrant(t, env, sa, url.Values{"client_id": {"ci-orchestrator"}}); r.Status != 200 {
 		t.Errorf("with its own client_id: %d %s", r.Status, r.Raw)
 	}
+	// A generated identity is no registered client an IdP made an ID-JAG for.
+	researcher := p.k8s.sign(t, k8sClaims(env, "agents", "researcher"))
+	jagForIt := p.idp.signTyp(t, "oauth-id-jag+jwt", idjagClaims(env, "k8s/agents/researcher", "j-gen"))
+	expectError(t, asWorkload(t, env, researcher, url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {jagForIt}}), 400, oauth.CodeUnauthorizedClient)
 	// A client not registered for the grant may not use it, whatever token
 	// names it (the orchestrator's grants are client_credentials and
 	// token_exchange).
@@ -329,6 +333,7 @@ func TestWorkloadAssertionRefusals(t *testing.T) {
 		{"expired", good(func(c map[string]any) { c["exp"] = dt.Start.Add(-time.Minute).Unix() }), nil, oauth.CodeInvalidGrant},
 		{"no exp", good(func(c map[string]any) { delete(c, "exp") }), nil, oauth.CodeInvalidGrant},
 		{"lives too long", good(func(c map[string]any) { c["exp"] = dt.Start.Add(48 * time.Hour).Unix() }), nil, oauth.CodeInvalidGrant},
+		{"lives max_lifetime and a minute", good(func(c map[string]any) { c["exp"] = dt.Start.Add(61 * time.Minute).Unix() }), nil, oauth.CodeInvalidGrant},
 		{"not yet valid", good(func(c map[string]any) { c["nbf"] = dt.Start.Add(time.Hour).Unix() }), nil, oauth.CodeInvalidGrant},
 		{"an unconfigured issuer", good(func(c map[string]any) { c["iss"] = "https://k8s.other.example" }), nil, oauth.CodeInvalidGrant},
 		{"matches no rule", good(func(c map[string]any) { c["sub"] = "system:node:node-1" }), nil, oauth.CodeInvalidGrant},
@@ -492,4 +497,15 @@ func TestMetadataAdvertisesTheJWTBearerGrantWhenConfigured(t *testing.T) {
 		t.Errorf("without issuers: %v", plain.Metadata)
 	}
 	expectError(t, bearerGrant(t, plain, "a.b.c", nil), 400, oauth.CodeInvalidGrant)
+}
+
+// TestAPlatformsFewExtraSecondsAreTolerated: Kubernetes' legacy tokens
+// live 3607 s for an hour asked for; max_lifetime has the clock leeway.
+func TestAPlatformsFewExtraSecondsAreTolerated(t *testing.T) {
+	env, p := workloadEnv(t)
+	c := k8sClaims(env, "agents", "researcher")
+	c["exp"] = dt.Start.Add(3607 * time.Second).Unix()
+	if r := bearerGrant(t, env, p.k8s.sign(t, c), nil); r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
+	}
 }

@@ -36,7 +36,8 @@ type Issuer struct {
 	// Audience must be among the token's audiences (Mandate's issuer, by
 	// default, set by the configuration).
 	Audience string
-	// MaxLifetime bounds exp - iat (exp - now for a token without iat).
+	// MaxLifetime bounds exp - iat (exp - now for a token without iat),
+	// with Leeway.
 	MaxLifetime time.Duration
 	// SingleUse makes jti required; the grant accepts each once.
 	SingleUse bool
@@ -111,7 +112,9 @@ func (is *Issuer) Verify(assertion string, now time.Time) (*Assertion, error) {
 	if !reg.IssuedAt.IsZero() {
 		from = reg.IssuedAt.Time()
 	}
-	if life := reg.Expiry.Time().Sub(from); life > maxLife {
+	// Leeway: a platform may add a few seconds to the lifetime asked for
+	// (Kubernetes' legacy 3607 s tokens).
+	if life := reg.Expiry.Time().Sub(from); life > maxLife+Leeway {
 		return nil, refuse("lives %s, longer than the %s its issuer's max_lifetime allows", life, maxLife)
 	}
 	if is.SingleUse && reg.ID == "" {
