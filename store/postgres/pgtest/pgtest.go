@@ -5,9 +5,12 @@
 //
 // A test package starts one cluster for all its tests (Main, from
 // TestMain) and gives each test its own database (NewDatabase), which costs
-// a CREATE DATABASE, not a cluster. Without PostgreSQL's binaries the
-// package's tests skip, saying so in one line; with MANDATE_TEST_POSTGRES=required
-// (set by .ci/run) a missing PostgreSQL is a failure instead.
+// a CREATE DATABASE, not a cluster. A test that stops the server, or that
+// needs a primary and a streaming standby to fail over to, starts clusters
+// of its own (Own, OwnStandby), which needs no Main. Without PostgreSQL's
+// binaries the package's tests skip, saying so in one line; with
+// MANDATE_TEST_POSTGRES=required (set by .ci/run) a missing PostgreSQL is a
+// failure instead.
 //
 // Run as root, initdb and postgres refuse to start, so the cluster runs as
 // the unprivileged user "postgres", which owns its directory.
@@ -88,6 +91,35 @@ func findBin() (string, error) {
 // when PostgreSQL is not installed; any other error means it is, but would
 // not start.
 func Start(ctx context.Context) (*Cluster, error) {
+	c, err := newCluster()
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.run(ctx, filepath.Join(c.bin, "initdb"), "-D", c.data(), "-U", Superuser, "-A", "trust",
+		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	if err != nil {
+		c.removeDir()
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	// The superuser is trusted on the socket, for sessions and for
+	// replication (a standby's base backup and WAL stream: StartStandby);
+	// every other role gives its password, so tests can check what a wrong
+	// one does.
+	hba := "local all " + Superuser + " trust\nlocal replication " + Superuser + " trust\nlocal all all scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(c.data(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		c.removeDir()
+		return nil, err
+	}
+	if err := c.start(ctx); err != nil {
+		c.removeDir()
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCluster finds the binaries and makes the cluster's directory, owned
+// by the user the cluster runs as; nothing is in it yet.
+func newCluster() (*Cluster, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -118,25 +150,118 @@ func Start(ctx context.Context) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	out, err := c.run(ctx, filepath.Join(bin, "initdb"), "-D", c.data(), "-U", Superuser, "-A", "trust",
-		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	return c, nil
+}
+
+// StartStandby makes and starts a streaming standby of primary: a base
+// backup by pg_basebackup -R (so the copy follows primary's WAL stream over
+// its socket), started as a hot standby on a directory and socket of its
+// own, and returned once primary sees it streaming. The standby is
+// asynchronous until primary.RequireSynchronous; Promote makes it a primary.
+// Its server, like primary's, stops when this process dies.
+func StartStandby(ctx context.Context, primary *Cluster) (*Cluster, error) {
+	c, err := newCluster()
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.run(ctx, filepath.Join(c.bin, "pg_basebackup"), "-D", c.data(), "-h", primary.dir, "-U", Superuser,
+		"-R", "-X", "stream", "-c", "fast", "--no-sync")
 	if err != nil {
 		c.removeDir()
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
-	}
-	// The superuser is trusted on the socket; every other role gives its
-	// password, so tests can check what a wrong one does.
-	hba := "local all " + Superuser + " trust\nlocal all all scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(c.data(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		c.removeDir()
-		return nil, err
+		return nil, fmt.Errorf("pg_basebackup: %w: %s", err, out)
 	}
 	if err := c.start(ctx); err != nil {
 		c.removeDir()
 		return nil, err
 	}
+	if err := primary.waitReplication(ctx, "state = 'streaming'"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("the standby does not stream: %w: %s", err, c.LogTail(20))
+	}
 	return c, nil
 }
+
+// RequireSynchronous makes c's commits wait for a standby
+// (synchronous_standby_names = '*', synchronous_commit on: a commit returns
+// once a standby has flushed it) and returns once a standby is synchronous.
+// From then on a commit c acknowledges is on the standby too, and none
+// returns while no standby is connected. Call it once the standby is made:
+// a base backup taken afterwards would carry the setting along, and the
+// standby, once promoted, would wait for a standby of its own.
+func (c *Cluster) RequireSynchronous(ctx context.Context) error {
+	for _, sql := range []string{"ALTER SYSTEM SET synchronous_standby_names = '*'", "ALTER SYSTEM SET synchronous_commit = on", "SELECT pg_reload_conf()"} {
+		if err := c.Exec(ctx, "postgres", sql); err != nil {
+			return err
+		}
+	}
+	return c.waitReplication(ctx, "sync_state = 'sync'")
+}
+
+// waitReplication waits until a standby connected to c meets cond (SQL
+// over pg_stat_replication), for up to 30s.
+func (c *Cluster) waitReplication(ctx context.Context, cond string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+		n := 0
+		if err == nil {
+			err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_replication WHERE "+cond).Scan(&n)
+			conn.Close(ctx)
+		}
+		if n > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("no standby with %s in 30s (last error: %v)", cond, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Promote makes a standby a primary (pg_promote) and returns once it
+// accepts writes.
+func (c *Cluster) Promote(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var done bool
+	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&done); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	if !done {
+		return fmt.Errorf("promote: not promoted within 60s: %s", c.LogTail(20))
+	}
+	return nil
+}
+
+// PauseWALReceiver stops a standby's WAL receiver (SIGSTOP), so the
+// standby receives nothing more, until resume is called (SIGCONT): on a
+// primary that requires it synchronous, commits wait meanwhile; on one
+// that does not, they go on without the standby. Call resume before
+// Promote.
+func (c *Cluster) PauseWALReceiver(ctx context.Context) (resume func(), err error) {
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pid FROM pg_stat_wal_receiver").Scan(&pid); err != nil {
+		return nil, fmt.Errorf("the standby's WAL receiver: %w", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return nil, fmt.Errorf("stop the WAL receiver: %w", err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }, nil
+}
+
+// Crash stops the server as a crash would (immediate shutdown: every
+// session cut at once, no checkpoint; what was committed is in the WAL),
+// and leaves it stopped: Resume would start it again, recovering.
+func (c *Cluster) Crash() { c.stop(syscall.SIGQUIT) }
 
 // removeStale deletes the directories of clusters whose test process died
 // (its server, told by the parent-death signal, stopped and removed its
@@ -376,11 +501,12 @@ func Need(t testing.TB) *Cluster {
 }
 
 // Own starts a cluster for t alone, which t may stop and resume without
-// disturbing the package's other tests, and deletes it when t ends
-// (skipped, or failed, as Need is).
+// disturbing the package's other tests, and deletes it when t ends. It
+// needs no Main: without PostgreSQL's binaries t is skipped (failed with
+// MANDATE_TEST_POSTGRES=required), as Need does.
 func Own(t testing.TB) *Cluster {
 	t.Helper()
-	Need(t)
+	needBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := Start(ctx)
@@ -389,4 +515,33 @@ func Own(t testing.TB) *Cluster {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// OwnStandby starts a streaming standby of primary for t (StartStandby)
+// and deletes it when t ends.
+func OwnStandby(t testing.TB, primary *Cluster) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := StartStandby(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// needBinaries skips t (fails it, when required) unless PostgreSQL's
+// binaries are installed.
+func needBinaries(t testing.TB) {
+	t.Helper()
+	if shared != nil {
+		return
+	}
+	if _, err := findBin(); err != nil {
+		if Required() {
+			t.Fatalf("%v, and %s=required: install PostgreSQL's server (Debian: postgresql-15)", err, EnvRequired)
+		}
+		t.Skipf("no PostgreSQL: %v (%s=required makes this a failure)", err, EnvRequired)
+	}
 }
