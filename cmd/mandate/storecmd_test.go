@@ -9,7 +9,9 @@ import (
 
 // TestStoreCopyRefusals: store copy names what is missing — the source, the
 // target database, the KEK — and never repeats the DSN. (The copy itself is
-// tested against PostgreSQL in cmd/mandate/server: TestCopyStoreToPostgres.)
+// tested against PostgreSQL in cmd/mandate/server: TestCopyStoreToPostgres;
+// the command end to end, from `serve` on bbolt to `serve` on PostgreSQL, in
+// TestStoreCopyCommand.)
 func TestStoreCopyRefusals(t *testing.T) {
 	const secret = "s3cret-pw"
 	t.Setenv("MANDATE_SIGNING_KEK", "")
