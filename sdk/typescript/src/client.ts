@@ -5,13 +5,19 @@
  * - `MandateClient.discover(issuer, options)` reads the RFC 8414 metadata and
  *   checks that it names the issuer asked for.
  * - Client authentication: client_secret_basic (id and secret form-urlencoded
- *   before Base64, RFC 6749 §2.3.1) or private_key_jwt (RFC 7523, a fresh
- *   assertion per request, signed with jose).
- * - `mint` (client_credentials), `identity` (the identity token: audience =
- *   the issuer, the actor token naming this client), `exchange` (RFC 8693,
- *   to itself or to a registered agent named by its actor token),
- *   `spawnAgent` + `delegateToAgent` (an ephemeral agent: a fresh key and its
- *   agent+jwt), `revoke` (RFC 7009).
+ *   before Base64, RFC 6749 §2.3.1), private_key_jwt (RFC 7523, a fresh
+ *   assertion per request, signed with jose), or a workload's platform token
+ *   (a Kubernetes projected service-account token, a SPIFFE JWT-SVID, a CI
+ *   job's OIDC token: no static secret), read afresh for every request from
+ *   its file or function and sent as the client_assertion (RFC 7523 §2.2).
+ * - `mint` (client_credentials; for a workload, the JWT bearer grant with
+ *   its platform token as the assertion, RFC 7523 §2.1), `identity` (the
+ *   identity token: audience = the issuer, the actor token naming this
+ *   client), `exchange` (RFC 8693, to itself or to a registered agent named
+ *   by its actor token), `spawnAgent` + `delegateToAgent` (an ephemeral
+ *   agent: a fresh key and its agent+jwt), `redeemIdJag` (an enterprise
+ *   IdP's ID-JAG through the JWT bearer grant: a root on behalf of its
+ *   user), `revoke` (RFC 7009).
  * - DPoP on every request made with a key: proofs with htm, htu, iat, jti
  *   (and ath at resource servers); a server's use_dpop_nonce is answered by
  *   one retry with its nonce. Redirects are never followed (fetch with
@@ -21,13 +27,16 @@
  * Refusals are OAuthError (its `error`, `error_description` and `status`);
  * no error of this module carries a secret or a whole token.
  */
+import { Buffer } from 'node:buffer';
 import { type KeyObject, type JsonWebKey, randomBytes, webcrypto } from 'node:crypto';
+import { open } from 'node:fs/promises';
 
 type CryptoKey = webcrypto.CryptoKey;
 import { SignJWT, importJWK } from 'jose';
 import { DPoPKey, TYPE_AGENT } from './dpop.js';
 import { MandateError, OAuthError, ProtocolError } from './errors.js';
 import { type FetchLike, basicAuth, deadline, isRedirect, readLimited, safeURL } from './http.js';
+import { MAX_TOKEN_SIZE } from './chain.js';
 import { type TokenView, excerpt } from './jwt.js';
 import { metadataURL } from './verifier.js';
 import { decodeToken } from './view.js';
@@ -35,6 +44,7 @@ import { decodeToken } from './view.js';
 /** RFC 8693 and RFC 7523 identifiers. */
 export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const GRANT_JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -49,12 +59,37 @@ export interface ClientKey {
   alg?: string;
 }
 
+/**
+ * How a client authenticates: exactly one of clientSecret, privateKey,
+ * workloadTokenFile and workloadToken.
+ */
 export interface ClientOptions {
-  clientId: string;
+  /**
+   * The client's id. Required with clientSecret and privateKey. Optional
+   * with a workload token, whose issuer's rules name the client: given, it
+   * is sent as client_id and Mandate refuses a token that maps to another
+   * identity; absent, it is learnt from the client_id of the tokens issued
+   * to the client itself (all but those delegated to an actor).
+   */
+  clientId?: string;
   /** client_secret_basic. */
   clientSecret?: string;
   /** private_key_jwt, instead of a secret. */
   privateKey?: ClientKey;
+  /**
+   * The file holding the workload's platform token (a Kubernetes projected
+   * service-account token, say /var/run/secrets/tokens/mandate, or a JWT-SVID
+   * written by the SPIFFE helper), for a Mandate with a matching
+   * workload_issuers entry. It is read again for every request, so a token
+   * the platform rotates is picked up, and trimmed of surrounding white
+   * space. Its token is never put in an error.
+   */
+  workloadTokenFile?: string;
+  /**
+   * The workload's platform token, asked for at every request (from the
+   * platform's API, an environment variable, ...), trimmed as a file's.
+   */
+  workloadToken?: () => string | Promise<string>;
   /** Binds the tokens the client obtains for itself to this key (DPoP). */
   dpopKey?: DPoPKey;
   /** The fetch to use (default the platform's). */
@@ -256,15 +291,21 @@ function audiences(a: string | readonly string[] | undefined): readonly string[]
   return typeof a === 'string' ? [a] : a;
 }
 
-/** A client of one Mandate server, authenticating as one registered client. */
+/**
+ * A client of one Mandate server, authenticating as one registered client,
+ * or as the workload its platform token names.
+ */
 export class MandateClient {
   readonly issuer: string;
-  readonly clientId: string;
   readonly metadata: Readonly<ServerMetadata>;
   /** The key the client's own tokens are bound to, or null. */
   readonly dpopKey: DPoPKey | null;
+  #clientId: string | null;
+  readonly #clientIdGiven: boolean;
   readonly #secret: string | undefined;
   readonly #privateKey: ClientKey | undefined;
+  /** The workload's platform token, read afresh (file or function); null for a registered client's secret or key. */
+  readonly #workloadToken: (() => Promise<string>) | null;
   #signingKey: Promise<{ key: KeyObject | CryptoKey | Uint8Array; alg: string }> | null = null;
   readonly #fetch: FetchLike;
   readonly #now: () => number;
@@ -273,24 +314,56 @@ export class MandateClient {
   private constructor(issuer: string, md: ServerMetadata, o: ClientOptions) {
     this.issuer = issuer;
     this.metadata = Object.freeze({ ...md });
-    this.clientId = o.clientId;
+    this.#clientId = o.clientId || null;
+    this.#clientIdGiven = !!o.clientId;
     this.dpopKey = o.dpopKey ?? null;
     this.#secret = o.clientSecret;
     this.#privateKey = o.privateKey;
+    this.#workloadToken = workloadReader(o);
     this.#fetch = o.fetch ?? globalThis.fetch;
     this.#now = o.now ?? Date.now;
     this.#timeoutMs = o.timeoutMs ?? 30000;
   }
 
   /**
+   * The client's id: the one given, or, for a workload client given none,
+   * the holder of the latest token issued to it (mint, identity,
+   * redeemIdJag, an exchange without an actor, exchangeForDownstream: all
+   * but a delegation to an actor) — null before the first. A platform token
+   * that rotates to another identity is followed from its next such token.
+   */
+  get clientId(): string | null {
+    return this.#clientId;
+  }
+
+  /** Whether the client authenticates with a workload's platform token (workloadTokenFile or workloadToken). */
+  get workload(): boolean {
+    return this.#workloadToken !== null;
+  }
+
+  /**
    * Discovers the server's endpoints from its issuer URL (RFC 8414) and
-   * returns a client authenticating as options.clientId. The metadata must
-   * name exactly this issuer (RFC 8414 §3.3).
+   * returns a client authenticating as options.clientId, or as the workload
+   * its platform token names (workloadTokenFile, workloadToken: the server
+   * must advertise the JWT bearer grant). The metadata must name exactly
+   * this issuer (RFC 8414 §3.3).
    */
   static async discover(issuer: string, options: ClientOptions): Promise<MandateClient> {
-    if (!options.clientId) throw new MandateError('invalid_request', 'a clientId is required');
-    if (!options.clientSecret === !options.privateKey) {
-      throw new MandateError('invalid_request', 'give exactly one of clientSecret (client_secret_basic) and privateKey (private_key_jwt)');
+    const given = (['clientSecret', 'privateKey', 'workloadTokenFile', 'workloadToken'] as const).filter((k) => options[k] !== undefined);
+    if (given.length !== 1) {
+      throw new MandateError(
+        'invalid_request',
+        'give exactly one of clientSecret (client_secret_basic), privateKey (private_key_jwt), workloadTokenFile and workloadToken (a workload\'s platform token)',
+      );
+    }
+    const workload = given[0] === 'workloadTokenFile' || given[0] === 'workloadToken';
+    if (!workload && !options.clientId) throw new MandateError('invalid_request', 'a clientId is required');
+    if (given[0] === 'clientSecret' && !options.clientSecret) throw new MandateError('invalid_request', 'clientSecret is empty');
+    if (given[0] === 'workloadTokenFile' && (typeof options.workloadTokenFile !== 'string' || options.workloadTokenFile === '')) {
+      throw new MandateError('invalid_request', 'workloadTokenFile must be the path of a file');
+    }
+    if (given[0] === 'workloadToken' && typeof options.workloadToken !== 'function') {
+      throw new MandateError('invalid_request', 'workloadToken must be a function returning the token (or a Promise of it)');
     }
     const fetchFn = options.fetch ?? globalThis.fetch;
     const d = deadline(options.timeoutMs ?? 30000);
@@ -317,6 +390,9 @@ export class MandateClient {
       throw new ProtocolError(`mandate discovery: metadata names issuer "${excerpt(String(md.issuer))}", not "${excerpt(issuer)}"`);
     }
     if (typeof md.token_endpoint !== 'string' || !md.token_endpoint) throw new ProtocolError('mandate discovery: metadata has no token_endpoint');
+    if (workload && Array.isArray(md.grant_types_supported) && !md.grant_types_supported.includes(GRANT_JWT_BEARER)) {
+      throw new ProtocolError(`mandate discovery: ${safeURL(issuer)} does not accept workload tokens (its grant_types_supported lacks ${GRANT_JWT_BEARER}: no workload_issuers are configured)`);
+    }
     return new MandateClient(issuer, md, options);
   }
 
@@ -329,9 +405,40 @@ export class MandateClient {
    * A root token for the client itself (client_credentials): scope and
    * audiences absent mean everything it is registered for. Bound to the
    * client's DPoP key when it has one.
+   *
+   * A workload client mints with the JWT bearer grant (RFC 7523 §2.1): its
+   * platform token, read afresh, is the assertion and the only
+   * authentication; the root's sub and holder are the identity the token
+   * maps to (a registered client, or a generated name such as
+   * k8s/agents/researcher), within that identity's ceiling, and it never
+   * outlives the platform token. A refused platform token is an OAuthError
+   * invalid_grant.
    */
   mint(opts: { scope?: string | readonly string[]; audience?: string | readonly string[] } = {}): Promise<Token> {
-    const form = new URLSearchParams({ grant_type: GRANT_CLIENT_CREDENTIALS });
+    const workload = this.#workloadToken !== null;
+    const form = new URLSearchParams({ grant_type: workload ? GRANT_JWT_BEARER : GRANT_CLIENT_CREDENTIALS });
+    const scope = scopeParam(opts.scope);
+    if (scope) form.set('scope', scope);
+    for (const a of audiences(opts.audience)) form.append('audience', a);
+    return this.token(form, this.dpopKey, this.dpopKey, workload);
+  }
+
+  /**
+   * Redeems an enterprise IdP's Identity Assertion JWT Authorization Grant
+   * (an ID-JAG, typ oauth-id-jag+jwt, made for this client by an IdP in
+   * Mandate's id_jag_issuers) through the JWT bearer grant, authenticated as
+   * this client: a root on behalf of the IdP's user (sub the user, sub_iss
+   * the IdP, holder this client), with scope = the requested ∩ the ID-JAG's
+   * ∩ the client's registration and audiences within the ID-JAG's resource.
+   * The client's registration must list the jwt_bearer grant. An ID-JAG is
+   * single-use: Mandate refuses it a second time (invalid_grant). Bound to
+   * the client's DPoP key when it has one; delegate from it as from any root.
+   */
+  redeemIdJag(idJag: string, opts: { scope?: string | readonly string[]; audience?: string | readonly string[] } = {}): Promise<Token> {
+    if (typeof idJag !== 'string' || idJag.trim() === '') {
+      return Promise.reject(new MandateError('invalid_request', 'an ID-JAG (the IdP\'s oauth-id-jag+jwt) is required'));
+    }
+    const form = new URLSearchParams({ grant_type: GRANT_JWT_BEARER, assertion: idJag.trim() });
     const scope = scopeParam(opts.scope);
     if (scope) form.set('scope', scope);
     for (const a of audiences(opts.audience)) form.append('audience', a);
@@ -372,7 +479,7 @@ export class MandateClient {
     for (const a of audiences(opts.audience)) form.append('audience', a);
     const proofKey = subj.key ?? this.dpopKey;
     let childKey: DPoPKey | null = null;
-    if (!actor || holderOf(actor) === this.clientId) childKey = proofKey; // the holder stays: the same key
+    if (!actor || holderOf(actor) === this.#clientId) childKey = proofKey; // the holder stays: the same key
     return this.token(form, proofKey, childKey);
   }
 
@@ -408,13 +515,17 @@ export class MandateClient {
   /**
    * Makes an ephemeral agent "<clientId>/<name>" with a fresh key (EdDSA by
    * default). The name is 1–64 letters, digits and ._-, starting with a
-   * letter or digit, not ending with a dot.
+   * letter or digit, not ending with a dot. A workload client given no
+   * clientId learns it first (mint or identity).
    */
   spawnAgent(name: string, alg: 'EdDSA' | 'ES256' = 'EdDSA'): Agent {
     if (!AGENT_NAME.test(name) || name.endsWith('.')) {
       throw new MandateError('invalid_request', `agent name "${excerpt(name)}" must be 1-64 letters, digits and ._- (starting with a letter or digit, not ending with a dot)`);
     }
-    return new Agent(this.clientId, name, DPoPKey.generate(alg), this.#now, this.#fetch);
+    if (this.#clientId === null) {
+      throw new MandateError('invalid_request', 'this workload client does not know its client id yet: mint() or identity() first, or give clientId');
+    }
+    return new Agent(this.#clientId, name, DPoPKey.generate(alg), this.#now, this.#fetch);
   }
 
   /** Hands subject on to an ephemeral agent: the child is held by the agent's name and bound to its key, which only the agent has. */
@@ -425,7 +536,12 @@ export class MandateClient {
     return t;
   }
 
-  /** Revokes a token this client holds, or one delegated from such a token, and with it everything delegated from it (RFC 7009). */
+  /**
+   * Revokes a token this client holds, or one delegated from such a token,
+   * and with it everything delegated from it (RFC 7009). (A workload client,
+   * as in every request but its mint, authenticates with its platform token
+   * as the client_assertion.)
+   */
   async revoke(token: Token | string): Promise<void> {
     const url = this.metadata.revocation_endpoint;
     if (typeof url !== 'string' || !url) throw new ProtocolError('mandate: the metadata names no revocation_endpoint');
@@ -433,11 +549,21 @@ export class MandateClient {
     await this.post(url, form, null);
   }
 
-  /** Posts a token request, proving proofKey when set; the token is bound to childKey when the server bound it. */
-  private async token(form: URLSearchParams, proofKey: DPoPKey | null, childKey: DPoPKey | null): Promise<Token> {
-    const body = (await this.post(this.metadata.token_endpoint, form, proofKey)) as Record<string, unknown>;
+  /**
+   * Posts a token request, proving proofKey when set; the token is bound to
+   * childKey when the server bound it. grant: the workload's JWT bearer
+   * grant (its platform token as the assertion, no client authentication).
+   * A workload client given no clientId learns its id from the holder of
+   * every token issued to itself (every one but a delegation to an actor).
+   */
+  private async token(form: URLSearchParams, proofKey: DPoPKey | null, childKey: DPoPKey | null, grant = false): Promise<Token> {
+    const body = (await this.post(this.metadata.token_endpoint, form, proofKey, grant)) as Record<string, unknown>;
     if (!body || typeof body.access_token !== 'string' || typeof body.token_type !== 'string') {
       throw new ProtocolError('mandate: the token endpoint answered without access_token and token_type', 200);
+    }
+    if (this.#workloadToken && !this.#clientIdGiven && !form.has('actor_token')) {
+      const holder = holderOf(body.access_token);
+      if (holder) this.#clientId = holder;
     }
     const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 0;
     return new Token({
@@ -451,11 +577,29 @@ export class MandateClient {
     });
   }
 
-  /** Client authentication: Basic, or a fresh private_key_jwt assertion in the form. */
-  private async authenticate(form: URLSearchParams, headers: Record<string, string>): Promise<void> {
+  /**
+   * Client authentication: Basic, a fresh private_key_jwt assertion in the
+   * form, or the workload's platform token read afresh — as the
+   * client_assertion, or, for the workload's JWT bearer grant (grant), as
+   * the assertion with no client authentication. Returns the platform token
+   * sent (to be kept out of errors), else ''.
+   */
+  private async authenticate(form: URLSearchParams, headers: Record<string, string>, grant: boolean): Promise<string> {
+    if (this.#workloadToken) {
+      const token = await this.#workloadToken();
+      if (this.#clientIdGiven) form.set('client_id', this.#clientId as string);
+      if (grant) {
+        form.set('assertion', token);
+      } else {
+        form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+        form.set('client_assertion', token);
+      }
+      return token;
+    }
+    const clientId = this.#clientId as string;
     if (this.#secret !== undefined) {
-      headers.authorization = basicAuth(this.clientId, this.#secret);
-      return;
+      headers.authorization = basicAuth(clientId, this.#secret);
+      return '';
     }
     const k = this.#privateKey as ClientKey;
     if (!this.#signingKey) {
@@ -474,25 +618,30 @@ export class MandateClient {
     const now = Math.floor(this.#now() / 1000);
     const assertion = await new SignJWT({})
       .setProtectedHeader({ alg, kid: k.kid, typ: 'JWT' })
-      .setIssuer(this.clientId)
-      .setSubject(this.clientId)
+      .setIssuer(clientId)
+      .setSubject(clientId)
       .setAudience(this.issuer)
       .setIssuedAt(now)
       .setExpirationTime(now + 60)
       .setJti(randomBytes(16).toString('base64url'))
       .sign(key);
-    form.set('client_id', this.clientId);
+    form.set('client_id', clientId);
     form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
     form.set('client_assertion', assertion);
+    return '';
   }
 
-  /** POSTs a form to Mandate (a DPoP proof when proofKey is set; one nonce retry); a refusal is an OAuthError. */
-  private async post(url: string, form: URLSearchParams, proofKey: DPoPKey | null): Promise<unknown> {
+  /**
+   * POSTs a form to Mandate (a DPoP proof when proofKey is set; one nonce
+   * retry); a refusal is an OAuthError. grant: the workload's JWT bearer
+   * grant (see authenticate).
+   */
+  private async post(url: string, form: URLSearchParams, proofKey: DPoPKey | null, grant = false): Promise<unknown> {
     let nonce: string | undefined;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
       const f = new URLSearchParams(form);
-      await this.authenticate(f, headers);
+      const platformToken = await this.authenticate(f, headers, grant);
       if (proofKey) headers.dpop = proofKey.proof('POST', url, { nonce, now: Math.floor(this.#now() / 1000) });
       const d = deadline(this.#timeoutMs);
       let resp: Response;
@@ -527,11 +676,79 @@ export class MandateClient {
         continue;
       }
       if (e && typeof e.error === 'string' && e.error) {
-        throw new OAuthError(e.error, typeof e.error_description === 'string' ? e.error_description : '', resp.status);
+        let description = typeof e.error_description === 'string' ? e.error_description : '';
+        if (platformToken) description = description.split(platformToken).join('[the workload token]');
+        throw new OAuthError(e.error, description, resp.status);
       }
       throw new ProtocolError(`mandate: ${safeURL(url)}: HTTP ${resp.status}`, resp.status);
     }
   }
+}
+
+/**
+ * The reader of a workload's platform token (options.workloadTokenFile or
+ * options.workloadToken), or null: every call reads it afresh and trims it.
+ * Its errors name the file, never its contents.
+ */
+function workloadReader(o: ClientOptions): (() => Promise<string>) | null {
+  if (o.workloadTokenFile !== undefined) {
+    const path = o.workloadTokenFile;
+    return async () => checkedToken(await readTokenFile(path), `the workload token file ${JSON.stringify(path)}`);
+  }
+  const fn = o.workloadToken;
+  if (fn === undefined) return null;
+  return async () => {
+    let v: unknown;
+    try {
+      v = await fn();
+    } catch (e) {
+      throw new MandateError('invalid_client', 'the workloadToken function failed', { cause: e });
+    }
+    if (typeof v !== 'string') throw new MandateError('invalid_client', 'the workloadToken function returned no string');
+    return checkedToken(v, 'the workloadToken function');
+  };
+}
+
+/** Reads a token file of at most MAX_TOKEN_SIZE bytes; a failure names the path and the system's code, never the contents. */
+async function readTokenFile(path: string): Promise<string> {
+  const where = `the workload token file ${JSON.stringify(path)}`;
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw new MandateError('invalid_client', `cannot read ${where}: ${errnoCode(e)}`, { cause: e });
+  }
+  try {
+    const buf = Buffer.alloc(MAX_TOKEN_SIZE + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > MAX_TOKEN_SIZE) throw new MandateError('invalid_client', `${where} holds more than a token's ${MAX_TOKEN_SIZE} bytes`);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } catch (e) {
+    if (e instanceof MandateError) throw e;
+    throw new MandateError('invalid_client', `cannot read ${where}: ${errnoCode(e)}`, { cause: e });
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** A file system error's code (ENOENT, EACCES, EISDIR, ...): the message of a read error holds the path at most, but the code is enough. */
+function errnoCode(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'read failed';
+}
+
+/** The token trimmed of surrounding white space; empty, too large, or not one compact token (printable ASCII) is refused naming where it came from. */
+function checkedToken(raw: string, where: string): string {
+  const t = raw.trim();
+  if (t === '') throw new MandateError('invalid_client', `${where} holds no token`);
+  if (Buffer.byteLength(t, 'utf8') > MAX_TOKEN_SIZE) throw new MandateError('invalid_client', `${where} holds more than a token's ${MAX_TOKEN_SIZE} bytes`);
+  if (!/^[\x21-\x7e]+$/.test(t)) throw new MandateError('invalid_client', `${where} holds no token: a token is printable ASCII without white space`);
+  return t;
 }
 
 /** The holder an actor token names (client_id, or an agent+jwt's sub), read without verifying: only to know whether the child stays here. */

@@ -1,9 +1,10 @@
 /**
  * Mandate's TypeScript SDK: the client side (discovery, client_credentials,
  * token exchange to registered and ephemeral agents, DPoP on every request,
- * revocation) and the resource-server side (a Verifier equal to the Go one,
- * Node and fetch-style middleware, per-call Cedar decisions in
- * `@mandate-auth/sdk/cedar`).
+ * revocation; a workload's platform token or an enterprise IdP's ID-JAG
+ * instead of a secret, through the JWT bearer grant) and the resource-server
+ * side (a Verifier equal to the Go one, Node and fetch-style middleware,
+ * per-call Cedar decisions in `@mandate-auth/sdk/cedar`).
  */
 export * from './errors.js';
 export { type Chain, MAX_DEPTH, MAX_LEEWAY_SECONDS, MAX_TOKEN_SIZE, ancestry, coversAll, hasScope } from './chain.js';
