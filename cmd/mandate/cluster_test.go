@@ -573,11 +573,12 @@ func awaitReady(t *testing.T, rs []*clusterReplica) time.Duration {
 
 // TestClusterOfReplicasOnPostgres: three replicas on one database under
 // load. One is killed (SIGKILL) mid-load and restarted under its name;
-// PostgreSQL is stopped mid-load (replicas answer 503 with Retry-After,
-// never a success) and started again (they recover by themselves). After
-// each, every acknowledged token and revocation is in force at every
-// replica. Last, a parent is revoked through one replica while the other
-// two exchange it as fast as they can: no child is usable anywhere.
+// PostgreSQL is stopped mid-load, then crashed (replicas answer 503 with
+// Retry-After, never a success) and started again each time (they recover
+// by themselves). Afterwards every acknowledged token and revocation is in
+// force at every replica. Last, a parent is revoked through one replica
+// while the other two exchange it as fast as they can: no child is usable
+// anywhere.
 func TestClusterOfReplicasOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three servers and a PostgreSQL as child processes")
@@ -604,23 +605,31 @@ func TestClusterOfReplicasOnPostgres(t *testing.T) {
 	t.Logf("replica %s killed and restarted in %v", rs[victim].name, time.Since(t0).Round(time.Millisecond))
 	l.awaitWrites(t, clusterPhaseWrites, "after the restart")
 
-	// PostgreSQL goes away (a fast shutdown: sessions cut) and comes back.
-	l.goingDown()
-	db.Stop()
-	l.db.Store(pgDown)
-	l.awaitRefusals(t, 5)
-	expectDown(t, rs)
-	l.db.Store(pgRecovering)
+	// PostgreSQL goes away and comes back, twice: a fast shutdown
+	// (sessions cut, a checkpoint), then a crash (immediate shutdown: the
+	// restart recovers from the WAL).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	t0 = time.Now()
-	if err := db.Resume(ctx); err != nil {
-		t.Fatal(err)
+	for _, outage := range []struct {
+		name string
+		stop func()
+	}{{"stopped", db.Stop}, {"crashed", db.Crash}} {
+		l.goingDown()
+		outage.stop()
+		l.db.Store(pgDown)
+		l.awaitRefusals(t, 5)
+		expectDown(t, rs)
+		l.db.Store(pgRecovering)
+		t0 = time.Now()
+		if err := db.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		back := time.Since(t0)
+		took := awaitReady(t, rs)
+		t.Logf("PostgreSQL %s mid-load: back in %v; every replica ready %v later", outage.name, back.Round(time.Millisecond), took.Round(time.Millisecond))
+		l.db.Store(pgUp)
+		l.awaitWrites(t, clusterPhaseWrites, "after PostgreSQL came back")
 	}
-	took := awaitReady(t, rs)
-	t.Logf("PostgreSQL back in %v; every replica ready %v later", time.Since(t0).Round(time.Millisecond)-took.Round(time.Millisecond), took.Round(time.Millisecond))
-	l.db.Store(pgUp)
-	l.awaitWrites(t, clusterPhaseWrites, "after PostgreSQL came back")
 	l.stop(t)
 	t.Logf("load: %d writes acknowledged (%d tokens, %d revocations), %d introspections answered, %d 503s (%d once every replica was ready again), %d unanswered (the kill); deepest token at depth %d",
 		l.writes.Load(), len(led.toks), len(led.revoked), l.reads.Load(), l.refusals.Load(), l.lateRefusals.Load(), l.unanswer.Load(), l.maxDepth.Load())
