@@ -663,6 +663,8 @@ func TestClusterOfReplicasOnPostgres(t *testing.T) {
 		}
 	}
 
+	expectFeedWakes(t, rs)
+
 	t0 = time.Now()
 	raceRevocationAcrossReplicas(t, rs)
 	t.Logf("exchange/revocation races in %v", time.Since(t0).Round(time.Millisecond))
@@ -866,6 +868,49 @@ func followFeed(t *testing.T, rep *clusterReplica, cursor string, seen map[strin
 			return next
 		}
 		cursor = next
+	}
+}
+
+// expectFeedWakes checks that every replica follows the others' revocations
+// as they happen (its notification listener is connected, after whatever
+// the database went through): a long poll waiting at each replica is
+// answered within a few seconds of a revocation through the next one,
+// not at the end of its wait.
+func expectFeedWakes(t *testing.T, rs []*clusterReplica) {
+	t.Helper()
+	hc := &http.Client{Timeout: 40 * time.Second}
+	defer hc.CloseIdleConnections()
+	ctx := context.Background()
+	const wait, limit = 20 * time.Second, 3 * time.Second
+	for i, b := range rs {
+		a := rs[(i+1)%len(rs)]
+		cursor := followFeed(t, b, "", nil)
+		m := clusterCall(ctx, hc, a.child.base, "/oauth2/token", "orchestrator", url.Values{"grant_type": {"client_credentials"}})
+		if m.err != nil || m.code != http.StatusOK {
+			t.Fatalf("mint at %s: %d %v %v", a.name, m.code, m.body, m.err)
+		}
+		tok := fmt.Sprint(m.body["access_token"])
+		polled := make(chan clusterAnswer, 1)
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/oauth2/revocations?since=%s&wait=%d", b.child.base, url.QueryEscape(cursor), int(wait.Seconds())), nil)
+			req.SetBasicAuth("rs", crashSecret)
+			polled <- clusterGet(hc, req)
+		}()
+		pollUntil(t, "the long poll at "+b.name+" waiting", func() bool {
+			return strings.Contains(metricsText(t, b.child.base), "mandate_feed_subscribers 1\n")
+		})
+		start := time.Now()
+		if r := clusterCall(ctx, hc, a.child.base, "/oauth2/revoke", "orchestrator", url.Values{"token": {tok}}); r.err != nil || r.code != http.StatusOK {
+			t.Fatalf("revoke at %s: %d %v %v", a.name, r.code, r.body, r.err)
+		}
+		r := <-polled
+		took := time.Since(start)
+		entries, _ := r.body["revocations"].([]any)
+		if r.err != nil || r.code != http.StatusOK || len(entries) != 1 || took > limit {
+			t.Errorf("a long poll at %s, woken by a revocation through %s: %d %v %v after %v", b.name, a.name, r.code, r.body, r.err, took.Round(time.Millisecond))
+		} else {
+			t.Logf("a revocation through %s woke a long poll at %s after %v", a.name, b.name, took.Round(time.Millisecond))
+		}
 	}
 }
 

@@ -81,6 +81,7 @@ func TestFailoverToSynchronousStandby(t *testing.T) {
 		t.FailNow()
 	}
 	verifyCluster(t, rs, led)
+	expectFeedWakes(t, rs)
 	for _, r := range rs {
 		if rep := r.child.log.raceReport(); rep != "" {
 			t.Errorf("the race detector reported a data race in replica %s:\n%s", r.name, rep)
