@@ -215,9 +215,11 @@ func validateClients(list []Registration, issuer string) (map[string]*Registrati
 		if _, dup := m[c.ID]; dup {
 			return nil, fmt.Errorf("clients[%d]: id %q is registered twice", i, c.ID)
 		}
-		if (c.Secret == nil) == (c.Keys == nil) {
-			return nil, fmt.Errorf("client %q: set a secret or keys (private_key_jwt), exactly one", c.ID)
+		if c.Secret != nil && c.Keys != nil {
+			return nil, fmt.Errorf("client %q: set a secret or keys (private_key_jwt), not both", c.ID)
 		}
+		// Neither: it authenticates with a platform token only, which
+		// setupWorkload checks a workload rule names it for.
 		switch c.Role {
 		case RoleAgent, RoleResourceServer, RoleAdmin:
 		default:

@@ -115,6 +115,17 @@ func (s *Service) setupWorkload(cfg Config) error {
 			s.agentRules = append(s.agentRules, agentRule{issuer: key, index: j, template: r.Agent, rule: r})
 		}
 	}
+	named := map[string]bool{}
+	for _, is := range cfg.WorkloadIssuers {
+		for _, r := range is.Rules {
+			named[r.Client] = true
+		}
+	}
+	for id, c := range s.clients {
+		if c.Secret == nil && c.Keys == nil && !named[id] {
+			return fmt.Errorf("client %q: set a secret or keys (private_key_jwt), or name it in a workload issuer's rule", id)
+		}
+	}
 	s.idjag = map[string]*workload.IDJAGIssuer{}
 	for i := range cfg.IDJAGIssuers {
 		is := cfg.IDJAGIssuers[i]

@@ -177,6 +177,23 @@ func TestAuditLinesCannotBeForged(t *testing.T) {
 	}
 }
 
+// TestAuditTailNamesTheAssertion: a root the JWT bearer grant issued shows
+// which platform token started its chain (by jti, or by hash without one).
+func TestAuditTailNamesTheAssertion(t *testing.T) {
+	var buf bytes.Buffer
+	renderAudit(&buf, []store.AuditRecord{
+		{Seq: 1, AuditEvent: store.AuditEvent{Time: goldenT0, Type: store.AuditIssued, Client: "k8s/agents/researcher", Grant: "jwt_bearer", JTI: "j1",
+			Assertion: &store.AssertionRef{Kind: "workload", Issuer: "https://kubernetes.default.svc.cluster.local", Subject: "system:serviceaccount:agents:researcher", JTI: "a1"}}},
+		{Seq: 2, AuditEvent: store.AuditEvent{Time: goldenT0, Type: store.AuditIssued, Grant: "jwt_bearer", JTI: "j2",
+			Assertion: &store.AssertionRef{Kind: "workload", Issuer: "spiffe://example.org", Subject: "spiffe://example.org/agents/s", SHA256: "ab12"}}},
+	})
+	want := "#1      2026-11-27T09:00:00Z issued          client=k8s/agents/researcher grant=jwt_bearer jti=j1 assertion=workload assertion_iss=https://kubernetes.default.svc.cluster.local assertion_sub=system:serviceaccount:agents:researcher assertion_jti=a1\n" +
+		"#2      2026-11-27T09:00:00Z issued          grant=jwt_bearer jti=j2 assertion=workload assertion_iss=spiffe://example.org assertion_sub=spiffe://example.org/agents/s assertion_sha256=ab12\n"
+	if buf.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
 // TestAuditAnchor: a trail rewritten in full (every hash recomputed, head
 // updated) verifies on its own, but not against a head hash anchored earlier.
 func TestAuditAnchor(t *testing.T) {

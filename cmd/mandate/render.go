@@ -173,8 +173,14 @@ func renderAudit(w io.Writer, recs []store.AuditRecord) {
 	for _, r := range recs {
 		var b strings.Builder
 		fmt.Fprintf(&b, "#%-6d %s %-15s", r.Seq, ts(r.Time), r.Type)
-		for _, kv := range [][2]string{{"client", r.Client}, {"grant", r.Grant}, {"jti", r.JTI}, {"holder", r.Holder},
-			{"sub", r.Subject}, {"scope", r.Scope}, {"kid", r.KID}, {"code", r.Code}} {
+		fields := [][2]string{{"client", r.Client}, {"grant", r.Grant}, {"jti", r.JTI}, {"holder", r.Holder},
+			{"sub", r.Subject}, {"scope", r.Scope}, {"kid", r.KID}, {"code", r.Code}}
+		if a := r.Assertion; a != nil {
+			// Which platform token or ID-JAG started the chain.
+			fields = append(fields, [][2]string{{"assertion", a.Kind}, {"assertion_iss", a.Issuer}, {"assertion_sub", a.Subject},
+				{"assertion_jti", a.JTI}, {"assertion_sha256", a.SHA256}}...)
+		}
+		for _, kv := range fields {
 			switch {
 			case kv[1] == "":
 			case needsQuote(kv[1]):

@@ -95,7 +95,8 @@ func TokenFile(path string) TokenSource {
 // platform token names, with no secret: Mint starts its chain with the JWT
 // bearer grant (RFC 7523 §2.1), and every other request authenticates with
 // the token as the client assertion (§2.2). Its ID is the identity the
-// server maps the token to, known once a token is issued ("" before).
+// server maps the token to, known once it has minted a root or its identity
+// token ("" before), and following a rotation of the token to another.
 func NewWorkload(ctx context.Context, issuer string, source TokenSource, opts ...Option) (*Client, error) {
 	if source == nil {
 		return nil, errors.New("mandate: a workload client needs a token source (TokenFile)")
@@ -135,7 +136,7 @@ func (c *Client) discover(ctx context.Context, opts []Option) (*Client, error) {
 }
 
 // ID is the client's id; for a workload client, the identity the server
-// mapped its token to, "" until the first token is issued.
+// mapped its token to at its last Mint or Identity ("" before the first).
 func (c *Client) ID() string {
 	if c.workload != nil {
 		if id := c.learnt.Load(); id != nil {
@@ -193,7 +194,20 @@ func (c *Client) Mint(ctx context.Context, scope string, audiences ...string) (*
 	for _, a := range audiences {
 		form.Add("audience", a)
 	}
-	return c.token(ctx, form, c.key, c.key)
+	return c.own(c.token(ctx, form, c.key, c.key))
+}
+
+// own notes, for a workload client, the holder of a token it got for
+// itself (a root, its identity token): the identity its platform token maps
+// to, which follows the token file when the platform rotates it to another.
+func (c *Client) own(t *Token, err error) (*Token, error) {
+	if err == nil && c.workload != nil {
+		if claims, e := jwt.Unverified(t.Value); e == nil && claims.ClientID != "" {
+			id := claims.ClientID
+			c.learnt.Store(&id)
+		}
+	}
+	return t, err
 }
 
 // RedeemIDJAG redeems an enterprise IdP's identity assertion authorization
@@ -219,7 +233,7 @@ func (c *Client) RedeemIDJAG(ctx context.Context, idjag, scope string, audiences
 // with it.
 func (c *Client) Identity(ctx context.Context) (*Token, error) {
 	form := url.Values{"grant_type": {oauth.GrantClientCredentials}, "audience": {c.issuer}}
-	return c.token(ctx, form, c.key, c.key)
+	return c.own(c.token(ctx, form, c.key, c.key))
 }
 
 // ExchangeOptions narrow an exchange. Actor is the actor_token naming the new
@@ -339,12 +353,7 @@ func (c *Client) token(ctx context.Context, form url.Values, proofKey, childKey 
 	}
 	t := &Token{Value: out.AccessToken, Type: out.TokenType, Scope: out.Scope,
 		ExpiresAt: c.now().Add(time.Duration(out.ExpiresIn) * time.Second), now: c.now}
-	if c.workload != nil && c.learnt.Load() == nil {
-		if claims, err := jwt.Unverified(out.AccessToken); err == nil && claims.ClientID != "" {
-			id := claims.ClientID
-			c.learnt.CompareAndSwap(nil, &id)
-		}
-	}
+
 	if t.Bound() {
 		t.Key = childKey
 	}

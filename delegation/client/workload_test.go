@@ -95,8 +95,8 @@ func TestWorkloadClientHasNoSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if claims := env.Claims(t, root2.Value); claims.Subject != "k8s/agents/summarizer" {
-		t.Errorf("after rotation: sub %q", claims.Subject)
+	if claims := env.Claims(t, root2.Value); claims.Subject != "k8s/agents/summarizer" || c.ID() != "k8s/agents/summarizer" {
+		t.Errorf("after rotation: sub %q, ID %q", claims.Subject, c.ID())
 	}
 	// A refusal is the server's OAuth error; the token is never in it.
 	if err := os.WriteFile(path, []byte(k8s.ServiceAccountToken(t, "https://elsewhere.example", "agents", "x", "j", env.Clock.Now())), 0o600); err != nil {

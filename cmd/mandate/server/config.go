@@ -1060,8 +1060,11 @@ func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[st
 		}
 	case cl.Secret != "":
 		*warn = append(*warn, fmt.Sprintf("%s uses a plain secret; store a bcrypt secret_hash instead (mandate hash-secret)", key))
+	case c.namedByWorkloadRule(cl.ID):
+		// It authenticates with its platform token (workload_issuers): no
+		// secret to leak.
 	default:
-		failf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt): generate one with `mandate hash-secret`", key)
+		failf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt; or a workload_issuers rule naming it, for a workload that authenticates with its platform token): generate one with `mandate hash-secret`", key)
 	}
 	for _, g := range cl.Grants {
 		if !slices.Contains(delegation.GrantNames(), g) {
@@ -1218,9 +1221,11 @@ func (c *Config) serviceConfig() (delegation.Config, error) {
 				return sc, err
 			}
 			dc.Secret = h
-		default:
+		case cl.Secret != "":
 			dc.Secret = delegation.NewPlainSecret(cl.Secret)
 		}
+		// Neither: a client a workload rule names, authenticated by its
+		// platform token only (delegation.New checks a rule names it).
 		if e := cl.Ephemeral; e != nil {
 			dc.Ephemeral = &delegation.Ephemeral{Scopes: e.Scopes, Audiences: e.Audiences, Groups: e.Groups}
 		}

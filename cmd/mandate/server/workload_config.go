@@ -128,6 +128,19 @@ func (c *Config) validateIssuers(base string) []error {
 	return errs
 }
 
+// namedByWorkloadRule reports whether a workload_issuers rule maps tokens
+// to client id: such a client may have no secret or keys of its own.
+func (c *Config) namedByWorkloadRule(id string) bool {
+	for _, wi := range c.WorkloadIssuers {
+		for _, r := range wi.Rules {
+			if r.Client == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // rule is the rule as the workload package holds it.
 func (r WorkloadRuleConfig) rule() workload.Rule {
 	return workload.Rule{Match: r.Match, Client: r.Client, Agent: r.Agent, Scopes: r.Scopes, Audiences: r.Audiences, Groups: r.Groups}

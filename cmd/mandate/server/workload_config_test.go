@@ -1,13 +1,19 @@
 package server
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -16,6 +22,13 @@ import (
 func withJWKS(t *testing.T, path string) string {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	writeJWKS(t, path, priv)
+	return path
+}
+
+// writeJWKS writes priv's public key, kid k1, as k.json beside path.
+func writeJWKS(t *testing.T, path string, priv ed25519.PrivateKey) {
+	t.Helper()
 	pub, _ := jwk.FromRaw(priv.Public())
 	_ = pub.Set(jwk.KeyIDKey, "k1")
 	set := jwk.NewSet()
@@ -24,7 +37,6 @@ func withJWKS(t *testing.T, path string) string {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "k.json"), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path
 }
 
 const workloadClients = `issuer: https://mandate.example
@@ -101,5 +113,70 @@ func TestMatchKeepsTheClaimNamesCase(t *testing.T) {
 	}
 	if err := cfg.CheckFiles(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAWorkloadClientNeedsNoSecret: a registered client a workload rule
+// names authenticates with its platform token alone; a client with no
+// secret that no rule names is refused at load.
+func TestAWorkloadClientNeedsNoSecret(t *testing.T) {
+	yaml := `clients:
+  - id: orchestrator
+    grants: [jwt_bearer, token_exchange]
+    scopes: [db:read:*]
+  - id: ops
+    secret_hash: "` + testHash + `"
+    role: admin
+workload_issuers:
+  - issuer: https://k8s.example
+    jwks_file: k.json
+    rules:
+      - {match: {sub: "system:serviceaccount:ops:orchestrator"}, client: orchestrator}
+`
+	path := writeConfig(t, yaml)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	writeJWKS(t, path, priv)
+	cfg, _, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckFiles(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	srv, err := Start(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{"iss": "https://k8s.example", "sub": "system:serviceaccount:ops:orchestrator",
+		"aud": srv.URL, "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	in := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"k1"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims)
+	tok := in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(in)))
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {tok}}
+	resp, err := http.PostForm(srv.URL+"/oauth2/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "access_token") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	// No secret means no secret: Basic with an empty one is refused.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("orchestrator", "")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("empty secret: %d", resp.StatusCode)
+	}
+
+	unnamed := strings.Replace(yaml, "client: orchestrator}", "agent: \"k8s/{sub}\"}", 1)
+	_, _, err = Load(writeConfig(t, unnamed), nil)
+	if err == nil || !strings.Contains(err.Error(), "clients[0] (orchestrator).secret_hash is required") {
+		t.Fatalf("a client without a secret that no rule names: %v", err)
 	}
 }

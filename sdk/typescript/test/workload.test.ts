@@ -473,16 +473,16 @@ describe('workload identity and ID-JAGs against a real mandate serve', () => {
     const unauth = await refusal(orch.redeemIdJag(forOrch), forOrch);
     assert.ok(unauth instanceof OAuthError && unauth.error === 'unauthorized_client', String(unauth));
     assert.equal((await refusal(portal.redeemIdJag('  '))).error, 'invalid_request');
-    // A workload redeems one made for its generated identity, authenticated by its platform token.
+    // A workload sends an ID-JAG with its platform token as the client
+    // assertion; one made for a generated identity is refused (an IdP makes
+    // ID-JAGs for registered clients).
     const sa = await saToken('agents', 'researcher');
     writeToken(sa);
     const rec = recorder();
     const w = await MandateClient.discover(srv.issuer, { workloadTokenFile: tokenFile, fetch: rec.fetch });
     const wj = await idJag('k8s/agents/researcher');
-    const users = await w.redeemIdJag(wj, { scope: 'db:read:orders' });
-    assert.equal(users.decode().sub, 'alice@acme.example');
-    assert.equal(users.decode().holder, 'k8s/agents/researcher');
-    assert.equal(w.clientId, 'k8s/agents/researcher');
+    const generated = await refusal(w.redeemIdJag(wj, { scope: 'db:read:orders' }), wj);
+    assert.ok(generated instanceof OAuthError && generated.error === 'unauthorized_client', String(generated));
     assert.equal(rec.sent[0].form.get('assertion'), wj);
     assert.equal(rec.sent[0].form.get('client_assertion'), sa);
   });
