@@ -647,21 +647,7 @@ func TestClusterOfReplicasOnPostgres(t *testing.T) {
 	verifyCluster(t, rs, led)
 	t.Logf("every acknowledged token and revocation checked at every replica in %v", time.Since(t0).Round(time.Millisecond))
 
-	// The feed: a verifier that took its cursor from r1 before the load
-	// reads, from any replica, every revocation acknowledged through any
-	// of them, across the kill and the database's restart, each once.
-	for _, rep := range rs {
-		seen := map[string]int{}
-		followFeed(t, rep, cursor, seen)
-		missing := 0
-		for jti := range led.revoked {
-			if seen[jti] != 1 && !led.ancestorSent(jti) { // below a revoked ancestor, revoking writes nothing
-				if missing++; missing <= 5 {
-					t.Errorf("replica %s's feed from the cursor of before the load has revocation %s %d times, want once", rep.name, jti, seen[jti])
-				}
-			}
-		}
-	}
+	expectFeedHasAll(t, rs, cursor, led)
 
 	expectFeedWakes(t, rs)
 
@@ -837,6 +823,26 @@ func (l *crashLedger) ancestorSent(jti string) bool {
 		}
 	}
 	return false
+}
+
+// expectFeedHasAll checks that a verifier that took its cursor before the
+// load reads, from any replica, every revocation acknowledged through any
+// of them, each once, whatever happened meanwhile (kills, outages, a
+// failover), without a reset.
+func expectFeedHasAll(t *testing.T, rs []*clusterReplica, cursor string, led *crashLedger) {
+	t.Helper()
+	for _, rep := range rs {
+		seen := map[string]int{}
+		followFeed(t, rep, cursor, seen)
+		missing := 0
+		for jti := range led.revoked {
+			if seen[jti] != 1 && !led.ancestorSent(jti) { // below a revoked ancestor, revoking writes nothing
+				if missing++; missing <= 5 {
+					t.Errorf("replica %s's feed from the cursor of before the load has revocation %s %d times, want once", rep.name, jti, seen[jti])
+				}
+			}
+		}
+	}
 }
 
 // followFeed reads rep's revocation feed from cursor until it has nothing

@@ -20,7 +20,9 @@ import (
 // 503 with Retry-After, never a success, until the standby is promoted;
 // then they follow it by themselves, and every token and revocation they
 // acknowledged — on the old primary or the new — is there and in force at
-// both: with synchronous replication a failover loses nothing acknowledged.
+// both, and in the feed from a cursor taken before: with synchronous
+// replication a failover loses nothing acknowledged. Each replica's long
+// polls then wake on revocations through the other.
 func TestFailoverToSynchronousStandby(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two servers and two PostgreSQL servers as child processes")
@@ -41,6 +43,7 @@ func TestFailoverToSynchronousStandby(t *testing.T) {
 	rs := startReplicas(t, dsn, "r1", "r2")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
+	cursor := followFeed(t, rs[0], "", nil)
 	led := newCrashLedger()
 	l := startLoad(t, rs, led, seed)
 	defer l.cancel()
@@ -81,6 +84,7 @@ func TestFailoverToSynchronousStandby(t *testing.T) {
 		t.FailNow()
 	}
 	verifyCluster(t, rs, led)
+	expectFeedHasAll(t, rs, cursor, led)
 	expectFeedWakes(t, rs)
 	for _, r := range rs {
 		if rep := r.child.log.raceReport(); rep != "" {
