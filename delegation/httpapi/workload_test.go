@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -507,5 +509,59 @@ func TestAPlatformsFewExtraSecondsAreTolerated(t *testing.T) {
 	c["exp"] = dt.Start.Add(3607 * time.Second).Unix()
 	if r := bearerGrant(t, env, p.k8s.sign(t, c), nil); r.Status != 200 {
 		t.Fatalf("%d %s", r.Status, r.Raw)
+	}
+}
+
+// TestTheWorkedPoliciesOfTheDocs runs the Cedar policies of
+// docs/workload-identity.md, as written there, against real requests.
+func TestTheWorkedPoliciesOfTheDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/workload-identity.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src strings.Builder
+	src.WriteString("@id(\"all\") permit (principal, action, resource);\n")
+	blocks := regexp.MustCompile("(?s)```cedar\n(.*?)```").FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) == 0 {
+		t.Fatal("no cedar block in docs/workload-identity.md")
+	}
+	for _, b := range blocks {
+		src.WriteString(b[1])
+	}
+	env, p := workloadEnv(t, policy.File{Name: "docs.cedar", Source: []byte(src.String())})
+	mint := func(assertion, scope string) dt.Response {
+		return bearerGrant(t, env, assertion, url.Values{"scope": {scope}})
+	}
+	if r := mint(p.k8s.sign(t, k8sClaims(env, "agents", "researcher")), "db:write:orders"); r.Status != 200 {
+		t.Errorf("agents/researcher writes: %d %s", r.Status, r.Raw)
+	}
+	r := mint(p.k8s.sign(t, k8sClaims(env, "agents", "summarizer")), "db:write:orders")
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), "db-writes-only-from-agents-researcher") {
+		t.Errorf("summarizer writes: %s", r.Raw)
+	}
+	if r := mint(p.k8s.sign(t, k8sClaims(env, "agents", "summarizer")), "db:read:orders"); r.Status != 200 {
+		t.Errorf("summarizer reads: %d %s", r.Status, r.Raw)
+	}
+	if r := mint(p.github.sign(t, githubClaims(env, "gh-docs-1")), "db:read:orders"); r.Status != 200 {
+		t.Errorf("CI from main: %d %s", r.Status, r.Raw)
+	}
+	redeem := func(sub, scope string) dt.Response {
+		c := idjagClaims(env, "portal", "jag-docs-"+sub)
+		c["sub"] = sub
+		c["resource"] = []string{"https://db.example", "https://mail.example"}
+		return env.Post(t, "token_endpoint", "portal", url.Values{"grant_type": {oauth.GrantJWTBearer},
+			"assertion": {p.idp.signTyp(t, "oauth-id-jag+jwt", c)}, "scope": {scope}})
+	}
+	if r := redeem("alice@acme.example", "mail:send"); r.Status != 200 {
+		t.Errorf("alice sends mail: %d %s", r.Status, r.Raw)
+	}
+	r = redeem("mallory@elsewhere.example", "mail:send")
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), "idjag-users-mail") {
+		t.Errorf("mallory sends mail: %s", r.Raw)
+	}
+	if r := redeem("mallory@elsewhere.example", "db:read:orders"); r.Status != 200 {
+		t.Errorf("mallory reads: %d %s", r.Status, r.Raw)
 	}
 }
