@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
 	"github.com/mandate-auth/mandate/delegation/oauth"
@@ -291,4 +292,46 @@ func anyStrings(v any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestReplicasShareSingleUseAssertions: an ID-JAG, or a single-use
+// workload token, redeemed at one replica is refused at another; a reusable
+// platform token works at both.
+func TestReplicasShareSingleUseAssertions(t *testing.T) {
+	k8s, ci, idp := dt.NewPlatform(t, "https://k8s.example"), dt.NewPlatform(t, "https://ci.example"), dt.NewPlatform(t, "https://login.acme.example")
+	clients := append(dt.DefaultClients(), dt.Client{ID: "portal", Grants: []string{delegation.GrantNameJWTBearer}, Scopes: []string{"db:read:*"}})
+	rs := replicas(t, 2, dt.Options{Clients: clients, Issuer: "https://mandate.example", Configure: func(cfg *server.Config, write func(string, []byte) string) {
+		rule := []server.WorkloadRuleConfig{{Match: map[string]string{"sub": "system:serviceaccount:agents:*"}, Agent: "w/{kubernetes.io.serviceaccount.name}", Scopes: []string{"db:read:*"}}}
+		cfg.WorkloadIssuers = []server.WorkloadIssuerConfig{
+			{Issuer: k8s.Issuer, KeySource: server.KeySource{JWKSFile: write("k8s.json", k8s.JWKS)}, Rules: rule},
+			{Issuer: ci.Issuer, SingleUse: true, KeySource: server.KeySource{JWKSFile: write("ci.json", ci.JWKS)}, Rules: rule},
+		}
+		cfg.IDJAGIssuers = []server.IDJAGIssuerConfig{{Issuer: idp.Issuer, KeySource: server.KeySource{JWKSFile: write("idp.json", idp.JWKS)}}}
+	}})
+	a, b := rs[0], rs[1]
+	now := a.Clock.Now()
+	grant := func(assertion string) url.Values {
+		return url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {assertion}}
+	}
+	sa := k8s.ServiceAccountToken(t, a.URL, "agents", "researcher", "sa-1", now)
+	for _, env := range []*dt.Env{a, b, a} {
+		if r := env.Post(t, "token_endpoint", "", grant(sa)); r.Status != 200 {
+			t.Fatalf("a reusable platform token: %d %s", r.Status, r.Raw)
+		}
+	}
+	once := ci.ServiceAccountToken(t, a.URL, "agents", "builder", "ci-1", now)
+	if r := a.Post(t, "token_endpoint", "", grant(once)); r.Status != 200 {
+		t.Fatalf("a single-use token at A: %d %s", r.Status, r.Raw)
+	}
+	if r := b.Post(t, "token_endpoint", "", grant(once)); r.Status != 400 || r.Error() != oauth.CodeInvalidGrant || !strings.Contains(r.String("error_description"), "at another replica") {
+		t.Errorf("the single-use token at B: %d %s", r.Status, r.Raw)
+	}
+	jag := idp.Sign(t, "oauth-id-jag+jwt", map[string]any{"iss": idp.Issuer, "sub": "alice@acme.example", "aud": a.URL,
+		"client_id": "portal", "jti": "jag-1", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	if r := b.Post(t, "token_endpoint", "portal", grant(jag)); r.Status != 200 {
+		t.Fatalf("an ID-JAG at B: %d %s", r.Status, r.Raw)
+	}
+	if r := a.Post(t, "token_endpoint", "portal", grant(jag)); r.Status != 400 || r.Error() != oauth.CodeInvalidGrant || !strings.Contains(r.String("error_description"), "at another replica") {
+		t.Errorf("the ID-JAG at A: %d %s", r.Status, r.Raw)
+	}
 }
