@@ -1064,7 +1064,7 @@ func (c *Config) validateClient(i int, cl ClientConfig, base string, seen map[st
 		// It authenticates with its platform token (workload_issuers): no
 		// secret to leak.
 	default:
-		failf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt; or a workload_issuers rule naming it, for a workload that authenticates with its platform token): generate one with `mandate hash-secret`", key)
+		failf("config: %s.secret_hash is required (or jwks_file, for private_key_jwt, or a workload_issuers rule naming the client): generate one with `mandate hash-secret`", key)
 	}
 	for _, g := range cl.Grants {
 		if !slices.Contains(delegation.GrantNames(), g) {
