@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -563,5 +564,29 @@ func TestTheWorkedPoliciesOfTheDocs(t *testing.T) {
 	}
 	if r := redeem("mallory@elsewhere.example", "db:read:orders"); r.Status != 200 {
 		t.Errorf("mallory reads: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestATrustedIssuerByJWKSURL: trusted_issuers take jwks_url now, fetched
+// by the workload issuers' fetcher.
+func TestATrustedIssuerByJWKSURL(t *testing.T) {
+	p := newIdP(t)
+	var hits atomic.Int32
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write(p.jwks)
+	}))
+	t.Cleanup(keys.Close)
+	env := dt.New(t, dt.Options{Configure: func(cfg *server.Config, _ func(string, []byte) string) {
+		cfg.TrustedIssuers = []server.TrustedIssuerConfig{{Issuer: idpIssuer, Audience: "mandate", KeySource: server.KeySource{JWKSURL: keys.URL + "/jwks"}}}
+	}})
+	for range 3 {
+		r := env.Exchange(t, "orchestrator", p.sign(t, userToken(dt.Start.Add(time.Hour), nil)), "", url.Values{"subject_token_type": {oauth.TokenTypeJWT}})
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Raw)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the JWKS was fetched %d times for three tokens, want once (cached)", n)
 	}
 }
