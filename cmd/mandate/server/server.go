@@ -89,11 +89,14 @@ type Server struct {
 	Policy   *policy.Engine // nil without policy.dir
 	Handler  http.Handler   // every endpoint, /metrics included
 
-	http     *http.Server
-	stop     context.CancelFunc
-	done     chan struct{} // closed when the serve loop returns
-	gcDone   chan struct{} // closed when the GC loop returns
-	serveErr error         // the serve loop's error, readable after done
+	http   *http.Server
+	stop   context.CancelFunc
+	done   chan struct{} // closed when the serve loop returns
+	gcDone chan struct{} // closed when the GC loop returns
+	// followDone is closed when the loop re-reading what other replicas
+	// changed (keys, suspensions) returns: at once on bbolt.
+	followDone <-chan struct{}
+	serveErr   error // the serve loop's error, readable after done
 }
 
 // Start validates cfg, opens the store, loads or creates the signing key
@@ -195,8 +198,9 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
+	followDone := closedChan
 	if pg, ok := db.(*postgres.DB); ok {
-		followReplicas(ctx, pg, svc, log)
+		followDone = followReplicas(ctx, pg, svc, log)
 	}
 	m := newMetrics(db, svc, now)
 	e := httpapi.New(svc, httpapi.Options{JWKS: keys.JWKS, Ready: db.Ping, Logger: log, Now: now, Observe: m.observe,
@@ -215,7 +219,7 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 			MaxHeaderBytes:    httpapi.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
-		done: make(chan struct{}), gcDone: make(chan struct{}),
+		done: make(chan struct{}), gcDone: make(chan struct{}), followDone: followDone,
 	}
 	s.http.RegisterOnShutdown(svc.Close) // release revocation-feed long polls
 	interval := opts.GCInterval
@@ -263,12 +267,17 @@ func start(cfg *Config, ln net.Listener, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// closedChan is a channel already closed: a loop that never ran is done.
+var closedChan = func() <-chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // followReplicas keeps a replica on PostgreSQL in step with the others: its
 // store's listener wakes the feed's long polls at every revocation any
 // replica commits (and whenever notifications may have been lost), and the
 // key ring and the suspensions are read again when a notification says
-// they changed and every SyncInterval, until ctx ends.
-func followReplicas(ctx context.Context, pg *postgres.DB, svc *delegation.Service, log *slog.Logger) {
+// they changed and every SyncInterval, until ctx ends; the channel it
+// returns is closed when that loop has returned.
+func followReplicas(ctx context.Context, pg *postgres.DB, svc *delegation.Service, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
 	keys, suspensions := make(chan struct{}, 1), make(chan struct{}, 1)
 	mark := func(ch chan struct{}) func() {
 		return func() {
@@ -295,6 +304,7 @@ func followReplicas(ctx context.Context, pg *postgres.DB, svc *delegation.Servic
 		},
 	})
 	go func() {
+		defer close(done)
 		t := time.NewTicker(SyncInterval)
 		defer t.Stop()
 		failing := false
@@ -320,6 +330,7 @@ func followReplicas(ctx context.Context, pg *postgres.DB, svc *delegation.Servic
 			}
 		}
 	}()
+	return done
 }
 
 // StoreOpenTimeout bounds connecting to PostgreSQL and migrating its schema
@@ -358,6 +369,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.stop()
 	<-s.gcDone
+	<-s.followDone // no reading of the store after it closes
 	<-s.done
 	s.Service.FlushRefusals(context.Background(), true) // every counted refusal, before the store closes
 	if serr := s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
