@@ -34,6 +34,11 @@ import (
 	"github.com/mandate-auth/mandate/tokens"
 )
 
+// DefaultStatementTimeout is the statement_timeout of Mandate's sessions
+// when the DSN sets none: the write timeout (a group commit), so no statement
+// outlives the request that waits for it.
+const DefaultStatementTimeout = "30s"
+
 // DefaultConnectTimeout bounds one connection attempt when the DSN sets no
 // connect_timeout.
 const DefaultConnectTimeout = 5 * time.Second
@@ -203,6 +208,13 @@ func parseDSN(dsn string, readOnly bool) (*pgxpool.Config, error) {
 	}
 	if readOnly {
 		rp["default_transaction_read_only"] = "on"
+	}
+	if rp["statement_timeout"] == "" {
+		// A database that answers connections but not statements (a lock
+		// held by a stuck session, a saturated disk) fails a request
+		// after this, as unavailable, instead of holding it and its
+		// connection for ever. A DSN's own statement_timeout wins.
+		rp["statement_timeout"] = DefaultStatementTimeout
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		// Without one, a database host that drops packets holds every

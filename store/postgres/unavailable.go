@@ -53,7 +53,8 @@ func unavailable(err error) bool {
 		return strings.HasPrefix(c, "08") || // connection exception
 			strings.HasPrefix(c, "53") || // insufficient resources: too many connections, disk full
 			strings.HasPrefix(c, "57P") || // shutting down, crashed, cannot connect now
-			c == "25006" // read-only transaction: a standby, after a failover
+			c == "25006" || // read-only transaction: a standby, after a failover
+			c == "57014" // canceled: statement_timeout (the database did not answer in time)
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
