@@ -131,16 +131,22 @@ func (s *Service) firstUse(ctx context.Context, kind string, expires time.Time, 
 	if s.replays == nil {
 		return true, nil
 	}
+	first, err := s.replays.FirstUse(ctx, kind, onceKey(parts...), expires)
+	if err != nil {
+		return false, oauth.Wrap(err, oauth.CodeServerError, "could not record a single-use value")
+	}
+	return first, nil
+}
+
+// onceKey names a single-use value by the parts that make it (client,
+// key, jti): their SHA-256, a key of fixed size whatever a client sent.
+func onceKey(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	first, err := s.replays.FirstUse(ctx, kind, hex.EncodeToString(h.Sum(nil)), expires)
-	if err != nil {
-		return false, oauth.Wrap(err, oauth.CodeServerError, "could not record a single-use value")
-	}
-	return first, nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // assertionCacheSize bounds each client's remembered assertion jtis: one

@@ -124,6 +124,7 @@ type Service struct {
 	authCache     authCache // recent successful secret checks
 	revLog        store.RevocationLog
 	replays       store.Replays           // nil: the store is one process's; memory serves
+	once          store.SingleUse         // nil: memory, with the restart rule (workload_identity.go)
 	grants        map[string]GrantHandler // by grant_type: grantRegistry
 	feedPage      int
 	proofShare    int // ProofsPerClient
@@ -217,6 +218,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 	// A store other processes share remembers single-use values for all
 	// of them (assertion.go, grant.go).
 	s.replays, _ = st.(store.Replays)
+	s.once, _ = st.(store.SingleUse)
 	s.grants = make(map[string]GrantHandler, len(grantRegistry))
 	for _, g := range grantRegistry {
 		s.grants[g.GrantType()] = g.bind(s)

@@ -24,6 +24,10 @@ import (
 // authentication of the JWT bearer grant (grant_jwt_bearer.go) when no
 // other is sent, and a client_assertion anywhere a client authenticates.
 
+// MaxAssertionIssuerLifetime bounds the max_lifetime a workload or ID-JAG
+// issuer may be configured with: an assertion is a short-lived credential.
+const MaxAssertionIssuerLifetime = 24 * time.Hour
+
 // workloadProof is how a registration was authenticated by a workload
 // token: the token, what it verified to, and whether its single use was
 // spent (a client assertion spends it at once; the grant, only when it
@@ -52,6 +56,7 @@ type agentRule struct {
 func (s *Service) setupWorkload(cfg Config) error {
 	s.workloadByIss = map[string]*workload.Issuer{}
 	s.workloadByTD = map[string]*workload.Issuer{}
+	tds := map[string]bool{}
 	for i := range cfg.WorkloadIssuers {
 		is := cfg.WorkloadIssuers[i]
 		key := fmt.Sprintf("workload_issuers[%d]", i)
@@ -68,15 +73,30 @@ func (s *Service) setupWorkload(cfg Config) error {
 		if is.Audience == "" {
 			is.Audience = cfg.Issuer
 		}
+		switch {
+		case is.Issuer != "" && is.Audience == is.Issuer:
+			// A platform's tokens for itself (Kubernetes' API audience is
+			// its issuer): every pod's automounted token would pass.
+			return fmt.Errorf("%s: audience %q is the issuer's own: its tokens for itself would all be accepted; use Mandate's issuer (the default)", key, is.Audience)
+		case is.MaxLifetime > MaxAssertionIssuerLifetime:
+			return fmt.Errorf("%s: max_lifetime %s is longer than %s", key, is.MaxLifetime, MaxAssertionIssuerLifetime)
+		case slices.ContainsFunc(cfg.IDJAGIssuers, func(j workload.IDJAGIssuer) bool { return j.Issuer == is.Issuer && is.Issuer != "" }):
+			return fmt.Errorf("%s: %q is also an id_jag_issuers entry: a platform issuing workload tokens and an IdP issuing ID-JAGs are configured apart", key, is.Issuer)
+		case slices.ContainsFunc(cfg.TrustedIssuers, func(ti TrustedIssuer) bool { return ti.Issuer == is.Issuer && is.Issuer != "" }):
+			return fmt.Errorf("%s: %q is also a trusted issuer: its tokens would start chains for two kinds of subject", key, is.Issuer)
+		}
+		if is.TrustDomain != "" {
+			if _, dup := tds[is.TrustDomain]; dup {
+				return fmt.Errorf("%s: trust_domain %q listed twice", key, is.TrustDomain)
+			}
+			tds[is.TrustDomain] = true
+		}
 		if is.Issuer != "" {
 			if _, dup := s.workloadByIss[is.Issuer]; dup {
 				return fmt.Errorf("%s: issuer %q listed twice", key, is.Issuer)
 			}
 			s.workloadByIss[is.Issuer] = &is
 		} else {
-			if _, dup := s.workloadByTD[is.TrustDomain]; dup {
-				return fmt.Errorf("%s: trust_domain %q listed twice", key, is.TrustDomain)
-			}
 			s.workloadByTD[is.TrustDomain] = &is
 		}
 		for j, r := range is.Rules {
@@ -108,7 +128,15 @@ func (s *Service) setupWorkload(cfg Config) error {
 				}
 			}
 			for _, other := range s.agentRules {
-				if workload.Overlap(r.Agent, other.template) && !sameCeiling(r, other.rule) {
+				if !workload.Overlap(r.Agent, other.template) {
+					continue
+				}
+				if other.issuer != key {
+					// Two platforms making one name: whoever can create a
+					// namespace in the weaker would be the stronger's agent.
+					return fmt.Errorf("%s: agent %q and %s.rules[%d]'s %q could make the same name for two issuers' workloads: give each issuer its own prefix (k8s-prod/…, k8s-dev/…)", rkey, r.Agent, other.issuer, other.index, other.template)
+				}
+				if !sameCeiling(r, other.rule) {
 					return fmt.Errorf("%s: agent %q and %s.rules[%d]'s %q could make the same name with different scopes, audiences or groups: give them distinct prefixes", rkey, r.Agent, other.issuer, other.index, other.template)
 				}
 			}
@@ -139,9 +167,15 @@ func (s *Service) setupWorkload(cfg Config) error {
 		if _, dup := s.idjag[is.Issuer]; dup {
 			return fmt.Errorf("%s: issuer %q listed twice", key, is.Issuer)
 		}
-		if is.Audience == "" {
-			is.Audience = cfg.Issuer
+		switch {
+		case is.Audience != "" && is.Audience != cfg.Issuer:
+			// draft-ietf-oauth-identity-assertion-authz-grant: an ID-JAG is
+			// made for one authorization server, named by its issuer.
+			return fmt.Errorf("%s: an ID-JAG's audience is Mandate's issuer %q, not %q", key, cfg.Issuer, is.Audience)
+		case is.MaxLifetime > MaxAssertionIssuerLifetime:
+			return fmt.Errorf("%s: max_lifetime %s is longer than %s", key, is.MaxLifetime, MaxAssertionIssuerLifetime)
 		}
+		is.Audience = cfg.Issuer
 		s.idjag[is.Issuer] = &is
 	}
 	return nil
@@ -179,9 +213,11 @@ func (s *Service) workloadIssuerOf(token string) *workload.Issuer {
 	if is, ok := s.workloadByIss[u.Issuer]; ok {
 		return is
 	}
-	if rest, ok := strings.CutPrefix(u.Subject, "spiffe://"); ok {
+	if rest, ok := strings.CutPrefix(u.Subject, "spiffe://"); ok && u.Issuer == "" {
+		// An entry keyed by trust domain alone takes JWT-SVIDs without
+		// iss; one that has iss is keyed by it (issuer and trust_domain).
 		td, _, _ := strings.Cut(rest, "/")
-		if is, ok := s.workloadByTD[td]; ok && (u.Issuer == "" || s.workloadByIss[u.Issuer] == nil) {
+		if is, ok := s.workloadByTD[td]; ok {
 			return is
 		}
 	}
@@ -215,8 +251,13 @@ func (s *Service) generatedHolder(name string) (*Registration, bool) {
 // invalid_grant (RFC 7523 §3.1). admit (a rate limit) is asked once the
 // token verifies.
 func (s *Service) AuthenticateWorkload(ctx context.Context, assertion, clientID string, admit func(*Registration) error) (*Registration, error) {
-	if assertion == "" {
+	switch {
+	case !s.AcceptsJWTBearer():
+		return nil, oauth.New(oauth.CodeUnsupportedGrantType, "grant_type %q is not served: no workload or ID-JAG issuer is configured", oauth.GrantJWTBearer)
+	case assertion == "":
 		return nil, oauth.New(oauth.CodeInvalidRequest, "assertion is required (RFC 7523 §2.1)")
+	case strings.EqualFold(unverifiedType(assertion), workload.IDJAGType):
+		return nil, oauth.New(oauth.CodeInvalidClient, "an ID-JAG is redeemed by the client it was made for: authenticate the client")
 	}
 	return s.workloadClient(ctx, assertion, clientID, admit, oauth.CodeInvalidGrant, false)
 }
@@ -241,6 +282,11 @@ func (s *Service) workloadClient(ctx context.Context, token, clientID string, ad
 	}
 	a, err := is.Verify(token, s.now())
 	if err != nil {
+		if f, ok := is.Keys.(interface{ Err() error }); ok && f.Err() != nil {
+			// Its keys could not be fetched: say so, for the operator.
+			s.log.LogAttrs(ctx, slog.LevelWarn, "workload issuer's keys could not be fetched", slog.String("issuer", is.Name()), slog.String("error", f.Err().Error()))
+			return refuse(err, "%v (the issuer's keys could not be fetched just now)", err)
+		}
 		return refuse(err, "%v", err)
 	}
 	name := a.Identity.Name()
@@ -295,23 +341,29 @@ func (s *Service) spendWorkload(ctx context.Context, p *workloadProof) error {
 	return nil
 }
 
-// spendOnce records a single-use assertion's jti, in this process's cache
-// and in the store other replicas share. Without such a store, an
-// assertion made before this process started could have been used before
-// it, so it is refused (the assertion-maker makes a new one).
+// spendOnce records a single-use assertion's jti in the store, durably
+// (shared by every replica on PostgreSQL), so it is refused wherever and
+// whenever it comes again; only a recorded use spends it, so a store that
+// cannot be reached burns nothing. A store without durable records leaves
+// this process's memory, and then an assertion that could have been made
+// before the process started (iat not Leeway past the start) could have
+// been used before it, so it is refused (the maker makes a new one).
 func (s *Service) spendOnce(ctx context.Context, kind, issuer, jti string, iat, exp time.Time) error {
-	if s.replays == nil && (iat.IsZero() || iat.Before(s.started.Add(-workload.Leeway))) {
-		return fmt.Errorf("%w: it was issued before this server started (or has no iat), so it could have been used already: make a new one", workload.ErrAssertion)
+	if s.once == nil {
+		if iat.IsZero() || !iat.After(s.started.Add(workload.Leeway)) {
+			return fmt.Errorf("%w: it was issued before this server started (or has no iat), so it could have been used already: make a new one", workload.ErrAssertion)
+		}
+		if s.assertionCache("\x00"+kind+" "+issuer).Seen(jti, exp, s.now()) {
+			return fmt.Errorf("%w: jti %q was already used", errReplayed, jwt.Excerpt(jti))
+		}
+		return nil
 	}
-	if s.assertionCache("\x00"+kind+" "+issuer).Seen(jti, exp, s.now()) {
-		return fmt.Errorf("%w: jti %q was already used", errReplayed, jwt.Excerpt(jti))
-	}
-	first, err := s.firstUse(ctx, kind, exp, issuer, jti)
+	first, err := s.once.RecordOnce(ctx, kind, onceKey(issuer, jti), exp)
 	if err != nil {
-		return err
+		return oauth.Wrap(err, oauth.CodeServerError, "could not record a single-use value")
 	}
 	if !first {
-		return fmt.Errorf("%w: jti %q was already used (at another replica)", errReplayed, jwt.Excerpt(jti))
+		return fmt.Errorf("%w: jti %q was already used", errReplayed, jwt.Excerpt(jti))
 	}
 	return nil
 }

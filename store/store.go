@@ -138,6 +138,16 @@ const (
 	ReplayIDJAG = "id-jag"
 )
 
+// SingleUse records single-use values durably, so one used before a
+// restart is still refused after it (every backend: the embedded one
+// writes once per call, so only rare values — ID-JAGs, single-use workload
+// tokens — go through it, never each DPoP proof).
+type SingleUse interface {
+	// RecordOnce durably records key in namespace kind until expires and
+	// reports whether this call recorded it (false: a replay).
+	RecordOnce(ctx context.Context, kind, key string, expires time.Time) (bool, error)
+}
+
 // Replays remembers single-use values — a DPoP proof's jti, a client
 // assertion's — for every process that shares the store, so a value used at
 // one replica is refused at another. An embedded store, which one process

@@ -394,7 +394,7 @@ func showConfig(c *server.Config) *shownConfig {
 			life = workload.DefaultIDJAGLifetime
 		}
 		s.IDJAGIssuers = append(s.IDJAGIssuers, shownIDJAGIssuer{Issuer: ji.Issuer, shownKeySource: keySource(ji.KeySource),
-			Audience: orIssuer(ji.Audience), MaxLifetime: durationText(life)})
+			Audience: s.Issuer, MaxLifetime: durationText(life)})
 	}
 	return s
 }

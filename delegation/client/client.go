@@ -69,6 +69,14 @@ func New(ctx context.Context, issuer, id, secret string, opts ...Option) (*Clien
 	return c.discover(ctx, opts)
 }
 
+// sameOrigin reports whether endpoint has issuer's scheme and host: the
+// credentials a client sends go to the server it discovered, nowhere else.
+func sameOrigin(endpoint, issuer string) bool {
+	e, err1 := url.Parse(endpoint)
+	i, err2 := url.Parse(issuer)
+	return err1 == nil && err2 == nil && e.Scheme == i.Scheme && strings.EqualFold(e.Host, i.Host)
+}
+
 // TokenSource returns a workload's current platform token (a Kubernetes
 // projected service-account token, a SPIFFE JWT-SVID, a CI job's OIDC
 // token).
@@ -111,6 +119,11 @@ func (c *Client) discover(ctx context.Context, opts []Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	// A redirect is answered, never followed: a token request re-posted
+	// elsewhere would carry its secret, assertion or platform token there.
+	hc := *c.http
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(issuer, "/")+"/.well-known/oauth-authorization-server", nil)
 	if err != nil {
 		return nil, err
@@ -130,6 +143,11 @@ func (c *Client) discover(ctx context.Context, opts []Option) (*Client, error) {
 	}
 	if md.Issuer != issuer {
 		return nil, fmt.Errorf("mandate discovery: metadata names issuer %q, not %q", md.Issuer, issuer)
+	}
+	for _, e := range []string{md.Token, md.Revocation} {
+		if !sameOrigin(e, issuer) {
+			return nil, fmt.Errorf("mandate discovery: endpoint %q is not on the issuer's origin", e)
+		}
 	}
 	c.tokenURL, c.revokeURL = md.Token, md.Revocation
 	return c, nil

@@ -3,9 +3,13 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,5 +141,42 @@ func TestRedeemIDJAG(t *testing.T) {
 	var oe *oauth.Error
 	if _, err := portal.RedeemIDJAG(ctx, jag, ""); !errors.As(err, &oe) || oe.Code != oauth.CodeInvalidGrant {
 		t.Errorf("replayed ID-JAG: %v", err)
+	}
+}
+
+// TestCredentialsNeverFollowARedirect: a token endpoint answering 307 to
+// another host gets its answer taken as a refusal; the platform token is
+// never re-posted there. Metadata naming endpoints on another origin is
+// refused at discovery.
+func TestCredentialsNeverFollowARedirect(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { leaked.Add(1) }))
+	t.Cleanup(elsewhere.Close)
+	var issuer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/oauth-authorization-server" {
+			fmt.Fprintf(w, `{"issuer":%q,"token_endpoint":%q,"revocation_endpoint":%q}`, issuer, issuer+"/oauth2/token", issuer+"/oauth2/revoke")
+			return
+		}
+		http.Redirect(w, r, elsewhere.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	issuer = srv.URL
+	c, err := client.NewWorkload(context.Background(), issuer, func() (string, error) { return "platform.token.value", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Mint(context.Background(), ""); err == nil || strings.Contains(err.Error(), "platform.token.value") {
+		t.Errorf("a redirected mint: %v", err)
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Errorf("the redirect was followed %d times", n)
+	}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer":%q,"token_endpoint":%q,"revocation_endpoint":%q}`, "http://"+r.Host, elsewhere.URL+"/token", elsewhere.URL+"/revoke")
+	}))
+	t.Cleanup(other.Close)
+	if _, err := client.New(context.Background(), other.URL, "a", "s"); err == nil || !strings.Contains(err.Error(), "not on the issuer's origin") {
+		t.Errorf("endpoints on another origin: %v", err)
 	}
 }

@@ -301,10 +301,12 @@ func TestReplicasShareSingleUseAssertions(t *testing.T) {
 	k8s, ci, idp := dt.NewPlatform(t, "https://k8s.example"), dt.NewPlatform(t, "https://ci.example"), dt.NewPlatform(t, "https://login.acme.example")
 	clients := append(dt.DefaultClients(), dt.Client{ID: "portal", Grants: []string{delegation.GrantNameJWTBearer}, Scopes: []string{"db:read:*"}})
 	rs := replicas(t, 2, dt.Options{Clients: clients, Issuer: "https://mandate.example", Configure: func(cfg *server.Config, write func(string, []byte) string) {
-		rule := []server.WorkloadRuleConfig{{Match: map[string]string{"sub": "system:serviceaccount:agents:*"}, Agent: "w/{kubernetes.io.serviceaccount.name}", Scopes: []string{"db:read:*"}}}
+		rule := func(prefix string) []server.WorkloadRuleConfig {
+			return []server.WorkloadRuleConfig{{Match: map[string]string{"sub": "system:serviceaccount:agents:*"}, Agent: prefix + "/{kubernetes.io.serviceaccount.name}", Scopes: []string{"db:read:*"}}}
+		}
 		cfg.WorkloadIssuers = []server.WorkloadIssuerConfig{
-			{Issuer: k8s.Issuer, KeySource: server.KeySource{JWKSFile: write("k8s.json", k8s.JWKS)}, Rules: rule},
-			{Issuer: ci.Issuer, SingleUse: true, KeySource: server.KeySource{JWKSFile: write("ci.json", ci.JWKS)}, Rules: rule},
+			{Issuer: k8s.Issuer, KeySource: server.KeySource{JWKSFile: write("k8s.json", k8s.JWKS)}, Rules: rule("k8s")},
+			{Issuer: ci.Issuer, SingleUse: true, KeySource: server.KeySource{JWKSFile: write("ci.json", ci.JWKS)}, Rules: rule("ci")},
 		}
 		cfg.IDJAGIssuers = []server.IDJAGIssuerConfig{{Issuer: idp.Issuer, KeySource: server.KeySource{JWKSFile: write("idp.json", idp.JWKS)}}}
 	}})
@@ -323,7 +325,7 @@ func TestReplicasShareSingleUseAssertions(t *testing.T) {
 	if r := a.Post(t, "token_endpoint", "", grant(once)); r.Status != 200 {
 		t.Fatalf("a single-use token at A: %d %s", r.Status, r.Raw)
 	}
-	if r := b.Post(t, "token_endpoint", "", grant(once)); r.Status != 400 || r.Error() != oauth.CodeInvalidGrant || !strings.Contains(r.String("error_description"), "at another replica") {
+	if r := b.Post(t, "token_endpoint", "", grant(once)); r.Status != 400 || r.Error() != oauth.CodeInvalidGrant || !strings.Contains(r.String("error_description"), "already used") {
 		t.Errorf("the single-use token at B: %d %s", r.Status, r.Raw)
 	}
 	jag := idp.Sign(t, "oauth-id-jag+jwt", map[string]any{"iss": idp.Issuer, "sub": "alice@acme.example", "aud": a.URL,
@@ -331,7 +333,7 @@ func TestReplicasShareSingleUseAssertions(t *testing.T) {
 	if r := b.Post(t, "token_endpoint", "portal", grant(jag)); r.Status != 200 {
 		t.Fatalf("an ID-JAG at B: %d %s", r.Status, r.Raw)
 	}
-	if r := a.Post(t, "token_endpoint", "portal", grant(jag)); r.Status != 400 || r.Error() != oauth.CodeInvalidGrant || !strings.Contains(r.String("error_description"), "at another replica") {
+	if r := a.Post(t, "token_endpoint", "portal", grant(jag)); r.Status != 400 || r.Error() != oauth.CodeInvalidGrant || !strings.Contains(r.String("error_description"), "already used") {
 		t.Errorf("the ID-JAG at A: %d %s", r.Status, r.Raw)
 	}
 }

@@ -499,7 +499,54 @@ func TestMetadataAdvertisesTheJWTBearerGrantWhenConfigured(t *testing.T) {
 	if slices.Contains(grants, any(oauth.GrantJWTBearer)) || plain.Metadata["authorization_grant_profiles_supported"] != nil {
 		t.Errorf("without issuers: %v", plain.Metadata)
 	}
-	expectError(t, bearerGrant(t, plain, "a.b.c", nil), 400, oauth.CodeInvalidGrant)
+	// Not advertised, not served.
+	expectError(t, bearerGrant(t, plain, "a.b.c", nil), 400, oauth.CodeUnsupportedGrantType)
+}
+
+// TestAnIDJAGNeedsItsClientAuthenticated: an ID-JAG sent without client
+// authentication is invalid_client (401), not mistaken for a workload token.
+func TestAnIDJAGNeedsItsClientAuthenticated(t *testing.T) {
+	env, p := workloadEnv(t)
+	r := bearerGrant(t, env, p.idp.signTyp(t, "oauth-id-jag+jwt", idjagClaims(env, "portal", "jag-noauth")), nil)
+	expectError(t, r, 401, oauth.CodeInvalidClient)
+}
+
+// TestASingleUseAssertionStaysSpentAcrossARestart: the embedded store
+// records an ID-JAG's jti durably; the same ID-JAG is refused by the next
+// process on the same data.
+func TestASingleUseAssertionStaysSpentAcrossARestart(t *testing.T) {
+	idp := dt.NewPlatform(t, enterpriseIdP)
+	clock := dt.NewClock(dt.Start)
+	opts := dt.Options{Issuer: "https://mandate.example", Clock: clock,
+		Clients: append(dt.DefaultClients(), dt.Client{ID: "portal", Grants: []string{delegation.GrantNameJWTBearer}, Scopes: []string{"db:read:*"}}),
+		Configure: func(cfg *server.Config, write func(string, []byte) string) {
+			cfg.IDJAGIssuers = []server.IDJAGIssuerConfig{{Issuer: idp.Issuer, KeySource: server.KeySource{JWKSFile: write("idp.json", idp.JWKS)}}}
+		}}
+	env := dt.New(t, opts)
+	jag := idp.Sign(t, "oauth-id-jag+jwt", map[string]any{"iss": idp.Issuer, "sub": "alice@acme.example", "aud": env.URL,
+		"client_id": "portal", "jti": "jag-restart", "iat": clock.Now().Unix(), "exp": clock.Now().Add(5 * time.Minute).Unix()})
+	form := url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {jag}}
+	if r := env.Post(t, "token_endpoint", "portal", form); r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
+	}
+	env.Stop(t)
+	clock.Advance(time.Minute)
+	opts.Dir = env.Dir
+	again := dt.New(t, opts)
+	r := again.Post(t, "token_endpoint", "portal", form)
+	expectError(t, r, 400, oauth.CodeInvalidGrant)
+	if !strings.Contains(r.String("error_description"), "already used") {
+		t.Errorf("after a restart: %s", r.Raw)
+	}
+}
+
+// TestATrustDomainsSVIDsCarryNoIssuer: an entry keyed by trust domain alone
+// takes JWT-SVIDs without iss; one naming an issuer is no token of it.
+func TestATrustDomainsSVIDsCarryNoIssuer(t *testing.T) {
+	env, p := workloadEnv(t)
+	c := svidClaims(env, "summarizer")
+	c["iss"] = "https://evil.example"
+	expectError(t, bearerGrant(t, env, p.spire.sign(t, c), nil), 400, oauth.CodeInvalidGrant)
 }
 
 // TestAPlatformsFewExtraSecondsAreTolerated: Kubernetes' legacy tokens
@@ -588,5 +635,22 @@ func TestATrustedIssuerByJWKSURL(t *testing.T) {
 	}
 	if n := hits.Load(); n != 1 {
 		t.Errorf("the JWKS was fetched %d times for three tokens, want once (cached)", n)
+	}
+}
+
+// TestAnIssuerWhoseKeysCannotBeFetchedIsNamed: the refusal says the keys
+// could not be fetched, so the operator looks at the fetch, not the token.
+func TestAnIssuerWhoseKeysCannotBeFetchedIsNamed(t *testing.T) {
+	k8s := dt.NewPlatform(t, k8sIssuer)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) }))
+	t.Cleanup(down.Close)
+	env := dt.New(t, dt.Options{Configure: func(cfg *server.Config, _ func(string, []byte) string) {
+		cfg.WorkloadIssuers = []server.WorkloadIssuerConfig{{Issuer: k8sIssuer, KeySource: server.KeySource{JWKSURL: down.URL + "/jwks"},
+			Rules: []server.WorkloadRuleConfig{{Match: map[string]string{"sub": "system:serviceaccount:agents:*"}, Agent: "k8s/{kubernetes.io.serviceaccount.name}"}}}}
+	}})
+	r := bearerGrant(t, env, k8s.ServiceAccountToken(t, env.URL, "agents", "researcher", "j", env.Clock.Now()), nil)
+	expectError(t, r, 400, oauth.CodeInvalidGrant)
+	if !strings.Contains(r.String("error_description"), "keys could not be fetched") {
+		t.Errorf("%s", r.Raw)
 	}
 }

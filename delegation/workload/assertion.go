@@ -101,6 +101,11 @@ func (is *Issuer) Verify(assertion string, now time.Time) (*Assertion, error) {
 	if err := expect.CheckRegistered(reg); err != nil {
 		return nil, refuse("%v", err)
 	}
+	if is.Issuer == "" && reg.Issuer != "" {
+		// A trust domain's entry takes JWT-SVIDs without iss; an iss
+		// would be a claim no configuration vouches for.
+		return nil, refuse("iss %q is not expected of trust domain %s's JWT-SVIDs (configure issuer too)", jwt.Excerpt(reg.Issuer), is.TrustDomain)
+	}
 	if is.TrustDomain != "" && !strings.HasPrefix(reg.Subject, "spiffe://"+is.TrustDomain+"/") {
 		return nil, refuse("sub %q is not a SPIFFE ID of trust domain %s", jwt.Excerpt(reg.Subject), is.TrustDomain)
 	}

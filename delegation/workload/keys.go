@@ -50,8 +50,13 @@ type RemoteKeys struct {
 	o    RemoteOptions
 	http *http.Client
 
-	mu      sync.Mutex
+	// fetchMu makes fetches one at a time, outside mu, so a slow issuer
+	// holds up only the callers that need its new set, never lookups of
+	// keys the cached set has. It guards jwksURL.
+	fetchMu sync.Mutex
 	jwksURL string
+
+	mu      sync.Mutex
 	set     *tokens.SetResolver
 	fetched time.Time // when set was fetched
 	tried   time.Time // the last fetch attempt
@@ -121,34 +126,51 @@ func checkURL(raw string) error {
 }
 
 // ResolveKey returns the key kid names, fetching the set when it is older
-// than MaxAge or does not know kid (at most every MinRefresh).
+// than MaxAge or does not know kid (at most every MinRefresh). Lookups of
+// keys the fresh cached set has never wait for a fetch.
 func (r *RemoteKeys) ResolveKey(kid string) (tokens.PublicKey, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.o.Now()
 	fresh := r.set != nil && now.Sub(r.fetched) < r.o.MaxAge
 	if fresh {
 		if k, ok := r.set.ResolveKey(kid); ok {
+			r.mu.Unlock()
 			return k, true
 		}
 	}
-	if r.tried.IsZero() || now.Sub(r.tried) >= r.o.MinRefresh {
-		r.tried = now
-		if set, err := r.fetch(); err != nil {
+	due := r.tried.IsZero() || now.Sub(r.tried) >= r.o.MinRefresh
+	if due {
+		r.tried = now // the other callers of this window do not fetch too
+	}
+	r.mu.Unlock()
+	switch {
+	case due:
+		r.fetchMu.Lock()
+		set, err := r.fetch()
+		r.fetchMu.Unlock()
+		r.mu.Lock()
+		if err != nil {
 			r.lastErr = err
 		} else {
-			r.set, r.fetched, r.lastErr = set, now, nil
-			fresh = true
+			r.set, r.fetched, r.lastErr = set, r.o.Now(), nil
 		}
+		r.mu.Unlock()
+	case !fresh:
+		// The set is too old to trust: wait for a fetch another caller
+		// has under way (none: this returns at once) rather than refuse.
+		r.fetchMu.Lock()
+		r.fetchMu.Unlock() // an empty critical section: waiting is the point
 	}
-	if r.set == nil || !fresh {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.set == nil || r.o.Now().Sub(r.fetched) >= r.o.MaxAge {
 		return tokens.PublicKey{}, false // never fetched, or too old to trust
 	}
 	return r.set.ResolveKey(kid)
 }
 
-// Err is why the last fetch failed (nil after a success), for the refusal's
-// words and the logs.
+// Err is why the last fetch failed (nil after a success): a refusal for an
+// unknown key says it, and the grant logs it.
 func (r *RemoteKeys) Err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -182,3 +182,49 @@ func TestRemoteKeysRefuseUnsafeSources(t *testing.T) {
 		}
 	}
 }
+
+// TestASlowFetchHoldsUpNoKnownKey: while a fetch for an unknown kid waits
+// on a slow issuer, a key the cached set has resolves without waiting
+// (the test would hang, not pass, if it waited).
+func TestASlowFetchHoldsUpNoKnownKey(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var n atomic.Int32
+	keys := jwks("k1")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 2 {
+			close(entered)
+			<-release
+		}
+		w.Write([]byte(keys))
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	c := &clock{t: time.Unix(1795770000, 0)}
+	rk, err := workload.NewRemoteKeys(workload.RemoteOptions{JWKSURL: srv.URL + "/jwks", Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rk.ResolveKey("k1"); !ok {
+		t.Fatal("k1 after the first fetch")
+	}
+	c.t = c.t.Add(10 * time.Second) // a refetch is allowed again
+	done := make(chan bool)
+	go func() {
+		_, ok := rk.ResolveKey("forged")
+		done <- ok
+	}()
+	<-entered // the second fetch is waiting on the issuer
+	if _, ok := rk.ResolveKey("k1"); !ok {
+		t.Error("a known key was not resolved while a fetch was under way")
+	}
+	close(release)
+	if <-done {
+		t.Error("a forged kid resolved")
+	}
+}

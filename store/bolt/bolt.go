@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -40,10 +41,12 @@ var (
 	bucketRevLog      = []byte("rev_log")      // seq(8) → jti; bucket sequence = head
 	bucketKeys        = []byte("keys")         // kid → tokens.StoredKey
 	bucketSuspensions = []byte("suspensions")  // client → until (RFC 3339); newer than the rest: optional read-only
+	bucketOnce        = []byte("once")         // kind 0x00 key → exp(8): single-use values (RecordOnce); newer
+	bucketOnceExpiry  = []byte("once_expiry")  // exp(8) kind 0x00 key → nil
 	bucketMeta        = []byte("meta")         // store_id → random id; audit_head, audit_base
 	bucketAudit       = []byte("audit")        // seq(8) → AuditRecord
 	allBuckets        = [][]byte{bucketTokens, bucketChildren, bucketHolders, bucketTokenExpiry, bucketRevocations, bucketRevExpiry, bucketRevLog, bucketKeys, bucketMeta, bucketAudit}
-	newerBuckets      = [][]byte{bucketSuspensions} // created by Open; a file from before may lack them
+	newerBuckets      = [][]byte{bucketSuspensions, bucketOnce, bucketOnceExpiry} // created by Open; a file from before may lack them
 	keyStoreID        = []byte("store_id")
 	keyAuditHead      = []byte("audit_head") // hash of the newest audit record
 	keyAuditBase      = []byte("audit_base") // seq(8) hash of the newest collected record
@@ -619,6 +622,18 @@ func (d *DB) GC(now time.Time) (store.GCResult, error) {
 		}
 	}
 	for {
+		// Single-use values, once they could no longer be accepted.
+		n, err := d.collect(bucketOnceExpiry, func(exp time.Time) bool { return exp.Before(now) }, func(tx *bbolt.Tx, k []byte) error {
+			return tx.Bucket(bucketOnce).Delete(k)
+		})
+		if err != nil {
+			return res, err
+		}
+		if n < gcBatch {
+			break
+		}
+	}
+	for {
 		n, err := d.collect(bucketTokenExpiry, func(exp time.Time) bool { return d.ret.CollectsToken(exp, now) }, func(tx *bbolt.Tx, jti []byte) error {
 			b := tx.Bucket(bucketTokens)
 			v := b.Get(jti)
@@ -672,6 +687,37 @@ func (d *DB) collect(index []byte, collects func(exp time.Time) bool, del func(*
 		return nil
 	})
 	return n, err
+}
+
+// RecordOnce durably records key in namespace kind until expires and
+// reports whether this call recorded it (false: it was recorded before, a
+// replay), so a single-use assertion's jti outlives a restart. It is one
+// write transaction per call, for the rare values that need it (ID-JAGs,
+// single-use workload tokens), not for every DPoP proof.
+func (d *DB) RecordOnce(_ context.Context, kind, key string, expires time.Time) (bool, error) {
+	if d.readOnly {
+		return false, store.ErrReadOnly
+	}
+	if kind == "" || key == "" || strings.IndexByte(kind, 0) >= 0 {
+		return false, errors.New("store/bolt: a single-use value needs a kind (without NUL) and a key")
+	}
+	k := append(append([]byte(kind), 0), key...)
+	created := false
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketOnce)
+		if b.Get(k) != nil {
+			created = false
+			return nil
+		}
+		var exp [8]byte
+		binary.BigEndian.PutUint64(exp[:], uint64(expires.Unix()))
+		if err := b.Put(k, exp[:]); err != nil {
+			return err
+		}
+		created = true
+		return tx.Bucket(bucketOnceExpiry).Put(expiryKey(expires, string(k)), nil)
+	})
+	return created, err
 }
 
 // expiryOf is the expiry an expiry index key starts with.

@@ -213,3 +213,44 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestRecordOnceSurvivesARestart: a single-use value recorded once is
+// refused by every later call, after a reopen too, until GC collects it
+// once expired.
+func TestRecordOnceSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir, time.Hour)
+	ctx := context.Background()
+	exp := time.Unix(1795770000, 0)
+	if first, err := db.RecordOnce(ctx, "id-jag", "k1", exp); err != nil || !first {
+		t.Fatalf("first: %v %v", first, err)
+	}
+	if first, err := db.RecordOnce(ctx, "id-jag", "k1", exp); err != nil || first {
+		t.Fatalf("again: %v %v", first, err)
+	}
+	if first, err := db.RecordOnce(ctx, "workload", "k1", exp); err != nil || !first {
+		t.Fatalf("another kind is another namespace: %v %v", first, err)
+	}
+	if _, err := db.RecordOnce(ctx, "a\x00b", "k", exp); err == nil {
+		t.Error("a kind with NUL was accepted")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, dir, time.Hour)
+	if first, err := db.RecordOnce(ctx, "id-jag", "k1", exp); err != nil || first {
+		t.Fatalf("after a reopen: %v %v", first, err)
+	}
+	if _, err := db.GC(exp.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := db.RecordOnce(ctx, "id-jag", "k1", exp); first {
+		t.Fatal("collected before it expired")
+	}
+	if _, err := db.GC(exp.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := db.RecordOnce(ctx, "id-jag", "k1", exp); err != nil || !first {
+		t.Fatalf("after it expired and was collected: %v %v", first, err)
+	}
+}

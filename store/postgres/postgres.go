@@ -707,6 +707,11 @@ func (d *DB) sendAndCommit(ctx context.Context, b *pgx.Batch) error {
 	return tx.Commit(ctx)
 }
 
+// RecordOnce is FirstUse (store.SingleUse): every replica shares the record.
+func (d *DB) RecordOnce(ctx context.Context, kind, key string, expires time.Time) (bool, error) {
+	return d.FirstUse(ctx, kind, key, expires)
+}
+
 // FirstUse durably records key in namespace kind (store.ReplayDPoP, …)
 // until expires, in a group
 // commit, and reports whether this call recorded it: false when it was

@@ -370,9 +370,8 @@ type WorkloadRuleConfig struct {
 type IDJAGIssuerConfig struct {
 	Issuer    string `mapstructure:"issuer"`
 	KeySource `mapstructure:",squash"`
-	// Audience is what its ID-JAGs must be for (default: Mandate's issuer).
-	Audience string `mapstructure:"audience"`
-	// MaxLifetime bounds an ID-JAG's exp - iat (default 5m).
+	// MaxLifetime bounds an ID-JAG's exp - iat (default 5m); its aud must
+	// be Mandate's issuer.
 	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
 }
 

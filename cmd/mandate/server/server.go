@@ -54,6 +54,7 @@ type Store interface {
 	delegation.Inspector
 	tokens.KeyStore
 	store.Collector
+	store.SingleUse
 	// RunGC collects expired records every interval until ctx ends,
 	// reporting each pass to report (see store.RunGC).
 	RunGC(ctx context.Context, interval time.Duration, now func() time.Time, report func(store.GCResult, error))

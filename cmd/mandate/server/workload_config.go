@@ -167,7 +167,6 @@ func keyResolver(key, issuer string, ks KeySource) (tokens.KeyResolver, error) {
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		tr.Proxy = nil // the operator named this address: no environment proxy in between
 		o.HTTPClient = &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	}
 	keys, err := workload.NewRemoteKeys(o)
@@ -199,7 +198,7 @@ func (c *Config) issuersConfig(sc *delegation.Config) error {
 		if err != nil {
 			return err
 		}
-		sc.IDJAGIssuers = append(sc.IDJAGIssuers, workload.IDJAGIssuer{Issuer: ji.Issuer, Audience: ji.Audience, MaxLifetime: ji.MaxLifetime, Keys: keys})
+		sc.IDJAGIssuers = append(sc.IDJAGIssuers, workload.IDJAGIssuer{Issuer: ji.Issuer, MaxLifetime: ji.MaxLifetime, Keys: keys})
 	}
 	return nil
 }

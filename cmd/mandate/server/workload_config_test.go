@@ -180,3 +180,38 @@ workload_issuers:
 		t.Fatalf("a client without a secret that no rule names: %v", err)
 	}
 }
+
+// TestIssuersThatWouldConfuseIdentitiesAreRefused: configurations that
+// would let one platform's workloads pass for another's, accept a
+// platform's tokens for itself, or an ID-JAG made for another server.
+func TestIssuersThatWouldConfuseIdentitiesAreRefused(t *testing.T) {
+	k8s := func(issuer, extra, agent string) string {
+		return "  - issuer: " + issuer + "\n    jwks_file: k.json\n" + extra + "    rules:\n      - {match: {sub: \"system:serviceaccount:agents:*\"}, agent: \"" + agent + "\", scopes: [db:read:*]}\n"
+	}
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"two clusters making one name", "workload_issuers:\n" + k8s("https://prod.example", "", "k8s/{kubernetes.io.serviceaccount.name}") + k8s("https://dev.example", "", "k8s/{kubernetes.io.serviceaccount.name}"),
+			"could make the same name for two issuers' workloads"},
+		{"a platform's own audience", "workload_issuers:\n" + k8s("https://k8s.example", "    audience: https://k8s.example\n", "k8s/{sub}"), "is the issuer's own"},
+		{"a year-long lifetime", "workload_issuers:\n" + k8s("https://k8s.example", "    max_lifetime: 8760h\n", "k8s/{sub}"), "max_lifetime 8760h0m0s is longer than 24h0m0s"},
+		{"one trust domain twice", "workload_issuers:\n  - trust_domain: example.org\n    jwks_file: k.json\n    rules: [{match: {sub: \"spiffe://example.org/a/*\"}, agent: \"a/{sub#1}\"}]\n" +
+			"  - issuer: https://spire.example.org\n    trust_domain: example.org\n    jwks_file: k.json\n    rules: [{match: {sub: \"spiffe://example.org/b/*\"}, agent: \"b/{sub#1}\"}]\n", `trust_domain "example.org" listed twice`},
+		{"a workload issuer that is also an ID-JAG issuer", "workload_issuers:\n" + k8s("https://login.acme.example", "", "k8s/{sub}") +
+			"id_jag_issuers:\n  - issuer: https://login.acme.example\n    jwks_file: k.json\n", "is also an id_jag_issuers entry"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := Load(withJWKS(t, writeConfig(t, workloadClients+tt.yaml)), nil)
+			if err != nil {
+				t.Fatalf("validation already refuses it: %v", err)
+			}
+			if err := cfg.CheckFiles(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("CheckFiles = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("an ID-JAG audience other than Mandate's issuer cannot be configured", func(t *testing.T) {
+		_, _, err := Load(withJWKS(t, writeConfig(t, workloadClients+"id_jag_issuers:\n  - issuer: https://login.acme.example\n    jwks_file: k.json\n    audience: https://other-as.example\n")), nil)
+		if err == nil || !strings.Contains(err.Error(), "audience") {
+			t.Fatalf("an ID-JAG issuer's audience: %v", err)
+		}
+	})
+}
