@@ -273,6 +273,9 @@ func (s *Service) workloadClient(ctx context.Context, token, clientID string, ad
 		return nil, e
 	}
 	is := s.workloadIssuerOf(token)
+	if a, ok := s.cachedWorkload(is, token); ok {
+		return s.workloadRegistration(ctx, is, a, token, clientID, admit, code, spend)
+	}
 	if is == nil {
 		u, err := jwt.Unverified(token)
 		if err != nil {
@@ -288,6 +291,39 @@ func (s *Service) workloadClient(ctx context.Context, token, clientID string, ad
 			return refuse(err, "%v (the issuer's keys could not be fetched just now)", err)
 		}
 		return refuse(err, "%v", err)
+	}
+	if !is.SingleUse {
+		// A platform token is shown again at every request until it
+		// rotates: what its signature and rules proved is kept until it
+		// expires (single-use tokens are shown once).
+		s.workloadSeen.Put(token, a, a.Expiry, s.now())
+	}
+	return s.workloadRegistration(ctx, is, a, token, clientID, admit, code, spend)
+}
+
+// cachedWorkload is the verification of token kept by workloadClient, while
+// its issuer still publishes the key that signed it.
+func (s *Service) cachedWorkload(is *workload.Issuer, token string) (*workload.Assertion, bool) {
+	if is == nil || is.SingleUse {
+		return nil, false
+	}
+	a, ok := s.workloadSeen.Get(token, s.now())
+	if !ok {
+		return nil, false
+	}
+	if _, ok := is.Keys.ResolveKey(a.KeyID); !ok {
+		return nil, false // the key left the issuer's set: verify again (and fail)
+	}
+	return a, true
+}
+
+// workloadRegistration is the registration a verified workload token names
+// (refused with code as workloadClient is).
+func (s *Service) workloadRegistration(ctx context.Context, is *workload.Issuer, a *workload.Assertion, token, clientID string, admit func(*Registration) error, code string, spend bool) (*Registration, error) {
+	refuse := func(err error, format string, args ...any) (*Registration, error) {
+		e := oauth.Wrap(err, code, format, args...)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "workload token refused", slog.String("error", code), slog.String("description", bounded(e.Description)))
+		return nil, e
 	}
 	name := a.Identity.Name()
 	var c *Registration

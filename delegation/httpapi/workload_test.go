@@ -654,3 +654,21 @@ func TestAnIssuerWhoseKeysCannotBeFetchedIsNamed(t *testing.T) {
 		t.Errorf("%s", r.Raw)
 	}
 }
+
+// TestAVerifiedPlatformTokenIsKeptOnlyUntilItExpires: a platform token's
+// verification is reused while it lives (it is shown at every request),
+// never after.
+func TestAVerifiedPlatformTokenIsKeptOnlyUntilItExpires(t *testing.T) {
+	env, p := workloadEnv(t)
+	c := k8sClaims(env, "agents", "researcher")
+	c["exp"] = dt.Start.Add(2 * time.Minute).Unix()
+	sa := p.k8s.sign(t, c)
+	for range 2 {
+		if r := bearerGrant(t, env, sa, nil); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Raw)
+		}
+	}
+	env.Clock.Advance(3 * time.Minute)
+	expectError(t, bearerGrant(t, env, sa, nil), 400, oauth.CodeInvalidGrant)
+	expectError(t, asWorkload(t, env, sa, url.Values{"grant_type": {oauth.GrantClientCredentials}, "audience": {env.URL}}), 401, oauth.CodeInvalidClient)
+}

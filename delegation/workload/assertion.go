@@ -54,6 +54,9 @@ type Assertion struct {
 	Expiry               time.Time
 	// IssuedAt is its iat (zero when it has none).
 	IssuedAt time.Time
+	// KeyID names the issuer's key that signed it: a cached verification
+	// holds only while the issuer still publishes that key.
+	KeyID string
 	// Claims is the whole payload, and Payload its JSON, for policy's context.
 	Claims  map[string]any
 	Payload []byte
@@ -129,7 +132,7 @@ func (is *Issuer) Verify(assertion string, now time.Time) (*Assertion, error) {
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
-	return &Assertion{Identity: id, Issuer: reg.Issuer, Subject: reg.Subject, JTI: reg.ID, Expiry: reg.Expiry.Time(), IssuedAt: iat(reg), Claims: claims, Payload: payload}, nil
+	return &Assertion{Identity: id, Issuer: reg.Issuer, Subject: reg.Subject, JTI: reg.ID, Expiry: reg.Expiry.Time(), IssuedAt: iat(reg), KeyID: hdr.KeyID, Claims: claims, Payload: payload}, nil
 }
 
 // iat is a token's iat as a time, zero when absent.
