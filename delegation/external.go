@@ -9,7 +9,6 @@ import (
 
 	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
-	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
@@ -79,16 +78,11 @@ func (s *Service) externalRoot(ctx context.Context, c *Registration, ti *Trusted
 	if err != nil {
 		return nil, err
 	}
-	claims := &jwt.Claims{
-		Issuer: s.issuer, Subject: ext.Subject, SubjectIssuer: ti.Issuer, ClientID: c.ID,
-		Audience: auds, Scope: chain.FormatScope(scopes),
-		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: chain.Expiry(now, s.rootTTL, ext.Expiry),
-		Act: &jwt.Actor{Subject: c.ID}, Cnf: bindTo(req.proof),
-	}
+	claims := s.rootClaims(c, ext.Subject, ti.Issuer, scopes, auds, now, chain.Expiry(now, s.rootTTL, ext.Expiry), req.proof)
 	if !claims.Expiry.Time().After(now) {
 		return nil, oauth.New(oauth.CodeInvalidRequest, "subject_token has expired")
 	}
-	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))
+	policies, err := s.decideMint(ctx, c, claims, now, nil)
 	if err != nil {
 		return nil, err
 	}

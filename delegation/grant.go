@@ -2,8 +2,11 @@ package delegation
 
 import (
 	"context"
+	"time"
 
+	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
+	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
@@ -171,4 +174,29 @@ func (s *Service) Token(ctx context.Context, c *Registration, req TokenRequest) 
 		return nil, s.refuse(ctx, grant, c, err)
 	}
 	return resp, nil
+}
+
+// rootClaims is a root token held by c on behalf of sub (a subject of
+// subIss), granting scopes to auds from now until exp, bound to the key of
+// the request's proof. When the subject is someone else's (an identity
+// provider's user), act names c: it acts for the subject.
+func (s *Service) rootClaims(c *Registration, sub, subIss string, scopes, auds []string, now time.Time, exp jwt.NumericDate, proof *tokens.DPoPProof) *jwt.Claims {
+	claims := &jwt.Claims{
+		Issuer: s.issuer, Subject: sub, SubjectIssuer: subIss, ClientID: c.ID,
+		Audience: auds, Scope: chain.FormatScope(scopes),
+		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: exp,
+		Cnf: bindTo(proof),
+	}
+	if sub != c.ID || subIss != s.issuer {
+		claims.Act = &jwt.Actor{Subject: c.ID}
+	}
+	return claims
+}
+
+// decideMint asks policy whether c may mint the root claims describe;
+// assertion, when the root comes from one, is in the context.
+func (s *Service) decideMint(ctx context.Context, c *Registration, claims *jwt.Claims, now time.Time, assertion *policy.Assertion) ([]string, error) {
+	r := s.policyRequest(c, c, policy.ActionMint, claims, nil, now)
+	r.Assertion = assertion
+	return s.decide(ctx, r)
 }

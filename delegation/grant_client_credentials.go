@@ -6,9 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/mandate-auth/mandate/chain"
 	"github.com/mandate-auth/mandate/delegation/oauth"
-	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
@@ -60,13 +58,8 @@ func (g clientCredentialsGrant) HandleTokenRequest(ctx context.Context, c *Regis
 		return nil, err
 	}
 	now := s.now()
-	claims := &jwt.Claims{
-		Issuer: s.issuer, Subject: c.ID, SubjectIssuer: s.issuer, ClientID: c.ID,
-		Audience: auds, Scope: chain.FormatScope(scopes),
-		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(s.rootTTL)),
-		Cnf: bindTo(req.proof),
-	}
-	policies, err := s.decide(ctx, s.policyRequest(c, c, policy.ActionMint, claims, nil, now))
+	claims := s.rootClaims(c, c.ID, s.issuer, scopes, auds, now, jwt.At(now.Add(s.rootTTL)), req.proof)
+	policies, err := s.decideMint(ctx, c, claims, now, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +80,6 @@ func (g clientCredentialsGrant) identity(ctx context.Context, c *Registration, r
 		}
 	}
 	now := s.now()
-	claims := &jwt.Claims{
-		Issuer: s.issuer, Subject: c.ID, SubjectIssuer: s.issuer, ClientID: c.ID, Audience: jwt.Audience{s.issuer},
-		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(min(s.rootTTL, IdentityTokenTTL))),
-		Cnf: bindTo(req.proof),
-	}
+	claims := s.rootClaims(c, c.ID, s.issuer, nil, []string{s.issuer}, now, jwt.At(now.Add(min(s.rootTTL, IdentityTokenTTL))), req.proof)
 	return s.issue(ctx, c, claims, GrantNameClientCredentials, "", nil)
 }

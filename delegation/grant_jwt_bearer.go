@@ -74,21 +74,16 @@ func (g jwtBearerGrant) workloadRoot(ctx context.Context, c *Registration, req *
 		return nil, err
 	}
 	now := s.now()
-	claims := &jwt.Claims{
-		Issuer: s.issuer, Subject: c.ID, SubjectIssuer: s.issuer, ClientID: c.ID,
-		Audience: auds, Scope: chain.FormatScope(scopes),
-		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: chain.Expiry(now, s.rootTTL, jwt.At(a.Expiry)),
-		Cnf: bindTo(req.proof),
-	}
+	claims := s.rootClaims(c, c.ID, s.issuer, scopes, auds, now, chain.Expiry(now, s.rootTTL, jwt.At(a.Expiry)), req.proof)
 	iss := a.Issuer
 	if iss == "" {
 		iss = p.issuer.Name() // a JWT-SVID without iss: its trust domain
 	}
-	pr := s.policyRequest(c, c, policy.ActionMint, claims, nil, now)
-	if pr.Assertion, err = policyAssertion("workload", iss, a.Subject, a.Payload); err != nil {
+	pa, err := policyAssertion("workload", iss, a.Subject, a.Payload)
+	if err != nil {
 		return nil, err
 	}
-	policies, err := s.decide(ctx, pr)
+	policies, err := s.decideMint(ctx, c, claims, now, pa)
 	if err != nil {
 		return nil, err
 	}
@@ -139,17 +134,12 @@ func (g jwtBearerGrant) idjagRoot(ctx context.Context, c *Registration, req *Tok
 	if err != nil {
 		return nil, idjagWidening(oauth.CodeInvalidTarget, err, c)
 	}
-	claims := &jwt.Claims{
-		Issuer: s.issuer, Subject: j.Subject, SubjectIssuer: is.Issuer, ClientID: c.ID,
-		Audience: auds, Scope: chain.FormatScope(scopes),
-		IssuedAt: jwt.At(now), NotBefore: jwt.At(now), Expiry: jwt.At(now.Add(s.rootTTL)),
-		Act: &jwt.Actor{Subject: c.ID}, Cnf: bindTo(req.proof),
-	}
-	pr := s.policyRequest(c, c, policy.ActionMint, claims, nil, now)
-	if pr.Assertion, err = policyAssertion("id-jag", is.Issuer, j.Subject, j.Payload); err != nil {
+	claims := s.rootClaims(c, j.Subject, is.Issuer, scopes, auds, now, jwt.At(now.Add(s.rootTTL)), req.proof)
+	pa, err := policyAssertion("id-jag", is.Issuer, j.Subject, j.Payload)
+	if err != nil {
 		return nil, err
 	}
-	policies, err := s.decide(ctx, pr)
+	policies, err := s.decideMint(ctx, c, claims, now, pa)
 	if err != nil {
 		return nil, err
 	}

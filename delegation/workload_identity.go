@@ -267,11 +267,7 @@ func (s *Service) AuthenticateWorkload(ctx context.Context, assertion, clientID 
 // for a client assertion). spend says whether a single-use token's jti is
 // recorded now (client authentication) or left to the grant.
 func (s *Service) workloadClient(ctx context.Context, token, clientID string, admit func(*Registration) error, code string, spend bool) (*Registration, error) {
-	refuse := func(err error, format string, a ...any) (*Registration, error) {
-		e := oauth.Wrap(err, code, format, a...)
-		s.log.LogAttrs(ctx, slog.LevelInfo, "workload token refused", slog.String("error", code), slog.String("description", bounded(e.Description)))
-		return nil, e
-	}
+	refuse := s.workloadRefusal(ctx, code)
 	is := s.workloadIssuerOf(token)
 	if a, ok := s.cachedWorkload(is, token); ok {
 		return s.workloadRegistration(ctx, is, a, token, clientID, admit, code, spend)
@@ -301,6 +297,17 @@ func (s *Service) workloadClient(ctx context.Context, token, clientID string, ad
 	return s.workloadRegistration(ctx, is, a, token, clientID, admit, code, spend)
 }
 
+// workloadRefusal refuses a workload token with code (invalid_grant for
+// the grant, invalid_client for a client assertion), logged without the
+// token.
+func (s *Service) workloadRefusal(ctx context.Context, code string) func(err error, format string, a ...any) (*Registration, error) {
+	return func(err error, format string, a ...any) (*Registration, error) {
+		e := oauth.Wrap(err, code, format, a...)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "workload token refused", slog.String("error", code), slog.String("description", bounded(e.Description)))
+		return nil, e
+	}
+}
+
 // cachedWorkload is the verification of token kept by workloadClient, while
 // its issuer still publishes the key that signed it.
 func (s *Service) cachedWorkload(is *workload.Issuer, token string) (*workload.Assertion, bool) {
@@ -320,11 +327,7 @@ func (s *Service) cachedWorkload(is *workload.Issuer, token string) (*workload.A
 // workloadRegistration is the registration a verified workload token names
 // (refused with code as workloadClient is).
 func (s *Service) workloadRegistration(ctx context.Context, is *workload.Issuer, a *workload.Assertion, token, clientID string, admit func(*Registration) error, code string, spend bool) (*Registration, error) {
-	refuse := func(err error, format string, args ...any) (*Registration, error) {
-		e := oauth.Wrap(err, code, format, args...)
-		s.log.LogAttrs(ctx, slog.LevelInfo, "workload token refused", slog.String("error", code), slog.String("description", bounded(e.Description)))
-		return nil, e
-	}
+	refuse := s.workloadRefusal(ctx, code)
 	name := a.Identity.Name()
 	var c *Registration
 	if a.Identity.Client != "" {
