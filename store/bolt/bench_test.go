@@ -2,9 +2,6 @@ package bolt_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -15,6 +12,7 @@ import (
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
+	"github.com/mandate-auth/mandate/store/storetest"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
@@ -145,77 +143,23 @@ func BenchmarkCascadeRevocation(b *testing.B) {
 	}
 }
 
-// The steady load of BenchmarkBytesPerToken, as store/postgres's benchmark
-// of the same name runs it: each simulated minute 2,000 tokens are written
-// that live 5 minutes, so 10,000 are live once five minutes have passed.
-const (
-	steadyStep    = time.Minute
-	steadyTTL     = 5 * time.Minute
-	steadyPerStep = 2_000
-)
-
-// jtiEncoding is the service's order-preserving alphabet (delegation's
-// newJTI), so the jtis written here sort by issuance as real ones do.
-var jtiEncoding = base64.NewEncoding("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~").WithPadding(base64.NoPadding)
-
 // BenchmarkBytesPerToken is store/postgres's benchmark of the same name on
-// bbolt, for comparison: b.N tokens under the same steady load (tasks of a
-// root and a child, each token with its audit record, 32 writers, store.RunGC
-// every 50 ms on the simulated clock, token records collected at expiry,
-// audit records once 5 minutes old). It reports the data file's size per
-// live token (free pages included: bbolt reuses them, the file never
-// shrinks), and the pages of the token buckets per token record and of the
-// audit bucket per audit record; -v logs them every 10,000 tokens.
+// bbolt, for comparison: b.N tokens under the same steady load
+// (storetest.SteadyLoad: tasks of a root and a child, each token with its
+// audit record, 32 writers, store.RunGC every 50 ms on the simulated clock,
+// token records collected at expiry, audit records once 5 minutes old). It
+// reports the data file's size per live token (free pages included: bbolt
+// reuses them, the file never shrinks), and the pages of the token buckets
+// per token record and of the audit bucket per audit record; -v logs them
+// every 10,000 tokens.
 func BenchmarkBytesPerToken(b *testing.B) {
-	ctx := context.Background()
-	db, err := bolt.Open(b.TempDir(), bolt.Options{AuditRetention: steadyTTL - time.Second, RevocationGrace: time.Minute})
+	db, err := bolt.Open(b.TempDir(), bolt.Options{AuditRetention: storetest.SteadyTTL - time.Second, RevocationGrace: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	var clock atomic.Int64
-	clock.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	gcCtx, stopGC := context.WithCancel(ctx)
-	var gc sync.WaitGroup
-	gc.Go(func() {
-		store.RunGC(gcCtx, db, 50*time.Millisecond, now, func(_ store.GCResult, err error) {
-			if err != nil {
-				b.Error(err)
-			}
-		})
-	})
-	var seq atomic.Uint64
-	jti := func(t time.Time) string {
-		var raw [22]byte
-		binary.BigEndian.PutUint64(raw[:8], uint64(t.UnixMilli())<<16)
-		binary.BigEndian.PutUint64(raw[6:14], seq.Add(1))
-		_, _ = rand.Read(raw[14:])
-		return jtiEncoding.EncodeToString(raw[:])
-	}
-	put := func(rec *store.TokenRecord, client, grant string, t time.Time) {
-		ev := &store.AuditEvent{Time: t, Type: store.AuditIssued, Client: client, Grant: grant, JTI: rec.JTI, Holder: rec.Holder,
-			Subject: rec.Subject, Scope: rec.Scope, Root: rec.JTI, Depth: len(rec.Lineage)}
-		if len(rec.Lineage) > 0 {
-			ev.Root = rec.Lineage[0]
-		}
-		if err := db.PutToken(ctx, rec, ev); err != nil {
-			b.Error(err)
-		}
-	}
-	task := func(tokens int) {
-		t := now()
-		root := &store.TokenRecord{JTI: jti(t), Lineage: []string{}, Subject: "orchestrator", Holder: "orchestrator",
-			Scope: "db:read:* tools:search", Audience: []string{"https://db.example", "https://tools.example"}, IssuedAt: t, ExpiresAt: t.Add(steadyTTL)}
-		put(root, "orchestrator", "client_credentials", t)
-		if tokens == 2 {
-			child := &store.TokenRecord{JTI: jti(t), Parent: root.JTI, Lineage: []string{root.JTI}, Subject: "orchestrator", Holder: "researcher",
-				Act: &jwt.Actor{Subject: "researcher"}, Scope: "db:read:orders", Audience: []string{"https://db.example"}, IssuedAt: t, ExpiresAt: t.Add(steadyTTL)}
-			put(child, "orchestrator", "urn:ietf:params:oauth:grant-type:token-exchange", t)
-		}
-	}
-	sample := func(written int) bolt.Stats {
-		s, err := db.Stats(now())
+	sample := func(written int, now time.Time) bolt.Stats {
+		s, err := db.Stats(now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -227,41 +171,8 @@ func BenchmarkBytesPerToken(b *testing.B) {
 			s.TokenBytes/int64(max(s.Tokens, 1)), s.AuditBytes/int64(max(s.AuditRecords, 1)))
 		return s
 	}
-
-	b.ResetTimer()
-	for written := 0; written < b.N; {
-		if written > 0 {
-			clock.Add(int64(steadyStep))
-		}
-		n := min(steadyPerStep, b.N-written)
-		work := make(chan int, n/2+1)
-		for i := 0; i < n; i += 2 {
-			work <- min(2, n-i)
-		}
-		close(work)
-		var wg sync.WaitGroup
-		for range 32 {
-			wg.Go(func() {
-				for tokens := range work {
-					task(tokens)
-				}
-			})
-		}
-		wg.Wait()
-		written += n
-		if testing.Verbose() && written%10_000 == 0 && written < b.N {
-			b.StopTimer()
-			sample(written)
-			b.StartTimer()
-		}
-	}
-	b.StopTimer()
-	stopGC()
-	gc.Wait()
-	if _, err := db.GC(now()); err != nil { // what a pass would collect by now
-		b.Fatal(err)
-	}
-	s := sample(b.N)
+	end := storetest.SteadyLoad(b, db, db, func(written int, now time.Time) { sample(written, now) })
+	s := sample(b.N, end)
 	b.ReportMetric(float64(s.FileBytes)/float64(max(s.Unexpired, 1)), "B/live-token")
 	b.ReportMetric(float64(s.TokenBytes)/float64(max(s.Tokens, 1)), "B/token-record")
 	b.ReportMetric(float64(s.AuditBytes)/float64(max(s.AuditRecords, 1)), "B/audit-record")

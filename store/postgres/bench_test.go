@@ -2,9 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"strings"
@@ -20,6 +17,7 @@ import (
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/postgres"
 	"github.com/mandate-auth/mandate/store/postgres/pgtest"
+	"github.com/mandate-auth/mandate/store/storetest"
 	"github.com/mandate-auth/mandate/tokens"
 	"github.com/mandate-auth/mandate/tokens/jwt"
 )
@@ -315,19 +313,12 @@ func BenchmarkCascadeRevocation(b *testing.B) {
 	}
 }
 
-// The steady load of BenchmarkBytesPerToken, on a simulated clock: each
-// simulated minute 2,000 tokens are written that live 5 minutes, so 10,000
-// are live at any time once the first five minutes have passed.
-const (
-	steadyStep    = time.Minute
-	steadyTTL     = 5 * time.Minute
-	steadyPerStep = 2_000
-)
-
-// BenchmarkBytesPerToken writes b.N tokens under steady load — tasks of a
-// root and a child delegated from it, each token with its audit record as
-// issuance writes them, by 32 writers (group commit) — while retention
-// collection runs (store.RunGC every 50 ms, on the simulated clock; token
+// BenchmarkBytesPerToken writes b.N tokens under steady load
+// (storetest.SteadyLoad, on a simulated clock: each simulated minute 2,000
+// tokens are written that live 5 minutes, so 10,000 are live at any time
+// once the first five minutes have passed) — tasks of a root and a child
+// delegated from it, each token with its audit record as issuance writes
+// them, by 32 writers (group commit) — while retention collection runs (store.RunGC every 50 ms, on the simulated clock; token
 // records collected at expiry, audit records once 5 minutes old, so each
 // live token keeps about one audit record). It reports the disk the store uses
 // per live token (pg_total_relation_size of every Mandate table: rows,
@@ -352,10 +343,6 @@ func BenchmarkBytesPerToken(b *testing.B) {
 		b.Run(name, func(b *testing.B) { bytesPerToken(b, vacuum) })
 	}
 }
-
-// jtiEncoding is the service's order-preserving alphabet (delegation's
-// newJTI), so the jtis written here sort by issuance as real ones do.
-var jtiEncoding = base64.NewEncoding("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~").WithPadding(base64.NoPadding)
 
 // vacuumingCollector is a store's collector followed by a VACUUM of the
 // tables collection deletes from.
@@ -395,7 +382,7 @@ func measureStore(b *testing.B, conn *pgx.Conn, now time.Time) storeSize {
 func bytesPerToken(b *testing.B, vacuum bool) {
 	ctx := context.Background()
 	dsn := pgtest.Need(b).NewDatabase(b)
-	db, err := postgres.Open(ctx, dsn, postgres.Options{Replica: "bench", AuditRetention: steadyTTL - time.Second, RevocationGrace: time.Minute})
+	db, err := postgres.Open(ctx, dsn, postgres.Options{Replica: "bench", AuditRetention: storetest.SteadyTTL - time.Second, RevocationGrace: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -411,51 +398,8 @@ func bytesPerToken(b *testing.B, vacuum bool) {
 	if vacuum {
 		collector = vacuumingCollector{db, conns[1]}
 	}
-	var clock atomic.Int64
-	clock.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	gcCtx, stopGC := context.WithCancel(ctx)
-	var gc sync.WaitGroup
-	gc.Go(func() {
-		store.RunGC(gcCtx, collector, 50*time.Millisecond, now, func(_ store.GCResult, err error) {
-			if err != nil {
-				b.Error(err)
-			}
-		})
-	})
-	var seq atomic.Uint64
-	jti := func(t time.Time) string {
-		// 30 characters sorted by issuance, as the service's jtis are.
-		var raw [22]byte
-		binary.BigEndian.PutUint64(raw[:8], uint64(t.UnixMilli())<<16)
-		binary.BigEndian.PutUint64(raw[6:14], seq.Add(1))
-		_, _ = rand.Read(raw[14:])
-		return jtiEncoding.EncodeToString(raw[:])
-	}
-	put := func(rec *store.TokenRecord, client, grant string, t time.Time) {
-		ev := &store.AuditEvent{Time: t, Type: store.AuditIssued, Client: client, Grant: grant, JTI: rec.JTI, Holder: rec.Holder,
-			Subject: rec.Subject, Scope: rec.Scope, Root: rec.JTI, Depth: len(rec.Lineage)}
-		if len(rec.Lineage) > 0 {
-			ev.Root = rec.Lineage[0]
-		}
-		if err := db.PutToken(ctx, rec, ev); err != nil {
-			b.Error(err)
-		}
-	}
-	// task writes a root and, when two tokens are asked for, a child of it.
-	task := func(tokens int) {
-		t := now()
-		root := &store.TokenRecord{JTI: jti(t), Lineage: []string{}, Subject: "orchestrator", Holder: "orchestrator",
-			Scope: "db:read:* tools:search", Audience: []string{"https://db.example", "https://tools.example"}, IssuedAt: t, ExpiresAt: t.Add(steadyTTL)}
-		put(root, "orchestrator", "client_credentials", t)
-		if tokens == 2 {
-			child := &store.TokenRecord{JTI: jti(t), Parent: root.JTI, Lineage: []string{root.JTI}, Subject: "orchestrator", Holder: "researcher",
-				Act: &jwt.Actor{Subject: "researcher"}, Scope: "db:read:orders", Audience: []string{"https://db.example"}, IssuedAt: t, ExpiresAt: t.Add(steadyTTL)}
-			put(child, "orchestrator", "urn:ietf:params:oauth:grant-type:token-exchange", t)
-		}
-	}
-	sample := func(written int) storeSize {
-		s := measureStore(b, conns[0], now())
+	sample := func(written int, now time.Time) storeSize {
+		s := measureStore(b, conns[0], now)
 		if !testing.Verbose() {
 			return s
 		}
@@ -464,41 +408,8 @@ func bytesPerToken(b *testing.B, vacuum bool) {
 			s.tokenBytes/int64(max(s.tokens, 1)), s.auditBytes/int64(max(s.audit, 1)))
 		return s
 	}
-
-	b.ResetTimer()
-	for written := 0; written < b.N; {
-		if written > 0 {
-			clock.Add(int64(steadyStep))
-		}
-		n := min(steadyPerStep, b.N-written)
-		work := make(chan int, n/2+1)
-		for i := 0; i < n; i += 2 {
-			work <- min(2, n-i)
-		}
-		close(work)
-		var wg sync.WaitGroup
-		for range 32 {
-			wg.Go(func() {
-				for tokens := range work {
-					task(tokens)
-				}
-			})
-		}
-		wg.Wait()
-		written += n
-		if testing.Verbose() && written%10_000 == 0 && written < b.N {
-			b.StopTimer()
-			sample(written)
-			b.StartTimer()
-		}
-	}
-	b.StopTimer()
-	stopGC()
-	gc.Wait()
-	if _, err := collector.GC(now()); err != nil { // what a pass would collect by now
-		b.Fatal(err)
-	}
-	s := sample(b.N)
+	end := storetest.SteadyLoad(b, db, collector, func(written int, now time.Time) { sample(written, now) })
+	s := sample(b.N, end)
 	b.ReportMetric(float64(s.total)/float64(max(s.live, 1)), "B/live-token")
 	b.ReportMetric(float64(s.tokenBytes)/float64(max(s.tokens, 1)), "B/token-record")
 	b.ReportMetric(float64(s.auditBytes)/float64(max(s.audit, 1)), "B/audit-record")
