@@ -510,8 +510,9 @@ class Client(_Base):
         http: httpx.Client | None = None,
         timeout: float = 30.0,
         now: Callable[[], float] | None = None,
+        _workload: _WorkloadToken | None = None,
     ) -> None:
-        super().__init__(issuer, client_id, client_secret, client_key=client_key, dpop_key=dpop_key, now=now)
+        super().__init__(issuer, client_id, client_secret, client_key=client_key, dpop_key=dpop_key, now=now, workload=_workload)
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout, follow_redirects=False)
 
@@ -553,11 +554,8 @@ class Client(_Base):
         ...         "/var/run/secrets/tokens/mandate", dpop_key=Key.generate()) as me:
         ...     root = me.mint(scope="db:read:orders", audience="https://orders.example")
         """
-        c = cls.__new__(cls)
-        _Base.__init__(c, issuer, None, dpop_key=dpop_key, now=now, workload=_WorkloadToken(token_file, token))
-        c._own_http = http is None
-        c._http = http or httpx.Client(timeout=timeout, follow_redirects=False)
-        return c
+        return cls(issuer, None, dpop_key=dpop_key, http=http, timeout=timeout, now=now,  # type: ignore[arg-type]
+                   _workload=_WorkloadToken(token_file, token))
 
     def close(self) -> None:
         if self._own_http:
@@ -691,8 +689,9 @@ class AsyncClient(_Base):
         http: httpx.AsyncClient | None = None,
         timeout: float = 30.0,
         now: Callable[[], float] | None = None,
+        _workload: _WorkloadToken | None = None,
     ) -> None:
-        super().__init__(issuer, client_id, client_secret, client_key=client_key, dpop_key=dpop_key, now=now)
+        super().__init__(issuer, client_id, client_secret, client_key=client_key, dpop_key=dpop_key, now=now, workload=_workload)
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
@@ -711,11 +710,8 @@ class AsyncClient(_Base):
         """:meth:`Client.from_workload_token`, for ``await``: the file is read
         at every request (a small local read, done in the loop's thread), and
         ``token`` is a plain callable."""
-        c = cls.__new__(cls)
-        _Base.__init__(c, issuer, None, dpop_key=dpop_key, now=now, workload=_WorkloadToken(token_file, token))
-        c._own_http = http is None
-        c._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        return c
+        return cls(issuer, None, dpop_key=dpop_key, http=http, timeout=timeout, now=now,  # type: ignore[arg-type]
+                   _workload=_WorkloadToken(token_file, token))
 
     async def aclose(self) -> None:
         if self._own_http:
