@@ -281,14 +281,11 @@ export interface ExchangeOptions {
   audience?: string | readonly string[];
 }
 
-function scopeParam(s: string | readonly string[] | undefined): string {
-  if (s === undefined) return '';
-  return typeof s === 'string' ? s : s.join(' ');
-}
-
-function audiences(a: string | readonly string[] | undefined): readonly string[] {
-  if (a === undefined) return [];
-  return typeof a === 'string' ? [a] : a;
+/** Adds a request's narrowing to its form: scope (space-separated), when given and not empty, then one audience parameter per audience. */
+function narrow(form: URLSearchParams, o: { scope?: string | readonly string[]; audience?: string | readonly string[] }): void {
+  const scope = o.scope === undefined ? '' : typeof o.scope === 'string' ? o.scope : o.scope.join(' ');
+  if (scope) form.set('scope', scope);
+  for (const a of o.audience === undefined ? [] : typeof o.audience === 'string' ? [o.audience] : o.audience) form.append('audience', a);
 }
 
 /**
@@ -417,9 +414,7 @@ export class MandateClient {
   mint(opts: { scope?: string | readonly string[]; audience?: string | readonly string[] } = {}): Promise<Token> {
     const workload = this.#workloadToken !== null;
     const form = new URLSearchParams({ grant_type: workload ? GRANT_JWT_BEARER : GRANT_CLIENT_CREDENTIALS });
-    const scope = scopeParam(opts.scope);
-    if (scope) form.set('scope', scope);
-    for (const a of audiences(opts.audience)) form.append('audience', a);
+    narrow(form, opts);
     return this.token(form, this.dpopKey, this.dpopKey, workload);
   }
 
@@ -439,9 +434,7 @@ export class MandateClient {
       return Promise.reject(new MandateError('invalid_request', 'an ID-JAG (the IdP\'s oauth-id-jag+jwt) is required'));
     }
     const form = new URLSearchParams({ grant_type: GRANT_JWT_BEARER, assertion: idJag.trim() });
-    const scope = scopeParam(opts.scope);
-    if (scope) form.set('scope', scope);
-    for (const a of audiences(opts.audience)) form.append('audience', a);
+    narrow(form, opts);
     return this.token(form, this.dpopKey, this.dpopKey);
   }
 
@@ -474,9 +467,7 @@ export class MandateClient {
       form.set('actor_token', actor);
       form.set('actor_token_type', TOKEN_TYPE_JWT);
     }
-    const scope = scopeParam(opts.scope);
-    if (scope) form.set('scope', scope);
-    for (const a of audiences(opts.audience)) form.append('audience', a);
+    narrow(form, opts);
     const proofKey = subj.key ?? this.dpopKey;
     let childKey: DPoPKey | null = null;
     if (!actor || holderOf(actor) === this.#clientId) childKey = proofKey; // the holder stays: the same key
@@ -507,8 +498,7 @@ export class MandateClient {
       subject_token_type: TOKEN_TYPE_ACCESS_TOKEN,
       audience,
     });
-    const scope = scopeParam(opts.scope);
-    if (scope) form.set('scope', scope);
+    narrow(form, { scope: opts.scope }); // the audience is the downstream API alone
     return this.token(form, this.dpopKey, this.dpopKey);
   }
 
