@@ -133,14 +133,14 @@ type Service struct {
 	started       time.Time                      // when this process started: no proof or assertion made before is taken
 	assertions    map[string]*tokens.ReplayCache // per client: private_key_jwt assertion jtis, until their exp
 	assertionsMu  sync.Mutex
-	verified      *tokens.VerifiedCache[*presented]          // tokens presented before: signature, structure and record checked
-	workloadSeen  *tokens.VerifiedCache[*workload.Assertion] // platform tokens verified before, until they expire
-	feedWaiters   atomic.Int64                               // revocation-feed long polls open now
-	revoked       broadcast                                  // wakes feed long polls
-	refused       refusals                                   // repeated refusals, counted
-	revSlots      chan struct{}                              // MaxConcurrentRevocations
-	keyEpoch      atomic.Int64                               // emergency rotations so far: wakes feed long polls
-	closing       chan struct{}                              // closed by Close
+	verified      *tokens.VerifiedCache[*presented]       // tokens presented before: signature, structure and record checked
+	workloadSeen  *tokens.VerifiedCache[verifiedWorkload] // platform tokens verified before, until they expire
+	feedWaiters   atomic.Int64                            // revocation-feed long polls open now
+	revoked       broadcast                               // wakes feed long polls
+	refused       refusals                                // repeated refusals, counted
+	revSlots      chan struct{}                           // MaxConcurrentRevocations
+	keyEpoch      atomic.Int64                            // emergency rotations so far: wakes feed long polls
+	closing       chan struct{}                           // closed by Close
 	closeOnce     sync.Once
 }
 
@@ -194,7 +194,7 @@ func New(cfg Config, keys Keys, st Store) (*Service, error) {
 		proofs:       map[string]*tokens.ReplayCache{},
 		assertions:   map[string]*tokens.ReplayCache{},
 		verified:     tokens.NewVerifiedCache[*presented](VerifiedCacheSize, cfg.CacheMaxBytes),
-		workloadSeen: tokens.NewVerifiedCache[*workload.Assertion](VerifiedCacheSize, cfg.CacheMaxBytes),
+		workloadSeen: tokens.NewVerifiedCache[verifiedWorkload](VerifiedCacheSize, cfg.CacheMaxBytes),
 		closing:      make(chan struct{}),
 		revSlots:     make(chan struct{}, MaxConcurrentRevocations),
 	}

@@ -268,10 +268,10 @@ func (s *Service) AuthenticateWorkload(ctx context.Context, assertion, clientID 
 // recorded now (client authentication) or left to the grant.
 func (s *Service) workloadClient(ctx context.Context, token, clientID string, admit func(*Registration) error, code string, spend bool) (*Registration, error) {
 	refuse := s.workloadRefusal(ctx, code)
-	is := s.workloadIssuerOf(token)
-	if a, ok := s.cachedWorkload(is, token); ok {
-		return s.workloadRegistration(ctx, is, a, token, clientID, admit, code, spend)
+	if v, ok := s.cachedWorkload(token); ok {
+		return s.workloadRegistration(ctx, v.issuer, v.assertion, token, clientID, admit, code, spend)
 	}
+	is := s.workloadIssuerOf(token)
 	if is == nil {
 		u, err := jwt.Unverified(token)
 		if err != nil {
@@ -292,7 +292,7 @@ func (s *Service) workloadClient(ctx context.Context, token, clientID string, ad
 		// A platform token is shown again at every request until it
 		// rotates: what its signature and rules proved is kept until it
 		// expires (single-use tokens are shown once).
-		s.workloadSeen.Put(token, a, a.Expiry, s.now())
+		s.workloadSeen.Put(token, verifiedWorkload{is, a}, a.Expiry, s.now())
 	}
 	return s.workloadRegistration(ctx, is, a, token, clientID, admit, code, spend)
 }
@@ -308,20 +308,24 @@ func (s *Service) workloadRefusal(ctx context.Context, code string) func(err err
 	}
 }
 
+// verifiedWorkload is what workloadClient keeps of a verified platform
+// token: its issuer and what the token proved.
+type verifiedWorkload struct {
+	issuer    *workload.Issuer
+	assertion *workload.Assertion
+}
+
 // cachedWorkload is the verification of token kept by workloadClient, while
 // its issuer still publishes the key that signed it.
-func (s *Service) cachedWorkload(is *workload.Issuer, token string) (*workload.Assertion, bool) {
-	if is == nil || is.SingleUse {
-		return nil, false
-	}
-	a, ok := s.workloadSeen.Get(token, s.now())
+func (s *Service) cachedWorkload(token string) (verifiedWorkload, bool) {
+	v, ok := s.workloadSeen.Get(token, s.now())
 	if !ok {
-		return nil, false
+		return verifiedWorkload{}, false
 	}
-	if _, ok := is.Keys.ResolveKey(a.KeyID); !ok {
-		return nil, false // the key left the issuer's set: verify again (and fail)
+	if _, ok := v.issuer.Keys.ResolveKey(v.assertion.KeyID); !ok {
+		return verifiedWorkload{}, false // the key left the issuer's set: verify again (and fail)
 	}
-	return a, true
+	return v, true
 }
 
 // workloadRegistration is the registration a verified workload token names

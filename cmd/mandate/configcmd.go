@@ -376,12 +376,8 @@ func showConfig(c *server.Config) *shownConfig {
 	}
 	s.WorkloadIssuers = []shownWorkloadIssuer{}
 	for _, wi := range c.WorkloadIssuers {
-		life := wi.MaxLifetime
-		if life == 0 {
-			life = workload.DefaultMaxLifetime
-		}
 		sw := shownWorkloadIssuer{Issuer: wi.Issuer, TrustDomain: wi.TrustDomain, shownKeySource: keySource(wi.KeySource),
-			Audience: orIssuer(wi.Audience), MaxLifetime: durationText(life), SingleUse: wi.SingleUse, Rules: []shownRule{}}
+			Audience: orIssuer(wi.Audience), MaxLifetime: durationText((&workload.Issuer{MaxLifetime: wi.MaxLifetime}).Lifetime()), SingleUse: wi.SingleUse, Rules: []shownRule{}}
 		for _, r := range wi.Rules {
 			sw.Rules = append(sw.Rules, shownRule{Match: r.Match, Client: r.Client, Agent: r.Agent, Scopes: r.Scopes, Audiences: r.Audiences, Groups: r.Groups})
 		}
@@ -389,12 +385,8 @@ func showConfig(c *server.Config) *shownConfig {
 	}
 	s.IDJAGIssuers = []shownIDJAGIssuer{}
 	for _, ji := range c.IDJAGIssuers {
-		life := ji.MaxLifetime
-		if life == 0 {
-			life = workload.DefaultIDJAGLifetime
-		}
 		s.IDJAGIssuers = append(s.IDJAGIssuers, shownIDJAGIssuer{Issuer: ji.Issuer, shownKeySource: keySource(ji.KeySource),
-			Audience: s.Issuer, MaxLifetime: durationText(life)})
+			Audience: s.Issuer, MaxLifetime: durationText((&workload.IDJAGIssuer{MaxLifetime: ji.MaxLifetime}).Lifetime())})
 	}
 	return s
 }

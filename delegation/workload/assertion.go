@@ -62,6 +62,15 @@ type Assertion struct {
 	Payload []byte
 }
 
+// Lifetime is the longest exp - iat accepted: MaxLifetime, or
+// DefaultMaxLifetime when it is not set.
+func (is *Issuer) Lifetime() time.Duration {
+	if is.MaxLifetime <= 0 {
+		return DefaultMaxLifetime
+	}
+	return is.MaxLifetime
+}
+
 // Name names the issuer in messages: its URL or its trust domain.
 func (is *Issuer) Name() string {
 	if is.Issuer != "" {
@@ -112,10 +121,7 @@ func (is *Issuer) Verify(assertion string, now time.Time) (*Assertion, error) {
 	if is.TrustDomain != "" && !strings.HasPrefix(reg.Subject, "spiffe://"+is.TrustDomain+"/") {
 		return nil, refuse("sub %q is not a SPIFFE ID of trust domain %s", jwt.Excerpt(reg.Subject), is.TrustDomain)
 	}
-	maxLife := is.MaxLifetime
-	if maxLife <= 0 {
-		maxLife = DefaultMaxLifetime
-	}
+	maxLife := is.Lifetime()
 	from := now
 	if !reg.IssuedAt.IsZero() {
 		from = reg.IssuedAt.Time()

@@ -32,6 +32,15 @@ type IDJAGIssuer struct {
 	Keys        tokens.KeyResolver
 }
 
+// Lifetime is the longest exp - iat accepted: MaxLifetime, or
+// DefaultIDJAGLifetime when it is not set.
+func (is *IDJAGIssuer) Lifetime() time.Duration {
+	if is.MaxLifetime <= 0 {
+		return DefaultIDJAGLifetime
+	}
+	return is.MaxLifetime
+}
+
 // IDJAG is a verified identity assertion grant.
 type IDJAG struct {
 	// Subject is the user; ClientID the client the IdP made it for.
@@ -90,10 +99,7 @@ func (is *IDJAGIssuer) Verify(assertion, clientID string, now time.Time) (*IDJAG
 	case c.ClientID != clientID:
 		return nil, refuse("was made for client %q, not for %q", jwt.Excerpt(c.ClientID), clientID)
 	}
-	maxLife := is.MaxLifetime
-	if maxLife <= 0 {
-		maxLife = DefaultIDJAGLifetime
-	}
+	maxLife := is.Lifetime()
 	if life := c.Expiry.Time().Sub(c.IssuedAt.Time()); life > maxLife {
 		return nil, refuse("lives %s, longer than %s", life, maxLife)
 	}
