@@ -55,24 +55,7 @@ listen: 127.0.0.1:0
 store: {postgres: {dsn: %q, replica: %q}}
 signing: {kek_file: %q}
 tokens: {root_ttl: 15m, delegated_ttl: 10m, max_depth: 4, retention: 24h}
-clients:
-  - id: orchestrator
-    secret_hash: "%[5]s"
-    grants: [client_credentials, token_exchange]
-    scopes: ["db:read:*"]
-    audiences: ["https://db.example"]
-  - id: researcher
-    secret_hash: "%[5]s"
-    grants: [client_credentials, token_exchange]
-    scopes: ["db:read:*"]
-    audiences: ["https://db.example"]
-  - id: rs
-    secret_hash: "%[5]s"
-    role: resource_server
-  - id: ops
-    secret_hash: "%[5]s"
-    role: admin
-`, clusterIssuer, dsn, replica, kekFile, testHash))
+`, clusterIssuer, dsn, replica, kekFile)+crashClients)
 }
 
 // clusterKEK writes a key-encryption key file (chmod 600), the same for

@@ -43,6 +43,29 @@ const (
 	crashSecret    = "test-secret" // testHash's secret
 )
 
+// crashClients is the clients section of the configurations of the tests
+// that run `serve` as a child (crash, cluster, failover, store copy): two
+// agents that mint and exchange, a resource server, an admin, all with
+// crashSecret.
+var crashClients = fmt.Sprintf(`clients:
+  - id: orchestrator
+    secret_hash: "%[1]s"
+    grants: [client_credentials, token_exchange]
+    scopes: ["db:read:*"]
+    audiences: ["https://db.example"]
+  - id: researcher
+    secret_hash: "%[1]s"
+    grants: [client_credentials, token_exchange]
+    scopes: ["db:read:*"]
+    audiences: ["https://db.example"]
+  - id: rs
+    secret_hash: "%[1]s"
+    role: resource_server
+  - id: ops
+    secret_hash: "%[1]s"
+    role: admin
+`, testHash)
+
 func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the server as a child process")
@@ -66,24 +89,7 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 listen: 127.0.0.1:0
 data_dir: %q
 tokens: {root_ttl: 15m, delegated_ttl: 10m, max_depth: 4, retention: 24h}
-clients:
-  - id: orchestrator
-    secret_hash: "%[3]s"
-    grants: [client_credentials, token_exchange]
-    scopes: ["db:read:*"]
-    audiences: ["https://db.example"]
-  - id: researcher
-    secret_hash: "%[3]s"
-    grants: [client_credentials, token_exchange]
-    scopes: ["db:read:*"]
-    audiences: ["https://db.example"]
-  - id: rs
-    secret_hash: "%[3]s"
-    role: resource_server
-  - id: ops
-    secret_hash: "%[3]s"
-    role: admin
-`, crashIssuer, dataDir, testHash))
+`, crashIssuer, dataDir)+crashClients)
 
 	led := newCrashLedger()
 	var anchors []string

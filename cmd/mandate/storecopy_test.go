@@ -40,24 +40,7 @@ func TestStoreCopyCommand(t *testing.T) {
 listen: 127.0.0.1:0
 signing: {kek_file: %q}
 deviation: {max_denials: 2, window: 1h}
-clients:
-  - id: orchestrator
-    secret_hash: "%[3]s"
-    grants: [client_credentials, token_exchange]
-    scopes: ["db:read:*"]
-    audiences: ["https://db.example"]
-  - id: researcher
-    secret_hash: "%[3]s"
-    grants: [client_credentials, token_exchange]
-    scopes: ["db:read:*"]
-    audiences: ["https://db.example"]
-  - id: rs
-    secret_hash: "%[3]s"
-    role: resource_server
-  - id: ops
-    secret_hash: "%[3]s"
-    role: admin
-`, clusterIssuer, kek, testHash)
+`, clusterIssuer, kek) + crashClients
 
 	// On bbolt: tokens, an exchange, a revocation, a suspension.
 	src := startCrashChild(t, writeConfig(t, common+fmt.Sprintf("data_dir: %q\n", dataDir)))
