@@ -24,6 +24,7 @@ import (
 	"github.com/mandate-auth/mandate/cmd/mandate/server"
 	"github.com/mandate-auth/mandate/delegation"
 	dt "github.com/mandate-auth/mandate/delegation/delegationtest"
+	"github.com/mandate-auth/mandate/delegation/httpapi"
 	"github.com/mandate-auth/mandate/delegation/oauth"
 	"github.com/mandate-auth/mandate/policy"
 	"github.com/mandate-auth/mandate/store"
@@ -671,4 +672,44 @@ func TestAVerifiedPlatformTokenIsKeptOnlyUntilItExpires(t *testing.T) {
 	env.Clock.Advance(3 * time.Minute)
 	expectError(t, bearerGrant(t, env, sa, nil), 400, oauth.CodeInvalidGrant)
 	expectError(t, asWorkload(t, env, sa, url.Values{"grant_type": {oauth.GrantClientCredentials}, "audience": {env.URL}}), 401, oauth.CodeInvalidClient)
+}
+
+// TestAGeneratedIdentityHasItsOwnRateLimit: the rate-limit key of a
+// generated identity is its own name (../shared/DESIGN.md): one workload
+// spending its budget slows down only itself.
+func TestAGeneratedIdentityHasItsOwnRateLimit(t *testing.T) {
+	k8s := dt.NewPlatform(t, k8sIssuer)
+	env := dt.New(t, dt.Options{RateLimit: httpapi.RateLimit{PerSecond: 1, Burst: 1}, Configure: func(cfg *server.Config, write func(string, []byte) string) {
+		cfg.WorkloadIssuers = []server.WorkloadIssuerConfig{{Issuer: k8sIssuer, KeySource: server.KeySource{JWKSFile: write("k8s.json", k8s.JWKS)},
+			Rules: []server.WorkloadRuleConfig{{Match: map[string]string{"sub": "system:serviceaccount:agents:*"}, Agent: "k8s/{kubernetes.io.serviceaccount.name}", Scopes: []string{"db:read:*"}}}}}
+	}})
+	researcher := k8s.ServiceAccountToken(t, env.URL, "agents", "researcher", "r", env.Clock.Now())
+	summarizer := k8s.ServiceAccountToken(t, env.URL, "agents", "summarizer", "s", env.Clock.Now())
+	if r := bearerGrant(t, env, researcher, nil); r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Raw)
+	}
+	if r := bearerGrant(t, env, researcher, nil); r.Status != http.StatusTooManyRequests || r.Error() != "slow_down" {
+		t.Errorf("the researcher over its budget: %d %s", r.Status, r.Raw)
+	}
+	if r := bearerGrant(t, env, summarizer, nil); r.Status != 200 {
+		t.Errorf("the summarizer, on its own budget: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestAGeneratedIdentityIsInItsRulesGroups: policy sees a generated
+// identity in its rule's Cedar groups, like a registered client in its own.
+func TestAGeneratedIdentityIsInItsRulesGroups(t *testing.T) {
+	env, p := workloadEnv(t, policy.File{Name: "groups.cedar", Source: []byte(`
+@id("all") permit (principal, action, resource);
+@id("research-agents-no-own-writes") forbid (principal in Group::"research-agents", action == Action::"mint", resource)
+  when { context.scope_patterns.contains("*:write:*") };`)})
+	r := bearerGrant(t, env, p.k8s.sign(t, k8sClaims(env, "agents", "researcher")), url.Values{"scope": {"db:write:orders"}})
+	expectError(t, r, 400, oauth.CodeInvalidRequest)
+	if !strings.Contains(r.String("error_description"), "research-agents-no-own-writes") {
+		t.Errorf("agents/researcher (group research-agents) writing: %s", r.Raw)
+	}
+	// Another namespace's rule names no group.
+	if r := bearerGrant(t, env, p.k8s.sign(t, k8sClaims(env, "batch", "researcher")), url.Values{"scope": {"db:write:orders"}}); r.Status != 200 {
+		t.Errorf("batch/researcher (no group) writing: %d %s", r.Status, r.Raw)
+	}
 }
