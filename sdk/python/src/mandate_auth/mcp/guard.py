@@ -44,7 +44,7 @@ import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Sequence
 
-from ..asgi import CHAIN_KEY, VERIFIER_KEY, _respond, authenticate, rejection
+from ..asgi import CHAIN_KEY, VERIFIER_KEY, ASGIApp, Receive, Scope, Send, _respond, authenticate, rejection
 from ..cedar import PolicySet
 from ..chain import Chain
 from ..errors import InsufficientScopeError, MandateError, excerpt
@@ -56,11 +56,6 @@ from .decision import VERDICT_INSUFFICIENT_SCOPE, MCPDecision, MCPPolicy, is_dec
 from .jsonrpc import NO_ID, BadMessageError, Message, read_message
 
 __all__ = ["McpGuard", "chain_of", "token_of", "TOKEN_KEY", "DECIDED_KEY", "MAX_MESSAGE"]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 TOKEN_KEY = "mandate.token"
 """Where the guard leaves the request's token in the ASGI scope, for a tool
