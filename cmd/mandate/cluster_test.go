@@ -222,6 +222,15 @@ type clusterAnswer struct {
 
 func (a clusterAnswer) error() string { s, _ := a.body["error"].(string); return s }
 
+// values is the answer's status and body, or its error alone (a body cut
+// short, or not JSON, is not an answer).
+func (a clusterAnswer) values() (int, map[string]any, error) {
+	if a.err != nil {
+		return 0, nil, a.err
+	}
+	return a.code, a.body, nil
+}
+
 // clusterCall sends a form POST with HTTP Basic and decodes the JSON answer.
 func clusterCall(ctx context.Context, hc *http.Client, base, path, client string, form url.Values) clusterAnswer {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(form.Encode()))

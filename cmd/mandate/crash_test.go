@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -388,44 +387,19 @@ func (w *childLog) raceReport() string {
 	return strings.Join(w.race, "\n")
 }
 
-// crashPost sends a form POST with HTTP Basic and decodes the JSON answer.
+// crashPost is clusterCall, its answer as the crash test reads it.
 func crashPost(ctx context.Context, hc *http.Client, base, path, client string, form url.Values) (int, map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(client, crashSecret)
-	return crashDo(hc, req)
+	return clusterCall(ctx, hc, base, path, client, form).values()
 }
 
+// crashGet is an admin's GET through clusterGet.
 func crashGet(hc *http.Client, base, path string) (int, map[string]any, error) {
 	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}
 	req.SetBasicAuth("ops", crashSecret)
-	return crashDo(hc, req)
-}
-
-func crashDo(hc *http.Client, req *http.Request) (int, map[string]any, error) {
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil { // a 200 whose body was cut is not an acknowledgement
-		return 0, nil, err
-	}
-	out := map[string]any{}
-	if len(bytes.TrimSpace(raw)) == 0 { // revocation answers 200 with no body
-		return resp.StatusCode, out, nil
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return 0, nil, fmt.Errorf("status %d, body %q: %w", resp.StatusCode, raw, err)
-	}
-	return resp.StatusCode, out, nil
+	return clusterGet(hc, req).values()
 }
 
 // decodeCrashToken reads the claims the ledger needs from a token the server
