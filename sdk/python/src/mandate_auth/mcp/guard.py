@@ -295,13 +295,6 @@ async def _respond_json(send: Send, status: int, body: Any) -> None:
     await send({"type": "http.response.body", "body": raw})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for k, val in scope.get("headers") or ():
-        if k.lower() == name:
-            return val.decode("latin-1")
-    return None
-
-
 def _session_and_token(scope: Scope) -> tuple[str | None, str]:
     """The Mcp-Session-Id header, and the token of the (one, verified)
     Authorization header."""
