@@ -21,7 +21,7 @@
  *   then arguments, then Cedar (CallPolicy.authorizeMCP).
  */
 import { Buffer } from 'node:buffer';
-import type { CallPolicy, Decision } from './cedar.js';
+import type { CallPolicy, CallRequest, Decision } from './cedar.js';
 import type { Chain } from './chain.js';
 import { MandateError } from './errors.js';
 import { isWS } from './gojson.js';
@@ -640,19 +640,8 @@ export function mcpTarget(method: string, name: string, uri: string, server: str
   }
 }
 
-/** The chain as an MCP decision reads it (a verified Chain has these, `bound` from its jkt). */
-export interface MCPChain {
-  subject: string;
-  subjectIssuer: string;
-  holder: string;
-  actors: readonly string[];
-  depth: number;
-  scopes: readonly string[];
-  audiences: readonly string[];
-  root: string;
-  lineage: readonly string[];
-  bound: boolean;
-}
+/** The chain as an MCP decision reads it: a call's chain fields (a verified Chain has these, `bound` from its jkt). */
+export type MCPChain = Omit<CallRequest, 'groups' | 'action' | 'resource'>;
 
 /** A verified chain as a decision reads it: bound when it has a jkt. */
 export function decisionChain(c: Chain): MCPChain {
