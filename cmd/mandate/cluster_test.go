@@ -674,20 +674,7 @@ func verifyCluster(t *testing.T, rs []*clusterReplica, led *crashLedger) {
 		return a.body
 	}
 
-	status := map[string]string{}
-	for after := ""; ; {
-		body := admin(rs[0].child.base, "/admin/tokens?limit=1000&after="+url.QueryEscape(after))
-		list, _ := body["tokens"].([]any)
-		for _, n := range list {
-			m, _ := n.(map[string]any)
-			status[fmt.Sprint(m["jti"])] = fmt.Sprint(m["status"])
-		}
-		next, _ := body["next"].(string)
-		if next == "" || len(list) == 0 {
-			break
-		}
-		after = next
-	}
+	status := tokenStatuses(func(path string) map[string]any { return admin(rs[0].child.base, path) })
 	type job struct {
 		tok      *crashTok
 		allow    []string
@@ -770,24 +757,7 @@ func verifyCluster(t *testing.T, rs []*clusterReplica, led *crashLedger) {
 		if v := admin(rep.child.base, "/admin/audit/verify"); v["ok"] != true {
 			t.Errorf("replica %s: AUDIT BROKEN: %v", rep.name, v)
 		}
-		for after := 0; ; {
-			recs, _ := admin(rep.child.base, fmt.Sprintf("/admin/audit?after=%d&limit=1000", after))["records"].([]any)
-			for _, r := range recs {
-				m, _ := r.(map[string]any)
-				switch m["type"] {
-				case "issued":
-					issued[fmt.Sprint(m["jti"])] = true
-				case "revoked":
-					revoked[fmt.Sprint(m["jti"])] = true
-				}
-				if seq, _ := m["seq"].(float64); int(seq) > after {
-					after = int(seq)
-				}
-			}
-			if len(recs) == 0 {
-				break
-			}
-		}
+		auditedJTIs(func(path string) map[string]any { return admin(rep.child.base, path) }, issued, revoked)
 	}
 	missing := 0
 	for _, tok := range led.order {

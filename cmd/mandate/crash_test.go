@@ -598,24 +598,15 @@ func verifyCrashState(t *testing.T, child *crashChild, led *crashLedger, cycle i
 	ctx := context.Background()
 	where := fmt.Sprintf("cycle %d (seed %d)", cycle, seed)
 
-	// The store's view of every token, with its status.
-	status := map[string]string{}
-	for after := ""; ; {
-		code, body, err := crashGet(hc, child.base, "/admin/tokens?limit=1000&after="+url.QueryEscape(after))
+	get := func(path string) map[string]any {
+		code, body, err := crashGet(hc, child.base, path)
 		if err != nil || code != http.StatusOK {
-			t.Fatalf("%s: list tokens: %d %v %v", where, code, body, err)
+			t.Fatalf("%s: GET %s: %d %v %v", where, path, code, body, err)
 		}
-		list, _ := body["tokens"].([]any)
-		for _, n := range list {
-			m, _ := n.(map[string]any)
-			status[fmt.Sprint(m["jti"])] = fmt.Sprint(m["status"])
-		}
-		next, _ := body["next"].(string)
-		if next == "" || len(list) == 0 {
-			break
-		}
-		after = next
+		return body
 	}
+	// The store's view of every token, with its status.
+	status := tokenStatuses(get)
 
 	// Every acknowledged token has its record, with the status the
 	// acknowledged revocations imply; introspection agrees; a token refused
@@ -693,11 +684,7 @@ func verifyCrashState(t *testing.T, child *crashChild, led *crashLedger, cycle i
 	// The audit chain is intact, and holds the issuance of every
 	// acknowledged token and the revocation of every acknowledged revocation
 	// (each is written in the same transaction as its decision).
-	code, body, err := crashGet(hc, child.base, "/admin/audit/verify")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("%s: audit verify: %d %v %v", where, code, body, err)
-	}
-	raw, _ := json.Marshal(body)
+	raw, _ := json.Marshal(get("/admin/audit/verify"))
 	var rep crashAuditReport
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
@@ -706,12 +693,50 @@ func verifyCrashState(t *testing.T, child *crashChild, led *crashLedger, cycle i
 		t.Errorf("%s: AUDIT BROKEN at record #%d: %s (%d records, #%d..#%d)", where, rep.BrokenAt, rep.Problem, rep.Records, rep.First, rep.Last)
 	}
 	issued, revoked := map[string]bool{}, map[string]bool{}
-	for after := uint64(0); ; {
-		code, body, err := crashGet(hc, child.base, fmt.Sprintf("/admin/audit?after=%d&limit=1000", after))
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("%s: read audit: %d %v %v", where, code, body, err)
+	auditedJTIs(get, issued, revoked)
+	for _, tok := range led.order {
+		if !issued[tok.jti] {
+			t.Errorf("%s: no audit record of the issuance of acknowledged token %s", where, tok.jti)
 		}
-		recs, _ := body["records"].([]any)
+	}
+	for jti := range led.revoked {
+		// A token already cut off by an ancestor's revocation needs no record
+		// of its own: revoking it writes nothing.
+		if !revoked[jti] && !led.ancestorSent(jti) {
+			t.Errorf("%s: no audit record of the acknowledged revocation of %s", where, jti)
+		}
+	}
+	return rep
+}
+
+// tokenStatuses is every token's status by jti, listed page by page
+// through get (an admin's GET, failing the test unless it answers 200).
+func tokenStatuses(get func(path string) map[string]any) map[string]string {
+	status := map[string]string{}
+	for after := ""; ; {
+		body := get("/admin/tokens?limit=1000&after=" + url.QueryEscape(after))
+		list, _ := body["tokens"].([]any)
+		for _, n := range list {
+			m, _ := n.(map[string]any)
+			status[fmt.Sprint(m["jti"])] = fmt.Sprint(m["status"])
+		}
+		next, _ := body["next"].(string)
+		if next == "" || len(list) == 0 {
+			return status
+		}
+		after = next
+	}
+}
+
+// auditedJTIs reads the audit trail page by page through get (as for
+// tokenStatuses) and adds the jti of each issued record to issued and of
+// each revoked record to revoked.
+func auditedJTIs(get func(path string) map[string]any, issued, revoked map[string]bool) {
+	for after := uint64(0); ; {
+		recs, _ := get(fmt.Sprintf("/admin/audit?after=%d&limit=1000", after))["records"].([]any)
+		if len(recs) == 0 {
+			return
+		}
 		for _, r := range recs {
 			m, _ := r.(map[string]any)
 			switch m["type"] {
@@ -724,29 +749,7 @@ func verifyCrashState(t *testing.T, child *crashChild, led *crashLedger, cycle i
 				after = uint64(seq)
 			}
 		}
-		if len(recs) == 0 {
-			break
-		}
 	}
-	for _, tok := range led.order {
-		if !issued[tok.jti] {
-			t.Errorf("%s: no audit record of the issuance of acknowledged token %s", where, tok.jti)
-		}
-	}
-	for jti := range led.revoked {
-		ancestorSent := false
-		if tok := led.toks[jti]; tok != nil {
-			for _, a := range tok.lineage {
-				ancestorSent = ancestorSent || led.attempted[a]
-			}
-		}
-		// A token already cut off by an ancestor's revocation needs no record
-		// of its own: revoking it writes nothing.
-		if !revoked[jti] && !ancestorSent {
-			t.Errorf("%s: no audit record of the acknowledged revocation of %s", where, jti)
-		}
-	}
-	return rep
 }
 
 // revokedAmong lists the acknowledged revocations among a token and its
