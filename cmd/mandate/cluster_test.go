@@ -628,12 +628,7 @@ func TestClusterOfReplicasOnPostgres(t *testing.T) {
 	if l.maxDepth.Load() < 3 {
 		t.Errorf("no exchange reached depth 3 (deepest: %d)", l.maxDepth.Load())
 	}
-	if t.Failed() {
-		for _, r := range rs {
-			r.child.dump(t)
-		}
-		t.FailNow()
-	}
+	stopIfFailed(t, rs)
 
 	t0 = time.Now()
 	verifyCluster(t, rs, led)
@@ -646,6 +641,25 @@ func TestClusterOfReplicasOnPostgres(t *testing.T) {
 	t0 = time.Now()
 	raceRevocationAcrossReplicas(t, rs)
 	t.Logf("exchange/revocation races in %v", time.Since(t0).Round(time.Millisecond))
+	expectNoRaceReports(t, rs)
+}
+
+// stopIfFailed stops the test, with each replica's last log lines, if it
+// has failed.
+func stopIfFailed(t *testing.T, rs []*clusterReplica) {
+	t.Helper()
+	if t.Failed() {
+		for _, r := range rs {
+			r.child.dump(t)
+		}
+		t.FailNow()
+	}
+}
+
+// expectNoRaceReports fails the test if the race detector reported a data
+// race in any replica.
+func expectNoRaceReports(t *testing.T, rs []*clusterReplica) {
+	t.Helper()
 	for _, r := range rs {
 		if rep := r.child.log.raceReport(); rep != "" {
 			t.Errorf("the race detector reported a data race in replica %s:\n%s", r.name, rep)

@@ -77,20 +77,11 @@ func TestFailoverToSynchronousStandby(t *testing.T) {
 	l.stop(t)
 	t.Logf("load: %d writes acknowledged, %d of them before the primary crashed (%d tokens, %d revocations in all), %d introspections answered, %d 503s (%d once both replicas were ready again)",
 		l.writes.Load(), onPrimary, len(led.toks), len(led.revoked), l.reads.Load(), l.refusals.Load(), l.lateRefusals.Load())
-	if t.Failed() {
-		for _, r := range rs {
-			r.child.dump(t)
-		}
-		t.FailNow()
-	}
+	stopIfFailed(t, rs)
 	verifyCluster(t, rs, led)
 	expectFeedHasAll(t, rs, cursor, led)
 	expectFeedWakes(t, rs)
-	for _, r := range rs {
-		if rep := r.child.log.raceReport(); rep != "" {
-			t.Errorf("the race detector reported a data race in replica %s:\n%s", r.name, rep)
-		}
-	}
+	expectNoRaceReports(t, rs)
 }
 
 // commitsWaitingForStandby waits until a commit in database on c waits
