@@ -40,7 +40,6 @@ and keeps in a ``tools/list`` only the tools the chain's scopes cover.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Sequence
 
@@ -208,7 +207,7 @@ class McpGuard:
             return False
         if not d.allow:
             self._log_denial(chain, method, msg.name or msg.uri, d)
-            await _respond_json(send, 200, {"jsonrpc": "2.0", "id": msg.id, "error": _denial(d)})
+            await _respond(send, 200, {"jsonrpc": "2.0", "id": msg.id, "error": _denial(d)}, [])
             return False
         scope[DECIDED_KEY] = (msg.id, method, msg.name, msg.uri)
         return True
@@ -286,13 +285,6 @@ def _denial_error(d: MCPDecision) -> Exception:
 
 def _rpc_error(id: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}
-
-
-async def _respond_json(send: Send, status: int, body: Any) -> None:
-    raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"cache-control", b"no-store"), (b"content-length", str(len(raw)).encode())]})
-    await send({"type": "http.response.body", "body": raw})
 
 
 def _session_and_token(scope: Scope) -> tuple[str | None, str]:
