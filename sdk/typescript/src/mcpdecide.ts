@@ -70,21 +70,45 @@ export function foldKey(k: string): string {
 /** The member names Cedar's JSON reads as escapes when they are a record's only member. */
 const ESCAPES = new Set(['__entity', '__extn', '__expr']);
 
-/** Reads JSON text into Cedar's JSON form (see parseArguments). */
-class ArgParser {
+/** What the two readers below share: the text, the offset, white space, and the brackets and commas of objects and arrays. */
+abstract class Scanner {
   i = 0;
   constructor(readonly s: string) {}
 
-  fail(what: string): never {
-    throw new ArgumentsError(`${what} at offset ${this.i}`);
-  }
+  abstract fail(what: string): never;
 
   ws(): void {
-    const s = this.s;
-    for (;;) {
-      if (isWS(s.charCodeAt(this.i))) this.i++;
-      else return;
+    while (isWS(this.s.charCodeAt(this.i))) this.i++;
+  }
+
+  /** Just inside an object or array: whether it is empty (white space, then close, consumed). */
+  empty(close: number): boolean {
+    this.ws();
+    if (this.s.charCodeAt(this.i) !== close) return false;
+    this.i++;
+    return true;
+  }
+
+  /** After a member or item: true at close (the end, consumed), false after a comma (consumed); anything else fails. */
+  end(close: number): boolean {
+    this.ws();
+    const d = this.s.charCodeAt(this.i);
+    if (d === 0x2c /* , */) {
+      this.i++;
+      return false;
     }
+    if (d === close) {
+      this.i++;
+      return true;
+    }
+    return this.fail(close === 0x7d ? "expected ',' or '}'" : "expected ',' or ']'");
+  }
+}
+
+/** Reads JSON text into Cedar's JSON form (see parseArguments). */
+class ArgParser extends Scanner {
+  fail(what: string): never {
+    throw new ArgumentsError(`${what} at offset ${this.i}`);
   }
 
   value(depth: number): CedarJSON {
@@ -99,65 +123,39 @@ class ArgParser {
       let folded: Set<string> | null = null;
       let n = 0;
       let only = '';
-      for (let first = true; ; first = false) {
-        this.ws();
-        if (first && s.charCodeAt(this.i) === 0x7d) {
+      if (!this.empty(0x7d /* } */)) {
+        do {
+          this.ws();
+          const k = this.str();
+          if (Object.prototype.hasOwnProperty.call(rec, k)) throw new ArgumentsError(`member "${excerpt(k)}" given twice`);
+          folded ??= new Set();
+          const f = foldKey(k);
+          if (folded.has(f)) throw new ArgumentsError(`member "${excerpt(k)}" differs from another only in case`);
+          folded.add(f);
+          this.ws();
+          if (s.charCodeAt(this.i) !== 0x3a /* : */) this.fail("expected ':'");
           this.i++;
-          return rec;
-        }
-        const k = this.str();
-        if (Object.prototype.hasOwnProperty.call(rec, k)) throw new ArgumentsError(`member "${excerpt(k)}" given twice`);
-        folded ??= new Set();
-        const f = foldKey(k);
-        if (folded.has(f)) throw new ArgumentsError(`member "${excerpt(k)}" differs from another only in case`);
-        folded.add(f);
-        this.ws();
-        if (s.charCodeAt(this.i) !== 0x3a /* : */) this.fail("expected ':'");
-        this.i++;
-        rec[k] = this.value(depth + 1);
-        n++;
-        only = k;
-        this.ws();
-        const d = s.charCodeAt(this.i);
-        if (d === 0x2c /* , */) {
-          this.i++;
-          continue;
-        }
-        if (d === 0x7d /* } */) {
-          this.i++;
-          if (n === 1 && ESCAPES.has(only)) {
-            // Cedar's JSON reads {"__extn": …} (and __entity, __expr) as an
-            // extension value, an entity or an error, never as a record.
-            throw new ArgumentsError(`a record whose only member is "${only}" (Cedar's JSON would read it as an escape, not a record)`);
-          }
-          return rec;
-        }
-        this.fail("expected ',' or '}'");
+          rec[k] = this.value(depth + 1);
+          n++;
+          only = k;
+        } while (!this.end(0x7d));
       }
+      if (n === 1 && ESCAPES.has(only)) {
+        // Cedar's JSON reads {"__extn": …} (and __entity, __expr) as an
+        // extension value, an entity or an error, never as a record.
+        throw new ArgumentsError(`a record whose only member is "${only}" (Cedar's JSON would read it as an escape, not a record)`);
+      }
+      return rec;
     }
     if (c === 0x5b /* [ */) {
       if (depth > MAX_ARGUMENTS_DEPTH) throw new ArgumentsError(`nested deeper than ${MAX_ARGUMENTS_DEPTH} levels`);
       this.i++;
       const items: CedarJSON[] = [];
-      for (let first = true; ; first = false) {
-        this.ws();
-        if (first && s.charCodeAt(this.i) === 0x5d) {
-          this.i++;
-          return items;
-        }
-        items.push(this.value(depth + 1));
-        this.ws();
-        const d = s.charCodeAt(this.i);
-        if (d === 0x2c) {
-          this.i++;
-          continue;
-        }
-        if (d === 0x5d) {
-          this.i++;
-          return items;
-        }
-        this.fail("expected ',' or ']'");
+      if (!this.empty(0x5d /* ] */)) {
+        do items.push(this.value(depth + 1));
+        while (!this.end(0x5d));
       }
+      return items;
     }
     if (c === 0x22 /* " */) return this.str();
     if (c === 0x74 && s.startsWith('true', this.i)) {
@@ -401,22 +399,12 @@ export interface MCPMessage {
   readonly badParams: boolean;
 }
 
-class MessageParser {
-  i = 0;
+class MessageParser extends Scanner {
   argStart = -1;
   argEnd = -1;
-  constructor(readonly s: string) {}
 
   fail(what: string): never {
     throw new MessageError(-32700, `Parse error: ${what} at offset ${this.i}`);
-  }
-
-  ws(): void {
-    const s = this.s;
-    for (;;) {
-      if (isWS(s.charCodeAt(this.i))) this.i++;
-      else return;
-    }
   }
 
   /** role: 1 the message itself, 2 its params, 0 anything else. */
@@ -431,12 +419,9 @@ class MessageParser {
     if (c === 0x7b) {
       this.i++;
       const o: Record<string, unknown> = {};
-      for (let first = true; ; first = false) {
+      if (this.empty(0x7d)) return o;
+      do {
         this.ws();
-        if (first && s.charCodeAt(this.i) === 0x7d) {
-          this.i++;
-          return o;
-        }
         const k = this.str();
         if (Object.prototype.hasOwnProperty.call(o, k)) {
           throw new MessageError(-32600, `Invalid Request: member "${excerpt(k)}" given twice (refused: readers would disagree on it)`);
@@ -457,42 +442,18 @@ class MessageParser {
         }
         if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
         else o[k] = v;
-        this.ws();
-        const d = s.charCodeAt(this.i);
-        if (d === 0x2c) {
-          this.i++;
-          continue;
-        }
-        if (d === 0x7d) {
-          this.i++;
-          return o;
-        }
-        this.fail("expected ',' or '}'");
-      }
+      } while (!this.end(0x7d));
+      return o;
     }
     if (c === 0x5b) {
       if (role === 1) throw new MessageError(-32600, 'Invalid Request: JSON-RPC batches are not accepted (send one message per request)');
       this.i++;
       const a: unknown[] = [];
-      for (let first = true; ; first = false) {
-        this.ws();
-        if (first && s.charCodeAt(this.i) === 0x5d) {
-          this.i++;
-          return a;
-        }
-        a.push(this.value(depth + 1, 0));
-        this.ws();
-        const d = s.charCodeAt(this.i);
-        if (d === 0x2c) {
-          this.i++;
-          continue;
-        }
-        if (d === 0x5d) {
-          this.i++;
-          return a;
-        }
-        this.fail("expected ',' or ']'");
+      if (!this.empty(0x5d)) {
+        do a.push(this.value(depth + 1, 0));
+        while (!this.end(0x5d));
       }
+      return a;
     }
     if (c === 0x22) return this.str();
     if (c === 0x74 && s.startsWith('true', this.i)) {
