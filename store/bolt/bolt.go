@@ -98,6 +98,7 @@ var (
 	_ store.Collector     = (*DB)(nil)
 	_ store.Suspensions   = (*DB)(nil)
 	_ tokens.KeyStore     = (*DB)(nil)
+	_ store.SingleUse     = (*DB)(nil)
 	_ io.Closer           = (*DB)(nil)
 )
 
@@ -702,11 +703,10 @@ func (d *DB) RecordOnce(_ context.Context, kind, key string, expires time.Time) 
 		return false, errors.New("store/bolt: a single-use value needs a kind (without NUL) and a key")
 	}
 	k := append(append([]byte(kind), 0), key...)
-	created := false
+	created := false // Update runs its function once
 	err := d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketOnce)
 		if b.Get(k) != nil {
-			created = false
 			return nil
 		}
 		var exp [8]byte

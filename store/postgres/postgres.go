@@ -113,6 +113,7 @@ var (
 	_ store.Suspensions   = (*DB)(nil)
 	_ tokens.KeyStore     = (*DB)(nil)
 	_ store.Replays       = (*DB)(nil)
+	_ store.SingleUse     = (*DB)(nil)
 	_ io.Closer           = (*DB)(nil)
 )
 
