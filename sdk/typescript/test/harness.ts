@@ -97,6 +97,32 @@ export async function startServer(configBody: string, files: Record<string, stri
   };
 }
 
+/**
+ * The URL a child process announces on stdout (re's first group, matched
+ * against all it has printed): rejects, naming what and its log so far
+ * (log()), when it exits first or has not announced it within ms.
+ */
+export async function listeningURL(c: ChildProcess, re: RegExp, what: string, ms: number, log: () => string): Promise<string> {
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within ${ms / 1000} s:\n${log()}`)), ms);
+    let out = '';
+    c.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    c.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}):\n${log()}`));
+    });
+  });
+  c.removeAllListeners('exit');
+  return url;
+}
+
 /** A signing key of the test's own, with its JWKS entry. */
 export interface TestKey {
   kid: string;

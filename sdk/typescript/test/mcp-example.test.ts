@@ -17,7 +17,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { MandateClient, type Token, Verifier, chainOf } from '../dist/index.js';
 import { DENIED_CODE, mcpFetch } from '../dist/mcp.js';
-import { REPO_DIR, type Server, startServer } from './harness.js';
+import { REPO_DIR, type Server, listeningURL, startServer } from './harness.js';
 
 const ORDERS_MCP = 'https://orders-mcp.example/mcp';
 const ORDERS_API = 'https://orders.example';
@@ -99,23 +99,7 @@ describe('the example TypeScript MCP server (examples/mcp/ts-server)', () => {
     });
     child = c;
     c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server.mjs did not start within 30 s:\n${stderr}`)), 30000);
-      let out = '';
-      c.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        const m = /^listening (\S+)\n/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-      c.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`server.mjs exited (${code}):\n${stderr}`));
-      });
-    });
-    c.removeAllListeners('exit');
+    url = await listeningURL(c, /^listening (\S+)\n/, 'server.mjs', 30000, () => stderr);
     orch = await MandateClient.discover(srv.issuer, { clientId: 'orchestrator', clientSecret: 'orch-secret' });
   });
 

@@ -14,7 +14,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { MandateClient, type Token } from '../dist/index.js';
 import { DENIED_CODE, mcpFetch } from '../dist/mcp.js';
-import { REPO_DIR, type Server, startServer } from './harness.js';
+import { REPO_DIR, type Server, listeningURL, startServer } from './harness.js';
 
 const INVENTORY = 'https://inventory-mcp.example/mcp';
 
@@ -81,23 +81,7 @@ describe('the official TypeScript MCP client against the Go guarded server (exam
     child = c;
     let log = '';
     c.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the Go inventory server did not start within 60 s:\n${log}`)), 60000);
-      let buf = '';
-      c.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d;
-        const m = /^listening (\S+)$/m.exec(buf);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-      c.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the Go inventory server exited (${code}):\n${log}`));
-      });
-    });
-    c.removeAllListeners('exit');
+    url = await listeningURL(c, /^listening (\S+)$/m, 'the Go inventory server', 60000, () => log);
     orch = await MandateClient.discover(srv.issuer, { clientId: 'orchestrator', clientSecret: 'orch-secret' });
   });
 
