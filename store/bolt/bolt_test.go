@@ -14,7 +14,6 @@ import (
 	"github.com/mandate-auth/mandate/store"
 	"github.com/mandate-auth/mandate/store/bolt"
 	"github.com/mandate-auth/mandate/store/storetest"
-	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // TestConformance runs the conformance suite every store backend passes.
@@ -37,7 +36,8 @@ func asStore(db *bolt.DB, err error) (storetest.Store, error) {
 	return db, nil
 }
 
-var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+// The conformance suite's clock and token record.
+var t0, rec = storetest.T0, storetest.Rec
 
 func open(t *testing.T, dir string, retention time.Duration) *bolt.DB {
 	t.Helper()
@@ -47,15 +47,6 @@ func open(t *testing.T, dir string, retention time.Duration) *bolt.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func rec(jti string, lineage []string, exp time.Time) *store.TokenRecord {
-	r := &store.TokenRecord{JTI: jti, Lineage: lineage, Subject: "o", Holder: "h", Scope: "s",
-		Audience: []string{"a"}, IssuedAt: t0, ExpiresAt: exp, Act: &jwt.Actor{Subject: "h"}}
-	if n := len(lineage); n > 0 {
-		r.Parent = lineage[n-1]
-	}
-	return r
 }
 
 func TestFilePermissions(t *testing.T) {

@@ -17,7 +17,6 @@ import (
 	"github.com/mandate-auth/mandate/store/postgres/pgtest"
 	"github.com/mandate-auth/mandate/store/storetest"
 	"github.com/mandate-auth/mandate/tokens"
-	"github.com/mandate-auth/mandate/tokens/jwt"
 )
 
 // TestMain starts one throw-away PostgreSQL for the package's tests.
@@ -167,16 +166,8 @@ func (r rawTrail) SetBase(b store.AuditBase) error {
 	return err
 }
 
-var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-
-func rec(jti string, lineage []string, exp time.Time) *store.TokenRecord {
-	r := &store.TokenRecord{JTI: jti, Lineage: lineage, Subject: "o", Holder: "h", Scope: "s",
-		Audience: []string{"a"}, IssuedAt: t0, ExpiresAt: exp, Act: &jwt.Actor{Subject: "h"}}
-	if n := len(lineage); n > 0 {
-		r.Parent = lineage[n-1]
-	}
-	return r
-}
+// The conformance suite's clock and token record.
+var t0, rec = storetest.T0, storetest.Rec
 
 // open opens a store on dsn as replica and closes it when t ends.
 func open(t *testing.T, dsn, replica string, opts postgres.Options) *postgres.DB {

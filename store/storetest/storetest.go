@@ -102,8 +102,8 @@ func Run(t *testing.T, b Backend) {
 	}
 }
 
-// t0 is the suite's clock: whole seconds, as token times are.
-var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+// T0 is the suite's clock: whole seconds, as token times are.
+var T0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
 type suite struct{ b Backend }
 
@@ -131,10 +131,10 @@ func (s *suite) reopen(t *testing.T, st Store, dir string, r store.Retention) St
 
 var ctx = context.Background()
 
-// rec is a token record in lineage, expiring at exp.
-func rec(jti string, lineage []string, exp time.Time) *store.TokenRecord {
+// Rec is a token record in lineage, issued at T0, expiring at exp.
+func Rec(jti string, lineage []string, exp time.Time) *store.TokenRecord {
 	r := &store.TokenRecord{JTI: jti, Lineage: lineage, Subject: "o", Holder: "h", Scope: "s",
-		Audience: []string{"a"}, IssuedAt: t0, ExpiresAt: exp, Act: &jwt.Actor{Subject: "h"}}
+		Audience: []string{"a"}, IssuedAt: T0, ExpiresAt: exp, Act: &jwt.Actor{Subject: "h"}}
 	if n := len(lineage); n > 0 {
 		r.Parent = lineage[n-1]
 	}
@@ -150,7 +150,7 @@ func put(t *testing.T, st Store, r *store.TokenRecord, ev *store.AuditEvent) {
 
 func revoke(t *testing.T, st Store, jti string, exp time.Time) store.Revocation {
 	t.Helper()
-	r, created, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: exp, RevokedAt: t0}, nil)
+	r, created, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: exp, RevokedAt: T0}, nil)
 	if err != nil || !created {
 		t.Fatalf("Revoke %s: %v %v", jti, created, err)
 	}
@@ -200,11 +200,11 @@ func (s *suite) testTokenRoundTrip(t *testing.T) {
 	full := &store.TokenRecord{JTI: "tok-1", Parent: "root", Lineage: []string{"root-0", "root"}, Subject: "orchestrator",
 		Holder: "db-agent", Act: &jwt.Actor{Subject: "db-agent", Issuer: "https://idp.example", Act: &jwt.Actor{Subject: "researcher"}},
 		Scope: "db:read:orders db:read:users", Audience: []string{"https://db.example", "https://api.example"},
-		IssuedAt: t0, ExpiresAt: t0.Add(5 * time.Minute), JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
-	root := rec("root", nil, t0.Add(time.Hour))
+		IssuedAt: T0, ExpiresAt: T0.Add(5 * time.Minute), JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+	root := Rec("root", nil, T0.Add(time.Hour))
 	put(t, st, full, nil)
 	put(t, st, root, nil)
-	if err := st.PutToken(ctx, &store.TokenRecord{Holder: "h", ExpiresAt: t0}, nil); err == nil {
+	if err := st.PutToken(ctx, &store.TokenRecord{Holder: "h", ExpiresAt: T0}, nil); err == nil {
 		t.Error("a record without jti was stored")
 	}
 	st = s.reopen(t, st, dir, store.Retention{Tokens: time.Hour})
@@ -225,8 +225,8 @@ func (s *suite) testTokenRoundTrip(t *testing.T) {
 func (s *suite) testChildrenIndex(t *testing.T) {
 	dir := t.TempDir()
 	st := s.open(t, dir, store.Retention{Tokens: time.Hour})
-	for _, r := range []*store.TokenRecord{rec("root", nil, t0.Add(time.Hour)), rec("c1", []string{"root"}, t0.Add(time.Minute)),
-		rec("c2", []string{"root"}, t0.Add(time.Minute)), rec("g", []string{"root", "c1"}, t0.Add(time.Minute)), rec("rootx", nil, t0.Add(time.Hour))} {
+	for _, r := range []*store.TokenRecord{Rec("root", nil, T0.Add(time.Hour)), Rec("c1", []string{"root"}, T0.Add(time.Minute)),
+		Rec("c2", []string{"root"}, T0.Add(time.Minute)), Rec("g", []string{"root", "c1"}, T0.Add(time.Minute)), Rec("rootx", nil, T0.Add(time.Hour))} {
 		put(t, st, r, nil)
 	}
 	st = s.reopen(t, st, dir, store.Retention{Tokens: time.Hour})
@@ -241,26 +241,26 @@ func (s *suite) testChildrenIndex(t *testing.T) {
 func (s *suite) testHeldBy(t *testing.T) {
 	st := s.open(t, t.TempDir(), store.Retention{})
 	mk := func(jti, holder string, exp time.Time) {
-		r := rec(jti, nil, exp)
+		r := Rec(jti, nil, exp)
 		r.Holder = holder
 		put(t, st, r, nil)
 	}
-	mk("a1", "agent", t0.Add(time.Minute))
-	mk("a2", "agent", t0.Add(time.Hour))
-	mk("gone", "agent", t0)
-	mk("b1", "agent-b", t0.Add(time.Hour)) // a holder whose id extends another's
+	mk("a1", "agent", T0.Add(time.Minute))
+	mk("a2", "agent", T0.Add(time.Hour))
+	mk("gone", "agent", T0)
+	mk("b1", "agent-b", T0.Add(time.Hour)) // a holder whose id extends another's
 	for holder, want := range map[string][]string{"agent": {"a1", "a2"}, "agent-b": {"b1"}, "agen": {}, "nobody": {}} {
-		held, err := st.HeldBy(ctx, holder, t0)
+		held, err := st.HeldBy(ctx, holder, T0)
 		if err != nil || !reflect.DeepEqual(jtis(held), want) {
-			t.Errorf("HeldBy(%s, t0) = %v, %v; want %v", holder, jtis(held), err, want)
+			t.Errorf("HeldBy(%s, T0) = %v, %v; want %v", holder, jtis(held), err, want)
 		}
 	}
-	if held, _ := st.HeldBy(ctx, "agent", t0.Add(time.Minute)); !reflect.DeepEqual(jtis(held), []string{"a2"}) {
+	if held, _ := st.HeldBy(ctx, "agent", T0.Add(time.Minute)); !reflect.DeepEqual(jtis(held), []string{"a2"}) {
 		t.Errorf("HeldBy at a1's expiry = %v, want [a2]", jtis(held))
 	}
-	gc(t, st, t0.Add(2*time.Hour))
+	gc(t, st, T0.Add(2*time.Hour))
 	for _, holder := range []string{"agent", "agent-b"} {
-		if held, err := st.HeldBy(ctx, holder, t0); err != nil || len(held) != 0 {
+		if held, err := st.HeldBy(ctx, holder, T0); err != nil || len(held) != 0 {
 			t.Errorf("holder index of %s survived GC: %v, %v", holder, jtis(held), err)
 		}
 	}
@@ -273,7 +273,7 @@ func (s *suite) testScanTokens(t *testing.T) {
 		want = append(want, fmt.Sprintf("t%02d", i))
 	}
 	for _, i := range []int{7, 3, 24, 0, 12, 18, 1, 9, 21, 15, 5, 11, 2, 20, 14, 8, 23, 6, 17, 4, 13, 22, 10, 19, 16} {
-		put(t, st, rec(want[i], nil, t0.Add(time.Hour)), nil)
+		put(t, st, Rec(want[i], nil, T0.Add(time.Hour)), nil)
 	}
 	var got []string
 	after := ""
@@ -311,13 +311,13 @@ func (s *suite) testScanTokens(t *testing.T) {
 func (s *suite) testScanWhileWriting(t *testing.T) {
 	st := s.open(t, t.TempDir(), store.Retention{Tokens: time.Hour})
 	for i := range 600 {
-		put(t, st, rec(fmt.Sprintf("seed%04d", i), nil, t0.Add(time.Hour)), nil)
+		put(t, st, Rec(fmt.Sprintf("seed%04d", i), nil, T0.Add(time.Hour)), nil)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := range 500 {
-			if err := st.PutToken(ctx, rec(fmt.Sprintf("w%05d-%s", i, strings.Repeat("x", 2000)), nil, t0.Add(time.Hour)), nil); err != nil {
+			if err := st.PutToken(ctx, Rec(fmt.Sprintf("w%05d-%s", i, strings.Repeat("x", 2000)), nil, T0.Add(time.Hour)), nil); err != nil {
 				t.Error(err)
 				return
 			}
@@ -353,8 +353,8 @@ func (s *suite) testGroupCommit(t *testing.T) {
 	for i := range writers {
 		wg.Go(func() {
 			jti := fmt.Sprintf("t%03d", i)
-			ev := &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: jti}
-			if err := st.PutToken(ctx, rec(jti, []string{"root"}, t0.Add(time.Hour)), ev); err != nil {
+			ev := &store.AuditEvent{Time: T0, Type: store.AuditIssued, JTI: jti}
+			if err := st.PutToken(ctx, Rec(jti, []string{"root"}, T0.Add(time.Hour)), ev); err != nil {
 				t.Error(err)
 			}
 		})
@@ -362,8 +362,8 @@ func (s *suite) testGroupCommit(t *testing.T) {
 	for i := range revokers {
 		wg.Go(func() {
 			jti := fmt.Sprintf("r%03d", i)
-			ev := &store.AuditEvent{Time: t0, Type: store.AuditRevoked, JTI: jti}
-			if _, created, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: t0.Add(time.Hour), RevokedAt: t0}, ev); err != nil || !created {
+			ev := &store.AuditEvent{Time: T0, Type: store.AuditRevoked, JTI: jti}
+			if _, created, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: T0.Add(time.Hour), RevokedAt: T0}, ev); err != nil || !created {
 				t.Error(created, err)
 			}
 		})
@@ -404,19 +404,19 @@ func (s *suite) testGroupCommit(t *testing.T) {
 func (s *suite) testRevokeIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	st := s.open(t, dir, store.Retention{Tokens: time.Hour})
-	first := store.Revocation{JTI: "root", ExpiresAt: t0.Add(time.Hour), RevokedAt: t0, Reason: "task over", By: "ops"}
-	got, created, err := st.Revoke(ctx, first, &store.AuditEvent{Time: t0, Type: store.AuditRevoked, JTI: "root"})
+	first := store.Revocation{JTI: "root", ExpiresAt: T0.Add(time.Hour), RevokedAt: T0, Reason: "task over", By: "ops"}
+	got, created, err := st.Revoke(ctx, first, &store.AuditEvent{Time: T0, Type: store.AuditRevoked, JTI: "root"})
 	if err != nil || !created || got.Seq != 1 {
 		t.Fatalf("revoke: %+v %v %v", got, created, err)
 	}
 	first.Seq = 1
 	again := first
-	again.Reason, again.RevokedAt, again.By = "other", t0.Add(time.Minute), "someone"
-	got, created, err = st.Revoke(ctx, again, &store.AuditEvent{Time: t0, Type: store.AuditRevoked, JTI: "root", Reason: "again"})
+	again.Reason, again.RevokedAt, again.By = "other", T0.Add(time.Minute), "someone"
+	got, created, err = st.Revoke(ctx, again, &store.AuditEvent{Time: T0, Type: store.AuditRevoked, JTI: "root", Reason: "again"})
 	if err != nil || created || !reflect.DeepEqual(normalRev(got), first) {
 		t.Fatalf("second revoke = %+v %v %v; want the first record and false", got, created, err)
 	}
-	if _, _, err := st.Revoke(ctx, store.Revocation{ExpiresAt: t0}, nil); err == nil {
+	if _, _, err := st.Revoke(ctx, store.Revocation{ExpiresAt: T0}, nil); err == nil {
 		t.Error("a revocation without jti was stored")
 	}
 	st = s.reopen(t, st, dir, store.Retention{Tokens: time.Hour})
@@ -447,10 +447,10 @@ func (s *suite) testRevokeIdempotent(t *testing.T) {
 func (s *suite) testNoTokenBelowRevoked(t *testing.T) {
 	dir := t.TempDir()
 	st := s.open(t, dir, store.Retention{Tokens: time.Hour})
-	exp := t0.Add(time.Hour)
-	put(t, st, rec("root", nil, exp), nil)
-	put(t, st, rec("mid", []string{"root"}, exp), nil)
-	put(t, st, rec("other", nil, exp), nil)
+	exp := T0.Add(time.Hour)
+	put(t, st, Rec("root", nil, exp), nil)
+	put(t, st, Rec("mid", []string{"root"}, exp), nil)
+	put(t, st, Rec("other", nil, exp), nil)
 	revoke(t, st, "mid", exp)
 	before, _ := st.AuditAfter(ctx, 0, 0)
 	var wg sync.WaitGroup
@@ -461,7 +461,7 @@ func (s *suite) testNoTokenBelowRevoked(t *testing.T) {
 			if i%2 == 1 {
 				lineage = []string{"other"}
 			}
-			errs[i] = st.PutToken(ctx, rec(fmt.Sprintf("c%02d", i), lineage, exp), &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: fmt.Sprintf("c%02d", i)})
+			errs[i] = st.PutToken(ctx, Rec(fmt.Sprintf("c%02d", i), lineage, exp), &store.AuditEvent{Time: T0, Type: store.AuditIssued, JTI: fmt.Sprintf("c%02d", i)})
 		})
 	}
 	wg.Wait()
@@ -486,17 +486,17 @@ func (s *suite) testNoTokenBelowRevoked(t *testing.T) {
 	// Racing: a revocation of an ancestor while tokens below it are
 	// written. Each is refused, or recorded with the revocation committed
 	// after it (it is then refused wherever it is shown, by its lineage).
-	put(t, st, rec("task", nil, exp), nil)
+	put(t, st, Rec("task", nil, exp), nil)
 	var revokedAt uint64
 	var wg2 sync.WaitGroup
 	results := make([]error, 30)
 	for i := range results {
 		wg2.Go(func() {
-			results[i] = st.PutToken(ctx, rec(fmt.Sprintf("r%02d", i), []string{"task"}, exp), nil)
+			results[i] = st.PutToken(ctx, Rec(fmt.Sprintf("r%02d", i), []string{"task"}, exp), nil)
 		})
 		if i == 10 {
 			wg2.Go(func() {
-				r, _, err := st.Revoke(ctx, store.Revocation{JTI: "task", ExpiresAt: exp, RevokedAt: t0}, nil)
+				r, _, err := st.Revoke(ctx, store.Revocation{JTI: "task", ExpiresAt: exp, RevokedAt: T0}, nil)
 				if err != nil {
 					t.Error(err)
 				}
@@ -513,7 +513,7 @@ func (s *suite) testNoTokenBelowRevoked(t *testing.T) {
 			t.Errorf("r%02d: %v", i, err)
 		}
 	}
-	if err := st.PutToken(ctx, rec("late", []string{"task"}, exp), nil); !errors.Is(err, store.ErrAncestorRevoked) {
+	if err := st.PutToken(ctx, Rec("late", []string{"task"}, exp), nil); !errors.Is(err, store.ErrAncestorRevoked) {
 		t.Errorf("a token below the task once revoked: %v", err)
 	}
 }
@@ -529,12 +529,12 @@ func (s *suite) testRevocationLog(t *testing.T) {
 		t.Errorf("empty log = %v next %d head %d %v", revs, next, head, err)
 	}
 	for i, jti := range []string{"a", "b", "c"} {
-		r, created, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: t0.Add(time.Duration(i+1) * time.Minute), RevokedAt: t0}, nil)
+		r, created, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: T0.Add(time.Duration(i+1) * time.Minute), RevokedAt: T0}, nil)
 		if err != nil || !created || r.Seq != uint64(i+1) {
 			t.Fatalf("revoke %s: seq %d %v %v", jti, r.Seq, created, err)
 		}
 	}
-	if r, created, _ := st.Revoke(ctx, store.Revocation{JTI: "b", ExpiresAt: t0}, nil); created || r.Seq != 2 {
+	if r, created, _ := st.Revoke(ctx, store.Revocation{JTI: "b", ExpiresAt: T0}, nil); created || r.Seq != 2 {
 		t.Errorf("re-revoking moved the entry: %+v", r)
 	}
 	all, next, head, err := st.RevocationsAfter(ctx, 0, 0)
@@ -542,7 +542,7 @@ func (s *suite) testRevocationLog(t *testing.T) {
 		t.Fatalf("log = %v next %d head %d %v", revJTIs(all), next, head, err)
 	}
 	for i, r := range all {
-		if r.Seq != uint64(i+1) || !r.ExpiresAt.Equal(t0.Add(time.Duration(i+1)*time.Minute)) {
+		if r.Seq != uint64(i+1) || !r.ExpiresAt.Equal(T0.Add(time.Duration(i+1)*time.Minute)) {
 			t.Errorf("entry %d = %+v", i+1, r)
 		}
 	}
@@ -562,7 +562,7 @@ func (s *suite) testRevocationLog(t *testing.T) {
 		t.Errorf("RevocationAt(4), beyond the head = %q %v", jti, ok)
 	}
 	// Expired entries leave the log; the head never goes back.
-	if res := gc(t, st, t0.Add(2*time.Minute)); res.Revocations != 2 {
+	if res := gc(t, st, T0.Add(2*time.Minute)); res.Revocations != 2 {
 		t.Errorf("GC = %+v, want 2 revocations", res)
 	}
 	st = s.reopen(t, st, dir, store.Retention{})
@@ -573,12 +573,12 @@ func (s *suite) testRevocationLog(t *testing.T) {
 	if head != 3 || next != 3 || !reflect.DeepEqual(revJTIs(all), []string{"c"}) || st.ID() != id {
 		t.Errorf("after GC and reopen: %v next %d head %d id %s (was %s)", revJTIs(all), next, head, st.ID(), id)
 	}
-	if r := revoke(t, st, "d", t0.Add(time.Hour)); r.Seq != 4 {
+	if r := revoke(t, st, "d", T0.Add(time.Hour)); r.Seq != 4 {
 		t.Errorf("seq after collection and reopen = %d, want 4", r.Seq)
 	}
 	// The newest entry collected: reading to the end still reaches the head.
-	revoke(t, st, "e", t0.Add(2*time.Minute+30*time.Second))
-	if res := gc(t, st, t0.Add(2*time.Minute+30*time.Second)); res.Revocations != 1 {
+	revoke(t, st, "e", T0.Add(2*time.Minute+30*time.Second))
+	if res := gc(t, st, T0.Add(2*time.Minute+30*time.Second)); res.Revocations != 1 {
 		t.Errorf("GC = %+v, want e's revocation", res)
 	}
 	if all, next, head, _ := st.RevocationsAfter(ctx, 0, 0); !reflect.DeepEqual(revJTIs(all), []string{"c", "d"}) || next != 5 || head != 5 {
@@ -599,18 +599,18 @@ func (s *suite) testRevocationLog(t *testing.T) {
 
 func (s *suite) testGarbageCollection(t *testing.T) {
 	st := s.open(t, t.TempDir(), store.Retention{Tokens: time.Hour})
-	put(t, st, rec("root", nil, t0.Add(10*time.Minute)), nil)
-	put(t, st, rec("child", []string{"root"}, t0.Add(5*time.Minute)), nil)
-	put(t, st, rec("live", nil, t0.Add(3*time.Hour)), nil)
-	revoke(t, st, "root", t0.Add(10*time.Minute))
-	revoke(t, st, "live", t0.Add(3*time.Hour))
+	put(t, st, Rec("root", nil, T0.Add(10*time.Minute)), nil)
+	put(t, st, Rec("child", []string{"root"}, T0.Add(5*time.Minute)), nil)
+	put(t, st, Rec("live", nil, T0.Add(3*time.Hour)), nil)
+	revoke(t, st, "root", T0.Add(10*time.Minute))
+	revoke(t, st, "live", T0.Add(3*time.Hour))
 
 	// Before expiry nothing goes.
-	if res := gc(t, st, t0.Add(4*time.Minute)); res != (store.GCResult{}) {
+	if res := gc(t, st, T0.Add(4*time.Minute)); res != (store.GCResult{}) {
 		t.Fatalf("early GC removed %+v", res)
 	}
 	// At the root's expiry its revocation leaves; the records stay for retention.
-	if res := gc(t, st, t0.Add(10*time.Minute)); res != (store.GCResult{Revocations: 1}) {
+	if res := gc(t, st, T0.Add(10*time.Minute)); res != (store.GCResult{Revocations: 1}) {
 		t.Fatalf("GC at expiry = %+v", res)
 	}
 	if r, _ := st.FirstRevoked(ctx, "root"); r != nil {
@@ -623,11 +623,11 @@ func (s *suite) testGarbageCollection(t *testing.T) {
 		t.Error("record collected before retention passed")
 	}
 	// Just before the root's retention ends, only the child (expired earlier) goes.
-	if res := gc(t, st, t0.Add(10*time.Minute+time.Hour-time.Second)); res != (store.GCResult{Tokens: 1}) {
+	if res := gc(t, st, T0.Add(10*time.Minute+time.Hour-time.Second)); res != (store.GCResult{Tokens: 1}) {
 		t.Fatalf("GC before the root's retention ended = %+v", res)
 	}
 	// After retention the expired records and their child links go.
-	if res := gc(t, st, t0.Add(10*time.Minute+time.Hour)); res != (store.GCResult{Tokens: 1}) {
+	if res := gc(t, st, T0.Add(10*time.Minute+time.Hour)); res != (store.GCResult{Tokens: 1}) {
 		t.Fatalf("GC after retention = %+v", res)
 	}
 	for _, jti := range []string{"root", "child"} {
@@ -638,7 +638,7 @@ func (s *suite) testGarbageCollection(t *testing.T) {
 	if kids, _ := st.Children(ctx, "root"); len(kids) != 0 {
 		t.Errorf("dangling child links: %v", kids)
 	}
-	if held, _ := st.HeldBy(ctx, "h", t0); !reflect.DeepEqual(jtis(held), []string{"live"}) {
+	if held, _ := st.HeldBy(ctx, "h", T0); !reflect.DeepEqual(jtis(held), []string{"live"}) {
 		t.Errorf("held after collection = %v", jtis(held))
 	}
 	if _, err := st.Token(ctx, "live"); err != nil {
@@ -647,7 +647,7 @@ func (s *suite) testGarbageCollection(t *testing.T) {
 	if batch, _ := st.ScanTokens(ctx, "", 10); !reflect.DeepEqual(jtis(batch), []string{"live"}) {
 		t.Errorf("records after GC = %v", jtis(batch))
 	}
-	if res := gc(t, st, t0.Add(10*time.Minute+time.Hour)); res != (store.GCResult{}) {
+	if res := gc(t, st, T0.Add(10*time.Minute+time.Hour)); res != (store.GCResult{}) {
 		t.Errorf("a second pass removed %+v", res)
 	}
 }
@@ -661,18 +661,18 @@ func (s *suite) testGarbageCollectionBacklog(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			jti := fmt.Sprintf("t%05d", i)
-			if err := st.PutToken(ctx, rec(jti, nil, t0.Add(time.Minute)), nil); err != nil {
+			if err := st.PutToken(ctx, Rec(jti, nil, T0.Add(time.Minute)), nil); err != nil {
 				t.Error(err)
 			}
 			if i%2 == 0 {
-				if _, _, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: t0.Add(time.Minute), RevokedAt: t0}, nil); err != nil {
+				if _, _, err := st.Revoke(ctx, store.Revocation{JTI: jti, ExpiresAt: T0.Add(time.Minute), RevokedAt: T0}, nil); err != nil {
 					t.Error(err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if res := gc(t, st, t0.Add(time.Minute)); res != (store.GCResult{Tokens: n, Revocations: n / 2}) {
+	if res := gc(t, st, T0.Add(time.Minute)); res != (store.GCResult{Tokens: n, Revocations: n / 2}) {
 		t.Fatalf("GC = %+v", res)
 	}
 	if batch, _ := st.ScanTokens(ctx, "", 10); len(batch) != 0 {
@@ -682,14 +682,14 @@ func (s *suite) testGarbageCollectionBacklog(t *testing.T) {
 
 func (s *suite) testRevocationGrace(t *testing.T) {
 	st := s.open(t, t.TempDir(), store.Retention{Revocations: time.Minute})
-	revoke(t, st, "r", t0)
-	if res := gc(t, st, t0.Add(59*time.Second)); res.Revocations != 0 {
+	revoke(t, st, "r", T0)
+	if res := gc(t, st, T0.Add(59*time.Second)); res.Revocations != 0 {
 		t.Fatal("collected within the grace")
 	}
 	if r, _ := st.FirstRevoked(ctx, "r"); r == nil {
 		t.Fatal("revocation gone within the grace")
 	}
-	if res := gc(t, st, t0.Add(time.Minute)); res.Revocations != 1 {
+	if res := gc(t, st, T0.Add(time.Minute)); res.Revocations != 1 {
 		t.Fatal("not collected after the grace")
 	}
 	if revs, _, head, _ := st.RevocationsAfter(ctx, 0, 0); len(revs) != 0 || head != 1 {
@@ -706,15 +706,15 @@ func (s *suite) testSigningKeys(t *testing.T) {
 	if keys, err := st.SigningKeys(ctx); len(keys) != 0 || err != nil {
 		t.Fatalf("keys of a new store = %v, %v", keys, err)
 	}
-	k1, err := tokens.GenerateKey(tokens.AlgEdDSA, t0)
+	k1, err := tokens.GenerateKey(tokens.AlgEdDSA, T0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, err := tokens.GenerateKey(tokens.AlgES256, t0.Add(time.Hour))
+	k2, err := tokens.GenerateKey(tokens.AlgES256, T0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2.ActivatesAt, k2.Overlap = t0.Add(2*time.Hour), 16*time.Minute
+	k2.ActivatesAt, k2.Overlap = T0.Add(2*time.Hour), 16*time.Minute
 	for _, k := range []tokens.StoredKey{k1, k2} {
 		if err := st.AddSigningKey(ctx, k); err != nil {
 			t.Fatal(err)
@@ -739,11 +739,11 @@ func (s *suite) testSigningKeys(t *testing.T) {
 	// A key's record is replaced in place: its private part destroyed, or
 	// the key marked compromised; an unknown kid cannot be replaced.
 	gone := k1
-	gone.PKCS8, gone.CompromisedAt = nil, t0.Add(3*time.Hour)
+	gone.PKCS8, gone.CompromisedAt = nil, T0.Add(3*time.Hour)
 	if err := st.ReplaceSigningKey(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	unknown, _ := tokens.GenerateKey(tokens.AlgEdDSA, t0)
+	unknown, _ := tokens.GenerateKey(tokens.AlgEdDSA, T0)
 	if err := st.ReplaceSigningKey(ctx, unknown); err == nil {
 		t.Error("a kid never stored was replaced")
 	}
@@ -762,36 +762,36 @@ func (s *suite) testSigningKeys(t *testing.T) {
 func (s *suite) testSuspensions(t *testing.T) {
 	dir := t.TempDir()
 	st := s.open(t, dir, store.Retention{})
-	if got, err := st.Suspended(ctx, t0); len(got) != 0 || err != nil {
+	if got, err := st.Suspended(ctx, T0); len(got) != 0 || err != nil {
 		t.Fatalf("suspensions of a new store = %v, %v", got, err)
 	}
-	for client, until := range map[string]time.Time{"a": t0.Add(time.Minute), "b": t0.Add(time.Hour)} {
+	for client, until := range map[string]time.Time{"a": T0.Add(time.Minute), "b": T0.Add(time.Hour)} {
 		if err := st.Suspend(ctx, client, until); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.Suspend(ctx, "a", t0.Add(2*time.Minute)); err != nil { // suspended again: the later end holds
+	if err := st.Suspend(ctx, "a", T0.Add(2*time.Minute)); err != nil { // suspended again: the later end holds
 		t.Fatal(err)
 	}
 	st = s.reopen(t, st, dir, store.Retention{})
-	got, err := st.Suspended(ctx, t0.Add(90*time.Second))
-	if err != nil || len(got) != 2 || !got["a"].Equal(t0.Add(2*time.Minute)) || !got["b"].Equal(t0.Add(time.Hour)) {
+	got, err := st.Suspended(ctx, T0.Add(90*time.Second))
+	if err != nil || len(got) != 2 || !got["a"].Equal(T0.Add(2*time.Minute)) || !got["b"].Equal(T0.Add(time.Hour)) {
 		t.Fatalf("suspensions after reopen = %v, %v", got, err)
 	}
-	if got, _ := st.Suspended(ctx, t0.Add(2*time.Minute)); len(got) != 1 || got["b"].IsZero() {
+	if got, _ := st.Suspended(ctx, T0.Add(2*time.Minute)); len(got) != 1 || got["b"].IsZero() {
 		t.Errorf("an ended suspension is still in force: %v", got)
 	}
 }
 
-// auditTrail writes n audit records a minute apart from t0, alternately with
+// auditTrail writes n audit records a minute apart from T0, alternately with
 // a token write and alone.
 func auditTrail(t *testing.T, st Store, n int) []store.AuditEvent {
 	t.Helper()
 	var evs []store.AuditEvent
 	for i := range n {
-		ev := store.AuditEvent{Time: t0.Add(time.Duration(i) * time.Minute), Type: store.AuditIssued, Client: "orchestrator", JTI: "t" + string(rune('a'+i)), Reason: "ok"}
+		ev := store.AuditEvent{Time: T0.Add(time.Duration(i) * time.Minute), Type: store.AuditIssued, Client: "orchestrator", JTI: "t" + string(rune('a'+i)), Reason: "ok"}
 		if i%2 == 0 {
-			put(t, st, rec(ev.JTI, nil, t0.Add(time.Hour)), &ev)
+			put(t, st, Rec(ev.JTI, nil, T0.Add(time.Hour)), &ev)
 		} else if err := st.Append(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
@@ -817,7 +817,7 @@ func (s *suite) testAuditTrail(t *testing.T) {
 	}
 	evs := auditTrail(t, st, 6)
 	// An event in another zone is kept in UTC.
-	away := store.AuditEvent{Time: t0.Add(6 * time.Minute).In(time.FixedZone("away", -5*3600)), Type: store.AuditKeyRotated, KID: "k2", Client: "ops",
+	away := store.AuditEvent{Time: T0.Add(6 * time.Minute).In(time.FixedZone("away", -5*3600)), Type: store.AuditKeyRotated, KID: "k2", Client: "ops",
 		Policies: []string{"p1", "p2"}, Depth: 2, Code: "c", Grant: "g", Holder: "h", Subject: "s", Scope: "sc", Root: "r"}
 	if err := st.Append(ctx, away); err != nil {
 		t.Fatal(err)
@@ -863,14 +863,14 @@ func (s *suite) testAuditTrail(t *testing.T) {
 // decision; a nil event writes none.
 func (s *suite) testAuditWithDecisions(t *testing.T) {
 	st := s.open(t, t.TempDir(), store.Retention{Tokens: time.Hour})
-	put(t, st, rec("quiet", nil, t0.Add(time.Hour)), nil)
-	revoke(t, st, "quiet", t0.Add(time.Hour))
+	put(t, st, Rec("quiet", nil, T0.Add(time.Hour)), nil)
+	revoke(t, st, "quiet", T0.Add(time.Hour))
 	if recs, _ := st.AuditAfter(ctx, 0, 0); len(recs) != 0 {
 		t.Fatalf("writes without an event appended %d records", len(recs))
 	}
-	put(t, st, rec("loud", nil, t0.Add(time.Hour)), &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: "loud", Client: "c"})
-	if _, _, err := st.Revoke(ctx, store.Revocation{JTI: "loud", ExpiresAt: t0.Add(time.Hour), RevokedAt: t0},
-		&store.AuditEvent{Time: t0.Add(time.Second), Type: store.AuditRevoked, JTI: "loud", Client: "c", Reason: "done"}); err != nil {
+	put(t, st, Rec("loud", nil, T0.Add(time.Hour)), &store.AuditEvent{Time: T0, Type: store.AuditIssued, JTI: "loud", Client: "c"})
+	if _, _, err := st.Revoke(ctx, store.Revocation{JTI: "loud", ExpiresAt: T0.Add(time.Hour), RevokedAt: T0},
+		&store.AuditEvent{Time: T0.Add(time.Second), Type: store.AuditRevoked, JTI: "loud", Client: "c", Reason: "done"}); err != nil {
 		t.Fatal(err)
 	}
 	recs, _ := st.AuditAfter(ctx, 0, 0)
@@ -885,7 +885,7 @@ func (s *suite) testAuditWithDecisions(t *testing.T) {
 func (s *suite) testAuditCollection(t *testing.T) {
 	keep := s.open(t, t.TempDir(), store.Retention{Tokens: time.Hour}) // audit kept for ever
 	auditTrail(t, keep, 6)
-	if res := gc(t, keep, t0.Add(1000*time.Hour)); res.Audit != 0 {
+	if res := gc(t, keep, T0.Add(1000*time.Hour)); res.Audit != 0 {
 		t.Errorf("audit collected with no audit retention: %+v", res)
 	}
 	if rep, _ := keep.VerifyAudit(ctx); !rep.OK || rep.Records != 6 || rep.First != 1 {
@@ -895,11 +895,11 @@ func (s *suite) testAuditCollection(t *testing.T) {
 	dir := t.TempDir()
 	r := store.Retention{Tokens: time.Hour, Audit: time.Hour}
 	st := s.open(t, dir, r)
-	auditTrail(t, st, 6) // records at t0 .. t0+5m
+	auditTrail(t, st, 6) // records at T0 .. T0+5m
 	third, _ := st.AuditAfter(ctx, 2, 1)
-	now := t0.Add(time.Hour + 2*time.Minute + time.Second)
+	now := T0.Add(time.Hour + 2*time.Minute + time.Second)
 	if res := gc(t, st, now); res.Audit != 3 {
-		t.Fatalf("GC = %+v, want the 3 records written before t0+2m1s", res)
+		t.Fatalf("GC = %+v, want the 3 records written before T0+2m1s", res)
 	}
 	if res := gc(t, st, now); res.Audit != 0 {
 		t.Fatalf("a second pass collected %+v", res)
@@ -923,14 +923,14 @@ func (s *suite) testAuditCollection(t *testing.T) {
 		t.Errorf("trail after collection = %v", seqs(all))
 	}
 	// A later collection moves the base on; the newest collection record vouches.
-	if res := gc(t, st, t0.Add(time.Hour+5*time.Minute+time.Second)); res.Audit != 3 {
+	if res := gc(t, st, T0.Add(time.Hour+5*time.Minute+time.Second)); res.Audit != 3 {
 		t.Fatalf("second collection = %+v", res)
 	}
 	if rep, _ := st.VerifyAudit(ctx); !rep.OK || rep.First != 7 || rep.Last != 8 || rep.Records != 2 {
 		t.Errorf("after the second collection: %+v", rep)
 	}
 	// Collecting every record, the collection records included, still verifies.
-	if res := gc(t, st, t0.Add(10*time.Hour)); res.Audit != 2 {
+	if res := gc(t, st, T0.Add(10*time.Hour)); res.Audit != 2 {
 		t.Errorf("GC of the whole trail = %+v", res)
 	}
 	if rep, _ := st.VerifyAudit(ctx); !rep.OK || rep.First != 9 || rep.Records != 1 {
@@ -1083,7 +1083,7 @@ func read(t *testing.T, st Store) snapshot {
 	}
 	s.Children, err = st.Children(ctx, "root")
 	fail("Children", err)
-	held, err := st.HeldBy(ctx, "h", t0)
+	held, err := st.HeldBy(ctx, "h", T0)
 	fail("HeldBy", err)
 	s.Held = jtis(held)
 	s.Revoked, err = st.FirstRevoked(ctx, "x", "c1")
@@ -1119,13 +1119,13 @@ func (s *suite) testReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	r := store.Retention{Tokens: time.Hour, Audit: time.Hour}
 	st := s.open(t, dir, r)
-	put(t, st, rec("root", nil, t0.Add(time.Hour)), &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: "root"})
-	put(t, st, rec("c1", []string{"root"}, t0.Add(time.Minute)), &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: "c1"})
-	if _, _, err := st.Revoke(ctx, store.Revocation{JTI: "c1", ExpiresAt: t0.Add(time.Minute), RevokedAt: t0, Reason: "r", By: "ops"},
-		&store.AuditEvent{Time: t0, Type: store.AuditRevoked, JTI: "c1"}); err != nil {
+	put(t, st, Rec("root", nil, T0.Add(time.Hour)), &store.AuditEvent{Time: T0, Type: store.AuditIssued, JTI: "root"})
+	put(t, st, Rec("c1", []string{"root"}, T0.Add(time.Minute)), &store.AuditEvent{Time: T0, Type: store.AuditIssued, JTI: "c1"})
+	if _, _, err := st.Revoke(ctx, store.Revocation{JTI: "c1", ExpiresAt: T0.Add(time.Minute), RevokedAt: T0, Reason: "r", By: "ops"},
+		&store.AuditEvent{Time: T0, Type: store.AuditRevoked, JTI: "c1"}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := tokens.GenerateKey(tokens.AlgEdDSA, t0)
+	key, err := tokens.GenerateKey(tokens.AlgEdDSA, T0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1145,20 +1145,20 @@ func (s *suite) testReadOnly(t *testing.T) {
 	if got := read(t, ro); !reflect.DeepEqual(got, want) {
 		t.Errorf("read-only store reads\n%+v\nwhere the store reads\n%+v", got, want)
 	}
-	key2, _ := tokens.GenerateKey(tokens.AlgEdDSA, t0)
-	ev := &store.AuditEvent{Time: t0, Type: store.AuditIssued, JTI: "new"}
+	key2, _ := tokens.GenerateKey(tokens.AlgEdDSA, T0)
+	ev := &store.AuditEvent{Time: T0, Type: store.AuditIssued, JTI: "new"}
 	writes := map[string]func() error{
-		"PutToken": func() error { return ro.PutToken(ctx, rec("new", []string{"root"}, t0.Add(time.Hour)), ev) },
+		"PutToken": func() error { return ro.PutToken(ctx, Rec("new", []string{"root"}, T0.Add(time.Hour)), ev) },
 		"Revoke": func() error {
-			_, _, err := ro.Revoke(ctx, store.Revocation{JTI: "root", ExpiresAt: t0.Add(time.Hour), RevokedAt: t0}, ev)
+			_, _, err := ro.Revoke(ctx, store.Revocation{JTI: "root", ExpiresAt: T0.Add(time.Hour), RevokedAt: T0}, ev)
 			return err
 		},
 		"Append":            func() error { return ro.Append(ctx, *ev) },
 		"AddSigningKey":     func() error { return ro.AddSigningKey(ctx, key2) },
 		"ReplaceSigningKey": func() error { return ro.ReplaceSigningKey(ctx, key) },
-		"Suspend":           func() error { return ro.Suspend(ctx, "a", t0) },
+		"Suspend":           func() error { return ro.Suspend(ctx, "a", T0) },
 		"GC": func() error {
-			_, err := ro.GC(t0.Add(100 * time.Hour))
+			_, err := ro.GC(T0.Add(100 * time.Hour))
 			return err
 		},
 	}
