@@ -4,6 +4,7 @@ that sign tokens with real keys."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -16,7 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import parse_qs
 
+import httpx
 import pytest
 
 from mandate_auth import Key, MandateMiddleware, Verifier, get_chain, require_scope
@@ -218,6 +221,38 @@ def token(key: Key, *, header: dict[str, Any] | None = None, **over: Any) -> str
     if header:
         h.update(header)
     return sign(key, {k: v for k, v in h.items() if v is not ...}, claims(**over))
+
+
+# -- Mandate at the network boundary (httpx's MockTransport) ---------------------------
+
+MOCK_METADATA = {"issuer": ISSUER, "token_endpoint": ISSUER + "/oauth2/token", "revocation_endpoint": ISSUER + "/oauth2/revoke",
+                 "jwks_uri": ISSUER + "/.well-known/jwks.json"}
+
+
+def claims_of(jws: str) -> dict[str, Any]:
+    """A compact JWS's payload, unverified."""
+    part = jws.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
+
+
+class MockMandate:
+    """Mandate for httpx's MockTransport: its metadata, then each answer in
+    turn (a response, or a callable of the request returning one); every
+    request but discovery kept."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/.well-known/oauth-authorization-server":
+            return httpx.Response(200, json=MOCK_METADATA)
+        self.requests.append(req)
+        a = self.answers.pop(0)
+        return a(req) if callable(a) else a  # type: ignore[no-any-return]
+
+    def form(self, i: int) -> dict[str, list[str]]:
+        return parse_qs(self.requests[i].content.decode())
 
 
 # -- serving an ASGI app over real HTTP ------------------------------------------------

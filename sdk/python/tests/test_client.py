@@ -13,26 +13,7 @@ import pytest
 
 from mandate_auth import AsyncClient, Client, DiscoveryError, InvalidScopeError, Key, OAuthError
 
-ISS = "https://mandate.example"
-MD = {"issuer": ISS, "token_endpoint": ISS + "/oauth2/token", "revocation_endpoint": ISS + "/oauth2/revoke",
-      "jwks_uri": ISS + "/.well-known/jwks.json"}
-
-
-def claims_of(jws: str) -> dict[str, Any]:
-    part = jws.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
-
-
-class Mandate:
-    def __init__(self, answers: list[httpx.Response]) -> None:
-        self.answers = answers
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, req: httpx.Request) -> httpx.Response:
-        if req.url.path == "/.well-known/oauth-authorization-server":
-            return httpx.Response(200, json=MD)
-        self.requests.append(req)
-        return self.answers.pop(0)
+from .conftest import ISSUER, MOCK_METADATA, MockMandate, claims_of
 
 
 def token_answer(**kw: Any) -> httpx.Response:
@@ -40,8 +21,8 @@ def token_answer(**kw: Any) -> httpx.Response:
 
 
 def test_basic_credentials_are_form_urlencoded_first() -> None:
-    m = Mandate([token_answer(token_type="Bearer")])
-    with Client(ISS, "a b:c", "p@ss+/é", http=httpx.Client(transport=httpx.MockTransport(m))) as c:
+    m = MockMandate([token_answer(token_type="Bearer")])
+    with Client(ISSUER, "a b:c", "p@ss+/é", http=httpx.Client(transport=httpx.MockTransport(m))) as c:
         c.mint(scope=["db:read:*", "tools:*"], audience=["https://a.example", "https://b.example"])
     req = m.requests[0]
     user, _, pw = base64.b64decode(req.headers["authorization"].split()[1]).decode().partition(":")
@@ -53,17 +34,17 @@ def test_basic_credentials_are_form_urlencoded_first() -> None:
 
 def test_a_nonce_challenge_is_answered_once() -> None:
     challenge = httpx.Response(400, json={"error": "use_dpop_nonce", "error_description": "nonce"}, headers={"DPoP-Nonce": "n1"})
-    m = Mandate([challenge, token_answer()])
+    m = MockMandate([challenge, token_answer()])
     key = Key.generate()
-    with Client(ISS, "orchestrator", "s", dpop_key=key, http=httpx.Client(transport=httpx.MockTransport(m))) as c:
+    with Client(ISSUER, "orchestrator", "s", dpop_key=key, http=httpx.Client(transport=httpx.MockTransport(m))) as c:
         t = c.mint()
     assert t.bound and t.key is key
     first, second = (claims_of(r.headers["dpop"]) for r in m.requests)
     assert "nonce" not in first and second["nonce"] == "n1" and first["jti"] != second["jti"]
-    assert first["htm"] == "POST" and first["htu"] == MD["token_endpoint"] and "ath" not in first
+    assert first["htm"] == "POST" and first["htu"] == MOCK_METADATA["token_endpoint"] and "ath" not in first
     again = httpx.Response(400, json={"error": "use_dpop_nonce"}, headers={"DPoP-Nonce": "n2"})
-    m = Mandate([challenge, again])
-    with Client(ISS, "orchestrator", "s", dpop_key=key, http=httpx.Client(transport=httpx.MockTransport(m))) as c:
+    m = MockMandate([challenge, again])
+    with Client(ISSUER, "orchestrator", "s", dpop_key=key, http=httpx.Client(transport=httpx.MockTransport(m))) as c:
         with pytest.raises(OAuthError) as e:
             c.mint()
     assert e.value.error == "use_dpop_nonce" and len(m.requests) == 2
@@ -72,24 +53,24 @@ def test_a_nonce_challenge_is_answered_once() -> None:
 def test_private_key_jwt_assertions_are_fresh_each_time() -> None:
     k = Key.generate("ES256")
     challenge = httpx.Response(400, json={"error": "use_dpop_nonce"}, headers={"DPoP-Nonce": "n"})
-    m = Mandate([challenge, token_answer()])
-    with Client(ISS, "keyed", client_key=k, dpop_key=Key.generate(), http=httpx.Client(transport=httpx.MockTransport(m)),
+    m = MockMandate([challenge, token_answer()])
+    with Client(ISSUER, "keyed", client_key=k, dpop_key=Key.generate(), http=httpx.Client(transport=httpx.MockTransport(m)),
                 now=lambda: 1_800_000_000.0) as c:
         c.mint()
     forms = [parse_qs(r.content.decode()) for r in m.requests]
     assert all("authorization" not in r.headers for r in m.requests)
     a1, a2 = (claims_of(f["client_assertion"][0]) for f in forms)
-    assert a1["iss"] == a1["sub"] == "keyed" and a1["aud"] == ISS and a1["exp"] - a1["iat"] == 60 and a1["jti"] != a2["jti"]
+    assert a1["iss"] == a1["sub"] == "keyed" and a1["aud"] == ISSUER and a1["exp"] - a1["iat"] == 60 and a1["jti"] != a2["jti"]
     assert forms[0]["client_assertion_type"] == ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]
     hdr = json.loads(base64.urlsafe_b64decode(forms[0]["client_assertion"][0].split(".")[0] + "=="))
     assert hdr == {"alg": "ES256", "typ": "JWT", "kid": k.kid}
 
 
 def test_errors_and_redirects() -> None:
-    m = Mandate([httpx.Response(400, json={"error": "invalid_scope", "error_description": "db:write is not yours"}),
+    m = MockMandate([httpx.Response(400, json={"error": "invalid_scope", "error_description": "db:write is not yours"}),
                  httpx.Response(302, headers={"Location": "https://evil.example/token"}),
                  httpx.Response(500, text="oops"), httpx.Response(200, text="not json")])
-    with Client(ISS, "o", "s", http=httpx.Client(transport=httpx.MockTransport(m), follow_redirects=True)) as c:
+    with Client(ISSUER, "o", "s", http=httpx.Client(transport=httpx.MockTransport(m), follow_redirects=True)) as c:
         with pytest.raises(InvalidScopeError) as e:
             c.mint()
         assert (e.value.error, e.value.error_description, e.value.status) == ("invalid_scope", "db:write is not yours", 400)
@@ -104,25 +85,25 @@ def test_errors_and_redirects() -> None:
 
 def test_discovery_refuses_another_issuer() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={**MD, "issuer": "https://evil.example"})
+        return httpx.Response(200, json={**MOCK_METADATA, "issuer": "https://evil.example"})
 
-    with Client(ISS, "o", "s", http=httpx.Client(transport=httpx.MockTransport(handler))) as c:
+    with Client(ISSUER, "o", "s", http=httpx.Client(transport=httpx.MockTransport(handler))) as c:
         with pytest.raises(DiscoveryError):
             c.mint()
 
 
 @pytest.mark.anyio
 async def test_async_client_sends_the_same() -> None:
-    m = Mandate([token_answer(), httpx.Response(200)])
+    m = MockMandate([token_answer(), httpx.Response(200)])
     key = Key.generate()
-    async with AsyncClient(ISS, "o", "s", dpop_key=key, http=httpx.AsyncClient(transport=httpx.MockTransport(m))) as c:
+    async with AsyncClient(ISSUER, "o", "s", dpop_key=key, http=httpx.AsyncClient(transport=httpx.MockTransport(m))) as c:
         agent = c.spawn_agent("a1")
         subject = c.adopt("e30." + base64.urlsafe_b64encode(json.dumps({"cnf": {"jkt": key.jkt}}).encode()).decode().rstrip("=") + ".x")
         t = await c.delegate_to_agent(subject, agent, scope="db:read:x", audience="https://api.example")
         await c.revoke(t)
     form = parse_qs(m.requests[0].content.decode())
     actor = claims_of(form["actor_token"][0])
-    assert actor["iss"] == "o" and actor["sub"] == "o/a1" and actor["aud"] == ISS and actor["exp"] - actor["iat"] == 120
+    assert actor["iss"] == "o" and actor["sub"] == "o/a1" and actor["aud"] == ISSUER and actor["exp"] - actor["iat"] == 120
     assert form["actor_token_type"] == ["urn:ietf:params:oauth:token-type:jwt"]
     assert t.key is agent.key and claims_of(m.requests[0].headers["dpop"])["htm"] == "POST"
     assert parse_qs(m.requests[1].content.decode()) == {"token": ["a.b.c"]} and "dpop" not in m.requests[1].headers

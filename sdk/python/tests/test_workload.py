@@ -30,7 +30,7 @@ from mandate_auth import (
     WorkloadTokenError,
 )
 
-from .conftest import AUDIENCE, Server, sign, start_server
+from .conftest import AUDIENCE, ISSUER, MockMandate, Server, claims_of, sign, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -167,7 +167,7 @@ def test_a_root_never_outlives_the_platform_token(mandate: Server, platform: Pla
     short = platform.service_account("agents", "researcher", life=120)
     with Client.from_workload_token(mandate.issuer, token=lambda: short) as me:
         root = me.mint()
-    assert root.info.expires_at == json.loads(_payload(short))["exp"]  # not the server's root_ttl (15 min)
+    assert root.info.expires_at == claims_of(short)["exp"]  # not the server's root_ttl (15 min)
 
 
 def test_a_rotated_token_is_read_at_the_next_request(mandate: Server, platform: Platform, token_file: Path) -> None:
@@ -267,7 +267,7 @@ def test_refused_workload_tokens(mandate: Server, platform: Platform, token_file
         "lives too long": platform.service_account("agents", "researcher", life=48 * 3600),
         "matches no rule": platform.service_account("kube-system", "default"),
         "signed by another key": sign(Key.generate("ES256"), {"alg": "ES256", "kid": platform.k8s.kid},
-                                      json.loads(_payload(platform.service_account("agents", "researcher")))),
+                                      claims_of(platform.service_account("agents", "researcher"))),
     }
     good = platform.service_account("agents", "researcher")
     write(token_file, good)
@@ -442,36 +442,12 @@ async def test_async_workload_and_id_jag(mandate: Server, platform: Platform, to
 
 # -- the wire, at the network boundary ----------------------------------------------------------------
 
-ISS = "https://mandate.example"
-MD = {"issuer": ISS, "token_endpoint": ISS + "/oauth2/token", "revocation_endpoint": ISS + "/oauth2/revoke"}
 PLATFORM_TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJlLW9mLXRoZS1wbGF0Zm9ybQ"
 
 
-def _payload(jws: str) -> str:
-    import base64
-
-    part = jws.split(".")[1]
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
-
-
 def _issued(holder: str) -> str:
-    return sign(Key.generate(), {"alg": "EdDSA", "typ": "at+jwt"}, {"iss": ISS, "sub": holder, "client_id": holder, "jti": "j",
+    return sign(Key.generate(), {"alg": "EdDSA", "typ": "at+jwt"}, {"iss": ISSUER, "sub": holder, "client_id": holder, "jti": "j",
                                                                       "scope": "db:read:*", "exp": 2_000_000_000})
-
-
-class Recorder:
-    def __init__(self, answers: list[httpx.Response]) -> None:
-        self.answers = answers
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, req: httpx.Request) -> httpx.Response:
-        if req.url.path == "/.well-known/oauth-authorization-server":
-            return httpx.Response(200, json=MD)
-        self.requests.append(req)
-        return self.answers.pop(0)
-
-    def form(self, i: int) -> dict[str, list[str]]:
-        return parse_qs(self.requests[i].content.decode())
 
 
 def _answer(value: str) -> httpx.Response:
@@ -480,9 +456,9 @@ def _answer(value: str) -> httpx.Response:
 
 def test_the_wire_of_a_workload_client(token_file: Path) -> None:
     write(token_file, PLATFORM_TOKEN)
-    m = Recorder([_answer(_issued("k8s/agents/a")), _answer(_issued("k8s/agents/a")), _answer(_issued("k8s/agents/a")),
+    m = MockMandate([_answer(_issued("k8s/agents/a")), _answer(_issued("k8s/agents/a")), _answer(_issued("k8s/agents/a")),
                   httpx.Response(200)])
-    with Client.from_workload_token(ISS, token_file, http=httpx.Client(transport=httpx.MockTransport(m))) as me:
+    with Client.from_workload_token(ISSUER, token_file, http=httpx.Client(transport=httpx.MockTransport(m))) as me:
         root = me.mint(scope="db:read:*", audience=AUDIENCE)
         me.downscope(root, scope="db:read:orders")
         me.identity()
@@ -496,7 +472,7 @@ def test_the_wire_of_a_workload_client(token_file: Path) -> None:
         assert f["client_assertion_type"] == ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]
         assert f["client_assertion"] == [PLATFORM_TOKEN] and "client_id" not in f and "assertion" not in f
     assert exchange["grant_type"] == ["urn:ietf:params:oauth:grant-type:token-exchange"]
-    assert ident["grant_type"] == ["client_credentials"] and ident["audience"] == [ISS]
+    assert ident["grant_type"] == ["client_credentials"] and ident["audience"] == [ISSUER]
     assert revoke["token"] == [root.value]
     assert all("authorization" not in r.headers and "dpop" not in r.headers for r in m.requests)
     assert me.client_id == "k8s/agents/a"
@@ -510,30 +486,21 @@ def test_the_token_is_read_again_for_a_nonce_retry(token_file: Path) -> None:
         write(token_file, PLATFORM_TOKEN + "2")
         return challenge
 
-    answers: list[Any] = [rotate_then_answer, _answer(_issued("k8s/agents/a"))]
-    seen: list[httpx.Request] = []
-
-    def handler(req: httpx.Request) -> httpx.Response:
-        if req.url.path == "/.well-known/oauth-authorization-server":
-            return httpx.Response(200, json=MD)
-        seen.append(req)
-        a = answers.pop(0)
-        return a(req) if callable(a) else a  # type: ignore[no-any-return]
-
+    m = MockMandate([rotate_then_answer, _answer(_issued("k8s/agents/a"))])
     key = Key.generate()
-    with Client.from_workload_token(ISS, token_file, dpop_key=key, http=httpx.Client(transport=httpx.MockTransport(handler))) as me:
+    with Client.from_workload_token(ISSUER, token_file, dpop_key=key, http=httpx.Client(transport=httpx.MockTransport(m))) as me:
         me.mint()
-    first, second = (parse_qs(r.content.decode()) for r in seen)
+    first, second = (parse_qs(r.content.decode()) for r in m.requests)
     assert first["assertion"] == [PLATFORM_TOKEN] and second["assertion"] == [PLATFORM_TOKEN + "2"]
-    assert all("dpop" in r.headers for r in seen)
+    assert all("dpop" in r.headers for r in m.requests)
 
 
 def test_an_answer_quoting_the_token_does_not_put_it_in_the_error(token_file: Path) -> None:
     write(token_file, PLATFORM_TOKEN)
     echo = httpx.Response(400, json={"error": "invalid_grant", "error_description": f"bad assertion {PLATFORM_TOKEN}!"})
     echo_client = httpx.Response(401, json={"error": "invalid_client", "error_description": f"bad {PLATFORM_TOKEN}"})
-    m = Recorder([echo, echo_client])
-    with Client.from_workload_token(ISS, token_file, http=httpx.Client(transport=httpx.MockTransport(m))) as me:
+    m = MockMandate([echo, echo_client])
+    with Client.from_workload_token(ISSUER, token_file, http=httpx.Client(transport=httpx.MockTransport(m))) as me:
         with pytest.raises(InvalidGrantError) as g:
             me.mint()
         with pytest.raises(InvalidClientError) as c:
@@ -544,8 +511,8 @@ def test_an_answer_quoting_the_token_does_not_put_it_in_the_error(token_file: Pa
 
 
 def test_the_wire_of_an_id_jag_redemption() -> None:
-    m = Recorder([_answer(_issued("portal"))])
-    with Client(ISS, "portal", "s3cret", http=httpx.Client(transport=httpx.MockTransport(m))) as portal:
+    m = MockMandate([_answer(_issued("portal"))])
+    with Client(ISSUER, "portal", "s3cret", http=httpx.Client(transport=httpx.MockTransport(m))) as portal:
         portal.redeem_id_jag("a.b.c", scope=["db:read:orders", "mail:send"], audience=AUDIENCE)
     assert m.form(0) == {"grant_type": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "assertion": ["a.b.c"],
                          "scope": ["db:read:orders mail:send"], "audience": [AUDIENCE]}
