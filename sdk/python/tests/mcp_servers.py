@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from .conftest import REPO, go_binary
+from .conftest import REPO, go_binary, stop_process
 
 
 def example_binary() -> str:
@@ -63,10 +62,4 @@ class Process:
         return "".join(self.stderr)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
