@@ -11,21 +11,14 @@
 // - making a DPoP proof: target ≤ 2× one raw Ed25519 signature
 // - verifying a DPoP-bound token with a fresh proof (cached chain + proof)
 // - one per-call Cedar decision (the orders API's policy), when cedar-wasm is installed
-import { generateKeyPairSync, sign, verify } from 'node:crypto';
+import { sign, verify } from 'node:crypto';
 import os from 'node:os';
 import { DPoPKey, KeySet, RevocationSet, Verifier } from '../dist/index.js';
+import { NOW, benchAsync, jwk, privateKey, publicKey, token } from './common.mjs';
 
 const json = process.argv.includes('--json');
-const NOW = 1795770000;
-const b64 = (s) => Buffer.from(s).toString('base64url');
 
-const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'bench', alg: 'EdDSA', use: 'sig' };
 const holder = DPoPKey.generate();
-function token(claims) {
-  const input = `${b64(JSON.stringify({ alg: 'EdDSA', kid: 'bench', typ: 'at+jwt' }))}.${b64(JSON.stringify(claims))}`;
-  return `${input}.${sign(null, Buffer.from(input), privateKey).toString('base64url')}`;
-}
 const claims = {
   iss: 'https://mandate.example', sub: 'orchestrator', sub_iss: 'https://mandate.example', aud: ['https://orders.example'],
   client_id: 'db-agent', scope: 'db:read:orders', iat: NOW - 10, nbf: NOW - 10, exp: NOW + 300, jti: '01JFK3M2X6Y8Z9ABCDEFGHJKMN',
@@ -52,19 +45,6 @@ function bench(name, n, f, batches = 101) {
   for (let b = 0; b < batches; b++) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) f(k++);
-    per.push(Number(process.hrtime.bigint() - t0) / n);
-  }
-  per.sort((a, b) => a - b);
-  return { name, median_ns: per[per.length >> 1], p10_ns: per[Math.floor(per.length * 0.1)], p90_ns: per[Math.floor(per.length * 0.9)], iterations: n * batches };
-}
-
-async function benchAsync(name, n, f, batches = 101) {
-  let k = 0;
-  for (let i = 0; i < n * 5; i++) await f(k++);
-  const per = [];
-  for (let b = 0; b < batches; b++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) await f(k++);
     per.push(Number(process.hrtime.bigint() - t0) / n);
   }
   per.sort((a, b) => a - b);
