@@ -224,17 +224,20 @@ KEYS = st.sampled_from(["exp", "EXP", "Exp", "sub", "sub_iss", "SUB_ISS", "kid",
                         r"\u017fub", "\u017fub", "\u212aid", "k\u0131d", r"\ud800", r"\udbff", "jkt", "JKT", ""])
 
 
-def json_text(depth: int = 0) -> st.SearchStrategy[str]:
-    leaf = st.sampled_from(["1", "-2.5e3", '"s"', "null", "true", "[]", "{}"])
+JSON_LEAVES = st.sampled_from(["1", "-2.5e3", '"s"', "null", "true", "[]", "{}"])
+
+
+def json_doc(names: st.SearchStrategy[str], leaves: st.SearchStrategy[str], depth: int = 0) -> st.SearchStrategy[str]:
+    """JSON text nested at most three deep, its members named from ``names``."""
     if depth >= 3:
-        return leaf
-    member = st.tuples(KEYS, st.deferred(lambda: json_text(depth + 1))).map(lambda kv: f'"{kv[0]}":{kv[1]}')
+        return leaves
+    member = st.tuples(names, st.deferred(lambda: json_doc(names, leaves, depth + 1))).map(lambda kv: f'"{kv[0]}":{kv[1]}')
     obj = st.lists(member, max_size=4).map(lambda ms: "{" + ",".join(ms) + "}")
-    arr = st.lists(st.deferred(lambda: json_text(depth + 1)), max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
-    return st.one_of(leaf, obj, arr)
+    arr = st.lists(st.deferred(lambda: json_doc(names, leaves, depth + 1)), max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
+    return st.one_of(leaves, obj, arr)
 
 
-@given(json_text())
+@given(json_doc(KEYS, JSON_LEAVES))
 def test_both_readers_of_members_agree(doc: str) -> None:
     raw = doc.encode("utf-8")
     try:
@@ -265,15 +268,6 @@ FEED_LEAVES = st.sampled_from(["1", "0", "-0.5", "1795773600.75", "9007199254740
                                '"\\ud83d\\ude00"', '"\\\\ud800"', "null", "true", "false", "[]", "{}"])
 
 
-def feed_text(depth: int = 0) -> st.SearchStrategy[str]:
-    if depth >= 3:
-        return FEED_LEAVES
-    member = st.tuples(FEED_NAMES, st.deferred(lambda: feed_text(depth + 1))).map(lambda kv: f'"{kv[0]}":{kv[1]}')
-    obj = st.lists(member, max_size=4).map(lambda ms: "{" + ",".join(ms) + "}")
-    arr = st.lists(st.deferred(lambda: feed_text(depth + 1)), max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
-    return st.one_of(FEED_LEAVES, obj, arr)
-
-
 def feed_page_check(raw: bytes) -> None:
     from mandate_auth import FeedAnswerError
     from mandate_auth.remote import FeedPage, read_page
@@ -292,7 +286,7 @@ def test_read_page_arbitrary_bytes(raw: bytes) -> None:
     feed_page_check(raw)
 
 
-@given(feed_text(), st.sampled_from(["", " ", "x", "}", "]", ",", "\n{}"]), st.integers(min_value=0, max_value=3))
+@given(json_doc(FEED_NAMES, FEED_LEAVES), st.sampled_from(["", " ", "x", "}", "]", ",", "\n{}"]), st.integers(min_value=0, max_value=3))
 def test_read_page_jsonish(doc: str, tail: str, cut: int) -> None:
     feed_page_check(doc.encode("utf-8") + tail.encode())
     feed_page_check(doc.encode("utf-8")[: max(0, len(doc) - cut)])
@@ -309,7 +303,7 @@ def plain(v: Any) -> Any:
     return v
 
 
-@given(st.one_of(feed_text(), st.text(alphabet='{}[]",:0123456789.eE+-nulltrfas \\\t\n', max_size=60)))
+@given(st.one_of(json_doc(FEED_NAMES, FEED_LEAVES), st.text(alphabet='{}[]",:0123456789.eE+-nulltrfas \\\t\n', max_size=60)))
 def test_the_deep_reader_reads_as_the_decoder(doc: str) -> None:
     # loads_document reads documents nested deeper than Python recurses with
     # _decode_deep: both must read every document alike.
