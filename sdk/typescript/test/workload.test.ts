@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from 'jose';
 import {
   DPoPKey,
   GRANT_JWT_BEARER,
@@ -23,7 +22,7 @@ import {
   ProtocolError,
   type Token,
 } from '../dist/index.js';
-import { type Server, startServer } from './harness.js';
+import { type Server, type TestKey, signToken, startServer, testKey } from './harness.js';
 
 const K8S = 'https://kubernetes.default.svc.cluster.local';
 const IDP = 'https://login.acme.example';
@@ -31,17 +30,8 @@ const ORDERS = 'https://orders.example';
 const MAIL = 'https://mail.example';
 const MCP = 'https://mcp.example/mcp';
 
-interface Signer {
-  kid: string;
-  priv: CryptoKey;
-  jwks: string;
-}
-
-async function signer(kid: string): Promise<Signer> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  const jwk = await exportJWK(publicKey);
-  return { kid, priv: privateKey, jwks: JSON.stringify({ keys: [{ ...jwk, kid, alg: 'ES256', use: 'sig' }] }) };
-}
+/** A JWKS file's text: the key's public half. */
+const jwks = (k: TestKey): string => JSON.stringify({ keys: [k.jwk] });
 
 // (A registered client must have a credential of its own, secret or
 // jwks_file, even when only its workload token is ever used.)
@@ -88,16 +78,16 @@ id_jag_issuers:
 
 describe('workload identity and ID-JAGs against a real mandate serve', () => {
   let srv: Server;
-  let k8s: Signer;
-  let idp: Signer;
-  let stranger: Signer; // the same kid as the cluster's, another key
+  let k8s: TestKey;
+  let idp: TestKey;
+  let stranger: TestKey; // the same kid as the cluster's, another key
   const dir = mkdtempSync(join(tmpdir(), 'mandate-workload-'));
   const tokenFile = join(dir, 'mandate-token');
 
   const nowS = (): number => Math.floor(Date.now() / 1000);
 
   /** A projected service-account token of namespace ns, service account sa, for Mandate's audience (edit changes claims). */
-  async function saToken(ns: string, sa: string, edit: (c: Record<string, unknown>) => void = () => {}, by: Signer = k8s): Promise<string> {
+  function saToken(ns: string, sa: string, edit: (c: Record<string, unknown>) => void = () => {}, by: TestKey = k8s): string {
     const now = nowS();
     const claims: Record<string, unknown> = {
       iss: K8S,
@@ -114,11 +104,11 @@ describe('workload identity and ID-JAGs against a real mandate serve', () => {
       },
     };
     edit(claims);
-    return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: by.kid }).sign(by.priv);
+    return signToken(by, claims, { typ: undefined });
   }
 
   /** An ID-JAG the enterprise IdP made for client, for Alice. */
-  function idJag(client: string, edit: (c: Record<string, unknown>) => void = () => {}): Promise<string> {
+  function idJag(client: string, edit: (c: Record<string, unknown>) => void = () => {}): string {
     const now = nowS();
     const claims: Record<string, unknown> = {
       iss: IDP,
@@ -133,7 +123,7 @@ describe('workload identity and ID-JAGs against a real mandate serve', () => {
       email: 'alice@acme.example',
     };
     edit(claims);
-    return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: idp.kid, typ: 'oauth-id-jag+jwt' }).sign(idp.priv);
+    return signToken(idp, claims, { typ: 'oauth-id-jag+jwt' });
   }
 
   function writeToken(token: string, file = tokenFile): void {
@@ -168,10 +158,10 @@ describe('workload identity and ID-JAGs against a real mandate serve', () => {
   }
 
   before(async () => {
-    k8s = await signer('k8s-1');
-    idp = await signer('idp-1');
-    stranger = await signer('k8s-1');
-    srv = await startServer(CONFIG, { 'k8s-jwks.json': k8s.jwks, 'idp-jwks.json': idp.jwks });
+    k8s = testKey('k8s-1', 'ES256');
+    idp = testKey('idp-1', 'ES256');
+    stranger = testKey('k8s-1', 'ES256');
+    srv = await startServer(CONFIG, { 'k8s-jwks.json': jwks(k8s), 'idp-jwks.json': jwks(idp) });
   });
 
   after(async () => {
