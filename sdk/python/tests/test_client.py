@@ -92,6 +92,22 @@ def test_discovery_refuses_another_issuer() -> None:
             c.mint()
 
 
+@pytest.mark.parametrize("key", ["token_endpoint", "revocation_endpoint"])
+def test_discovery_refuses_endpoints_on_another_origin(key: str) -> None:
+    # Credentials (a secret, an assertion, a platform token) go to the
+    # server discovered, nowhere else, as in the Go and TypeScript clients.
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(200, json={**MOCK_METADATA, key: "https://evil.example/oauth2/token"})
+
+    with Client(ISSUER, "o", "s", http=httpx.Client(transport=httpx.MockTransport(handler))) as c:
+        with pytest.raises(DiscoveryError, match="not on the issuer's origin"):
+            c.mint()
+    assert [r.url.path for r in seen] == ["/.well-known/oauth-authorization-server"]
+
+
 @pytest.mark.anyio
 async def test_async_client_sends_the_same() -> None:
     m = MockMandate([token_answer(), httpx.Response(200)])

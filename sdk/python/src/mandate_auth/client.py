@@ -144,6 +144,12 @@ class Agent:
         return f"Agent(name={self.name!r}, key={self.key!r})"
 
 
+def _same_origin(endpoint: str, issuer: str) -> bool:
+    """Whether endpoint has issuer's scheme and host (with port)."""
+    e, i = httpx.URL(endpoint), httpx.URL(issuer)
+    return e.scheme == i.scheme and e.netloc.lower() == i.netloc.lower()
+
+
 @dataclass(frozen=True)
 class Metadata:
     """The endpoints RFC 8414 discovery found."""
@@ -290,6 +296,11 @@ class _Base:
         tok, rev = doc.get("token_endpoint"), doc.get("revocation_endpoint")
         if not isinstance(tok, str) or not tok:
             raise DiscoveryError("metadata has no token_endpoint")
+        for e in (tok, rev if isinstance(rev, str) else ""):
+            # Credentials go to the server discovered, nowhere else (the Go
+            # and TypeScript clients refuse the same).
+            if e and not _same_origin(e, self.issuer):
+                raise DiscoveryError(f"endpoint {excerpt(e)!r} is not on the issuer's origin")
         self._md = Metadata(issuer=self.issuer, token_endpoint=tok, revocation_endpoint=rev if isinstance(rev, str) else "",
                             jwks_uri=str(doc.get("jwks_uri") or ""), introspection_endpoint=str(doc.get("introspection_endpoint") or ""),
                             raw=doc)
