@@ -412,10 +412,9 @@ export class MandateClient {
    * invalid_grant.
    */
   mint(opts: { scope?: string | readonly string[]; audience?: string | readonly string[] } = {}): Promise<Token> {
-    const workload = this.#workloadToken !== null;
-    const form = new URLSearchParams({ grant_type: workload ? GRANT_JWT_BEARER : GRANT_CLIENT_CREDENTIALS });
+    const form = new URLSearchParams({ grant_type: this.workload ? GRANT_JWT_BEARER : GRANT_CLIENT_CREDENTIALS });
     narrow(form, opts);
-    return this.token(form, this.dpopKey, this.dpopKey, workload);
+    return this.token(form, this.dpopKey, this.dpopKey, this.workload);
   }
 
   /**
@@ -683,7 +682,8 @@ export class MandateClient {
 function workloadReader(o: ClientOptions): (() => Promise<string>) | null {
   if (o.workloadTokenFile !== undefined) {
     const path = o.workloadTokenFile;
-    return async () => checkedToken(await readTokenFile(path), `the workload token file ${JSON.stringify(path)}`);
+    const where = `the workload token file ${JSON.stringify(path)}`;
+    return async () => checkedToken(await readTokenFile(path, where), where);
   }
   const fn = o.workloadToken;
   if (fn === undefined) return null;
@@ -699,9 +699,8 @@ function workloadReader(o: ClientOptions): (() => Promise<string>) | null {
   };
 }
 
-/** Reads a token file of at most MAX_TOKEN_SIZE bytes; a failure names the path and the system's code, never the contents. */
-async function readTokenFile(path: string): Promise<string> {
-  const where = `the workload token file ${JSON.stringify(path)}`;
+/** Reads a token file of at most MAX_TOKEN_SIZE bytes; a failure names it (where) and the system's code, never the contents. */
+async function readTokenFile(path: string, where: string): Promise<string> {
   let fh;
   try {
     fh = await open(path, 'r');
