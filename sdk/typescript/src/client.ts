@@ -267,6 +267,15 @@ function adopt(value: string, key: DPoPKey | null, now: () => number, fetchFn: F
   return new Token({ value, type, scope, expiresAt, key, now, fetch: fetchFn });
 }
 
+/** Whether endpoint has issuer's scheme and host (with port). */
+function sameOrigin(endpoint: string, issuer: string): boolean {
+  try {
+    return new URL(endpoint).origin === new URL(issuer).origin;
+  } catch {
+    return false;
+  }
+}
+
 /** Options of an exchange. */
 export interface ExchangeOptions {
   /**
@@ -387,6 +396,13 @@ export class MandateClient {
       throw new ProtocolError(`mandate discovery: metadata names issuer "${excerpt(String(md.issuer))}", not "${excerpt(issuer)}"`);
     }
     if (typeof md.token_endpoint !== 'string' || !md.token_endpoint) throw new ProtocolError('mandate discovery: metadata has no token_endpoint');
+    for (const e of [md.token_endpoint, md.revocation_endpoint]) {
+      // Credentials go to the server discovered, nowhere else (the Go and
+      // Python clients refuse the same).
+      if (typeof e === 'string' && e && !sameOrigin(e, issuer)) {
+        throw new ProtocolError(`mandate discovery: endpoint ${safeURL(e)} is not on the issuer's origin`);
+      }
+    }
     if (workload && Array.isArray(md.grant_types_supported) && !md.grant_types_supported.includes(GRANT_JWT_BEARER)) {
       throw new ProtocolError(`mandate discovery: ${safeURL(issuer)} does not accept workload tokens (its grant_types_supported lacks ${GRANT_JWT_BEARER}: no workload_issuers are configured)`);
     }

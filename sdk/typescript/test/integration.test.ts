@@ -129,6 +129,20 @@ describe('against a real mandate serve', () => {
     assert.equal(orch.metadata.issuer, srv.issuer);
   });
 
+  it('discovery refuses endpoints off the issuer\'s origin (credentials go only to the server discovered)', async () => {
+    for (const key of ['token_endpoint', 'revocation_endpoint']) {
+      const seen: string[] = [];
+      const fetchFn = async (url: string | URL | Request): Promise<Response> => {
+        seen.push(String(url));
+        return Response.json({ issuer: 'https://mandate.example', token_endpoint: 'https://mandate.example/oauth2/token',
+          revocation_endpoint: 'https://mandate.example/oauth2/revoke', [key]: 'https://evil.example/steal' });
+      };
+      await assert.rejects(MandateClient.discover('https://mandate.example', { clientId: 'o', clientSecret: 'x', fetch: fetchFn }),
+        (e: unknown) => e instanceof ProtocolError && /not on the issuer's origin/.test(e.message));
+      assert.deepEqual(seen, ['https://mandate.example/.well-known/oauth-authorization-server']);
+    }
+  });
+
   it('the whole story: mint, delegate twice with narrowing, an ephemeral agent, protected calls, a leaked token, revoke the root', async () => {
     // Mint: a root bound to the orchestrator's key.
     const root = await orch.mint();
